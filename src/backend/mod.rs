@@ -1,0 +1,1 @@
+//! Backends: where a plan's side effects happen.

@@ -1,0 +1,497 @@
+//! The oracle: an append-only record of every write pgdrill committed on the source, and the
+//! arithmetic that says which of them must exist after recovery to a given target.
+//!
+//! Pure data and pure functions: the runner fills it from server-side facts (txid, commit LSN,
+//! WAL segment, commit timestamp); nothing here talks to a database or reads a clock.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A PostgreSQL log sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Lsn(pub u64);
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+impl FromStr for Lsn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (hi, lo) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not an LSN (expected the form 0/3000060)"))?;
+        let hi = u64::from_str_radix(hi, 16).map_err(|_| format!("`{s}` is not an LSN"))?;
+        let lo = u64::from_str_radix(lo, 16).map_err(|_| format!("`{s}` is not an LSN"))?;
+        if hi > 0xFFFF_FFFF || lo > 0xFFFF_FFFF {
+            return Err(format!(
+                "`{s}` is not an LSN (each half is at most FFFFFFFF)"
+            ));
+        }
+        Ok(Lsn((hi << 32) | lo))
+    }
+}
+
+impl Serialize for Lsn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lsn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The step id under which seed rows are recorded.
+pub const SEED_STEP: &str = "seed";
+
+/// The deterministic payload of one generated row. Verification recomputes it.
+pub fn row_payload(seed: u64, table: &str, id: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(table.as_bytes());
+    h.update(id.to_le_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Digest over the payloads of consecutive ids, as recorded for one write.
+pub fn rows_digest<'a>(payloads: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Sha256::new();
+    for p in payloads {
+        h.update(p.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// One committed transaction that inserted `rows` rows with ids `first_id..first_id+rows`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Commit order on the source, from 0.
+    pub seq: u64,
+    pub step_id: String,
+    pub table: String,
+    pub first_id: u64,
+    pub rows: u64,
+    /// SHA-256 over the payloads of the inserted rows.
+    pub digest: String,
+    pub txid: u64,
+    /// `pg_current_wal_insert_lsn()` read inside the transaction just before COMMIT.
+    pub pre_commit_lsn: Lsn,
+    /// `pg_current_wal_insert_lsn()` read right after COMMIT: the end of the commit record.
+    pub commit_lsn: Lsn,
+    /// The WAL segment file holding the commit record.
+    pub segment: String,
+    /// Server-side commit time (`pg_xact_commit_timestamp`).
+    pub commit_time: DateTime<Utc>,
+}
+
+impl LedgerEntry {
+    pub fn ids(&self) -> std::ops::Range<u64> {
+        self.first_id..self.first_id + self.rows
+    }
+}
+
+/// A base backup as barman reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    pub step_id: String,
+    pub backup_id: String,
+    pub begin_lsn: Lsn,
+    pub end_lsn: Lsn,
+    pub begin_wal: String,
+    pub end_wal: String,
+    pub end_time: DateTime<Utc>,
+    pub timeline: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestorePointRecord {
+    pub step_id: String,
+    pub name: String,
+    /// The LSN `pg_create_restore_point` returned (end of its record).
+    pub lsn: Lsn,
+}
+
+/// A fault pgdrill injected, as recorded for loss explanations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub step_id: String,
+    /// What was done, e.g. `deleted WAL segment 000000010000000000000009`.
+    pub action: String,
+    /// WAL segments the fault removed from the archive.
+    pub segments_removed: Vec<String>,
+    /// Object keys it deleted.
+    pub objects_deleted: Vec<String>,
+}
+
+/// Everything recorded about the source during one drill.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub entries: Vec<LedgerEntry>,
+    pub backups: Vec<BackupRecord>,
+    pub restore_points: Vec<RestorePointRecord>,
+    pub faults: Vec<FaultRecord>,
+    /// Row counts and checksums of tables loaded from an SQL fixture, taken after loading.
+    pub fixture_tables: Vec<FixtureTable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FixtureTable {
+    pub table: String,
+    pub rows: u64,
+    pub checksum: String,
+}
+
+/// A recovery target with every step reference replaced by what the ledger recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedTarget {
+    Latest,
+    Immediate,
+    Time(DateTime<Utc>),
+    Lsn(Lsn),
+    Xid(u64),
+    Name(String),
+}
+
+impl fmt::Display for ResolvedTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolvedTarget::Latest => f.write_str("latest"),
+            ResolvedTarget::Immediate => f.write_str("immediate"),
+            ResolvedTarget::Time(t) => write!(f, "time {}", pg_timestamp(t)),
+            ResolvedTarget::Lsn(l) => write!(f, "lsn {l}"),
+            ResolvedTarget::Xid(x) => write!(f, "xid {x}"),
+            ResolvedTarget::Name(n) => write!(f, "name {n}"),
+        }
+    }
+}
+
+/// A timestamp in the form PostgreSQL accepts for `recovery_target_time`, microseconds kept.
+pub fn pg_timestamp(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
+}
+
+/// Why a target cannot be computed from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("step `{0}` has no commit in the ledger")]
+    NoCommit(String),
+    #[error("no restore point named `{0}` in the ledger")]
+    NoRestorePoint(String),
+    #[error("no base backup in the ledger")]
+    NoBackup,
+    #[error("step `{0}` is not a base backup in the ledger")]
+    NotABackup(String),
+    #[error("no base backup ends before the target {0}")]
+    NoBackupBeforeTarget(String),
+    #[error("transaction {0} is not in the ledger")]
+    UnknownXid(u64),
+}
+
+impl Ledger {
+    pub fn entry_for_step(&self, step_id: &str) -> Result<&LedgerEntry, LedgerError> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.step_id == step_id)
+            .ok_or_else(|| LedgerError::NoCommit(step_id.to_string()))
+    }
+
+    pub fn backup_for_step(&self, step_id: &str) -> Result<&BackupRecord, LedgerError> {
+        self.backups
+            .iter()
+            .find(|b| b.step_id == step_id)
+            .ok_or_else(|| LedgerError::NotABackup(step_id.to_string()))
+    }
+
+    /// The base backup recovery starts from: the one named, else the newest one that ends
+    /// before the target (the rule CNPG applies).
+    pub fn choose_backup(
+        &self,
+        target: &ResolvedTarget,
+        named: Option<&str>,
+    ) -> Result<&BackupRecord, LedgerError> {
+        if let Some(step) = named {
+            return self.backup_for_step(step);
+        }
+        if self.backups.is_empty() {
+            return Err(LedgerError::NoBackup);
+        }
+        let fits = |b: &&BackupRecord| match target {
+            ResolvedTarget::Time(t) => b.end_time <= *t,
+            ResolvedTarget::Lsn(l) => b.end_lsn <= *l,
+            _ => true,
+        };
+        self.backups
+            .iter()
+            .filter(fits)
+            .max_by_key(|b| b.end_lsn)
+            .ok_or_else(|| LedgerError::NoBackupBeforeTarget(target.to_string()))
+    }
+
+    /// The ledger entries that must be present after recovering `backup` to `target`.
+    ///
+    /// Rules, as PostgreSQL applies them (xlogrecovery.c):
+    /// - time: inclusive keeps commits with time <= target, exclusive those with time < target;
+    /// - lsn: commits whose record ends at or before the target (writes are serial, so the
+    ///   record at the target is never another commit);
+    /// - xid: commits up to that transaction, it included unless exclusive;
+    /// - name: commits before the restore point record;
+    /// - immediate: commits before the end of the base backup.
+    pub fn expected_at(
+        &self,
+        target: &ResolvedTarget,
+        exclusive: bool,
+        backup: &BackupRecord,
+    ) -> Result<Vec<&LedgerEntry>, LedgerError> {
+        let keep: Box<dyn Fn(&LedgerEntry) -> bool> = match target {
+            ResolvedTarget::Latest => Box::new(|_| true),
+            ResolvedTarget::Immediate => {
+                let end = backup.end_lsn;
+                Box::new(move |e| e.commit_lsn <= end)
+            }
+            ResolvedTarget::Time(t) => {
+                let t = *t;
+                if exclusive {
+                    Box::new(move |e| e.commit_time < t)
+                } else {
+                    Box::new(move |e| e.commit_time <= t)
+                }
+            }
+            ResolvedTarget::Lsn(l) => {
+                let l = *l;
+                Box::new(move |e| e.commit_lsn <= l)
+            }
+            ResolvedTarget::Xid(x) => {
+                let seq = self
+                    .entries
+                    .iter()
+                    .find(|e| e.txid == *x)
+                    .map(|e| e.seq)
+                    .ok_or(LedgerError::UnknownXid(*x))?;
+                if exclusive {
+                    Box::new(move |e| e.seq < seq)
+                } else {
+                    Box::new(move |e| e.seq <= seq)
+                }
+            }
+            ResolvedTarget::Name(n) => {
+                let rp = self
+                    .restore_points
+                    .iter()
+                    .find(|r| &r.name == n)
+                    .ok_or_else(|| LedgerError::NoRestorePoint(n.clone()))?;
+                let lsn = rp.lsn;
+                Box::new(move |e| e.commit_lsn <= lsn)
+            }
+        };
+        // Everything committed before the backup ended is in the backup whatever the target.
+        let end = backup.end_lsn;
+        Ok(self
+            .entries
+            .iter()
+            .filter(|e| e.commit_lsn <= end || keep(e))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(sec: u32, micro: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, sec).unwrap()
+            + chrono::Duration::microseconds(micro as i64)
+    }
+
+    fn entry(seq: u64, step: &str, first_id: u64, rows: u64, lsn: u64, sec: u32) -> LedgerEntry {
+        LedgerEntry {
+            seq,
+            step_id: step.into(),
+            table: "events".into(),
+            first_id,
+            rows,
+            digest: String::new(),
+            txid: 700 + seq,
+            pre_commit_lsn: Lsn(lsn - 0x40),
+            commit_lsn: Lsn(lsn),
+            segment: format!("0000000100000000000000{:02X}", lsn >> 24),
+            commit_time: t(sec, 0),
+        }
+    }
+
+    /// Seed (24 rows) before the backup, then three single-row writes in segments 8, 9, A,
+    /// a restore point between the second and third.
+    fn adr007() -> (Ledger, BackupRecord) {
+        let backup = BackupRecord {
+            step_id: "base".into(),
+            backup_id: "20261122T100000".into(),
+            begin_lsn: Lsn(0x0600_0028),
+            end_lsn: Lsn(0x0700_0100),
+            begin_wal: "000000010000000000000006".into(),
+            end_wal: "000000010000000000000007".into(),
+            end_time: t(5, 0),
+            timeline: 1,
+        };
+        let ledger = Ledger {
+            entries: vec![
+                entry(0, SEED_STEP, 1, 24, 0x0500_1000, 1),
+                entry(1, "w1", 25, 1, 0x0800_0200, 10),
+                entry(2, "w2", 26, 1, 0x0900_0200, 20),
+                entry(3, "w3", 27, 1, 0x0A00_0200, 30),
+            ],
+            backups: vec![backup.clone()],
+            restore_points: vec![RestorePointRecord {
+                step_id: "rp".into(),
+                name: "before-w3".into(),
+                lsn: Lsn(0x0900_0300),
+            }],
+            ..Default::default()
+        };
+        (ledger, backup)
+    }
+
+    fn steps(v: Vec<&LedgerEntry>) -> Vec<String> {
+        v.into_iter().map(|e| e.step_id.clone()).collect()
+    }
+
+    #[test]
+    fn lsn_round_trips_through_text() {
+        let l: Lsn = "16/B374D848".parse().unwrap();
+        assert_eq!(l, Lsn(0x16_B374_D848));
+        assert_eq!(l.to_string(), "16/B374D848");
+        assert!("16B374D848".parse::<Lsn>().is_err());
+        assert!("1/G".parse::<Lsn>().is_err());
+        assert!("100000000/0".parse::<Lsn>().is_err());
+    }
+
+    #[test]
+    fn latest_keeps_everything() {
+        let (l, b) = adr007();
+        let got = l.expected_at(&ResolvedTarget::Latest, false, &b).unwrap();
+        assert_eq!(steps(got), ["seed", "w1", "w2", "w3"]);
+    }
+
+    #[test]
+    fn immediate_keeps_what_the_backup_holds() {
+        let (l, b) = adr007();
+        let got = l
+            .expected_at(&ResolvedTarget::Immediate, false, &b)
+            .unwrap();
+        assert_eq!(steps(got), ["seed"]);
+    }
+
+    #[test]
+    fn time_target_inclusive_and_exclusive_at_a_commit() {
+        let (l, b) = adr007();
+        let at_w2 = ResolvedTarget::Time(t(20, 0));
+        assert_eq!(
+            steps(l.expected_at(&at_w2, false, &b).unwrap()),
+            ["seed", "w1", "w2"]
+        );
+        assert_eq!(
+            steps(l.expected_at(&at_w2, true, &b).unwrap()),
+            ["seed", "w1"]
+        );
+        let between = ResolvedTarget::Time(t(25, 0));
+        assert_eq!(
+            steps(l.expected_at(&between, true, &b).unwrap()),
+            ["seed", "w1", "w2"]
+        );
+    }
+
+    #[test]
+    fn lsn_target_keeps_commits_ending_at_or_before_it() {
+        let (l, b) = adr007();
+        let got = l
+            .expected_at(&ResolvedTarget::Lsn(Lsn(0x0900_0200)), false, &b)
+            .unwrap();
+        assert_eq!(steps(got), ["seed", "w1", "w2"]);
+        let got = l
+            .expected_at(&ResolvedTarget::Lsn(Lsn(0x0900_01FF)), false, &b)
+            .unwrap();
+        assert_eq!(steps(got), ["seed", "w1"]);
+    }
+
+    #[test]
+    fn xid_target_counts_in_commit_order() {
+        let (l, b) = adr007();
+        let x = ResolvedTarget::Xid(702); // w2
+        assert_eq!(
+            steps(l.expected_at(&x, false, &b).unwrap()),
+            ["seed", "w1", "w2"]
+        );
+        assert_eq!(steps(l.expected_at(&x, true, &b).unwrap()), ["seed", "w1"]);
+        assert_eq!(
+            l.expected_at(&ResolvedTarget::Xid(9), false, &b),
+            Err(LedgerError::UnknownXid(9))
+        );
+    }
+
+    #[test]
+    fn name_target_stops_at_the_restore_point() {
+        let (l, b) = adr007();
+        let n = ResolvedTarget::Name("before-w3".into());
+        assert_eq!(
+            steps(l.expected_at(&n, false, &b).unwrap()),
+            ["seed", "w1", "w2"]
+        );
+        assert!(
+            l.expected_at(&ResolvedTarget::Name("nope".into()), false, &b)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_target_before_the_backup_end_still_keeps_the_backup() {
+        let (l, b) = adr007();
+        let early = ResolvedTarget::Lsn(Lsn(0x0100_0000));
+        assert_eq!(steps(l.expected_at(&early, false, &b).unwrap()), ["seed"]);
+    }
+
+    #[test]
+    fn backup_choice_follows_cnpg() {
+        let (mut l, b) = adr007();
+        let mut b2 = b.clone();
+        b2.step_id = "base2".into();
+        b2.backup_id = "20261122T100025".into();
+        b2.end_lsn = Lsn(0x0900_0800);
+        b2.end_time = t(25, 0);
+        l.backups.push(b2);
+        let pick = |tg: ResolvedTarget| l.choose_backup(&tg, None).unwrap().step_id.clone();
+        assert_eq!(pick(ResolvedTarget::Latest), "base2");
+        assert_eq!(pick(ResolvedTarget::Time(t(21, 0))), "base");
+        assert_eq!(pick(ResolvedTarget::Time(t(26, 0))), "base2");
+        assert_eq!(pick(ResolvedTarget::Lsn(Lsn(0x0900_0000))), "base");
+        assert_eq!(
+            l.choose_backup(&ResolvedTarget::Latest, Some("base"))
+                .unwrap()
+                .step_id,
+            "base"
+        );
+        assert!(matches!(
+            l.choose_backup(&ResolvedTarget::Time(t(1, 0)), None),
+            Err(LedgerError::NoBackupBeforeTarget(_))
+        ));
+    }
+
+    #[test]
+    fn payloads_are_deterministic_and_distinct() {
+        assert_eq!(row_payload(1, "events", 5), row_payload(1, "events", 5));
+        assert_ne!(row_payload(1, "events", 5), row_payload(2, "events", 5));
+        assert_ne!(row_payload(1, "events", 5), row_payload(1, "events", 6));
+        assert_ne!(rows_digest(["a", "b"]), rows_digest(["ab"]));
+    }
+}

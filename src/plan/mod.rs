@@ -1,0 +1,1 @@
+//! Scenario → ordered steps; pure and deterministic.

@@ -1,0 +1,129 @@
+//! The typed events a run emits. Reporters consume these and nothing else; the runner never
+//! formats a report itself.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::verify::Verification;
+
+/// Something that happened during a run, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted(RunInfo),
+    ScenarioStarted {
+        scenario: String,
+        at: DateTime<Utc>,
+    },
+    StepStarted {
+        scenario: String,
+        step: String,
+        kind: String,
+        at: DateTime<Utc>,
+    },
+    StepFinished {
+        scenario: String,
+        step: String,
+        kind: String,
+        seconds: f64,
+        /// One line saying what the step did, e.g. `committed txid 745 at 0/8000200 in 000000010000000000000008`.
+        detail: String,
+    },
+    ScenarioFinished(Box<ScenarioResult>),
+    RunFinished {
+        at: DateTime<Utc>,
+        seconds: f64,
+    },
+}
+
+/// Facts about the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub backend: String,
+    pub started_at: DateTime<Utc>,
+    pub scenarios: Vec<String>,
+    pub report_dir: PathBuf,
+}
+
+/// The verdict on one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    /// Every expectation met.
+    Passed,
+    /// The drill ran, and what it observed is not what the scenario expects.
+    Failed { reasons: Vec<String> },
+    /// The harness or its infrastructure broke; the drill says nothing about recovery.
+    Error { message: String },
+}
+
+/// One timed phase of recovery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    /// `restore_base_backup`, `replay_until_consistent`, `promotion`, `first_query`.
+    pub name: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub seconds: f64,
+}
+
+/// Recovery time, from the start of the restore to the first answered query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rto {
+    pub seconds: f64,
+    pub phases: Vec<Phase>,
+    pub wal_segments_replayed: u64,
+    pub bytes_downloaded: u64,
+    pub budget_seconds: Option<f64>,
+}
+
+/// How the recovery attempt ended, as observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecoveryObservation {
+    /// The new instance promoted and answered queries.
+    Recovered,
+    /// Recovery failed; `message` is what the server or tool said (FATAL lines, stderr).
+    Failed { message: String },
+    /// Recovery was not attempted (the drill broke before).
+    NotAttempted,
+}
+
+/// Everything known about one scenario when it finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub file: PathBuf,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub seed: u64,
+    pub backend: String,
+    pub started_at: DateTime<Utc>,
+    pub seconds: f64,
+    /// Full server versions, e.g. `15.18`.
+    pub source_postgres: Option<String>,
+    pub recovery_postgres: Option<String>,
+    pub server_name: String,
+    pub recovery_server_name: String,
+    /// Object-store location of the drill: `s3://bucket/prefix`.
+    pub destination: String,
+    pub backup_id: Option<String>,
+    /// The target as written in the scenario.
+    pub recovery_target: String,
+    /// The target as given to PostgreSQL after resolving step references.
+    pub resolved_target: Option<String>,
+    pub expected_outcome: String,
+    pub observation: RecoveryObservation,
+    pub rows_expected: Option<u64>,
+    pub rows_observed: Option<u64>,
+    pub verification: Option<Verification>,
+    pub rto: Option<Rto>,
+    pub status: Status,
+    /// The step log, one line per step, for JUnit system-out.
+    pub log: Vec<String>,
+    /// Resources kept because of `--keep`, with where they are.
+    pub kept: Vec<String>,
+}

@@ -1,0 +1,451 @@
+//! The scenario file format as plain serde types: what a drill file may say, nothing about how it runs.
+//!
+//! Every struct denies unknown keys so a typo is an error, never a silently ignored setting.
+//! Semantic rules that serde cannot express (dangling step references, impossible targets)
+//! live in `validate.rs`; this module never does I/O.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One drill: source cluster, what happens to it, how it is recovered and what must come back.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short identifier, lowercase letters, digits and dashes; unique within a run.
+    pub name: String,
+    /// What this drill proves, in a sentence or two. Shown in reports.
+    #[serde(default)]
+    pub description: String,
+    /// Free-form tags, selectable with `pgdrill run --filter TAG`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Seed for every generated value (row payloads). Recorded in every report.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// PostgreSQL major version of the source cluster.
+    pub postgres: u32,
+    /// Continuous archiving and base backup settings of the source cluster.
+    #[serde(default)]
+    pub backup: BackupSpec,
+    /// Data loaded before the first step.
+    #[serde(default)]
+    pub seed_data: SeedData,
+    /// What happens to the source cluster, in order.
+    pub steps: Vec<Step>,
+    /// How the new cluster is bootstrapped from the archive.
+    #[serde(default)]
+    pub recovery: Recovery,
+    /// What the drill must observe to pass.
+    pub expect: Expect,
+    /// Deadlines for the waits of this drill.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+pub fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSpec {
+    /// barman `serverName` of the source cluster (folder under the drill's prefix).
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    /// Compression for both WAL and base backups.
+    #[serde(default)]
+    pub compression: Compression,
+}
+
+impl Default for BackupSpec {
+    fn default() -> Self {
+        Self {
+            server_name: default_server_name(),
+            compression: Compression::default(),
+        }
+    }
+}
+
+pub fn default_server_name() -> String {
+    "source".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Bzip2,
+    Snappy,
+    None,
+}
+
+impl Compression {
+    /// The barman-cloud flag for this compression, if any.
+    pub fn barman_flag(self) -> Option<&'static str> {
+        match self {
+            Compression::Gzip => Some("--gzip"),
+            Compression::Bzip2 => Some("--bzip2"),
+            Compression::Snappy => Some("--snappy"),
+            Compression::None => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Bzip2 => "bzip2",
+            Compression::Snappy => "snappy",
+            Compression::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeedData {
+    /// Tables pgdrill creates and fills with generated rows (id, step, payload).
+    #[serde(default)]
+    pub tables: Vec<SeedTable>,
+    /// An SQL file under `fixtures/`, run once before the generated tables are filled.
+    #[serde(default)]
+    pub sql: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeedTable {
+    pub name: String,
+    /// Rows generated before the first step.
+    #[serde(default)]
+    pub rows: u64,
+}
+
+/// One step against the source cluster. Written as a one-key map: `- write: { id: w1, ... }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Take a base backup with `barman-cloud-backup` (a `Backup` resource on kube).
+    BaseBackup(BaseBackupStep),
+    /// Insert rows in one transaction and record them in the ledger.
+    Write(WriteStep),
+    /// `pg_create_restore_point(name)`.
+    RestorePoint(RestorePointStep),
+    /// `CHECKPOINT`.
+    Checkpoint(IdOnly),
+    /// `pg_switch_wal()` and wait until the finished segment is archived.
+    SwitchWal(IdOnly),
+    /// Break something on purpose.
+    Fault(FaultStep),
+}
+
+impl Step {
+    pub fn id(&self) -> &str {
+        match self {
+            Step::BaseBackup(s) => &s.id,
+            Step::Write(s) => &s.id,
+            Step::RestorePoint(s) => &s.id,
+            Step::Checkpoint(s) | Step::SwitchWal(s) => &s.id,
+            Step::Fault(s) => &s.id,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::BaseBackup(_) => "base_backup",
+            Step::Write(_) => "write",
+            Step::RestorePoint(_) => "restore_point",
+            Step::Checkpoint(_) => "checkpoint",
+            Step::SwitchWal(_) => "switch_wal",
+            Step::Fault(_) => "fault",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdOnly {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BaseBackupStep {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteStep {
+    pub id: String,
+    /// A table from `seed_data.tables`.
+    pub table: String,
+    /// Rows inserted by this write, in one transaction.
+    #[serde(default = "one")]
+    pub rows: u64,
+    /// After the commit, `pg_switch_wal()` and wait until the segment holding it is archived,
+    /// so the next write lands in the next segment.
+    #[serde(default)]
+    pub own_segment: bool,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestorePointStep {
+    pub id: String,
+    /// The restore point name, usable as `recovery.target: { name: ... }`.
+    pub name: String,
+}
+
+/// A fault injected between steps: exactly one fault field is set.
+/// Object-storage faults only ever touch the drill's own prefix.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    pub id: String,
+    /// Delete one archived WAL segment from object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_wal: Option<WalSelector>,
+}
+
+impl FaultStep {
+    /// The fault this step injects, if exactly one is set (validation guarantees it).
+    pub fn fault(&self) -> Option<Fault> {
+        let set: Vec<Fault> = [self.delete_wal.clone().map(Fault::DeleteWal)]
+            .into_iter()
+            .flatten()
+            .collect();
+        if set.len() == 1 {
+            set.into_iter().next()
+        } else {
+            None
+        }
+    }
+}
+
+/// The fault kinds, as the plan and backends see them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    DeleteWal(WalSelector),
+}
+
+/// Which WAL segment a fault acts on. Exactly one field is set.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WalSelector {
+    /// A segment file name, e.g. `000000010000000000000009`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// The segment holding the commit record of this write step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding_step: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// Where recovery stops. Default: `latest`.
+    #[serde(default)]
+    pub target: Target,
+    /// Stop just before the target instead of just after it (CNPG's `exclusive`).
+    #[serde(default)]
+    pub exclusive: bool,
+    /// PostgreSQL major of the recovered cluster. Default: the source's.
+    #[serde(default)]
+    pub postgres: Option<u32>,
+    /// serverName the recovered cluster archives to. Default: `<source>-restored`.
+    /// Naming the source's own serverName reproduces "Expected empty archive".
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Base backup to restore: a `base_backup` step id. Default: the newest one that ends
+    /// before the target, as CNPG picks it.
+    #[serde(default)]
+    pub backup: Option<String>,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Self {
+            target: Target::Latest,
+            exclusive: false,
+            postgres: None,
+            server_name: None,
+            backup: None,
+        }
+    }
+}
+
+/// Recovery target. `latest` and `immediate` are plain words; the others are one-key maps.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Replay every archived WAL segment.
+    #[default]
+    Latest,
+    /// Stop as soon as the base backup is consistent.
+    Immediate,
+    /// `recovery_target_time`.
+    Time(TimeTarget),
+    /// `recovery_target_lsn`.
+    Lsn(LsnTarget),
+    /// `recovery_target_xid`.
+    Xid(XidTarget),
+    /// `recovery_target_name`: a restore point created by a `restore_point` step.
+    Name(String),
+    /// The exact LSN pgdrill recorded right after this step's commit.
+    AfterStep(String),
+}
+
+/// Exactly one field is set.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeTarget {
+    /// A literal timestamp with time zone (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// The server-side commit time of this write step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_step: Option<String>,
+    /// Halfway between the server-side commit times of two write steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub between: Option<[String; 2]>,
+}
+
+/// Exactly one field is set.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LsnTarget {
+    /// A literal LSN such as `0/3000060`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The LSN recorded right after this write step's commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_step: Option<String>,
+}
+
+/// Exactly one field is set.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct XidTarget {
+    /// A literal transaction id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
+    /// The transaction id of this write step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of_step: Option<String>,
+}
+
+/// The outcome the drill must observe. One-key map: `recovered:` or `failed:`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    Recovered(ExpectRecovered),
+    Failed(ExpectFailed),
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectRecovered {
+    /// Exact row count per table after recovery. Omitted: as the ledger says for the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<BTreeMap<String, u64>>,
+    /// Rows the ledger says should be there for the target but are expected to be missing.
+    #[serde(default)]
+    pub data_loss: DataLoss,
+    /// Maximum recovery time objective in seconds; exceeding it fails the drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_budget_seconds: Option<f64>,
+}
+
+/// `none`, or `{ rows: N, steps: [ids] }`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataLoss {
+    /// Number of ledger rows missing after recovery.
+    #[serde(default)]
+    pub rows: u64,
+    /// The write steps whose rows are missing, if the drill wants to pin them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for DataLoss {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Repr {
+            #[serde(default)]
+            rows: u64,
+            #[serde(default)]
+            steps: Option<Vec<String>>,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DataLoss;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`none` or a map with `rows` and optional `steps`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DataLoss, E> {
+                if s == "none" {
+                    Ok(DataLoss::default())
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(s), &self))
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DataLoss, A::Error> {
+                let r = Repr::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(DataLoss {
+                    rows: r.rows,
+                    steps: r.steps,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFailed {
+    /// Text that must appear in the recovery error (server log FATAL line or tool output).
+    pub error_contains: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Deadline for a WAL segment to show up as archived.
+    #[serde(default = "default_archive_timeout")]
+    pub archive_seconds: u64,
+    /// Deadline for a base backup.
+    #[serde(default = "default_backup_timeout")]
+    pub backup_seconds: u64,
+    /// Deadline from the start of restore to a promoted server answering queries.
+    #[serde(default = "default_recovery_timeout")]
+    pub recovery_seconds: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            archive_seconds: default_archive_timeout(),
+            backup_seconds: default_backup_timeout(),
+            recovery_seconds: default_recovery_timeout(),
+        }
+    }
+}
+
+fn default_archive_timeout() -> u64 {
+    60
+}
+fn default_backup_timeout() -> u64 {
+    300
+}
+fn default_recovery_timeout() -> u64 {
+    300
+}

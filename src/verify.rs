@@ -1,0 +1,443 @@
+//! Compares what the ledger says must exist at the recovery target with what the recovered
+//! database holds, and explains every difference. Pure: callers hand in rows already read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{FixtureTable, Ledger, LedgerEntry, row_payload};
+use crate::scenario::ExpectRecovered;
+
+/// One row read back from a pgdrill-generated table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedRow {
+    pub id: u64,
+    pub step: String,
+    pub payload: String,
+}
+
+/// Everything read from the recovered database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Rows of each generated table, any order.
+    pub tables: BTreeMap<String, Vec<ObservedRow>>,
+    /// Row count and checksum of each fixture table.
+    pub fixture_tables: Vec<FixtureTable>,
+}
+
+/// A ledger write whose rows are not in the recovered database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MissingWrite {
+    pub step_id: String,
+    pub table: String,
+    pub first_id: u64,
+    pub rows: u64,
+    pub txid: u64,
+    pub commit_lsn: String,
+    pub segment: String,
+    /// Whether the segment holding the commit is in the archive at recovery time.
+    pub segment_in_archive: bool,
+    /// The fault step that removed the segment, if one did.
+    pub removed_by: Option<String>,
+}
+
+/// Rows that should not be there, or are there with the wrong content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowProblem {
+    pub table: String,
+    pub ids: Vec<u64>,
+    pub what: String,
+}
+
+/// The comparison and its verdict. `failures` empty means the drill met its expectations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    pub expected_rows: BTreeMap<String, u64>,
+    pub observed_rows: BTreeMap<String, u64>,
+    pub missing: Vec<MissingWrite>,
+    pub problems: Vec<RowProblem>,
+    /// Rows missing in total (the observed data loss).
+    pub rows_lost: u64,
+    /// Human sentences explaining the loss, first the cause then each write.
+    pub explanation: Vec<String>,
+    /// Unmet expectations; empty when the drill passed.
+    pub failures: Vec<String>,
+}
+
+impl Verification {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Compare and judge. `archive_segments` lists WAL segment names present in the source's
+/// archive when recovery ran; `rto_seconds` is the measured recovery time.
+pub fn verify(
+    ledger: &Ledger,
+    expected: &[&LedgerEntry],
+    observed: &Observed,
+    archive_segments: &BTreeSet<String>,
+    seed: u64,
+    expect: &ExpectRecovered,
+    rto_seconds: Option<f64>,
+) -> Verification {
+    let mut v = Verification::default();
+    let expected_ids: BTreeMap<&str, BTreeSet<u64>> = {
+        let mut m: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+        for e in expected {
+            m.entry(e.table.as_str()).or_default().extend(e.ids());
+        }
+        m
+    };
+    let tables: BTreeSet<&str> = ledger
+        .entries
+        .iter()
+        .map(|e| e.table.as_str())
+        .chain(observed.tables.keys().map(String::as_str))
+        .collect();
+    for table in &tables {
+        let want = expected_ids.get(table).cloned().unwrap_or_default();
+        let rows = observed
+            .tables
+            .get(*table)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        v.expected_rows.insert(table.to_string(), want.len() as u64);
+        v.observed_rows.insert(table.to_string(), rows.len() as u64);
+        let got: BTreeSet<u64> = rows.iter().map(|r| r.id).collect();
+        let extra: Vec<u64> = got.difference(&want).copied().collect();
+        if !extra.is_empty() {
+            v.problems.push(RowProblem {
+                table: table.to_string(),
+                ids: extra,
+                what: "present but not expected at this recovery target".into(),
+            });
+        }
+        let corrupt: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.payload != row_payload(seed, table, r.id))
+            .map(|r| r.id)
+            .collect();
+        if !corrupt.is_empty() {
+            v.problems.push(RowProblem {
+                table: table.to_string(),
+                ids: corrupt,
+                what: "content differs from what was written".into(),
+            });
+        }
+        for e in expected.iter().filter(|e| e.table == *table) {
+            let present = e.ids().filter(|id| got.contains(id)).count() as u64;
+            if present == e.rows {
+                continue;
+            }
+            if present > 0 {
+                v.problems.push(RowProblem {
+                    table: table.to_string(),
+                    ids: e.ids().filter(|id| !got.contains(id)).collect(),
+                    what: format!(
+                        "write `{}` is only partly present ({present} of {} rows): a transaction was split",
+                        e.step_id, e.rows
+                    ),
+                });
+            }
+            let removed_by = ledger
+                .faults
+                .iter()
+                .find(|f| f.segments_removed.contains(&e.segment))
+                .map(|f| f.step_id.clone());
+            v.missing.push(MissingWrite {
+                step_id: e.step_id.clone(),
+                table: e.table.clone(),
+                first_id: e.first_id,
+                rows: e.rows - present,
+                txid: e.txid,
+                commit_lsn: e.commit_lsn.to_string(),
+                segment: e.segment.clone(),
+                segment_in_archive: archive_segments.contains(&e.segment),
+                removed_by,
+            });
+        }
+    }
+    v.missing.sort_by_key(|m| {
+        ledger
+            .entries
+            .iter()
+            .find(|e| e.step_id == m.step_id && e.table == m.table)
+            .map(|e| e.seq)
+    });
+    v.rows_lost = v.missing.iter().map(|m| m.rows).sum();
+    explain(&mut v);
+    judge(&mut v, ledger, observed, expect, rto_seconds);
+    v
+}
+
+fn explain(v: &mut Verification) {
+    if v.missing.is_empty() {
+        return;
+    }
+    let gap = v.missing.iter().find(|m| !m.segment_in_archive);
+    let mut lines = vec![match gap {
+        Some(g) => format!(
+            "{} rows lost: WAL replay stopped before segment {}, which is absent from the archive{}; \
+             recovery still promoted, so every later commit is gone.",
+            v.rows_lost,
+            g.segment,
+            g.removed_by
+                .as_ref()
+                .map(|s| format!(" (deleted by fault step `{s}`)"))
+                .unwrap_or_default()
+        ),
+        None => format!(
+            "{} rows lost although every segment holding their commits is in the archive.",
+            v.rows_lost
+        ),
+    }];
+    for m in &v.missing {
+        let ids = if m.rows == 1 {
+            format!("id {}", m.first_id)
+        } else {
+            format!("ids {}..{}", m.first_id, m.first_id + m.rows - 1)
+        };
+        let whereabouts = if m.segment_in_archive {
+            match gap {
+                Some(g) if g.segment < m.segment => {
+                    format!(
+                        "present in the archive but unreachable past the gap at {}",
+                        g.segment
+                    )
+                }
+                _ => "present in the archive".to_string(),
+            }
+        } else {
+            "absent from the archive".to_string()
+        };
+        lines.push(format!(
+            "step `{}`: {} row(s) of {} ({ids}), txid {}, commit at {} in segment {} ({whereabouts})",
+            m.step_id, m.rows, m.table, m.txid, m.commit_lsn, m.segment
+        ));
+    }
+    v.explanation = lines;
+}
+
+fn judge(
+    v: &mut Verification,
+    ledger: &Ledger,
+    observed: &Observed,
+    expect: &ExpectRecovered,
+    rto_seconds: Option<f64>,
+) {
+    let mut f = Vec::new();
+    for p in &v.problems {
+        f.push(format!(
+            "{}: {} row(s) {} (ids {:?})",
+            p.table,
+            p.ids.len(),
+            p.what,
+            p.ids
+        ));
+    }
+    let want_loss = expect.data_loss.rows;
+    if v.rows_lost != want_loss {
+        f.push(if want_loss == 0 {
+            format!("unexpected data loss: {} rows missing", v.rows_lost)
+        } else {
+            format!(
+                "expected a loss of {want_loss} rows, observed {}",
+                v.rows_lost
+            )
+        });
+    }
+    if let Some(steps) = &expect.data_loss.steps {
+        let want: BTreeSet<&str> = steps.iter().map(String::as_str).collect();
+        let got: BTreeSet<&str> = v.missing.iter().map(|m| m.step_id.as_str()).collect();
+        if want != got {
+            f.push(format!("expected lost steps {want:?}, observed {got:?}"));
+        }
+    }
+    if let Some(rows) = &expect.rows {
+        for (table, n) in rows {
+            let got = v.observed_rows.get(table).copied().unwrap_or(0);
+            if got != *n {
+                f.push(format!("{table}: expected {n} rows, observed {got}"));
+            }
+        }
+    }
+    for want in &ledger.fixture_tables {
+        match observed
+            .fixture_tables
+            .iter()
+            .find(|o| o.table == want.table)
+        {
+            None => f.push(format!("fixture table {} is missing", want.table)),
+            Some(o) if o.rows != want.rows || o.checksum != want.checksum => f.push(format!(
+                "fixture table {}: expected {} rows (checksum {}), observed {} rows (checksum {})",
+                want.table, want.rows, want.checksum, o.rows, o.checksum
+            )),
+            Some(_) => {}
+        }
+    }
+    if let (Some(budget), Some(rto)) = (expect.rto_budget_seconds, rto_seconds) {
+        if rto > budget {
+            f.push(format!("RTO {rto:.1}s is over the budget of {budget:.1}s"));
+        }
+    }
+    v.failures = f;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{FaultRecord, LedgerEntry, Lsn, SEED_STEP};
+    use crate::scenario::DataLoss;
+    use chrono::{TimeZone, Utc};
+
+    fn entry(seq: u64, step: &str, first_id: u64, rows: u64, seg: u8) -> LedgerEntry {
+        LedgerEntry {
+            seq,
+            step_id: step.into(),
+            table: "events".into(),
+            first_id,
+            rows,
+            digest: String::new(),
+            txid: 700 + seq,
+            pre_commit_lsn: Lsn(((seg as u64) << 24) + 0x100),
+            commit_lsn: Lsn(((seg as u64) << 24) + 0x200),
+            segment: format!("0000000100000000000000{seg:02X}"),
+            commit_time: Utc
+                .with_ymd_and_hms(2026, 11, 22, 10, 0, seq as u32)
+                .unwrap(),
+        }
+    }
+
+    fn ledger() -> Ledger {
+        Ledger {
+            entries: vec![
+                entry(0, SEED_STEP, 1, 24, 5),
+                entry(1, "w1", 25, 1, 8),
+                entry(2, "w2", 26, 1, 9),
+                entry(3, "w3", 27, 1, 10),
+            ],
+            faults: vec![FaultRecord {
+                step_id: "drop-w2".into(),
+                action: "deleted WAL segment".into(),
+                segments_removed: vec!["000000010000000000000009".into()],
+                objects_deleted: vec![],
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn rows(ids: std::ops::RangeInclusive<u64>) -> Observed {
+        let mut o = Observed::default();
+        o.tables.insert(
+            "events".into(),
+            ids.map(|id| ObservedRow {
+                id,
+                step: "x".into(),
+                payload: row_payload(7, "events", id),
+            })
+            .collect(),
+        );
+        o
+    }
+
+    fn archive() -> BTreeSet<String> {
+        ["000000010000000000000008", "00000001000000000000000A"]
+            .map(String::from)
+            .into()
+    }
+
+    #[test]
+    fn adr007_gap_is_caught_and_explained() {
+        let l = ledger();
+        let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
+        let exp = ExpectRecovered::default();
+        let v = verify(&l, &expected, &rows(1..=25), &archive(), 7, &exp, Some(3.0));
+        assert_eq!(v.rows_lost, 2);
+        assert_eq!(v.expected_rows["events"], 27);
+        assert_eq!(v.observed_rows["events"], 25);
+        assert_eq!(v.missing[0].step_id, "w2");
+        assert!(!v.missing[0].segment_in_archive);
+        assert_eq!(v.missing[0].removed_by.as_deref(), Some("drop-w2"));
+        assert!(v.missing[1].segment_in_archive);
+        assert!(
+            v.explanation[0].contains("000000010000000000000009"),
+            "{:?}",
+            v.explanation
+        );
+        assert!(
+            v.explanation[2].contains("unreachable past the gap"),
+            "{:?}",
+            v.explanation
+        );
+        assert!(
+            !v.passed(),
+            "a silent loss must fail a drill that expects none"
+        );
+
+        let exp = ExpectRecovered {
+            data_loss: DataLoss {
+                rows: 2,
+                steps: Some(vec!["w2".into(), "w3".into()]),
+            },
+            rows: Some([("events".to_string(), 25)].into()),
+            ..Default::default()
+        };
+        let v = verify(&l, &expected, &rows(1..=25), &archive(), 7, &exp, Some(3.0));
+        assert!(v.passed(), "{:?}", v.failures);
+    }
+
+    #[test]
+    fn extra_and_corrupt_rows_fail() {
+        let l = ledger();
+        let expected: Vec<&LedgerEntry> = l.entries.iter().take(2).collect();
+        let mut o = rows(1..=26);
+        o.tables.get_mut("events").unwrap()[0].payload = "tampered".into();
+        let v = verify(
+            &l,
+            &expected,
+            &o,
+            &archive(),
+            7,
+            &ExpectRecovered::default(),
+            None,
+        );
+        assert_eq!(v.problems.len(), 2);
+        assert_eq!(v.problems[0].ids, vec![26]);
+        assert_eq!(v.problems[1].ids, vec![1]);
+        assert!(!v.passed());
+    }
+
+    #[test]
+    fn exact_match_passes_and_rto_budget_is_enforced() {
+        let l = ledger();
+        let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
+        let exp = ExpectRecovered {
+            rto_budget_seconds: Some(2.0),
+            ..Default::default()
+        };
+        let v = verify(&l, &expected, &rows(1..=27), &archive(), 7, &exp, Some(1.5));
+        assert!(v.passed(), "{:?}", v.failures);
+        let v = verify(&l, &expected, &rows(1..=27), &archive(), 7, &exp, Some(2.5));
+        assert_eq!(v.failures.len(), 1);
+        assert!(v.failures[0].contains("RTO"));
+    }
+
+    #[test]
+    fn a_split_transaction_is_reported() {
+        let mut l = ledger();
+        l.entries[3].rows = 3; // w3 wrote ids 27..=29
+        let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
+        let v = verify(
+            &l,
+            &expected,
+            &rows(1..=28),
+            &archive(),
+            7,
+            &ExpectRecovered::default(),
+            None,
+        );
+        assert!(v.problems.iter().any(|p| p.what.contains("partly present")));
+        assert_eq!(v.rows_lost, 1);
+    }
+}
