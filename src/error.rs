@@ -35,3 +35,15 @@ impl Error {
         }
     }
 }
+
+/// The exit code for an error that reached `main`: typed errors keep their code, anything
+/// else is an infrastructure problem.
+pub fn exit_code_of(e: &anyhow::Error) -> i32 {
+    if let Some(err) = e.downcast_ref::<Error>() {
+        return err.exit_code();
+    }
+    if e.downcast_ref::<crate::scenario::ScenarioError>().is_some() {
+        return exit::INVALID;
+    }
+    exit::INFRASTRUCTURE
+}

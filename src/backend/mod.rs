@@ -1,1 +1,11 @@
-//! Backends: where a plan's side effects happen.
+//! Backends: where a plan's side effects happen. The `Backend`/`Drill` traits are the only
+//! interface the runner sees; SQL against the source and recovered servers goes through
+//! `tokio_postgres` clients the drill hands out, so the ledger logic is shared by all backends.
+
+mod error;
+pub mod local;
+pub mod objstore;
+mod traits;
+
+pub use error::BackendError;
+pub use traits::*;

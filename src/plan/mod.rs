@@ -1,1 +1,6 @@
-//! Scenario → ordered steps; pure and deterministic.
+//! Scenario → ordered steps, pure and deterministic: the same scenario always yields the same
+//! plan, with row ids already allocated. Never does I/O.
+
+mod build;
+
+pub use build::{Plan, PlanStep, build};

@@ -1,5 +1,12 @@
-//! Walks a plan through a backend and emits events.
+//! Walks a plan through a backend, records the ledger, and emits typed events; reporters
+//! listen. Never formats reports and never touches processes or object storage directly.
 
 mod events;
+mod execute;
+mod run;
+pub mod source;
+pub mod target;
 
 pub use events::*;
+pub use execute::{Emitter, cancelled, run_scenario};
+pub use run::{RunOptions, RunSummary, run_all};

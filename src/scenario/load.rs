@@ -1,27 +1,86 @@
-//! Reads scenario YAML into the model, turning parse errors into file:line:column problems.
-//! (Placeholder: to be completed.)
+//! Reads scenario YAML into the model, turning YAML and serde errors into located problems
+//! (`file:line:column`, scenario name, step id) with a rewritten message and a hint.
+//!
+//! Steps, targets and expectations are one-key maps (`- write: { ... }`), which `yaml_serde`
+//! only reads through `with::singleton_map_recursive`; loading always goes through it.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::model::Scenario;
+use super::span::{Mark, SpanIndex, step_index};
 
 /// One thing wrong with a scenario file, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub file: PathBuf,
+    /// 1-based; 0 when the problem has no position (the file could not be read).
     pub line: usize,
+    /// 1-based; 0 when the problem has no position.
     pub column: usize,
+    /// The scenario's `name`, when the file says it.
     pub scenario: Option<String>,
+    /// The id of the step the problem is in, if it is inside one.
     pub step: Option<String>,
     pub message: String,
+    /// How to fix it.
     pub hint: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid scenario")]
+impl fmt::Display for Problem {
+    /// `FILE:LINE:COLUMN: scenario `NAME`, step `ID`: MESSAGE`, then `  hint: ...` on its
+    /// own line when there is a hint.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        f.write_str(": ")?;
+        match (&self.scenario, &self.step) {
+            (Some(s), Some(st)) => write!(f, "scenario `{s}`, step `{st}`: ")?,
+            (Some(s), None) => write!(f, "scenario `{s}`: ")?,
+            (None, Some(st)) => write!(f, "step `{st}`: ")?,
+            (None, None) => {}
+        }
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything wrong with one scenario file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {
     pub problems: Vec<Problem>,
 }
+
+impl ScenarioError {
+    /// Sorts the problems by position, keeping the check order for equal positions.
+    pub fn new(mut problems: Vec<Problem>) -> ScenarioError {
+        problems.sort_by_key(|p| (p.file.clone(), p.line, p.column));
+        ScenarioError { problems }
+    }
+}
+
+impl fmt::Display for ScenarioError {
+    /// Every problem, one after the other (see [`Problem`]'s `Display`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.problems.is_empty() {
+            return f.write_str("invalid scenario");
+        }
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioError {}
 
 #[derive(Debug, Clone)]
 pub struct LoadedScenario {
@@ -30,18 +89,11 @@ pub struct LoadedScenario {
     pub scenario: Scenario,
 }
 
+/// Parse `text` as the scenario file `path` (used only in problems).
 pub fn load_str(path: &Path, text: &str) -> Result<LoadedScenario, ScenarioError> {
-    let scenario: Scenario = yaml_serde::from_str(text).map_err(|e| ScenarioError {
-        problems: vec![Problem {
-            file: path.to_path_buf(),
-            line: e.location().map(|l| l.line()).unwrap_or(0),
-            column: e.location().map(|l| l.column()).unwrap_or(0),
-            scenario: None,
-            step: None,
-            message: e.to_string(),
-            hint: None,
-        }],
-    })?;
+    let de = yaml_serde::Deserializer::from_str(text);
+    let scenario: Scenario = yaml_serde::with::singleton_map_recursive::deserialize(de)
+        .map_err(|e| ScenarioError::new(vec![problem_from_yaml_error(path, text, &e)]))?;
     Ok(LoadedScenario {
         path: path.to_path_buf(),
         text: text.to_string(),
@@ -49,17 +101,545 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedScenario, ScenarioError
     })
 }
 
+/// Read and parse the scenario file at `path`.
 pub fn load_file(path: &Path) -> Result<LoadedScenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        problems: vec![Problem {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ScenarioError::new(vec![Problem {
             file: path.to_path_buf(),
             line: 0,
             column: 0,
             scenario: None,
             step: None,
-            message: format!("cannot read: {e}"),
+            message: format!("cannot read the scenario file: {e}"),
             hint: None,
-        }],
+        }])
     })?;
     load_str(path, &text)
+}
+
+/// The JSON Schema of a scenario file, for editors and `pgdrill schema`.
+///
+/// Enums appear as serde writes them (one-key objects), which is what scenario files use.
+/// `data_loss` also accepts the word `none`, which the derived schema does not know.
+pub fn json_schema() -> serde_json::Value {
+    let mut v = schemars::schema_for!(Scenario).to_value();
+    if let Some(def) = v.pointer_mut("/$defs/DataLoss") {
+        let description = def
+            .as_object_mut()
+            .and_then(|o| o.remove("description"));
+        let object = def.take();
+        let mut wrapped = serde_json::json!({ "anyOf": [ { "const": "none" }, object ] });
+        if let Some(d) = description {
+            wrapped["description"] = d;
+        }
+        *def = wrapped;
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Turning yaml_serde errors into problems.
+
+/// What a serde / yaml_serde error message says, taken apart.
+#[derive(Debug, PartialEq)]
+enum Says<'a> {
+    UnknownField { field: &'a str, allowed: Vec<&'a str> },
+    UnknownVariant { variant: &'a str, allowed: Vec<&'a str> },
+    MissingField(&'a str),
+    DuplicateField(&'a str),
+    InvalidType { found: &'a str, expected: &'a str },
+    InvalidValue { found: &'a str, expected: &'a str },
+    InvalidLength { found: &'a str, expected: &'a str },
+    Other(&'a str),
+}
+
+/// The names in backticks in `s`, in order.
+fn backticked(s: &str) -> Vec<&str> {
+    s.split('`').skip(1).step_by(2).collect()
+}
+
+/// The first name in backticks in `m`, and what follows it.
+fn first_and_rest(m: &str) -> Option<(&str, &str)> {
+    m.split_once('`')?.1.split_once('`')
+}
+
+fn parse_message(msg: &str) -> Says<'_> {
+    if let Some(m) = msg.strip_prefix("unknown field ")
+        && let Some((field, rest)) = first_and_rest(m)
+    {
+        return Says::UnknownField {
+            field,
+            allowed: backticked(rest),
+        };
+    }
+    if let Some(m) = msg.strip_prefix("unknown variant ")
+        && let Some((variant, rest)) = first_and_rest(m)
+    {
+        return Says::UnknownVariant {
+            variant,
+            allowed: backticked(rest),
+        };
+    }
+    if let Some(m) = msg.strip_prefix("missing field ")
+        && let Some((field, _)) = first_and_rest(m)
+    {
+        return Says::MissingField(field);
+    }
+    if let Some(m) = msg.strip_prefix("duplicate field ")
+        && let Some((field, _)) = first_and_rest(m)
+    {
+        return Says::DuplicateField(field);
+    }
+    if let Some(m) = msg.strip_prefix("invalid type: ")
+        && let Some((found, expected)) = m.rsplit_once(", expected ")
+    {
+        return Says::InvalidType { found, expected };
+    }
+    if let Some(m) = msg.strip_prefix("invalid value: ")
+        && let Some((found, expected)) = m.rsplit_once(", expected ")
+    {
+        return Says::InvalidValue { found, expected };
+    }
+    if let Some(m) = msg.strip_prefix("invalid length ")
+        && let Some((found, expected)) = m.rsplit_once(", expected ")
+    {
+        return Says::InvalidLength { found, expected };
+    }
+    Says::Other(msg)
+}
+
+/// Removes every ` at line N column M` / ` at position N` from a yaml_serde message: the
+/// position goes in the problem's own fields.
+fn strip_positions(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(" at ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 4..];
+        let skip = position_len(after);
+        if skip == 0 {
+            out.push_str(" at ");
+            rest = after;
+        } else {
+            rest = &after[skip..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Length of a `line N column M` or `position N` prefix of `s`, 0 if there is none.
+fn position_len(s: &str) -> usize {
+    fn digits(s: &str) -> usize {
+        s.bytes().take_while(u8::is_ascii_digit).count()
+    }
+    if let Some(r) = s.strip_prefix("line ") {
+        let d = digits(r);
+        if d > 0
+            && let Some(r2) = r[d..].strip_prefix(" column ")
+        {
+            let d2 = digits(r2);
+            if d2 > 0 {
+                return s.len() - r2.len() + d2;
+            }
+        }
+    } else if let Some(r) = s.strip_prefix("position ") {
+        let d = digits(r);
+        if d > 0 {
+            return "position ".len() + d;
+        }
+    }
+    0
+}
+
+/// Splits yaml_serde's `path: message` into the path and the message.
+fn split_path(msg: &str) -> (Option<&str>, &str) {
+    if let Some((p, m)) = msg.split_once(": ")
+        && !p.is_empty()
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.[]?".contains(c))
+    {
+        return (Some(p), m);
+    }
+    (None, msg)
+}
+
+/// `steps[3].write.rows` → `steps[].write.rows`, to match paths against patterns.
+pub(super) fn normalize(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Where a node is, in words: `at the top level`, `in a `write` step`,
+/// `in `delete_wal` of a `fault` step`, `under `recovery.target``.
+pub(super) fn where_is(path: &str) -> String {
+    if path.is_empty() {
+        return "at the top level".to_string();
+    }
+    if let Some(i) = step_index(path) {
+        let inner = path.split_once(']').map(|x| x.1).unwrap_or("");
+        let inner = inner.strip_prefix('.').unwrap_or(inner);
+        return match inner.split_once('.') {
+            None if inner.is_empty() => format!("in step {}", i + 1),
+            None => format!("in a `{inner}` step"),
+            Some((kind, rest)) => format!("in `{rest}` of a `{kind}` step"),
+        };
+    }
+    format!("under `{path}`")
+}
+
+/// A node named for a message: `postgres`, `rows` in a `write` step, `recovery.target`.
+pub(super) fn name_of(path: &str) -> String {
+    if step_index(path).is_some() {
+        let inner = path.split_once(']').map(|x| x.1).unwrap_or("");
+        let inner = inner.strip_prefix('.').unwrap_or(inner);
+        return match inner.split_once('.') {
+            None if inner.is_empty() => where_is(path).replacen("in ", "", 1),
+            None => format!("the `{inner}` step"),
+            Some((kind, rest)) => format!("`{rest}` in a `{kind}` step"),
+        };
+    }
+    if path.is_empty() {
+        "the document".to_string()
+    } else {
+        format!("`{path}`")
+    }
+}
+
+/// serde's name of an expected type, in scenario-author words.
+fn expected_words(expected: &str) -> String {
+    let e = expected.trim();
+    match e {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)".into(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" => "`true` or `false`".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a map".into(),
+        "enum Step" => "a one-key map such as `write: { id: w1, table: events }`".into(),
+        "enum Target" => {
+            "`latest`, `immediate` or a one-key map such as `time: { after_step: w1 }`".into()
+        }
+        "enum Expect" => "`recovered: {...}` or `failed: { error_contains: ... }`".into(),
+        "enum Compression" => "one of `gzip`, `bzip2`, `snappy`, `none`".into(),
+        _ => {
+            if e.starts_with("struct ") {
+                "a map".into()
+            } else if let Some(n) = e.strip_prefix("an array of length ") {
+                format!("a list of {n} items")
+            } else if e.starts_with("enum ") {
+                "one of the allowed values".into()
+            } else {
+                e.to_string()
+            }
+        }
+    }
+}
+
+/// serde's description of what it found, in scenario-author words.
+fn found_words(found: &str) -> String {
+    let f = found.trim();
+    let ticked = || backticked(f).first().map(|s| s.to_string());
+    if let Some(s) = f.strip_prefix("string ") {
+        return format!("the text {s}");
+    }
+    if f.starts_with("integer ") || f.starts_with("floating point ") {
+        return ticked().map_or_else(|| f.to_string(), |n| format!("the number {n}"));
+    }
+    if f.starts_with("boolean ") {
+        return ticked().map_or_else(|| f.to_string(), |b| format!("`{b}`"));
+    }
+    match f {
+        "sequence" => "a list".into(),
+        "map" => "a map".into(),
+        "unit value" => "nothing (an empty value)".into(),
+        "unit variant" => "a plain word".into(),
+        "newtype variant" | "struct variant" => "a map".into(),
+        _ => f.to_string(),
+    }
+}
+
+/// Hints for wrongly typed nodes, by normalized path.
+fn type_hint(norm: &str) -> Option<String> {
+    let h = match norm {
+        "steps" => "`steps` is a list of one-key maps, e.g. `steps: [{ base_backup: { id: base } }]`",
+        "steps[]" => "each step is a one-key map, e.g. `- write: { id: w1, table: events }`",
+        "recovery.target" => {
+            "write `target: latest`, `target: immediate`, or e.g. `target: { time: { after_step: w1 } }`"
+        }
+        "expect" => {
+            "write `expect: { recovered: {} }` or `expect: { failed: { error_contains: \"...\" } }`"
+        }
+        "expect.recovered.data_loss" => {
+            "write `data_loss: none` or `data_loss: { rows: 1, steps: [w3] }`"
+        }
+        "expect.recovered.rows" => "map table names to row counts, e.g. `rows: { events: 25 }`",
+        "recovery.target.time.at" => {
+            "use an RFC 3339 timestamp with a time zone, e.g. `2026-11-22T10:00:00Z`"
+        }
+        "recovery.target.lsn.at" => "write the LSN as text, e.g. `at: \"0/3000060\"`",
+        "recovery.target.time.between" => {
+            "name two write steps, the earlier first: `between: [w1, w2]`"
+        }
+        "tags" | "tags[]" => "tags are a list of words, e.g. `tags: [pitr, smoke]`",
+        "backup.compression" => "one of `gzip`, `bzip2`, `snappy`, `none`",
+        "postgres" | "recovery.postgres" => "a major version from 13 to 18, e.g. `17`",
+        _ => return None,
+    };
+    Some(h.to_string())
+}
+
+/// An example line for a required key that is missing.
+fn missing_hint(parent_norm: &str, field: &str, spans: &SpanIndex) -> String {
+    let example = match (parent_norm, field) {
+        ("", "name") => "name: my-drill".to_string(),
+        ("", "postgres") => "postgres: 17".to_string(),
+        ("", "steps") => "steps: [{ base_backup: { id: base } }]".to_string(),
+        ("", "expect") => "expect: { recovered: {} }".to_string(),
+        (p, "id") if p.starts_with("steps[]") => "id: <a unique step id>".to_string(),
+        ("steps[].write", "table") => {
+            let first = spans.scalar("seed_data.tables[0].name").unwrap_or("events");
+            format!("table: {first}")
+        }
+        ("steps[].restore_point", "name") => "name: <restore point name>".to_string(),
+        ("seed_data.tables[]", "name") => "name: <table name>".to_string(),
+        ("expect.failed", "error_contains") => {
+            "error_contains: \"<text the recovery error must contain>\"".to_string()
+        }
+        _ => format!("{field}: ..."),
+    };
+    format!("add `{example}`")
+}
+
+/// Levenshtein distance over chars.
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely typo.
+pub(super) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= limit && *d < c.chars().count().max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `` `a`, `b` and `c` ``.
+pub(super) fn list(names: &[&str]) -> String {
+    let ticked: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match ticked.len() {
+        0 => String::new(),
+        1 => ticked[0].clone(),
+        n => format!("{} and {}", ticked[..n - 1].join(", "), ticked[n - 1]),
+    }
+}
+
+/// "did you mean `x`?", else the allowed names.
+fn suggestion(word: &str, allowed: &[&str], what: &str) -> Option<String> {
+    if let Some(c) = closest(word, allowed.iter().copied()) {
+        Some(format!("did you mean `{c}`?"))
+    } else if allowed.is_empty() {
+        None
+    } else {
+        Some(format!("{what}: {}", list(allowed)))
+    }
+}
+
+/// Message and hint for a YAML syntax error from libyaml.
+fn syntax_problem(msg: &str) -> (String, String) {
+    let hint = if msg.contains("mapping values are not allowed") {
+        "a value that contains `: ` must be quoted, e.g. `error_contains: \"FATAL: could not\"`"
+    } else if msg.contains("cannot start any token") || msg.contains("tab") {
+        "YAML indents with spaces, never tabs; quote values that start with `@`, `` ` `` or `%`"
+    } else if msg.contains("did not find expected") || msg.contains("could not find expected") {
+        "check the indentation of this block and that every `[` and `{` is closed"
+    } else {
+        "check the indentation and quoting around this line"
+    };
+    (format!("YAML syntax error: {msg}"), hint.to_string())
+}
+
+/// Turns a yaml_serde error into a located problem with a clear message.
+fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> Problem {
+    let spans = SpanIndex::parse(text);
+    let scenario = spans
+        .scalar("name")
+        .filter(|n| !n.trim().is_empty())
+        .map(str::to_string);
+    let location = err.location().map(|l| Mark {
+        line: l.line(),
+        column: l.column(),
+    });
+    let raw = strip_positions(&err.to_string());
+    let (epath, msg) = split_path(&raw);
+    let epath = epath.unwrap_or("");
+    let norm = normalize(epath);
+
+    let mut at = location;
+    let (message, hint) = if !spans.is_complete() {
+        let (m, h) = syntax_problem(msg);
+        (m, Some(h))
+    } else {
+        match parse_message(msg) {
+            Says::UnknownField { field, allowed } => {
+                if let Some(n) = spans.node(&join(epath, field)) {
+                    at = Some(n.key.unwrap_or(n.start));
+                }
+                (
+                    format!("unknown key `{field}` {}", where_is(epath)),
+                    suggestion(field, &allowed, "allowed keys"),
+                )
+            }
+            Says::UnknownVariant { variant, allowed } => {
+                if let Some(n) = spans.node(&join(epath, variant)) {
+                    at = Some(n.key.unwrap_or(n.start));
+                }
+                let what = match norm.as_str() {
+                    "steps[]" => "step kind".to_string(),
+                    "recovery.target" => "recovery target".to_string(),
+                    "expect" => "expectation".to_string(),
+                    "backup.compression" => "compression".to_string(),
+                    _ => format!("value for {}", name_of(epath)),
+                };
+                let choices = match norm.as_str() {
+                    "steps[]" => "a step is one of",
+                    "recovery.target" => "a target is one of",
+                    _ => "allowed",
+                };
+                (
+                    format!("unknown {what} `{variant}`"),
+                    suggestion(variant, &allowed, choices),
+                )
+            }
+            Says::MissingField(field) => (
+                format!("missing key `{field}` {}", where_is(epath)),
+                Some(missing_hint(&norm, field, &spans)),
+            ),
+            Says::DuplicateField(field) => {
+                (
+                    format!("key `{field}` appears twice {}", where_is(epath)),
+                    Some("keep only one of them".to_string()),
+                )
+            }
+            Says::InvalidType { found, expected }
+                if found == "unit variant" && expected.ends_with(" variant") =>
+            {
+                let word = spans.scalar(epath).unwrap_or("this");
+                let (message, example) = match norm.as_str() {
+                    "steps[]" => (
+                        format!("step `{word}` is missing its settings"),
+                        format!("- {word}: {{ id: {word}1 }}"),
+                    ),
+                    "expect" => (
+                        format!("expectation `{word}` is missing its settings"),
+                        if word == "recovered" {
+                            "recovered: {}".to_string()
+                        } else {
+                            "failed: { error_contains: \"...\" }".to_string()
+                        },
+                    ),
+                    "recovery.target" => (
+                        format!("recovery target `{word}` is missing its value"),
+                        match word {
+                            "time" => "target: { time: { after_step: w1 } }".to_string(),
+                            "lsn" => "target: { lsn: { at: \"0/3000060\" } }".to_string(),
+                            "xid" => "target: { xid: { of_step: w1 } }".to_string(),
+                            "name" => "target: { name: before-w3 }".to_string(),
+                            _ => format!("target: {{ {word}: w1 }}"),
+                        },
+                    ),
+                    _ => (
+                        format!("`{word}` {} is missing its value", where_is(epath)),
+                        format!("{word}: ..."),
+                    ),
+                };
+                (message, Some(format!("write it as a one-key map: `{example}`")))
+            }
+            Says::InvalidType { found, expected } | Says::InvalidValue { found, expected } => {
+                let message = format!(
+                    "{} must be {}, found {}",
+                    name_of(epath),
+                    expected_words(expected),
+                    found_words(found)
+                );
+                (message, type_hint(&norm))
+            }
+            Says::InvalidLength { found, expected } => (
+                format!(
+                    "{} must be {}, found a list of {found}",
+                    name_of(epath),
+                    expected_words(expected)
+                ),
+                type_hint(&norm),
+            ),
+            Says::Other(m) => match m {
+                "EOF while parsing a value" => (
+                    "the file is empty".to_string(),
+                    Some(
+                        "a scenario needs at least `name`, `postgres`, `steps` and `expect`"
+                            .to_string(),
+                    ),
+                ),
+                _ if m.contains("more than one document") => (
+                    "the file holds more than one YAML document".to_string(),
+                    Some("keep one scenario per file: remove the second `---`".to_string()),
+                ),
+                _ if epath.is_empty() => (m.to_string(), None),
+                _ => (format!("{}: {m}", name_of(epath)), type_hint(&norm)),
+            },
+        }
+    };
+    let at = at
+        .or_else(|| spans.locate(epath))
+        .unwrap_or(Mark::START);
+    let step = spans
+        .step_at(at)
+        .or_else(|| step_index(epath))
+        .and_then(|i| spans.step_id(i))
+        .map(str::to_string);
+    Problem {
+        file: file.to_path_buf(),
+        line: at.line,
+        column: at.column,
+        scenario,
+        step,
+        message,
+        hint,
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
 }

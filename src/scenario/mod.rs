@@ -3,8 +3,10 @@
 
 mod load;
 mod model;
+mod span;
 mod validate;
 
-pub use load::{LoadedScenario, Problem, ScenarioError, load_file, load_str};
+pub use load::{LoadedScenario, Problem, ScenarioError, json_schema, load_file, load_str};
 pub use model::*;
+pub use span::{Mark, SpanIndex};
 pub use validate::validate;

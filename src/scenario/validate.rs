@@ -1,10 +1,863 @@
-//! Semantic checks on a loaded scenario. (Placeholder: to be completed.)
+//! Semantic checks on a loaded scenario: everything serde cannot express (names, dangling step
+//! references, targets recovery cannot reach). Every problem is collected, located at the
+//! offending YAML node, and carries a hint.
 
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Component, Path};
 
-use super::load::{LoadedScenario, ScenarioError};
+use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
+use super::model::{Expect, Scenario, Step, Target};
+use super::span::{SpanIndex, step_index};
+use crate::ledger::{Lsn, SEED_STEP};
+
+/// PostgreSQL majors pgdrill drives.
+pub const SUPPORTED_POSTGRES: std::ops::RangeInclusive<u32> = 13..=18;
+/// Most rows one `write` step may insert.
+pub const MAX_WRITE_ROWS: u64 = 1_000_000;
+/// PostgreSQL identifiers and restore point names are at most 63 bytes.
+const MAX_NAME: usize = 63;
 
 /// Check everything serde cannot. `fixtures_dir` is where `seed_data.sql` files are looked up.
-pub fn validate(_loaded: &LoadedScenario, _fixtures_dir: &Path) -> Result<(), ScenarioError> {
-    Ok(())
+pub fn validate(loaded: &LoadedScenario, fixtures_dir: &Path) -> Result<(), ScenarioError> {
+    let mut v = Validator::new(loaded, fixtures_dir);
+    v.run();
+    if v.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ScenarioError::new(v.problems))
+    }
+}
+
+/// A step as the checks see it: index, id, kind.
+#[derive(Clone, Copy)]
+struct StepRef<'a> {
+    index: usize,
+    id: &'a str,
+    kind: &'static str,
+}
+
+struct Validator<'a> {
+    loaded: &'a LoadedScenario,
+    s: &'a Scenario,
+    spans: SpanIndex,
+    fixtures_dir: &'a Path,
+    /// First step with each id.
+    by_id: HashMap<&'a str, StepRef<'a>>,
+    problems: Vec<Problem>,
+}
+
+fn is_lower_name(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn is_sql_identifier(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_lowercase() || c == b'_')
+        && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        && s.len() <= MAX_NAME
+}
+
+fn is_server_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn is_step_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn is_segment_name(s: &str) -> bool {
+    s.len() == 24
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+/// `Some Text_1` → `some-text-1`: a suggestion for a name that must be lowercase and dashed.
+fn slug(s: &str, sep: char) -> String {
+    let mut out = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with(sep) && !out.is_empty() {
+            out.push(sep);
+        }
+    }
+    while out.ends_with(sep) {
+        out.pop();
+    }
+    out
+}
+
+impl<'a> Validator<'a> {
+    fn new(loaded: &'a LoadedScenario, fixtures_dir: &'a Path) -> Self {
+        let s = &loaded.scenario;
+        let mut by_id = HashMap::new();
+        for (index, step) in s.steps.iter().enumerate() {
+            by_id.entry(step.id()).or_insert(StepRef {
+                index,
+                id: step.id(),
+                kind: step.kind(),
+            });
+        }
+        Validator {
+            loaded,
+            s,
+            spans: SpanIndex::parse(&loaded.text),
+            fixtures_dir,
+            by_id,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Record a problem at the node `path`.
+    fn report(&mut self, path: &str, message: String, hint: impl Into<Option<String>>) {
+        self.push(path, false, message, hint.into());
+    }
+
+    /// Record a problem at the key of the map entry `path` (for problems with the key itself).
+    fn report_key(&mut self, path: &str, message: String, hint: impl Into<Option<String>>) {
+        self.push(path, true, message, hint.into());
+    }
+
+    fn push(&mut self, path: &str, key: bool, message: String, hint: Option<String>) {
+        let at = if key {
+            self.spans.locate_key(path)
+        } else {
+            self.spans.locate(path)
+        };
+        let (line, column) = at.map_or((1, 1), |m| (m.line, m.column));
+        let step = step_index(path)
+            .and_then(|i| self.s.steps.get(i))
+            .map(|st| st.id().to_string());
+        let scenario = Some(self.s.name.clone()).filter(|n| !n.is_empty());
+        self.problems.push(Problem {
+            file: self.loaded.path.clone(),
+            line,
+            column,
+            scenario,
+            step,
+            message,
+            hint,
+        });
+    }
+
+    fn step_path(&self, index: usize) -> String {
+        format!("steps[{index}].{}", self.s.steps[index].kind())
+    }
+
+    fn write_ids(&self) -> Vec<&'a str> {
+        self.s
+            .steps
+            .iter()
+            .filter(|st| matches!(st, Step::Write(_)))
+            .map(Step::id)
+            .collect()
+    }
+
+    fn table_names(&self) -> Vec<&'a str> {
+        self.s
+            .seed_data
+            .tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
+    fn run(&mut self) {
+        self.check_top();
+        self.check_seed_data();
+        self.check_steps();
+        self.check_recovery();
+        self.check_expect();
+        self.check_timeouts();
+    }
+
+    fn check_top(&mut self) {
+        let name = &self.s.name;
+        if name.is_empty() || name.len() > 48 || !is_lower_name(name) {
+            let suggestion = slug(name, '-');
+            let hint = if suggestion.is_empty() || suggestion.len() > 48 {
+                "use 1 to 48 lowercase letters, digits and dashes, e.g. `pitr-between-writes`"
+                    .to_string()
+            } else {
+                format!("use lowercase letters, digits and dashes, e.g. `{suggestion}`")
+            };
+            self.report(
+                "name",
+                format!("scenario name `{name}` must be 1 to 48 lowercase letters, digits and dashes"),
+                hint,
+            );
+        }
+        for (i, tag) in self.s.tags.iter().enumerate() {
+            if tag.trim().is_empty() {
+                self.report(
+                    &format!("tags[{i}]"),
+                    format!("tag {} is empty", i + 1),
+                    "remove it or give it a name".to_string(),
+                );
+            }
+        }
+        self.check_postgres("postgres", self.s.postgres);
+        if let Some(v) = self.s.recovery.postgres {
+            self.check_postgres("recovery.postgres", v);
+        }
+        let server = self.s.backup.server_name.clone();
+        self.check_server_name("backup.server_name", &server);
+        if let Some(server) = self.s.recovery.server_name.clone() {
+            self.check_server_name("recovery.server_name", &server);
+        }
+    }
+
+    fn check_postgres(&mut self, path: &str, v: u32) {
+        if !SUPPORTED_POSTGRES.contains(&v) {
+            self.report(
+                path,
+                format!("PostgreSQL {v} is not supported"),
+                format!(
+                    "use a major version from {} to {}",
+                    SUPPORTED_POSTGRES.start(),
+                    SUPPORTED_POSTGRES.end()
+                ),
+            );
+        }
+    }
+
+    fn check_server_name(&mut self, path: &str, name: &str) {
+        if !is_server_name(name) {
+            self.report(
+                path,
+                format!("`{path}` `{name}` must be 1 to 63 letters, digits, `_`, `.` or `-`"),
+                "barman uses it as a folder name, e.g. `source`".to_string(),
+            );
+        }
+    }
+
+    fn check_seed_data(&mut self) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, t) in self.s.seed_data.tables.iter().enumerate() {
+            let path = format!("seed_data.tables[{i}].name");
+            let name = t.name.as_str();
+            if !is_sql_identifier(name) {
+                let suggestion = slug(name, '_');
+                let suggestion = if suggestion.starts_with(|c: char| c.is_ascii_digit()) {
+                    format!("t_{suggestion}")
+                } else {
+                    suggestion
+                };
+                let hint = if suggestion.is_empty() || suggestion.len() > MAX_NAME {
+                    "use a lowercase SQL identifier, e.g. `events`".to_string()
+                } else {
+                    format!("use a lowercase SQL identifier, e.g. `{suggestion}`")
+                };
+                self.report(
+                    &path,
+                    format!(
+                        "table name `{name}` must be a lowercase SQL identifier: a letter or `_`, then up to 62 letters, digits or `_`"
+                    ),
+                    hint,
+                );
+            } else if name.starts_with("pgdrill") {
+                self.report(
+                    &path,
+                    format!("table name `{name}` starts with `pgdrill`, which is reserved for pgdrill's own tables"),
+                    "pick another name".to_string(),
+                );
+            }
+            if let Some(&first) = seen.get(name) {
+                let line = self
+                    .spans
+                    .locate(&format!("seed_data.tables[{first}].name"))
+                    .map_or(String::new(), |m| format!(" (first on line {})", m.line));
+                self.report(
+                    &path,
+                    format!("table `{name}` is declared twice{line}"),
+                    "declare each table once; set its `rows` there".to_string(),
+                );
+            } else {
+                seen.insert(name, i);
+            }
+        }
+        if let Some(sql) = self.s.seed_data.sql.clone() {
+            self.check_fixture("seed_data.sql", &sql);
+        }
+    }
+
+    fn check_fixture(&mut self, path: &str, sql: &str) {
+        let p = Path::new(sql);
+        if sql.trim().is_empty() {
+            self.report(
+                path,
+                "`seed_data.sql` is empty".to_string(),
+                "name an SQL file under the fixtures directory, or remove the key".to_string(),
+            );
+        } else if p.is_absolute() || p.has_root() {
+            self.report(
+                path,
+                format!("`seed_data.sql` `{sql}` must be a path relative to the fixtures directory"),
+                format!("e.g. `{}`", p.file_name().map_or("seed.sql".into(), |f| f.to_string_lossy())),
+            );
+        } else if p.components().any(|c| c == Component::ParentDir) {
+            self.report(
+                path,
+                format!("`seed_data.sql` `{sql}` must stay inside the fixtures directory"),
+                "remove the `..` parts and move the file under the fixtures directory".to_string(),
+            );
+        } else if !self.fixtures_dir.join(p).is_file() {
+            self.report(
+                path,
+                format!(
+                    "`seed_data.sql` `{sql}` does not exist under `{}`",
+                    self.fixtures_dir.display()
+                ),
+                format!(
+                    "create `{}` or fix the path",
+                    self.fixtures_dir.join(p).display()
+                ),
+            );
+        }
+    }
+
+    fn check_steps(&mut self) {
+        let tables = self.table_names();
+        let mut seen_ids: HashMap<&str, usize> = HashMap::new();
+        let mut seen_points: HashMap<&str, usize> = HashMap::new();
+        for (i, step) in self.s.steps.iter().enumerate() {
+            let base = self.step_path(i);
+            let id = step.id();
+            let id_path = format!("{base}.id");
+            if id == SEED_STEP {
+                self.report(
+                    &id_path,
+                    format!("step id `{SEED_STEP}` is reserved for the rows loaded from `seed_data`"),
+                    "pick another id; the ledger records the seed rows under `seed`".to_string(),
+                );
+            } else if !is_step_id(id) {
+                let s = slug(id, '-');
+                let hint = if s.is_empty() {
+                    "use lowercase letters, digits, `_` and `-`, e.g. `w1`".to_string()
+                } else {
+                    format!("use lowercase letters, digits, `_` and `-`, e.g. `{s}`")
+                };
+                self.report(
+                    &id_path,
+                    format!("step id `{id}` may only hold lowercase letters, digits, `_` and `-`"),
+                    hint,
+                );
+            }
+            if let Some(&first) = seen_ids.get(id) {
+                let line = self
+                    .spans
+                    .locate(&format!("{}.id", self.step_path(first)))
+                    .map_or(String::new(), |m| format!(" on line {}", m.line));
+                self.report(
+                    &id_path,
+                    format!(
+                        "step id `{id}` is already used by the `{}` step{line}",
+                        self.s.steps[first].kind()
+                    ),
+                    "give every step its own id".to_string(),
+                );
+            } else {
+                seen_ids.insert(id, i);
+            }
+            match step {
+                Step::Write(w) => {
+                    if !tables.contains(&w.table.as_str()) {
+                        let hint = if tables.is_empty() {
+                            format!(
+                                "declare it under `seed_data.tables`, e.g. `tables: [{{ name: {}, rows: 0 }}]`",
+                                w.table
+                            )
+                        } else if let Some(c) = closest(&w.table, tables.iter().copied()) {
+                            format!("did you mean `{c}`? The seed_data tables are {}", list(&tables))
+                        } else {
+                            format!(
+                                "write to one of {}, or declare `{}` under `seed_data.tables`",
+                                list(&tables),
+                                w.table
+                            )
+                        };
+                        self.report(
+                            &format!("{base}.table"),
+                            format!("table `{}` is not one of the `seed_data.tables`", w.table),
+                            hint,
+                        );
+                    }
+                    if w.rows == 0 || w.rows > MAX_WRITE_ROWS {
+                        self.report(
+                            &format!("{base}.rows"),
+                            format!("a write inserts 1 to {MAX_WRITE_ROWS} rows, not {}", w.rows),
+                            if w.rows == 0 {
+                                "remove `rows` for a single row, or set it to 1 or more".to_string()
+                            } else {
+                                "split the rows over several write steps".to_string()
+                            },
+                        );
+                    }
+                }
+                Step::RestorePoint(rp) => {
+                    let path = format!("{base}.name");
+                    let name = rp.name.as_str();
+                    if name.is_empty() || name.len() > MAX_NAME {
+                        self.report(
+                            &path,
+                            format!(
+                                "restore point name must be 1 to {MAX_NAME} bytes, `{name}` has {}",
+                                name.len()
+                            ),
+                            "PostgreSQL truncates longer names; pick a short one such as `before-w3`".to_string(),
+                        );
+                    }
+                    if let Some(&first) = seen_points.get(name) {
+                        self.report(
+                            &path,
+                            format!(
+                                "restore point `{name}` is also created by step `{}`",
+                                self.s.steps[first].id()
+                            ),
+                            "give each restore point its own name so `target: { name: ... }` is unambiguous".to_string(),
+                        );
+                    } else {
+                        seen_points.insert(name, i);
+                    }
+                }
+                Step::Fault(f) => {
+                    let set: Vec<&str> = [("delete_wal", f.delete_wal.is_some())]
+                        .into_iter()
+                        .filter(|(_, on)| *on)
+                        .map(|(n, _)| n)
+                        .collect();
+                    match set.len() {
+                        0 => self.report(
+                            &base,
+                            format!("fault step `{id}` injects no fault"),
+                            "set one fault, e.g. `delete_wal: { holding_step: w2 }`".to_string(),
+                        ),
+                        1 => {}
+                        _ => self.report(
+                            &format!("{base}.{}", set[1]),
+                            format!("fault step `{id}` sets {} faults: {}", set.len(), list(&set)),
+                            "one fault per step: split them into several `fault` steps".to_string(),
+                        ),
+                    }
+                    if let Some(sel) = &f.delete_wal {
+                        let path = format!("{base}.delete_wal");
+                        match (&sel.segment, &sel.holding_step) {
+                            (None, None) => self.report(
+                                &path,
+                                "`delete_wal` names no segment".to_string(),
+                                "set `holding_step: <write step id>` or `segment: <24 hex digits>`".to_string(),
+                            ),
+                            (Some(_), Some(_)) => self.report(
+                                &format!("{path}.holding_step"),
+                                "`delete_wal` sets both `segment` and `holding_step`".to_string(),
+                                "keep only one of them".to_string(),
+                            ),
+                            (Some(seg), None) => {
+                                if !is_segment_name(seg) {
+                                    let upper = seg.to_ascii_uppercase();
+                                    let hint = if is_segment_name(&upper) {
+                                        format!("write it in uppercase: `{upper}`")
+                                    } else {
+                                        "a WAL segment file name is 24 uppercase hex digits, e.g. `000000010000000000000009`".to_string()
+                                    };
+                                    self.report(
+                                        &format!("{path}.segment"),
+                                        format!("`{seg}` is not a WAL segment file name"),
+                                        hint,
+                                    );
+                                }
+                            }
+                            (None, Some(h)) => {
+                                let hpath = format!("{path}.holding_step");
+                                if let Some(r) = self.write_ref(&hpath, h, "`holding_step`")
+                                    && r.index > i
+                                {
+                                    self.report(
+                                        &hpath,
+                                        format!("`holding_step` names write `{h}`, which comes after this fault"),
+                                        "a fault can only delete WAL that already exists: move the fault after the write".to_string(),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+                Step::BaseBackup(_) | Step::Checkpoint(_) | Step::SwitchWal(_) => {}
+            }
+        }
+        if !self.s.steps.iter().any(|st| matches!(st, Step::BaseBackup(_))) {
+            self.report(
+                "steps",
+                "no `base_backup` step: there is nothing to recover from".to_string(),
+                "add `- base_backup: { id: base }` before the writes recovery should find".to_string(),
+            );
+        }
+    }
+
+    /// Checks that `id` (found at `path`, described as `what`) names a write step.
+    fn write_ref(&mut self, path: &str, id: &str, what: &str) -> Option<StepRef<'a>> {
+        match self.by_id.get(id).copied() {
+            Some(r) if r.kind == "write" => Some(r),
+            Some(r) => {
+                let writes = self.write_ids();
+                self.report(
+                    path,
+                    format!("{what} names `{id}`, a `{}` step, not a `write` step", r.kind),
+                    if writes.is_empty() {
+                        "add a `write` step and name it here".to_string()
+                    } else {
+                        format!("name a write step: {}", list(&writes))
+                    },
+                );
+                None
+            }
+            None => {
+                let writes = self.write_ids();
+                let hint = if let Some(c) = closest(id, writes.iter().copied()) {
+                    format!("did you mean `{c}`?")
+                } else if writes.is_empty() {
+                    "add a `write` step with this id".to_string()
+                } else {
+                    format!("name a write step: {}", list(&writes))
+                };
+                self.report(path, format!("{what} names step `{id}`, which does not exist"), hint);
+                None
+            }
+        }
+    }
+
+    /// The base backup recovery starts from at the earliest: `recovery.backup` if it names a
+    /// base backup, else the first one.
+    fn backup_floor(&mut self) -> Option<StepRef<'a>> {
+        if let Some(b) = self.s.recovery.backup.as_deref() {
+            let backups: Vec<&str> = self
+                .s
+                .steps
+                .iter()
+                .filter(|st| matches!(st, Step::BaseBackup(_)))
+                .map(Step::id)
+                .collect();
+            return match self.by_id.get(b).copied() {
+                Some(r) if r.kind == "base_backup" => Some(r),
+                found => {
+                    let message = match found {
+                        Some(r) => format!("`recovery.backup` names `{b}`, a `{}` step, not a `base_backup` step", r.kind),
+                        None => format!("`recovery.backup` names step `{b}`, which does not exist"),
+                    };
+                    let hint = match closest(b, backups.iter().copied()) {
+                        Some(c) if found.is_none() => format!("did you mean `{c}`?"),
+                        _ if backups.is_empty() => "add a `base_backup` step and name it here".to_string(),
+                        _ => format!("name a base backup step: {}", list(&backups)),
+                    };
+                    self.report("recovery.backup", message, hint);
+                    None
+                }
+            };
+        }
+        self.s.steps.iter().enumerate().find_map(|(index, st)| {
+            matches!(st, Step::BaseBackup(_)).then(|| StepRef {
+                index,
+                id: st.id(),
+                kind: st.kind(),
+            })
+        })
+    }
+
+    fn check_recovery(&mut self) {
+        let floor = self.backup_floor();
+        let named_backup = self.s.recovery.backup.is_some();
+        // Steps the target refers to, with the path of the reference.
+        let mut refs: Vec<(String, StepRef<'a>)> = Vec::new();
+        let target = self.s.recovery.target.clone();
+        match &target {
+            Target::Latest | Target::Immediate => {}
+            Target::Time(t) => {
+                let base = "recovery.target.time";
+                let set: Vec<&str> = [
+                    ("at", t.at.is_some()),
+                    ("after_step", t.after_step.is_some()),
+                    ("between", t.between.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(n, _)| n)
+                .collect();
+                self.exactly_one(base, &set, &["at", "after_step", "between"]);
+                if let Some(s) = &t.after_step {
+                    let p = format!("{base}.after_step");
+                    if let Some(r) = self.write_ref(&p, s, "`time.after_step`") {
+                        refs.push((p, r));
+                    }
+                }
+                if let Some([a, b]) = &t.between {
+                    let pa = format!("{base}.between[0]");
+                    let pb = format!("{base}.between[1]");
+                    let ra = self.write_ref(&pa, a, "`time.between`");
+                    let rb = self.write_ref(&pb, b, "`time.between`");
+                    if let (Some(ra), Some(rb)) = (ra, rb) {
+                        if ra.index >= rb.index {
+                            self.report(
+                                &pb,
+                                if ra.index == rb.index {
+                                    format!("`time.between` names `{a}` twice")
+                                } else {
+                                    format!("`time.between` names `{b}` after `{a}`, but `{b}` is written first")
+                                },
+                                if ra.index == rb.index {
+                                    "name two different write steps, the earlier first".to_string()
+                                } else {
+                                    format!("name the earlier write first: `between: [{b}, {a}]`")
+                                },
+                            );
+                        }
+                        refs.push((pa, ra));
+                        refs.push((pb, rb));
+                    }
+                }
+            }
+            Target::Lsn(l) => {
+                let base = "recovery.target.lsn";
+                let set: Vec<&str> = [("at", l.at.is_some()), ("after_step", l.after_step.is_some())]
+                    .into_iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(n, _)| n)
+                    .collect();
+                self.exactly_one(base, &set, &["at", "after_step"]);
+                if let Some(at) = &l.at
+                    && let Err(e) = at.parse::<Lsn>()
+                {
+                    self.report(
+                        &format!("{base}.at"),
+                        format!("`lsn.at`: {e}"),
+                        "an LSN is two hex numbers separated by `/`, e.g. `0/3000060`".to_string(),
+                    );
+                }
+                if let Some(s) = &l.after_step {
+                    let p = format!("{base}.after_step");
+                    if let Some(r) = self.write_ref(&p, s, "`lsn.after_step`") {
+                        refs.push((p, r));
+                    }
+                }
+            }
+            Target::Xid(x) => {
+                let base = "recovery.target.xid";
+                let set: Vec<&str> = [("at", x.at.is_some()), ("of_step", x.of_step.is_some())]
+                    .into_iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(n, _)| n)
+                    .collect();
+                self.exactly_one(base, &set, &["at", "of_step"]);
+                if let Some(at) = x.at
+                    && at < 3
+                {
+                    self.report(
+                        &format!("{base}.at"),
+                        format!("transaction id {at} is reserved by PostgreSQL, never a real transaction"),
+                        "normal transaction ids start at 3; prefer `of_step: <write step id>`".to_string(),
+                    );
+                }
+                if let Some(s) = &x.of_step {
+                    let p = format!("{base}.of_step");
+                    if let Some(r) = self.write_ref(&p, s, "`xid.of_step`") {
+                        refs.push((p, r));
+                    }
+                }
+            }
+            Target::Name(n) => {
+                let p = "recovery.target.name";
+                let found = self.s.steps.iter().enumerate().find_map(|(index, st)| match st {
+                    Step::RestorePoint(rp) if rp.name == *n => Some(StepRef {
+                        index,
+                        id: st.id(),
+                        kind: st.kind(),
+                    }),
+                    _ => None,
+                });
+                match found {
+                    Some(r) => refs.push((p.to_string(), r)),
+                    None => {
+                        let names: Vec<&str> = self
+                            .s
+                            .steps
+                            .iter()
+                            .filter_map(|st| match st {
+                                Step::RestorePoint(rp) => Some(rp.name.as_str()),
+                                _ => None,
+                            })
+                            .collect();
+                        let hint = if let Some(c) = closest(n, names.iter().copied()) {
+                            format!("did you mean `{c}`?")
+                        } else if names.is_empty() {
+                            format!("add a step `- restore_point: {{ id: rp1, name: {n} }}` after the base backup")
+                        } else {
+                            format!("name one of the restore points: {}", list(&names))
+                        };
+                        self.report(
+                            p,
+                            format!("no `restore_point` step creates the restore point `{n}`"),
+                            hint,
+                        );
+                    }
+                }
+            }
+            Target::AfterStep(s) => {
+                let p = "recovery.target.after_step";
+                if let Some(r) = self.write_ref(p, s, "`target.after_step`") {
+                    refs.push((p.to_string(), r));
+                }
+            }
+        }
+
+        // Recovery cannot stop before the backup it starts from is consistent.
+        if let Some(floor) = floor {
+            for (path, r) in &refs {
+                if r.index < floor.index {
+                    let what = if r.kind == "restore_point" {
+                        format!("restore point step `{}`", r.id)
+                    } else {
+                        format!("write `{}`", r.id)
+                    };
+                    let backup = if named_backup {
+                        format!("base backup `{}` named in `recovery.backup`", floor.id)
+                    } else {
+                        format!("the first base backup, `{}`", floor.id)
+                    };
+                    let hint = if named_backup {
+                        format!(
+                            "target a step after `{}`, or name an earlier backup in `recovery.backup`",
+                            floor.id
+                        )
+                    } else {
+                        format!(
+                            "target a step after `{}`, or add a `base_backup` step before `{}`",
+                            floor.id, r.id
+                        )
+                    };
+                    self.report(
+                        path,
+                        format!(
+                            "the target is unreachable: {what} comes before {backup}, and recovery cannot stop before the backup is consistent"
+                        ),
+                        hint,
+                    );
+                }
+            }
+        }
+
+        if self.s.recovery.exclusive {
+            let kind = match target {
+                Target::Latest => Some("latest"),
+                Target::Immediate => Some("immediate"),
+                Target::Name(_) => Some("name"),
+                Target::AfterStep(_) => Some("after_step"),
+                Target::Time(_) | Target::Lsn(_) | Target::Xid(_) => None,
+            };
+            if let Some(kind) = kind {
+                self.report(
+                    "recovery.exclusive",
+                    format!("`exclusive: true` means nothing with a `{kind}` target"),
+                    "remove `exclusive`; it only applies to `time`, `lsn` and `xid` targets".to_string(),
+                );
+            }
+        }
+    }
+
+    /// Reports a target struct that sets none or several of its alternatives.
+    fn exactly_one(&mut self, base: &str, set: &[&str], all: &[&str]) {
+        let field = base.rsplit('.').next().unwrap_or(base);
+        match set.len() {
+            1 => {}
+            0 => self.report(
+                base,
+                format!("`{field}` target sets none of {}", list(all)),
+                format!("set exactly one of {}", list(all)),
+            ),
+            _ => self.report_key(
+                &format!("{base}.{}", set[1]),
+                format!("`{field}` target sets {}; only one is allowed", list(set)),
+                format!("keep exactly one of {}", list(set)),
+            ),
+        }
+    }
+
+    fn check_expect(&mut self) {
+        match &self.s.expect {
+            Expect::Recovered(r) => {
+                let tables = self.table_names();
+                if let Some(rows) = &r.rows {
+                    for table in rows.keys() {
+                        if !tables.contains(&table.as_str()) {
+                            let hint = if let Some(c) = closest(table, tables.iter().copied()) {
+                                format!("did you mean `{c}`?")
+                            } else if tables.is_empty() {
+                                "row counts can only be expected for `seed_data.tables`; declare the table there".to_string()
+                            } else {
+                                format!("expect row counts of {}", list(&tables))
+                            };
+                            self.report_key(
+                                &format!("expect.recovered.rows.{table}"),
+                                format!("`expect.recovered.rows` counts table `{table}`, which is not one of the `seed_data.tables`"),
+                                hint,
+                            );
+                        }
+                    }
+                }
+                if let Some(steps) = &r.data_loss.steps {
+                    let mut seen = BTreeSet::new();
+                    for (i, s) in steps.iter().enumerate() {
+                        let p = format!("expect.recovered.data_loss.steps[{i}]");
+                        self.write_ref(&p, s, "`data_loss.steps`");
+                        if !seen.insert(s.as_str()) {
+                            self.report(
+                                &p,
+                                format!("`data_loss.steps` lists `{s}` twice"),
+                                "list each lost write once".to_string(),
+                            );
+                        }
+                    }
+                }
+                if let Some(b) = r.rto_budget_seconds
+                    && !(b.is_finite() && b > 0.0)
+                {
+                    self.report(
+                        "expect.recovered.rto_budget_seconds",
+                        format!("`rto_budget_seconds` must be a positive number of seconds, not {b}"),
+                        "e.g. `rto_budget_seconds: 120`, or remove it for no budget".to_string(),
+                    );
+                }
+            }
+            Expect::Failed(f) => {
+                if f.error_contains.trim().is_empty() {
+                    self.report(
+                        "expect.failed.error_contains",
+                        "`error_contains` is empty, so any failure would match".to_string(),
+                        "quote a distinctive part of the expected error, e.g. `error_contains: \"requested WAL segment\"`".to_string(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_timeouts(&mut self) {
+        let t = &self.s.timeouts;
+        for (key, v, default) in [
+            ("archive_seconds", t.archive_seconds, 60),
+            ("backup_seconds", t.backup_seconds, 300),
+            ("recovery_seconds", t.recovery_seconds, 300),
+        ] {
+            if v == 0 {
+                self.report(
+                    &format!("timeouts.{key}"),
+                    format!("`timeouts.{key}` must be more than 0"),
+                    format!("remove it for the default of {default} seconds, or set a longer deadline"),
+                );
+            }
+        }
+    }
 }

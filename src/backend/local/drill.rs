@@ -1,0 +1,440 @@
+//! `LocalBackend` and `LocalDrill`: one scenario's source and recovered servers, under its own
+//! directory and its own bucket prefix. Teardown removes only what the drill created.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use crate::backend::objstore::{ObjectStore, S3Target};
+use crate::backend::{BackendError, Backend, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec};
+use crate::ledger::{BackupRecord, Lsn, ResolvedTarget, pg_timestamp};
+use crate::runner::{Phase, Rto};
+use crate::scenario::{Compression, Scenario};
+
+use super::barman::Barman;
+use super::postgres::{NotReady, PgInstance, StopMode};
+use super::toolchain::Toolchain;
+
+/// How the local backend reaches its tools and object storage.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub toolchain: Toolchain,
+    pub s3: S3Target,
+    /// Root of this run's working directories (`<home>/runs/<run-id>`).
+    pub run_dir: PathBuf,
+    pub run_id: String,
+    /// Object key prefix for the whole run inside the bucket.
+    pub bucket_prefix: String,
+    /// The endpoint is external: teardown deletes the drill's objects itself.
+    pub external_s3: bool,
+}
+
+pub struct LocalBackend {
+    pub opts: LocalOptions,
+}
+
+impl LocalBackend {
+    pub fn new(opts: LocalOptions) -> Self {
+        Self { opts }
+    }
+}
+
+impl Backend for LocalBackend {
+    type Drill = LocalDrill;
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn open(&self, scenario: &Scenario) -> Result<LocalDrill, BackendError> {
+        let o = &self.opts;
+        let bin = o.toolchain.check_barman()?;
+        let dir = o.run_dir.join(&scenario.name);
+        if dir.exists() {
+            return Err(BackendError::infra(format!(
+                "{} already exists: two scenarios named `{}` in one run?",
+                dir.display(),
+                scenario.name
+            )));
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BackendError::infra(format!("cannot create {}: {e}", dir.display())))?;
+        o.toolchain.run_as.chown(&dir)?;
+        let root = format!("{}/{}", o.bucket_prefix.trim_matches('/'), scenario.name);
+        let store = ObjectStore::new(&o.s3, &root);
+        let barman = Barman {
+            bin,
+            s3: o.s3.clone(),
+            destination: store.url(),
+            run_as: o.toolchain.run_as.clone(),
+            home: dir.clone(),
+        };
+        barman.prepare_home()?;
+        Ok(LocalDrill {
+            toolchain: o.toolchain.clone(),
+            dir,
+            store,
+            barman,
+            source: None,
+            source_spec: None,
+            recovered: None,
+            external_s3: o.external_s3,
+        })
+    }
+}
+
+/// Owner of one scenario's servers, directory and prefix.
+pub struct LocalDrill {
+    toolchain: Toolchain,
+    dir: PathBuf,
+    store: ObjectStore,
+    barman: Barman,
+    source: Option<PgInstance>,
+    source_spec: Option<SourceSpec>,
+    recovered: Option<PgInstance>,
+    external_s3: bool,
+}
+
+impl LocalDrill {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.barman.env()
+    }
+
+    /// Write the archive wrapper for `server_name` into `inst` and return its path.
+    fn install_archive_command(
+        &self,
+        inst: &PgInstance,
+        server_name: &str,
+        compression: Compression,
+    ) -> Result<PathBuf, BackendError> {
+        inst.write_file("bin/archive-wal.sh", &self.barman.archive_script(server_name, compression), 0o755)
+    }
+
+    async fn server(client: tokio_postgres::Client) -> Result<Server, BackendError> {
+        let version: String = client.query_one("SHOW server_version", &[]).await?.get(0);
+        let version = version.split_whitespace().next().unwrap_or_default().to_string();
+        Ok(Server { client, version })
+    }
+}
+
+impl Drill for LocalDrill {
+    fn store(&self) -> &ObjectStore {
+        &self.store
+    }
+
+    fn destination(&self) -> String {
+        self.store.url()
+    }
+
+    async fn start_source(&mut self, spec: &SourceSpec) -> Result<Server, BackendError> {
+        let bin = self.toolchain.pg_bin(spec.major)?;
+        let inst = PgInstance::new("source", &self.dir.join("source"), &bin, &self.toolchain.run_as)?;
+        inst.initdb().await?;
+        let script = self.install_archive_command(&inst, &spec.server_name, spec.compression)?;
+        let mut settings = inst.base_settings();
+        settings.extend([
+            ("wal_level", "replica".to_string()),
+            ("archive_mode", "on".to_string()),
+            ("archive_command", format!("{} %p", super::sh_quote(&script.display().to_string()))),
+            ("archive_timeout", "0".to_string()),
+            ("track_commit_timestamp", "on".to_string()),
+            ("max_wal_size", "256MB".to_string()),
+            ("wal_keep_size", "0".to_string()),
+        ]);
+        inst.append_conf(&settings)?;
+        // CNPG marks a freshly bootstrapped PGDATA so its first archive checks the archive is empty.
+        inst.write_file("data/.check-empty-wal-archive", "", 0o600)?;
+        self.source = Some(inst);
+        self.source_spec = Some(spec.clone());
+        let env = self.env();
+        let inst = self.source.as_mut().expect("just set");
+        inst.start(&env)?;
+        let client = match inst.wait_ready(true, Duration::from_secs(60)).await {
+            Ok(c) => c,
+            Err(NotReady::Exited(f)) => {
+                return Err(BackendError::infra(format!("source PostgreSQL exited at start:\n{f}")));
+            }
+            Err(NotReady::Timeout(t)) => {
+                return Err(BackendError::infra(format!("source PostgreSQL not ready within 60s:\n{t}")));
+            }
+        };
+        Self::server(client).await
+    }
+
+    async fn base_backup(&mut self, step_id: &str, timeout_seconds: u64) -> Result<BackupRecord, BackendError> {
+        let (Some(src), Some(spec)) = (&self.source, &self.source_spec) else {
+            return Err(BackendError::infra("base backup before the source started"));
+        };
+        let name = format!("pgdrill-{step_id}");
+        let out = self
+            .barman
+            .backup(
+                &spec.server_name,
+                &src.socket_dir(),
+                spec.compression,
+                &name,
+                Duration::from_secs(timeout_seconds),
+            )
+            .await?;
+        if !out.success {
+            return Err(BackendError::infra(format!("barman-cloud-backup failed: {}", out.text())));
+        }
+        let list = self.barman.list_backups(&spec.server_name).await?;
+        let b = list
+            .into_iter()
+            .find(|b| b.backup_name.as_deref() == Some(name.as_str()))
+            .ok_or_else(|| BackendError::infra(format!("barman-cloud-backup-list does not show backup `{name}`")))?;
+        let parse_lsn = |v: &Option<String>, what: &str| -> Result<Lsn, BackendError> {
+            v.as_deref()
+                .ok_or_else(|| BackendError::infra(format!("backup {} has no {what}", b.backup_id)))?
+                .parse()
+                .map_err(BackendError::infra)
+        };
+        Ok(BackupRecord {
+            step_id: step_id.to_string(),
+            backup_id: b.backup_id.clone(),
+            begin_lsn: parse_lsn(&b.begin_xlog, "begin_xlog")?,
+            end_lsn: parse_lsn(&b.end_xlog, "end_xlog")?,
+            begin_wal: b.begin_wal.clone().unwrap_or_default(),
+            end_wal: b.end_wal.clone().unwrap_or_default(),
+            end_time: b
+                .end_time
+                .as_deref()
+                .and_then(parse_barman_time)
+                .ok_or_else(|| BackendError::infra(format!("backup {} has no readable end_time", b.backup_id)))?,
+            timeline: b.timeline.unwrap_or(1),
+        })
+    }
+
+    async fn stop_source(&mut self) -> Result<(), BackendError> {
+        if let Some(src) = self.source.as_mut() {
+            src.stop(StopMode::Fast, Duration::from_secs(60)).await?;
+        }
+        Ok(())
+    }
+
+    async fn recover(&mut self, req: &RecoveryRequest) -> Result<RecoveryAttempt, BackendError> {
+        let t0 = Instant::now();
+        let started_at = Utc::now();
+        // CNPG's restore job refuses a destination that already holds WAL: same check, first.
+        let check = self.barman.check_wal_archive(&req.server_name).await?;
+        if !check.success {
+            return Ok(RecoveryAttempt::Failed { message: check.text(), rto: None });
+        }
+        let bin = self.toolchain.pg_bin(req.major)?;
+        let inst = PgInstance::new("recovered", &self.dir.join("recovered"), &bin, &self.toolchain.run_as)?;
+        let deadline = Duration::from_secs(req.timeout_seconds);
+        let restore = self
+            .barman
+            .restore(&req.source_server_name, &req.backup.backup_id, &inst.data(), deadline)
+            .await?;
+        let restored_at = Utc::now();
+        if !restore.success {
+            self.recovered = Some(inst);
+            return Ok(RecoveryAttempt::Failed {
+                message: format!("barman-cloud-restore failed: {}", restore.text()),
+                rto: None,
+            });
+        }
+        // A restored PGDATA carries the source's archive_command: point it at the new serverName.
+        let script = self.install_archive_command(&inst, &req.server_name, req.compression)?;
+        let mut settings = inst.base_settings();
+        settings.extend([
+            ("archive_mode", "on".to_string()),
+            ("archive_command", format!("{} %p", super::sh_quote(&script.display().to_string()))),
+            ("restore_command", self.barman.restore_command(&req.source_server_name)),
+            ("recovery_target_action", "promote".to_string()),
+            ("recovery_target_timeline", "latest".to_string()),
+        ]);
+        settings.extend(target_settings(&req.target, req.exclusive));
+        inst.append_conf(&settings)?;
+        inst.write_file("data/recovery.signal", "", 0o600)?;
+        inst.write_file("data/.check-empty-wal-archive", "", 0o600)?;
+        let env = self.env();
+        self.recovered = Some(inst);
+        let inst = self.recovered.as_mut().expect("just set");
+        inst.start(&env)?;
+        let remaining = deadline.saturating_sub(t0.elapsed());
+        let ready = inst.wait_ready(true, remaining).await;
+        let log = inst.log_text();
+        match ready {
+            Ok(client) => {
+                let server = Self::server(client).await?;
+                let answered_at = Utc::now();
+                let rto_seconds = t0.elapsed().as_secs_f64();
+                let mut rto = rto_from_log(&log, started_at, restored_at, answered_at, rto_seconds);
+                rto.bytes_downloaded = self.downloaded_bytes(req, &log).await.unwrap_or(0);
+                Ok(RecoveryAttempt::Recovered { server, rto })
+            }
+            Err(NotReady::Exited(fatal)) => Ok(RecoveryAttempt::Failed {
+                message: if fatal.is_empty() { "the server exited during recovery".into() } else { fatal },
+                rto: None,
+            }),
+            Err(NotReady::Timeout(tail)) => Ok(RecoveryAttempt::Failed {
+                message: format!("not promoted within {}s; last log lines:\n{tail}", req.timeout_seconds),
+                rto: None,
+            }),
+        }
+    }
+
+    async fn teardown(mut self, keep: bool) -> Vec<String> {
+        let mut kept = Vec::new();
+        for inst in [self.recovered.as_mut(), self.source.as_mut()].into_iter().flatten() {
+            if keep && inst.is_running() {
+                kept.push(format!("{} server (socket {})", inst.name, inst.socket_dir().display()));
+                continue;
+            }
+            if let Err(e) = inst.stop(StopMode::Immediate, Duration::from_secs(30)).await {
+                eprintln!("pgdrill: teardown: {e}");
+            }
+        }
+        if keep {
+            kept.push(format!("directory {}", self.dir.display()));
+            kept.push(format!("archive {}", self.store.url()));
+            // Keep the postmasters alive past our exit: forget them without killing.
+            for inst in [self.recovered.take(), self.source.take()].into_iter().flatten() {
+                std::mem::forget(inst);
+            }
+            return kept;
+        }
+        if self.external_s3 {
+            if let Err(e) = self.store.delete_all().await {
+                eprintln!("pgdrill: teardown of {}: {e}", self.store.url());
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("pgdrill: teardown: cannot remove {}: {e}", self.dir.display());
+        }
+        kept
+    }
+}
+
+impl LocalDrill {
+    /// Bytes fetched: the base backup's objects plus every WAL object named as restored in the log.
+    async fn downloaded_bytes(&self, req: &RecoveryRequest, log: &str) -> Result<u64, BackendError> {
+        let base = self
+            .store
+            .list(&format!("{}/base/{}/", req.source_server_name, req.backup.backup_id))
+            .await?;
+        let wals = self.store.wal_segments(&req.source_server_name).await?;
+        let restored = restored_segments(log);
+        Ok(base.iter().map(|o| o.size).sum::<u64>()
+            + restored.iter().filter_map(|s| wals.get(s)).map(|o| o.size).sum::<u64>())
+    }
+}
+
+/// `recovery_target_*` settings for a resolved target.
+pub fn target_settings(target: &ResolvedTarget, exclusive: bool) -> Vec<(&'static str, String)> {
+    let inclusive = ("recovery_target_inclusive", if exclusive { "off" } else { "on" }.to_string());
+    match target {
+        ResolvedTarget::Latest => vec![],
+        ResolvedTarget::Immediate => vec![("recovery_target", "immediate".into())],
+        ResolvedTarget::Time(t) => vec![("recovery_target_time", pg_timestamp(t)), inclusive],
+        ResolvedTarget::Lsn(l) => vec![("recovery_target_lsn", l.to_string()), inclusive],
+        ResolvedTarget::Xid(x) => vec![("recovery_target_xid", x.to_string()), inclusive],
+        ResolvedTarget::Name(n) => vec![("recovery_target_name", n.clone())],
+    }
+}
+
+/// Segments the server logged as `restored log file "X" from archive`.
+pub fn restored_segments(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split("restored log file \"").nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| name.len() == 24)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Timestamp at the start of a log line with prefix `%m `: `2026-11-22 10:00:00.123 UTC`.
+fn log_time(line: &str) -> Option<DateTime<Utc>> {
+    let s = line.get(..23)?;
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.3f").ok().map(|n| n.and_utc())
+}
+
+fn first_time(log: &str, needle: &str) -> Option<DateTime<Utc>> {
+    log.lines().filter(|l| l.contains(needle)).find_map(log_time)
+}
+
+/// RTO phases from host timestamps (restore) and the server log (replay, promotion).
+pub fn rto_from_log(
+    log: &str,
+    started_at: DateTime<Utc>,
+    restored_at: DateTime<Utc>,
+    answered_at: DateTime<Utc>,
+    seconds: f64,
+) -> Rto {
+    let phase = |name: &str, a: DateTime<Utc>, b: DateTime<Utc>| Phase {
+        name: name.into(),
+        started_at: a,
+        finished_at: b,
+        seconds: (b - a).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6,
+    };
+    let mut phases = vec![phase("restore_base_backup", started_at, restored_at)];
+    let consistent = first_time(log, "consistent recovery state reached").unwrap_or(restored_at);
+    let ready = first_time(log, "database system is ready to accept connections").unwrap_or(answered_at);
+    phases.push(phase("replay_until_consistent", restored_at, consistent.max(restored_at)));
+    phases.push(phase("replay_and_promotion", consistent.max(restored_at), ready.max(consistent)));
+    phases.push(phase("first_query", ready.max(consistent), answered_at.max(ready)));
+    Rto {
+        seconds,
+        phases,
+        wal_segments_replayed: restored_segments(log).len() as u64,
+        bytes_downloaded: 0,
+        budget_seconds: None,
+    }
+}
+
+/// barman's `end_time`, e.g. `Sun Nov 22 10:00:05 2026` or an ISO timestamp with offset.
+fn parse_barman_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z").map(|d| d.with_timezone(&Utc)))
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z").map(|d| d.with_timezone(&Utc)))
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(s, "%a %b %e %H:%M:%S %Y").ok().map(|n| n.and_utc()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "2026-11-22 10:00:01.000 UTC [9] LOG:  starting PostgreSQL 15.18\n\
+2026-11-22 10:00:01.200 UTC [9] LOG:  restored log file \"000000010000000000000003\" from archive\n\
+2026-11-22 10:00:01.300 UTC [9] LOG:  consistent recovery state reached at 0/3000100\n\
+2026-11-22 10:00:01.400 UTC [9] LOG:  restored log file \"000000010000000000000004\" from archive\n\
+2026-11-22 10:00:01.500 UTC [9] LOG:  restored log file \"00000002.history\" from archive\n\
+2026-11-22 10:00:01.900 UTC [8] LOG:  database system is ready to accept connections\n";
+
+    #[test]
+    fn phases_and_segments_come_from_the_log() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let r = rto_from_log(LOG, t("2026-11-22T10:00:00Z"), t("2026-11-22T10:00:01Z"), t("2026-11-22T10:00:02Z"), 2.0);
+        assert_eq!(r.wal_segments_replayed, 2);
+        let names: Vec<_> = r.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["restore_base_backup", "replay_until_consistent", "replay_and_promotion", "first_query"]);
+        assert!((r.phases[1].seconds - 0.3).abs() < 1e-9);
+        assert!((r.phases[2].seconds - 0.6).abs() < 1e-9);
+        assert!((r.phases[3].seconds - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn targets_become_postgres_settings() {
+        let s = target_settings(&ResolvedTarget::Lsn(Lsn(0x0900_0200)), true);
+        assert_eq!(s, vec![("recovery_target_lsn", "0/9000200".to_string()), ("recovery_target_inclusive", "off".to_string())]);
+        assert!(target_settings(&ResolvedTarget::Latest, false).is_empty());
+        assert_eq!(target_settings(&ResolvedTarget::Name("rp".into()), false).len(), 1);
+    }
+
+    #[test]
+    fn barman_times_parse() {
+        assert!(parse_barman_time("2026-11-22T10:00:05.123456+00:00").is_some());
+        assert!(parse_barman_time("2026-11-22 10:00:05.123456+00:00").is_some());
+        assert!(parse_barman_time("Sun Nov 22 10:00:05 2026").is_some());
+    }
+}

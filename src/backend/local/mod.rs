@@ -1,0 +1,13 @@
+//! The local backend: real PostgreSQL processes, real barman-cloud tools, a real S3 endpoint
+//! on loopback (embedded, or any endpoint given). No containers, no Kubernetes.
+
+mod barman;
+mod drill;
+pub mod postgres;
+pub mod process;
+pub mod s3layer;
+pub mod s3server;
+pub mod toolchain;
+
+pub use barman::{Barman, BarmanBackup, sh_quote};
+pub use drill::{LocalBackend, LocalDrill, LocalOptions};

@@ -1,0 +1,287 @@
+//! One PostgreSQL server process owned by pgdrill: initdb, configuration, start, readiness,
+//! stop. Unix sockets only (no TCP port), logs in the instance directory. Never deletes
+//! anything outside its own directory.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::backend::BackendError;
+
+use super::process::{self, RunAs, Spawned};
+
+/// How to stop a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// SIGINT: roll back sessions, checkpoint, exit.
+    Fast,
+    /// SIGQUIT: exit without a checkpoint, as in a crash.
+    Immediate,
+}
+
+/// Why a server did not become ready.
+#[derive(Debug)]
+pub enum NotReady {
+    /// The postmaster exited; the FATAL/PANIC lines of its log (with their DETAIL/HINT lines).
+    Exited(String),
+    /// Still running at the deadline; the last log lines.
+    Timeout(String),
+}
+
+/// Owner of one server directory and, while running, its postmaster.
+pub struct PgInstance {
+    pub name: String,
+    pub dir: PathBuf,
+    pub bin: PathBuf,
+    pub run_as: RunAs,
+    postmaster: Option<Spawned>,
+}
+
+impl PgInstance {
+    /// A fresh instance directory `dir` (must not exist yet) owned by the PostgreSQL user.
+    pub fn new(name: &str, dir: &Path, bin: &Path, run_as: &RunAs) -> Result<Self, BackendError> {
+        for d in [dir.to_path_buf(), dir.join("sock"), dir.join("bin")] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| BackendError::infra(format!("cannot create {}: {e}", d.display())))?;
+            run_as.chown(&d)?;
+        }
+        Ok(Self {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            bin: bin.to_path_buf(),
+            run_as: run_as.clone(),
+            postmaster: None,
+        })
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    /// A command run as the PostgreSQL user with HOME in the instance directory.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+        process::command(program, &self.run_as, &self.dir)
+    }
+
+    /// `initdb` with checksums, UTF8 and the C locale.
+    pub async fn initdb(&self) -> Result<(), BackendError> {
+        let mut c = self.command(self.bin.join("initdb"));
+        c.arg("-D")
+            .arg(self.data())
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--data-checksums", "--no-sync"]);
+        let out = process::run(c, &format!("initdb for {}", self.name), Duration::from_secs(120)).await?;
+        if !out.success {
+            return Err(BackendError::infra(format!("initdb for {} failed: {}", self.name, out.text())));
+        }
+        Ok(())
+    }
+
+    /// Append settings to `postgresql.conf` (later lines win over earlier ones).
+    pub fn append_conf(&self, settings: &[(&str, String)]) -> Result<(), BackendError> {
+        use std::io::Write;
+        let path = self.data().join("postgresql.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| BackendError::infra(format!("{}: {e}", path.display())))?;
+        let mut text = String::from("\n# --- pgdrill ---\n");
+        for (k, v) in settings {
+            text.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
+        }
+        f.write_all(text.as_bytes())
+            .map_err(|e| BackendError::infra(format!("{}: {e}", path.display())))
+    }
+
+    /// Settings every pgdrill instance has: sockets in its own directory, no TCP, UTC logs.
+    pub fn base_settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("listen_addresses", String::new()),
+            ("unix_socket_directories", self.socket_dir().display().to_string()),
+            ("port", "5432".into()),
+            ("max_connections", "20".into()),
+            ("shared_buffers", "32MB".into()),
+            ("log_line_prefix", "%m [%p] ".into()),
+            ("log_timezone", "UTC".into()),
+            ("timezone", "UTC".into()),
+            ("logging_collector", "off".into()),
+            ("restart_after_crash", "off".into()),
+        ]
+    }
+
+    /// Write a file into the instance directory, owned by the PostgreSQL user.
+    pub fn write_file(&self, rel: &str, content: &str, mode: u32) -> Result<PathBuf, BackendError> {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.dir.join(rel);
+        std::fs::write(&p, content).map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
+        self.run_as.chown(&p)?;
+        Ok(p)
+    }
+
+    /// Start the postmaster in its own process group with `env` added to a clean environment.
+    pub fn start(&mut self, env: &[(String, String)]) -> Result<(), BackendError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(|e| BackendError::infra(format!("{}: {e}", self.log_path().display())))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| BackendError::infra(format!("{}: {e}", self.log_path().display())))?;
+        let mut c = self.command(self.bin.join("postgres"));
+        c.arg("-D").arg(self.data()).stdout(log).stderr(log2).kill_on_drop(false);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        self.postmaster = Some(process::spawn(&mut c, &format!("postgres for {}", self.name))?);
+        Ok(())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.postmaster {
+            Some(p) => matches!(p.child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Connect over the instance's socket as `postgres`.
+    pub async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
+        let (client, conn) = tokio_postgres::Config::new()
+            .host_path(self.socket_dir())
+            .port(5432)
+            .user("postgres")
+            .dbname("postgres")
+            .application_name("pgdrill")
+            .connect_timeout(Duration::from_secs(5))
+            .connect(NoTls)
+            .await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    /// Poll until the server answers and, with `primary`, is out of recovery; fail at once if the
+    /// postmaster exits. Returns a connected client.
+    pub async fn wait_ready(&mut self, primary: bool, deadline: Duration) -> Result<Client, NotReady> {
+        let until = Instant::now() + deadline;
+        loop {
+            if !self.is_running() {
+                // Give the log a moment to be flushed by the exited process's children.
+                return Err(NotReady::Exited(self.fatal_lines()));
+            }
+            if let Ok(client) = self.connect().await {
+                let in_recovery = client
+                    .query_one("SELECT pg_is_in_recovery()", &[])
+                    .await
+                    .map(|r| r.get::<_, bool>(0));
+                match in_recovery {
+                    Ok(false) => return Ok(client),
+                    Ok(true) if !primary => return Ok(client),
+                    _ => {}
+                }
+            }
+            if Instant::now() >= until {
+                return Err(NotReady::Timeout(self.log_tail(20)));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The server log.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// FATAL and PANIC lines with the DETAIL/HINT lines that follow them.
+    pub fn fatal_lines(&self) -> String {
+        fatal_lines(&self.log_text())
+    }
+
+    fn log_tail(&self, n: usize) -> String {
+        let t = self.log_text();
+        let lines: Vec<&str> = t.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Stop the postmaster and wait for it; escalates to SIGKILL of the group after `deadline`.
+    pub async fn stop(&mut self, mode: StopMode, deadline: Duration) -> Result<(), BackendError> {
+        let Some(mut pm) = self.postmaster.take() else { return Ok(()) };
+        if !matches!(pm.child.try_wait(), Ok(None)) {
+            return Ok(());
+        }
+        let sig = match mode {
+            StopMode::Fast => libc::SIGINT,
+            StopMode::Immediate => libc::SIGQUIT,
+        };
+        if let Some(pid) = pm.child.id() {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(pid as i32, sig);
+            }
+        }
+        match tokio::time::timeout(deadline, pm.wait()).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                process::signal_group(pm.pgid, libc::SIGKILL);
+                let _ = pm.wait().await;
+                Err(BackendError::infra(format!(
+                    "{} did not stop within {}s; killed",
+                    self.name,
+                    deadline.as_secs()
+                )))
+            }
+        }
+    }
+}
+
+impl Drop for PgInstance {
+    fn drop(&mut self) {
+        if self.is_running() {
+            eprintln!("pgdrill: {} still running at drop; killing its process group", self.name);
+        }
+        // `Spawned`'s own Drop kills the group if it is still alive.
+    }
+}
+
+/// FATAL and PANIC lines with the DETAIL/HINT lines that follow them.
+pub fn fatal_lines(log: &str) -> String {
+    let mut out = Vec::new();
+    let mut follow = false;
+    for line in log.lines() {
+        if line.contains("FATAL:") || line.contains("PANIC:") {
+            out.push(line.to_string());
+            follow = true;
+        } else if follow && (line.contains("DETAIL:") || line.contains("HINT:")) {
+            out.push(line.to_string());
+        } else {
+            follow = false;
+        }
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fatal_lines_keep_details() {
+        let log = "2026-11-22 10:00:00.000 UTC [1] LOG:  starting\n\
+                   2026-11-22 10:00:00.001 UTC [1] FATAL:  database files are incompatible with server\n\
+                   2026-11-22 10:00:00.001 UTC [1] DETAIL:  The data directory was initialized by PostgreSQL version 15\n\
+                   2026-11-22 10:00:00.002 UTC [1] LOG:  database system is shut down\n";
+        let f = fatal_lines(log);
+        assert_eq!(f.lines().count(), 2);
+        assert!(f.contains("incompatible") && f.contains("version 15"));
+        assert_eq!(fatal_lines("LOG: fine\n"), "");
+    }
+}

@@ -1,0 +1,215 @@
+//! Child processes for the local backend: each runs in its own process group, optionally as
+//! the unprivileged PostgreSQL OS user, with a clean environment and a deadline. A registry of
+//! live process groups lets a second Ctrl-C kill everything at once.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::backend::BackendError;
+
+/// The OS user that PostgreSQL and barman run as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    /// `Some((uid, gid))` when pgdrill must switch user (it runs as root).
+    pub ids: Option<(u32, u32)>,
+}
+
+impl RunAs {
+    /// The current user, or `user` when running as root (PostgreSQL refuses to run as root).
+    pub fn detect(user: &str) -> Result<Self, BackendError> {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        if euid != 0 {
+            return Ok(RunAs { name: current_user_name(), ids: None });
+        }
+        match lookup_user(user) {
+            Some((uid, gid)) if uid != 0 => Ok(RunAs { name: user.to_string(), ids: Some((uid, gid)) }),
+            Some(_) => Err(BackendError::infra(format!(
+                "PGDRILL_PG_USER={user} is root; PostgreSQL refuses to run as root: name an unprivileged user"
+            ))),
+            None => Err(BackendError::infra(format!(
+                "pgdrill runs as root and PostgreSQL refuses to, but the user `{user}` does not exist: \
+                 run `make setup` (it creates it) or set PGDRILL_PG_USER to an unprivileged user"
+            ))),
+        }
+    }
+
+    /// Give `path` (and nothing else) to this user.
+    pub fn chown(&self, path: &Path) -> Result<(), BackendError> {
+        if let Some((uid, gid)) = self.ids {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .map_err(|e| BackendError::infra(format!("chown {}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+}
+
+fn current_user_name() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "current user".into())
+}
+
+/// (uid, gid) of a user name, from the passwd database.
+pub fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getpwnam returns NULL or a pointer to a static passwd record we copy at once.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    // SAFETY: pw is non-null and points to a valid passwd struct.
+    unsafe { Some(((*pw).pw_uid, (*pw).pw_gid)) }
+}
+
+static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// SIGKILL every live process group pgdrill started (second Ctrl-C).
+pub fn kill_all_groups() {
+    let groups = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for pgid in groups {
+        // SAFETY: kill with a negative pid signals a process group we created.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Signal a process group.
+pub fn signal_group(pgid: i32, sig: i32) {
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(-pgid, sig);
+    }
+}
+
+/// A started child, registered in the group registry until it is reaped.
+pub struct Spawned {
+    pub child: Child,
+    pub pgid: i32,
+}
+
+impl Spawned {
+    /// Wait for exit; deregisters the group.
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let st = self.child.wait().await;
+        forget(self.pgid);
+        st
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal_group(self.pgid, libc::SIGKILL);
+        }
+        forget(self.pgid);
+    }
+}
+
+fn forget(pgid: i32) {
+    if let Ok(mut g) = GROUPS.lock() {
+        g.remove(&pgid);
+    }
+}
+
+/// A command with a clean environment (PATH, LANG, TZ and what the caller adds), in its own
+/// process group, as `run_as`.
+pub fn command(program: impl AsRef<OsStr>, run_as: &RunAs, home: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8")
+        .env("TZ", "UTC")
+        .env("HOME", home)
+        .process_group(0)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    if let Some((uid, gid)) = run_as.ids {
+        c.uid(uid).gid(gid);
+    }
+    c
+}
+
+/// Spawn and register.
+pub fn spawn(cmd: &mut Command, what: &str) -> Result<Spawned, BackendError> {
+    let child = cmd
+        .spawn()
+        .map_err(|e| BackendError::infra(format!("cannot start {what}: {e}")))?;
+    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    if let Ok(mut g) = GROUPS.lock() {
+        g.insert(pgid);
+    }
+    Ok(Spawned { child, pgid })
+}
+
+/// The result of a finished tool.
+#[derive(Debug)]
+pub struct ToolOutput {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ToolOutput {
+    /// stderr and stdout, trimmed, for error messages.
+    pub fn text(&self) -> String {
+        let mut s = self.stderr.trim().to_string();
+        if !self.stdout.trim().is_empty() {
+            if !s.is_empty() {
+                s.push('\n');
+            }
+            s.push_str(self.stdout.trim());
+        }
+        s
+    }
+}
+
+/// Run to completion with a deadline; on timeout the whole group is killed.
+pub async fn run(mut cmd: Command, what: &str, deadline: Duration) -> Result<ToolOutput, BackendError> {
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut sp = spawn(&mut cmd, what)?;
+    let mut out = sp.child.stdout.take();
+    let mut err = sp.child.stderr.take();
+    let read = async {
+        use tokio::io::AsyncReadExt;
+        let mut o = Vec::new();
+        let mut e = Vec::new();
+        let (r1, r2) = tokio::join!(
+            async {
+                match out.as_mut() {
+                    Some(s) => s.read_to_end(&mut o).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            },
+            async {
+                match err.as_mut() {
+                    Some(s) => s.read_to_end(&mut e).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            }
+        );
+        r1.and(r2)?;
+        let st = sp.wait().await?;
+        Ok::<_, std::io::Error>((st, o, e))
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(Ok((st, o, e))) => Ok(ToolOutput {
+            success: st.success(),
+            code: st.code(),
+            stdout: String::from_utf8_lossy(&o).into_owned(),
+            stderr: String::from_utf8_lossy(&e).into_owned(),
+        }),
+        Ok(Err(e)) => Err(BackendError::infra(format!("{what}: {e}"))),
+        Err(_) => Err(BackendError::infra(format!(
+            "{what} did not finish within {}s",
+            deadline.as_secs()
+        ))),
+    }
+}

@@ -1,0 +1,135 @@
+//! The embedded S3 endpoint: `s3s` + `s3s-fs` on a loopback port, data under a directory.
+//! It never listens beyond loopback and never logs credentials.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::backend::BackendError;
+
+/// Access key pair for the embedded endpoint. `Debug` redacts the secret.
+#[derive(Clone)]
+pub struct S3Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl S3Credentials {
+    /// A fresh random key pair, so nothing outside this run can use the endpoint.
+    pub fn random() -> Self {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let mut token = |n: usize| -> String {
+            (0..n)
+                .map(|_| {
+                    let c = rng.random_range(0..36u8);
+                    (if c < 10 { b'0' + c } else { b'A' + c - 10 }) as char
+                })
+                .collect()
+        };
+        Self {
+            access_key: format!("PGDRILL{}", token(13)),
+            secret_key: token(40),
+        }
+    }
+}
+
+/// A running embedded endpoint. Owner of the listener task: `shutdown` stops it; dropping it
+/// aborts the task.
+pub struct S3Server {
+    pub endpoint: String,
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl S3Server {
+    /// Serve `root` on `127.0.0.1:port` (0 picks a free port). Every top-level directory of
+    /// `root` is a bucket; `buckets` are created if missing.
+    pub async fn start(
+        root: &Path,
+        port: u16,
+        creds: &S3Credentials,
+        buckets: &[&str],
+    ) -> Result<Self, BackendError> {
+        for b in buckets {
+            std::fs::create_dir_all(root.join(b)).map_err(|e| {
+                BackendError::infra(format!("cannot create bucket dir under {}: {e}", root.display()))
+            })?;
+        }
+        let fs = s3s_fs::FileSystem::new(root)
+            .map_err(|e| BackendError::infra(format!("embedded S3 at {}: {e:?}", root.display())))?;
+        let mut b = S3ServiceBuilder::new(super::s3layer::DrillS3::new(fs));
+        b.set_auth(SimpleAuth::from_single(
+            creds.access_key.clone(),
+            creds.secret_key.clone(),
+        ));
+        let service = b.build();
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| BackendError::infra(format!("embedded S3 cannot bind 127.0.0.1:{port}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| BackendError::infra(format!("embedded S3: {e}")))?;
+        let (stop_tx, mut stop_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+            loop {
+                tokio::select! {
+                    res = listener.accept() => {
+                        let Ok((socket, _)) = res else { continue };
+                        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+                        let conn = graceful.watch(conn.into_owned());
+                        tokio::spawn(async move { let _ = conn.await; });
+                    }
+                    _ = &mut stop_rx => break,
+                }
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+        });
+        Ok(Self {
+            endpoint: format!("http://{addr}"),
+            addr,
+            root: root.to_path_buf(),
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
+    }
+
+    /// Stop accepting requests and wait for in-flight ones (at most 5 s).
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            eprintln!("pgdrill: embedded S3 at {} dropped without shutdown; aborting it", self.endpoint);
+            t.abort();
+        }
+    }
+}

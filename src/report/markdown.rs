@@ -1,0 +1,391 @@
+//! `summary.md`: a human record of the run for a game-day log or a pull request, in plain
+//! GitHub Markdown; never carries anything the events did not.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult, Status};
+
+use super::dir::write_file;
+use super::record::{self, RunRecord};
+use super::{ReportError, Reporter};
+
+/// Writes `dir/summary.md` on `finish`.
+#[derive(Debug)]
+pub struct MarkdownReporter {
+    path: PathBuf,
+    run: RunRecord,
+}
+
+impl MarkdownReporter {
+    /// The file name under the run directory.
+    pub const FILE: &'static str = "summary.md";
+
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            path: dir.join(Self::FILE),
+            run: RunRecord::default(),
+        }
+    }
+
+    fn render(&self) -> Result<String, ReportError> {
+        let info = self.run.info()?;
+        let results = self.run.results();
+        let unfinished = self.run.unfinished();
+        let mut md = Md::default();
+
+        md.line(format!("# pgdrill run {}", info.run_id));
+        md.blank();
+        md.line(format!("- **Result:** {}", self.run.totals().sentence()));
+        md.line(format!("- **Backend:** {}", info.backend));
+        md.line(format!("- **Started:** {}", time(info.started_at)));
+        match self.run.finished() {
+            Some((at, seconds)) => {
+                md.line(format!("- **Finished:** {} ({seconds:.1} s)", time(at)))
+            }
+            None => md.line("- **Finished:** no, the run was interrupted"),
+        }
+        md.blank();
+        md.line("| Scenario | Verdict | Target | Rows expected / observed | Lost | RTO (s) |");
+        md.line("|---|---|---|---|---:|---:|");
+        for r in &results {
+            md.line(format!(
+                "| {} | {} | {} | {} / {} | {} | {} |",
+                cell(&r.name),
+                record::verdict(&r.status),
+                cell(&code(&r.recovery_target)),
+                opt(r.rows_expected),
+                opt(r.rows_observed),
+                opt(record::rows_lost(r)),
+                r.rto
+                    .as_ref()
+                    .map_or_else(|| "–".to_string(), |t| format!("{:.1}", t.seconds)),
+            ));
+        }
+        for u in &unfinished {
+            md.line(format!(
+                "| {} | {} | | – / – | – | – |",
+                cell(&u.name),
+                u.verdict()
+            ));
+        }
+
+        for r in &results {
+            md.blank();
+            scenario(&mut md, r);
+        }
+        if !unfinished.is_empty() {
+            md.blank();
+            md.line("## Not finished");
+            md.blank();
+            for u in &unfinished {
+                md.line(format!("- **{}**: {}", u.name, u.sentence()));
+            }
+        }
+        Ok(md.0)
+    }
+}
+
+impl Reporter for MarkdownReporter {
+    fn on_event(&mut self, event: &Event) -> Result<(), ReportError> {
+        self.run.record(event);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ReportError> {
+        let md = self.render()?;
+        write_file(&self.path, md.as_bytes())
+    }
+}
+
+/// A Markdown document being written, line by line.
+#[derive(Default)]
+struct Md(String);
+
+impl Md {
+    fn line(&mut self, s: impl AsRef<str>) {
+        self.0.push_str(s.as_ref());
+        self.0.push('\n');
+    }
+
+    fn blank(&mut self) {
+        self.0.push('\n');
+    }
+}
+
+/// One scenario's section.
+fn scenario(md: &mut Md, r: &ScenarioResult) {
+    md.line(format!("## {}: {}", r.name, record::verdict(&r.status)));
+    md.blank();
+    if !r.description.trim().is_empty() {
+        md.line(r.description.trim());
+        md.blank();
+    }
+    match &r.status {
+        Status::Passed => md.line("**Verdict: PASSED.** Every expectation was met."),
+        Status::Failed { reasons } => {
+            md.line("**Verdict: FAILED.** Not what the scenario expects:");
+            md.blank();
+            for reason in reasons {
+                md.line(item(reason));
+            }
+        }
+        Status::Error { message } => {
+            md.line(
+                "**Verdict: ERROR.** The harness or its infrastructure broke; \
+                 this says nothing about recovery:",
+            );
+            md.blank();
+            md.line(fenced(message));
+        }
+    }
+    md.blank();
+
+    md.line("### Details");
+    md.blank();
+    md.line(format!(
+        "- **Scenario file:** {}",
+        code(&r.file.display().to_string())
+    ));
+    if !r.tags.is_empty() {
+        let tags: Vec<String> = r.tags.iter().map(|t| code(t)).collect();
+        md.line(format!("- **Tags:** {}", tags.join(", ")));
+    }
+    md.line(format!("- **Seed:** {}", r.seed));
+    md.line(format!(
+        "- **Started:** {}, took {:.1} s",
+        time(r.started_at),
+        r.seconds
+    ));
+    md.line(format!(
+        "- **PostgreSQL:** {} → {}",
+        r.source_postgres.as_deref().unwrap_or("unknown"),
+        r.recovery_postgres.as_deref().unwrap_or("not started")
+    ));
+    md.line(format!(
+        "- **Server names:** {} → {}",
+        code(&r.server_name),
+        code(&r.recovery_server_name)
+    ));
+    md.line(format!("- **Destination:** {}", code(&r.destination)));
+    md.line(format!(
+        "- **Base backup:** {}",
+        r.backup_id.as_deref().map_or("none".to_string(), code)
+    ));
+    match &r.resolved_target {
+        Some(resolved) if *resolved != r.recovery_target => md.line(format!(
+            "- **Recovery target:** {}, resolved to {}",
+            code(&r.recovery_target),
+            code(resolved)
+        )),
+        Some(_) => md.line(format!(
+            "- **Recovery target:** {}",
+            code(&r.recovery_target)
+        )),
+        None => md.line(format!(
+            "- **Recovery target:** {} (never resolved)",
+            code(&r.recovery_target)
+        )),
+    }
+    md.line(format!("- **Expected:** {}", r.expected_outcome));
+    match &r.observation {
+        // What the server said goes in verbatim: FATAL lines are the point of the record.
+        RecoveryObservation::Failed { message } if message.contains('\n') => {
+            md.line("- **Observed:** recovery failed:");
+            md.blank();
+            md.line(indent(&fenced(message), 2));
+            md.blank();
+        }
+        o => md.line(format!(
+            "- **Observed:** {}",
+            one_line(&record::observation(o))
+        )),
+    }
+    if r.rows_expected.is_some() || r.rows_observed.is_some() {
+        md.line(format!(
+            "- **Rows:** {} expected, {} observed",
+            opt(r.rows_expected),
+            opt(r.rows_observed)
+        ));
+    }
+
+    if let Some(rto) = &r.rto {
+        md.blank();
+        rto_section(md, rto);
+    }
+
+    let explanation = record::explanation(r);
+    let problems = r.verification.as_ref().map_or(&[][..], |v| &v.problems[..]);
+    if !explanation.is_empty() || !problems.is_empty() {
+        md.blank();
+        md.line("### Data loss");
+        md.blank();
+        for e in explanation {
+            md.line(item(e));
+        }
+        for p in problems {
+            md.line(item(&format!("{}: {} (ids {:?})", p.table, p.what, p.ids)));
+        }
+    }
+
+    if !r.kept.is_empty() {
+        md.blank();
+        md.line("### Kept resources");
+        md.blank();
+        for k in &r.kept {
+            md.line(item(k));
+        }
+    }
+}
+
+fn rto_section(md: &mut Md, rto: &Rto) {
+    md.line("### Recovery time");
+    md.blank();
+    md.line("| Phase | Started | Finished | Seconds |");
+    md.line("|---|---|---|---:|");
+    for p in &rto.phases {
+        md.line(format!(
+            "| {} | {} | {} | {:.2} |",
+            cell(&p.name),
+            p.started_at.format("%H:%M:%S%.3f"),
+            p.finished_at.format("%H:%M:%S%.3f"),
+            p.seconds
+        ));
+    }
+    md.line(format!("| **RTO** | | | **{:.2}** |", rto.seconds));
+    md.blank();
+    let budget = match rto.budget_seconds {
+        Some(b) if rto.seconds > b => format!(", **over the budget of {b:.1} s**"),
+        Some(b) => format!(", within the budget of {b:.1} s"),
+        None => String::new(),
+    };
+    md.line(format!(
+        "{} WAL segment(s) replayed, {} downloaded{budget}.",
+        rto.wal_segments_replayed,
+        record::bytes(rto.bytes_downloaded)
+    ));
+}
+
+/// `2026-11-22 10:00:00 UTC`.
+fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "–".to_string(), |n| n.to_string())
+}
+
+/// Text safe inside a table cell: `|` escaped, line breaks as `<br>`.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace('\n', "<br>")
+}
+
+/// Inline code, with a fence longer than any backtick run inside.
+fn code(s: &str) -> String {
+    let s = one_line(s);
+    let longest = longest_run(&s, '`');
+    let fence = "`".repeat(longest + 1);
+    if longest > 0 || s.starts_with(' ') || s.ends_with(' ') {
+        format!("{fence} {s} {fence}")
+    } else {
+        format!("{fence}{s}{fence}")
+    }
+}
+
+/// A fenced code block for multi-line tool output.
+fn fenced(s: &str) -> String {
+    let fence = "`".repeat(longest_run(s, '`').max(2) + 1);
+    format!("{fence}text\n{}\n{fence}", s.trim_end())
+}
+
+/// A list item; continuation lines are indented so they stay in the item.
+fn item(s: &str) -> String {
+    format!("- {}", s.trim_end().replace('\n', "\n  "))
+}
+
+fn indent(s: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    s.lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn longest_run(s: &str, c: char) -> usize {
+    s.split(|x| x != c).map(str::len).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    fn write(events: &[Event]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = MarkdownReporter::new(dir.path());
+        fixture::feed(&mut r, events).unwrap();
+        std::fs::read_to_string(dir.path().join(MarkdownReporter::FILE)).unwrap()
+    }
+
+    #[test]
+    fn snapshot() {
+        insta::assert_snapshot!("summary.md", write(&fixture::events()));
+    }
+
+    #[test]
+    fn interrupted_snapshot() {
+        insta::assert_snapshot!(
+            "summary-interrupted.md",
+            write(&fixture::interrupted_events())
+        );
+    }
+
+    #[test]
+    fn table_cells_cannot_break_the_table() {
+        let md = write(&fixture::events());
+        assert!(md.contains(r"`name: pre-migration\|v2`"), "{md}");
+        for line in md.lines().filter(|l| l.starts_with("| ")) {
+            // The scenario table has 6 columns, the phase tables 4.
+            let cols = line.replace(r"\|", "").matches('|').count();
+            assert!(cols == 7 || cols == 5, "{line}");
+        }
+    }
+
+    #[test]
+    fn server_messages_stay_verbatim_inside_the_list() {
+        let mut events = fixture::events();
+        for e in &mut events {
+            if let Event::ScenarioFinished(r) = e {
+                r.observation = RecoveryObservation::Failed {
+                    message: "FATAL:  could not locate required checkpoint record\n\
+                              HINT:  If you are restoring from a backup, ..."
+                        .into(),
+                };
+            }
+        }
+        let md = write(&events);
+        assert!(
+            md.contains(
+                "- **Observed:** recovery failed:\n\n  ```text\n  FATAL:  could not locate \
+                 required checkpoint record\n  HINT:"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn helpers_escape() {
+        assert_eq!(cell("a|b\nc"), r"a\|b<br>c");
+        assert_eq!(code("x`y"), "`` x`y ``");
+        assert_eq!(code("plain"), "`plain`");
+        assert_eq!(item("one\ntwo"), "- one\n  two");
+        assert_eq!(fenced("a ``` b"), "````text\na ``` b\n````");
+    }
+}

@@ -1,0 +1,250 @@
+//! `rto.json`: recovery time and data loss per scenario, for dashboards and trend tracking;
+//! never judges a budget itself, it only records what the events measured.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult};
+use crate::verify::MissingWrite;
+
+use super::dir::write_file;
+use super::record::{self, RunRecord};
+use super::{ReportError, Reporter};
+
+/// Writes `dir/rto.json` on `finish`.
+#[derive(Debug)]
+pub struct RtoJsonReporter {
+    path: PathBuf,
+    run: RunRecord,
+}
+
+// The document. Keys come out in field order, so the file is stable and diffable.
+
+#[derive(Serialize)]
+struct Document<'a> {
+    run_id: &'a str,
+    backend: &'a str,
+    #[serde(serialize_with = "millis")]
+    started_at: DateTime<Utc>,
+    /// `null` when the run did not finish.
+    #[serde(serialize_with = "opt_millis")]
+    finished_at: Option<DateTime<Utc>>,
+    seconds: Option<f64>,
+    scenarios: Vec<ScenarioDoc<'a>>,
+    /// Planned or started scenarios without a result (an interrupted run).
+    not_finished: Vec<NotFinishedDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct ScenarioDoc<'a> {
+    name: &'a str,
+    /// `passed`, `failed` or `error`.
+    status: &'static str,
+    /// The failure's unmet expectations or the error's message; empty when passed.
+    reasons: Vec<String>,
+    #[serde(serialize_with = "millis")]
+    started_at: DateTime<Utc>,
+    seconds: f64,
+    seed: u64,
+    backup_id: Option<&'a str>,
+    recovery_target: &'a str,
+    resolved_target: Option<&'a str>,
+    observation: &'a RecoveryObservation,
+    /// `null` when recovery did not get as far as answering a query.
+    rto: Option<RtoDoc<'a>>,
+    rows_expected: Option<u64>,
+    rows_observed: Option<u64>,
+    rows_lost: Option<u64>,
+    loss_explanation: &'a [String],
+    missing: &'a [MissingWrite],
+}
+
+#[derive(Serialize)]
+struct RtoDoc<'a> {
+    seconds: f64,
+    budget_seconds: Option<f64>,
+    phases: Vec<PhaseDoc<'a>>,
+    wal_segments_replayed: u64,
+    bytes_downloaded: u64,
+}
+
+#[derive(Serialize)]
+struct PhaseDoc<'a> {
+    name: &'a str,
+    #[serde(serialize_with = "millis")]
+    started_at: DateTime<Utc>,
+    #[serde(serialize_with = "millis")]
+    finished_at: DateTime<Utc>,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct NotFinishedDoc<'a> {
+    name: &'a str,
+    #[serde(serialize_with = "opt_millis")]
+    started_at: Option<DateTime<Utc>>,
+    reason: &'static str,
+}
+
+/// RFC 3339 with exactly three fractional digits (`2026-11-22T10:00:09.000Z`), so every
+/// timestamp in the file has the same shape.
+fn millis<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn opt_millis<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => millis(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Seconds to the millisecond: measurements are not more precise, and `2.1` reads better than
+/// `2.0999999999999996`.
+fn ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
+    RtoDoc {
+        seconds: ms(rto.seconds),
+        budget_seconds: rto.budget_seconds,
+        phases: rto
+            .phases
+            .iter()
+            .map(|p| PhaseDoc {
+                name: &p.name,
+                started_at: p.started_at,
+                finished_at: p.finished_at,
+                seconds: ms(p.seconds),
+            })
+            .collect(),
+        wal_segments_replayed: rto.wal_segments_replayed,
+        bytes_downloaded: rto.bytes_downloaded,
+    }
+}
+
+fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
+    ScenarioDoc {
+        name: &r.name,
+        status: record::status_key(&r.status),
+        reasons: record::reasons(&r.status),
+        started_at: r.started_at,
+        seconds: ms(r.seconds),
+        seed: r.seed,
+        backup_id: r.backup_id.as_deref(),
+        recovery_target: &r.recovery_target,
+        resolved_target: r.resolved_target.as_deref(),
+        observation: &r.observation,
+        rto: r.rto.as_ref().map(rto_doc),
+        rows_expected: r.rows_expected,
+        rows_observed: r.rows_observed,
+        rows_lost: record::rows_lost(r),
+        loss_explanation: record::explanation(r),
+        missing: r
+            .verification
+            .as_ref()
+            .map(|v| v.missing.as_slice())
+            .unwrap_or(&[]),
+    }
+}
+
+impl RtoJsonReporter {
+    /// The file name under the run directory.
+    pub const FILE: &'static str = "rto.json";
+
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            path: dir.join(Self::FILE),
+            run: RunRecord::default(),
+        }
+    }
+
+    fn render(&self) -> Result<String, ReportError> {
+        let info = self.run.info()?;
+        let unfinished = self.run.unfinished();
+        let doc = Document {
+            run_id: &info.run_id,
+            backend: &info.backend,
+            started_at: info.started_at,
+            finished_at: self.run.finished().map(|(at, _)| at),
+            seconds: self.run.finished().map(|(_, s)| ms(s)),
+            scenarios: self.run.results().into_iter().map(scenario_doc).collect(),
+            not_finished: unfinished
+                .iter()
+                .map(|u| NotFinishedDoc {
+                    name: &u.name,
+                    started_at: u.started_at,
+                    reason: u.sentence(),
+                })
+                .collect(),
+        };
+        let mut json = serde_json::to_string_pretty(&doc).map_err(|source| ReportError::Json {
+            path: self.path.clone(),
+            source,
+        })?;
+        json.push('\n');
+        Ok(json)
+    }
+}
+
+impl Reporter for RtoJsonReporter {
+    fn on_event(&mut self, event: &Event) -> Result<(), ReportError> {
+        self.run.record(event);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ReportError> {
+        let json = self.render()?;
+        write_file(&self.path, json.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    fn write(events: &[Event]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = RtoJsonReporter::new(dir.path());
+        fixture::feed(&mut r, events).unwrap();
+        std::fs::read_to_string(dir.path().join(RtoJsonReporter::FILE)).unwrap()
+    }
+
+    #[test]
+    fn snapshot() {
+        // The file itself, byte for byte: key order is part of the format.
+        insta::assert_snapshot!("rto.json", write(&fixture::events()));
+    }
+
+    #[test]
+    fn reads_back_as_json() {
+        let v: serde_json::Value = serde_json::from_str(&write(&fixture::events())).unwrap();
+        assert_eq!(v["run_id"], fixture::RUN_ID);
+        let s = &v["scenarios"];
+        assert_eq!(s.as_array().unwrap().len(), 3);
+        assert_eq!(s[0]["rto"]["seconds"], 2.1);
+        assert_eq!(s[0]["rto"]["phases"].as_array().unwrap().len(), 4);
+        assert_eq!(s[1]["status"], "failed");
+        assert_eq!(s[1]["rows_lost"], 2);
+        assert_eq!(s[1]["missing"][0]["segment"], "000000010000000000000009");
+        assert_eq!(s[1]["missing"][0]["segment_in_archive"], false);
+        assert_eq!(s[1]["missing"][1]["segment_in_archive"], true);
+        assert_eq!(s[2]["status"], "error");
+        assert!(s[2]["rto"].is_null());
+        assert!(v["not_finished"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_run_says_so() {
+        let v: serde_json::Value =
+            serde_json::from_str(&write(&fixture::interrupted_events())).unwrap();
+        assert!(v["finished_at"].is_null());
+        assert_eq!(v["scenarios"].as_array().unwrap().len(), 1);
+        assert_eq!(v["not_finished"][0]["name"], "wal-gap-silent-loss");
+        assert!(v["not_finished"][1]["started_at"].is_null());
+    }
+}

@@ -1,0 +1,406 @@
+//! Runs one scenario's plan through a backend drill: records the ledger, emits events, and
+//! reaches a verdict. Knows nothing about processes, Kubernetes or report formats.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+
+use crate::backend::{Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec};
+use crate::ledger::{FaultRecord, Ledger, RestorePointRecord, SEED_STEP};
+use crate::plan::{self, PlanStep};
+use crate::scenario::{Expect, Fault, LoadedScenario};
+use crate::verify::{self, Observed};
+
+use super::events::{Event, RecoveryObservation, ScenarioResult, Status};
+use super::{source, target};
+
+/// Sends events for one scenario.
+#[derive(Clone)]
+pub struct Emitter {
+    pub tx: mpsc::UnboundedSender<Event>,
+}
+
+impl Emitter {
+    pub fn emit(&self, e: Event) {
+        let _ = self.tx.send(e);
+    }
+}
+
+/// Wait until the run is cancelled.
+pub async fn cancelled(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// What a scenario's execution keeps between steps.
+#[derive(Default)]
+struct State {
+    ledger: Ledger,
+    source: Option<Server>,
+    recovered: Option<Server>,
+    recovery_failed: Option<String>,
+    archive_segments: BTreeSet<String>,
+    resolved: Option<crate::ledger::ResolvedTarget>,
+    backup_step: Option<String>,
+    log: Vec<String>,
+}
+
+/// Run one scenario from open to teardown. Never panics on drill failures: they become the
+/// result's status.
+pub async fn run_scenario<B: Backend>(
+    backend: &B,
+    loaded: &LoadedScenario,
+    fixtures_dir: &Path,
+    emit: &Emitter,
+    cancel: watch::Receiver<bool>,
+    keep: bool,
+) -> ScenarioResult {
+    let s = &loaded.scenario;
+    let plan = plan::build(s);
+    let started = Instant::now();
+    let recover_step = plan.steps.iter().find_map(|p| match p {
+        PlanStep::Recover { server_name, .. } => Some(server_name.clone()),
+        _ => None,
+    });
+    let mut res = ScenarioResult {
+        name: s.name.clone(),
+        file: loaded.path.clone(),
+        description: s.description.clone(),
+        tags: s.tags.clone(),
+        seed: s.seed,
+        backend: backend.name().to_string(),
+        started_at: Utc::now(),
+        seconds: 0.0,
+        source_postgres: None,
+        recovery_postgres: None,
+        server_name: s.backup.server_name.clone(),
+        recovery_server_name: recover_step.unwrap_or_default(),
+        destination: String::new(),
+        backup_id: None,
+        recovery_target: target::describe(&s.recovery.target, s.recovery.exclusive),
+        resolved_target: None,
+        expected_outcome: match &s.expect {
+            Expect::Recovered(r) => format!("recovered, {} rows lost", r.data_loss.rows),
+            Expect::Failed(f) => format!("failed with `{}`", f.error_contains),
+        },
+        observation: RecoveryObservation::NotAttempted,
+        rows_expected: None,
+        rows_observed: None,
+        verification: None,
+        rto: None,
+        status: Status::Passed,
+        log: Vec::new(),
+        kept: Vec::new(),
+    };
+    emit.emit(Event::ScenarioStarted { scenario: s.name.clone(), at: res.started_at });
+    let mut state = State::default();
+    let outcome = match backend.open(s).await {
+        Err(e) => Err(e),
+        Ok(mut drill) => {
+            res.destination = drill.destination();
+            let r = tokio::select! {
+                r = execute(&mut drill, &plan.steps, loaded, fixtures_dir, emit, &mut res, &mut state) => r,
+                _ = cancelled(cancel) => Err(BackendError::Cancelled),
+            };
+            // Close connections before the servers go away.
+            state.source = None;
+            state.recovered = None;
+            res.kept = drill.teardown(keep).await;
+            r
+        }
+    };
+    res.log = std::mem::take(&mut state.log);
+    res.status = match outcome {
+        Err(e) => Status::Error { message: e.to_string() },
+        Ok(()) => judge(&s.expect, &res, state.recovery_failed.as_deref()),
+    };
+    res.seconds = started.elapsed().as_secs_f64();
+    res
+}
+
+fn judge(expect: &Expect, res: &ScenarioResult, failed: Option<&str>) -> Status {
+    match (expect, failed) {
+        (Expect::Failed(f), Some(msg)) if msg.contains(&f.error_contains) => Status::Passed,
+        (Expect::Failed(f), Some(msg)) => Status::Failed {
+            reasons: vec![format!("recovery failed, but not with `{}`: {msg}", f.error_contains)],
+        },
+        (Expect::Failed(f), None) => Status::Failed {
+            reasons: vec![format!(
+                "expected recovery to fail with `{}`, but it succeeded",
+                f.error_contains
+            )],
+        },
+        (Expect::Recovered(_), Some(msg)) => Status::Failed { reasons: vec![format!("recovery failed: {msg}")] },
+        (Expect::Recovered(_), None) => match &res.verification {
+            Some(v) if v.passed() => Status::Passed,
+            Some(v) => Status::Failed { reasons: v.failures.clone() },
+            None => Status::Error { message: "recovery was not verified".into() },
+        },
+    }
+}
+
+async fn execute<D: Drill>(
+    drill: &mut D,
+    steps: &[PlanStep],
+    loaded: &LoadedScenario,
+    fixtures_dir: &Path,
+    emit: &Emitter,
+    res: &mut ScenarioResult,
+    st: &mut State,
+) -> Result<(), BackendError> {
+    let s = &loaded.scenario;
+    let t0 = Instant::now();
+    for step in steps {
+        let (id, kind) = (step.id(), step.kind());
+        emit.emit(Event::StepStarted {
+            scenario: s.name.clone(),
+            step: id.clone(),
+            kind: kind.into(),
+            at: Utc::now(),
+        });
+        let began = Instant::now();
+        let detail = match do_step(drill, step, loaded, fixtures_dir, res, st).await {
+            Ok(d) => d,
+            Err(e) => {
+                st.log.push(format!("[{:>7.2}s] {id} ({kind}): ERROR {e}", t0.elapsed().as_secs_f64()));
+                return Err(e);
+            }
+        };
+        st.log.push(format!("[{:>7.2}s] {id} ({kind}): {detail}", t0.elapsed().as_secs_f64()));
+        emit.emit(Event::StepFinished {
+            scenario: s.name.clone(),
+            step: id,
+            kind: kind.into(),
+            seconds: began.elapsed().as_secs_f64(),
+            detail,
+        });
+        if st.recovery_failed.is_some() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn source(st: &mut State) -> Result<&mut Server, BackendError> {
+    st.source.as_mut().ok_or_else(|| BackendError::infra("the source server is not running"))
+}
+
+async fn switch_and_wait(st: &mut State, timeout: u64, at_least: Option<&str>) -> Result<String, BackendError> {
+    let src = source(st)?;
+    let switched = source::switch_wal(&src.client).await?;
+    let seg = match at_least {
+        Some(s) if s > switched.as_str() => s.to_string(),
+        _ => switched,
+    };
+    source::wait_archived(&src.client, &seg, Duration::from_secs(timeout)).await?;
+    Ok(seg)
+}
+
+async fn do_step<D: Drill>(
+    drill: &mut D,
+    step: &PlanStep,
+    loaded: &LoadedScenario,
+    fixtures_dir: &Path,
+    res: &mut ScenarioResult,
+    st: &mut State,
+) -> Result<String, BackendError> {
+    let s = &loaded.scenario;
+    let archive_timeout = s.timeouts.archive_seconds;
+    Ok(match step {
+        PlanStep::StartSource { major, server_name, compression } => {
+            let spec = SourceSpec { major: *major, server_name: server_name.clone(), compression: *compression };
+            let server = drill.start_source(&spec).await?;
+            let v = server.version.clone();
+            res.source_postgres = Some(v.clone());
+            st.source = Some(server);
+            format!("PostgreSQL {v} archiving to {}/{server_name}", drill.destination())
+        }
+        PlanStep::CreateTables { tables } => {
+            source::create_tables(&source(st)?.client, tables).await?;
+            format!("created {}", tables.join(", "))
+        }
+        PlanStep::LoadFixture { path } => {
+            let file = fixtures_dir.join(path);
+            let sql = std::fs::read_to_string(&file)
+                .map_err(|e| BackendError::infra(format!("{}: {e}", file.display())))?;
+            let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
+            let client = &source(st)?.client;
+            client.batch_execute(&sql).await?;
+            let snap = source::snapshot_tables(client, &generated).await?;
+            let d = format!(
+                "loaded {path}: {}",
+                snap.iter().map(|t| format!("{} ({} rows)", t.table, t.rows)).collect::<Vec<_>>().join(", ")
+            );
+            st.ledger.fixture_tables = snap;
+            d
+        }
+        PlanStep::Seed { table, first_id, rows } => {
+            let seq = st.ledger.entries.len() as u64;
+            let e = source::write_rows(&mut source(st)?.client, s.seed, seq, SEED_STEP, table, *first_id, *rows).await?;
+            let d = format!("{rows} rows into {table}, txid {} at {} in {}", e.txid, e.commit_lsn, e.segment);
+            st.ledger.entries.push(e);
+            d
+        }
+        PlanStep::BaseBackup { id } => {
+            let b = drill.base_backup(id, s.timeouts.backup_seconds).await?;
+            let d = format!("backup {} from {} to {} ({} .. {})", b.backup_id, b.begin_lsn, b.end_lsn, b.begin_wal, b.end_wal);
+            st.ledger.backups.push(b);
+            d
+        }
+        PlanStep::Write { id, table, first_id, rows, own_segment } => {
+            let seq = st.ledger.entries.len() as u64;
+            let e = source::write_rows(&mut source(st)?.client, s.seed, seq, id, table, *first_id, *rows).await?;
+            let mut d = format!(
+                "{rows} row(s) into {table}, txid {} committed at {} in {} ({})",
+                e.txid,
+                e.commit_lsn,
+                e.segment,
+                e.commit_time.format("%H:%M:%S%.6f")
+            );
+            let seg = e.segment.clone();
+            st.ledger.entries.push(e);
+            if *own_segment {
+                let archived = switch_and_wait(st, archive_timeout, Some(&seg)).await?;
+                d.push_str(&format!("; switched, {archived} archived"));
+            }
+            d
+        }
+        PlanStep::RestorePoint { id, name } => {
+            let lsn = source::restore_point(&source(st)?.client, name).await?;
+            st.ledger.restore_points.push(RestorePointRecord { step_id: id.clone(), name: name.clone(), lsn });
+            format!("restore point `{name}` at {lsn}")
+        }
+        PlanStep::Checkpoint { .. } => {
+            source::checkpoint(&source(st)?.client).await?;
+            "checkpoint done".into()
+        }
+        PlanStep::SwitchWal { .. } => {
+            let seg = switch_and_wait(st, archive_timeout, None).await?;
+            format!("{seg} archived")
+        }
+        PlanStep::Fault { id, fault: Fault::DeleteWal(sel) } => {
+            let seg = match (&sel.segment, &sel.holding_step) {
+                (Some(seg), _) => seg.clone(),
+                (None, Some(step)) => st.ledger.entry_for_step(step).map_err(|e| BackendError::infra(e.to_string()))?.segment.clone(),
+                (None, None) => return Err(BackendError::infra("delete_wal names no segment")),
+            };
+            // The segment must be in the archive before it can go missing from it.
+            switch_and_wait(st, archive_timeout, Some(&seg)).await?;
+            let keys = drill.store().delete_wal_segment(&s.backup.server_name, &seg).await?;
+            st.ledger.faults.push(FaultRecord {
+                step_id: id.clone(),
+                action: format!("deleted WAL segment {seg} from the archive"),
+                segments_removed: vec![seg.clone()],
+                objects_deleted: keys.clone(),
+            });
+            format!("deleted {}", keys.join(", "))
+        }
+        PlanStep::FlushArchive => {
+            source::mark(&source(st)?.client).await?;
+            let seg = switch_and_wait(st, archive_timeout, None).await?;
+            format!("marker committed; WAL archived through {seg}")
+        }
+        PlanStep::StopSource => {
+            st.source = None;
+            drill.stop_source().await?;
+            "source stopped (fast shutdown)".into()
+        }
+        PlanStep::Recover { target, exclusive, major, source_server_name, server_name, backup, compression } => {
+            let resolved = target::resolve(target, &st.ledger)
+                .map_err(|e| BackendError::infra(format!("cannot resolve the recovery target: {e}")))?;
+            let chosen = st
+                .ledger
+                .choose_backup(&resolved, backup.as_deref())
+                .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?
+                .clone();
+            st.archive_segments = drill.store().wal_segments(source_server_name).await?.into_keys().collect();
+            res.backup_id = Some(chosen.backup_id.clone());
+            res.resolved_target = Some(resolved.to_string());
+            st.resolved = Some(resolved.clone());
+            st.backup_step = Some(chosen.step_id.clone());
+            let req = RecoveryRequest {
+                major: *major,
+                source_server_name: source_server_name.clone(),
+                server_name: server_name.clone(),
+                backup: chosen.clone(),
+                target: resolved.clone(),
+                exclusive: *exclusive,
+                compression: *compression,
+                timeout_seconds: s.timeouts.recovery_seconds,
+            };
+            match drill.recover(&req).await? {
+                RecoveryAttempt::Recovered { server, mut rto } => {
+                    if let Expect::Recovered(r) = &s.expect {
+                        rto.budget_seconds = r.rto_budget_seconds;
+                    }
+                    let d = format!(
+                        "PostgreSQL {} recovered from backup {} to {resolved} in {:.2}s ({} WAL segments replayed)",
+                        server.version, chosen.backup_id, rto.seconds, rto.wal_segments_replayed
+                    );
+                    res.recovery_postgres = Some(server.version.clone());
+                    res.observation = RecoveryObservation::Recovered;
+                    res.rto = Some(rto);
+                    st.recovered = Some(server);
+                    d
+                }
+                RecoveryAttempt::Failed { message, rto } => {
+                    res.observation = RecoveryObservation::Failed { message: message.clone() };
+                    res.rto = rto;
+                    st.recovery_failed = Some(message.clone());
+                    format!("recovery failed: {}", message.lines().next().unwrap_or_default())
+                }
+            }
+        }
+        PlanStep::Verify => {
+            let server = st.recovered.as_ref().ok_or_else(|| BackendError::infra("nothing recovered to verify"))?;
+            let mut observed = Observed::default();
+            let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
+            for t in &generated {
+                observed.tables.insert(t.clone(), source::read_table(&server.client, t).await?);
+            }
+            if !st.ledger.fixture_tables.is_empty() {
+                observed.fixture_tables = source::snapshot_tables(&server.client, &generated).await?;
+            }
+            let resolved = st.resolved.clone().unwrap_or(crate::ledger::ResolvedTarget::Latest);
+            let backup = st
+                .ledger
+                .backup_for_step(st.backup_step.as_deref().unwrap_or_default())
+                .map_err(|e| BackendError::infra(e.to_string()))?;
+            let expected = st
+                .ledger
+                .expected_at(&resolved, s.recovery.exclusive, backup)
+                .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
+            let default_expect = crate::scenario::ExpectRecovered::default();
+            let expect = match &s.expect {
+                Expect::Recovered(r) => r,
+                Expect::Failed(_) => &default_expect,
+            };
+            let v = verify::verify(
+                &st.ledger,
+                &expected,
+                &observed,
+                &st.archive_segments,
+                s.seed,
+                expect,
+                res.rto.as_ref().map(|r| r.seconds),
+            );
+            res.rows_expected = Some(v.expected_rows.values().sum());
+            res.rows_observed = Some(v.observed_rows.values().sum());
+            let d = format!(
+                "expected {} rows, observed {}, lost {}{}",
+                res.rows_expected.unwrap_or(0),
+                res.rows_observed.unwrap_or(0),
+                v.rows_lost,
+                if v.explanation.is_empty() { String::new() } else { format!(": {}", v.explanation[0]) }
+            );
+            res.verification = Some(v);
+            d
+        }
+    })
+}

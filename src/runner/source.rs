@@ -1,0 +1,208 @@
+//! SQL the runner issues against the source and recovered servers: schema, seed, ledger-
+//! recorded writes, restore points, WAL switches with archive confirmation, and reading the
+//! recovered tables back. Shared by every backend; never touches files or object storage.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Client;
+
+use crate::backend::BackendError;
+use crate::ledger::{FixtureTable, LedgerEntry, Lsn, row_payload, rows_digest};
+use crate::verify::ObservedRow;
+
+/// pgdrill's own schema on the source (never verified as user data).
+pub const META_SCHEMA: &str = "pgdrill_meta";
+
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn lsn(s: &str) -> Result<Lsn, BackendError> {
+    s.parse().map_err(BackendError::infra)
+}
+
+/// Create the generated tables and pgdrill's marker table.
+pub async fn create_tables(client: &Client, tables: &[String]) -> Result<(), BackendError> {
+    let mut sql = format!(
+        "CREATE SCHEMA {META_SCHEMA}; CREATE TABLE {META_SCHEMA}.marks (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());"
+    );
+    for t in tables {
+        sql.push_str(&format!(
+            "CREATE TABLE {} (id bigint PRIMARY KEY, step text NOT NULL, payload text NOT NULL);",
+            ident(t)
+        ));
+    }
+    client.batch_execute(&sql).await?;
+    Ok(())
+}
+
+/// Insert generated rows in one transaction and return the ledger entry, all facts read from
+/// the server: txid, LSN before COMMIT, LSN after COMMIT, WAL file, commit timestamp.
+pub async fn write_rows(
+    client: &mut Client,
+    seed: u64,
+    seq: u64,
+    step_id: &str,
+    table: &str,
+    first_id: u64,
+    rows: u64,
+) -> Result<LedgerEntry, BackendError> {
+    let ids: Vec<i64> = (first_id..first_id + rows).map(|i| i as i64).collect();
+    let payloads: Vec<String> = (first_id..first_id + rows).map(|i| row_payload(seed, table, i)).collect();
+    let steps: Vec<&str> = vec![step_id; ids.len()];
+    let tx = client.transaction().await?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {} (id, step, payload) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])",
+            ident(table)
+        ),
+        &[&ids, &steps, &payloads],
+    )
+    .await?;
+    let row = tx
+        .query_one("SELECT (txid_current() % 4294967296)::bigint, pg_current_wal_insert_lsn()::text", &[])
+        .await?;
+    let txid: i64 = row.get(0);
+    let pre: String = row.get(1);
+    tx.commit().await?;
+    let row = client
+        .query_one(
+            "WITH l AS (SELECT pg_current_wal_insert_lsn() AS lsn) \
+             SELECT lsn::text, pg_walfile_name(lsn), pg_xact_commit_timestamp(($1::bigint)::text::xid) FROM l",
+            &[&txid],
+        )
+        .await?;
+    let commit_lsn: String = row.get(0);
+    let segment: String = row.get(1);
+    let commit_time: Option<DateTime<Utc>> = row.get(2);
+    Ok(LedgerEntry {
+        seq,
+        step_id: step_id.to_string(),
+        table: table.to_string(),
+        first_id,
+        rows,
+        digest: rows_digest(payloads.iter().map(String::as_str)),
+        txid: txid as u64,
+        pre_commit_lsn: lsn(&pre)?,
+        commit_lsn: lsn(&commit_lsn)?,
+        segment,
+        commit_time: commit_time.ok_or_else(|| {
+            BackendError::infra("no commit timestamp: track_commit_timestamp must be on")
+        })?,
+    })
+}
+
+/// `pg_create_restore_point(name)`: the LSN it returns.
+pub async fn restore_point(client: &Client, name: &str) -> Result<Lsn, BackendError> {
+    let row = client.query_one("SELECT pg_create_restore_point($1)::text", &[&name]).await?;
+    lsn(&row.get::<_, String>(0))
+}
+
+pub async fn checkpoint(client: &Client) -> Result<(), BackendError> {
+    client.batch_execute("CHECKPOINT").await?;
+    Ok(())
+}
+
+/// `pg_switch_wal()` and the name of the segment it completed.
+pub async fn switch_wal(client: &Client) -> Result<String, BackendError> {
+    let row = client.query_one("SELECT pg_walfile_name(pg_switch_wal())", &[]).await?;
+    Ok(row.get(0))
+}
+
+/// Commit a marker row, as a live primary keeps committing; returns its commit time.
+pub async fn mark(client: &Client) -> Result<(), BackendError> {
+    client
+        .batch_execute(&format!("INSERT INTO {META_SCHEMA}.marks DEFAULT VALUES"))
+        .await?;
+    Ok(())
+}
+
+/// Poll `pg_stat_archiver` until `segment` (or a later one) is archived, with a deadline.
+pub async fn wait_archived(client: &Client, segment: &str, deadline: Duration) -> Result<Duration, BackendError> {
+    let start = Instant::now();
+    loop {
+        let row = client
+            .query_one(
+                "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, ''), failed_count FROM pg_stat_archiver",
+                &[],
+            )
+            .await?;
+        let archived: String = row.get(0);
+        if is_segment(&archived) && archived[..24] >= *segment {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= deadline {
+            let failed: String = row.get(1);
+            let count: i64 = row.get(2);
+            return Err(BackendError::infra(format!(
+                "WAL segment {segment} was not archived within {}s (pg_stat_archiver: last archived `{archived}`, \
+                 last failed `{failed}`, {count} failures; see the server log)",
+                deadline.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn is_segment(name: &str) -> bool {
+    name.len() >= 24 && name[..24].bytes().all(|b| b.is_ascii_hexdigit()) && !name.ends_with(".history")
+}
+
+/// Row count and checksum of every user table except the generated ones and pgdrill's own.
+pub async fn snapshot_tables(client: &Client, generated: &[String]) -> Result<Vec<FixtureTable>, BackendError> {
+    let rows = client
+        .query(
+            "SELECT schemaname, tablename FROM pg_tables \
+             WHERE schemaname NOT IN ('pg_catalog', 'information_schema', $1) \
+             AND NOT (schemaname = 'public' AND tablename = ANY($2)) ORDER BY 1, 2",
+            &[&META_SCHEMA, &generated],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (schema, table): (String, String) = (r.get(0), r.get(1));
+        let q = format!(
+            "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {}.{} t",
+            ident(&schema),
+            ident(&table)
+        );
+        let row = client.query_one(&q, &[]).await?;
+        out.push(FixtureTable {
+            table: format!("{schema}.{table}"),
+            rows: row.get::<_, i64>(0) as u64,
+            checksum: row.get(1),
+        });
+    }
+    Ok(out)
+}
+
+/// Read a generated table back.
+pub async fn read_table(client: &Client, table: &str) -> Result<Vec<ObservedRow>, BackendError> {
+    let rows = client
+        .query(&format!("SELECT id, step, payload FROM {} ORDER BY id", ident(table)), &[])
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ObservedRow { id: r.get::<_, i64>(0) as u64, step: r.get(1), payload: r.get(2) })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(ident("events"), "\"events\"");
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn archiver_names_are_classified() {
+        assert!(is_segment("000000010000000000000009"));
+        assert!(is_segment("00000001000000000000000A.partial"));
+        assert!(!is_segment("00000002.history"));
+        assert!(!is_segment(""));
+    }
+}

@@ -1,0 +1,413 @@
+//! Where each node of a scenario file sits: an index from YAML path (`steps[3].write.table`,
+//! `recovery.target.time.between[1]`) to 1-based line and column, built from libyaml's event
+//! stream so that semantic problems can point at the offending node.
+//!
+//! Paths use the same spelling as `yaml_serde`'s error messages: map keys joined with `.`,
+//! sequence items as `[index]`, the document root as the empty string.
+
+use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+
+use libyaml_rs as sys;
+
+/// A position in the file, 1-based like compiler diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mark {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Mark {
+    pub const START: Mark = Mark { line: 1, column: 1 };
+
+    fn from_sys(m: sys::yaml_mark_t) -> Mark {
+        Mark {
+            line: m.line as usize + 1,
+            column: m.column as usize + 1,
+        }
+    }
+}
+
+/// One located node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Where the key of this node is, when the node is the value of a map entry.
+    pub key: Option<Mark>,
+    /// Where the node itself starts.
+    pub start: Mark,
+    /// Where the node ends (for collections, the end of the closing event).
+    pub end: Mark,
+    /// The text of a scalar node.
+    pub scalar: Option<String>,
+    /// Full paths of the children of a map or sequence, in document order.
+    pub children: Vec<String>,
+}
+
+/// Path → node, for one YAML document. Built even from invalid YAML, up to the first
+/// syntax error.
+#[derive(Debug, Clone, Default)]
+pub struct SpanIndex {
+    nodes: BTreeMap<String, Node>,
+    complete: bool,
+}
+
+/// One libyaml event with the parts the index needs.
+enum Ev {
+    Scalar(String),
+    Alias,
+    SeqStart,
+    SeqEnd,
+    MapStart,
+    MapEnd,
+    Other,
+}
+
+/// Runs libyaml's event parser over `text`. Returns the events read and whether the whole
+/// stream parsed without a syntax error.
+fn raw_events(text: &str) -> (Vec<(Ev, Mark, Mark)>, bool) {
+    let mut events = Vec::new();
+    let mut ok = true;
+    // SAFETY: the parser lives in a heap allocation that never moves (libyaml keeps a pointer
+    // to it as its read-handler data), is initialized before use and deleted exactly once
+    // before `text`, whose bytes it reads, goes out of scope. Each event is read only after
+    // `yaml_parser_parse` succeeded, and deleted once, after its scalar bytes were copied.
+    unsafe {
+        let mut parser: Box<MaybeUninit<sys::yaml_parser_t>> = Box::new(MaybeUninit::uninit());
+        let p = parser.as_mut_ptr();
+        if sys::yaml_parser_initialize(p).fail {
+            return (events, false);
+        }
+        sys::yaml_parser_set_encoding(p, sys::YAML_UTF8_ENCODING);
+        sys::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as _);
+        loop {
+            let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
+            if sys::yaml_parser_parse(p, event.as_mut_ptr()).fail {
+                ok = false;
+                break;
+            }
+            let e = event.as_mut_ptr();
+            let start = Mark::from_sys((*e).start_mark);
+            let end = Mark::from_sys((*e).end_mark);
+            let kind = (*e).type_;
+            let ev = match kind {
+                sys::YAML_SCALAR_EVENT => {
+                    let data = (*e).data.scalar;
+                    let bytes: &[u8] = if data.length == 0 || data.value.is_null() {
+                        &[]
+                    } else {
+                        std::slice::from_raw_parts(data.value, data.length as usize)
+                    };
+                    Ev::Scalar(String::from_utf8_lossy(bytes).into_owned())
+                }
+                sys::YAML_ALIAS_EVENT => Ev::Alias,
+                sys::YAML_SEQUENCE_START_EVENT => Ev::SeqStart,
+                sys::YAML_SEQUENCE_END_EVENT => Ev::SeqEnd,
+                sys::YAML_MAPPING_START_EVENT => Ev::MapStart,
+                sys::YAML_MAPPING_END_EVENT => Ev::MapEnd,
+                _ => Ev::Other,
+            };
+            sys::yaml_event_delete(e);
+            events.push((ev, start, end));
+            if kind == sys::YAML_STREAM_END_EVENT {
+                break;
+            }
+        }
+        sys::yaml_parser_delete(p);
+    }
+    (events, ok)
+}
+
+enum Kind {
+    /// `pending`: the key just read, waiting for its value.
+    Map { pending: Option<(String, Mark)> },
+    Seq { next: usize },
+}
+
+struct Frame {
+    path: String,
+    kind: Kind,
+    /// Inside a complex (non-scalar) key: nothing below is indexed.
+    skip: bool,
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+impl SpanIndex {
+    /// Index the first document of `text`.
+    pub fn parse(text: &str) -> SpanIndex {
+        let (events, ok) = raw_events(text);
+        let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut documents = 0;
+        for (ev, start, end) in events {
+            let is_start = matches!(ev, Ev::MapStart | Ev::SeqStart);
+            match ev {
+                Ev::Other => {
+                    // Document boundaries: index the first document only.
+                    if stack.is_empty() && nodes.contains_key("") {
+                        documents += 1;
+                    }
+                    continue;
+                }
+                Ev::MapEnd | Ev::SeqEnd => {
+                    if let Some(frame) = stack.pop()
+                        && !frame.skip
+                        && let Some(node) = nodes.get_mut(&frame.path)
+                    {
+                        node.end = end;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if documents > 1 {
+                break;
+            }
+            // Where this node goes.
+            let (path, key, skip) = match stack.last_mut() {
+                None => (String::new(), None, false),
+                Some(frame) => {
+                    let skip = frame.skip;
+                    let parent = frame.path.clone();
+                    match &mut frame.kind {
+                        Kind::Seq { next } => {
+                            let path = format!("{parent}[{next}]");
+                            *next += 1;
+                            (path, None, skip)
+                        }
+                        Kind::Map { pending } => match pending.take() {
+                            Some((k, key_mark)) => (join(&parent, &k), Some(key_mark), skip),
+                            None => {
+                                // This node is a key.
+                                match &ev {
+                                    Ev::Scalar(s) => *pending = Some((s.clone(), start)),
+                                    _ => *pending = Some(("?".to_string(), start)),
+                                }
+                                if is_start {
+                                    stack.push(Frame {
+                                        path: String::new(),
+                                        kind: if matches!(ev, Ev::MapStart) {
+                                            Kind::Map { pending: None }
+                                        } else {
+                                            Kind::Seq { next: 0 }
+                                        },
+                                        skip: true,
+                                    });
+                                }
+                                continue;
+                            }
+                        },
+                    }
+                }
+            };
+            if !skip && !nodes.contains_key(&path) {
+                if let Some(parent) = stack.last().map(|f| f.path.clone())
+                    && let Some(p) = nodes.get_mut(&parent)
+                {
+                    p.children.push(path.clone());
+                }
+                nodes.insert(
+                    path.clone(),
+                    Node {
+                        key,
+                        start,
+                        end,
+                        scalar: match &ev {
+                            Ev::Scalar(s) => Some(s.clone()),
+                            _ => None,
+                        },
+                        children: Vec::new(),
+                    },
+                );
+            }
+            if is_start {
+                stack.push(Frame {
+                    path,
+                    kind: if matches!(ev, Ev::MapStart) {
+                        Kind::Map { pending: None }
+                    } else {
+                        Kind::Seq { next: 0 }
+                    },
+                    skip,
+                });
+            }
+        }
+        SpanIndex {
+            nodes,
+            complete: ok,
+        }
+    }
+
+    /// Whether the whole text parsed as YAML (false after a syntax error).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    pub fn node(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Where the node at `path` starts, else where its nearest located ancestor starts.
+    pub fn locate(&self, path: &str) -> Option<Mark> {
+        let mut p = path;
+        loop {
+            if let Some(n) = self.nodes.get(p) {
+                return Some(n.start);
+            }
+            p = parent_path(p)?;
+        }
+    }
+
+    /// Where the key of the node at `path` is (its start if it has no key), else the
+    /// nearest located ancestor.
+    pub fn locate_key(&self, path: &str) -> Option<Mark> {
+        match self.nodes.get(path) {
+            Some(n) => Some(n.key.unwrap_or(n.start)),
+            None => self.locate(path),
+        }
+    }
+
+    /// The text of the scalar at `path`.
+    pub fn scalar(&self, path: &str) -> Option<&str> {
+        self.nodes.get(path)?.scalar.as_deref()
+    }
+
+    /// Child paths of the map or sequence at `path`.
+    pub fn children(&self, path: &str) -> &[String] {
+        self.nodes
+            .get(path)
+            .map(|n| n.children.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The index of the item of `steps` that holds the position `at`, if any.
+    pub fn step_at(&self, at: Mark) -> Option<usize> {
+        let steps = self.nodes.get("steps")?;
+        if at < steps.start || (steps.end > steps.start && at >= steps.end) {
+            return None;
+        }
+        steps
+            .children
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, c)| self.nodes.get(*c).is_some_and(|n| n.start <= at))
+            .map(|(i, _)| i)
+    }
+
+    /// The kind (the one key) of the step at `index`, as written.
+    pub fn step_kind(&self, index: usize) -> Option<&str> {
+        let item = format!("steps[{index}]");
+        let first = self.children(&item).first()?;
+        first.strip_prefix(&item)?.strip_prefix('.')
+    }
+
+    /// The id written in the step at `index`, whatever its kind.
+    pub fn step_id(&self, index: usize) -> Option<&str> {
+        let kind = self.step_kind(index)?;
+        self.scalar(&format!("steps[{index}].{kind}.id"))
+    }
+}
+
+/// The path of the parent node: `a.b[2]` → `a.b`, `a.b` → `a`, `a` → the root ``.
+pub fn parent_path(path: &str) -> Option<&str> {
+    if path.is_empty() {
+        return None;
+    }
+    let cut = if path.ends_with(']') {
+        path.rfind('[')
+    } else {
+        path.rfind('.')
+    };
+    Some(cut.map_or("", |i| &path[..i]))
+}
+
+/// If `path` lies inside a step, its index: `steps[3].write.table` → 3.
+pub fn step_index(path: &str) -> Option<usize> {
+    let rest = path.strip_prefix("steps[")?;
+    let end = rest.find(']')?;
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "\
+name: demo
+steps:
+  - base_backup: { id: base }
+  - write:
+      id: w1
+      table: events
+recovery:
+  target:
+    time:
+      between: [w1, w2]
+? [complex, key]
+: ignored
+after: 1
+";
+
+    fn at(line: usize, column: usize) -> Mark {
+        Mark { line, column }
+    }
+
+    #[test]
+    fn locates_keys_values_and_sequence_items() {
+        let s = SpanIndex::parse(TEXT);
+        assert!(s.is_complete());
+        assert_eq!(s.scalar("name"), Some("demo"));
+        assert_eq!(s.locate("name"), Some(at(1, 7)));
+        assert_eq!(s.locate_key("name"), Some(at(1, 1)));
+        assert_eq!(s.locate("steps[0].base_backup.id"), Some(at(3, 24)));
+        assert_eq!(s.locate("steps[1].write.table"), Some(at(6, 14)));
+        assert_eq!(s.locate("recovery.target.time.between[1]"), Some(at(10, 21)));
+        assert_eq!(s.scalar("after"), Some("1"));
+        assert_eq!(s.locate("after"), Some(at(13, 8)));
+    }
+
+    #[test]
+    fn falls_back_to_the_nearest_located_ancestor() {
+        let s = SpanIndex::parse(TEXT);
+        assert_eq!(
+            s.locate("steps[1].write.rows"),
+            s.locate("steps[1].write")
+        );
+        assert_eq!(s.locate("timeouts.archive_seconds"), Some(at(1, 1)));
+    }
+
+    #[test]
+    fn finds_steps_by_position() {
+        let s = SpanIndex::parse(TEXT);
+        assert_eq!(s.step_at(at(3, 24)), Some(0));
+        assert_eq!(s.step_at(at(6, 1)), Some(1));
+        assert_eq!(s.step_at(at(1, 1)), None);
+        assert_eq!(s.step_at(at(9, 5)), None);
+        assert_eq!(s.step_kind(1), Some("write"));
+        assert_eq!(s.step_id(1), Some("w1"));
+        assert_eq!(step_index("steps[12].fault.delete_wal"), Some(12));
+        assert_eq!(step_index("recovery"), None);
+    }
+
+    #[test]
+    fn indexes_up_to_a_syntax_error() {
+        let s = SpanIndex::parse("name: x\nsteps: [a\npostgres: 1\n");
+        assert!(!s.is_complete());
+        assert_eq!(s.scalar("name"), Some("x"));
+    }
+
+    #[test]
+    fn parent_paths() {
+        assert_eq!(parent_path("a.b[2]"), Some("a.b"));
+        assert_eq!(parent_path("a.b"), Some("a"));
+        assert_eq!(parent_path("a"), Some(""));
+        assert_eq!(parent_path(""), None);
+    }
+}
