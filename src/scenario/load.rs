@@ -124,9 +124,7 @@ pub fn load_file(path: &Path) -> Result<LoadedScenario, ScenarioError> {
 pub fn json_schema() -> serde_json::Value {
     let mut v = schemars::schema_for!(Scenario).to_value();
     if let Some(def) = v.pointer_mut("/$defs/DataLoss") {
-        let description = def
-            .as_object_mut()
-            .and_then(|o| o.remove("description"));
+        let description = def.as_object_mut().and_then(|o| o.remove("description"));
         let object = def.take();
         let mut wrapped = serde_json::json!({ "anyOf": [ { "const": "none" }, object ] });
         if let Some(d) = description {
@@ -143,13 +141,28 @@ pub fn json_schema() -> serde_json::Value {
 /// What a serde / yaml_serde error message says, taken apart.
 #[derive(Debug, PartialEq)]
 enum Says<'a> {
-    UnknownField { field: &'a str, allowed: Vec<&'a str> },
-    UnknownVariant { variant: &'a str, allowed: Vec<&'a str> },
+    UnknownField {
+        field: &'a str,
+        allowed: Vec<&'a str>,
+    },
+    UnknownVariant {
+        variant: &'a str,
+        allowed: Vec<&'a str>,
+    },
     MissingField(&'a str),
     DuplicateField(&'a str),
-    InvalidType { found: &'a str, expected: &'a str },
-    InvalidValue { found: &'a str, expected: &'a str },
-    InvalidLength { found: &'a str, expected: &'a str },
+    InvalidType {
+        found: &'a str,
+        expected: &'a str,
+    },
+    InvalidValue {
+        found: &'a str,
+        expected: &'a str,
+    },
+    InvalidLength {
+        found: &'a str,
+        expected: &'a str,
+    },
     Other(&'a str),
 }
 
@@ -377,7 +390,9 @@ fn found_words(found: &str) -> String {
 /// Hints for wrongly typed nodes, by normalized path.
 fn type_hint(norm: &str) -> Option<String> {
     let h = match norm {
-        "steps" => "`steps` is a list of one-key maps, e.g. `steps: [{ base_backup: { id: base } }]`",
+        "steps" => {
+            "`steps` is a list of one-key maps, e.g. `steps: [{ base_backup: { id: base } }]`"
+        }
         "steps[]" => "each step is a one-key map, e.g. `- write: { id: w1, table: events }`",
         "recovery.target" => {
             "write `target: latest`, `target: immediate`, or e.g. `target: { time: { after_step: w1 } }`"
@@ -399,6 +414,8 @@ fn type_hint(norm: &str) -> Option<String> {
         "tags" | "tags[]" => "tags are a list of words, e.g. `tags: [pitr, smoke]`",
         "backup.compression" => "one of `gzip`, `bzip2`, `snappy`, `none`",
         "postgres" | "recovery.postgres" => "a major version from 13 to 18, e.g. `17`",
+        "steps[].write.rows" | "seed_data.tables[].rows" => "a row count, e.g. `rows: 10`",
+        "steps[].write.own_segment" | "recovery.exclusive" => "write `true` or `false`",
         _ => return None,
     };
     Some(h.to_string())
@@ -442,7 +459,10 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a likely typo.
-pub(super) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(super) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(2);
     candidates
         .into_iter()
@@ -471,6 +491,32 @@ fn suggestion(word: &str, allowed: &[&str], what: &str) -> Option<String> {
     } else {
         Some(format!("{what}: {}", list(allowed)))
     }
+}
+
+/// libyaml's `PROBLEM at line A column B, CONTEXT at line C column D`, without the problem's
+/// position (the problem is located there) and with the context's as `(started at C:D)`.
+fn syntax_message(raw: &str) -> String {
+    let mut out = String::new();
+    let mut rest = raw;
+    let mut first = true;
+    while let Some(i) = rest.find(" at ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 4..];
+        let skip = position_len(after);
+        if skip == 0 {
+            out.push_str(" at ");
+        } else if !first {
+            let pos = &after[..skip];
+            let pos = pos
+                .strip_prefix("line ")
+                .map_or(pos.to_string(), |p| p.replacen(" column ", ":", 1));
+            out.push_str(&format!(" (started at {pos})"));
+        }
+        first &= skip == 0;
+        rest = &after[skip..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Message and hint for a YAML syntax error from libyaml.
@@ -505,8 +551,13 @@ fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> 
 
     let mut at = location;
     let (message, hint) = if !spans.is_complete() {
-        let (m, h) = syntax_problem(msg);
+        let (m, h) = syntax_problem(&syntax_message(&err.to_string()));
         (m, Some(h))
+    } else if spans.node("").is_none() {
+        (
+            "the file holds no scenario".to_string(),
+            Some("a scenario needs at least `name`, `postgres`, `steps` and `expect`".to_string()),
+        )
     } else {
         match parse_message(msg) {
             Says::UnknownField { field, allowed } => {
@@ -543,12 +594,10 @@ fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> 
                 format!("missing key `{field}` {}", where_is(epath)),
                 Some(missing_hint(&norm, field, &spans)),
             ),
-            Says::DuplicateField(field) => {
-                (
-                    format!("key `{field}` appears twice {}", where_is(epath)),
-                    Some("keep only one of them".to_string()),
-                )
-            }
+            Says::DuplicateField(field) => (
+                format!("key `{field}` appears twice {}", where_is(epath)),
+                Some("keep only one of them".to_string()),
+            ),
             Says::InvalidType { found, expected }
                 if found == "unit variant" && expected.ends_with(" variant") =>
             {
@@ -581,7 +630,10 @@ fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> 
                         format!("{word}: ..."),
                     ),
                 };
-                (message, Some(format!("write it as a one-key map: `{example}`")))
+                (
+                    message,
+                    Some(format!("write it as a one-key map: `{example}`")),
+                )
             }
             Says::InvalidType { found, expected } | Says::InvalidValue { found, expected } => {
                 let message = format!(
@@ -613,13 +665,17 @@ fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> 
                     Some("keep one scenario per file: remove the second `---`".to_string()),
                 ),
                 _ if epath.is_empty() => (m.to_string(), None),
-                _ => (format!("{}: {m}", name_of(epath)), type_hint(&norm)),
+                _ => match spans.scalar(epath) {
+                    Some(v) => (
+                        format!("{} `{v}` is invalid: {m}", name_of(epath)),
+                        type_hint(&norm),
+                    ),
+                    None => (format!("{}: {m}", name_of(epath)), type_hint(&norm)),
+                },
             },
         }
     };
-    let at = at
-        .or_else(|| spans.locate(epath))
-        .unwrap_or(Mark::START);
+    let at = at.or_else(|| spans.locate(epath)).unwrap_or(Mark::START);
     let step = spans
         .step_at(at)
         .or_else(|| step_index(epath))
@@ -641,5 +697,324 @@ fn join(parent: &str, key: &str) -> String {
         key.to_string()
     } else {
         format!("{parent}.{key}")
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// A complete scenario using every part of the format, with what each part means.
+    pub(in crate::scenario) const EXAMPLE: &str = r#"# Point-in-time recovery to a moment between two commits: the first must survive,
+# the second must be gone.
+name: pitr-between-writes          # lowercase letters, digits, dashes; unique per run
+description: >
+  Recover to halfway between the commits of w1 and w2 and check that exactly
+  the rows committed up to w1 come back.
+tags: [pitr, smoke]                # select with `pgdrill run --filter pitr`
+seed: 42                           # seeds every generated row payload
+postgres: 17                       # major version of the source cluster (13 to 18)
+backup:
+  server_name: source              # barman serverName: a folder under the drill's prefix
+  compression: gzip                # gzip, bzip2, snappy or none
+seed_data:
+  tables:                          # created by pgdrill: (id, step, payload)
+    - name: events
+      rows: 24                     # generated before the first step
+    - name: audit                  # rows default to 0
+  sql: schema.sql                  # run first; a file under the fixtures directory
+steps:                             # run in order against the source cluster
+  - write: { id: w0, table: events }          # one row, lands in the base backup
+  - base_backup: { id: base }
+  - write: { id: w1, table: events, rows: 10, own_segment: true }
+  - checkpoint: { id: cp }
+  - write:
+      id: w2
+      table: audit
+      rows: 3
+  - restore_point: { id: rp, name: before-w3 }  # usable as `target: { name: before-w3 }`
+  - switch_wal: { id: sw }
+  - write: { id: w3, table: events, own_segment: true }
+  - fault:                                      # break the archive on purpose
+      id: lose-w3
+      delete_wal: { holding_step: w3 }          # or `segment: 000000010000000000000009`
+recovery:
+  target:                          # latest | immediate | time | lsn | xid | name | after_step
+    time:
+      between: [w1, w2]            # halfway between the two commit timestamps
+  exclusive: false                 # true: stop just before the target instead of after it
+  postgres: 17                     # major of the recovered cluster, default: the source's
+  server_name: source-restored     # where the recovered cluster archives to
+  backup: base                     # the base_backup step to restore from
+expect:
+  recovered:
+    rows: { events: 35, audit: 0 } # 24 seed + w0 + w1's 10 rows; w2 is after the target
+    data_loss: none                # the ledger and the recovered rows agree
+    rto_budget_seconds: 120        # restore to promoted in at most two minutes
+timeouts:
+  archive_seconds: 60              # for a WAL segment to show up in the archive
+  backup_seconds: 300              # for a base backup
+  recovery_seconds: 300            # from restore start to a server answering queries
+"#;
+
+    /// The smallest useful scenario; bad inputs are edits of it.
+    pub(in crate::scenario) const MINIMAL: &str = "\
+name: minimal
+postgres: 17
+seed_data:
+  tables:
+    - name: events
+      rows: 10
+steps:
+  - base_backup: { id: base }
+  - write: { id: w1, table: events, own_segment: true }
+  - write:
+      id: w2
+      table: events
+      rows: 2
+recovery:
+  target: latest
+expect:
+  recovered: {}
+";
+
+    /// `text` with `from` replaced by `to`; panics if `from` is not there.
+    pub(in crate::scenario) fn edit(text: &str, from: &str, to: &str) -> String {
+        assert!(text.contains(from), "`{from}` is not in the text");
+        text.replacen(from, to, 1)
+    }
+
+    pub(in crate::scenario) fn path() -> &'static Path {
+        Path::new("scenarios/example.yaml")
+    }
+
+    fn load_err(text: &str) -> String {
+        match load_str(path(), text) {
+            Ok(_) => panic!("loaded:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_example_loads_with_every_part() {
+        use crate::scenario::{Compression, Step, Target};
+        let l = load_str(path(), EXAMPLE).unwrap();
+        let s = &l.scenario;
+        assert_eq!(s.name, "pitr-between-writes");
+        assert_eq!(s.tags, ["pitr", "smoke"]);
+        assert_eq!(s.seed, 42);
+        assert_eq!(s.backup.compression, Compression::Gzip);
+        assert_eq!(s.seed_data.tables[1].rows, 0);
+        assert_eq!(s.steps.len(), 9);
+        assert!(matches!(&s.steps[2], Step::Write(w) if w.rows == 10 && w.own_segment));
+        assert!(matches!(&s.steps[8], Step::Fault(f) if f.fault().is_some()));
+        assert!(
+            matches!(&s.recovery.target, Target::Time(t) if t.between == Some(["w1".into(), "w2".into()]))
+        );
+        assert_eq!(l.text, EXAMPLE);
+    }
+
+    #[test]
+    fn every_target_form_loads() {
+        use crate::scenario::Target;
+        for (yaml, want) in [
+            ("latest", Target::Latest),
+            ("immediate", Target::Immediate),
+            ("{ name: before-w3 }", Target::Name("before-w3".into())),
+            ("{ after_step: w1 }", Target::AfterStep("w1".into())),
+        ] {
+            let text = edit(MINIMAL, "target: latest", &format!("target: {yaml}"));
+            assert_eq!(
+                load_str(path(), &text).unwrap().scenario.recovery.target,
+                want
+            );
+        }
+        for yaml in [
+            "{ time: { at: \"2026-11-22T10:00:00Z\" } }",
+            "{ time: { after_step: w1 } }",
+            "{ lsn: { at: 0/3000060 } }",
+            "{ lsn: { after_step: w1 } }",
+            "{ xid: { at: 742 } }",
+            "{ xid: { of_step: w1 } }",
+        ] {
+            let text = edit(MINIMAL, "target: latest", &format!("target: {yaml}"));
+            load_str(path(), &text).unwrap();
+        }
+        let text = edit(
+            MINIMAL,
+            "recovered: {}",
+            "failed: { error_contains: \"requested WAL segment\" }",
+        );
+        load_str(path(), &text).unwrap();
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_closest_one() {
+        let text = edit(MINIMAL, "own_segment", "own_segement");
+        insta::assert_snapshot!("unknown_key", load_err(&text));
+    }
+
+    #[test]
+    fn unknown_top_level_key_lists_nothing_far_fetched() {
+        let text = edit(MINIMAL, "postgres: 17\n", "postgres: 17\nretention: 7\n");
+        insta::assert_snapshot!("unknown_top_level_key", load_err(&text));
+    }
+
+    #[test]
+    fn wrong_type() {
+        let text = edit(MINIMAL, "rows: 2", "rows: many");
+        insta::assert_snapshot!("wrong_type", load_err(&text));
+    }
+
+    #[test]
+    fn missing_field() {
+        let text = edit(MINIMAL, "      table: events\n", "");
+        insta::assert_snapshot!("missing_field", load_err(&text));
+    }
+
+    #[test]
+    fn missing_top_level_field() {
+        let text = edit(MINIMAL, "postgres: 17\n", "");
+        insta::assert_snapshot!("missing_top_level_field", load_err(&text));
+    }
+
+    #[test]
+    fn unknown_step_kind() {
+        let text = edit(MINIMAL, "base_backup:", "base_bakup:");
+        insta::assert_snapshot!("unknown_step_kind", load_err(&text));
+    }
+
+    #[test]
+    fn step_without_settings() {
+        let text = edit(
+            MINIMAL,
+            "  - base_backup: { id: base }\n",
+            "  - base_backup: { id: base }\n  - checkpoint\n",
+        );
+        insta::assert_snapshot!("step_without_settings", load_err(&text));
+    }
+
+    #[test]
+    fn unknown_target_kind() {
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: { tim: { after_step: w1 } }",
+        );
+        insta::assert_snapshot!("unknown_target_kind", load_err(&text));
+    }
+
+    #[test]
+    fn between_needs_two_steps() {
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: { time: { between: [w1] } }",
+        );
+        insta::assert_snapshot!("between_needs_two_steps", load_err(&text));
+    }
+
+    #[test]
+    fn bad_timestamp() {
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: { time: { at: yesterday } }",
+        );
+        insta::assert_snapshot!("bad_timestamp", load_err(&text));
+    }
+
+    #[test]
+    fn yaml_syntax_error() {
+        let text = edit(
+            MINIMAL,
+            "{ id: w1, table: events, own_segment: true }",
+            "{ id: w1, table: events",
+        );
+        insta::assert_snapshot!("yaml_syntax_error", load_err(&text));
+    }
+
+    #[test]
+    fn empty_file() {
+        insta::assert_snapshot!("empty_file", load_err(""));
+    }
+
+    #[test]
+    fn unreadable_file() {
+        let e = load_file(Path::new("/nonexistent/pgdrill/scenario.yaml")).unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(e.problems[0].line, 0);
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/pgdrill/scenario.yaml: cannot read")
+        );
+    }
+
+    #[test]
+    fn problems_display_with_and_without_context() {
+        let p = Problem {
+            file: path().to_path_buf(),
+            line: 3,
+            column: 5,
+            scenario: None,
+            step: None,
+            message: "m".into(),
+            hint: None,
+        };
+        assert_eq!(p.to_string(), "scenarios/example.yaml:3:5: m");
+        let p = Problem {
+            step: Some("w1".into()),
+            hint: Some("h".into()),
+            ..p
+        };
+        assert_eq!(
+            p.to_string(),
+            "scenarios/example.yaml:3:5: step `w1`: m\n  hint: h"
+        );
+    }
+
+    #[test]
+    fn messages_are_taken_apart() {
+        assert_eq!(
+            parse_message("unknown field `x`, expected `a` or `b`"),
+            Says::UnknownField {
+                field: "x",
+                allowed: vec!["a", "b"]
+            }
+        );
+        assert_eq!(
+            parse_message("unknown field `x`, there are no fields"),
+            Says::UnknownField {
+                field: "x",
+                allowed: vec![]
+            }
+        );
+        assert_eq!(
+            strip_positions(
+                "did not find expected key at line 3 column 5, while parsing a block mapping at line 1 column 1"
+            ),
+            "did not find expected key, while parsing a block mapping"
+        );
+        assert_eq!(
+            split_path("steps[1].write: missing field `table`"),
+            (Some("steps[1].write"), "missing field `table`")
+        );
+        assert_eq!(split_path("invalid type: map"), (None, "invalid type: map"));
+        assert_eq!(
+            closest("own_segement", ["id", "table", "rows", "own_segment"]),
+            Some("own_segment")
+        );
+        assert_eq!(closest("retention", ["name", "seed", "steps"]), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn json_schema_describes_steps_and_faults() {
+        let schema = json_schema();
+        assert!(schema["properties"]["steps"].is_object());
+        let text = schema.to_string();
+        assert!(text.contains("\"delete_wal\""));
+        let data_loss = &schema["$defs"]["DataLoss"];
+        assert_eq!(data_loss["anyOf"][0]["const"], "none");
     }
 }

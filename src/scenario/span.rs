@@ -119,8 +119,12 @@ fn raw_events(text: &str) -> (Vec<(Ev, Mark, Mark)>, bool) {
 
 enum Kind {
     /// `pending`: the key just read, waiting for its value.
-    Map { pending: Option<(String, Mark)> },
-    Seq { next: usize },
+    Map {
+        pending: Option<(String, Mark)>,
+    },
+    Seq {
+        next: usize,
+    },
 }
 
 struct Frame {
@@ -368,7 +372,10 @@ after: 1
         assert_eq!(s.locate_key("name"), Some(at(1, 1)));
         assert_eq!(s.locate("steps[0].base_backup.id"), Some(at(3, 24)));
         assert_eq!(s.locate("steps[1].write.table"), Some(at(6, 14)));
-        assert_eq!(s.locate("recovery.target.time.between[1]"), Some(at(10, 21)));
+        assert_eq!(
+            s.locate("recovery.target.time.between[1]"),
+            Some(at(10, 21))
+        );
         assert_eq!(s.scalar("after"), Some("1"));
         assert_eq!(s.locate("after"), Some(at(13, 8)));
     }
@@ -376,10 +383,7 @@ after: 1
     #[test]
     fn falls_back_to_the_nearest_located_ancestor() {
         let s = SpanIndex::parse(TEXT);
-        assert_eq!(
-            s.locate("steps[1].write.rows"),
-            s.locate("steps[1].write")
-        );
+        assert_eq!(s.locate("steps[1].write.rows"), s.locate("steps[1].write"));
         assert_eq!(s.locate("timeouts.archive_seconds"), Some(at(1, 1)));
     }
 

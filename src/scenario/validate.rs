@@ -189,7 +189,9 @@ impl<'a> Validator<'a> {
             };
             self.report(
                 "name",
-                format!("scenario name `{name}` must be 1 to 48 lowercase letters, digits and dashes"),
+                format!(
+                    "scenario name `{name}` must be 1 to 48 lowercase letters, digits and dashes"
+                ),
                 hint,
             );
         }
@@ -231,7 +233,11 @@ impl<'a> Validator<'a> {
         if !is_server_name(name) {
             self.report(
                 path,
-                format!("`{path}` `{name}` must be 1 to 63 letters, digits, `_`, `.` or `-`"),
+                if name.is_empty() {
+                    format!("`{path}` is empty")
+                } else {
+                    format!("`{path}` `{name}` must be 1 to 63 letters, digits, `_`, `.` or `-`")
+                },
                 "barman uses it as a folder name, e.g. `source`".to_string(),
             );
         }
@@ -298,8 +304,14 @@ impl<'a> Validator<'a> {
         } else if p.is_absolute() || p.has_root() {
             self.report(
                 path,
-                format!("`seed_data.sql` `{sql}` must be a path relative to the fixtures directory"),
-                format!("e.g. `{}`", p.file_name().map_or("seed.sql".into(), |f| f.to_string_lossy())),
+                format!(
+                    "`seed_data.sql` `{sql}` must be a path relative to the fixtures directory"
+                ),
+                format!(
+                    "put the file under the fixtures directory and name it from there, e.g. `{}`",
+                    p.file_name()
+                        .map_or("seed.sql".into(), |f| f.to_string_lossy())
+                ),
             );
         } else if p.components().any(|c| c == Component::ParentDir) {
             self.report(
@@ -333,7 +345,9 @@ impl<'a> Validator<'a> {
             if id == SEED_STEP {
                 self.report(
                     &id_path,
-                    format!("step id `{SEED_STEP}` is reserved for the rows loaded from `seed_data`"),
+                    format!(
+                        "step id `{SEED_STEP}` is reserved for the rows loaded from `seed_data`"
+                    ),
                     "pick another id; the ledger records the seed rows under `seed`".to_string(),
                 );
             } else if !is_step_id(id) {
@@ -374,7 +388,10 @@ impl<'a> Validator<'a> {
                                 w.table
                             )
                         } else if let Some(c) = closest(&w.table, tables.iter().copied()) {
-                            format!("did you mean `{c}`? The seed_data tables are {}", list(&tables))
+                            format!(
+                                "did you mean `{c}`? The seed_data tables are {}",
+                                list(&tables)
+                            )
                         } else {
                             format!(
                                 "write to one of {}, or declare `{}` under `seed_data.tables`",
@@ -403,11 +420,17 @@ impl<'a> Validator<'a> {
                 Step::RestorePoint(rp) => {
                     let path = format!("{base}.name");
                     let name = rp.name.as_str();
-                    if name.is_empty() || name.len() > MAX_NAME {
+                    if name.is_empty() {
+                        self.report(
+                            &path,
+                            "restore point name is empty".to_string(),
+                            "name it so a target can refer to it, e.g. `before-w3`".to_string(),
+                        );
+                    } else if name.len() > MAX_NAME {
                         self.report(
                             &path,
                             format!(
-                                "restore point name must be 1 to {MAX_NAME} bytes, `{name}` has {}",
+                                "restore point name `{name}` is {} bytes long, more than PostgreSQL's {MAX_NAME}",
                                 name.len()
                             ),
                             "PostgreSQL truncates longer names; pick a short one such as `before-w3`".to_string(),
@@ -441,7 +464,11 @@ impl<'a> Validator<'a> {
                         1 => {}
                         _ => self.report(
                             &format!("{base}.{}", set[1]),
-                            format!("fault step `{id}` sets {} faults: {}", set.len(), list(&set)),
+                            format!(
+                                "fault step `{id}` sets {} faults: {}",
+                                set.len(),
+                                list(&set)
+                            ),
                             "one fault per step: split them into several `fault` steps".to_string(),
                         ),
                     }
@@ -451,7 +478,8 @@ impl<'a> Validator<'a> {
                             (None, None) => self.report(
                                 &path,
                                 "`delete_wal` names no segment".to_string(),
-                                "set `holding_step: <write step id>` or `segment: <24 hex digits>`".to_string(),
+                                "set `holding_step: <write step id>` or `segment: <24 hex digits>`"
+                                    .to_string(),
                             ),
                             (Some(_), Some(_)) => self.report(
                                 &format!("{path}.holding_step"),
@@ -491,11 +519,17 @@ impl<'a> Validator<'a> {
                 Step::BaseBackup(_) | Step::Checkpoint(_) | Step::SwitchWal(_) => {}
             }
         }
-        if !self.s.steps.iter().any(|st| matches!(st, Step::BaseBackup(_))) {
+        if !self
+            .s
+            .steps
+            .iter()
+            .any(|st| matches!(st, Step::BaseBackup(_)))
+        {
             self.report(
                 "steps",
                 "no `base_backup` step: there is nothing to recover from".to_string(),
-                "add `- base_backup: { id: base }` before the writes recovery should find".to_string(),
+                "add `- base_backup: { id: base }` before the writes recovery should find"
+                    .to_string(),
             );
         }
     }
@@ -508,7 +542,10 @@ impl<'a> Validator<'a> {
                 let writes = self.write_ids();
                 self.report(
                     path,
-                    format!("{what} names `{id}`, a `{}` step, not a `write` step", r.kind),
+                    format!(
+                        "{what} names `{id}`, a `{}` step, not a `write` step",
+                        r.kind
+                    ),
                     if writes.is_empty() {
                         "add a `write` step and name it here".to_string()
                     } else {
@@ -526,7 +563,11 @@ impl<'a> Validator<'a> {
                 } else {
                     format!("name a write step: {}", list(&writes))
                 };
-                self.report(path, format!("{what} names step `{id}`, which does not exist"), hint);
+                self.report(
+                    path,
+                    format!("{what} names step `{id}`, which does not exist"),
+                    hint,
+                );
                 None
             }
         }
@@ -547,12 +588,17 @@ impl<'a> Validator<'a> {
                 Some(r) if r.kind == "base_backup" => Some(r),
                 found => {
                     let message = match found {
-                        Some(r) => format!("`recovery.backup` names `{b}`, a `{}` step, not a `base_backup` step", r.kind),
+                        Some(r) => format!(
+                            "`recovery.backup` names `{b}`, a `{}` step, not a `base_backup` step",
+                            r.kind
+                        ),
                         None => format!("`recovery.backup` names step `{b}`, which does not exist"),
                     };
                     let hint = match closest(b, backups.iter().copied()) {
                         Some(c) if found.is_none() => format!("did you mean `{c}`?"),
-                        _ if backups.is_empty() => "add a `base_backup` step and name it here".to_string(),
+                        _ if backups.is_empty() => {
+                            "add a `base_backup` step and name it here".to_string()
+                        }
                         _ => format!("name a base backup step: {}", list(&backups)),
                     };
                     self.report("recovery.backup", message, hint);
@@ -623,11 +669,14 @@ impl<'a> Validator<'a> {
             }
             Target::Lsn(l) => {
                 let base = "recovery.target.lsn";
-                let set: Vec<&str> = [("at", l.at.is_some()), ("after_step", l.after_step.is_some())]
-                    .into_iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(n, _)| n)
-                    .collect();
+                let set: Vec<&str> = [
+                    ("at", l.at.is_some()),
+                    ("after_step", l.after_step.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(n, _)| n)
+                .collect();
                 self.exactly_one(base, &set, &["at", "after_step"]);
                 if let Some(at) = &l.at
                     && let Err(e) = at.parse::<Lsn>()
@@ -671,30 +720,37 @@ impl<'a> Validator<'a> {
             }
             Target::Name(n) => {
                 let p = "recovery.target.name";
-                let found = self.s.steps.iter().enumerate().find_map(|(index, st)| match st {
-                    Step::RestorePoint(rp) if rp.name == *n => Some(StepRef {
-                        index,
-                        id: st.id(),
-                        kind: st.kind(),
-                    }),
-                    _ => None,
-                });
+                let found = self
+                    .s
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .find_map(|(index, st)| match st {
+                        Step::RestorePoint(rp) if rp.name == *n => Some(StepRef {
+                            index,
+                            id: st.id(),
+                            kind: st.kind(),
+                        }),
+                        _ => None,
+                    });
                 match found {
                     Some(r) => refs.push((p.to_string(), r)),
                     None => {
-                        let names: Vec<&str> = self
-                            .s
-                            .steps
-                            .iter()
-                            .filter_map(|st| match st {
-                                Step::RestorePoint(rp) => Some(rp.name.as_str()),
-                                _ => None,
-                            })
-                            .collect();
+                        let mut names: Vec<&str> = Vec::new();
+                        for st in &self.s.steps {
+                            if let Step::RestorePoint(rp) = st
+                                && !rp.name.is_empty()
+                                && !names.contains(&rp.name.as_str())
+                            {
+                                names.push(&rp.name);
+                            }
+                        }
                         let hint = if let Some(c) = closest(n, names.iter().copied()) {
                             format!("did you mean `{c}`?")
                         } else if names.is_empty() {
-                            format!("add a step `- restore_point: {{ id: rp1, name: {n} }}` after the base backup")
+                            format!(
+                                "add a step `- restore_point: {{ id: rp1, name: {n} }}` after the base backup"
+                            )
                         } else {
                             format!("name one of the restore points: {}", list(&names))
                         };
@@ -762,7 +818,8 @@ impl<'a> Validator<'a> {
                 self.report(
                     "recovery.exclusive",
                     format!("`exclusive: true` means nothing with a `{kind}` target"),
-                    "remove `exclusive`; it only applies to `time`, `lsn` and `xid` targets".to_string(),
+                    "remove `exclusive`; it only applies to `time`, `lsn` and `xid` targets"
+                        .to_string(),
                 );
             }
         }
@@ -827,7 +884,9 @@ impl<'a> Validator<'a> {
                 {
                     self.report(
                         "expect.recovered.rto_budget_seconds",
-                        format!("`rto_budget_seconds` must be a positive number of seconds, not {b}"),
+                        format!(
+                            "`rto_budget_seconds` must be a positive number of seconds, not {b}"
+                        ),
                         "e.g. `rto_budget_seconds: 120`, or remove it for no budget".to_string(),
                     );
                 }
@@ -855,9 +914,270 @@ impl<'a> Validator<'a> {
                 self.report(
                     &format!("timeouts.{key}"),
                     format!("`timeouts.{key}` must be more than 0"),
-                    format!("remove it for the default of {default} seconds, or set a longer deadline"),
+                    format!(
+                        "remove it for the default of {default} seconds, or set a longer deadline"
+                    ),
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::load::load_str;
+    use crate::scenario::load::tests::{EXAMPLE, MINIMAL, edit, path};
+
+    /// A fixtures directory holding the example's `schema.sql`.
+    fn fixtures() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("schema.sql"), "create table t (x int);\n").unwrap();
+        dir
+    }
+
+    fn check(text: &str) -> Result<(), ScenarioError> {
+        let loaded = load_str(path(), text).unwrap_or_else(|e| panic!("does not load:\n{e}"));
+        validate(&loaded, Path::new("fixtures"))
+    }
+
+    fn problems(text: &str) -> String {
+        match check(text) {
+            Ok(()) => panic!("valid:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_example_is_valid() {
+        let dir = fixtures();
+        let loaded = load_str(path(), EXAMPLE).unwrap();
+        validate(&loaded, dir.path()).unwrap();
+    }
+
+    #[test]
+    fn the_minimal_scenario_is_valid() {
+        check(MINIMAL).unwrap();
+    }
+
+    #[test]
+    fn every_valid_target_form_passes() {
+        for target in [
+            "immediate",
+            "{ name: before-w2 }",
+            "{ after_step: w1 }",
+            "{ time: { at: \"2026-11-22T10:00:00Z\" } }",
+            "{ time: { after_step: w2 } }",
+            "{ time: { between: [w1, w2] } }",
+            "{ lsn: { at: 0/3000060 } }",
+            "{ lsn: { after_step: w1 } }",
+            "{ xid: { at: 742 } }",
+            "{ xid: { of_step: w2 } }",
+        ] {
+            let text = edit(MINIMAL, "target: latest", &format!("target: {target}"));
+            let text = edit(
+                &text,
+                "  - write:\n",
+                "  - restore_point: { id: rp, name: before-w2 }\n  - write:\n",
+            );
+            check(&text).unwrap_or_else(|e| panic!("{target}:\n{e}"));
+        }
+    }
+
+    #[test]
+    fn dangling_step_reference() {
+        let text = edit(MINIMAL, "target: latest", "target: { after_step: w9 }");
+        insta::assert_snapshot!("dangling_step_reference", problems(&text));
+    }
+
+    #[test]
+    fn reference_to_a_step_that_is_not_a_write() {
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: { xid: { of_step: base } }",
+        );
+        insta::assert_snapshot!("reference_to_a_non_write_step", problems(&text));
+    }
+
+    #[test]
+    fn between_in_wrong_order() {
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: { time: { between: [w2, w1] } }",
+        );
+        insta::assert_snapshot!("between_in_wrong_order", problems(&text));
+    }
+
+    #[test]
+    fn target_before_the_first_backup() {
+        let text = edit(
+            MINIMAL,
+            "  - base_backup: { id: base }\n  - write: { id: w1, table: events, own_segment: true }\n",
+            "  - write: { id: w1, table: events, own_segment: true }\n  - base_backup: { id: base }\n",
+        );
+        let text = edit(
+            &text,
+            "target: latest",
+            "target: { lsn: { after_step: w1 } }",
+        );
+        insta::assert_snapshot!("target_before_the_first_backup", problems(&text));
+    }
+
+    #[test]
+    fn target_before_the_named_backup() {
+        let text = edit(
+            MINIMAL,
+            "  - write:\n",
+            "  - restore_point: { id: rp, name: before-w2 }\n  - base_backup: { id: late }\n  - write:\n",
+        );
+        let text = edit(
+            &text,
+            "target: latest",
+            "target: { name: before-w2 }\n  backup: late",
+        );
+        insta::assert_snapshot!("target_before_the_named_backup", problems(&text));
+    }
+
+    #[test]
+    fn exclusive_with_latest() {
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: latest\n  exclusive: true",
+        );
+        insta::assert_snapshot!("exclusive_with_latest", problems(&text));
+    }
+
+    #[test]
+    fn fault_with_no_field() {
+        let text = edit(MINIMAL, "recovery:", "  - fault: { id: f1 }\nrecovery:");
+        insta::assert_snapshot!("fault_with_no_field", problems(&text));
+    }
+
+    #[test]
+    fn fault_problems() {
+        let text = edit(
+            MINIMAL,
+            "  - write: { id: w1",
+            "  - fault: { id: f1, delete_wal: { holding_step: w2 } }\n  - fault: { id: f2, delete_wal: { segment: 00000001000000000000000a } }\n  - fault: { id: f3, delete_wal: {} }\n  - write: { id: w1",
+        );
+        insta::assert_snapshot!("fault_problems", problems(&text));
+    }
+
+    #[test]
+    fn write_to_unknown_table() {
+        let text = edit(MINIMAL, "table: events, own", "table: event, own");
+        insta::assert_snapshot!("write_to_unknown_table", problems(&text));
+    }
+
+    #[test]
+    fn duplicate_step_id() {
+        let text = edit(MINIMAL, "id: w2", "id: w1");
+        insta::assert_snapshot!("duplicate_step_id", problems(&text));
+    }
+
+    #[test]
+    fn bad_lsn() {
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: { lsn: { at: 3000060 } }",
+        );
+        insta::assert_snapshot!("bad_lsn", problems(&text));
+    }
+
+    #[test]
+    fn several_values_for_one_target() {
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: { time: { after_step: w1, between: [w1, w2] } }",
+        );
+        insta::assert_snapshot!("several_values_for_one_target", problems(&text));
+    }
+
+    #[test]
+    fn no_base_backup() {
+        let text = edit(MINIMAL, "  - base_backup: { id: base }\n", "");
+        insta::assert_snapshot!("no_base_backup", problems(&text));
+    }
+
+    /// Every rule that is not covered above, in one file: all problems are reported, in file
+    /// order, each at its node.
+    #[test]
+    fn every_problem_is_collected() {
+        let text = r#"name: Nightly PITR
+tags: [pitr, ""]
+postgres: 12
+backup:
+  server_name: "source cluster"
+seed_data:
+  tables:
+    - name: Events
+    - name: pgdrill_meta
+    - name: audit
+    - name: audit
+  sql: ../outside.sql
+steps:
+  - base_backup: { id: seed }
+  - write: { id: W1, table: audit, rows: 0 }
+  - write: { id: w2, table: audit, rows: 2000000 }
+  - restore_point: { id: rp1, name: "" }
+  - restore_point: { id: rp2, name: here }
+  - restore_point: { id: rp3, name: here }
+recovery:
+  target: { name: elsewhere }
+  postgres: 19
+  server_name: ""
+  backup: w2
+expect:
+  recovered:
+    rows: { events: 1, audti: 2 }
+    data_loss: { rows: 2, steps: [w2, w2, rp1] }
+    rto_budget_seconds: 0
+timeouts:
+  archive_seconds: 0
+"#;
+        insta::assert_snapshot!("every_problem_is_collected", problems(text));
+    }
+
+    #[test]
+    fn expect_failed_needs_text() {
+        let text = edit(
+            MINIMAL,
+            "recovered: {}",
+            "failed: { error_contains: \" \" }",
+        );
+        insta::assert_snapshot!("expect_failed_needs_text", problems(&text));
+    }
+
+    #[test]
+    fn seed_sql_must_exist() {
+        let text = edit(
+            MINIMAL,
+            "      rows: 10\n",
+            "      rows: 10\n  sql: missing.sql\n",
+        );
+        insta::assert_snapshot!("seed_sql_must_exist", problems(&text));
+        let text = edit(
+            MINIMAL,
+            "      rows: 10\n",
+            "      rows: 10\n  sql: /etc/passwd\n",
+        );
+        insta::assert_snapshot!("seed_sql_must_be_relative", problems(&text));
+    }
+
+    #[test]
+    fn problems_carry_scenario_and_step() {
+        let text = edit(MINIMAL, "table: events, own", "table: nope, own");
+        let e = check(&text).unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        let p = &e.problems[0];
+        assert_eq!(p.scenario.as_deref(), Some("minimal"));
+        assert_eq!(p.step.as_deref(), Some("w1"));
+        assert_eq!((p.line, p.column), (9, 29));
+        assert!(p.hint.is_some());
     }
 }
