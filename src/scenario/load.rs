@@ -549,8 +549,14 @@ fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> 
     let epath = epath.unwrap_or("");
     let norm = normalize(epath);
 
+    let says = parse_message(msg);
     let mut at = location;
-    let (message, hint) = if !spans.is_complete() {
+    // A syntax error has no path; serde's own messages win when yaml_serde stopped on one
+    // before reaching the bad YAML.
+    let (message, hint) = if !spans.is_complete()
+        && epath.is_empty()
+        && matches!(says, Says::Other(_))
+    {
         let (m, h) = syntax_problem(&syntax_message(&err.to_string()));
         (m, Some(h))
     } else if spans.node("").is_none() {
@@ -559,7 +565,7 @@ fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> 
             Some("a scenario needs at least `name`, `postgres`, `steps` and `expect`".to_string()),
         )
     } else {
-        match parse_message(msg) {
+        match says {
             Says::UnknownField { field, allowed } => {
                 if let Some(n) = spans.node(&join(epath, field)) {
                     at = Some(n.key.unwrap_or(n.start));
@@ -594,10 +600,15 @@ fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> 
                 format!("missing key `{field}` {}", where_is(epath)),
                 Some(missing_hint(&norm, field, &spans)),
             ),
-            Says::DuplicateField(field) => (
-                format!("key `{field}` appears twice {}", where_is(epath)),
-                Some("keep only one of them".to_string()),
-            ),
+            Says::DuplicateField(field) => {
+                if let Some(m) = spans.repeated_key(&join(epath, field)) {
+                    at = Some(m);
+                }
+                (
+                    format!("key `{field}` appears twice {}", where_is(epath)),
+                    Some("keep only one of them".to_string()),
+                )
+            }
             Says::InvalidType { found, expected }
                 if found == "unit variant" && expected.ends_with(" variant") =>
             {
@@ -633,6 +644,31 @@ fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> 
                 (
                     message,
                     Some(format!("write it as a one-key map: `{example}`")),
+                )
+            }
+            Says::InvalidType { expected, .. } if expected == "unit variant" => {
+                let word = spans
+                    .children(epath)
+                    .first()
+                    .and_then(|c| c.rsplit('.').next())
+                    .unwrap_or("this");
+                let (what, example) = match norm.as_str() {
+                    "recovery.target" => ("recovery target", format!("target: {word}")),
+                    "backup.compression" => ("compression", format!("compression: {word}")),
+                    _ => ("value", word.to_string()),
+                };
+                (
+                    format!("{what} `{word}` takes no settings"),
+                    Some(format!("write just the word: `{example}`")),
+                )
+            }
+            Says::InvalidValue { found, expected }
+                if found.starts_with("integer ")
+                    && expected_words(expected).starts_with("a whole number") =>
+            {
+                (
+                    format!("{} is out of range: {}", name_of(epath), found_words(found)),
+                    type_hint(&norm),
                 )
             }
             Says::InvalidType { found, expected } | Says::InvalidValue { found, expected } => {
@@ -1016,5 +1052,37 @@ expect:
         assert!(text.contains("\"delete_wal\""));
         let data_loss = &schema["$defs"]["DataLoss"];
         assert_eq!(data_loss["anyOf"][0]["const"], "none");
+    }
+
+    /// More shapes of serde and YAML errors, one snapshot: each message should say what is
+    /// wrong in scenario words, at the right node.
+    #[test]
+    fn more_load_errors() {
+        let cases = [
+            ("recovered: {}", "recovered"),
+            ("target: latest", "target: { latest: x }"),
+            ("target: latest", "target: name"),
+            ("  - base_backup: { id: base }\n", "  - 5\n"),
+            ("postgres: 17", "postgres: 99999999999"),
+            ("postgres: 17", "postgres: 17\npostgres: 16"),
+            ("recovered: {}", "recovered: { data_loss: lots }"),
+            ("recovered: {}", "recovered: {}\n---\nname: x"),
+            ("own_segment: true", "own_segment: yes"),
+            ("recovered: {}", "failed: {}"),
+            (
+                "  - base_backup: { id: base }\n",
+                "  - fault: { id: f, delete_wal: { segmnt: x } }\n",
+            ),
+            ("      rows: 10\n", "      rows: 10\n  sqll: x\n"),
+            ("name: minimal", "name: minimal\ndescription: \"a: b\"c\""),
+        ];
+        let mut out = String::new();
+        for (from, to) in cases {
+            out.push_str(&format!(
+                "# {to}\n{}\n\n",
+                load_err(&edit(MINIMAL, from, to))
+            ));
+        }
+        insta::assert_snapshot!("more_load_errors", out);
     }
 }

@@ -48,6 +48,8 @@ pub struct Node {
 #[derive(Debug, Clone, Default)]
 pub struct SpanIndex {
     nodes: BTreeMap<String, Node>,
+    /// Keys written a second time in the same map: path → where the repeated key is.
+    repeated: BTreeMap<String, Mark>,
     complete: bool,
 }
 
@@ -147,6 +149,7 @@ impl SpanIndex {
     pub fn parse(text: &str) -> SpanIndex {
         let (events, ok) = raw_events(text);
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+        let mut repeated: BTreeMap<String, Mark> = BTreeMap::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut documents = 0;
         for (ev, start, end) in events {
@@ -210,7 +213,9 @@ impl SpanIndex {
                     }
                 }
             };
-            if !skip && !nodes.contains_key(&path) {
+            if !skip && nodes.contains_key(&path) {
+                repeated.entry(path.clone()).or_insert(key.unwrap_or(start));
+            } else if !skip {
                 if let Some(parent) = stack.last().map(|f| f.path.clone())
                     && let Some(p) = nodes.get_mut(&parent)
                 {
@@ -244,6 +249,7 @@ impl SpanIndex {
         }
         SpanIndex {
             nodes,
+            repeated,
             complete: ok,
         }
     }
@@ -275,6 +281,11 @@ impl SpanIndex {
             Some(n) => Some(n.key.unwrap_or(n.start)),
             None => self.locate(path),
         }
+    }
+
+    /// Where the key of `path` is written a second time in its map, if it is.
+    pub fn repeated_key(&self, path: &str) -> Option<Mark> {
+        self.repeated.get(path).copied()
     }
 
     /// The text of the scalar at `path`.
@@ -378,6 +389,10 @@ after: 1
         );
         assert_eq!(s.scalar("after"), Some("1"));
         assert_eq!(s.locate("after"), Some(at(13, 8)));
+        assert_eq!(s.repeated_key("name"), None);
+        let dup = SpanIndex::parse("a: 1\nb: 2\na: 3\n");
+        assert_eq!(dup.repeated_key("a"), Some(at(3, 1)));
+        assert_eq!(dup.scalar("a"), Some("1"));
     }
 
     #[test]

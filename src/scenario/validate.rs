@@ -956,6 +956,21 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_scenarios_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<_> = std::fs::read_dir(root.join("scenarios"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let loaded = crate::scenario::load_file(&f).unwrap_or_else(|e| panic!("{e}"));
+            validate(&loaded, &root.join("fixtures")).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
     fn the_minimal_scenario_is_valid() {
         check(MINIMAL).unwrap();
     }
