@@ -646,7 +646,10 @@ fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> 
                     Some(format!("write it as a one-key map: `{example}`")),
                 )
             }
-            Says::InvalidType { expected, .. } if expected == "unit variant" => {
+            Says::InvalidType {
+                expected: "unit variant",
+                ..
+            } => {
                 let word = spans
                     .children(epath)
                     .first()
@@ -1079,7 +1082,7 @@ expect:
         let mut out = String::new();
         for (from, to) in cases {
             out.push_str(&format!(
-                "# {to}\n{}\n\n",
+                "# {to:?}\n{}\n\n",
                 load_err(&edit(MINIMAL, from, to))
             ));
         }

@@ -62,7 +62,21 @@ impl Barman {
         for (k, v) in self.env() {
             c.env(k, v);
         }
-        process::run(c, name, deadline).await
+        let mut out = process::run(c, name, deadline).await?;
+        out.stdout = self.redact(&out.stdout);
+        out.stderr = self.redact(&out.stderr);
+        Ok(out)
+    }
+
+    /// Remove the credentials from text a tool printed, before it reaches logs or reports.
+    pub fn redact(&self, text: &str) -> String {
+        let mut t = text.to_string();
+        for secret in [&self.s3.secret_key, &self.s3.access_key] {
+            if !secret.is_empty() {
+                t = t.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        t
     }
 
     /// `barman-cloud-check-wal-archive`: is `server_name`'s WAL archive empty, as a new
@@ -206,6 +220,27 @@ pub struct BarmanBackup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_output_never_carries_credentials() {
+        let b = Barman {
+            bin: PathBuf::from("/x"),
+            s3: S3Target {
+                endpoint: "http://127.0.0.1:1".into(),
+                region: "us-east-1".into(),
+                bucket: "b".into(),
+                access_key: "AKIDEXAMPLE".into(),
+                secret_key: "wJalrXUtnFEMI".into(),
+            },
+            destination: "s3://b/p".into(),
+            run_as: RunAs { name: "me".into(), ids: None },
+            home: PathBuf::from("/tmp"),
+        };
+        let t = b.redact("auth AKIDEXAMPLE:wJalrXUtnFEMI failed");
+        assert_eq!(t, "auth <redacted>:<redacted> failed");
+        assert!(!b.archive_script("src", Compression::Gzip).contains("wJalrXUtnFEMI"));
+        assert!(!b.restore_command("src").contains("wJalrXUtnFEMI"));
+    }
 
     #[test]
     fn quoting_is_shell_safe() {
