@@ -20,7 +20,11 @@ use pgdrill::runner::{self, RunOptions};
 use pgdrill::scenario::{self, LoadedScenario, Problem, ScenarioError};
 
 #[derive(Debug, Parser)]
-#[command(name = "pgdrill", version, about = "Disaster-recovery drills for PostgreSQL backed up with barman-cloud")]
+#[command(
+    name = "pgdrill",
+    version,
+    about = "Disaster-recovery drills for PostgreSQL backed up with barman-cloud"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -115,9 +119,16 @@ pub struct S3Args {
 
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run { paths, backend: BackendKind::Local, jobs, filter, report_dir, keep, common, s3 } => {
-            run_drills(paths, jobs, filter, report_dir, keep, common, s3).await
-        }
+        Command::Run {
+            paths,
+            backend: BackendKind::Local,
+            jobs,
+            filter,
+            report_dir,
+            keep,
+            common,
+            s3,
+        } => run_drills(paths, jobs, filter, report_dir, keep, common, s3).await,
         Command::Validate { paths, fixtures } => {
             let loaded = load_all(&paths, &fixtures)?;
             for l in &loaded {
@@ -129,17 +140,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let loaded = load_all(&paths, Path::new("fixtures"))?;
             for l in &loaded {
                 let s = &l.scenario;
-                println!("{:<28} [{}] {}", s.name, s.tags.join(","), s.description.lines().next().unwrap_or(""));
+                println!(
+                    "{:<28} [{}] {}",
+                    s.name,
+                    s.tags.join(","),
+                    s.description.lines().next().unwrap_or("")
+                );
             }
             Ok(exit::PASSED)
         }
         Command::Setup { majors, common } => setup(majors, common).await,
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&scenario::json_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&scenario::json_schema())?
+            );
             Ok(exit::PASSED)
         }
-        Command::ServeS3 { dir, port, access_key, secret_key, bucket } => {
-            let creds = S3Credentials { access_key, secret_key };
+        Command::ServeS3 {
+            dir,
+            port,
+            access_key,
+            secret_key,
+            bucket,
+        } => {
+            let creds = S3Credentials {
+                access_key,
+                secret_key,
+            };
             let buckets: Vec<&str> = bucket.iter().map(String::as_str).collect();
             let s = S3Server::start(&dir, port, &creds, &buckets).await?;
             println!("serving {} at {} (Ctrl-C stops)", dir.display(), s.endpoint);
@@ -153,7 +181,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 /// Scenario files named by `paths` (directories contribute their *.yaml / *.yml, sorted).
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let default = [PathBuf::from("scenarios")];
-    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -168,7 +200,10 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
         } else if p.is_file() {
             files.push(p.clone());
         } else {
-            return Err(Error::Usage(format!("{}: no such file or directory", p.display())));
+            return Err(Error::Usage(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
         }
     }
     if files.is_empty() {
@@ -196,17 +231,26 @@ fn load_all(paths: &[PathBuf], fixtures: &Path) -> Result<Vec<LoadedScenario>, E
                 column: 1,
                 scenario: Some(l.scenario.name.clone()),
                 step: None,
-                message: format!("scenario name `{}` is also used by {}", l.scenario.name, first.display()),
+                message: format!(
+                    "scenario name `{}` is also used by {}",
+                    l.scenario.name,
+                    first.display()
+                ),
                 hint: Some("scenario names must be unique within a run: rename one".into()),
             });
         }
     }
-    if problems.is_empty() { Ok(loaded) } else { Err(ScenarioError { problems }.into()) }
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(ScenarioError { problems }.into())
+    }
 }
 
 fn toolchain(common: &Common) -> Result<Toolchain, Error> {
     let home = common.home.clone().unwrap_or_else(default_home);
-    let run_as = RunAs::detect(&common.pg_user).map_err(|e| Error::Infrastructure(e.to_string()))?;
+    let run_as =
+        RunAs::detect(&common.pg_user).map_err(|e| Error::Infrastructure(e.to_string()))?;
     Ok(Toolchain::new(home, run_as))
 }
 
@@ -227,8 +271,14 @@ async fn setup(mut majors: Vec<u32>, common: Common) -> anyhow::Result<i32> {
     ensure_pg_user(&common.pg_user)?;
     let tc = toolchain(&common)?;
     let mut log = |line: String| println!("setup: {line}");
-    tc.setup(&majors, &mut log).await.map_err(|e| Error::Infrastructure(e.to_string()))?;
-    println!("setup: ready in {} (PostgreSQL runs as {})", tc.home.display(), tc.run_as.name);
+    tc.setup(&majors, &mut log)
+        .await
+        .map_err(|e| Error::Infrastructure(e.to_string()))?;
+    println!(
+        "setup: ready in {} (PostgreSQL runs as {})",
+        tc.home.display(),
+        tc.run_as.name
+    );
     Ok(exit::PASSED)
 }
 
@@ -240,11 +290,20 @@ fn ensure_pg_user(user: &str) -> Result<(), Error> {
     }
     println!("setup: creating system user `{user}` for PostgreSQL");
     let st = std::process::Command::new("useradd")
-        .args(["--system", "--user-group", "--no-create-home", "--shell", "/bin/sh", user])
+        .args([
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--shell",
+            "/bin/sh",
+            user,
+        ])
         .status()
         .map_err(|e| Error::Infrastructure(format!("useradd: {e}")))?;
     if !st.success() {
-        return Err(Error::Infrastructure(format!("useradd {user} failed ({st})")));
+        return Err(Error::Infrastructure(format!(
+            "useradd {user} failed ({st})"
+        )));
     }
     Ok(())
 }
@@ -252,7 +311,10 @@ fn ensure_pg_user(user: &str) -> Result<(), Error> {
 fn new_run_id() -> String {
     use rand::Rng;
     let suffix: u16 = rand::rng().random();
-    format!("{}-{suffix:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+    format!(
+        "{}-{suffix:04x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    )
 }
 
 async fn run_drills(
@@ -272,24 +334,40 @@ async fn run_drills(
         }
     }
     let tc = toolchain(&common)?;
-    tc.check_barman().map_err(|e| Error::Infrastructure(e.to_string()))?;
+    tc.check_barman()
+        .map_err(|e| Error::Infrastructure(e.to_string()))?;
     for l in &loaded {
         for m in std::iter::once(l.scenario.postgres).chain(l.scenario.recovery.postgres) {
-            tc.pg_bin(m).map_err(|e| Error::Infrastructure(e.to_string()))?;
+            tc.pg_bin(m)
+                .map_err(|e| Error::Infrastructure(e.to_string()))?;
         }
     }
     let run_id = new_run_id();
     let report_dir = report::prepare_run_dir(&report_root, &run_id).map_err(Error::Report)?;
     let run_dir = tc.home.join("runs").join(&run_id);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    tc.run_as.chown(&run_dir).map_err(|e| Error::Infrastructure(e.to_string()))?;
+    tc.run_as
+        .chown(&run_dir)
+        .map_err(|e| Error::Infrastructure(e.to_string()))?;
 
     let (server, target, external) = match s3.s3_endpoint {
         Some(endpoint) => {
-            let (Ok(ak), Ok(sk)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) else {
-                return Err(Error::Usage("--s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into()).into());
+            let (Ok(ak), Ok(sk)) = (
+                std::env::var("AWS_ACCESS_KEY_ID"),
+                std::env::var("AWS_SECRET_ACCESS_KEY"),
+            ) else {
+                return Err(Error::Usage(
+                    "--s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+                )
+                .into());
             };
-            let t = S3Target { endpoint, region: s3.s3_region, bucket: s3.s3_bucket, access_key: ak, secret_key: sk };
+            let t = S3Target {
+                endpoint,
+                region: s3.s3_region,
+                bucket: s3.s3_bucket,
+                access_key: ak,
+                secret_key: sk,
+            };
             (None, t, true)
         }
         None => {
@@ -345,7 +423,13 @@ async fn run_drills(
         }
         errors
     });
-    let opts = RunOptions { run_id: run_id.clone(), jobs, keep, fixtures_dir: common.fixtures.clone(), report_dir: report_dir.clone() };
+    let opts = RunOptions {
+        run_id: run_id.clone(),
+        jobs,
+        keep,
+        fixtures_dir: common.fixtures.clone(),
+        report_dir: report_dir.clone(),
+    };
     let summary = runner::run_all(backend, loaded, &opts, tx, cancel_rx.clone()).await;
     let report_errors = consumer.await.unwrap_or_default();
 
@@ -355,7 +439,10 @@ async fn run_drills(
     if keep {
         println!("kept (PGDRILL_KEEP): run directory {}", run_dir.display());
         if !external {
-            println!("  its archive can be served again: pgdrill serve-s3 --dir {}", run_dir.join("s3").display());
+            println!(
+                "  its archive can be served again: pgdrill serve-s3 --dir {}",
+                run_dir.join("s3").display()
+            );
         }
     } else if let Err(e) = std::fs::remove_dir_all(&run_dir) {
         eprintln!("pgdrill: cannot remove {}: {e}", run_dir.display());

@@ -276,10 +276,10 @@ fn judge(
             Some(_) => {}
         }
     }
-    if let (Some(budget), Some(rto)) = (expect.rto_budget_seconds, rto_seconds) {
-        if rto > budget {
-            f.push(format!("RTO {rto:.1}s is over the budget of {budget:.1}s"));
-        }
+    if let (Some(budget), Some(rto)) = (expect.rto_budget_seconds, rto_seconds)
+        && rto > budget
+    {
+        f.push(format!("RTO {rto:.1}s is over the budget of {budget:.1}s"));
     }
     v.failures = f;
 }

@@ -14,7 +14,11 @@ fn pgdrill(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// The single run directory a run wrote under `root` (besides `latest`).
@@ -31,8 +35,13 @@ fn run_dir(root: &Path) -> PathBuf {
 
 /// The `<testcase name="NAME" ...>...</testcase>` element of a JUnit file.
 fn testcase<'a>(junit: &'a str, name: &str) -> &'a str {
-    let start = junit.find(&format!("<testcase name=\"{name}\"")).unwrap_or_else(|| panic!("no testcase {name}:\n{junit}"));
-    let end = junit[start..].find("</testcase>").map(|e| start + e).unwrap_or(junit.len());
+    let start = junit
+        .find(&format!("<testcase name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no testcase {name}:\n{junit}"));
+    let end = junit[start..]
+        .find("</testcase>")
+        .map(|e| start + e)
+        .unwrap_or(junit.len());
     &junit[start..end]
 }
 
@@ -52,22 +61,36 @@ fn shipped_fault_scenarios_catch_what_they_expect() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let dir = run_dir(reports.path());
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(!junit.contains("<failure") && !junit.contains("<error"), "{junit}");
+    assert!(
+        !junit.contains("<failure") && !junit.contains("<error"),
+        "{junit}"
+    );
 
     let adr = testcase(&junit, "adr007-missing-wal-segment");
     assert!(adr.contains(r#"name="rows.expected" value="27""#), "{adr}");
     assert!(adr.contains(r#"name="rows.observed" value="25""#), "{adr}");
     assert!(adr.contains(r#"name="rows.lost" value="2""#), "{adr}");
-    assert!(adr.contains("absent from the archive"), "the loss names the missing segment: {adr}");
+    assert!(
+        adr.contains("absent from the archive"),
+        "the loss names the missing segment: {adr}"
+    );
 
     let wrong = testcase(&junit, "wrong-server-name");
     assert!(wrong.contains("Expected empty archive"), "{wrong}");
     let mismatch = testcase(&junit, "version-mismatch-15-to-16");
-    assert!(mismatch.contains("database files are incompatible with server"), "{mismatch}");
+    assert!(
+        mismatch.contains("database files are incompatible with server"),
+        "{mismatch}"
+    );
 
     let rto: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap();
-    let adr = rto["scenarios"].as_array().unwrap().iter().find(|s| s["name"] == "adr007-missing-wal-segment").unwrap();
+    let adr = rto["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "adr007-missing-wal-segment")
+        .unwrap();
     assert!(adr["rto"]["seconds"].as_f64().unwrap() > 0.0, "{adr}");
     assert_eq!(adr["rto"]["phases"].as_array().unwrap().len(), 4, "{adr}");
     assert_eq!(adr["rows_lost"], 2, "{adr}");
@@ -84,23 +107,42 @@ fn a_silent_loss_fails_a_drill_that_trusts_the_recovery() {
         reports.path().to_str().unwrap(),
         "tests/scenarios/adr007-expects-no-loss.yaml",
     ]);
-    assert_eq!(out.status.code(), Some(1), "exit 1 = a drill failed its expectations\n{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit 1 = a drill failed its expectations\n{}",
+        text(&out)
+    );
     let junit = std::fs::read_to_string(run_dir(reports.path()).join("junit.xml")).unwrap();
     let case = testcase(&junit, "adr007-naive-expectation");
     assert!(case.contains("<failure"), "{case}");
-    assert!(case.contains("unexpected data loss: 2 rows missing"), "{case}");
+    assert!(
+        case.contains("unexpected data loss: 2 rows missing"),
+        "{case}"
+    );
 }
 
 #[test]
 fn an_invalid_scenario_exits_2_and_runs_nothing() {
     let reports = tempfile::tempdir().unwrap();
     let root = reports.path().join("r");
-    let out = pgdrill(&["run", "--report-dir", root.to_str().unwrap(), "tests/scenarios/invalid-unknown-key.yaml"]);
+    let out = pgdrill(&[
+        "run",
+        "--report-dir",
+        root.to_str().unwrap(),
+        "tests/scenarios/invalid-unknown-key.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let msg = text(&out);
-    assert!(msg.contains("tests/scenarios/invalid-unknown-key.yaml:7:"), "file:line in {msg}");
+    assert!(
+        msg.contains("tests/scenarios/invalid-unknown-key.yaml:7:"),
+        "file:line in {msg}"
+    );
     assert!(msg.contains("own_segement"), "{msg}");
-    assert!(!root.exists(), "no report directory for a run that never started");
+    assert!(
+        !root.exists(),
+        "no report directory for a run that never started"
+    );
     let out = pgdrill(&["validate", "tests/scenarios/invalid-unknown-key.yaml"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
@@ -110,5 +152,8 @@ fn every_shipped_scenario_validates() {
     let out = pgdrill(&["validate", "scenarios"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let listed = pgdrill(&["list"]);
-    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), std::fs::read_dir("scenarios").unwrap().count());
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        std::fs::read_dir("scenarios").unwrap().count()
+    );
 }

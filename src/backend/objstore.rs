@@ -63,7 +63,9 @@ pub fn segment_of_key(key: &str) -> Option<String> {
 impl ObjectStore {
     pub fn new(target: &S3Target, root: &str) -> Self {
         let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
             .build_https();
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -181,7 +183,10 @@ impl ObjectStore {
         server_name: &str,
         segment: &str,
     ) -> Result<Vec<String>, BackendError> {
-        let dir = format!("{server_name}/wals/{}/{segment}", &segment[..16.min(segment.len())]);
+        let dir = format!(
+            "{server_name}/wals/{}/{segment}",
+            &segment[..16.min(segment.len())]
+        );
         let found: Vec<ObjectInfo> = self
             .list(&dir)
             .await?
@@ -228,7 +233,9 @@ mod tests {
         );
         assert_eq!(segment_of_key("r/src/wals/00000002.history.gz"), None);
         assert_eq!(
-            segment_of_key("r/src/wals/0000000100000000/000000010000000000000003.00000028.backup.gz"),
+            segment_of_key(
+                "r/src/wals/0000000100000000/000000010000000000000003.00000028.backup.gz"
+            ),
             None
         );
     }

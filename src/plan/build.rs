@@ -11,19 +11,49 @@ use crate::scenario::{Compression, Fault, Scenario, Step, Target};
 #[serde(tag = "do", rename_all = "snake_case")]
 pub enum PlanStep {
     /// initdb, configure archiving to `server_name`, start.
-    StartSource { major: u32, server_name: String, compression: Compression },
+    StartSource {
+        major: u32,
+        server_name: String,
+        compression: Compression,
+    },
     /// Create the generated tables (id, step, payload).
-    CreateTables { tables: Vec<String> },
+    CreateTables {
+        tables: Vec<String>,
+    },
     /// Run an SQL file from `fixtures/` and snapshot the tables it creates.
-    LoadFixture { path: String },
+    LoadFixture {
+        path: String,
+    },
     /// Insert `rows` generated rows with ids from `first_id` in one transaction (ledger step `seed`).
-    Seed { table: String, first_id: u64, rows: u64 },
-    BaseBackup { id: String },
-    Write { id: String, table: String, first_id: u64, rows: u64, own_segment: bool },
-    RestorePoint { id: String, name: String },
-    Checkpoint { id: String },
-    SwitchWal { id: String },
-    Fault { id: String, fault: Fault },
+    Seed {
+        table: String,
+        first_id: u64,
+        rows: u64,
+    },
+    BaseBackup {
+        id: String,
+    },
+    Write {
+        id: String,
+        table: String,
+        first_id: u64,
+        rows: u64,
+        own_segment: bool,
+    },
+    RestorePoint {
+        id: String,
+        name: String,
+    },
+    Checkpoint {
+        id: String,
+    },
+    SwitchWal {
+        id: String,
+    },
+    Fault {
+        id: String,
+        fault: Fault,
+    },
     /// A closing marker commit, then switch and wait until every segment is archived, as a
     /// live primary would keep committing and archiving.
     FlushArchive,
@@ -119,7 +149,11 @@ pub fn build(s: &Scenario) -> Plan {
     for t in &s.seed_data.tables {
         if t.rows > 0 {
             let first_id = alloc(t.name.as_str(), t.rows);
-            steps.push(PlanStep::Seed { table: t.name.clone(), first_id, rows: t.rows });
+            steps.push(PlanStep::Seed {
+                table: t.name.clone(),
+                first_id,
+                rows: t.rows,
+            });
         }
     }
     for step in &s.steps {
@@ -132,7 +166,10 @@ pub fn build(s: &Scenario) -> Plan {
                 rows: w.rows,
                 own_segment: w.own_segment,
             },
-            Step::RestorePoint(r) => PlanStep::RestorePoint { id: r.id.clone(), name: r.name.clone() },
+            Step::RestorePoint(r) => PlanStep::RestorePoint {
+                id: r.id.clone(),
+                name: r.name.clone(),
+            },
             Step::Checkpoint(c) => PlanStep::Checkpoint { id: c.id.clone() },
             Step::SwitchWal(c) => PlanStep::SwitchWal { id: c.id.clone() },
             Step::Fault(f) => PlanStep::Fault {
@@ -157,7 +194,10 @@ pub fn build(s: &Scenario) -> Plan {
         compression: s.backup.compression,
     });
     steps.push(PlanStep::Verify);
-    Plan { scenario: s.name.clone(), steps }
+    Plan {
+        scenario: s.name.clone(),
+        steps,
+    }
 }
 
 #[cfg(test)]
@@ -183,7 +223,9 @@ expect:
 
     #[test]
     fn plan_is_deterministic_and_allocates_ids() {
-        let s: Scenario = yaml_serde::from_str(ADR007).unwrap();
+        let s = crate::scenario::load_str(std::path::Path::new("adr007.yaml"), ADR007)
+            .unwrap()
+            .scenario;
         let p = build(&s);
         assert_eq!(p, build(&s));
         insta::assert_yaml_snapshot!(p);

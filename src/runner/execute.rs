@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
-use crate::backend::{Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec};
+use crate::backend::{
+    Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
+};
 use crate::ledger::{FaultRecord, Ledger, RestorePointRecord, SEED_STEP};
 use crate::plan::{self, PlanStep};
 use crate::scenario::{Expect, Fault, LoadedScenario};
@@ -98,7 +100,10 @@ pub async fn run_scenario<B: Backend>(
         log: Vec::new(),
         kept: Vec::new(),
     };
-    emit.emit(Event::ScenarioStarted { scenario: s.name.clone(), at: res.started_at });
+    emit.emit(Event::ScenarioStarted {
+        scenario: s.name.clone(),
+        at: res.started_at,
+    });
     let mut state = State::default();
     let outcome = match backend.open(s).await {
         Err(e) => Err(e),
@@ -117,7 +122,9 @@ pub async fn run_scenario<B: Backend>(
     };
     res.log = std::mem::take(&mut state.log);
     res.status = match outcome {
-        Err(e) => Status::Error { message: e.to_string() },
+        Err(e) => Status::Error {
+            message: e.to_string(),
+        },
         Ok(()) => judge(&s.expect, &res, state.recovery_failed.as_deref()),
     };
     res.seconds = started.elapsed().as_secs_f64();
@@ -128,7 +135,10 @@ fn judge(expect: &Expect, res: &ScenarioResult, failed: Option<&str>) -> Status 
     match (expect, failed) {
         (Expect::Failed(f), Some(msg)) if msg.contains(&f.error_contains) => Status::Passed,
         (Expect::Failed(f), Some(msg)) => Status::Failed {
-            reasons: vec![format!("recovery failed, but not with `{}`: {msg}", f.error_contains)],
+            reasons: vec![format!(
+                "recovery failed, but not with `{}`: {msg}",
+                f.error_contains
+            )],
         },
         (Expect::Failed(f), None) => Status::Failed {
             reasons: vec![format!(
@@ -136,11 +146,17 @@ fn judge(expect: &Expect, res: &ScenarioResult, failed: Option<&str>) -> Status 
                 f.error_contains
             )],
         },
-        (Expect::Recovered(_), Some(msg)) => Status::Failed { reasons: vec![format!("recovery failed: {msg}")] },
+        (Expect::Recovered(_), Some(msg)) => Status::Failed {
+            reasons: vec![format!("recovery failed: {msg}")],
+        },
         (Expect::Recovered(_), None) => match &res.verification {
             Some(v) if v.passed() => Status::Passed,
-            Some(v) => Status::Failed { reasons: v.failures.clone() },
-            None => Status::Error { message: "recovery was not verified".into() },
+            Some(v) => Status::Failed {
+                reasons: v.failures.clone(),
+            },
+            None => Status::Error {
+                message: "recovery was not verified".into(),
+            },
         },
     }
 }
@@ -168,11 +184,17 @@ async fn execute<D: Drill>(
         let detail = match do_step(drill, step, loaded, fixtures_dir, res, st).await {
             Ok(d) => d,
             Err(e) => {
-                st.log.push(format!("[{:>7.2}s] {id} ({kind}): ERROR {e}", t0.elapsed().as_secs_f64()));
+                st.log.push(format!(
+                    "[{:>7.2}s] {id} ({kind}): ERROR {e}",
+                    t0.elapsed().as_secs_f64()
+                ));
                 return Err(e);
             }
         };
-        st.log.push(format!("[{:>7.2}s] {id} ({kind}): {detail}", t0.elapsed().as_secs_f64()));
+        st.log.push(format!(
+            "[{:>7.2}s] {id} ({kind}): {detail}",
+            t0.elapsed().as_secs_f64()
+        ));
         emit.emit(Event::StepFinished {
             scenario: s.name.clone(),
             step: id,
@@ -188,10 +210,16 @@ async fn execute<D: Drill>(
 }
 
 fn source(st: &mut State) -> Result<&mut Server, BackendError> {
-    st.source.as_mut().ok_or_else(|| BackendError::infra("the source server is not running"))
+    st.source
+        .as_mut()
+        .ok_or_else(|| BackendError::infra("the source server is not running"))
 }
 
-async fn switch_and_wait(st: &mut State, timeout: u64, at_least: Option<&str>) -> Result<String, BackendError> {
+async fn switch_and_wait(
+    st: &mut State,
+    timeout: u64,
+    at_least: Option<&str>,
+) -> Result<String, BackendError> {
     let src = source(st)?;
     let switched = source::switch_wal(&src.client).await?;
     let seg = match at_least {
@@ -213,13 +241,24 @@ async fn do_step<D: Drill>(
     let s = &loaded.scenario;
     let archive_timeout = s.timeouts.archive_seconds;
     Ok(match step {
-        PlanStep::StartSource { major, server_name, compression } => {
-            let spec = SourceSpec { major: *major, server_name: server_name.clone(), compression: *compression };
+        PlanStep::StartSource {
+            major,
+            server_name,
+            compression,
+        } => {
+            let spec = SourceSpec {
+                major: *major,
+                server_name: server_name.clone(),
+                compression: *compression,
+            };
             let server = drill.start_source(&spec).await?;
             let v = server.version.clone();
             res.source_postgres = Some(v.clone());
             st.source = Some(server);
-            format!("PostgreSQL {v} archiving to {}/{server_name}", drill.destination())
+            format!(
+                "PostgreSQL {v} archiving to {}/{server_name}",
+                drill.destination()
+            )
         }
         PlanStep::CreateTables { tables } => {
             source::create_tables(&source(st)?.client, tables).await?;
@@ -229,33 +268,71 @@ async fn do_step<D: Drill>(
             let file = fixtures_dir.join(path);
             let sql = std::fs::read_to_string(&file)
                 .map_err(|e| BackendError::infra(format!("{}: {e}", file.display())))?;
-            let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
+            let generated: Vec<String> =
+                s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
             let client = &source(st)?.client;
             client.batch_execute(&sql).await?;
             let snap = source::snapshot_tables(client, &generated).await?;
             let d = format!(
                 "loaded {path}: {}",
-                snap.iter().map(|t| format!("{} ({} rows)", t.table, t.rows)).collect::<Vec<_>>().join(", ")
+                snap.iter()
+                    .map(|t| format!("{} ({} rows)", t.table, t.rows))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             st.ledger.fixture_tables = snap;
             d
         }
-        PlanStep::Seed { table, first_id, rows } => {
+        PlanStep::Seed {
+            table,
+            first_id,
+            rows,
+        } => {
             let seq = st.ledger.entries.len() as u64;
-            let e = source::write_rows(&mut source(st)?.client, s.seed, seq, SEED_STEP, table, *first_id, *rows).await?;
-            let d = format!("{rows} rows into {table}, txid {} at {} in {}", e.txid, e.commit_lsn, e.segment);
+            let e = source::write_rows(
+                &mut source(st)?.client,
+                s.seed,
+                seq,
+                SEED_STEP,
+                table,
+                *first_id,
+                *rows,
+            )
+            .await?;
+            let d = format!(
+                "{rows} rows into {table}, txid {} at {} in {}",
+                e.txid, e.commit_lsn, e.segment
+            );
             st.ledger.entries.push(e);
             d
         }
         PlanStep::BaseBackup { id } => {
             let b = drill.base_backup(id, s.timeouts.backup_seconds).await?;
-            let d = format!("backup {} from {} to {} ({} .. {})", b.backup_id, b.begin_lsn, b.end_lsn, b.begin_wal, b.end_wal);
+            let d = format!(
+                "backup {} from {} to {} ({} .. {})",
+                b.backup_id, b.begin_lsn, b.end_lsn, b.begin_wal, b.end_wal
+            );
             st.ledger.backups.push(b);
             d
         }
-        PlanStep::Write { id, table, first_id, rows, own_segment } => {
+        PlanStep::Write {
+            id,
+            table,
+            first_id,
+            rows,
+            own_segment,
+        } => {
             let seq = st.ledger.entries.len() as u64;
-            let e = source::write_rows(&mut source(st)?.client, s.seed, seq, id, table, *first_id, *rows).await?;
+            let e = source::write_rows(
+                &mut source(st)?.client,
+                s.seed,
+                seq,
+                id,
+                table,
+                *first_id,
+                *rows,
+            )
+            .await?;
             let mut d = format!(
                 "{rows} row(s) into {table}, txid {} committed at {} in {} ({})",
                 e.txid,
@@ -273,7 +350,11 @@ async fn do_step<D: Drill>(
         }
         PlanStep::RestorePoint { id, name } => {
             let lsn = source::restore_point(&source(st)?.client, name).await?;
-            st.ledger.restore_points.push(RestorePointRecord { step_id: id.clone(), name: name.clone(), lsn });
+            st.ledger.restore_points.push(RestorePointRecord {
+                step_id: id.clone(),
+                name: name.clone(),
+                lsn,
+            });
             format!("restore point `{name}` at {lsn}")
         }
         PlanStep::Checkpoint { .. } => {
@@ -284,15 +365,26 @@ async fn do_step<D: Drill>(
             let seg = switch_and_wait(st, archive_timeout, None).await?;
             format!("{seg} archived")
         }
-        PlanStep::Fault { id, fault: Fault::DeleteWal(sel) } => {
+        PlanStep::Fault {
+            id,
+            fault: Fault::DeleteWal(sel),
+        } => {
             let seg = match (&sel.segment, &sel.holding_step) {
                 (Some(seg), _) => seg.clone(),
-                (None, Some(step)) => st.ledger.entry_for_step(step).map_err(|e| BackendError::infra(e.to_string()))?.segment.clone(),
+                (None, Some(step)) => st
+                    .ledger
+                    .entry_for_step(step)
+                    .map_err(|e| BackendError::infra(e.to_string()))?
+                    .segment
+                    .clone(),
                 (None, None) => return Err(BackendError::infra("delete_wal names no segment")),
             };
             // The segment must be in the archive before it can go missing from it.
             switch_and_wait(st, archive_timeout, Some(&seg)).await?;
-            let keys = drill.store().delete_wal_segment(&s.backup.server_name, &seg).await?;
+            let keys = drill
+                .store()
+                .delete_wal_segment(&s.backup.server_name, &seg)
+                .await?;
             st.ledger.faults.push(FaultRecord {
                 step_id: id.clone(),
                 action: format!("deleted WAL segment {seg} from the archive"),
@@ -311,15 +403,29 @@ async fn do_step<D: Drill>(
             drill.stop_source().await?;
             "source stopped (fast shutdown)".into()
         }
-        PlanStep::Recover { target, exclusive, major, source_server_name, server_name, backup, compression } => {
-            let resolved = target::resolve(target, &st.ledger)
-                .map_err(|e| BackendError::infra(format!("cannot resolve the recovery target: {e}")))?;
+        PlanStep::Recover {
+            target,
+            exclusive,
+            major,
+            source_server_name,
+            server_name,
+            backup,
+            compression,
+        } => {
+            let resolved = target::resolve(target, &st.ledger).map_err(|e| {
+                BackendError::infra(format!("cannot resolve the recovery target: {e}"))
+            })?;
             let chosen = st
                 .ledger
                 .choose_backup(&resolved, backup.as_deref())
                 .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?
                 .clone();
-            st.archive_segments = drill.store().wal_segments(source_server_name).await?.into_keys().collect();
+            st.archive_segments = drill
+                .store()
+                .wal_segments(source_server_name)
+                .await?
+                .into_keys()
+                .collect();
             res.backup_id = Some(chosen.backup_id.clone());
             res.resolved_target = Some(resolved.to_string());
             st.resolved = Some(resolved.clone());
@@ -350,24 +456,39 @@ async fn do_step<D: Drill>(
                     d
                 }
                 RecoveryAttempt::Failed { message, rto } => {
-                    res.observation = RecoveryObservation::Failed { message: message.clone() };
+                    res.observation = RecoveryObservation::Failed {
+                        message: message.clone(),
+                    };
                     res.rto = rto;
                     st.recovery_failed = Some(message.clone());
-                    format!("recovery failed: {}", message.lines().next().unwrap_or_default())
+                    format!(
+                        "recovery failed: {}",
+                        message.lines().next().unwrap_or_default()
+                    )
                 }
             }
         }
         PlanStep::Verify => {
-            let server = st.recovered.as_ref().ok_or_else(|| BackendError::infra("nothing recovered to verify"))?;
+            let server = st
+                .recovered
+                .as_ref()
+                .ok_or_else(|| BackendError::infra("nothing recovered to verify"))?;
             let mut observed = Observed::default();
-            let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
+            let generated: Vec<String> =
+                s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
             for t in &generated {
-                observed.tables.insert(t.clone(), source::read_table(&server.client, t).await?);
+                observed
+                    .tables
+                    .insert(t.clone(), source::read_table(&server.client, t).await?);
             }
             if !st.ledger.fixture_tables.is_empty() {
-                observed.fixture_tables = source::snapshot_tables(&server.client, &generated).await?;
+                observed.fixture_tables =
+                    source::snapshot_tables(&server.client, &generated).await?;
             }
-            let resolved = st.resolved.clone().unwrap_or(crate::ledger::ResolvedTarget::Latest);
+            let resolved = st
+                .resolved
+                .clone()
+                .unwrap_or(crate::ledger::ResolvedTarget::Latest);
             let backup = st
                 .ledger
                 .backup_for_step(st.backup_step.as_deref().unwrap_or_default())
@@ -397,7 +518,11 @@ async fn do_step<D: Drill>(
                 res.rows_expected.unwrap_or(0),
                 res.rows_observed.unwrap_or(0),
                 v.rows_lost,
-                if v.explanation.is_empty() { String::new() } else { format!(": {}", v.explanation[0]) }
+                if v.explanation.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", v.explanation[0])
+                }
             );
             res.verification = Some(v);
             d

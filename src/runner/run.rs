@@ -89,6 +89,9 @@ pub async fn run_all<B: Backend + 'static>(
             Err(e) => eprintln!("pgdrill: a scenario task panicked: {e}"),
         }
     }
-    let _ = tx.send(Event::RunFinished { at: Utc::now(), seconds: started.elapsed().as_secs_f64() });
+    let _ = tx.send(Event::RunFinished {
+        at: Utc::now(),
+        seconds: started.elapsed().as_secs_f64(),
+    });
     summary
 }

@@ -49,7 +49,9 @@ pub async fn write_rows(
     rows: u64,
 ) -> Result<LedgerEntry, BackendError> {
     let ids: Vec<i64> = (first_id..first_id + rows).map(|i| i as i64).collect();
-    let payloads: Vec<String> = (first_id..first_id + rows).map(|i| row_payload(seed, table, i)).collect();
+    let payloads: Vec<String> = (first_id..first_id + rows)
+        .map(|i| row_payload(seed, table, i))
+        .collect();
     let steps: Vec<&str> = vec![step_id; ids.len()];
     let tx = client.transaction().await?;
     tx.execute(
@@ -61,7 +63,10 @@ pub async fn write_rows(
     )
     .await?;
     let row = tx
-        .query_one("SELECT (txid_current() % 4294967296)::bigint, pg_current_wal_insert_lsn()::text", &[])
+        .query_one(
+            "SELECT (txid_current() % 4294967296)::bigint, pg_current_wal_insert_lsn()::text",
+            &[],
+        )
         .await?;
     let txid: i64 = row.get(0);
     let pre: String = row.get(1);
@@ -95,7 +100,9 @@ pub async fn write_rows(
 
 /// `pg_create_restore_point(name)`: the LSN it returns.
 pub async fn restore_point(client: &Client, name: &str) -> Result<Lsn, BackendError> {
-    let row = client.query_one("SELECT pg_create_restore_point($1)::text", &[&name]).await?;
+    let row = client
+        .query_one("SELECT pg_create_restore_point($1)::text", &[&name])
+        .await?;
     lsn(&row.get::<_, String>(0))
 }
 
@@ -106,7 +113,9 @@ pub async fn checkpoint(client: &Client) -> Result<(), BackendError> {
 
 /// `pg_switch_wal()` and the name of the segment it completed.
 pub async fn switch_wal(client: &Client) -> Result<String, BackendError> {
-    let row = client.query_one("SELECT pg_walfile_name(pg_switch_wal())", &[]).await?;
+    let row = client
+        .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
+        .await?;
     Ok(row.get(0))
 }
 
@@ -119,7 +128,11 @@ pub async fn mark(client: &Client) -> Result<(), BackendError> {
 }
 
 /// Poll `pg_stat_archiver` until `segment` (or a later one) is archived, with a deadline.
-pub async fn wait_archived(client: &Client, segment: &str, deadline: Duration) -> Result<Duration, BackendError> {
+pub async fn wait_archived(
+    client: &Client,
+    segment: &str,
+    deadline: Duration,
+) -> Result<Duration, BackendError> {
     let start = Instant::now();
     loop {
         let row = client
@@ -146,11 +159,16 @@ pub async fn wait_archived(client: &Client, segment: &str, deadline: Duration) -
 }
 
 fn is_segment(name: &str) -> bool {
-    name.len() >= 24 && name[..24].bytes().all(|b| b.is_ascii_hexdigit()) && !name.ends_with(".history")
+    name.len() >= 24
+        && name[..24].bytes().all(|b| b.is_ascii_hexdigit())
+        && !name.ends_with(".history")
 }
 
 /// Row count and checksum of every user table except the generated ones and pgdrill's own.
-pub async fn snapshot_tables(client: &Client, generated: &[String]) -> Result<Vec<FixtureTable>, BackendError> {
+pub async fn snapshot_tables(
+    client: &Client,
+    generated: &[String],
+) -> Result<Vec<FixtureTable>, BackendError> {
     let rows = client
         .query(
             "SELECT schemaname, tablename FROM pg_tables \
@@ -180,11 +198,18 @@ pub async fn snapshot_tables(client: &Client, generated: &[String]) -> Result<Ve
 /// Read a generated table back.
 pub async fn read_table(client: &Client, table: &str) -> Result<Vec<ObservedRow>, BackendError> {
     let rows = client
-        .query(&format!("SELECT id, step, payload FROM {} ORDER BY id", ident(table)), &[])
+        .query(
+            &format!("SELECT id, step, payload FROM {} ORDER BY id", ident(table)),
+            &[],
+        )
         .await?;
     Ok(rows
         .into_iter()
-        .map(|r| ObservedRow { id: r.get::<_, i64>(0) as u64, step: r.get(1), payload: r.get(2) })
+        .map(|r| ObservedRow {
+            id: r.get::<_, i64>(0) as u64,
+            step: r.get(1),
+            payload: r.get(2),
+        })
         .collect())
 }
 

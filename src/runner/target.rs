@@ -1,7 +1,7 @@
 //! Turns a scenario's recovery target into what PostgreSQL is given, using only what the
 //! ledger recorded from the server (commit times, LSNs, xids). Pure; never reads a clock.
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 
 use crate::ledger::{Ledger, LedgerError, ResolvedTarget};
 use crate::scenario::Target;
@@ -17,14 +17,21 @@ pub fn resolve(target: &Target, ledger: &Ledger) -> Result<ResolvedTarget, Ledge
             } else if let Some(s) = &t.after_step {
                 ResolvedTarget::Time(ledger.entry_for_step(s)?.commit_time)
             } else if let Some([a, b]) = &t.between {
-                let (a, b) = (ledger.entry_for_step(a)?.commit_time, ledger.entry_for_step(b)?.commit_time);
-                ResolvedTarget::Time(a + (b - a) / 2)
+                let (a, b) = (
+                    ledger.entry_for_step(a)?.commit_time,
+                    ledger.entry_for_step(b)?.commit_time,
+                );
+                // PostgreSQL compares microseconds: truncate so the ledger and the server agree.
+                let mid = a + (b - a) / 2;
+                ResolvedTarget::Time(mid.trunc_subsecs(6))
             } else {
                 ResolvedTarget::Latest
             }
         }
         Target::Lsn(l) => match (&l.at, &l.after_step) {
-            (Some(at), _) => ResolvedTarget::Lsn(at.parse().map_err(|_| LedgerError::NoCommit(at.clone()))?),
+            (Some(at), _) => {
+                ResolvedTarget::Lsn(at.parse().map_err(|_| LedgerError::NoCommit(at.clone()))?)
+            }
             (None, Some(s)) => ResolvedTarget::Lsn(ledger.entry_for_step(s)?.commit_lsn),
             (None, None) => ResolvedTarget::Latest,
         },
@@ -62,7 +69,11 @@ pub fn describe(target: &Target, exclusive: bool) -> String {
         Target::Name(n) => format!("restore point `{n}`"),
         Target::AfterStep(s) => format!("after step `{s}`"),
     };
-    if exclusive { format!("{t} (exclusive)") } else { t }
+    if exclusive {
+        format!("{t} (exclusive)")
+    } else {
+        t
+    }
 }
 
 #[cfg(test)]
@@ -91,15 +102,33 @@ mod tests {
 
     #[test]
     fn step_references_become_server_facts() {
-        let l = Ledger { entries: vec![e("a", 1, 0, 0x100), e("b", 2, 1, 0x200)], ..Default::default() };
-        let between = Target::Time(TimeTarget { between: Some(["a".into(), "b".into()]), ..Default::default() });
+        let l = Ledger {
+            entries: vec![e("a", 1, 0, 0x100), e("b", 2, 1, 0x200)],
+            ..Default::default()
+        };
+        let between = Target::Time(TimeTarget {
+            between: Some(["a".into(), "b".into()]),
+            ..Default::default()
+        });
         let want: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 1).unwrap()
             + chrono::Duration::microseconds(500_000);
         assert_eq!(resolve(&between, &l).unwrap(), ResolvedTarget::Time(want));
-        let after = Target::Lsn(LsnTarget { after_step: Some("b".into()), ..Default::default() });
-        assert_eq!(resolve(&after, &l).unwrap(), ResolvedTarget::Lsn(Lsn(0x200)));
-        assert_eq!(resolve(&Target::AfterStep("a".into()), &l).unwrap(), ResolvedTarget::Lsn(Lsn(0x100)));
-        let xid = Target::Xid(XidTarget { of_step: Some("b".into()), ..Default::default() });
+        let after = Target::Lsn(LsnTarget {
+            after_step: Some("b".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            resolve(&after, &l).unwrap(),
+            ResolvedTarget::Lsn(Lsn(0x200))
+        );
+        assert_eq!(
+            resolve(&Target::AfterStep("a".into()), &l).unwrap(),
+            ResolvedTarget::Lsn(Lsn(0x100))
+        );
+        let xid = Target::Xid(XidTarget {
+            of_step: Some("b".into()),
+            ..Default::default()
+        });
         assert_eq!(resolve(&xid, &l).unwrap(), ResolvedTarget::Xid(742));
         assert!(resolve(&Target::AfterStep("zz".into()), &l).is_err());
     }
@@ -107,6 +136,9 @@ mod tests {
     #[test]
     fn descriptions_read_as_written() {
         assert_eq!(describe(&Target::Latest, false), "latest");
-        assert_eq!(describe(&Target::AfterStep("w2".into()), true), "after step `w2` (exclusive)");
+        assert_eq!(
+            describe(&Target::AfterStep("w2".into()), true),
+            "after step `w2` (exclusive)"
+        );
     }
 }

@@ -35,7 +35,10 @@ impl Barman {
             ("AWS_ACCESS_KEY_ID".into(), self.s3.access_key.clone()),
             ("AWS_SECRET_ACCESS_KEY".into(), self.s3.secret_key.clone()),
             ("AWS_DEFAULT_REGION".into(), self.s3.region.clone()),
-            ("AWS_CONFIG_FILE".into(), self.home.join("aws-config").display().to_string()),
+            (
+                "AWS_CONFIG_FILE".into(),
+                self.home.join("aws-config").display().to_string(),
+            ),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ]
     }
@@ -43,7 +46,8 @@ impl Barman {
     /// Write the AWS config file into `home`.
     pub fn prepare_home(&self) -> Result<(), BackendError> {
         let p = self.home.join("aws-config");
-        std::fs::write(&p, AWS_CONFIG).map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
+        std::fs::write(&p, AWS_CONFIG)
+            .map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
         self.run_as.chown(&p)
     }
 
@@ -56,7 +60,12 @@ impl Barman {
         ["--endpoint-url".into(), self.s3.endpoint.clone()]
     }
 
-    async fn run(&self, name: &str, args: &[String], deadline: Duration) -> Result<ToolOutput, BackendError> {
+    async fn run(
+        &self,
+        name: &str,
+        args: &[String],
+        deadline: Duration,
+    ) -> Result<ToolOutput, BackendError> {
         let mut c = process::command(self.tool(name), &self.run_as, &self.home);
         c.args(args).current_dir(&self.home);
         for (k, v) in self.env() {
@@ -84,7 +93,12 @@ impl Barman {
     pub async fn check_wal_archive(&self, server_name: &str) -> Result<ToolOutput, BackendError> {
         let mut a = self.endpoint_args().to_vec();
         a.extend([self.destination.clone(), server_name.to_string()]);
-        self.run("barman-cloud-check-wal-archive", &a, Duration::from_secs(120)).await
+        self.run(
+            "barman-cloud-check-wal-archive",
+            &a,
+            Duration::from_secs(120),
+        )
+        .await
     }
 
     /// `barman-cloud-backup` of the server listening in `socket_dir`.
@@ -119,13 +133,26 @@ impl Barman {
     /// `barman-cloud-backup-list --format json`.
     pub async fn list_backups(&self, server_name: &str) -> Result<Vec<BarmanBackup>, BackendError> {
         let mut a = self.endpoint_args().to_vec();
-        a.extend(["--format".into(), "json".into(), self.destination.clone(), server_name.into()]);
-        let out = self.run("barman-cloud-backup-list", &a, Duration::from_secs(120)).await?;
+        a.extend([
+            "--format".into(),
+            "json".into(),
+            self.destination.clone(),
+            server_name.into(),
+        ]);
+        let out = self
+            .run("barman-cloud-backup-list", &a, Duration::from_secs(120))
+            .await?;
         if !out.success {
-            return Err(BackendError::infra(format!("barman-cloud-backup-list: {}", out.text())));
+            return Err(BackendError::infra(format!(
+                "barman-cloud-backup-list: {}",
+                out.text()
+            )));
         }
-        let parsed: BackupList = serde_json::from_str(&out.stdout)
-            .map_err(|e| BackendError::infra(format!("barman-cloud-backup-list printed unexpected JSON: {e}")))?;
+        let parsed: BackupList = serde_json::from_str(&out.stdout).map_err(|e| {
+            BackendError::infra(format!(
+                "barman-cloud-backup-list printed unexpected JSON: {e}"
+            ))
+        })?;
         Ok(parsed.backups_list)
     }
 
@@ -162,7 +189,12 @@ impl Barman {
              fi\n\
              exec {archive} --endpoint-url {ep} {flag} {dest} {server} \"$1\"\n",
             server = sh_quote(server_name),
-            check = sh_quote(&self.tool("barman-cloud-check-wal-archive").display().to_string()),
+            check = sh_quote(
+                &self
+                    .tool("barman-cloud-check-wal-archive")
+                    .display()
+                    .to_string()
+            ),
             archive = sh_quote(&self.tool("barman-cloud-wal-archive").display().to_string()),
             ep = sh_quote(&self.s3.endpoint),
             dest = sh_quote(&self.destination),
@@ -183,7 +215,10 @@ impl Barman {
 
 /// Quote for /bin/sh.
 pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-:=@%+".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=@%+".contains(&b))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -233,12 +268,18 @@ mod tests {
                 secret_key: "wJalrXUtnFEMI".into(),
             },
             destination: "s3://b/p".into(),
-            run_as: RunAs { name: "me".into(), ids: None },
+            run_as: RunAs {
+                name: "me".into(),
+                ids: None,
+            },
             home: PathBuf::from("/tmp"),
         };
         let t = b.redact("auth AKIDEXAMPLE:wJalrXUtnFEMI failed");
         assert_eq!(t, "auth <redacted>:<redacted> failed");
-        assert!(!b.archive_script("src", Compression::Gzip).contains("wJalrXUtnFEMI"));
+        assert!(
+            !b.archive_script("src", Compression::Gzip)
+                .contains("wJalrXUtnFEMI")
+        );
         assert!(!b.restore_command("src").contains("wJalrXUtnFEMI"));
     }
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::backend::objstore::{ObjectStore, S3Target};
-use crate::backend::{BackendError, Backend, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec};
+use crate::backend::{
+    Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
+};
 use crate::ledger::{BackupRecord, Lsn, ResolvedTarget, pg_timestamp};
 use crate::runner::{Phase, Rto};
 use crate::scenario::{Compression, Scenario};
@@ -112,12 +114,20 @@ impl LocalDrill {
         server_name: &str,
         compression: Compression,
     ) -> Result<PathBuf, BackendError> {
-        inst.write_file("bin/archive-wal.sh", &self.barman.archive_script(server_name, compression), 0o755)
+        inst.write_file(
+            "bin/archive-wal.sh",
+            &self.barman.archive_script(server_name, compression),
+            0o755,
+        )
     }
 
     async fn server(client: tokio_postgres::Client) -> Result<Server, BackendError> {
         let version: String = client.query_one("SHOW server_version", &[]).await?.get(0);
-        let version = version.split_whitespace().next().unwrap_or_default().to_string();
+        let version = version
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         Ok(Server { client, version })
     }
 }
@@ -133,14 +143,22 @@ impl Drill for LocalDrill {
 
     async fn start_source(&mut self, spec: &SourceSpec) -> Result<Server, BackendError> {
         let bin = self.toolchain.pg_bin(spec.major)?;
-        let inst = PgInstance::new("source", &self.dir.join("source"), &bin, &self.toolchain.run_as)?;
+        let inst = PgInstance::new(
+            "source",
+            &self.dir.join("source"),
+            &bin,
+            &self.toolchain.run_as,
+        )?;
         inst.initdb().await?;
         let script = self.install_archive_command(&inst, &spec.server_name, spec.compression)?;
         let mut settings = inst.base_settings();
         settings.extend([
             ("wal_level", "replica".to_string()),
             ("archive_mode", "on".to_string()),
-            ("archive_command", format!("{} %p", super::sh_quote(&script.display().to_string()))),
+            (
+                "archive_command",
+                format!("{} %p", super::sh_quote(&script.display().to_string())),
+            ),
             ("archive_timeout", "0".to_string()),
             ("track_commit_timestamp", "on".to_string()),
             ("max_wal_size", "256MB".to_string()),
@@ -157,16 +175,24 @@ impl Drill for LocalDrill {
         let client = match inst.wait_ready(true, Duration::from_secs(60)).await {
             Ok(c) => c,
             Err(NotReady::Exited(f)) => {
-                return Err(BackendError::infra(format!("source PostgreSQL exited at start:\n{f}")));
+                return Err(BackendError::infra(format!(
+                    "source PostgreSQL exited at start:\n{f}"
+                )));
             }
             Err(NotReady::Timeout(t)) => {
-                return Err(BackendError::infra(format!("source PostgreSQL not ready within 60s:\n{t}")));
+                return Err(BackendError::infra(format!(
+                    "source PostgreSQL not ready within 60s:\n{t}"
+                )));
             }
         };
         Self::server(client).await
     }
 
-    async fn base_backup(&mut self, step_id: &str, timeout_seconds: u64) -> Result<BackupRecord, BackendError> {
+    async fn base_backup(
+        &mut self,
+        step_id: &str,
+        timeout_seconds: u64,
+    ) -> Result<BackupRecord, BackendError> {
         let (Some(src), Some(spec)) = (&self.source, &self.source_spec) else {
             return Err(BackendError::infra("base backup before the source started"));
         };
@@ -182,16 +208,25 @@ impl Drill for LocalDrill {
             )
             .await?;
         if !out.success {
-            return Err(BackendError::infra(format!("barman-cloud-backup failed: {}", out.text())));
+            return Err(BackendError::infra(format!(
+                "barman-cloud-backup failed: {}",
+                out.text()
+            )));
         }
         let list = self.barman.list_backups(&spec.server_name).await?;
         let b = list
             .into_iter()
             .find(|b| b.backup_name.as_deref() == Some(name.as_str()))
-            .ok_or_else(|| BackendError::infra(format!("barman-cloud-backup-list does not show backup `{name}`")))?;
+            .ok_or_else(|| {
+                BackendError::infra(format!(
+                    "barman-cloud-backup-list does not show backup `{name}`"
+                ))
+            })?;
         let parse_lsn = |v: &Option<String>, what: &str| -> Result<Lsn, BackendError> {
             v.as_deref()
-                .ok_or_else(|| BackendError::infra(format!("backup {} has no {what}", b.backup_id)))?
+                .ok_or_else(|| {
+                    BackendError::infra(format!("backup {} has no {what}", b.backup_id))
+                })?
                 .parse()
                 .map_err(BackendError::infra)
         };
@@ -206,7 +241,9 @@ impl Drill for LocalDrill {
                 .end_time
                 .as_deref()
                 .and_then(parse_barman_time)
-                .ok_or_else(|| BackendError::infra(format!("backup {} has no readable end_time", b.backup_id)))?,
+                .ok_or_else(|| {
+                    BackendError::infra(format!("backup {} has no readable end_time", b.backup_id))
+                })?,
             timeline: b.timeline.unwrap_or(1),
         })
     }
@@ -224,14 +261,27 @@ impl Drill for LocalDrill {
         // CNPG's restore job refuses a destination that already holds WAL: same check, first.
         let check = self.barman.check_wal_archive(&req.server_name).await?;
         if !check.success {
-            return Ok(RecoveryAttempt::Failed { message: check.text(), rto: None });
+            return Ok(RecoveryAttempt::Failed {
+                message: check.text(),
+                rto: None,
+            });
         }
         let bin = self.toolchain.pg_bin(req.major)?;
-        let inst = PgInstance::new("recovered", &self.dir.join("recovered"), &bin, &self.toolchain.run_as)?;
+        let inst = PgInstance::new(
+            "recovered",
+            &self.dir.join("recovered"),
+            &bin,
+            &self.toolchain.run_as,
+        )?;
         let deadline = Duration::from_secs(req.timeout_seconds);
         let restore = self
             .barman
-            .restore(&req.source_server_name, &req.backup.backup_id, &inst.data(), deadline)
+            .restore(
+                &req.source_server_name,
+                &req.backup.backup_id,
+                &inst.data(),
+                deadline,
+            )
             .await?;
         let restored_at = Utc::now();
         if !restore.success {
@@ -246,8 +296,14 @@ impl Drill for LocalDrill {
         let mut settings = inst.base_settings();
         settings.extend([
             ("archive_mode", "on".to_string()),
-            ("archive_command", format!("{} %p", super::sh_quote(&script.display().to_string()))),
-            ("restore_command", self.barman.restore_command(&req.source_server_name)),
+            (
+                "archive_command",
+                format!("{} %p", super::sh_quote(&script.display().to_string())),
+            ),
+            (
+                "restore_command",
+                self.barman.restore_command(&req.source_server_name),
+            ),
             ("recovery_target_action", "promote".to_string()),
             ("recovery_target_timeline", "latest".to_string()),
         ]);
@@ -272,11 +328,18 @@ impl Drill for LocalDrill {
                 Ok(RecoveryAttempt::Recovered { server, rto })
             }
             Err(NotReady::Exited(fatal)) => Ok(RecoveryAttempt::Failed {
-                message: if fatal.is_empty() { "the server exited during recovery".into() } else { fatal },
+                message: if fatal.is_empty() {
+                    "the server exited during recovery".into()
+                } else {
+                    fatal
+                },
                 rto: None,
             }),
             Err(NotReady::Timeout(tail)) => Ok(RecoveryAttempt::Failed {
-                message: format!("not promoted within {}s; last log lines:\n{tail}", req.timeout_seconds),
+                message: format!(
+                    "not promoted within {}s; last log lines:\n{tail}",
+                    req.timeout_seconds
+                ),
                 rto: None,
             }),
         }
@@ -284,12 +347,22 @@ impl Drill for LocalDrill {
 
     async fn teardown(mut self, keep: bool) -> Vec<String> {
         let mut kept = Vec::new();
-        for inst in [self.recovered.as_mut(), self.source.as_mut()].into_iter().flatten() {
+        for inst in [self.recovered.as_mut(), self.source.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             if keep && inst.is_running() {
-                kept.push(format!("{} server (socket {})", inst.name, inst.socket_dir().display()));
+                kept.push(format!(
+                    "{} server (socket {})",
+                    inst.name,
+                    inst.socket_dir().display()
+                ));
                 continue;
             }
-            if let Err(e) = inst.stop(StopMode::Immediate, Duration::from_secs(30)).await {
+            if let Err(e) = inst
+                .stop(StopMode::Immediate, Duration::from_secs(30))
+                .await
+            {
                 eprintln!("pgdrill: teardown: {e}");
             }
         }
@@ -297,18 +370,24 @@ impl Drill for LocalDrill {
             kept.push(format!("directory {}", self.dir.display()));
             kept.push(format!("archive {}", self.store.url()));
             // Keep the postmasters alive past our exit: forget them without killing.
-            for inst in [self.recovered.take(), self.source.take()].into_iter().flatten() {
+            for inst in [self.recovered.take(), self.source.take()]
+                .into_iter()
+                .flatten()
+            {
                 std::mem::forget(inst);
             }
             return kept;
         }
-        if self.external_s3 {
-            if let Err(e) = self.store.delete_all().await {
-                eprintln!("pgdrill: teardown of {}: {e}", self.store.url());
-            }
+        if self.external_s3
+            && let Err(e) = self.store.delete_all().await
+        {
+            eprintln!("pgdrill: teardown of {}: {e}", self.store.url());
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("pgdrill: teardown: cannot remove {}: {e}", self.dir.display());
+            eprintln!(
+                "pgdrill: teardown: cannot remove {}: {e}",
+                self.dir.display()
+            );
         }
         kept
     }
@@ -316,21 +395,35 @@ impl Drill for LocalDrill {
 
 impl LocalDrill {
     /// Bytes fetched: the base backup's objects plus every WAL object named as restored in the log.
-    async fn downloaded_bytes(&self, req: &RecoveryRequest, log: &str) -> Result<u64, BackendError> {
+    async fn downloaded_bytes(
+        &self,
+        req: &RecoveryRequest,
+        log: &str,
+    ) -> Result<u64, BackendError> {
         let base = self
             .store
-            .list(&format!("{}/base/{}/", req.source_server_name, req.backup.backup_id))
+            .list(&format!(
+                "{}/base/{}/",
+                req.source_server_name, req.backup.backup_id
+            ))
             .await?;
         let wals = self.store.wal_segments(&req.source_server_name).await?;
         let restored = restored_segments(log);
         Ok(base.iter().map(|o| o.size).sum::<u64>()
-            + restored.iter().filter_map(|s| wals.get(s)).map(|o| o.size).sum::<u64>())
+            + restored
+                .iter()
+                .filter_map(|s| wals.get(s))
+                .map(|o| o.size)
+                .sum::<u64>())
     }
 }
 
 /// `recovery_target_*` settings for a resolved target.
 pub fn target_settings(target: &ResolvedTarget, exclusive: bool) -> Vec<(&'static str, String)> {
-    let inclusive = ("recovery_target_inclusive", if exclusive { "off" } else { "on" }.to_string());
+    let inclusive = (
+        "recovery_target_inclusive",
+        if exclusive { "off" } else { "on" }.to_string(),
+    );
     match target {
         ResolvedTarget::Latest => vec![],
         ResolvedTarget::Immediate => vec![("recovery_target", "immediate".into())],
@@ -354,11 +447,15 @@ pub fn restored_segments(log: &str) -> Vec<String> {
 /// Timestamp at the start of a log line with prefix `%m `: `2026-11-22 10:00:00.123 UTC`.
 fn log_time(line: &str) -> Option<DateTime<Utc>> {
     let s = line.get(..23)?;
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.3f").ok().map(|n| n.and_utc())
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.3f")
+        .ok()
+        .map(|n| n.and_utc())
 }
 
 fn first_time(log: &str, needle: &str) -> Option<DateTime<Utc>> {
-    log.lines().filter(|l| l.contains(needle)).find_map(log_time)
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .find_map(log_time)
 }
 
 /// RTO phases from host timestamps (restore) and the server log (replay, promotion).
@@ -377,10 +474,23 @@ pub fn rto_from_log(
     };
     let mut phases = vec![phase("restore_base_backup", started_at, restored_at)];
     let consistent = first_time(log, "consistent recovery state reached").unwrap_or(restored_at);
-    let ready = first_time(log, "database system is ready to accept connections").unwrap_or(answered_at);
-    phases.push(phase("replay_until_consistent", restored_at, consistent.max(restored_at)));
-    phases.push(phase("replay_and_promotion", consistent.max(restored_at), ready.max(consistent)));
-    phases.push(phase("first_query", ready.max(consistent), answered_at.max(ready)));
+    let ready =
+        first_time(log, "database system is ready to accept connections").unwrap_or(answered_at);
+    phases.push(phase(
+        "replay_until_consistent",
+        restored_at,
+        consistent.max(restored_at),
+    ));
+    phases.push(phase(
+        "replay_and_promotion",
+        consistent.max(restored_at),
+        ready.max(consistent),
+    ));
+    phases.push(phase(
+        "first_query",
+        ready.max(consistent),
+        answered_at.max(ready),
+    ));
     Rto {
         seconds,
         phases,
@@ -394,10 +504,18 @@ pub fn rto_from_log(
 fn parse_barman_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z").map(|d| d.with_timezone(&Utc)))
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z").map(|d| d.with_timezone(&Utc)))
+        .or_else(|_| {
+            DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z").map(|d| d.with_timezone(&Utc))
+        })
+        .or_else(|_| {
+            DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z").map(|d| d.with_timezone(&Utc))
+        })
         .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(s, "%a %b %e %H:%M:%S %Y").ok().map(|n| n.and_utc()))
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, "%a %b %e %H:%M:%S %Y")
+                .ok()
+                .map(|n| n.and_utc())
+        })
 }
 
 #[cfg(test)]
@@ -414,10 +532,24 @@ mod tests {
     #[test]
     fn phases_and_segments_come_from_the_log() {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        let r = rto_from_log(LOG, t("2026-11-22T10:00:00Z"), t("2026-11-22T10:00:01Z"), t("2026-11-22T10:00:02Z"), 2.0);
+        let r = rto_from_log(
+            LOG,
+            t("2026-11-22T10:00:00Z"),
+            t("2026-11-22T10:00:01Z"),
+            t("2026-11-22T10:00:02Z"),
+            2.0,
+        );
         assert_eq!(r.wal_segments_replayed, 2);
         let names: Vec<_> = r.phases.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["restore_base_backup", "replay_until_consistent", "replay_and_promotion", "first_query"]);
+        assert_eq!(
+            names,
+            [
+                "restore_base_backup",
+                "replay_until_consistent",
+                "replay_and_promotion",
+                "first_query"
+            ]
+        );
         assert!((r.phases[1].seconds - 0.3).abs() < 1e-9);
         assert!((r.phases[2].seconds - 0.6).abs() < 1e-9);
         assert!((r.phases[3].seconds - 0.1).abs() < 1e-9);
@@ -426,9 +558,18 @@ mod tests {
     #[test]
     fn targets_become_postgres_settings() {
         let s = target_settings(&ResolvedTarget::Lsn(Lsn(0x0900_0200)), true);
-        assert_eq!(s, vec![("recovery_target_lsn", "0/9000200".to_string()), ("recovery_target_inclusive", "off".to_string())]);
+        assert_eq!(
+            s,
+            vec![
+                ("recovery_target_lsn", "0/9000200".to_string()),
+                ("recovery_target_inclusive", "off".to_string())
+            ]
+        );
         assert!(target_settings(&ResolvedTarget::Latest, false).is_empty());
-        assert_eq!(target_settings(&ResolvedTarget::Name("rp".into()), false).len(), 1);
+        assert_eq!(
+            target_settings(&ResolvedTarget::Name("rp".into()), false).len(),
+            1
+        );
     }
 
     #[test]

@@ -73,12 +73,28 @@ impl PgInstance {
     /// `initdb` with checksums, UTF8 and the C locale.
     pub async fn initdb(&self) -> Result<(), BackendError> {
         let mut c = self.command(self.bin.join("initdb"));
-        c.arg("-D")
-            .arg(self.data())
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--data-checksums", "--no-sync"]);
-        let out = process::run(c, &format!("initdb for {}", self.name), Duration::from_secs(120)).await?;
+        c.arg("-D").arg(self.data()).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--data-checksums",
+            "--no-sync",
+        ]);
+        let out = process::run(
+            c,
+            &format!("initdb for {}", self.name),
+            Duration::from_secs(120),
+        )
+        .await?;
         if !out.success {
-            return Err(BackendError::infra(format!("initdb for {} failed: {}", self.name, out.text())));
+            return Err(BackendError::infra(format!(
+                "initdb for {} failed: {}",
+                self.name,
+                out.text()
+            )));
         }
         Ok(())
     }
@@ -103,7 +119,10 @@ impl PgInstance {
     pub fn base_settings(&self) -> Vec<(&'static str, String)> {
         vec![
             ("listen_addresses", String::new()),
-            ("unix_socket_directories", self.socket_dir().display().to_string()),
+            (
+                "unix_socket_directories",
+                self.socket_dir().display().to_string(),
+            ),
             ("port", "5432".into()),
             ("max_connections", "20".into()),
             ("shared_buffers", "32MB".into()),
@@ -119,7 +138,8 @@ impl PgInstance {
     pub fn write_file(&self, rel: &str, content: &str, mode: u32) -> Result<PathBuf, BackendError> {
         use std::os::unix::fs::PermissionsExt;
         let p = self.dir.join(rel);
-        std::fs::write(&p, content).map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
+        std::fs::write(&p, content)
+            .map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
         self.run_as.chown(&p)?;
@@ -137,11 +157,18 @@ impl PgInstance {
             .try_clone()
             .map_err(|e| BackendError::infra(format!("{}: {e}", self.log_path().display())))?;
         let mut c = self.command(self.bin.join("postgres"));
-        c.arg("-D").arg(self.data()).stdout(log).stderr(log2).kill_on_drop(false);
+        c.arg("-D")
+            .arg(self.data())
+            .stdout(log)
+            .stderr(log2)
+            .kill_on_drop(false);
         for (k, v) in env {
             c.env(k, v);
         }
-        self.postmaster = Some(process::spawn(&mut c, &format!("postgres for {}", self.name))?);
+        self.postmaster = Some(process::spawn(
+            &mut c,
+            &format!("postgres for {}", self.name),
+        )?);
         Ok(())
     }
 
@@ -171,7 +198,11 @@ impl PgInstance {
 
     /// Poll until the server answers and, with `primary`, is out of recovery; fail at once if the
     /// postmaster exits. Returns a connected client.
-    pub async fn wait_ready(&mut self, primary: bool, deadline: Duration) -> Result<Client, NotReady> {
+    pub async fn wait_ready(
+        &mut self,
+        primary: bool,
+        deadline: Duration,
+    ) -> Result<Client, NotReady> {
         let until = Instant::now() + deadline;
         loop {
             if !self.is_running() {
@@ -214,7 +245,9 @@ impl PgInstance {
 
     /// Stop the postmaster and wait for it; escalates to SIGKILL of the group after `deadline`.
     pub async fn stop(&mut self, mode: StopMode, deadline: Duration) -> Result<(), BackendError> {
-        let Some(mut pm) = self.postmaster.take() else { return Ok(()) };
+        let Some(mut pm) = self.postmaster.take() else {
+            return Ok(());
+        };
         if !matches!(pm.child.try_wait(), Ok(None)) {
             return Ok(());
         }
@@ -246,7 +279,10 @@ impl PgInstance {
 impl Drop for PgInstance {
     fn drop(&mut self) {
         if self.is_running() {
-            eprintln!("pgdrill: {} still running at drop; killing its process group", self.name);
+            eprintln!(
+                "pgdrill: {} still running at drop; killing its process group",
+                self.name
+            );
         }
         // `Spawned`'s own Drop kills the group if it is still alive.
     }

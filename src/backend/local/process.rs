@@ -26,10 +26,16 @@ impl RunAs {
         // SAFETY: geteuid has no preconditions.
         let euid = unsafe { libc::geteuid() };
         if euid != 0 {
-            return Ok(RunAs { name: current_user_name(), ids: None });
+            return Ok(RunAs {
+                name: current_user_name(),
+                ids: None,
+            });
         }
         match lookup_user(user) {
-            Some((uid, gid)) if uid != 0 => Ok(RunAs { name: user.to_string(), ids: Some((uid, gid)) }),
+            Some((uid, gid)) if uid != 0 => Ok(RunAs {
+                name: user.to_string(),
+                ids: Some((uid, gid)),
+            }),
             Some(_) => Err(BackendError::infra(format!(
                 "PGDRILL_PG_USER={user} is root; PostgreSQL refuses to run as root: name an unprivileged user"
             ))),
@@ -172,8 +178,13 @@ impl ToolOutput {
 }
 
 /// Run to completion with a deadline; on timeout the whole group is killed.
-pub async fn run(mut cmd: Command, what: &str, deadline: Duration) -> Result<ToolOutput, BackendError> {
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+pub async fn run(
+    mut cmd: Command,
+    what: &str,
+    deadline: Duration,
+) -> Result<ToolOutput, BackendError> {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut sp = spawn(&mut cmd, what)?;
     let mut out = sp.child.stdout.take();
     let mut err = sp.child.stderr.take();

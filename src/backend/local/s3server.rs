@@ -71,20 +71,24 @@ impl S3Server {
     ) -> Result<Self, BackendError> {
         for b in buckets {
             std::fs::create_dir_all(root.join(b)).map_err(|e| {
-                BackendError::infra(format!("cannot create bucket dir under {}: {e}", root.display()))
+                BackendError::infra(format!(
+                    "cannot create bucket dir under {}: {e}",
+                    root.display()
+                ))
             })?;
         }
-        let fs = s3s_fs::FileSystem::new(root)
-            .map_err(|e| BackendError::infra(format!("embedded S3 at {}: {e:?}", root.display())))?;
+        let fs = s3s_fs::FileSystem::new(root).map_err(|e| {
+            BackendError::infra(format!("embedded S3 at {}: {e:?}", root.display()))
+        })?;
         let mut b = S3ServiceBuilder::new(super::s3layer::DrillS3::new(fs));
         b.set_auth(SimpleAuth::from_single(
             creds.access_key.clone(),
             creds.secret_key.clone(),
         ));
         let service = b.build();
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .await
-            .map_err(|e| BackendError::infra(format!("embedded S3 cannot bind 127.0.0.1:{port}: {e}")))?;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+            BackendError::infra(format!("embedded S3 cannot bind 127.0.0.1:{port}: {e}"))
+        })?;
         let addr = listener
             .local_addr()
             .map_err(|e| BackendError::infra(format!("embedded S3: {e}")))?;
@@ -103,7 +107,8 @@ impl S3Server {
                     _ = &mut stop_rx => break,
                 }
             }
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
         });
         Ok(Self {
             endpoint: format!("http://{addr}"),
@@ -128,7 +133,10 @@ impl S3Server {
 impl Drop for S3Server {
     fn drop(&mut self) {
         if let Some(t) = self.task.take() {
-            eprintln!("pgdrill: embedded S3 at {} dropped without shutdown; aborting it", self.endpoint);
+            eprintln!(
+                "pgdrill: embedded S3 at {} dropped without shutdown; aborting it",
+                self.endpoint
+            );
             t.abort();
         }
     }

