@@ -362,6 +362,18 @@ pub fn feed(reporter: &mut dyn Reporter, events: &[Event]) -> Result<(), ReportE
     reporter.finish()
 }
 
+/// Feed `events` to the file reporter `make` builds in a fresh directory; return `file`'s text.
+pub fn written<R: Reporter>(
+    make: impl FnOnce(&std::path::Path) -> R,
+    file: &str,
+    events: &[Event],
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = make(dir.path());
+    feed(&mut r, events).unwrap();
+    std::fs::read_to_string(dir.path().join(file)).unwrap()
+}
+
 /// A `Write` whose bytes a test can read afterwards, also through a clone.
 #[derive(Clone, Default)]
 pub struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

@@ -177,10 +177,7 @@ mod tests {
     use crate::report::fixture;
 
     fn write(events: &[Event]) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let mut r = JunitReporter::new(dir.path());
-        fixture::feed(&mut r, events).unwrap();
-        std::fs::read_to_string(dir.path().join(JunitReporter::FILE)).unwrap()
+        fixture::written(JunitReporter::new, JunitReporter::FILE, events)
     }
 
     #[test]

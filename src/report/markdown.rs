@@ -328,10 +328,7 @@ mod tests {
     use crate::report::fixture;
 
     fn write(events: &[Event]) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let mut r = MarkdownReporter::new(dir.path());
-        fixture::feed(&mut r, events).unwrap();
-        std::fs::read_to_string(dir.path().join(MarkdownReporter::FILE)).unwrap()
+        fixture::written(MarkdownReporter::new, MarkdownReporter::FILE, events)
     }
 
     #[test]

@@ -208,10 +208,7 @@ mod tests {
     use crate::report::fixture;
 
     fn write(events: &[Event]) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let mut r = RtoJsonReporter::new(dir.path());
-        fixture::feed(&mut r, events).unwrap();
-        std::fs::read_to_string(dir.path().join(RtoJsonReporter::FILE)).unwrap()
+        fixture::written(RtoJsonReporter::new, RtoJsonReporter::FILE, events)
     }
 
     #[test]

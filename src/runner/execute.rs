@@ -215,6 +215,22 @@ fn source(st: &mut State) -> Result<&mut Server, BackendError> {
         .ok_or_else(|| BackendError::infra("the source server is not running"))
 }
 
+/// Insert generated rows through the source and append the commit to the ledger.
+async fn record_write(
+    st: &mut State,
+    seed: u64,
+    step_id: &str,
+    table: &str,
+    first_id: u64,
+    rows: u64,
+) -> Result<crate::ledger::LedgerEntry, BackendError> {
+    let seq = st.ledger.entries.len() as u64;
+    let client = &mut source(st)?.client;
+    let e = source::write_rows(client, seed, seq, step_id, table, first_id, rows).await?;
+    st.ledger.entries.push(e.clone());
+    Ok(e)
+}
+
 async fn switch_and_wait(
     st: &mut State,
     timeout: u64,
@@ -288,23 +304,11 @@ async fn do_step<D: Drill>(
             first_id,
             rows,
         } => {
-            let seq = st.ledger.entries.len() as u64;
-            let e = source::write_rows(
-                &mut source(st)?.client,
-                s.seed,
-                seq,
-                SEED_STEP,
-                table,
-                *first_id,
-                *rows,
-            )
-            .await?;
-            let d = format!(
+            let e = record_write(st, s.seed, SEED_STEP, table, *first_id, *rows).await?;
+            format!(
                 "{rows} rows into {table}, txid {} at {} in {}",
                 e.txid, e.commit_lsn, e.segment
-            );
-            st.ledger.entries.push(e);
-            d
+            )
         }
         PlanStep::BaseBackup { id } => {
             let b = drill.base_backup(id, s.timeouts.backup_seconds).await?;
@@ -322,17 +326,7 @@ async fn do_step<D: Drill>(
             rows,
             own_segment,
         } => {
-            let seq = st.ledger.entries.len() as u64;
-            let e = source::write_rows(
-                &mut source(st)?.client,
-                s.seed,
-                seq,
-                id,
-                table,
-                *first_id,
-                *rows,
-            )
-            .await?;
+            let e = record_write(st, s.seed, id, table, *first_id, *rows).await?;
             let mut d = format!(
                 "{rows} row(s) into {table}, txid {} committed at {} in {} ({})",
                 e.txid,
@@ -341,7 +335,6 @@ async fn do_step<D: Drill>(
                 e.commit_time.format("%H:%M:%S%.6f")
             );
             let seg = e.segment.clone();
-            st.ledger.entries.push(e);
             if *own_segment {
                 let archived = switch_and_wait(st, archive_timeout, Some(&seg)).await?;
                 d.push_str(&format!("; switched, {archived} archived"));
