@@ -88,6 +88,9 @@ impl Toolchain {
         if system.join("postgres").is_file() && system.join("initdb").is_file() {
             return Ok(system);
         }
+        if let Some(bin) = pg_config_bindir().filter(|b| server_major(b) == Some(major)) {
+            return Ok(bin);
+        }
         let npm = self.npm_dir(major).join("native/bin");
         if npm.join("postgres").is_file() {
             return Ok(npm);
@@ -256,6 +259,32 @@ impl Toolchain {
     }
 }
 
+/// `pg_config --bindir`, when `pg_config` is on PATH and names a directory with a server.
+fn pg_config_bindir() -> Option<PathBuf> {
+    let out = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && dir.join("postgres").is_file()).then_some(dir)
+}
+
+/// The major version `bin/postgres --version` reports.
+fn server_major(bin: &Path) -> Option<u32> {
+    let out = std::process::Command::new(bin.join("postgres"))
+        .arg("--version")
+        .output()
+        .ok()?;
+    parse_major(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `postgres (PostgreSQL) 16.14` → 16.
+fn parse_major(version: &str) -> Option<u32> {
+    version
+        .split_whitespace()
+        .find_map(|w| w.split('.').next()?.parse().ok())
+}
+
 /// Let other users traverse and read (never write) `path` and what it holds.
 fn make_reachable(path: &Path) -> Result<(), BackendError> {
     use std::os::unix::fs::PermissionsExt;
@@ -288,4 +317,31 @@ fn make_reachable(path: &Path) -> Result<(), BackendError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majors_are_read_from_version_lines() {
+        assert_eq!(parse_major("postgres (PostgreSQL) 16.14"), Some(16));
+        assert_eq!(
+            parse_major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
+        assert_eq!(parse_major("nonsense"), None);
+    }
+
+    #[test]
+    fn every_pinned_package_names_its_major() {
+        for m in 15..=18 {
+            assert!(
+                embedded_postgres_version(m)
+                    .unwrap()
+                    .starts_with(&format!("{m}."))
+            );
+        }
+        assert_eq!(embedded_postgres_version(12), None);
+    }
 }
