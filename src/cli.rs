@@ -389,7 +389,6 @@ async fn run_drills(
         toolchain: tc.clone(),
         s3: target,
         run_dir: run_dir.clone(),
-        run_id: run_id.clone(),
         bucket_prefix: format!("pgdrill/{run_id}"),
         external_s3: external,
     }));

@@ -42,8 +42,5 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
     if let Some(err) = e.downcast_ref::<Error>() {
         return err.exit_code();
     }
-    if e.downcast_ref::<crate::scenario::ScenarioError>().is_some() {
-        return exit::INVALID;
-    }
     exit::INFRASTRUCTURE
 }

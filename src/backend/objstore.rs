@@ -88,14 +88,6 @@ impl ObjectStore {
         }
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    pub fn root(&self) -> &str {
-        &self.root
-    }
-
     /// `s3://bucket/root`
     pub fn url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.root)

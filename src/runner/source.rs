@@ -119,7 +119,7 @@ pub async fn switch_wal(client: &Client) -> Result<String, BackendError> {
     Ok(row.get(0))
 }
 
-/// Commit a marker row, as a live primary keeps committing; returns its commit time.
+/// Commit a marker row, as a live primary keeps committing.
 pub async fn mark(client: &Client) -> Result<(), BackendError> {
     client
         .batch_execute(&format!("INSERT INTO {META_SCHEMA}.marks DEFAULT VALUES"))

@@ -92,14 +92,6 @@ impl Compression {
             Compression::None => None,
         }
     }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::Gzip => "gzip",
-            Compression::Bzip2 => "bzip2",
-            Compression::Snappy => "snappy",
-            Compression::None => "none",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]

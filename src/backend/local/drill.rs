@@ -1,7 +1,7 @@
 //! `LocalBackend` and `LocalDrill`: one scenario's source and recovered servers, under its own
 //! directory and its own bucket prefix. Teardown removes only what the drill created.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -25,7 +25,6 @@ pub struct LocalOptions {
     pub s3: S3Target,
     /// Root of this run's working directories (`<home>/runs/<run-id>`).
     pub run_dir: PathBuf,
-    pub run_id: String,
     /// Object key prefix for the whole run inside the bucket.
     pub bucket_prefix: String,
     /// The endpoint is external: teardown deletes the drill's objects itself.
@@ -99,10 +98,6 @@ pub struct LocalDrill {
 }
 
 impl LocalDrill {
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn env(&self) -> Vec<(String, String)> {
         self.barman.env()
     }
@@ -172,7 +167,7 @@ impl Drill for LocalDrill {
         let env = self.env();
         let inst = self.source.as_mut().expect("just set");
         inst.start(&env)?;
-        let client = match inst.wait_ready(true, Duration::from_secs(60)).await {
+        let client = match inst.wait_ready(Duration::from_secs(60)).await {
             Ok(c) => c,
             Err(NotReady::Exited(f)) => {
                 return Err(BackendError::infra(format!(
@@ -316,7 +311,7 @@ impl Drill for LocalDrill {
         let inst = self.recovered.as_mut().expect("just set");
         inst.start(&env)?;
         let remaining = deadline.saturating_sub(t0.elapsed());
-        let ready = inst.wait_ready(true, remaining).await;
+        let ready = inst.wait_ready(remaining).await;
         let log = inst.log_text();
         match ready {
             Ok(client) => {

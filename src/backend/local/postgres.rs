@@ -196,17 +196,12 @@ impl PgInstance {
         Ok(client)
     }
 
-    /// Poll until the server answers and, with `primary`, is out of recovery; fail at once if the
+    /// Poll until the server answers and is out of recovery (promoted); fail at once if the
     /// postmaster exits. Returns a connected client.
-    pub async fn wait_ready(
-        &mut self,
-        primary: bool,
-        deadline: Duration,
-    ) -> Result<Client, NotReady> {
+    pub async fn wait_ready(&mut self, deadline: Duration) -> Result<Client, NotReady> {
         let until = Instant::now() + deadline;
         loop {
             if !self.is_running() {
-                // Give the log a moment to be flushed by the exited process's children.
                 return Err(NotReady::Exited(self.fatal_lines()));
             }
             if let Ok(client) = self.connect().await {
@@ -214,10 +209,8 @@ impl PgInstance {
                     .query_one("SELECT pg_is_in_recovery()", &[])
                     .await
                     .map(|r| r.get::<_, bool>(0));
-                match in_recovery {
-                    Ok(false) => return Ok(client),
-                    Ok(true) if !primary => return Ok(client),
-                    _ => {}
+                if let Ok(false) = in_recovery {
+                    return Ok(client);
                 }
             }
             if Instant::now() >= until {
