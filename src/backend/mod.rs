@@ -3,6 +3,7 @@
 //! `tokio_postgres` clients the drill hands out, so the ledger logic is shared by all backends.
 
 mod error;
+pub mod kube;
 pub mod local;
 pub mod objstore;
 mod traits;
