@@ -3,6 +3,24 @@ CARGO   ?= cargo
 PGDRILL := target/debug/pgdrill
 JOBS    ?= 2
 
+# Kubernetes backend on a local kind cluster (docs/kube-backend.md). FLAVOUR is the CNPG backup
+# integration: in-tree (spec.backup.barmanObjectStore) or plugin (barman-cloud plugin). kind-up
+# installs the plugin and cert-manager when KIND_PLUGIN=1, which FLAVOUR=plugin implies.
+KIND_CLUSTER             ?= pgdrill
+FLAVOUR                  ?= in-tree
+KIND_PLUGIN              ?= $(if $(filter plugin,$(FLAVOUR)),1,0)
+KIND_NODE_IMAGE          ?=
+KIND_S3_ENDPOINT         ?= http://127.0.0.1:4566
+KIND_CLUSTER_S3_ENDPOINT ?= http://localstack.pgdrill-system.svc.cluster.local:4566
+KIND_S3_BUCKET           ?= pgdrill
+KIND_S3_ACCESS_KEY       ?= test
+KIND_S3_SECRET_KEY       ?= test
+KIND_S3_REGION           ?= us-east-1
+KIND_SCENARIOS           ?= scenarios
+KIND_KUBECONFIG          := target/kind-$(KIND_CLUSTER).kubeconfig
+KIND_ENV = KIND_CLUSTER='$(KIND_CLUSTER)' KIND_PLUGIN='$(KIND_PLUGIN)' KIND_NODE_IMAGE='$(KIND_NODE_IMAGE)' \
+           KIND_S3_ENDPOINT='$(KIND_S3_ENDPOINT)' KIND_S3_BUCKET='$(KIND_S3_BUCKET)'
+
 .PHONY: all build setup system-deps drill test bench fmt lint kind-up kind-down drill-kind
 
 all: build
@@ -44,5 +62,26 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-kind-up kind-down drill-kind:
-	@echo "$@: the Kubernetes backend is not built yet (issue 3)"; exit 2
+# A one-node kind cluster (kind-config.yaml) with the CNPG operator, LocalStack and the bucket;
+# KIND_PLUGIN=1 (or FLAVOUR=plugin) adds cert-manager and the barman-cloud plugin. Re-runnable.
+kind-up:
+	@$(KIND_ENV) bash scripts/kind-up.sh
+
+kind-down:
+	@KIND_CLUSTER='$(KIND_CLUSTER)' bash scripts/kind-down.sh
+
+# Every scenario against the kind cluster, with a kubeconfig of that cluster only (never the
+# current context); reports in reports/latest/.
+drill-kind: build
+	@command -v kind >/dev/null 2>&1 || { echo "drill-kind: kind not found; install it and run make kind-up first"; exit 3; }
+	@kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || { echo "drill-kind: no kind cluster '$(KIND_CLUSTER)'; run make kind-up$(if $(filter 1,$(KIND_PLUGIN)), KIND_PLUGIN=1,) first"; exit 3; }
+	@mkdir -p $(dir $(KIND_KUBECONFIG)) && kind get kubeconfig --name '$(KIND_CLUSTER)' > $(KIND_KUBECONFIG)
+	@if [ '$(FLAVOUR)' = plugin ] && ! KUBECONFIG=$(KIND_KUBECONFIG) kubectl -n cnpg-system get deployment/barman-cloud >/dev/null 2>&1; then \
+	  echo "drill-kind: FLAVOUR=plugin but the barman-cloud plugin is not installed; run make kind-up KIND_PLUGIN=1"; exit 3; \
+	fi
+	@echo "KUBECONFIG=$(KIND_KUBECONFIG) $(PGDRILL) run --backend kube --flavour $(FLAVOUR) --s3-endpoint $(KIND_S3_ENDPOINT) --cluster-s3-endpoint $(KIND_CLUSTER_S3_ENDPOINT) --s3-bucket $(KIND_S3_BUCKET) --report-dir reports $(KIND_SCENARIOS)"
+	@KUBECONFIG=$(CURDIR)/$(KIND_KUBECONFIG) \
+	AWS_ACCESS_KEY_ID='$(KIND_S3_ACCESS_KEY)' AWS_SECRET_ACCESS_KEY='$(KIND_S3_SECRET_KEY)' AWS_DEFAULT_REGION='$(KIND_S3_REGION)' \
+	$(PGDRILL) run --backend kube --flavour $(FLAVOUR) \
+	  --s3-endpoint $(KIND_S3_ENDPOINT) --cluster-s3-endpoint $(KIND_CLUSTER_S3_ENDPOINT) \
+	  --s3-bucket $(KIND_S3_BUCKET) --report-dir reports $(KIND_SCENARIOS)

@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::{mpsc, watch};
 
+use pgdrill::backend::kube::render::{Flavour, RenderSettings, render_scenario, to_yaml};
+use pgdrill::backend::kube::{KubeBackend, KubeOptions};
 use pgdrill::backend::local::process::{self, RunAs};
 use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
 use pgdrill::backend::local::toolchain::{Toolchain, default_home};
@@ -30,9 +32,29 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
+    /// Real PostgreSQL processes, barman-cloud and an S3 endpoint on this machine.
     Local,
+    /// CloudNativePG on the current kubeconfig context, object storage at --s3-endpoint.
+    Kube,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlavourArg {
+    /// `spec.backup.barmanObjectStore` (in-tree barman-cloud).
+    InTree,
+    /// The barman-cloud plugin (`ObjectStore` resource, `spec.plugins`).
+    Plugin,
+}
+
+impl From<FlavourArg> for Flavour {
+    fn from(f: FlavourArg) -> Self {
+        match f {
+            FlavourArg::InTree => Flavour::InTree,
+            FlavourArg::Plugin => Flavour::Plugin,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +80,27 @@ pub enum Command {
         common: Common,
         #[command(flatten)]
         s3: S3Args,
+        #[command(flatten)]
+        kube: KubeArgs,
+    },
+    /// Write every manifest a kube drill would apply, in order, without a cluster.
+    Render {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "kube")]
+        backend: BackendKind,
+        /// Directory to write `<scenario>/NN-kind-name.yaml` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace files an earlier render wrote into `<out>/<scenario>/`.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, default_value = "pgdrill")]
+        s3_bucket: String,
+        #[arg(long, default_value = "fixtures")]
+        fixtures: PathBuf,
+        #[command(flatten)]
+        kube: KubeArgs,
     },
     /// Check scenario files without running anything.
     Validate {
@@ -117,18 +160,85 @@ pub struct S3Args {
     s3_region: String,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct KubeArgs {
+    /// Backup integration of the CloudNativePG clusters.
+    #[arg(long, value_enum, default_value = "in-tree")]
+    flavour: FlavourArg,
+    /// The S3 endpoint as pods in the cluster reach it.
+    #[arg(
+        long,
+        default_value = "http://localstack.pgdrill-system.svc.cluster.local:4566"
+    )]
+    cluster_s3_endpoint: String,
+    /// PostgreSQL image, `{major}` replaced. Default: CNPG's `system` image (with barman-cloud)
+    /// for in-tree, the `standard` image for the plugin flavour.
+    #[arg(long)]
+    image_template: Option<String>,
+    #[arg(long, default_value = "1Gi")]
+    storage_size: String,
+    /// Seconds a source cluster may take to become ready (image pulls included).
+    #[arg(long, default_value_t = 600)]
+    ready_timeout: u64,
+    /// Keep namespaces that crashed earlier runs of the same scenarios left behind.
+    #[arg(long)]
+    no_sweep: bool,
+}
+
+impl KubeArgs {
+    fn settings(&self, run_id: &str, bucket: &str) -> RenderSettings {
+        let flavour: Flavour = self.flavour.into();
+        let image_template = self
+            .image_template
+            .clone()
+            .unwrap_or_else(|| match flavour {
+                Flavour::InTree => DEFAULT_IN_TREE_IMAGE.to_string(),
+                Flavour::Plugin => DEFAULT_PLUGIN_IMAGE.to_string(),
+            });
+        RenderSettings {
+            run_id: run_id.to_string(),
+            flavour,
+            bucket: bucket.to_string(),
+            bucket_prefix: format!("pgdrill/{run_id}"),
+            cluster_s3_endpoint: self.cluster_s3_endpoint.clone(),
+            image_template,
+            storage_size: self.storage_size.clone(),
+        }
+    }
+}
+
+/// CNPG's PostgreSQL images that still carry barman-cloud (needed by the in-tree integration).
+const DEFAULT_IN_TREE_IMAGE: &str = "ghcr.io/cloudnative-pg/postgresql:{major}-system-bookworm";
+/// Without barman-cloud: the plugin's sidecar brings it.
+const DEFAULT_PLUGIN_IMAGE: &str = "ghcr.io/cloudnative-pg/postgresql:{major}-standard-bookworm";
+
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run {
             paths,
-            backend: BackendKind::Local,
+            backend,
             jobs,
             filter,
             report_dir,
             keep,
             common,
             s3,
-        } => run_drills(paths, jobs, filter, report_dir, keep, common, s3).await,
+            kube,
+        } => {
+            run_drills(
+                backend, paths, jobs, filter, report_dir, keep, common, s3, kube,
+            )
+            .await
+        }
+        Command::Render {
+            paths,
+            backend,
+            out,
+            force,
+            s3_bucket,
+            fixtures,
+            kube,
+        } => render(backend, &paths, &out, force, &s3_bucket, &fixtures, &kube),
         Command::Validate { paths, fixtures } => {
             let loaded = load_all(&paths, &fixtures)?;
             for l in &loaded {
@@ -317,7 +427,9 @@ fn new_run_id() -> String {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_drills(
+    kind: BackendKind,
     paths: Vec<PathBuf>,
     jobs: usize,
     filter: Vec<String>,
@@ -325,6 +437,7 @@ async fn run_drills(
     keep: bool,
     common: Common,
     s3: S3Args,
+    kube_args: KubeArgs,
 ) -> anyhow::Result<i32> {
     let mut loaded = load_all(&paths, &common.fixtures)?;
     if !filter.is_empty() {
@@ -333,6 +446,47 @@ async fn run_drills(
             return Err(Error::Usage(format!("no scenario has a tag among {filter:?}")).into());
         }
     }
+    let run_id = new_run_id();
+    let run = RunArgs {
+        jobs,
+        keep,
+        report_root,
+        fixtures: common.fixtures.clone(),
+    };
+    match kind {
+        BackendKind::Local => run_local(loaded, run_id, run, common, s3).await,
+        BackendKind::Kube => run_kube(loaded, run_id, run, s3, kube_args).await,
+    }
+}
+
+/// What every backend's run shares.
+struct RunArgs {
+    jobs: usize,
+    keep: bool,
+    report_root: PathBuf,
+    fixtures: PathBuf,
+}
+
+/// S3 credentials from the AWS environment variables, for an external endpoint.
+fn env_credentials(flag: &str) -> Result<(String, String), Error> {
+    match (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Ok(ak), Ok(sk)) => Ok((ak, sk)),
+        _ => Err(Error::Usage(format!(
+            "{flag} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ))),
+    }
+}
+
+async fn run_local(
+    loaded: Vec<LoadedScenario>,
+    run_id: String,
+    run: RunArgs,
+    common: Common,
+    s3: S3Args,
+) -> anyhow::Result<i32> {
     let tc = toolchain(&common)?;
     tc.check_barman()
         .map_err(|e| Error::Infrastructure(e.to_string()))?;
@@ -342,25 +496,19 @@ async fn run_drills(
                 .map_err(|e| Error::Infrastructure(e.to_string()))?;
         }
     }
-    let run_id = new_run_id();
-    let report_dir = report::prepare_run_dir(&report_root, &run_id).map_err(Error::Report)?;
+    let external_creds = match &s3.s3_endpoint {
+        Some(_) => Some(env_credentials("--s3-endpoint")?),
+        None => None,
+    };
+    let report_dir = report::prepare_run_dir(&run.report_root, &run_id).map_err(Error::Report)?;
     let run_dir = tc.home.join("runs").join(&run_id);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     tc.run_as
         .chown(&run_dir)
         .map_err(|e| Error::Infrastructure(e.to_string()))?;
 
-    let (server, target, external) = match s3.s3_endpoint {
-        Some(endpoint) => {
-            let (Ok(ak), Ok(sk)) = (
-                std::env::var("AWS_ACCESS_KEY_ID"),
-                std::env::var("AWS_SECRET_ACCESS_KEY"),
-            ) else {
-                return Err(Error::Usage(
-                    "--s3-endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
-                )
-                .into());
-            };
+    let (server, target, external) = match (s3.s3_endpoint, external_creds) {
+        (Some(endpoint), Some((ak, sk))) => {
             let t = S3Target {
                 endpoint,
                 region: s3.s3_region,
@@ -370,7 +518,7 @@ async fn run_drills(
             };
             (None, t, true)
         }
-        None => {
+        _ => {
             let creds = S3Credentials::random();
             let server = S3Server::start(&run_dir.join("s3"), 0, &creds, &[&s3.s3_bucket])
                 .await
@@ -392,7 +540,96 @@ async fn run_drills(
         bucket_prefix: format!("pgdrill/{run_id}"),
         external_s3: external,
     }));
+    let outcome = drive(backend, loaded, &run_id, &report_dir, &run).await;
 
+    if let Some(s) = server {
+        s.shutdown().await;
+    }
+    if run.keep {
+        println!("kept (PGDRILL_KEEP): run directory {}", run_dir.display());
+        if !external {
+            println!(
+                "  its archive can be served again: pgdrill serve-s3 --dir {}",
+                run_dir.join("s3").display()
+            );
+        }
+    } else if let Err(e) = std::fs::remove_dir_all(&run_dir) {
+        eprintln!("pgdrill: cannot remove {}: {e}", run_dir.display());
+    }
+    outcome.finish(&report_dir)
+}
+
+async fn run_kube(
+    loaded: Vec<LoadedScenario>,
+    run_id: String,
+    run: RunArgs,
+    s3: S3Args,
+    kube_args: KubeArgs,
+) -> anyhow::Result<i32> {
+    let (ak, sk) = env_credentials("--backend kube")?;
+    let client = kube::Client::try_default().await.map_err(|e| {
+        Error::Infrastructure(format!(
+            "no usable Kubernetes client (KUBECONFIG / ~/.kube/config, current context): {e}"
+        ))
+    })?;
+    let settings = kube_args.settings(&run_id, &s3.s3_bucket);
+    let target = S3Target {
+        endpoint: s3
+            .s3_endpoint
+            .unwrap_or_else(|| "http://127.0.0.1:4566".to_string()),
+        region: s3.s3_region,
+        bucket: s3.s3_bucket,
+        access_key: ak,
+        secret_key: sk,
+    };
+    let report_dir = report::prepare_run_dir(&run.report_root, &run_id).map_err(Error::Report)?;
+    let backend = Arc::new(KubeBackend::new(KubeOptions {
+        client,
+        settings,
+        s3: target,
+        ready_timeout: std::time::Duration::from_secs(kube_args.ready_timeout),
+        poll_interval: std::time::Duration::from_secs(1),
+        sweep: !kube_args.no_sweep,
+    }));
+    let outcome = drive(backend, loaded, &run_id, &report_dir, &run).await;
+    outcome.finish(&report_dir)
+}
+
+/// What a finished run left to report.
+struct Outcome {
+    summary: runner::RunSummary,
+    report_errors: Vec<report::ReportError>,
+    cancelled: bool,
+}
+
+impl Outcome {
+    fn finish(self, report_dir: &Path) -> anyhow::Result<i32> {
+        let summary = self.summary;
+        println!(
+            "{} passed, {} failed, {} errors; reports in {}",
+            summary.passed(),
+            summary.failed(),
+            summary.errors(),
+            report_dir.display()
+        );
+        if self.cancelled {
+            return Ok(130);
+        }
+        if let Some(e) = self.report_errors.into_iter().next() {
+            return Err(Error::Report(e).into());
+        }
+        Ok(summary.exit_code())
+    }
+}
+
+/// Run the scenarios through `backend` with Ctrl-C handling and the standard reporters.
+async fn drive<B: pgdrill::backend::Backend + 'static>(
+    backend: Arc<B>,
+    loaded: Vec<LoadedScenario>,
+    run_id: &str,
+    report_dir: &Path,
+    run: &RunArgs,
+) -> Outcome {
     // First Ctrl-C: cancel and tear down. Second: kill every process group and leave.
     let (cancel_tx, cancel_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -409,7 +646,7 @@ async fn run_drills(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
-    let mut reporters = report::standard_reporters(&report_dir, Box::new(stdout), tty);
+    let mut reporters = report::standard_reporters(report_dir, Box::new(stdout), tty);
     let consumer = tokio::spawn(async move {
         let mut errors = Vec::new();
         while let Some(ev) = rx.recv().await {
@@ -423,41 +660,73 @@ async fn run_drills(
         errors
     });
     let opts = RunOptions {
-        run_id: run_id.clone(),
-        jobs,
-        keep,
-        fixtures_dir: common.fixtures.clone(),
-        report_dir: report_dir.clone(),
+        run_id: run_id.to_string(),
+        jobs: run.jobs,
+        keep: run.keep,
+        fixtures_dir: run.fixtures.clone(),
+        report_dir: report_dir.to_path_buf(),
     };
     let summary = runner::run_all(backend, loaded, &opts, tx, cancel_rx.clone()).await;
     let report_errors = consumer.await.unwrap_or_default();
+    let cancelled = *cancel_rx.borrow();
+    Outcome {
+        summary,
+        report_errors,
+        cancelled,
+    }
+}
 
-    if let Some(s) = server {
-        s.shutdown().await;
+/// `pgdrill render`: every manifest of every scenario, in apply order, one file each.
+fn render(
+    backend: BackendKind,
+    paths: &[PathBuf],
+    out: &Path,
+    force: bool,
+    bucket: &str,
+    fixtures: &Path,
+    kube_args: &KubeArgs,
+) -> anyhow::Result<i32> {
+    if backend != BackendKind::Kube {
+        return Err(Error::Usage(
+            "render writes Kubernetes manifests: use --backend kube (the local backend applies none)"
+                .into(),
+        )
+        .into());
     }
-    if keep {
-        println!("kept (PGDRILL_KEEP): run directory {}", run_dir.display());
-        if !external {
-            println!(
-                "  its archive can be served again: pgdrill serve-s3 --dir {}",
-                run_dir.join("s3").display()
-            );
+    let loaded = load_all(paths, fixtures)?;
+    let settings = kube_args.settings("preview", bucket);
+    for l in &loaded {
+        let dir = out.join(&l.scenario.name);
+        let occupied = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
+        if occupied && !force {
+            return Err(Error::Usage(format!(
+                "{} is not empty: pass --force to replace an earlier render",
+                dir.display()
+            ))
+            .into());
         }
-    } else if let Err(e) = std::fs::remove_dir_all(&run_dir) {
-        eprintln!("pgdrill: cannot remove {}: {e}", run_dir.display());
     }
-    println!(
-        "{} passed, {} failed, {} errors; reports in {}",
-        summary.passed(),
-        summary.failed(),
-        summary.errors(),
-        report_dir.display()
-    );
-    if *cancel_rx.borrow() {
-        return Ok(130);
+    for l in &loaded {
+        let dir = out.join(&l.scenario.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let manifests = render_scenario(&l.scenario, &settings);
+        for (i, m) in manifests.iter().enumerate() {
+            let f = dir.join(m.file_name(i));
+            let text = format!(
+                "# pgdrill render: {} ({} flavour), step `{}`\n{}",
+                l.scenario.name,
+                settings.flavour.as_str(),
+                m.step,
+                to_yaml(&m.object)
+            );
+            std::fs::write(&f, text).with_context(|| format!("writing {}", f.display()))?;
+        }
+        println!(
+            "{}: {} manifests in {}",
+            l.scenario.name,
+            manifests.len(),
+            dir.display()
+        );
     }
-    if let Some(e) = report_errors.into_iter().next() {
-        return Err(Error::Report(e).into());
-    }
-    Ok(summary.exit_code())
+    Ok(exit::PASSED)
 }

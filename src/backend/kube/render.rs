@@ -1,8 +1,22 @@
 //! Scenario → the Kubernetes objects a kube drill applies, in order. Pure: no API calls, no clock.
+//!
+//! The drill builds every object it applies with these functions, so `pgdrill render` shows
+//! exactly what a run would send. Values only known during a run (a Backup's barman id, a commit
+//! time from the ledger) are shown as placeholders and listed in an annotation.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::scenario::Scenario;
+use crate::backend::{RecoveryRequest, SourceSpec};
+use crate::ledger::ResolvedTarget;
+use crate::plan::{self, PlanStep};
+use crate::scenario::{Compression, Scenario, Target};
+
+use super::resources::*;
 
 /// Which CloudNativePG backup integration the clusters use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -12,6 +26,15 @@ pub enum Flavour {
     InTree,
     /// The barman-cloud plugin: an `ObjectStore` resource and `spec.plugins`.
     Plugin,
+}
+
+impl Flavour {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavour::InTree => "in-tree",
+            Flavour::Plugin => "plugin",
+        }
+    }
 }
 
 /// Where and how a kube drill's objects are created.
@@ -32,15 +55,797 @@ pub struct RenderSettings {
 /// One object to apply, with the plan step it belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
-    /// Plan step that applies it (`setup`, `start_source`, a base backup step id, `recover`).
+    /// Plan step that applies it (`setup`, `start-source`, a base backup step id, `recover`).
     pub step: String,
     pub kind: String,
     pub name: String,
     pub object: Value,
 }
 
+impl Manifest {
+    fn new<T: Serialize>(step: &str, kind: &str, name: &str, object: &T) -> Self {
+        Self {
+            step: step.to_string(),
+            kind: kind.to_string(),
+            name: name.to_string(),
+            object: serde_json::to_value(object).expect("typed objects serialize"),
+        }
+    }
+
+    /// File name for position `index` in the apply order, e.g. `04-cluster-source.yaml`.
+    pub fn file_name(&self, index: usize) -> String {
+        format!(
+            "{:02}-{}-{}.yaml",
+            index + 1,
+            self.kind.to_lowercase(),
+            self.name
+        )
+    }
+}
+
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const RUN_ID_LABEL: &str = "pgdrill.io/run-id";
+pub const SCENARIO_LABEL: &str = "pgdrill.io/scenario";
+pub const PLACEHOLDERS_ANNOTATION: &str = "pgdrill.io/resolved-at-run-time";
+pub const S3_SECRET: &str = "pgdrill-s3";
+pub const OBJECT_STORE: &str = "pgdrill-archive";
+pub const SOURCE_CLUSTER: &str = "source";
+pub const RECOVERED_CLUSTER: &str = "recovered";
+pub const PLUGIN_NAME: &str = "barman-cloud.cloudnative-pg.io";
+/// The `externalClusters` entry the recovery reads from.
+pub const ORIGIN: &str = "origin";
+
+/// The namespace of one scenario in one run: `pgdrill-<scenario>-<run suffix>`, a DNS label.
+pub fn namespace_name(run_id: &str, scenario: &str) -> String {
+    let suffix: String = run_id
+        .rsplit('-')
+        .next()
+        .unwrap_or(run_id)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
+    let mut base = dns_label(scenario);
+    let room = 63 - "pgdrill-".len() - 1 - suffix.len();
+    base.truncate(room);
+    let base = base.trim_end_matches('-');
+    format!("pgdrill-{base}-{suffix}")
+}
+
+/// A Kubernetes name from a step or scenario id (`_` is not allowed in DNS labels).
+pub fn dns_label(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.truncate(63);
+    out.trim_matches('-').to_string()
+}
+
+/// The Backup resource name of a base backup step.
+pub fn backup_name(step_id: &str) -> String {
+    let mut n = format!("pgdrill-{}", dns_label(step_id));
+    n.truncate(63);
+    n
+}
+
+/// Labels every object of a drill carries (the sweep of crashed runs selects on them).
+pub fn labels(run_id: &str, scenario: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.to_string(), "pgdrill".to_string()),
+        (RUN_ID_LABEL.to_string(), label_value(run_id)),
+        (SCENARIO_LABEL.to_string(), label_value(scenario)),
+    ])
+}
+
+fn label_value(s: &str) -> String {
+    let mut v: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    v.truncate(63);
+    v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+/// Everything the object builders need about one drill.
+#[derive(Debug, Clone)]
+pub struct DrillContext {
+    pub settings: RenderSettings,
+    pub scenario: String,
+    pub namespace: String,
+}
+
+impl DrillContext {
+    pub fn new(settings: &RenderSettings, scenario: &str) -> Self {
+        Self {
+            settings: settings.clone(),
+            scenario: scenario.to_string(),
+            namespace: namespace_name(&settings.run_id, scenario),
+        }
+    }
+
+    fn meta(&self, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels(&self.settings.run_id, &self.scenario)),
+            ..Default::default()
+        }
+    }
+
+    /// `s3://bucket/prefix/<scenario>`: the folder holding every serverName of this drill.
+    pub fn destination_path(&self) -> String {
+        format!(
+            "s3://{}/{}/{}",
+            self.settings.bucket, self.settings.bucket_prefix, self.scenario
+        )
+    }
+
+    pub fn image(&self, major: u32) -> String {
+        self.settings
+            .image_template
+            .replace("{major}", &major.to_string())
+    }
+
+    pub fn namespace(&self) -> Namespace {
+        Namespace {
+            metadata: ObjectMeta {
+                name: Some(self.namespace.clone()),
+                labels: Some(labels(&self.settings.run_id, &self.scenario)),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The S3 credentials secret (keys as in the seeds' runbooks).
+    pub fn s3_secret(&self, access_key: &str, secret_key: &str) -> Secret {
+        Secret {
+            metadata: self.meta(S3_SECRET),
+            string_data: Some(BTreeMap::from([
+                ("ACCESS_KEY_ID".to_string(), access_key.to_string()),
+                ("ACCESS_SECRET_KEY".to_string(), secret_key.to_string()),
+            ])),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        }
+    }
+
+    fn store(&self, server_name: Option<&str>, compression: Compression) -> BarmanObjectStore {
+        let c = compression_name(compression);
+        BarmanObjectStore {
+            destination_path: self.destination_path(),
+            endpoint_url: Some(self.settings.cluster_s3_endpoint.clone()),
+            server_name: server_name.map(str::to_string),
+            s3_credentials: Some(S3Credentials {
+                access_key_id: SecretKeySelector {
+                    name: S3_SECRET.into(),
+                    key: "ACCESS_KEY_ID".into(),
+                },
+                secret_access_key: SecretKeySelector {
+                    name: S3_SECRET.into(),
+                    key: "ACCESS_SECRET_KEY".into(),
+                },
+                region: None,
+            }),
+            wal: Some(WalBackupConfiguration {
+                compression: c.clone(),
+                max_parallel: None,
+            }),
+            data: c.map(|c| DataBackupConfiguration {
+                compression: Some(c),
+            }),
+        }
+    }
+
+    /// The plugin flavour's ObjectStore (serverName goes on each Cluster's plugin parameters).
+    pub fn object_store(&self, compression: Compression) -> ObjectStore {
+        ObjectStore {
+            metadata: self.meta(OBJECT_STORE),
+            spec: ObjectStoreSpec {
+                configuration: self.store(None, compression),
+                instance_sidecar_configuration: Some(InstanceSidecarConfiguration {
+                    env: checksum_env(),
+                }),
+            },
+        }
+    }
+
+    fn cluster(
+        &self,
+        name: &str,
+        major: u32,
+        server_name: &str,
+        compression: Compression,
+        bootstrap: Bootstrap,
+    ) -> (ClusterSpec, ObjectMeta) {
+        let mut spec = ClusterSpec {
+            instances: 1,
+            image_name: Some(self.image(major)),
+            enable_superuser_access: Some(true),
+            storage: StorageConfiguration {
+                size: self.settings.storage_size.clone(),
+            },
+            postgresql: Some(PostgresConfiguration {
+                // The ledger reads server-side commit times with pg_xact_commit_timestamp.
+                parameters: BTreeMap::from([(
+                    "track_commit_timestamp".to_string(),
+                    "on".to_string(),
+                )]),
+            }),
+            bootstrap: Some(bootstrap),
+            ..Default::default()
+        };
+        match self.settings.flavour {
+            Flavour::InTree => {
+                spec.env = checksum_env();
+                spec.backup = Some(BackupConfiguration {
+                    barman_object_store: Some(self.store(Some(server_name), compression)),
+                });
+            }
+            Flavour::Plugin => {
+                spec.plugins = vec![PluginConfiguration {
+                    name: PLUGIN_NAME.into(),
+                    enabled: None,
+                    is_wal_archiver: Some(true),
+                    parameters: plugin_parameters(server_name),
+                }];
+            }
+        }
+        (spec, self.meta(name))
+    }
+
+    /// The source cluster, bootstrapped empty and archiving to `spec.server_name`.
+    pub fn source_cluster(&self, spec: &SourceSpec) -> Cluster {
+        let (s, meta) = self.cluster(
+            SOURCE_CLUSTER,
+            spec.major,
+            &spec.server_name,
+            spec.compression,
+            Bootstrap {
+                initdb: Some(BootstrapInitDb {
+                    database: "app".into(),
+                    owner: "app".into(),
+                }),
+                recovery: None,
+            },
+        );
+        Cluster {
+            metadata: meta,
+            spec: s,
+            status: None,
+        }
+    }
+
+    /// An on-demand Backup of the source cluster for base backup step `step_id`.
+    pub fn backup(&self, step_id: &str) -> Backup {
+        let (method, plugin_configuration) = match self.settings.flavour {
+            Flavour::InTree => ("barmanObjectStore", None),
+            Flavour::Plugin => (
+                "plugin",
+                Some(BackupPluginConfiguration {
+                    name: PLUGIN_NAME.into(),
+                    parameters: BTreeMap::new(),
+                }),
+            ),
+        };
+        Backup {
+            metadata: self.meta(&backup_name(step_id)),
+            spec: BackupSpec {
+                cluster: LocalObjectReference {
+                    name: SOURCE_CLUSTER.into(),
+                },
+                method: Some(method.into()),
+                plugin_configuration,
+            },
+            status: None,
+        }
+    }
+
+    /// The recovery cluster: bootstrap from the source archive, archive to a serverName of its own.
+    pub fn recovery_cluster(&self, r: &RecoveryManifest) -> Cluster {
+        let (mut spec, mut meta) = self.cluster(
+            RECOVERED_CLUSTER,
+            r.major,
+            &r.server_name,
+            r.compression,
+            Bootstrap {
+                initdb: None,
+                recovery: Some(BootstrapRecovery {
+                    source: Some(ORIGIN.into()),
+                    recovery_target: Some(r.target.clone()),
+                    ..Default::default()
+                }),
+            },
+        );
+        spec.external_clusters = vec![match self.settings.flavour {
+            Flavour::InTree => ExternalCluster {
+                name: ORIGIN.into(),
+                barman_object_store: Some(self.store(Some(&r.source_server_name), r.compression)),
+                plugin: None,
+            },
+            Flavour::Plugin => ExternalCluster {
+                name: ORIGIN.into(),
+                barman_object_store: None,
+                plugin: Some(PluginConfiguration {
+                    name: PLUGIN_NAME.into(),
+                    enabled: None,
+                    is_wal_archiver: None,
+                    parameters: plugin_parameters(&r.source_server_name),
+                }),
+            },
+        }];
+        if !r.placeholders.is_empty() {
+            meta.annotations = Some(BTreeMap::from([(
+                PLACEHOLDERS_ANNOTATION.to_string(),
+                r.placeholders.join("; "),
+            )]));
+        }
+        Cluster {
+            metadata: meta,
+            spec,
+            status: None,
+        }
+    }
+}
+
+/// What a recovery Cluster is built from: a run's `RecoveryRequest`, or a preview of one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveryManifest {
+    pub major: u32,
+    pub source_server_name: String,
+    pub server_name: String,
+    pub compression: Compression,
+    pub target: RecoveryTarget,
+    /// Fields holding placeholders instead of run-time values (empty during a run).
+    pub placeholders: Vec<String>,
+}
+
+impl RecoveryManifest {
+    /// The manifest of an actual recovery: every value resolved from the ledger.
+    pub fn from_request(req: &RecoveryRequest) -> Self {
+        Self {
+            major: req.major,
+            source_server_name: req.source_server_name.clone(),
+            server_name: req.server_name.clone(),
+            compression: req.compression,
+            target: recovery_target(&req.target, req.exclusive, &req.backup.backup_id),
+            placeholders: Vec::new(),
+        }
+    }
+}
+
+/// CNPG's `recoveryTarget` for a resolved target. `backupID` pins the base backup the ledger
+/// chose, so CNPG and the verdict agree on where replay starts.
+pub fn recovery_target(
+    target: &ResolvedTarget,
+    exclusive: bool,
+    backup_id: &str,
+) -> RecoveryTarget {
+    let mut t = RecoveryTarget {
+        backup_id: Some(backup_id.to_string()),
+        ..Default::default()
+    };
+    match target {
+        ResolvedTarget::Latest => {}
+        ResolvedTarget::Immediate => t.target_immediate = Some(true),
+        ResolvedTarget::Time(at) => t.target_time = Some(crate::ledger::pg_timestamp(at)),
+        ResolvedTarget::Lsn(l) => t.target_lsn = Some(l.to_string()),
+        ResolvedTarget::Xid(x) => t.target_xid = Some(x.to_string()),
+        ResolvedTarget::Name(n) => t.target_name = Some(n.clone()),
+    }
+    if exclusive {
+        t.exclusive = Some(true);
+    }
+    t
+}
+
+fn plugin_parameters(server_name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("barmanObjectName".to_string(), OBJECT_STORE.to_string()),
+        ("serverName".to_string(), server_name.to_string()),
+    ])
+}
+
+/// botocore ≥ 1.36 sends checksum trailers some S3-compatible stores reject (seed 000/002).
+fn checksum_env() -> Vec<EnvVar> {
+    [
+        ("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required"),
+        ("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required"),
+    ]
+    .into_iter()
+    .map(|(name, value)| EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    })
+    .collect()
+}
+
+fn compression_name(c: Compression) -> Option<String> {
+    match c {
+        Compression::Gzip => Some("gzip".into()),
+        Compression::Bzip2 => Some("bzip2".into()),
+        Compression::Snappy => Some("snappy".into()),
+        Compression::None => None,
+    }
+}
+
+/// A run-time value shown as a placeholder in a preview.
+fn placeholder(what: &str) -> String {
+    format!("<{what}>")
+}
+
+/// The recovery target as far as it is known before a run.
+fn preview_target(target: &Target, exclusive: bool, backup: &str) -> (RecoveryTarget, Vec<String>) {
+    let mut placeholders = vec![format!("recoveryTarget.backupID: backupId of {backup}")];
+    let mut t = RecoveryTarget {
+        backup_id: Some(placeholder(&format!("backupId of {backup}"))),
+        ..Default::default()
+    };
+    match target {
+        Target::Latest => {}
+        Target::Immediate => t.target_immediate = Some(true),
+        Target::Name(n) => t.target_name = Some(n.clone()),
+        Target::Time(tt) => {
+            if let Some(at) = tt.at {
+                t.target_time = Some(crate::ledger::pg_timestamp(&at.with_timezone(&chrono::Utc)));
+            } else {
+                let what = match (&tt.after_step, &tt.between) {
+                    (Some(s), _) => format!("server commit time of step {s}"),
+                    (_, Some([a, b])) => format!("midpoint of the commit times of {a} and {b}"),
+                    _ => "target time".into(),
+                };
+                placeholders.push(format!("recoveryTarget.targetTime: {what}"));
+                t.target_time = Some(placeholder(&what));
+            }
+        }
+        Target::Lsn(l) => match (&l.at, &l.after_step) {
+            (Some(at), _) => t.target_lsn = Some(at.clone()),
+            (None, s) => {
+                let what = format!("commit LSN of step {}", s.as_deref().unwrap_or("?"));
+                placeholders.push(format!("recoveryTarget.targetLSN: {what}"));
+                t.target_lsn = Some(placeholder(&what));
+            }
+        },
+        Target::AfterStep(s) => {
+            let what = format!("commit LSN of step {s}");
+            placeholders.push(format!("recoveryTarget.targetLSN: {what}"));
+            t.target_lsn = Some(placeholder(&what));
+        }
+        Target::Xid(x) => match (x.at, &x.of_step) {
+            (Some(at), _) => t.target_xid = Some(at.to_string()),
+            (None, s) => {
+                let what = format!("xid of step {}", s.as_deref().unwrap_or("?"));
+                placeholders.push(format!("recoveryTarget.targetXID: {what}"));
+                t.target_xid = Some(placeholder(&what));
+            }
+        },
+    }
+    if exclusive {
+        t.exclusive = Some(true);
+    }
+    (t, placeholders)
+}
+
 /// Every object a drill of `scenario` applies, in the order it applies them.
 pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Manifest> {
-    let _ = (scenario, settings);
-    unimplemented!("being written")
+    let ctx = DrillContext::new(settings, &scenario.name);
+    let mut out = vec![
+        Manifest::new("setup", "Namespace", &ctx.namespace, &ctx.namespace()),
+        Manifest::new(
+            "setup",
+            "Secret",
+            S3_SECRET,
+            &ctx.s3_secret(
+                &placeholder("AWS_ACCESS_KEY_ID at run time"),
+                &placeholder("AWS_SECRET_ACCESS_KEY at run time"),
+            ),
+        ),
+    ];
+    let plan = plan::build(scenario);
+    let mut backups: Vec<String> = Vec::new();
+    for step in &plan.steps {
+        match step {
+            PlanStep::StartSource {
+                major,
+                server_name,
+                compression,
+            } => {
+                if settings.flavour == Flavour::Plugin {
+                    out.push(Manifest::new(
+                        "setup",
+                        "ObjectStore",
+                        OBJECT_STORE,
+                        &ctx.object_store(*compression),
+                    ));
+                }
+                let spec = SourceSpec {
+                    major: *major,
+                    server_name: server_name.clone(),
+                    compression: *compression,
+                };
+                out.push(Manifest::new(
+                    &step.id(),
+                    "Cluster",
+                    SOURCE_CLUSTER,
+                    &ctx.source_cluster(&spec),
+                ));
+            }
+            PlanStep::BaseBackup { id } => {
+                backups.push(id.clone());
+                out.push(Manifest::new(
+                    id,
+                    "Backup",
+                    &backup_name(id),
+                    &ctx.backup(id),
+                ));
+            }
+            PlanStep::Recover {
+                target,
+                exclusive,
+                major,
+                source_server_name,
+                server_name,
+                backup,
+                compression,
+            } => {
+                let which = match backup {
+                    Some(b) => format!("Backup {}", backup_name(b)),
+                    None => "the newest Backup that ends before the target".to_string(),
+                };
+                let (t, placeholders) = preview_target(target, *exclusive, &which);
+                let r = RecoveryManifest {
+                    major: *major,
+                    source_server_name: source_server_name.clone(),
+                    server_name: server_name.clone(),
+                    compression: *compression,
+                    target: t,
+                    placeholders,
+                };
+                out.push(Manifest::new(
+                    &step.id(),
+                    "Cluster",
+                    RECOVERED_CLUSTER,
+                    &ctx.recovery_cluster(&r),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let _ = backups;
+    out
+}
+
+/// YAML for `kubectl apply`: every string scalar double-quoted (JSON escaping is valid YAML),
+/// so YAML 1.1 readers never turn `on`, `off`, `yes` or `0755` into booleans or numbers.
+pub fn to_yaml(v: &Value) -> String {
+    let mut out = String::new();
+    emit(v, 0, &mut out);
+    out
+}
+
+fn plain_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+        && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && !matches!(
+            k.to_ascii_lowercase().as_str(),
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        )
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => serde_json::to_string(s).expect("string"),
+        other => other.to_string(),
+    }
+}
+
+fn emit(v: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map {
+                let key = if plain_key(k) {
+                    k.clone()
+                } else {
+                    serde_json::to_string(k).expect("key")
+                };
+                match val {
+                    Value::Object(m) if !m.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        emit(val, indent + 2, out);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        emit(val, indent, out);
+                    }
+                    Value::Object(_) => out.push_str(&format!("{pad}{key}: {{}}\n")),
+                    Value::Array(_) => out.push_str(&format!("{pad}{key}: []\n")),
+                    _ => out.push_str(&format!("{pad}{key}: {}\n", scalar(val))),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        let mut inner = String::new();
+                        emit(item, indent + 2, &mut inner);
+                        // The first line of the item goes after the dash.
+                        let inner = inner.trim_start_matches(' ');
+                        out.push_str(&format!("{pad}- {inner}"));
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        out.push_str(&format!("{pad}-\n"));
+                        emit(item, indent + 2, out);
+                    }
+                    _ => out.push_str(&format!("{pad}- {}\n", scalar(item))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(flavour: Flavour) -> RenderSettings {
+        RenderSettings {
+            run_id: "20261122T024830Z-0a1f".into(),
+            flavour,
+            bucket: "pgdrill".into(),
+            bucket_prefix: "pgdrill/20261122T024830Z-0a1f".into(),
+            cluster_s3_endpoint: "http://localstack.pgdrill-system.svc.cluster.local:4566".into(),
+            image_template: "ghcr.io/cloudnative-pg/postgresql:{major}-system-bookworm".into(),
+            storage_size: "1Gi".into(),
+        }
+    }
+
+    fn rendered(file: &str, flavour: Flavour) -> Vec<Manifest> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let loaded = crate::scenario::load_file(&path).expect("shipped scenario loads");
+        render_scenario(&loaded.scenario, &settings(flavour))
+    }
+
+    fn as_yaml(ms: &[Manifest]) -> String {
+        ms.iter()
+            .enumerate()
+            .map(|(i, m)| {
+                format!(
+                    "# {} (step {})\n{}",
+                    m.file_name(i),
+                    m.step,
+                    to_yaml(&m.object)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n")
+    }
+
+    #[test]
+    fn in_tree_manifests_of_the_adr007_scenario() {
+        let ms = rendered(
+            "scenarios/03-adr007-missing-wal-segment.yaml",
+            Flavour::InTree,
+        );
+        insta::assert_snapshot!(as_yaml(&ms));
+    }
+
+    #[test]
+    fn plugin_manifests_of_the_exclusive_xid_scenario() {
+        let ms = rendered("scenarios/07-pitr-xid-exclusive.yaml", Flavour::Plugin);
+        insta::assert_snapshot!(as_yaml(&ms));
+    }
+
+    #[test]
+    fn apply_order_is_setup_source_backups_recovery() {
+        let ms = rendered("scenarios/09-immediate-second-backup.yaml", Flavour::Plugin);
+        let kinds: Vec<&str> = ms.iter().map(|m| m.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "Secret",
+                "ObjectStore",
+                "Cluster",
+                "Backup",
+                "Backup",
+                "Cluster"
+            ]
+        );
+        let ns = &ms[0].name;
+        for m in &ms[1..] {
+            assert_eq!(
+                m.object["metadata"]["namespace"].as_str(),
+                Some(ns.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_never_render_real_credentials() {
+        let ms = rendered("scenarios/01-clean-restore-latest.yaml", Flavour::InTree);
+        let secret = ms.iter().find(|m| m.kind == "Secret").expect("secret");
+        let data = &secret.object["stringData"];
+        assert!(data["ACCESS_KEY_ID"].as_str().unwrap().starts_with('<'));
+        assert!(data["ACCESS_SECRET_KEY"].as_str().unwrap().starts_with('<'));
+    }
+
+    #[test]
+    fn yaml_output_reads_back_as_the_same_json() {
+        for file in [
+            "scenarios/07-pitr-xid-exclusive.yaml",
+            "scenarios/02-pitr-time-between-writes.yaml",
+        ] {
+            for f in [Flavour::InTree, Flavour::Plugin] {
+                for m in rendered(file, f) {
+                    let text = to_yaml(&m.object);
+                    let back: Value = yaml_serde::from_str(&text).expect("valid yaml");
+                    assert_eq!(back, m.object, "{text}");
+                }
+            }
+        }
+        // YAML 1.1 readers (kubectl) would read a bare `on` as a boolean.
+        let v = serde_json::json!({"parameters": {"track_commit_timestamp": "on"}, "on": ["x"]});
+        assert_eq!(
+            to_yaml(&v),
+            "\"on\":\n- \"x\"\nparameters:\n  track_commit_timestamp: \"on\"\n"
+        );
+    }
+
+    #[test]
+    fn namespace_names_are_dns_labels() {
+        let n = namespace_name("20261122T024830Z-0a1f", "adr007-missing-wal-segment");
+        assert_eq!(n, "pgdrill-adr007-missing-wal-segment-0a1f");
+        let long = "x".repeat(80);
+        let n = namespace_name("20261122T024830Z-0a1f", &long);
+        assert!(n.len() <= 63, "{n}");
+        assert!(n.ends_with("-0a1f"));
+    }
+
+    #[test]
+    fn step_ids_become_dns_labels() {
+        assert_eq!(backup_name("base_1"), "pgdrill-base-1");
+        assert_eq!(dns_label("__A_b__"), "a-b");
+    }
+
+    #[test]
+    fn resolved_targets_map_to_cnpg_fields() {
+        let t = recovery_target(&ResolvedTarget::Xid(727), true, "20261122T024830");
+        assert_eq!(t.target_xid.as_deref(), Some("727"));
+        assert_eq!(t.exclusive, Some(true));
+        assert_eq!(t.backup_id.as_deref(), Some("20261122T024830"));
+        let t = recovery_target(&ResolvedTarget::Latest, false, "b");
+        assert_eq!(
+            (
+                t.target_time,
+                t.target_lsn,
+                t.target_xid,
+                t.target_name,
+                t.target_immediate,
+                t.exclusive
+            ),
+            (None, None, None, None, None, None)
+        );
+        let t = recovery_target(&ResolvedTarget::Immediate, false, "b");
+        assert_eq!(t.target_immediate, Some(true));
+    }
 }
