@@ -63,7 +63,9 @@ pub enum Status {
 /// One timed phase of recovery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
-    /// `restore_base_backup`, `replay_until_consistent`, `replay_and_promotion`, `first_query`.
+    /// Local: `restore_base_backup`, `replay_until_consistent`, `replay_and_promotion`,
+    /// `first_query`. Kube: `recovery_job` (restore, replay and promotion in CNPG's Job),
+    /// `instance_start`, `first_query`.
     pub name: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,

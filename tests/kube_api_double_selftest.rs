@@ -1,0 +1,880 @@
+//! Tests of the Kubernetes API server double (`tests/support/kube_api_double.rs`) with a real
+//! `kube::Client` and, where a port-forward or a Backup needs one, a real PostgreSQL 15 started
+//! with pgdrill's local backend (`make setup` installs it). The simulated operator is a fake:
+//! these tests prove the double speaks the protocol kube 5 expects, nothing about CNPG.
+
+#[path = "support/kube_api_double.rs"]
+mod kube_api_double;
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use kube::api::{
+    Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
+use kube::runtime::wait::await_condition;
+use kube::runtime::watcher;
+use pgdrill::backend::kube::resources::{Backup, Cluster};
+use pgdrill::backend::local::postgres::{PgInstance, StopMode};
+use pgdrill::backend::local::process::RunAs;
+use pgdrill::backend::local::toolchain::{Toolchain, default_home};
+use serde_json::{Value, json};
+
+use kube_api_double::{ApiServerDouble, Call, Failure, PgTarget, SimulatedCnpg};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A PostgreSQL 15 on a Unix socket in a directory under the pgdrill home, owned by the
+/// PostgreSQL OS user.
+struct TestPg {
+    inst: PgInstance,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPg {
+    async fn start(name: &str) -> Self {
+        let run_as = RunAs::detect("postgres").expect("a PostgreSQL OS user (make setup)");
+        let home = default_home();
+        let bin = Toolchain::new(home.clone(), run_as.clone())
+            .pg_bin(15)
+            .expect("PostgreSQL 15 binaries (make setup)");
+        let runs = home.join("runs");
+        std::fs::create_dir_all(&runs).expect("pgdrill runs directory");
+        let dir = tempfile::Builder::new()
+            .prefix("kube-double-")
+            .tempdir_in(&runs)
+            .expect("temp dir");
+        run_as.chown(dir.path()).expect("chown temp dir");
+        let mut inst =
+            PgInstance::new(name, &dir.path().join("pg"), &bin, &run_as).expect("instance dir");
+        inst.initdb().await.expect("initdb");
+        inst.append_conf(&inst.base_settings()).expect("conf");
+        inst.start(&[]).expect("start postgres");
+        if let Err(e) = inst.wait_ready(DEADLINE).await {
+            panic!("PostgreSQL did not start: {e:?}");
+        }
+        Self { inst, _dir: dir }
+    }
+
+    fn target(&self) -> PgTarget {
+        PgTarget::Unix {
+            socket_dir: self.inst.socket_dir(),
+            port: 5432,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.inst.stop(StopMode::Fast, DEADLINE).await;
+    }
+}
+
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {DEADLINE:?} waiting for {what}"))
+}
+
+async fn create_namespace(client: &kube::Client, name: &str, labels: Value) {
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+    nss.create(&PostParams::default(), &ns).await.unwrap();
+}
+
+fn source_cluster(name: &str) -> Cluster {
+    serde_json::from_value(json!({
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": {"name": name},
+        "spec": {
+            "instances": 1,
+            "imageName": "ghcr.io/cloudnative-pg/postgresql:15",
+            "enableSuperuserAccess": true,
+            "storage": {"size": "1Gi"},
+            "backup": {"barmanObjectStore": {
+                "destinationPath": "s3://pgdrill/run-1/src",
+                "endpointURL": "http://s3.pgdrill.svc:9000",
+                "serverName": name,
+            }},
+        },
+    }))
+    .unwrap()
+}
+
+fn recovery_cluster(name: &str, server: &str) -> Cluster {
+    serde_json::from_value(json!({
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": {"name": name},
+        "spec": {
+            "instances": 1,
+            "storage": {"size": "1Gi"},
+            "bootstrap": {"recovery": {"source": "origin"}},
+            "externalClusters": [{"name": "origin", "barmanObjectStore": {
+                "destinationPath": "s3://pgdrill/run-1/src", "serverName": "src",
+            }}],
+            "backup": {"barmanObjectStore": {
+                "destinationPath": "s3://pgdrill/run-1/src", "serverName": server,
+            }},
+        },
+    }))
+    .unwrap()
+}
+
+fn phase_is(phase: &'static str) -> impl Fn(Option<&Cluster>) -> bool {
+    move |c: Option<&Cluster>| {
+        c.and_then(|c| c.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+            == Some(phase)
+    }
+}
+
+async fn apply_cluster(clusters: &Api<Cluster>, c: &Cluster) {
+    let name = c.metadata.name.clone().unwrap();
+    clusters
+        .patch(&name, &PatchParams::apply("pgdrill"), &Patch::Apply(c))
+        .await
+        .unwrap();
+}
+
+async fn await_phase(clusters: &Api<Cluster>, name: &str, phase: &'static str) -> Cluster {
+    within(
+        &format!("cluster {name} in phase {phase}"),
+        await_condition(clusters.clone(), name, phase_is(phase)),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// `X/Y` → u64.
+fn parse_lsn(s: &str) -> u64 {
+    let (hi, lo) = s.split_once('/').unwrap_or_else(|| panic!("LSN {s}"));
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+/// Each `(method, path, query key=value)` appears in `calls`, in this order.
+/// (method, path, one query `key=value` the call must carry).
+type Expected<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>);
+
+fn assert_in_order(calls: &[Call], want: &[Expected]) {
+    let mut i = 0;
+    for (method, path, q) in want {
+        let found = calls[i..].iter().position(|c| {
+            c.method == *method
+                && c.path == *path
+                && q.is_none_or(|(k, v)| c.query.get(k).map(String::as_str) == Some(v))
+        });
+        match found {
+            Some(p) => i += p + 1,
+            None => panic!(
+                "no {method} {path} {q:?} after call #{i} in:\n{}",
+                calls
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_becomes_healthy_and_port_forward_reaches_postgres() {
+    let pg = TestPg::start("double-pf").await;
+    let double = ApiServerDouble::start(SimulatedCnpg {
+        postgres: Some(pg.target()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = double.client();
+    create_namespace(&client, "drill-a", json!({"pgdrill.io/run": "r1"})).await;
+
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), "drill-a");
+    apply_cluster(&clusters, &source_cluster("src")).await;
+    let healthy = await_phase(&clusters, "src", "Cluster in healthy state").await;
+    let status = healthy.status.unwrap();
+    assert_eq!(status.instances, Some(1));
+    assert_eq!(status.ready_instances, Some(1));
+    assert_eq!(status.current_primary.as_deref(), Some("src-1"));
+    assert_eq!(status.timeline_id, Some(1));
+    for t in ["Ready", "ContinuousArchiving"] {
+        let c = status.conditions.iter().find(|c| c.type_ == t).unwrap();
+        assert_eq!(c.status, "True", "{t}");
+        assert!(c.last_transition_time.is_some());
+    }
+
+    // The primary pod, as CNPG labels it.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "drill-a");
+    let primary = pods
+        .list(&ListParams::default().labels("cnpg.io/cluster=src,cnpg.io/instanceRole=primary"))
+        .await
+        .unwrap();
+    assert_eq!(primary.items.len(), 1);
+    let pod = &primary.items[0];
+    assert_eq!(pod.metadata.name.as_deref(), Some("src-1"));
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .unwrap();
+    assert_eq!(ready.status, "True");
+    assert!(ready.last_transition_time.is_some());
+
+    // The superuser secret.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "drill-a");
+    let secret = secrets.get("src-superuser").await.unwrap();
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/basic-auth"));
+    let data = secret.data.unwrap();
+    let user = String::from_utf8(data["username"].0.clone()).unwrap();
+    let password = String::from_utf8(data["password"].0.clone()).unwrap();
+    assert_eq!(user, "postgres");
+
+    // Port-forward to the real PostgreSQL.
+    let mut pf = pods.portforward("src-1", &[5432]).await.unwrap();
+    let stream = pf.take_stream(5432).unwrap();
+    let (pgc, conn) = tokio_postgres::Config::new()
+        .user(&user)
+        .password(&password)
+        .dbname("postgres")
+        .connect_raw(stream, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let one: i32 = pgc.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    let sock: String = pgc
+        .query_one("SELECT current_setting('unix_socket_directories')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sock, pg.inst.socket_dir().display().to_string());
+    drop(pgc);
+    within("the PostgreSQL connection to end", conn)
+        .await
+        .unwrap()
+        .unwrap();
+    within("the port-forward to close", pf.join())
+        .await
+        .unwrap();
+
+    // A port-forward to a missing pod is a NotFound Status.
+    match pods.portforward("nope-1", &[5432]).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 404, "{s:?}"),
+        Err(e) => panic!("expected an API error, got {e}"),
+        Ok(_) => panic!("expected an API error, got a port-forward"),
+    }
+
+    // (4) The call log.
+    let calls = double.calls();
+    assert_in_order(
+        &calls,
+        &[
+            ("POST", "/api/v1/namespaces", None),
+            (
+                "PATCH",
+                "/apis/postgresql.cnpg.io/v1/namespaces/drill-a/clusters/src",
+                Some(("fieldManager", "pgdrill")),
+            ),
+            (
+                "GET",
+                "/apis/postgresql.cnpg.io/v1/namespaces/drill-a/clusters",
+                Some(("fieldSelector", "metadata.name=src")),
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/drill-a/pods",
+                Some((
+                    "labelSelector",
+                    "cnpg.io/cluster=src,cnpg.io/instanceRole=primary",
+                )),
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/drill-a/secrets/src-superuser",
+                None,
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/drill-a/pods/src-1/portforward",
+                Some(("ports", "5432")),
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/drill-a/pods/nope-1/portforward",
+                None,
+            ),
+        ],
+    );
+    let apply = calls
+        .iter()
+        .find(|c| c.method == "PATCH")
+        .expect("the apply");
+    assert_eq!(
+        apply.patch_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(apply.status, 201, "an apply that creates answers 201");
+    let pf_call = calls
+        .iter()
+        .find(|c| c.path.ends_with("/src-1/portforward"))
+        .unwrap();
+    assert_eq!(pf_call.status, 101);
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.path.ends_with("/nope-1/portforward") && c.status == 404)
+    );
+    // Every watch `await_condition` opened is scoped to the object by a name field selector.
+    for c in calls.iter().filter(|c| c.is_watch()) {
+        assert_eq!(
+            c.query.get("fieldSelector").map(String::as_str),
+            Some("metadata.name=src"),
+            "{c}"
+        );
+    }
+
+    drop(double);
+    pg.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_completes_with_wal_positions_from_the_real_postgres() {
+    let pg = TestPg::start("double-backup").await;
+    let double = ApiServerDouble::start(SimulatedCnpg {
+        postgres: Some(pg.target()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = double.client();
+    create_namespace(&client, "drill-b", json!({})).await;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), "drill-b");
+    apply_cluster(&clusters, &source_cluster("src")).await;
+    await_phase(&clusters, "src", "Cluster in healthy state").await;
+
+    let direct = pg.inst.connect().await.unwrap();
+    direct
+        .batch_execute("CREATE TABLE t(x int); INSERT INTO t SELECT generate_series(1, 1000)")
+        .await
+        .unwrap();
+    let before: String = direct
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    let backups: Api<Backup> = Api::namespaced(client.clone(), "drill-b");
+    let mut ids = Vec::new();
+    for name in ["base-1", "base-2"] {
+        let b: Backup = serde_json::from_value(json!({
+            "apiVersion": "postgresql.cnpg.io/v1", "kind": "Backup",
+            "metadata": {"name": name},
+            "spec": {"cluster": {"name": "src"}, "method": "barmanObjectStore"},
+        }))
+        .unwrap();
+        // One created with POST, one with server-side apply (as the drill does).
+        if name == "base-1" {
+            backups.create(&PostParams::default(), &b).await.unwrap();
+        } else {
+            backups
+                .patch(
+                    name,
+                    &PatchParams::apply("pgdrill").force(),
+                    &Patch::Apply(&b),
+                )
+                .await
+                .unwrap();
+        }
+        let done = within(
+            &format!("backup {name} completed"),
+            await_condition(backups.clone(), name, |b: Option<&Backup>| {
+                b.and_then(|b| b.status.as_ref())
+                    .and_then(|s| s.phase.as_deref())
+                    == Some("completed")
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let s = done.status.unwrap();
+        let begin = parse_lsn(s.begin_lsn.as_deref().unwrap());
+        let end = parse_lsn(s.end_lsn.as_deref().unwrap());
+        assert!(begin >= parse_lsn(&before), "{s:?}");
+        assert!(end >= begin, "{s:?}");
+        let now: String = direct
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(end <= parse_lsn(&now), "{s:?}");
+        let wal = s.begin_wal.unwrap();
+        assert_eq!(wal.len(), 24, "{wal}");
+        assert!(wal.starts_with("00000001"), "{wal}");
+        assert_eq!(s.end_wal.unwrap().len(), 24);
+        for t in [s.started_at.unwrap(), s.stopped_at.unwrap()] {
+            chrono::DateTime::parse_from_rfc3339(&t).unwrap();
+        }
+        assert_eq!(s.server_name.as_deref(), Some("src"));
+        assert_eq!(
+            s.destination_path.as_deref(),
+            Some("s3://pgdrill/run-1/src")
+        );
+        let id = s.backup_id.unwrap();
+        assert_eq!(id.len(), 15, "{id}");
+        chrono::NaiveDateTime::parse_from_str(&id, "%Y%m%dT%H%M%S").unwrap();
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "backup ids are unique");
+    let c = clusters.get("src").await.unwrap().status.unwrap();
+    assert!(c.last_successful_backup.is_some());
+    assert!(c.first_recoverability_point.is_some());
+
+    // A hook can dictate the status; a configured failure fails the backup.
+    double.on_backup(|ctx| {
+        (ctx.name == "hooked").then(|| {
+            json!({"phase": "completed", "backupId": ctx.backup_id,
+                                              "beginLSN": "0/1", "endLSN": "0/2"})
+        })
+    });
+    double.fail_backup("broken", "can't upload: access denied");
+    for name in ["hooked", "broken"] {
+        let b: Backup = serde_json::from_value(json!({
+            "apiVersion": "postgresql.cnpg.io/v1", "kind": "Backup",
+            "metadata": {"name": name}, "spec": {"cluster": {"name": "src"}},
+        }))
+        .unwrap();
+        backups.create(&PostParams::default(), &b).await.unwrap();
+    }
+    let hooked = within(
+        "hooked backup",
+        await_condition(backups.clone(), "hooked", |b: Option<&Backup>| {
+            b.and_then(|b| b.status.as_ref()).is_some()
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(hooked.status.unwrap().end_lsn.as_deref(), Some("0/2"));
+    let broken = within(
+        "broken backup",
+        await_condition(backups.clone(), "broken", |b: Option<&Backup>| {
+            b.and_then(|b| b.status.as_ref())
+                .and_then(|s| s.phase.as_deref())
+                == Some("failed")
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        broken
+            .status
+            .unwrap()
+            .error
+            .unwrap()
+            .contains("access denied")
+    );
+
+    drop(direct);
+    drop(double);
+    pg.stop().await;
+}
+
+#[tokio::test]
+async fn namespaces_list_by_label_and_deleting_one_removes_its_objects() {
+    let double = ApiServerDouble::start(SimulatedCnpg::default())
+        .await
+        .unwrap();
+    let client = double.client();
+    create_namespace(&client, "run1-a", json!({"pgdrill.io/run": "r1", "x": "1"})).await;
+    create_namespace(&client, "run1-b", json!({"pgdrill.io/run": "r1"})).await;
+    create_namespace(&client, "run2-a", json!({"pgdrill.io/run": "r2"})).await;
+
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let names = |l: kube::core::ObjectList<Namespace>| -> Vec<String> {
+        l.items
+            .into_iter()
+            .map(|n| n.metadata.name.unwrap())
+            .collect()
+    };
+    let r1 = nss
+        .list(&ListParams::default().labels("pgdrill.io/run=r1"))
+        .await
+        .unwrap();
+    assert_eq!(names(r1), ["run1-a", "run1-b"]);
+    let both = nss
+        .list(&ListParams::default().labels("pgdrill.io/run=r1,x=1"))
+        .await
+        .unwrap();
+    assert_eq!(names(both), ["run1-a"]);
+    let by_name = nss
+        .list(&ListParams::default().fields("metadata.name=run2-a"))
+        .await
+        .unwrap();
+    assert_eq!(names(by_name), ["run2-a"]);
+
+    // A second create is AlreadyExists.
+    let dup: Namespace = serde_json::from_value(json!({"metadata": {"name": "run1-a"}})).unwrap();
+    match nss.create(&PostParams::default(), &dup).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"))
+        }
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    // Objects in a missing namespace cannot be created.
+    let cms_nowhere: Api<ConfigMap> = Api::namespaced(client.clone(), "nowhere");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap();
+    match cms_nowhere.create(&PostParams::default(), &cm).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 404),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "run1-a");
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), "run1-a");
+    apply_cluster(&clusters, &source_cluster("src")).await;
+    await_phase(&clusters, "src", "Cluster in healthy state").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "run1-a");
+    pods.get("src-1").await.unwrap();
+
+    double.clear_calls();
+    let deleted = nss
+        .delete("run1-a", &DeleteParams::default())
+        .await
+        .unwrap();
+    let ns = deleted.left().expect("the namespace object");
+    assert_eq!(
+        ns.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+    for res in [
+        cms.get("c").await.map(|_| ()),
+        clusters.get("src").await.map(|_| ()),
+        pods.get("src-1").await.map(|_| ()),
+        nss.get("run1-a").await.map(|_| ()),
+    ] {
+        match res {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"), "{s:?}")
+            }
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+    assert!(double.objects("secrets", Some("run1-a")).is_empty());
+    assert!(double.object("namespaces", "", "run1-b").is_some());
+    let remaining = nss
+        .list(&ListParams::default().labels("pgdrill.io/run=r1"))
+        .await
+        .unwrap();
+    assert_eq!(names(remaining), ["run1-b"]);
+
+    // (4) With no watch running, the log is exactly the requests made.
+    assert_eq!(
+        double.call_lines(),
+        [
+            "DELETE /api/v1/namespaces/run1-a",
+            "GET /api/v1/namespaces/run1-a/configmaps/c",
+            "GET /apis/postgresql.cnpg.io/v1/namespaces/run1-a/clusters/src",
+            "GET /api/v1/namespaces/run1-a/pods/src-1",
+            "GET /api/v1/namespaces/run1-a",
+            "GET /api/v1/namespaces ?labelSelector=pgdrill.io/run=r1",
+        ]
+    );
+    let statuses: Vec<u16> = double.calls().iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [200, 404, 404, 404, 404, 200]);
+}
+
+#[tokio::test]
+async fn expected_empty_archive_shows_in_the_full_recovery_pod_log() {
+    let double = ApiServerDouble::start(SimulatedCnpg::default())
+        .await
+        .unwrap();
+    double.set_failure("restore", Failure::ExpectedEmptyArchive);
+    let client = double.client();
+    create_namespace(&client, "drill-c", json!({})).await;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), "drill-c");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "drill-c");
+
+    apply_cluster(&clusters, &recovery_cluster("restore", "src")).await;
+    let stuck = await_phase(&clusters, "restore", "Setting up primary").await;
+    assert_eq!(stuck.status.unwrap().ready_instances, Some(0));
+    let jobs = pods
+        .list(
+            &ListParams::default().labels("cnpg.io/cluster=restore,cnpg.io/jobRole=full-recovery"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(jobs.items.len(), 1);
+    let job = &jobs.items[0];
+    let name = job.metadata.name.clone().unwrap();
+    assert!(name.starts_with("restore-1-full-recovery-"), "{name}");
+    assert_eq!(name.len(), "restore-1-full-recovery-".len() + 5, "{name}");
+    let terminated = job
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!(terminated.exit_code, 1);
+    assert!(terminated.started_at.is_some() && terminated.finished_at.is_some());
+    let log = pods.logs(&name, &LogParams::default()).await.unwrap();
+    assert!(log.contains("Expected empty archive"), "{log}");
+    assert!(
+        log.contains("WAL archive check failed for server src"),
+        "{log}"
+    );
+    for line in log.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let tail = pods
+        .logs(
+            &name,
+            &LogParams {
+                container: Some("full-recovery".into()),
+                tail_lines: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    match pods.get("restore-1").await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 404),
+        other => panic!("no instance pod expected, got {other:?}"),
+    }
+
+    // Without the failure, a recovery cluster gets a successful job pod and goes healthy.
+    apply_cluster(&clusters, &recovery_cluster("restore-ok", "restore-ok")).await;
+    await_phase(&clusters, "restore-ok", "Cluster in healthy state").await;
+    let ok = pods
+        .list(
+            &ListParams::default()
+                .labels("cnpg.io/cluster=restore-ok,cnpg.io/jobRole=full-recovery"),
+        )
+        .await
+        .unwrap();
+    let st = ok.items[0].status.as_ref().unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Succeeded"));
+    let term = st.container_statuses.as_ref().unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!(term.exit_code, 0);
+    pods.get("restore-ok-1").await.unwrap();
+}
+
+#[tokio::test]
+async fn hibernation_deletes_the_pods_and_sets_the_condition() {
+    let double = ApiServerDouble::start(SimulatedCnpg::default())
+        .await
+        .unwrap();
+    let client = double.client();
+    create_namespace(&client, "drill-d", json!({})).await;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), "drill-d");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "drill-d");
+    apply_cluster(&clusters, &source_cluster("src")).await;
+    await_phase(&clusters, "src", "Cluster in healthy state").await;
+    pods.get("src-1").await.unwrap();
+
+    let hibernating = |on: bool| {
+        move |c: Option<&Cluster>| {
+            c.and_then(|c| c.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "cnpg.io/hibernation" && c.status == "True")
+                    == on
+            })
+        }
+    };
+    clusters
+        .patch(
+            "src",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"cnpg.io/hibernation": "on"}}})),
+        )
+        .await
+        .unwrap();
+    within(
+        "hibernation",
+        await_condition(clusters.clone(), "src", hibernating(true)),
+    )
+    .await
+    .unwrap();
+    let left = pods
+        .list(&ListParams::default().labels("cnpg.io/cluster=src"))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty(), "{:?}", left.items);
+    assert!(
+        double
+            .object("secrets", "drill-d", "src-superuser")
+            .is_some()
+    );
+
+    clusters
+        .patch(
+            "src",
+            &PatchParams::apply("pgdrill").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+                "metadata": {"name": "src", "annotations": {"cnpg.io/hibernation": "off"}},
+            })),
+        )
+        .await
+        .unwrap();
+    within(
+        "waking up",
+        await_condition(clusters.clone(), "src", hibernating(false)),
+    )
+    .await
+    .unwrap();
+    pods.get("src-1").await.unwrap();
+}
+
+#[tokio::test]
+async fn rest_semantics_watches_and_streaming_lists() {
+    let double = ApiServerDouble::start_without_operator().await.unwrap();
+    let client = double.client();
+    create_namespace(&client, "drill-e", json!({})).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "drill-e");
+
+    match cms.get("missing").await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"));
+            assert!(
+                s.message.contains("configmaps \"missing\" not found"),
+                "{s:?}"
+            );
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "a", "labels": {"k": "v"}}, "data": {"x": "1"}}),
+    )
+    .unwrap();
+    let created = cms.create(&PostParams::default(), &cm).await.unwrap();
+    let rv1 = created.metadata.resource_version.clone().unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+
+    // A raw watch from the created object's resourceVersion sees later changes only.
+    let mut events = cms
+        .watch(&WatchParams::default().labels("k=v").timeout(20), &rv1)
+        .await
+        .unwrap()
+        .boxed();
+    let patched = cms
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"x": null, "y": "2"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched
+            .data
+            .clone()
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [("y".to_string(), "2".to_string())]
+    );
+    match within("a MODIFIED event", events.try_next()).await.unwrap() {
+        Some(WatchEvent::Modified(o)) => {
+            assert_eq!(
+                o.metadata.resource_version,
+                patched.metadata.resource_version
+            )
+        }
+        other => panic!("expected MODIFIED, got {other:?}"),
+    }
+
+    // Replacing with a stale resourceVersion is a Conflict.
+    let mut stale = created.clone();
+    stale.data = Some([("z".to_string(), "3".to_string())].into());
+    match cms.replace("a", &PostParams::default(), &stale).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (409, "Conflict")),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    // A JSON patch (raw request: kube's `Patch::Json` needs its `jsonpatch` feature).
+    let req = hyper::Request::patch("/api/v1/namespaces/drill-e/configmaps/a")
+        .header("content-type", "application/json-patch+json")
+        .body(serde_json::to_vec(&json!([{"op": "add", "path": "/data/z", "value": "3"}])).unwrap())
+        .unwrap();
+    let after: ConfigMap = client.request(req).await.unwrap();
+    assert_eq!(after.data.unwrap().get("z").map(String::as_str), Some("3"));
+
+    cms.delete("a", &DeleteParams::default()).await.unwrap();
+    let mut saw_delete = false;
+    while let Some(ev) = within("the DELETED event", events.try_next())
+        .await
+        .unwrap()
+    {
+        if let WatchEvent::Deleted(o) = ev {
+            assert_eq!(o.metadata.name.as_deref(), Some("a"));
+            saw_delete = true;
+            break;
+        }
+    }
+    assert!(saw_delete);
+
+    // kube-runtime's watcher in streaming-list mode (sendInitialEvents + initial-events-end
+    // bookmark) sees an existing object, then a new one.
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "b"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut w = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut seen = Vec::new();
+    let mut created_c = false;
+    within("the streaming watcher", async {
+        while let Some(ev) = w.try_next().await.unwrap() {
+            match ev {
+                watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
+                    seen.push(o.metadata.name.unwrap())
+                }
+                watcher::Event::InitDone if !created_c => {
+                    created_c = true;
+                    cms.create(
+                        &PostParams::default(),
+                        &serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                }
+                _ => {}
+            }
+            if seen.contains(&"c".to_string()) {
+                break;
+            }
+        }
+    })
+    .await;
+    assert_eq!(seen, ["b", "c"]);
+    let watches: Vec<Call> = double.calls().into_iter().filter(Call::is_watch).collect();
+    assert!(
+        watches
+            .iter()
+            .any(|c| c.query.get("sendInitialEvents").map(String::as_str) == Some("true")),
+        "{watches:?}"
+    );
+}

@@ -1,0 +1,2715 @@
+//! `ApiServerDouble`: an in-process test double of the Kubernetes API server, with a minimal
+//! simulated CloudNativePG operator, for driving pgdrill's Kubernetes backend with a real
+//! `kube::Client`.
+//!
+//! # What it is
+//! - Plain HTTP on `127.0.0.1:<ephemeral>` (hyper, HTTP/1.1 and h2c), so
+//!   `kube::Config::new("http://127.0.0.1:PORT".parse()?)` is all a client needs
+//!   ([`ApiServerDouble::client`] builds one).
+//! - Generic REST over an in-memory store of `serde_json::Value` objects keyed by
+//!   (group, plural, namespace, name): create (POST), get, replace (PUT), patch (server-side
+//!   apply as create-or-merge, RFC 7386 merge patch, strategic merge treated as merge, RFC 6902
+//!   JSON patch), delete (with owner-reference cascade; deleting a Namespace deletes everything
+//!   in it), list and watch (newline-delimited events, history replay from a resourceVersion,
+//!   `sendInitialEvents` with the `k8s.io/initial-events-end` bookmark, `timeoutSeconds`), the
+//!   `status` subresource, pod `log`, and pod `portforward` over WebSocket
+//!   (`v4.channel.k8s.io`) bridged to a real PostgreSQL (Unix socket or TCP).
+//! - `dryRun` is honoured on POST only; DELETE bodies (propagationPolicy, preconditions) are
+//!   ignored and deletion is immediate (no finalizers, no deletionTimestamp wait).
+//! - Errors are `metav1.Status` JSON objects (`NotFound`, `AlreadyExists`, `Conflict`,
+//!   `BadRequest`, `MethodNotAllowed`), which kube parses as `Error::Api`.
+//! - Every request is recorded in order ([`ApiServerDouble::calls`]).
+//!
+//! # What the simulated operator is (and is not)
+//! [`SimulatedCnpg`] FAKES CloudNativePG: when a Cluster is written it creates the pods, the
+//! `<cluster>-superuser` Secret and a healthy status; when a Backup is created it marks it
+//! completed with WAL positions read from the real PostgreSQL configured as the cluster's
+//! target. Nothing is restored, archived or replicated: a test against it proves the sequence
+//! of API calls and the handling of statuses, logs and port-forwards, never that a recovery
+//! works.
+//!
+//! Served resources (anything else answers 404 like an API server without that CRD):
+//! core/v1 namespaces (cluster-scoped), pods, secrets, configmaps, services,
+//! persistentvolumeclaims, serviceaccounts, events; batch/v1 jobs; postgresql.cnpg.io/v1
+//! clusters, backups, scheduledbackups, poolers; barmancloud.cnpg.io/v1 objectstores.
+//! Label selectors: equality-based (`k=v`, `k==v`, `k!=v`, `k`, `!k`), comma-separated.
+//! Field selectors: any dotted path with `=`/`==`/`!=` (e.g. `metadata.name=x`).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Message, protocol::Role};
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+// ------------------------------------------------------------------------------------------
+// Public configuration types
+// ------------------------------------------------------------------------------------------
+
+/// Where a port-forward (and the simulated operator's WAL queries) reach PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgTarget {
+    /// A Unix socket `socket_dir/.s.PGSQL.<port>` (what `PgInstance` listens on).
+    Unix { socket_dir: PathBuf, port: u16 },
+    /// A TCP address.
+    Tcp(SocketAddr),
+}
+
+impl PgTarget {
+    /// A `tokio_postgres` config for this target (database `postgres`).
+    pub fn pg_config(&self, user: &str, password: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        match self {
+            PgTarget::Unix { socket_dir, port } => {
+                c.host_path(socket_dir).port(*port);
+            }
+            PgTarget::Tcp(a) => {
+                c.host(a.ip().to_string()).port(a.port());
+            }
+        }
+        c.user(user)
+            .password(password)
+            .dbname("postgres")
+            .application_name("kube-api-double")
+            .connect_timeout(Duration::from_secs(5));
+        c
+    }
+
+    async fn connect_stream(&self) -> std::io::Result<(BoxRead, BoxWrite)> {
+        match self {
+            PgTarget::Unix { socket_dir, port } => {
+                let s =
+                    tokio::net::UnixStream::connect(socket_dir.join(format!(".s.PGSQL.{port}")))
+                        .await?;
+                let (r, w) = s.into_split();
+                Ok((Box::new(r), Box::new(w)))
+            }
+            PgTarget::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a).await?;
+                let (r, w) = s.into_split();
+                Ok((Box::new(r), Box::new(w)))
+            }
+        }
+    }
+}
+
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Configuration of the simulated CloudNativePG operator (a fake: see the module docs).
+#[derive(Debug, Clone)]
+pub struct SimulatedCnpg {
+    /// PostgreSQL behind every cluster without a per-cluster target
+    /// ([`ApiServerDouble::set_cluster_target`]). `None`: port-forwards answer with an error
+    /// on the port's error channel and Backups get made-up WAL positions.
+    pub postgres: Option<PgTarget>,
+    /// `(username, password)` written into every `<cluster>-superuser` Secret and used for
+    /// the operator's own WAL queries.
+    pub superuser: (String, String),
+    /// Pause before the operator handles each event, so statuses are never instantly there.
+    pub reconcile_delay: Duration,
+}
+
+impl Default for SimulatedCnpg {
+    fn default() -> Self {
+        Self {
+            postgres: None,
+            superuser: ("postgres".into(), "double-superuser-password".into()),
+            reconcile_delay: Duration::from_millis(20),
+        }
+    }
+}
+
+/// A failure the simulated operator plays for one cluster name (any namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The bootstrap job (`<cluster>-1-full-recovery-xxxxx` for a recovery Cluster,
+    /// `<cluster>-1-initdb-xxxxx` otherwise) fails: its log holds barman-cloud's
+    /// `ERROR: WAL archive check failed for server S: Expected empty archive` (as CNPG logs it,
+    /// one JSON object per line), its container terminated with exit code 1, and the Cluster
+    /// stays in phase `Setting up primary` with no instance pod.
+    ExpectedEmptyArchive,
+    /// The operator never gets anywhere: phase `Setting up primary`, no pods, no job.
+    NeverReady,
+}
+
+/// What an [`ApiServerDouble::on_backup`] hook sees.
+#[derive(Debug, Clone)]
+pub struct BackupContext {
+    pub namespace: String,
+    pub name: String,
+    pub backup: Value,
+    pub cluster: Option<Value>,
+    /// The unique backupId the double would use.
+    pub backup_id: String,
+}
+
+type BackupHook = dyn Fn(&BackupContext) -> Option<Value> + Send + Sync;
+
+/// One recorded request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: String,
+    /// The path without the query string.
+    pub path: String,
+    /// The recorded query parameters: [`RECORDED_QUERY_KEYS`] only (resourceVersion, limit,
+    /// timeoutSeconds and the like vary from run to run and are left out).
+    pub query: BTreeMap<String, String>,
+    /// `Content-Type` of PATCH requests (`application/apply-patch+yaml`, ...).
+    pub patch_type: Option<String>,
+    /// HTTP status answered (101 for a port-forward, 200 for a watch that started).
+    pub status: u16,
+}
+
+/// Query keys kept in [`Call::query`].
+pub const RECORDED_QUERY_KEYS: &[&str] = &[
+    "watch",
+    "labelSelector",
+    "fieldSelector",
+    "fieldManager",
+    "force",
+    "dryRun",
+    "ports",
+    "container",
+    "tailLines",
+    "previous",
+    "sendInitialEvents",
+];
+
+impl Call {
+    /// `METHOD path` plus ` ?k=v&k2=v2` when query keys were recorded.
+    pub fn line(&self) -> String {
+        let mut s = format!("{} {}", self.method, self.path);
+        if !self.query.is_empty() {
+            let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s.push_str(" ?");
+            s.push_str(&q.join("&"));
+        }
+        s
+    }
+
+    /// Whether this is a watch request.
+    pub fn is_watch(&self) -> bool {
+        matches!(
+            self.query.get("watch").map(String::as_str),
+            Some("true" | "1")
+        )
+    }
+}
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {}", self.line(), self.status)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Resources
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct ResDef {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    /// Writes to the main resource leave `.status` alone; `/status` writes only change it.
+    status_sub: bool,
+}
+
+impl ResDef {
+    fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+    /// `plural` or `plural.group` (kubectl style).
+    fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+macro_rules! res {
+    ($g:expr, $v:expr, $p:expr, $k:expr, $ns:expr, $st:expr) => {
+        ResDef {
+            group: $g,
+            version: $v,
+            plural: $p,
+            kind: $k,
+            namespaced: $ns,
+            status_sub: $st,
+        }
+    };
+}
+
+static RESOURCES: &[ResDef] = &[
+    res!("", "v1", "namespaces", "Namespace", false, true),
+    res!("", "v1", "pods", "Pod", true, true),
+    res!("", "v1", "secrets", "Secret", true, false),
+    res!("", "v1", "configmaps", "ConfigMap", true, false),
+    res!("", "v1", "services", "Service", true, true),
+    res!(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+        true
+    ),
+    res!("", "v1", "serviceaccounts", "ServiceAccount", true, false),
+    res!("", "v1", "events", "Event", true, false),
+    res!("batch", "v1", "jobs", "Job", true, true),
+    res!(
+        "postgresql.cnpg.io",
+        "v1",
+        "clusters",
+        "Cluster",
+        true,
+        true
+    ),
+    res!("postgresql.cnpg.io", "v1", "backups", "Backup", true, true),
+    res!(
+        "postgresql.cnpg.io",
+        "v1",
+        "scheduledbackups",
+        "ScheduledBackup",
+        true,
+        true
+    ),
+    res!("postgresql.cnpg.io", "v1", "poolers", "Pooler", true, true),
+    res!(
+        "barmancloud.cnpg.io",
+        "v1",
+        "objectstores",
+        "ObjectStore",
+        true,
+        true
+    ),
+];
+
+fn res_by(group: &str, plural: &str) -> Option<&'static ResDef> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+}
+
+/// `pods`, `secrets`, `namespaces`, `clusters.postgresql.cnpg.io`, `jobs.batch`, ...
+fn res_named(name: &str) -> &'static ResDef {
+    let (plural, group) = name.split_once('.').unwrap_or((name, ""));
+    res_by(group, plural).unwrap_or_else(|| panic!("the double does not serve `{name}`"))
+}
+
+fn res_ns() -> &'static ResDef {
+    res_by("", "namespaces").expect("table")
+}
+fn res_pods() -> &'static ResDef {
+    res_by("", "pods").expect("table")
+}
+fn res_secrets() -> &'static ResDef {
+    res_by("", "secrets").expect("table")
+}
+fn res_jobs() -> &'static ResDef {
+    res_by("batch", "jobs").expect("table")
+}
+fn res_clusters() -> &'static ResDef {
+    res_by("postgresql.cnpg.io", "clusters").expect("table")
+}
+fn res_backups() -> &'static ResDef {
+    res_by("postgresql.cnpg.io", "backups").expect("table")
+}
+fn res_objectstores() -> &'static ResDef {
+    res_by("barmancloud.cnpg.io", "objectstores").expect("table")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ObjKey {
+    group: &'static str,
+    plural: &'static str,
+    ns: String,
+    name: String,
+}
+
+fn key(res: &ResDef, ns: &str, name: &str) -> ObjKey {
+    ObjKey {
+        group: res.group,
+        plural: res.plural,
+        ns: if res.namespaced {
+            ns.to_string()
+        } else {
+            String::new()
+        },
+        name: name.to_string(),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Errors
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct ApiError {
+    code: u16,
+    reason: &'static str,
+    message: String,
+    name: Option<String>,
+    res: Option<&'static ResDef>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            name: None,
+            res: None,
+        }
+    }
+    fn not_found(res: &'static ResDef, name: &str) -> Self {
+        Self {
+            code: 404,
+            reason: "NotFound",
+            message: format!("{} \"{name}\" not found", res.qualified()),
+            name: Some(name.into()),
+            res: Some(res),
+        }
+    }
+    fn already_exists(res: &'static ResDef, name: &str) -> Self {
+        Self {
+            code: 409,
+            reason: "AlreadyExists",
+            message: format!("{} \"{name}\" already exists", res.qualified()),
+            name: Some(name.into()),
+            res: Some(res),
+        }
+    }
+    fn conflict(res: &'static ResDef, name: &str) -> Self {
+        Self {
+            code: 409,
+            reason: "Conflict",
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
+                 please apply your changes to the latest version and try again",
+                res.qualified()
+            ),
+            name: Some(name.into()),
+            res: Some(res),
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+    fn status_json(&self) -> Value {
+        let mut v = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let (Some(name), Some(res)) = (&self.name, self.res) {
+            v["details"] = json!({"name": name, "group": res.group, "kind": res.plural});
+        }
+        v
+    }
+    fn response(&self) -> Response<Body> {
+        json_response(
+            StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &self.status_json(),
+        )
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Store
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Change {
+    rv: u64,
+    typ: &'static str,
+    res: &'static ResDef,
+    ns: String,
+    object: Value,
+}
+
+#[derive(Debug)]
+enum OpMsg {
+    Cluster { ns: String, name: String },
+    Backup { ns: String, name: String },
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<ObjKey, Value>,
+    rv: u64,
+    uid_seq: u64,
+    history: Vec<Arc<Change>>,
+    calls: Vec<Call>,
+    pod_logs: HashMap<(String, String), String>,
+    pod_targets: HashMap<(String, String), PgTarget>,
+    cluster_targets: HashMap<String, PgTarget>,
+    failures: HashMap<String, Failure>,
+    backup_failures: HashMap<String, String>,
+    last_backup_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    changes: broadcast::Sender<Arc<Change>>,
+    operator: Option<mpsc::UnboundedSender<OpMsg>>,
+    cnpg: Option<SimulatedCnpg>,
+    backup_hook: Mutex<Option<Arc<BackupHook>>>,
+    shutdown: watch::Sender<bool>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = json!({});
+    }
+    let o = obj.as_object_mut().expect("object");
+    let m = o.entry("metadata").or_insert_with(|| json!({}));
+    if !m.is_object() {
+        *m = json!({});
+    }
+    m.as_object_mut().expect("object")
+}
+
+fn labels_of(obj: &Value) -> BTreeMap<String, String> {
+    obj.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn without(obj: &Value, fields: &[&str]) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        for f in fields {
+            m.remove(*f);
+        }
+    }
+    o
+}
+
+fn without_rv(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.pointer_mut("/metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    o
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (what Secret `data` holds).
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
+        out.push(B64[(n >> 18) as usize & 63] as char);
+        out.push(B64[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 {
+            B64[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            B64[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Store `obj` (or remove it for DELETED) with a fresh resourceVersion and announce it.
+    fn commit(
+        &self,
+        st: &mut State,
+        res: &'static ResDef,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        typ: &'static str,
+    ) -> Value {
+        st.rv += 1;
+        meta_mut(&mut obj).insert("resourceVersion".into(), json!(st.rv.to_string()));
+        let k = key(res, ns, name);
+        if typ == "DELETED" {
+            st.objects.remove(&k);
+        } else {
+            st.objects.insert(k, obj.clone());
+        }
+        let ch = Arc::new(Change {
+            rv: st.rv,
+            typ,
+            res,
+            ns: if res.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            object: obj.clone(),
+        });
+        st.history.push(ch.clone());
+        let _ = self.changes.send(ch);
+        obj
+    }
+
+    fn normalize(&self, res: &'static ResDef, obj: &mut Value) {
+        let o = obj.as_object_mut().expect("object");
+        o.insert("apiVersion".into(), json!(res.api_version()));
+        o.insert("kind".into(), json!(res.kind));
+        if res.plural == "secrets" {
+            if let Some(Value::Object(sd)) = o.remove("stringData") {
+                let data = o.entry("data").or_insert_with(|| json!({}));
+                if !data.is_object() {
+                    *data = json!({});
+                }
+                let data = data.as_object_mut().expect("object");
+                for (k, v) in sd {
+                    data.insert(
+                        k,
+                        json!(base64_encode(v.as_str().unwrap_or_default().as_bytes())),
+                    );
+                }
+            }
+            o.entry("type").or_insert_with(|| json!("Opaque"));
+        }
+    }
+
+    /// POST semantics.
+    fn create_locked(
+        &self,
+        st: &mut State,
+        res: &'static ResDef,
+        ns: &str,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body is not a JSON object"));
+        }
+        if res.namespaced && !st.objects.contains_key(&key(res_ns(), "", ns)) {
+            return Err(ApiError::not_found(res_ns(), ns));
+        }
+        let name = match meta_str(&obj, "name").filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => match meta_str(&obj, "generateName") {
+                Some(prefix) => {
+                    st.uid_seq += 1;
+                    format!("{prefix}{}", suffix(st.uid_seq))
+                }
+                None => {
+                    return Err(ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("{} is invalid: metadata.name: Required value", res.kind),
+                    ));
+                }
+            },
+        };
+        if st.objects.contains_key(&key(res, ns, &name)) {
+            return Err(ApiError::already_exists(res, &name));
+        }
+        st.uid_seq += 1;
+        let uid = format!("6a1d0000-0000-4000-8000-{:012x}", st.uid_seq);
+        self.normalize(res, &mut obj);
+        let m = meta_mut(&mut obj);
+        m.insert("name".into(), json!(name));
+        if res.namespaced {
+            m.insert("namespace".into(), json!(ns));
+        } else {
+            m.remove("namespace");
+        }
+        m.insert("uid".into(), json!(uid));
+        m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        m.insert("generation".into(), json!(1));
+        m.remove("resourceVersion");
+        m.remove("generateName");
+        if res.plural == "namespaces" {
+            let o = obj.as_object_mut().expect("object");
+            o.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+            o.insert("status".into(), json!({"phase": "Active"}));
+            let m = meta_mut(&mut obj);
+            let labels = m.entry("labels").or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+        Ok(self.commit(st, res, ns, &name, obj, "ADDED"))
+    }
+
+    /// PUT/PATCH semantics once the new full object is known. `status_scope`: a `/status`
+    /// write (only `.status` changes). Returns the stored object; a no-op keeps the old one.
+    fn update_locked(
+        &self,
+        st: &mut State,
+        res: &'static ResDef,
+        ns: &str,
+        name: &str,
+        new: Value,
+        status_scope: bool,
+    ) -> Result<Value, ApiError> {
+        let Some(old) = st.objects.get(&key(res, ns, name)).cloned() else {
+            return Err(ApiError::not_found(res, name));
+        };
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the body is not a JSON object"));
+        }
+        let mut result;
+        if status_scope {
+            result = old.clone();
+            match new.get("status") {
+                Some(s) => {
+                    result["status"] = s.clone();
+                }
+                None => {
+                    result.as_object_mut().expect("object").remove("status");
+                }
+            }
+        } else {
+            result = new;
+            self.normalize(res, &mut result);
+            if res.status_sub {
+                let o = result.as_object_mut().expect("object");
+                match old.get("status") {
+                    Some(s) => {
+                        o.insert("status".into(), s.clone());
+                    }
+                    None => {
+                        o.remove("status");
+                    }
+                }
+            }
+            let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+            let m = meta_mut(&mut result);
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "name",
+                "namespace",
+                "generation",
+            ] {
+                match old_meta.get(f) {
+                    Some(v) => {
+                        m.insert(f.into(), v.clone());
+                    }
+                    None => {
+                        m.remove(f);
+                    }
+                }
+            }
+            let strip = ["metadata", "status", "apiVersion", "kind"];
+            if without(&result, &strip) != without(&old, &strip) {
+                let g = old_meta
+                    .get("generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                meta_mut(&mut result).insert("generation".into(), json!(g + 1));
+            }
+        }
+        if without_rv(&result) == without_rv(&old) {
+            return Ok(old);
+        }
+        Ok(self.commit(st, res, ns, name, result, "MODIFIED"))
+    }
+
+    /// DELETE semantics with owner-reference cascade (and namespace contents).
+    fn delete_locked(
+        &self,
+        st: &mut State,
+        res: &'static ResDef,
+        ns: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let Some(old) = st.objects.get(&key(res, ns, name)).cloned() else {
+            return Err(ApiError::not_found(res, name));
+        };
+        if res.plural == "namespaces" {
+            let inside: Vec<ObjKey> = st
+                .objects
+                .keys()
+                .filter(|k| k.ns == name && k.plural != "namespaces")
+                .cloned()
+                .collect();
+            for k in inside {
+                if let Some(r) = res_by(k.group, k.plural) {
+                    let _ = self.delete_locked(st, r, &k.ns, &k.name);
+                }
+            }
+        }
+        let mut gone = old.clone();
+        if res.plural == "namespaces" {
+            gone["status"] = json!({"phase": "Terminating"});
+            meta_mut(&mut gone).insert("deletionTimestamp".into(), json!(now_rfc3339()));
+        }
+        let gone = self.commit(st, res, ns, name, gone, "DELETED");
+        if res.plural == "pods" {
+            st.pod_logs.remove(&(ns.to_string(), name.to_string()));
+        }
+        // Garbage collection of dependents.
+        if let Some(uid) = meta_str(&old, "uid") {
+            let dependents: Vec<ObjKey> = st
+                .objects
+                .iter()
+                .filter(|(_, o)| {
+                    o.pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in dependents {
+                if let Some(r) = res_by(k.group, k.plural) {
+                    let _ = self.delete_locked(st, r, &k.ns, &k.name);
+                }
+            }
+        }
+        Ok(gone)
+    }
+
+    fn get(&self, res: &'static ResDef, ns: &str, name: &str) -> Option<Value> {
+        self.lock().objects.get(&key(res, ns, name)).cloned()
+    }
+
+    fn list(&self, res: &'static ResDef, ns: Option<&str>, sel: &Selectors) -> (Vec<Value>, u64) {
+        let st = self.lock();
+        let items = matching_objects(&st, res, ns, sel);
+        (items, st.rv)
+    }
+
+    /// Internal create, ignoring AlreadyExists.
+    fn ensure(&self, res: &'static ResDef, ns: &str, obj: Value) -> Option<Value> {
+        let mut st = self.lock();
+        let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        if let Some(o) = st.objects.get(&key(res, ns, &name)) {
+            return Some(o.clone());
+        }
+        self.create_locked(&mut st, res, ns, obj).ok()
+    }
+
+    /// Internal full-object mutation (no status-subresource restriction).
+    fn mutate(
+        &self,
+        res: &'static ResDef,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Option<Value> {
+        let mut st = self.lock();
+        let k = key(res, ns, name);
+        let old = st.objects.get(&k)?.clone();
+        let mut new = old.clone();
+        f(&mut new);
+        if without_rv(&new) == without_rv(&old) {
+            return Some(old);
+        }
+        Some(self.commit(&mut st, res, ns, name, new, "MODIFIED"))
+    }
+
+    fn delete_quiet(&self, res: &'static ResDef, ns: &str, name: &str) {
+        let mut st = self.lock();
+        let _ = self.delete_locked(&mut st, res, ns, name);
+    }
+
+    fn notify(&self, msg: OpMsg) {
+        if let Some(tx) = &self.operator {
+            let _ = tx.send(msg);
+        }
+    }
+}
+
+fn matching_objects(
+    st: &State,
+    res: &'static ResDef,
+    ns: Option<&str>,
+    sel: &Selectors,
+) -> Vec<Value> {
+    st.objects
+        .iter()
+        .filter(|(k, _)| k.group == res.group && k.plural == res.plural)
+        .filter(|(k, _)| ns.is_none_or(|n| !res.namespaced || k.ns == n))
+        .filter(|(_, o)| sel.matches(o))
+        .map(|(_, o)| o.clone())
+        .collect()
+}
+
+/// Five lowercase alphanumerics derived from `n` (pod-name style suffix).
+fn suffix(n: u64) -> String {
+    const A: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5bd1e995;
+    (0..5)
+        .map(|_| {
+            let c = A[(x % A.len() as u64) as usize] as char;
+            x /= A.len() as u64;
+            c
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// Selectors
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Clone)]
+struct Selectors {
+    /// (key, op, value): op is "=", "!=", "exists", "!exists".
+    labels: Vec<(String, &'static str, String)>,
+    fields: Vec<(String, &'static str, String)>,
+}
+
+impl Selectors {
+    fn parse(q: &HashMap<String, String>) -> Self {
+        Self {
+            labels: q
+                .get("labelSelector")
+                .map(|s| parse_selector(s))
+                .unwrap_or_default(),
+            fields: q
+                .get("fieldSelector")
+                .map(|s| parse_selector(s))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn matches(&self, obj: &Value) -> bool {
+        let labels = labels_of(obj);
+        let label_ok = self.labels.iter().all(|(k, op, v)| match *op {
+            "=" => labels.get(k) == Some(v),
+            "!=" => labels.get(k) != Some(v),
+            "exists" => labels.contains_key(k),
+            _ => !labels.contains_key(k),
+        });
+        let field_ok = self.fields.iter().all(|(k, op, v)| {
+            let ptr = format!("/{}", k.replace('.', "/"));
+            let actual = match obj.pointer(&ptr) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            match *op {
+                "!=" => &actual != v,
+                _ => &actual == v,
+            }
+        });
+        label_ok && field_ok
+    }
+}
+
+fn parse_selector(s: &str) -> Vec<(String, &'static str, String)> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            if let Some((k, v)) = t.split_once("!=") {
+                (k.trim().into(), "!=", v.trim().into())
+            } else if let Some((k, v)) = t.split_once("==") {
+                (k.trim().into(), "=", v.trim().into())
+            } else if let Some((k, v)) = t.split_once('=') {
+                (k.trim().into(), "=", v.trim().into())
+            } else if let Some(k) = t.strip_prefix('!') {
+                (k.trim().into(), "!exists", String::new())
+            } else {
+                (t.into(), "exists", String::new())
+            }
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// Patches
+// ------------------------------------------------------------------------------------------
+
+/// RFC 7386 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    if let Value::Object(p) = patch {
+        if !target.is_object() {
+            *target = Value::Object(Map::new());
+        }
+        let t = target.as_object_mut().expect("object");
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    } else {
+        *target = patch.clone();
+    }
+}
+
+fn pointer_parts(p: &str) -> Vec<String> {
+    p.split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// RFC 6902 JSON patch (add, remove, replace, test, copy, move).
+fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
+    let ops = ops.as_array().ok_or("a JSON patch is an array")?;
+    for op in ops {
+        let kind = op["op"].as_str().ok_or("op missing")?;
+        let path = op["path"].as_str().ok_or("path missing")?;
+        match kind {
+            "add" | "replace" => set_at(target, path, op["value"].clone(), kind == "add")?,
+            "remove" => {
+                remove_at(target, path)?;
+            }
+            "test" => {
+                if target.pointer(path) != Some(&op["value"]) {
+                    return Err(format!("test failed at {path}"));
+                }
+            }
+            "copy" | "move" => {
+                let from = op["from"].as_str().ok_or("from missing")?;
+                let v = target.pointer(from).cloned().ok_or("from not found")?;
+                if kind == "move" {
+                    remove_at(target, from)?;
+                }
+                set_at(target, path, v, true)?;
+            }
+            other => return Err(format!("unknown op {other}")),
+        }
+    }
+    Ok(())
+}
+
+fn set_at(target: &mut Value, path: &str, v: Value, add: bool) -> Result<(), String> {
+    let parts = pointer_parts(path);
+    let Some((last, parents)) = parts.split_last() else {
+        *target = v;
+        return Ok(());
+    };
+    let mut cur = target;
+    for p in parents {
+        cur = match cur {
+            Value::Object(m) => m.get_mut(p).ok_or(format!("{path}: missing {p}"))?,
+            Value::Array(a) => {
+                let i: usize = p.parse().map_err(|_| format!("{path}: bad index"))?;
+                a.get_mut(i).ok_or(format!("{path}: index out of range"))?
+            }
+            _ => return Err(format!("{path}: not a container")),
+        };
+    }
+    match cur {
+        Value::Object(m) => {
+            if !add && !m.contains_key(last) {
+                return Err(format!("{path}: missing"));
+            }
+            m.insert(last.clone(), v);
+        }
+        Value::Array(a) => {
+            if last == "-" {
+                a.push(v);
+            } else {
+                let i: usize = last.parse().map_err(|_| format!("{path}: bad index"))?;
+                if add && i <= a.len() {
+                    a.insert(i, v);
+                } else if !add && i < a.len() {
+                    a[i] = v;
+                } else {
+                    return Err(format!("{path}: index out of range"));
+                }
+            }
+        }
+        _ => return Err(format!("{path}: not a container")),
+    }
+    Ok(())
+}
+
+fn remove_at(target: &mut Value, path: &str) -> Result<Value, String> {
+    let parts = pointer_parts(path);
+    let (last, parents) = parts.split_last().ok_or("cannot remove the root")?;
+    let parent_ptr: String = parents
+        .iter()
+        .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+        .collect();
+    match target.pointer_mut(&parent_ptr) {
+        Some(Value::Object(m)) => m.remove(last).ok_or(format!("{path}: missing")),
+        Some(Value::Array(a)) => {
+            let i: usize = last.parse().map_err(|_| format!("{path}: bad index"))?;
+            if i < a.len() {
+                Ok(a.remove(i))
+            } else {
+                Err(format!("{path}: index out of range"))
+            }
+        }
+        _ => Err(format!("{path}: missing parent")),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// HTTP
+// ------------------------------------------------------------------------------------------
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(serde_json::to_vec(v).expect("json")))
+        .expect("response")
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+enum Route {
+    Collection {
+        res: &'static ResDef,
+        ns: Option<String>,
+    },
+    Item {
+        res: &'static ResDef,
+        ns: String,
+        name: String,
+        sub: Option<String>,
+    },
+    Version,
+}
+
+fn route(path: &str) -> Result<Route, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    };
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if segs == ["version"] {
+        return Ok(Route::Version);
+    }
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(not_found()),
+    };
+    let find = |plural: &str| -> Result<&'static ResDef, ApiError> {
+        match res_by(group, plural) {
+            Some(r) if r.version == version => Ok(r),
+            _ => Err(not_found()),
+        }
+    };
+    match rest {
+        [plural] => Ok(Route::Collection {
+            res: find(plural)?,
+            ns: None,
+        }),
+        ["namespaces", ns, plural]
+            if group.is_empty() && find(plural).is_ok_and(|r| r.namespaced) =>
+        {
+            Ok(Route::Collection {
+                res: find(plural)?,
+                ns: Some(ns.to_string()),
+            })
+        }
+        ["namespaces", ns, plural, name] => Ok(Route::Item {
+            res: find(plural)?,
+            ns: ns.to_string(),
+            name: name.to_string(),
+            sub: None,
+        })
+        .and_then(|r| match r {
+            Route::Item { res, .. } if !res.namespaced => Err(not_found()),
+            r => Ok(r),
+        }),
+        ["namespaces", ns, plural, name, sub] => {
+            let res = find(plural)?;
+            if !res.namespaced {
+                return Err(not_found());
+            }
+            Ok(Route::Item {
+                res,
+                ns: ns.to_string(),
+                name: name.to_string(),
+                sub: Some(sub.to_string()),
+            })
+        }
+        ["namespaces", ns, plural] if !group.is_empty() => Ok(Route::Collection {
+            res: find(plural).and_then(|r| {
+                if r.namespaced {
+                    Ok(r)
+                } else {
+                    Err(not_found())
+                }
+            })?,
+            ns: Some(ns.to_string()),
+        }),
+        [plural, name] => {
+            let res = find(plural)?;
+            if res.namespaced {
+                return Err(not_found());
+            }
+            Ok(Route::Item {
+                res,
+                ns: String::new(),
+                name: name.to_string(),
+                sub: None,
+            })
+        }
+        [plural, name, sub] => {
+            let res = find(plural)?;
+            if res.namespaced {
+                return Err(not_found());
+            }
+            Ok(Route::Item {
+                res,
+                ns: String::new(),
+                name: name.to_string(),
+                sub: Some(sub.to_string()),
+            })
+        }
+        _ => Err(not_found()),
+    }
+}
+
+async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = parse_query(req.uri().query().unwrap_or(""));
+    let patch_type = (method == Method::PATCH)
+        .then(|| {
+            req.headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.split(';').next().unwrap_or(s).trim().to_string())
+        })
+        .flatten();
+    let idx = {
+        let mut st = inner.lock();
+        st.calls.push(Call {
+            method: method.to_string(),
+            path: path.clone(),
+            query: query
+                .iter()
+                .filter(|(k, _)| RECORDED_QUERY_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            patch_type: patch_type.clone(),
+            status: 0,
+        });
+        st.calls.len() - 1
+    };
+    let resp = match dispatch(&inner, req, &method, &path, &query, patch_type.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => e.response(),
+    };
+    if let Some(c) = inner.lock().calls.get_mut(idx) {
+        c.status = resp.status().as_u16();
+    }
+    resp
+}
+
+async fn read_json(req: Request<Incoming>) -> Result<Value, ApiError> {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?
+        .to_bytes();
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))
+}
+
+async fn dispatch(
+    inner: &Arc<Inner>,
+    req: Request<Incoming>,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    patch_type: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let not_allowed = || {
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported on {path}"),
+        )
+    };
+    match route(path)? {
+        Route::Version => Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "major": "1", "minor": "34", "gitVersion": "v1.34.0-apiserverdouble",
+                "gitCommit": "0000000", "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
+                "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"
+            }),
+        )),
+        Route::Collection { res, ns } => {
+            if *method == Method::GET {
+                let sel = Selectors::parse(query);
+                let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+                if is_watch {
+                    return Ok(watch_response(inner, res, ns, sel, query));
+                }
+                let (items, rv) = inner.list(res, ns.as_deref(), &sel);
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "kind": format!("{}List", res.kind),
+                        "apiVersion": res.api_version(),
+                        "metadata": {"resourceVersion": rv.to_string()},
+                        "items": items,
+                    }),
+                ))
+            } else if *method == Method::POST {
+                let ns = match (res.namespaced, ns) {
+                    (true, Some(ns)) => ns,
+                    (false, None) => String::new(),
+                    _ => return Err(not_allowed()),
+                };
+                let body = read_json(req).await?;
+                if let Some(bns) = meta_str(&body, "namespace")
+                    && res.namespaced
+                    && bns != ns
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "the namespace of the provided object ({bns}) does not match the namespace sent on the request ({ns})"
+                    )));
+                }
+                let body = strip_status_on_create(res, body);
+                let dry = query.get("dryRun").is_some();
+                let created = {
+                    let mut st = inner.lock();
+                    if dry {
+                        let mut o = body.clone();
+                        inner.normalize(res, &mut o);
+                        o
+                    } else {
+                        inner.create_locked(&mut st, res, &ns, body)?
+                    }
+                };
+                if !dry {
+                    after_client_write(inner, res, &ns, &created, true);
+                }
+                Ok(json_response(StatusCode::CREATED, &created))
+            } else {
+                Err(not_allowed())
+            }
+        }
+        Route::Item { res, ns, name, sub } => {
+            let sub = sub.as_deref();
+            match (method.clone(), sub) {
+                (Method::GET, None | Some("status")) => inner
+                    .get(res, &ns, &name)
+                    .map(|o| json_response(StatusCode::OK, &o))
+                    .ok_or_else(|| ApiError::not_found(res, &name)),
+                (Method::GET, Some("log")) if res.plural == "pods" => {
+                    let st = inner.lock();
+                    if !st.objects.contains_key(&key(res, &ns, &name)) {
+                        return Err(ApiError::not_found(res, &name));
+                    }
+                    let mut text = st
+                        .pod_logs
+                        .get(&(ns.clone(), name.clone()))
+                        .cloned()
+                        .unwrap_or_default();
+                    if let Some(n) = query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+                        let lines: Vec<&str> = text.lines().collect();
+                        let mut t = lines[lines.len().saturating_sub(n)..].join("\n");
+                        if !t.is_empty() {
+                            t.push('\n');
+                        }
+                        text = t;
+                    }
+                    Ok(Response::builder()
+                        .status(StatusCode::OK)
+                        .header(header::CONTENT_TYPE, "text/plain")
+                        .body(full(text))
+                        .expect("response"))
+                }
+                (Method::GET, Some("portforward")) if res.plural == "pods" => {
+                    portforward(inner, req, &ns, &name, query)
+                }
+                (Method::PUT, None | Some("status")) => {
+                    let body = read_json(req).await?;
+                    if let Some(bn) = meta_str(&body, "name")
+                        && bn != name
+                    {
+                        return Err(ApiError::bad_request(format!(
+                            "the name of the object ({bn}) does not match the name on the URL ({name})"
+                        )));
+                    }
+                    let stored = {
+                        let mut st = inner.lock();
+                        if let (Some(want), Some(cur)) = (
+                            meta_str(&body, "resourceVersion"),
+                            st.objects.get(&key(res, &ns, &name)),
+                        ) && Some(want) != meta_str(cur, "resourceVersion")
+                        {
+                            return Err(ApiError::conflict(res, &name));
+                        }
+                        inner.update_locked(&mut st, res, &ns, &name, body, sub.is_some())?
+                    };
+                    if sub.is_none() {
+                        after_client_write(inner, res, &ns, &stored, false);
+                    }
+                    Ok(json_response(StatusCode::OK, &stored))
+                }
+                (Method::PATCH, None | Some("status")) => {
+                    let patch = read_json(req).await?;
+                    let status_scope = sub.is_some();
+                    let ptype = patch_type.unwrap_or("application/merge-patch+json");
+                    let (stored, created) = {
+                        let mut st = inner.lock();
+                        let current = st.objects.get(&key(res, &ns, &name)).cloned();
+                        match (ptype, current) {
+                            ("application/apply-patch+yaml", None) if !status_scope => {
+                                if !patch.is_object() {
+                                    return Err(ApiError::bad_request(
+                                        "an apply patch is an object",
+                                    ));
+                                }
+                                let mut obj = strip_status_on_create(res, patch.clone());
+                                meta_mut(&mut obj).insert("name".into(), json!(name));
+                                (inner.create_locked(&mut st, res, &ns, obj)?, true)
+                            }
+                            (_, None) => return Err(ApiError::not_found(res, &name)),
+                            (pt, Some(cur)) => {
+                                let mut new = cur.clone();
+                                match pt {
+                                    "application/json-patch+json" => {
+                                        json_patch(&mut new, &patch)
+                                            .map_err(|e| ApiError::new(422, "Invalid", e))?
+                                    }
+                                    "application/apply-patch+yaml"
+                                    | "application/merge-patch+json"
+                                    | "application/strategic-merge-patch+json" => {
+                                        if let Some(want) = meta_str(&patch, "resourceVersion")
+                                            && Some(want) != meta_str(&cur, "resourceVersion")
+                                        {
+                                            return Err(ApiError::conflict(res, &name));
+                                        }
+                                        let mut p = patch.clone();
+                                        if let Some(m) = p
+                                            .pointer_mut("/metadata")
+                                            .and_then(Value::as_object_mut)
+                                        {
+                                            m.remove("resourceVersion");
+                                        }
+                                        merge_patch(&mut new, &p)
+                                    }
+                                    other => {
+                                        return Err(ApiError::new(
+                                            415,
+                                            "UnsupportedMediaType",
+                                            format!(
+                                                "the body of the request was in an unknown format: {other}"
+                                            ),
+                                        ));
+                                    }
+                                }
+                                (
+                                    inner.update_locked(
+                                        &mut st,
+                                        res,
+                                        &ns,
+                                        &name,
+                                        new,
+                                        status_scope,
+                                    )?,
+                                    false,
+                                )
+                            }
+                        }
+                    };
+                    if !status_scope {
+                        after_client_write(inner, res, &ns, &stored, created);
+                    }
+                    Ok(json_response(
+                        if created {
+                            StatusCode::CREATED
+                        } else {
+                            StatusCode::OK
+                        },
+                        &stored,
+                    ))
+                }
+                (Method::DELETE, None) => {
+                    let gone = {
+                        let mut st = inner.lock();
+                        inner.delete_locked(&mut st, res, &ns, &name)?
+                    };
+                    Ok(json_response(StatusCode::OK, &gone))
+                }
+                _ => Err(not_allowed()),
+            }
+        }
+    }
+}
+
+/// A client cannot create an object with a status where the status is a subresource (the
+/// API server drops it); the double's own writes ([`ApiServerDouble::insert_object`]) can.
+fn strip_status_on_create(res: &ResDef, mut obj: Value) -> Value {
+    if res.status_sub
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.remove("status");
+    }
+    obj
+}
+
+/// Wake the simulated operator after a client write to a Cluster or a new Backup.
+fn after_client_write(inner: &Inner, res: &'static ResDef, ns: &str, obj: &Value, created: bool) {
+    let name = meta_str(obj, "name").unwrap_or_default().to_string();
+    if res.group == "postgresql.cnpg.io" && res.plural == "clusters" {
+        inner.notify(OpMsg::Cluster {
+            ns: ns.to_string(),
+            name,
+        });
+    } else if res.group == "postgresql.cnpg.io" && res.plural == "backups" && created {
+        inner.notify(OpMsg::Backup {
+            ns: ns.to_string(),
+            name,
+        });
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Watch
+// ------------------------------------------------------------------------------------------
+
+fn event_line(typ: &str, obj: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": typ, "object": obj})).expect("json");
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+struct WatchFilter {
+    res: &'static ResDef,
+    ns: Option<String>,
+    sel: Selectors,
+}
+
+impl WatchFilter {
+    fn matches(&self, ch: &Change) -> bool {
+        ch.res.group == self.res.group
+            && ch.res.plural == self.res.plural
+            && self
+                .ns
+                .as_ref()
+                .is_none_or(|n| !self.res.namespaced || &ch.ns == n)
+            && self.sel.matches(&ch.object)
+    }
+}
+
+struct WatchState {
+    pending: VecDeque<Bytes>,
+    rx: broadcast::Receiver<Arc<Change>>,
+    filter: WatchFilter,
+    deadline: tokio::time::Instant,
+    shutdown: watch::Receiver<bool>,
+}
+
+fn watch_response(
+    inner: &Arc<Inner>,
+    res: &'static ResDef,
+    ns: Option<String>,
+    sel: Selectors,
+    query: &HashMap<String, String>,
+) -> Response<Body> {
+    let rv = query.get("resourceVersion").cloned().unwrap_or_default();
+    let send_initial = query.get("sendInitialEvents").map(String::as_str) == Some("true");
+    let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+    let timeout: u64 = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1800);
+    let filter = WatchFilter { res, ns, sel };
+    let (rx, pending) = {
+        let st = inner.lock();
+        let rx = inner.changes.subscribe();
+        let mut pending = VecDeque::new();
+        let from: Option<u64> = rv.parse().ok().filter(|n| *n > 0);
+        match from {
+            Some(n) if !send_initial => {
+                for ch in st.history.iter().filter(|c| c.rv > n && filter.matches(c)) {
+                    pending.push_back(event_line(ch.typ, &ch.object));
+                }
+            }
+            _ => {
+                for o in matching_objects(&st, res, filter.ns.as_deref(), &filter.sel) {
+                    pending.push_back(event_line("ADDED", &o));
+                }
+            }
+        }
+        if send_initial && bookmarks {
+            pending.push_back(event_line(
+                "BOOKMARK",
+                &json!({
+                    "kind": res.kind,
+                    "apiVersion": res.api_version(),
+                    "metadata": {
+                        "resourceVersion": st.rv.to_string(),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                }),
+            ));
+        }
+        (rx, pending)
+    };
+    let state = WatchState {
+        pending,
+        rx,
+        filter,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(timeout),
+        shutdown: inner.shutdown.subscribe(),
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        if let Some(b) = st.pending.pop_front() {
+            return Some((b, st));
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(st.deadline) => return None,
+                _ = st.shutdown.changed() => return None,
+                r = st.rx.recv() => match r {
+                    Ok(ch) => {
+                        if st.filter.matches(&ch) {
+                            return Some((event_line(ch.typ, &ch.object), st));
+                        }
+                    }
+                    // Lagged or closed: end the stream; the client re-watches from its last
+                    // resourceVersion and the history replays what it missed.
+                    Err(_) => return None,
+                },
+            }
+        }
+    });
+    let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b))));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.boxed_unsync())
+        .expect("response")
+}
+
+// ------------------------------------------------------------------------------------------
+// Port-forward
+// ------------------------------------------------------------------------------------------
+
+/// The subprotocol the double answers with (kube 5 offers `v5.channel.k8s.io, v4.channel.k8s.io`
+/// and accepts either back).
+pub const PORTFORWARD_PROTOCOL: &str = "v4.channel.k8s.io";
+
+fn portforward(
+    inner: &Arc<Inner>,
+    mut req: Request<Incoming>,
+    ns: &str,
+    pod: &str,
+    query: &HashMap<String, String>,
+) -> Result<Response<Body>, ApiError> {
+    let Some(pod_obj) = inner.get(res_pods(), ns, pod) else {
+        return Err(ApiError::not_found(res_pods(), pod));
+    };
+    let phase = pod_obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if phase != "Running" {
+        return Err(ApiError::bad_request(format!(
+            "unable to upgrade connection: pod {pod} is not running (phase {phase:?})"
+        )));
+    }
+    let ports: Vec<u16> = query
+        .get("ports")
+        .map(|p| p.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    if ports.is_empty() {
+        return Err(ApiError::bad_request(
+            "query parameter \"ports\" is required",
+        ));
+    }
+    let h = req.headers();
+    let is_upgrade = h
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(ws_key) = h
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| k.as_bytes().to_vec())
+    else {
+        return Err(ApiError::bad_request("Upgrade request required"));
+    };
+    if !is_upgrade {
+        return Err(ApiError::bad_request("Upgrade request required"));
+    }
+    let offered: Vec<String> = h
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .collect();
+    if !offered.iter().any(|p| p == PORTFORWARD_PROTOCOL) {
+        return Err(ApiError::bad_request(format!(
+            "no supported websocket subprotocol in {offered:?} (the double speaks {PORTFORWARD_PROTOCOL})"
+        )));
+    }
+    let target = {
+        let st = inner.lock();
+        st.pod_targets
+            .get(&(ns.to_string(), pod.to_string()))
+            .cloned()
+            .or_else(|| {
+                labels_of(&pod_obj)
+                    .get("cnpg.io/cluster")
+                    .and_then(|c| st.cluster_targets.get(c).cloned())
+            })
+            .or_else(|| inner.cnpg.as_ref().and_then(|c| c.postgres.clone()))
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&ws_key);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let shutdown = inner.shutdown.subscribe();
+    let pod_desc = format!("{ns}/{pod}");
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let ws =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            bridge(ws, ports, target, pod_desc, shutdown).await;
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .header(header::SEC_WEBSOCKET_PROTOCOL, PORTFORWARD_PROTOCOL)
+        .body(full(Bytes::new()))
+        .expect("response"))
+}
+
+enum Out {
+    Frame(Vec<u8>),
+    Eof,
+}
+
+async fn bridge<S>(
+    ws: WebSocketStream<S>,
+    ports: Vec<u16>,
+    target: Option<PgTarget>,
+    pod_desc: String,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut stream) = ws.split();
+    // Each port i has data channel 2i and error channel 2i+1; each starts with the port
+    // number, little-endian.
+    for (i, p) in ports.iter().enumerate() {
+        let [lo, hi] = p.to_le_bytes();
+        for ch in [2 * i as u8, 2 * i as u8 + 1] {
+            if sink.send(Message::binary(vec![ch, lo, hi])).await.is_err() {
+                return;
+            }
+        }
+    }
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(64);
+    let mut writers: Vec<Option<BoxWrite>> = Vec::new();
+    let mut readers = Vec::new();
+    let mut open = 0usize;
+    for (i, p) in ports.iter().enumerate() {
+        let conn = match (&target, *p) {
+            (Some(t), 5432) => t.connect_stream().await.map_err(|e| e.to_string()),
+            (None, _) => Err("no PostgreSQL target configured in the double".to_string()),
+            (Some(_), _) => Err("the double only forwards port 5432".to_string()),
+        };
+        match conn {
+            Ok((mut r, w)) => {
+                writers.push(Some(w));
+                open += 1;
+                let tx = out_tx.clone();
+                let ch = 2 * i as u8;
+                readers.push(tokio::spawn(async move {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match r.read(&mut buf).await {
+                            Ok(0) | Err(_) => {
+                                let _ = tx.send(Out::Eof).await;
+                                return;
+                            }
+                            Ok(n) => {
+                                let mut f = Vec::with_capacity(n + 1);
+                                f.push(ch);
+                                f.extend_from_slice(&buf[..n]);
+                                if tx.send(Out::Frame(f)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }));
+            }
+            Err(e) => {
+                writers.push(None);
+                let mut f = vec![2 * i as u8 + 1];
+                f.extend_from_slice(
+                    format!("error forwarding port {p} to pod {pod_desc}: {e}").as_bytes(),
+                );
+                let _ = sink.send(Message::binary(f)).await;
+            }
+        }
+    }
+    if open == 0 {
+        let _ = sink.send(Message::Close(None)).await;
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Binary(b))) if !b.is_empty() => {
+                    let ch = b[0] as usize;
+                    if ch.is_multiple_of(2)
+                        && b.len() > 1
+                        && let Some(Some(w)) = writers.get_mut(ch / 2)
+                        && w.write_all(&b[1..]).await.is_err()
+                    {
+                        writers[ch / 2] = None;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                _ => {}
+            },
+            out = out_rx.recv() => match out {
+                Some(Out::Frame(f)) => {
+                    if sink.send(Message::binary(f)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Out::Eof) => {
+                    open -= 1;
+                    if open == 0 {
+                        let _ = sink.send(Message::Close(None)).await;
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    for w in writers.iter_mut().flatten() {
+        let _ = w.shutdown().await;
+    }
+    for r in readers {
+        r.abort();
+    }
+    let _ = sink.close().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// The simulated CloudNativePG operator
+// ------------------------------------------------------------------------------------------
+
+async fn operator_loop(
+    inner: Arc<Inner>,
+    mut rx: mpsc::UnboundedReceiver<OpMsg>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let cfg = inner.cnpg.clone().unwrap_or_default();
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.changed() => return,
+            m = rx.recv() => match m { Some(m) => m, None => return },
+        };
+        if !cfg.reconcile_delay.is_zero() {
+            tokio::time::sleep(cfg.reconcile_delay).await;
+        }
+        match msg {
+            OpMsg::Cluster { ns, name } => reconcile_cluster(&inner, &cfg, &ns, &name),
+            OpMsg::Backup { ns, name } => run_backup(&inner, &cfg, &ns, &name).await,
+        }
+    }
+}
+
+fn owner_ref(owner: &Value) -> Value {
+    json!([{
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": true,
+        "blockOwnerDeletion": true,
+    }])
+}
+
+/// Upsert a condition, keeping `lastTransitionTime` when the status does not change.
+fn set_condition(status: &mut Value, typ: &str, st: &str, reason: &str, message: &str) {
+    if !status.is_object() {
+        *status = json!({});
+    }
+    let conds = status
+        .as_object_mut()
+        .expect("object")
+        .entry("conditions")
+        .or_insert_with(|| json!([]));
+    if !conds.is_array() {
+        *conds = json!([]);
+    }
+    let list = conds.as_array_mut().expect("array");
+    let now = now_rfc3339();
+    match list.iter_mut().find(|c| c["type"] == typ) {
+        Some(c) => {
+            if c["status"] != st {
+                c["lastTransitionTime"] = json!(now);
+            }
+            c["status"] = json!(st);
+            c["reason"] = json!(reason);
+            c["message"] = json!(message);
+        }
+        None => list.push(json!({
+            "type": typ, "status": st, "reason": reason, "message": message,
+            "lastTransitionTime": now,
+        })),
+    }
+}
+
+fn remove_condition(status: &mut Value, typ: &str) {
+    if let Some(list) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+        list.retain(|c| c["type"] != typ);
+    }
+}
+
+/// (serverName, destinationPath) of the archive a cluster writes to (best effort).
+fn archive_of(inner: &Inner, ns: &str, cluster: &Value) -> (String, String) {
+    let name = meta_str(cluster, "name").unwrap_or_default().to_string();
+    let spec = &cluster["spec"];
+    let bos = &spec["backup"]["barmanObjectStore"];
+    if bos.is_object() {
+        return (
+            bos["serverName"].as_str().unwrap_or(&name).to_string(),
+            bos["destinationPath"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    if let Some(plugin) = spec["plugins"].as_array().and_then(|ps| {
+        ps.iter()
+            .find(|p| p["isWALArchiver"] == true)
+            .or(ps.first())
+    }) {
+        let server = plugin["parameters"]["serverName"]
+            .as_str()
+            .unwrap_or(&name)
+            .to_string();
+        let dest = plugin["parameters"]["barmanObjectName"]
+            .as_str()
+            .and_then(|os| inner.get(res_objectstores(), ns, os))
+            .and_then(|os| {
+                os.pointer("/spec/configuration/destinationPath")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        return (server, dest);
+    }
+    (name, String::new())
+}
+
+fn ts_precise() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
+}
+
+fn instance_log(pod: &str) -> String {
+    let lines = [
+        json!({"level":"info","ts":ts_precise(),"msg":"Starting CloudNativePG Instance Manager","logging_pod":pod,"version":"1.27.0"}),
+        json!({"level":"info","ts":ts_precise(),"logger":"postgres","msg":"record","logging_pod":pod,"record":{"log_time":now_rfc3339(),"process_id":"27","session_id":"","error_severity":"LOG","sql_state_code":"00000","message":"database system is ready to accept connections","backend_type":"postmaster"}}),
+    ];
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+fn job_log(job: &str, role: &str, failure: Option<&Failure>, server: &str, dest: &str) -> String {
+    let mut lines = vec![
+        json!({"level":"info","ts":ts_precise(),"msg":format!("Starting {role}"),"logging_pod":job}),
+    ];
+    match failure {
+        Some(Failure::ExpectedEmptyArchive) => {
+            let when = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S,%3f");
+            lines.push(json!({"level":"info","ts":ts_precise(),"msg":"barman-cloud-check-wal-archive checking the first wal","logging_pod":job}));
+            lines.push(json!({"level":"info","ts":ts_precise(),"logger":"barman-cloud-check-wal-archive","msg":format!("{when} [31] ERROR: WAL archive check failed for server {server}: Expected empty archive"),"pipe":"stderr","logging_pod":job}));
+            lines.push(json!({"level":"error","ts":ts_precise(),"msg":"Error invoking barman-cloud-check-wal-archive","logging_pod":job,"options":["--cloud-provider","aws-s3",dest,server],"exitCode":-1,"error":"exit status 1"}));
+            lines.push(json!({"level":"error","ts":ts_precise(),"msg":"Error while bootstrapping data directory","logging_pod":job,"error":"while checking the WAL archive: unexpected failure invoking barman-cloud-wal-archive: exit status 1"}));
+        }
+        _ => {
+            lines.push(json!({"level":"info","ts":ts_precise(),"msg":format!("{role} completed"),"logging_pod":job}));
+        }
+    }
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The bootstrap job and its pod (`<cluster>-1-<role>` / `<cluster>-1-<role>-xxxxx`).
+fn ensure_job(inner: &Inner, ns: &str, cluster: &Value, role: &str, failure: Option<&Failure>) {
+    let name = meta_str(cluster, "name").unwrap_or_default().to_string();
+    let job_name = format!("{name}-1-{role}");
+    let failed = failure.is_some();
+    let started = now_rfc3339();
+    let labels = json!({
+        "cnpg.io/cluster": name,
+        "cnpg.io/jobRole": role,
+        "cnpg.io/instanceName": format!("{name}-1"),
+        "job-name": job_name,
+        "batch.kubernetes.io/job-name": job_name,
+    });
+    let image = cluster["spec"]["imageName"]
+        .as_str()
+        .unwrap_or("ghcr.io/cloudnative-pg/postgresql:16")
+        .to_string();
+    let job = inner.ensure(
+        res_jobs(),
+        ns,
+        json!({
+            "metadata": {"name": job_name, "labels": labels, "ownerReferences": owner_ref(cluster)},
+            "spec": {"backoffLimit": 6, "template": {"metadata": {"labels": labels}, "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": role, "image": image}],
+            }}},
+        }),
+    );
+    let Some(job) = job else { return };
+    let _ = inner.mutate(res_jobs(), ns, &job_name, |j| {
+        j["status"] = if failed {
+            json!({"failed": 1, "startTime": started, "conditions": [
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": "Job has reached the specified backoff limit", "lastTransitionTime": started}
+            ]})
+        } else {
+            json!({"succeeded": 1, "startTime": started, "completionTime": started, "conditions": [
+                {"type": "Complete", "status": "True", "lastTransitionTime": started}
+            ]})
+        };
+    });
+    let sel = Selectors {
+        labels: vec![
+            ("cnpg.io/cluster".into(), "=", name.clone()),
+            ("cnpg.io/jobRole".into(), "=", role.into()),
+        ],
+        fields: vec![],
+    };
+    if !inner.list(res_pods(), Some(ns), &sel).0.is_empty() {
+        return;
+    }
+    let seq = {
+        let mut st = inner.lock();
+        st.uid_seq += 1;
+        st.uid_seq
+    };
+    let pod_name = format!("{job_name}-{}", suffix(seq));
+    let exit = if failed { 1 } else { 0 };
+    let created = inner.ensure(
+        res_pods(),
+        ns,
+        json!({
+            "metadata": {"name": pod_name, "labels": labels, "ownerReferences": owner_ref(&job)},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": role, "image": image}]},
+            "status": {
+                "phase": if failed { "Failed" } else { "Succeeded" },
+                "startTime": started,
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": started},
+                ],
+                "containerStatuses": [{
+                    "name": role, "image": image, "imageID": format!("{image}@sha256:0"),
+                    "ready": false, "restartCount": 0, "started": false,
+                    "state": {"terminated": {
+                        "exitCode": exit, "reason": if failed { "Error" } else { "Completed" },
+                        "startedAt": started, "finishedAt": now_rfc3339(),
+                    }},
+                }],
+            },
+        }),
+    );
+    if created.is_some() {
+        let (server, dest) = archive_of(inner, ns, cluster);
+        let log = job_log(&job_name, role, failure, &server, &dest);
+        inner
+            .lock()
+            .pod_logs
+            .insert((ns.to_string(), pod_name), log);
+    }
+}
+
+fn instance_pod(cluster: &Value, idx: u64) -> Value {
+    let name = meta_str(cluster, "name").unwrap_or_default();
+    let pod = format!("{name}-{idx}");
+    let role = if idx == 1 { "primary" } else { "replica" };
+    let image = cluster["spec"]["imageName"]
+        .as_str()
+        .unwrap_or("ghcr.io/cloudnative-pg/postgresql:16");
+    let now = now_rfc3339();
+    json!({
+        "metadata": {
+            "name": pod,
+            "labels": {
+                "cnpg.io/cluster": name,
+                "cnpg.io/instanceName": pod,
+                "cnpg.io/instanceRole": role,
+                "role": role,
+                "cnpg.io/podRole": "instance",
+            },
+            "ownerReferences": owner_ref(cluster),
+        },
+        "spec": {"containers": [{"name": "postgres", "image": image, "ports": [
+            {"name": "postgresql", "containerPort": 5432, "protocol": "TCP"}
+        ]}]},
+        "status": {
+            "phase": "Running",
+            "podIP": format!("10.244.0.{}", 10 + idx),
+            "startTime": now,
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "True", "lastTransitionTime": now},
+            ],
+            "containerStatuses": [{
+                "name": "postgres", "image": image, "imageID": format!("{image}@sha256:0"),
+                "ready": true, "restartCount": 0, "started": true,
+                "state": {"running": {"startedAt": now}},
+            }],
+        },
+    })
+}
+
+fn instance_pods(inner: &Inner, ns: &str, cluster: &str) -> Vec<Value> {
+    let sel = Selectors {
+        labels: vec![
+            ("cnpg.io/cluster".into(), "=", cluster.into()),
+            ("cnpg.io/podRole".into(), "=", "instance".into()),
+        ],
+        fields: vec![],
+    };
+    inner.list(res_pods(), Some(ns), &sel).0
+}
+
+fn reconcile_cluster(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
+    let Some(cluster) = inner.get(res_clusters(), ns, name) else {
+        return;
+    };
+    let instances = cluster["spec"]["instances"].as_u64().unwrap_or(1).max(1);
+    let hibernate = cluster
+        .pointer("/metadata/annotations/cnpg.io~1hibernation")
+        .and_then(Value::as_str)
+        == Some("on");
+    if hibernate {
+        for p in instance_pods(inner, ns, name) {
+            inner.delete_quiet(res_pods(), ns, meta_str(&p, "name").unwrap_or_default());
+        }
+        inner.mutate(res_clusters(), ns, name, |c| {
+            let status = c
+                .as_object_mut()
+                .expect("object")
+                .entry("status")
+                .or_insert_with(|| json!({}));
+            set_condition(
+                status,
+                "cnpg.io/hibernation",
+                "True",
+                "Hibernated",
+                "Cluster has been hibernated",
+            );
+            status["readyInstances"] = json!(0);
+        });
+        return;
+    }
+    // The superuser secret.
+    let (user, password) = &cfg.superuser;
+    inner.ensure(
+        res_secrets(),
+        ns,
+        json!({
+            "metadata": {
+                "name": format!("{name}-superuser"),
+                "labels": {"cnpg.io/cluster": name, "cnpg.io/reload": "true"},
+                "ownerReferences": owner_ref(&cluster),
+            },
+            "type": "kubernetes.io/basic-auth",
+            "data": {
+                "username": base64_encode(user.as_bytes()),
+                "password": base64_encode(password.as_bytes()),
+                "user": base64_encode(user.as_bytes()),
+                "host": base64_encode(format!("{name}-rw").as_bytes()),
+                "port": base64_encode(b"5432"),
+                "dbname": base64_encode(b"*"),
+                "pgpass": base64_encode(format!("{name}-rw:5432:*:{user}:{password}\n").as_bytes()),
+                "uri": base64_encode(format!("postgresql://{user}:{password}@{name}-rw.{ns}:5432/*").as_bytes()),
+            },
+        }),
+    );
+    let failure = inner.lock().failures.get(name).cloned();
+    let recovery = cluster
+        .pointer("/spec/bootstrap/recovery")
+        .is_some_and(Value::is_object);
+    match &failure {
+        Some(Failure::NeverReady) => {}
+        Some(f @ Failure::ExpectedEmptyArchive) => {
+            let role = if recovery { "full-recovery" } else { "initdb" };
+            ensure_job(inner, ns, &cluster, role, Some(f));
+        }
+        None if recovery => ensure_job(inner, ns, &cluster, "full-recovery", None),
+        None => {}
+    }
+    if failure.is_some() {
+        inner.mutate(res_clusters(), ns, name, |c| {
+            let status = c
+                .as_object_mut()
+                .expect("object")
+                .entry("status")
+                .or_insert_with(|| json!({}));
+            status["phase"] = json!("Setting up primary");
+            status["phaseReason"] = json!(format!("Creating primary instance {name}-1"));
+            status["instances"] = json!(instances);
+            status["readyInstances"] = json!(0);
+            set_condition(
+                status,
+                "Ready",
+                "False",
+                "ClusterIsNotReady",
+                "Cluster Is Not Ready",
+            );
+        });
+        return;
+    }
+    let existing: Vec<String> = instance_pods(inner, ns, name)
+        .iter()
+        .filter_map(|p| meta_str(p, "name").map(str::to_string))
+        .collect();
+    let mut names = Vec::new();
+    for i in 1..=instances {
+        let pod = format!("{name}-{i}");
+        if !existing.contains(&pod)
+            && inner
+                .ensure(res_pods(), ns, instance_pod(&cluster, i))
+                .is_some()
+        {
+            inner
+                .lock()
+                .pod_logs
+                .insert((ns.to_string(), pod.clone()), instance_log(&pod));
+        }
+        names.push(pod);
+    }
+    inner.mutate(res_clusters(), ns, name, |c| {
+        let status = c
+            .as_object_mut()
+            .expect("object")
+            .entry("status")
+            .or_insert_with(|| json!({}));
+        status["phase"] = json!("Cluster in healthy state");
+        if let Some(m) = status.as_object_mut() {
+            m.remove("phaseReason");
+        }
+        status["instances"] = json!(instances);
+        status["readyInstances"] = json!(instances);
+        status["currentPrimary"] = json!(format!("{name}-1"));
+        status["targetPrimary"] = json!(format!("{name}-1"));
+        status["timelineID"] = json!(1);
+        status["latestGeneratedNode"] = json!(instances);
+        status["instanceNames"] = json!(names);
+        status["writeService"] = json!(format!("{name}-rw"));
+        status["readService"] = json!(format!("{name}-r"));
+        set_condition(
+            status,
+            "Ready",
+            "True",
+            "ClusterIsReady",
+            "Cluster is Ready",
+        );
+        set_condition(
+            status,
+            "ContinuousArchiving",
+            "True",
+            "ContinuousArchivingSuccess",
+            "Continuous archiving is working",
+        );
+        remove_condition(status, "cnpg.io/hibernation");
+    });
+}
+
+fn next_backup_id(inner: &Inner) -> String {
+    let mut st = inner.lock();
+    let mut t = chrono::Utc::now();
+    if let Some(last) = st.last_backup_time
+        && t.timestamp() <= last.timestamp()
+    {
+        t = last + chrono::Duration::seconds(1);
+    }
+    st.last_backup_time = Some(t);
+    t.format("%Y%m%dT%H%M%S").to_string()
+}
+
+async fn query_wal(
+    target: &PgTarget,
+    user: &str,
+    password: &str,
+) -> Result<(String, String, String), String> {
+    let cfg = target.pg_config(user, password);
+    let (client, conn) =
+        tokio::time::timeout(Duration::from_secs(10), cfg.connect(tokio_postgres::NoTls))
+            .await
+            .map_err(|_| "timed out connecting to PostgreSQL".to_string())?
+            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let row = client
+        .query_one(
+            "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn()), \
+             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+            &[],
+        )
+        .await
+        .map_err(|e| format!("WAL position query failed: {e}"));
+    drop(client);
+    let _ = task.await;
+    let row = row?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
+async fn run_backup(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
+    let Some(backup) = inner.get(res_backups(), ns, name) else {
+        return;
+    };
+    let cluster_name = backup["spec"]["cluster"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let cluster = inner.get(res_clusters(), ns, &cluster_name);
+    let backup_id = next_backup_id(inner);
+    let set = |status: Value| {
+        inner.mutate(res_backups(), ns, name, |b| b["status"] = status);
+    };
+    let hook = inner
+        .backup_hook
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(hook) = hook {
+        let ctx = BackupContext {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            backup: backup.clone(),
+            cluster: cluster.clone(),
+            backup_id: backup_id.clone(),
+        };
+        if let Some(status) = hook(&ctx) {
+            set(status);
+            return;
+        }
+    }
+    let method = backup["spec"]["method"]
+        .as_str()
+        .unwrap_or("barmanObjectStore")
+        .to_string();
+    let Some(cluster) = cluster else {
+        set(json!({"phase": "failed", "method": method,
+                   "error": format!("Unknown cluster {cluster_name}, will retry in 30 seconds")}));
+        return;
+    };
+    let (server, dest) = archive_of(inner, ns, &cluster);
+    let primary = cluster
+        .pointer("/status/currentPrimary")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let started = now_rfc3339();
+    set(
+        json!({"phase": "running", "method": method, "backupId": backup_id,
+               "serverName": server, "destinationPath": dest, "startedAt": started,
+               "instanceID": {"podName": primary}}),
+    );
+    let failure = inner.lock().backup_failures.get(name).cloned();
+    if let Some(err) = failure {
+        set(
+            json!({"phase": "failed", "method": method, "backupId": backup_id,
+                   "serverName": server, "destinationPath": dest, "startedAt": started,
+                   "stoppedAt": now_rfc3339(), "error": err}),
+        );
+        return;
+    }
+    let target = {
+        let st = inner.lock();
+        st.cluster_targets.get(&cluster_name).cloned()
+    }
+    .or_else(|| cfg.postgres.clone());
+    let (user, password) = &cfg.superuser;
+    let positions = match &target {
+        Some(t) => match query_wal(t, user, password).await {
+            Ok(begin) => query_wal(t, user, password).await.map(|end| (begin, end)),
+            Err(e) => Err(e),
+        },
+        None => {
+            let now = now_rfc3339();
+            Ok((
+                (
+                    "0/2000028".into(),
+                    "000000010000000000000002".into(),
+                    now.clone(),
+                ),
+                ("0/2000100".into(), "000000010000000000000002".into(), now),
+            ))
+        }
+    };
+    match positions {
+        Ok(((begin_lsn, begin_wal, begin_at), (end_lsn, end_wal, end_at))) => {
+            set(json!({
+                "phase": "completed", "method": method, "online": true,
+                "backupId": backup_id, "backupName": format!("backup-{backup_id}"),
+                "serverName": server, "destinationPath": dest,
+                "beginWal": begin_wal, "endWal": end_wal,
+                "beginLSN": begin_lsn, "endLSN": end_lsn,
+                "startedAt": begin_at, "stoppedAt": end_at,
+                "instanceID": {"podName": primary},
+            }));
+            inner.mutate(res_clusters(), ns, &cluster_name, |c| {
+                let status = c
+                    .as_object_mut()
+                    .expect("object")
+                    .entry("status")
+                    .or_insert_with(|| json!({}));
+                status["lastSuccessfulBackup"] = json!(end_at);
+                if status.get("firstRecoverabilityPoint").is_none() {
+                    status["firstRecoverabilityPoint"] = json!(end_at);
+                }
+            });
+        }
+        Err(e) => set(
+            json!({"phase": "failed", "method": method, "backupId": backup_id,
+                             "serverName": server, "destinationPath": dest,
+                             "startedAt": started, "stoppedAt": now_rfc3339(), "error": e}),
+        ),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The double
+// ------------------------------------------------------------------------------------------
+
+/// The running double. Dropping it stops the listener, open watches, port-forwards and the
+/// simulated operator.
+pub struct ApiServerDouble {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ApiServerDouble {
+    fn drop(&mut self) {
+        let _ = self.inner.shutdown.send(true);
+        self.server.abort();
+    }
+}
+
+impl ApiServerDouble {
+    /// Start the double with the simulated CloudNativePG operator. Needs a tokio runtime.
+    pub async fn start(cnpg: SimulatedCnpg) -> std::io::Result<Self> {
+        Self::start_inner(Some(cnpg)).await
+    }
+
+    /// Start the double as a plain API server (no simulated operator).
+    pub async fn start_without_operator() -> std::io::Result<Self> {
+        Self::start_inner(None).await
+    }
+
+    async fn start_inner(cnpg: Option<SimulatedCnpg>) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (changes, _) = broadcast::channel(4096);
+        let (shutdown, _) = watch::channel(false);
+        let (op_tx, op_rx) = if cnpg.is_some() {
+            let (t, r) = mpsc::unbounded_channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State::default()),
+            changes,
+            operator: op_tx,
+            cnpg,
+            backup_hook: Mutex::new(None),
+            shutdown,
+        });
+        {
+            let mut st = inner.lock();
+            for ns in ["default", "kube-system"] {
+                let _ =
+                    inner.create_locked(&mut st, res_ns(), "", json!({"metadata": {"name": ns}}));
+            }
+        }
+        if let Some(rx) = op_rx {
+            tokio::spawn(operator_loop(inner.clone(), rx, inner.shutdown.subscribe()));
+        }
+        let srv_inner = inner.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let inner = srv_inner.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let inner = inner.clone();
+                        async move { Ok::<_, Infallible>(handle(inner, req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            inner,
+            addr,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A `kube::Config` for the double (default namespace `default`).
+    pub fn kube_config(&self) -> kube::Config {
+        kube::Config::new(self.url().parse().expect("a valid URL"))
+    }
+
+    /// A real `kube::Client` talking to the double.
+    pub fn client(&self) -> kube::Client {
+        kube::Client::try_from(self.kube_config()).expect("a kube client")
+    }
+
+    /// Every request so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.lock().calls.clone()
+    }
+
+    /// [`Call::line`] of every request so far.
+    pub fn call_lines(&self) -> Vec<String> {
+        self.calls().iter().map(Call::line).collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.inner.lock().calls.clear();
+    }
+
+    /// The stored object. `resource`: `pods`, `secrets`, `namespaces`, `jobs.batch`,
+    /// `clusters.postgresql.cnpg.io`, `backups.postgresql.cnpg.io`,
+    /// `objectstores.barmancloud.cnpg.io`, ...; `ns` is ignored for cluster-scoped resources.
+    pub fn object(&self, resource: &str, ns: &str, name: &str) -> Option<Value> {
+        self.inner.get(res_named(resource), ns, name)
+    }
+
+    /// Every stored object of `resource` in `ns` (`None`: all namespaces).
+    pub fn objects(&self, resource: &str, ns: Option<&str>) -> Vec<Value> {
+        self.inner
+            .list(res_named(resource), ns, &Selectors::default())
+            .0
+    }
+
+    /// Store an object as if created through the API (namespace must exist). No operator
+    /// reaction. Returns the stored object.
+    pub fn insert_object(&self, resource: &str, ns: &str, obj: Value) -> Result<Value, String> {
+        let mut st = self.inner.lock();
+        self.inner
+            .create_locked(&mut st, res_named(resource), ns, obj)
+            .map_err(|e| e.message)
+    }
+
+    /// Delete an object (with cascade) as if through the API.
+    pub fn delete_object(&self, resource: &str, ns: &str, name: &str) -> bool {
+        let mut st = self.inner.lock();
+        self.inner
+            .delete_locked(&mut st, res_named(resource), ns, name)
+            .is_ok()
+    }
+
+    /// Replace `.status` of an object (watchers see a MODIFIED event). `false` if absent.
+    pub fn set_status(&self, resource: &str, ns: &str, name: &str, status: Value) -> bool {
+        self.inner
+            .mutate(res_named(resource), ns, name, |o| o["status"] = status)
+            .is_some()
+    }
+
+    /// RFC 7386-merge `patch` into `.status`. `false` if absent.
+    pub fn merge_status(&self, resource: &str, ns: &str, name: &str, patch: Value) -> bool {
+        self.inner
+            .mutate(res_named(resource), ns, name, |o| {
+                let s = o
+                    .as_object_mut()
+                    .expect("object")
+                    .entry("status")
+                    .or_insert_with(|| json!({}));
+                merge_patch(s, &patch);
+            })
+            .is_some()
+    }
+
+    /// The text `GET .../pods/NAME/log` answers (replaces what the operator wrote).
+    pub fn set_pod_log(&self, ns: &str, pod: &str, text: &str) {
+        self.inner
+            .lock()
+            .pod_logs
+            .insert((ns.to_string(), pod.to_string()), text.to_string());
+    }
+
+    /// The log text of a pod, if any was set.
+    pub fn pod_log(&self, ns: &str, pod: &str) -> Option<String> {
+        self.inner
+            .lock()
+            .pod_logs
+            .get(&(ns.to_string(), pod.to_string()))
+            .cloned()
+    }
+
+    /// Where port-forwards to one pod go (overrides the cluster's and the default target).
+    pub fn set_port_forward_target(&self, ns: &str, pod: &str, target: PgTarget) {
+        self.inner
+            .lock()
+            .pod_targets
+            .insert((ns.to_string(), pod.to_string()), target);
+    }
+
+    /// The PostgreSQL behind every pod of cluster `cluster` (any namespace): port-forwards
+    /// and Backup WAL positions. Overrides [`SimulatedCnpg::postgres`].
+    pub fn set_cluster_target(&self, cluster: &str, target: PgTarget) {
+        self.inner
+            .lock()
+            .cluster_targets
+            .insert(cluster.to_string(), target);
+    }
+
+    /// Make the simulated operator play `failure` for cluster `cluster` (any namespace).
+    /// Takes effect at the next reconcile (set it before the Cluster is applied).
+    pub fn set_failure(&self, cluster: &str, failure: Failure) {
+        self.inner
+            .lock()
+            .failures
+            .insert(cluster.to_string(), failure);
+    }
+
+    pub fn clear_failure(&self, cluster: &str) {
+        self.inner.lock().failures.remove(cluster);
+    }
+
+    /// Make Backup `backup` (any namespace) end in phase `failed` with `error`.
+    pub fn fail_backup(&self, backup: &str, error: &str) {
+        self.inner
+            .lock()
+            .backup_failures
+            .insert(backup.to_string(), error.to_string());
+    }
+
+    /// A hook deciding a new Backup's final status: `Some(status)` is written as `.status`
+    /// as is; `None` falls back to the default (WAL positions from the real PostgreSQL).
+    pub fn on_backup(
+        &self,
+        hook: impl Fn(&BackupContext) -> Option<Value> + Send + Sync + 'static,
+    ) {
+        *self
+            .inner
+            .backup_hook
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(hook));
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.inner.lock().rv
+    }
+}
