@@ -102,6 +102,30 @@ pub enum Command {
         #[command(flatten)]
         kube: KubeArgs,
     },
+    /// Audit a barman-cloud archive, read-only: WAL continuity per timeline, which backups can
+    /// be recovered how far, base backup and WAL freshness. Exit 1 when a check fails.
+    Audit {
+        /// `s3://BUCKET/PATH`: the folder holding the serverName folders (CNPG's destinationPath).
+        url: String,
+        server_name: String,
+        /// S3 endpoint (default: AWS). Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+        region: String,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Also write the checks as a JUnit file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Fail when the newest base backup is older (e.g. `25h`, `90m`).
+        #[arg(long, default_value = "25h", value_parser = parse_age)]
+        max_backup_age: u64,
+        /// Fail when the newest archived WAL segment is older (e.g. `10m`).
+        #[arg(long, default_value = "10m", value_parser = parse_age)]
+        max_wal_age: u64,
+    },
     /// Check scenario files without running anything.
     Validate {
         #[arg(required = true)]
@@ -239,6 +263,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             fixtures,
             kube,
         } => render(backend, &paths, &out, force, &s3_bucket, &fixtures, &kube),
+        Command::Audit {
+            url,
+            server_name,
+            endpoint,
+            region,
+            json,
+            junit,
+            max_backup_age,
+            max_wal_age,
+        } => {
+            audit(
+                &url,
+                &server_name,
+                endpoint,
+                region,
+                json,
+                junit,
+                pgdrill::audit::Thresholds {
+                    max_backup_age_seconds: max_backup_age,
+                    max_wal_age_seconds: max_wal_age,
+                },
+            )
+            .await
+        }
         Command::Validate { paths, fixtures } => {
             let loaded = load_all(&paths, &fixtures)?;
             for l in &loaded {
@@ -674,6 +722,67 @@ async fn drive<B: pgdrill::backend::Backend + 'static>(
         report_errors,
         cancelled,
     }
+}
+
+/// `25h`, `90m`, `600s` or plain seconds → seconds.
+fn parse_age(s: &str) -> Result<u64, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number with s, m, h or d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("`{s}`: unit must be s, m, h or d")),
+    };
+    Ok(n * mult)
+}
+
+/// `pgdrill audit`: read the archive, judge it, print it.
+async fn audit(
+    url: &str,
+    server_name: &str,
+    endpoint: Option<String>,
+    region: String,
+    json: bool,
+    junit: Option<PathBuf>,
+    thresholds: pgdrill::audit::Thresholds,
+) -> anyhow::Result<i32> {
+    let (bucket, prefix) = pgdrill::audit::reader::parse_s3_url(url).map_err(Error::Usage)?;
+    let (ak, sk) = env_credentials("audit")?;
+    let target = S3Target {
+        endpoint: endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
+        region,
+        bucket: bucket.clone(),
+        access_key: ak,
+        secret_key: sk,
+    };
+    let reader = pgdrill::audit::reader::ArchiveReader::new(&target, &bucket, &prefix, server_name);
+    let listing = reader
+        .read()
+        .await
+        .map_err(|e| Error::Infrastructure(e.to_string()))?;
+    let report = pgdrill::audit::analyze(server_name, &listing, chrono::Utc::now(), thresholds);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", pgdrill::audit::output::table(&report, &reader.url()));
+    }
+    if let Some(path) = junit {
+        let xml = pgdrill::audit::output::junit(&report, &reader.url())
+            .map_err(|e| Error::Infrastructure(format!("JUnit: {e}")))?;
+        std::fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if report.ok() {
+        exit::PASSED
+    } else {
+        exit::DRILL_FAILED
+    })
 }
 
 /// `pgdrill render`: every manifest of every scenario, in apply order, one file each.

@@ -4,6 +4,7 @@
 //! `runner` (walks a plan through a `backend`, records the `ledger`, emits events) →
 //! `verify` (ledger vs recovered data) → `report` (JUnit, RTO JSON, Markdown from events).
 
+pub mod audit;
 pub mod backend;
 pub mod error;
 pub mod ledger;

@@ -60,29 +60,34 @@ pub fn segment_of_key(key: &str) -> Option<String> {
     (base.len() == 24 && base.bytes().all(|b| b.is_ascii_hexdigit())).then(|| base.to_string())
 }
 
+/// An aws-sdk-s3 client for `target` (path-style, rustls with ring).
+pub fn s3_client(target: &S3Target) -> aws_sdk_s3::Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&target.endpoint)
+        .region(Region::new(target.region.clone()))
+        .credentials_provider(Credentials::new(
+            &target.access_key,
+            &target.secret_key,
+            None,
+            None,
+            "pgdrill",
+        ))
+        .force_path_style(true)
+        .http_client(http)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
 impl ObjectStore {
     pub fn new(target: &S3Target, root: &str) -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&target.endpoint)
-            .region(Region::new(target.region.clone()))
-            .credentials_provider(Credentials::new(
-                &target.access_key,
-                &target.secret_key,
-                None,
-                None,
-                "pgdrill",
-            ))
-            .force_path_style(true)
-            .http_client(http)
-            .build();
         Self {
-            client: aws_sdk_s3::Client::from_conf(conf),
+            client: s3_client(target),
             bucket: target.bucket.clone(),
             root: root.trim_matches('/').to_string(),
         }

@@ -56,8 +56,49 @@ pub struct S3Server {
     pub endpoint: String,
     pub addr: SocketAddr,
     pub root: PathBuf,
+    /// Every S3 operation served, in order (`ListObjectsV2 bucket/key`), for audits of what a
+    /// client did: a read-only client must leave only Get/Head/List entries here.
+    pub operations: OperationLog,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+}
+
+/// Names and paths of the S3 operations a server handled.
+#[derive(Debug, Clone, Default)]
+pub struct OperationLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl OperationLog {
+    pub fn entries(&self) -> Vec<String> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+    pub fn clear(&self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.clear();
+        }
+    }
+}
+
+/// Records each operation, then applies the default rule (a signed request is required).
+struct RecordingAccess(OperationLog);
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for RecordingAccess {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        let path = match cx.s3_path() {
+            s3s::path::S3Path::Root => String::new(),
+            s3s::path::S3Path::Bucket { bucket } => bucket.to_string(),
+            s3s::path::S3Path::Object { bucket, key } => format!("{bucket}/{key}"),
+        };
+        if let Ok(mut v) = (self.0).0.lock()
+            && v.len() < 100_000
+        {
+            v.push(format!("{} {path}", cx.s3_op().name()));
+        }
+        match cx.credentials() {
+            Some(_) => Ok(()),
+            None => Err(s3s::s3_error!(AccessDenied, "Signature is required")),
+        }
+    }
 }
 
 impl S3Server {
@@ -85,6 +126,8 @@ impl S3Server {
             creds.access_key.clone(),
             creds.secret_key.clone(),
         ));
+        let operations = OperationLog::default();
+        b.set_access(RecordingAccess(operations.clone()));
         let service = b.build();
         let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
             BackendError::infra(format!("embedded S3 cannot bind 127.0.0.1:{port}: {e}"))
@@ -114,6 +157,7 @@ impl S3Server {
             endpoint: format!("http://{addr}"),
             addr,
             root: root.to_path_buf(),
+            operations,
             stop: Some(stop_tx),
             task: Some(task),
         })
