@@ -32,8 +32,8 @@ fn audit(s3: &S3Server, creds: &S3Credentials, server: &str, extra: &[&str]) -> 
         .env("AWS_SECRET_ACCESS_KEY", &creds.secret_key)
         .output()
         .expect("pgdrill audit runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -134,7 +134,10 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
         &["--junit", junit.to_str().unwrap(), "--max-wal-age", "1d"],
     );
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains(&deleted) && text.contains("audit: FAILED"), "{text}");
+    assert!(
+        text.contains(&deleted) && text.contains("audit: FAILED"),
+        "{text}"
+    );
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(xml.contains("<failure") && xml.contains(&deleted), "{xml}");
 

@@ -32,8 +32,8 @@ pub fn table(r: &AuditReport, url: &str) -> String {
     );
     let _ = writeln!(
         o,
-        "{:<18} {:<7} {:>3} {:<25} {:<25} {:<9} {:<32} {}",
-        "backup", "status", "TL", "begin wal", "end wal", "to end", "recoverable until", "first gap"
+        "{:<18} {:<7} {:>3} {:<25} {:<25} {:<9} {:<32} first gap",
+        "backup", "status", "TL", "begin wal", "end wal", "to end", "recoverable until"
     );
     for b in &r.backups {
         let _ = writeln!(
@@ -98,7 +98,8 @@ pub fn junit(r: &AuditReport, url: &str) -> Result<String, quick_junit::Serializ
     for b in &r.backups {
         case(
             format!("backup {} recoverable to its end", b.id),
-            (!b.recoverable_to_end).then(|| format!("{} cannot reach consistency: {}", b.id, gap(&b.first_gap))),
+            (!b.recoverable_to_end)
+                .then(|| format!("{} cannot reach consistency: {}", b.id, gap(&b.first_gap))),
         );
     }
     let mut report = Report::new("pgdrill-audit");

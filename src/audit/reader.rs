@@ -28,9 +28,9 @@ pub struct ArchiveReader {
     root: String,
 }
 
-fn s3_err<E: std::error::Error + 'static>(what: &str, e: aws_sdk_s3::error::SdkError<E>) -> BackendError
+fn s3_err<E>(what: &str, e: aws_sdk_s3::error::SdkError<E>) -> BackendError
 where
-    E: std::error::Error,
+    E: std::error::Error + 'static,
 {
     BackendError::infra(format!(
         "{what}: {}",
@@ -59,6 +59,7 @@ impl ArchiveReader {
         format!("s3://{}/{}", self.bucket, self.root)
     }
 
+    /// The object's content, decompressed by its barman-cloud suffix.
     async fn get_text(&self, key: &str) -> Result<String, BackendError> {
         let out = self
             .client
@@ -74,7 +75,10 @@ impl ArchiveReader {
             .await
             .map_err(|e| BackendError::infra(format!("reading s3://{}/{key}: {e}", self.bucket)))?
             .into_bytes();
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        let text = decompress(key, &bytes).map_err(|e| {
+            BackendError::infra(format!("decompressing s3://{}/{key}: {e}", self.bucket))
+        })?;
+        Ok(String::from_utf8_lossy(&text).into_owned())
     }
 
     /// List the archive and read every backup.info and history file.
@@ -113,10 +117,11 @@ impl ArchiveReader {
                     let text = self.get_text(&format!("{prefix}{}", o.key)).await?;
                     listing.backup_infos.insert(id.to_string(), text);
                 }
-                ["wals", name] if name.ends_with(".history") => {
+                ["wals", name] if name.contains(".history") => {
                     let tli = name
-                        .trim_end_matches(".history")
-                        .get(..8)
+                        .split_once(".history")
+                        .map(|(tli, _)| tli)
+                        .filter(|tli| tli.len() == 8)
                         .and_then(|h| u32::from_str_radix(h, 16).ok());
                     if let Some(tli) = tli {
                         let text = self.get_text(&format!("{prefix}{}", o.key)).await?;
@@ -130,9 +135,48 @@ impl ArchiveReader {
     }
 }
 
+/// barman-cloud compresses every archived file, history files included, by its suffix.
+fn decompress(key: &str, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    if key.ends_with(".gz") {
+        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    } else if key.ends_with(".bz2") {
+        bzip2::read::BzDecoder::new(bytes).read_to_end(&mut out)?;
+    } else if key.ends_with(".snappy") {
+        snap::read::FrameDecoder::new(bytes).read_to_end(&mut out)?;
+    } else {
+        out.extend_from_slice(bytes);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_files_decompress_by_suffix() {
+        use std::io::Write;
+        let text = b"1\t0/5000108\tno recovery target specified\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(decompress("wals/00000002.history.gz", &gz).unwrap(), text);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        bz.write_all(text).unwrap();
+        let bz = bz.finish().unwrap();
+        assert_eq!(decompress("wals/00000002.history.bz2", &bz).unwrap(), text);
+        let mut sn = snap::write::FrameEncoder::new(Vec::new());
+        sn.write_all(text).unwrap();
+        let sn = sn.into_inner().unwrap();
+        assert_eq!(
+            decompress("wals/00000002.history.snappy", &sn).unwrap(),
+            text
+        );
+        assert_eq!(decompress("wals/00000002.history", text).unwrap(), text);
+        assert!(decompress("wals/00000002.history.gz", text).is_err());
+    }
 
     #[test]
     fn s3_urls_split_into_bucket_and_prefix() {
