@@ -774,7 +774,7 @@ async fn audit(
         print!("{}", pgdrill::audit::output::table(&report, &reader.url()));
     }
     if let Some(path) = junit {
-        let xml = pgdrill::audit::output::junit(&report, &reader.url())
+        let xml = pgdrill::audit::output::junit(&report)
             .map_err(|e| Error::Infrastructure(format!("JUnit: {e}")))?;
         std::fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?;
     }

@@ -7,14 +7,17 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use pgdrill::backend::local::process::RunAs;
 use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
-use pgdrill::backend::local::toolchain::{Toolchain, default_home};
 use pgdrill::backend::local::{LocalBackend, LocalOptions};
 use pgdrill::backend::objstore::S3Target;
 use pgdrill::runner::{Emitter, Status, run_scenario};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
+
+#[path = "support/kube_api_double.rs"]
+mod kube_api_double;
+#[path = "support/test_pg.rs"]
+mod test_pg;
 
 const PREFIX: &str = "pgdrill/audit-test";
 
@@ -39,16 +42,7 @@ fn audit(s3: &S3Server, creds: &S3Credentials, server: &str, extra: &[&str]) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_finds_the_adr007_gap_and_only_reads() {
-    let run_as = RunAs::detect("postgres").expect("PostgreSQL OS user (make setup)");
-    let home = default_home();
-    let toolchain = Toolchain::new(home.clone(), run_as.clone());
-    let runs = home.join("runs");
-    std::fs::create_dir_all(&runs).expect("runs dir");
-    let run_dir = tempfile::Builder::new()
-        .prefix("audit-test-")
-        .tempdir_in(&runs)
-        .expect("run dir");
-    run_as.chown(run_dir.path()).expect("chown");
+    let (toolchain, run_dir) = test_pg::run_dir("audit-test-");
     let s3_dir = tempfile::tempdir().expect("s3 dir");
     let creds = S3Credentials::random();
     let s3 = S3Server::start(s3_dir.path(), 0, &creds, &["pgdrill"])

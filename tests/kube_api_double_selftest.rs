@@ -5,6 +5,8 @@
 
 #[path = "support/kube_api_double.rs"]
 mod kube_api_double;
+#[path = "support/test_pg.rs"]
+mod test_pg;
 
 use std::time::Duration;
 
@@ -17,58 +19,12 @@ use kube::api::{
 use kube::runtime::wait::await_condition;
 use kube::runtime::watcher;
 use pgdrill::backend::kube::resources::{Backup, Cluster};
-use pgdrill::backend::local::postgres::{PgInstance, StopMode};
-use pgdrill::backend::local::process::RunAs;
-use pgdrill::backend::local::toolchain::{Toolchain, default_home};
 use serde_json::{Value, json};
 
-use kube_api_double::{ApiServerDouble, Call, Failure, PgTarget, SimulatedCnpg};
+use kube_api_double::{ApiServerDouble, Call, Failure, SimulatedCnpg};
+use test_pg::TestPg;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A PostgreSQL 15 on a Unix socket in a directory under the pgdrill home, owned by the
-/// PostgreSQL OS user.
-struct TestPg {
-    inst: PgInstance,
-    _dir: tempfile::TempDir,
-}
-
-impl TestPg {
-    async fn start(name: &str) -> Self {
-        let run_as = RunAs::detect("postgres").expect("a PostgreSQL OS user (make setup)");
-        let home = default_home();
-        let bin = Toolchain::new(home.clone(), run_as.clone())
-            .pg_bin(15)
-            .expect("PostgreSQL 15 binaries (make setup)");
-        let runs = home.join("runs");
-        std::fs::create_dir_all(&runs).expect("pgdrill runs directory");
-        let dir = tempfile::Builder::new()
-            .prefix("kube-double-")
-            .tempdir_in(&runs)
-            .expect("temp dir");
-        run_as.chown(dir.path()).expect("chown temp dir");
-        let mut inst =
-            PgInstance::new(name, &dir.path().join("pg"), &bin, &run_as).expect("instance dir");
-        inst.initdb().await.expect("initdb");
-        inst.append_conf(&inst.base_settings()).expect("conf");
-        inst.start(&[]).expect("start postgres");
-        if let Err(e) = inst.wait_ready(DEADLINE).await {
-            panic!("PostgreSQL did not start: {e:?}");
-        }
-        Self { inst, _dir: dir }
-    }
-
-    fn target(&self) -> PgTarget {
-        PgTarget::Unix {
-            socket_dir: self.inst.socket_dir(),
-            port: 5432,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.inst.stop(StopMode::Fast, DEADLINE).await;
-    }
-}
 
 async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(DEADLINE, fut)
@@ -183,7 +139,7 @@ fn assert_in_order(calls: &[Call], want: &[Expected]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_becomes_healthy_and_port_forward_reaches_postgres() {
-    let pg = TestPg::start("double-pf").await;
+    let pg = TestPg::start("double-pf", &[]).await;
     let double = ApiServerDouble::start(SimulatedCnpg {
         postgres: Some(pg.target()),
         ..Default::default()
@@ -344,7 +300,7 @@ async fn cluster_becomes_healthy_and_port_forward_reaches_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_completes_with_wal_positions_from_the_real_postgres() {
-    let pg = TestPg::start("double-backup").await;
+    let pg = TestPg::start("double-backup", &[]).await;
     let double = ApiServerDouble::start(SimulatedCnpg {
         postgres: Some(pg.target()),
         ..Default::default()

@@ -7,6 +7,8 @@
 
 #[path = "support/kube_api_double.rs"]
 mod kube_api_double;
+#[path = "support/test_pg.rs"]
+mod test_pg;
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,70 +18,17 @@ use kube::Api;
 use kube::api::PostParams;
 use pgdrill::backend::kube::render::{Flavour, RenderSettings, namespace_name};
 use pgdrill::backend::kube::{KubeBackend, KubeOptions};
-use pgdrill::backend::local::postgres::{PgInstance, StopMode};
-use pgdrill::backend::local::process::RunAs;
 use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
-use pgdrill::backend::local::toolchain::{Toolchain, default_home};
 use pgdrill::backend::objstore::{ObjectStore, S3Target};
 use pgdrill::runner::{Emitter, RecoveryObservation, ScenarioResult, Status, run_scenario};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use kube_api_double::{ApiServerDouble, Call, Failure, PgTarget, SimulatedCnpg};
+use kube_api_double::{ApiServerDouble, Call, Failure, SimulatedCnpg};
+use test_pg::TestPg;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const RUN_ID: &str = "20261122T000000Z-d0b1";
-
-/// A PostgreSQL 15 configured like a CNPG instance as far as the runner can tell: archiving
-/// on (the command succeeds without storing anything), commit timestamps tracked.
-struct TestPg {
-    inst: PgInstance,
-    _dir: tempfile::TempDir,
-}
-
-impl TestPg {
-    async fn start() -> Self {
-        let run_as = RunAs::detect("postgres").expect("a PostgreSQL OS user (make setup)");
-        let home = default_home();
-        let bin = Toolchain::new(home.clone(), run_as.clone())
-            .pg_bin(15)
-            .expect("PostgreSQL 15 binaries (make setup)");
-        let runs = home.join("runs");
-        std::fs::create_dir_all(&runs).expect("pgdrill runs directory");
-        let dir = tempfile::Builder::new()
-            .prefix("kube-drill-")
-            .tempdir_in(&runs)
-            .expect("temp dir");
-        run_as.chown(dir.path()).expect("chown temp dir");
-        let mut inst =
-            PgInstance::new("cnpg-double", &dir.path().join("pg"), &bin, &run_as).expect("dir");
-        inst.initdb().await.expect("initdb");
-        let mut conf = inst.base_settings();
-        conf.extend([
-            ("wal_level", "replica".to_string()),
-            ("archive_mode", "on".to_string()),
-            ("archive_command", "true".to_string()),
-            ("track_commit_timestamp", "on".to_string()),
-        ]);
-        inst.append_conf(&conf).expect("conf");
-        inst.start(&[]).expect("start postgres");
-        if let Err(e) = inst.wait_ready(DEADLINE).await {
-            panic!("PostgreSQL did not start: {e:?}");
-        }
-        Self { inst, _dir: dir }
-    }
-
-    fn target(&self) -> PgTarget {
-        PgTarget::Unix {
-            socket_dir: self.inst.socket_dir(),
-            port: 5432,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.inst.stop(StopMode::Fast, DEADLINE).await;
-    }
-}
 
 /// Everything one test needs: a real PostgreSQL, real S3, the double, a backend.
 struct Rig {
@@ -92,7 +41,18 @@ struct Rig {
 
 impl Rig {
     async fn start() -> Self {
-        let pg = TestPg::start().await;
+        // Configured like a CNPG instance as far as the runner can tell: archiving on (the
+        // command succeeds without storing anything), commit timestamps tracked.
+        let pg = TestPg::start(
+            "cnpg-double",
+            &[
+                ("wal_level", "replica"),
+                ("archive_mode", "on"),
+                ("archive_command", "true"),
+                ("track_commit_timestamp", "on"),
+            ],
+        )
+        .await;
         let s3_dir = tempfile::tempdir().expect("s3 dir");
         let creds = S3Credentials::random();
         let s3 = S3Server::start(s3_dir.path(), 0, &creds, &["pgdrill"])

@@ -501,13 +501,17 @@ impl Wal {
     }
 }
 
-/// Findings in the order they were found; errors are moved first at the end.
-#[derive(Default)]
-struct Findings(Vec<Finding>);
+/// Findings of one check in the order they were found; errors are moved first at the end.
+struct Findings(Vec<Finding>, Check);
 
 impl Findings {
+    fn new(check: Check) -> Self {
+        Self(Vec::new(), check)
+    }
+
     fn error(&mut self, message: String) {
         self.0.push(Finding {
+            check: self.1,
             severity: "error".into(),
             message,
         });
@@ -515,6 +519,7 @@ impl Findings {
 
     fn warn(&mut self, message: String) {
         self.0.push(Finding {
+            check: self.1,
             severity: "warning".into(),
             message,
         });
@@ -552,7 +557,7 @@ pub fn analyze(
     now: DateTime<Utc>,
     thresholds: Thresholds,
 ) -> AuditReport {
-    let mut findings = Findings::default();
+    let mut findings = Findings::new(Check::Backups);
 
     // Backups: every folder under base/ and every backup.info read.
     let mut folders: BTreeMap<&str, bool> = BTreeMap::new();
@@ -669,7 +674,7 @@ pub fn analyze(
         .collect();
 
     // History files recovery needs.
-    let mut history_findings = Findings::default();
+    let mut history_findings = Findings::new(Check::WalContinuity);
     for &t in timelines.iter().filter(|t| **t > 1) {
         if !wal.history_exists(t) {
             if wal.has_wal(t) {
@@ -696,8 +701,8 @@ pub fn analyze(
     let mut audits = Vec::new();
     let mut walks: Vec<Option<Walk>> = Vec::new();
     let mut usable = Vec::new();
-    let mut backup_warnings = Findings::default();
-    let mut route_findings = Findings::default();
+    let mut backup_warnings = Findings::new(Check::Backups);
+    let mut route_findings = Findings::new(Check::WalContinuity);
     for (i, b) in backups.iter().enumerate() {
         let begin = b.begin.and_then(|s| s.position(segment_size));
         let end = b
@@ -879,7 +884,7 @@ pub fn analyze(
         }
     }
     merged.sort_by_key(|r| (r.from, r.timeline));
-    let mut gap_findings = Findings::default();
+    let mut gap_findings = Findings::new(Check::WalContinuity);
     for run in &merged {
         let what = if run.from == run.to {
             format!(
@@ -943,7 +948,7 @@ pub fn analyze(
     let newest_backup_age_seconds = newest
         .and_then(|i| backups[i].end_time)
         .map(|t| (now - t).num_seconds());
-    let mut fresh = Findings::default();
+    let mut fresh = Findings::new(Check::BackupAge);
     match (newest, newest_backup_age_seconds) {
         (None, _) => fresh.error(if backups.is_empty() {
             "no usable base backup: the archive has no backups under base/".to_string()
@@ -974,6 +979,7 @@ pub fn analyze(
     }
 
     // Freshness of the newest WAL: the newest timeline that has segments.
+    let mut wal_fresh = Findings::new(Check::WalAge);
     let wal_tli = timelines
         .iter()
         .rev()
@@ -988,28 +994,27 @@ pub fn analyze(
         .and_then(|(_, _, m)| m)
         .map(|m| (now - m).num_seconds());
     match (newest_wal_pos, newest_wal_age_seconds) {
-        (None, _) => fresh.error(
+        (None, _) => wal_fresh.error(
             "no WAL is archived: point-in-time recovery is impossible and archiving may be broken"
                 .into(),
         ),
-        (Some((t, p, _)), None) => fresh.warn(format!(
+        (Some((t, p, _)), None) => wal_fresh.warn(format!(
             "newest WAL segment {} (timeline {t}) has no last-modified time: its age is unknown",
             wal.name(t, p)
         )),
-        (Some((t, p, _)), Some(age)) if age > thresholds.max_wal_age_seconds as i64 => {
-            fresh.error(format!(
+        (Some((t, p, _)), Some(age)) if age > thresholds.max_wal_age_seconds as i64 => wal_fresh
+            .error(format!(
                 "newest archived WAL is {} (timeline {t}), {} old, over the {} limit: WAL \
                  archiving may be stuck",
                 wal.name(t, p),
                 human(age),
                 human(thresholds.max_wal_age_seconds as i64)
-            ))
-        }
+            )),
         _ => {}
     }
 
     // Notes on objects recovery will not use.
-    let mut notes = Findings::default();
+    let mut notes = Findings::new(Check::Objects);
     for ((t, p), file) in &wal.partials {
         let continued = wal
             .present
@@ -1048,6 +1053,7 @@ pub fn analyze(
         history_findings,
         route_findings,
         fresh,
+        wal_fresh,
         backup_warnings,
         notes,
     ] {

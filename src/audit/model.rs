@@ -71,9 +71,26 @@ pub struct BackupAudit {
     pub first_gap: Option<Gap>,
 }
 
+/// Which check a finding belongs to (one JUnit testcase each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// WAL continuity along the recovery path, timeline history included.
+    WalContinuity,
+    /// Age of the newest usable base backup (and whether there is one).
+    BackupAge,
+    /// Age of the newest archived WAL segment (and whether there is one).
+    WalAge,
+    /// Individual backups: failed, incomplete, inconsistent.
+    Backups,
+    /// Objects recovery will not use (partial, empty or misplaced files).
+    Objects,
+}
+
 /// A finding that makes the audit fail (non-zero exit), or a note.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    pub check: Check,
     /// `error` (fails the audit) or `warning`.
     pub severity: String,
     pub message: String,

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::model::{AuditReport, Gap};
+use super::model::{AuditReport, Check, Gap};
 
 fn gap(g: &Option<Gap>) -> String {
     g.as_ref()
@@ -67,7 +67,7 @@ pub fn table(r: &AuditReport, url: &str) -> String {
 }
 
 /// JUnit: one testsuite per audited serverName, one testcase per check.
-pub fn junit(r: &AuditReport, url: &str) -> Result<String, quick_junit::SerializeError> {
+pub fn junit(r: &AuditReport) -> Result<String, quick_junit::SerializeError> {
     let mut suite = TestSuite::new(format!("pgdrill audit {}", r.server_name));
     suite.set_timestamp(r.checked_at);
     let mut case = |name: String, failure: Option<String>| {
@@ -83,18 +83,18 @@ pub fn junit(r: &AuditReport, url: &str) -> Result<String, quick_junit::Serializ
         tc.set_classname(format!("audit.{}", r.server_name));
         suite.add_test_case(tc);
     };
-    let errors = |needle: &str| -> Option<String> {
+    let errors = |check: Check| -> Option<String> {
         let m: Vec<&str> = r
             .findings
             .iter()
-            .filter(|f| f.severity == "error" && f.message.contains(needle))
+            .filter(|f| f.check == check && f.severity == "error")
             .map(|f| f.message.as_str())
             .collect();
         (!m.is_empty()).then(|| m.join("\n"))
     };
-    case("wal continuity".into(), errors("gap").or(errors("history")));
-    case("newest base backup age".into(), errors("base backup"));
-    case("newest WAL age".into(), errors("WAL is"));
+    case("wal continuity".into(), errors(Check::WalContinuity));
+    case("newest base backup age".into(), errors(Check::BackupAge));
+    case("newest WAL age".into(), errors(Check::WalAge));
     for b in &r.backups {
         case(
             format!("backup {} recoverable to its end", b.id),
@@ -104,6 +104,5 @@ pub fn junit(r: &AuditReport, url: &str) -> Result<String, quick_junit::Serializ
     }
     let mut report = Report::new("pgdrill-audit");
     report.add_test_suite(suite);
-    let _ = url;
     report.to_string()
 }

@@ -24,6 +24,19 @@ pub struct Server {
     pub version: String,
 }
 
+impl Server {
+    /// Wrap a connected client, reading `server_version` from it.
+    pub async fn from_client(client: tokio_postgres::Client) -> Result<Self, BackendError> {
+        let version: String = client.query_one("SHOW server_version", &[]).await?.get(0);
+        let version = version
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        Ok(Server { client, version })
+    }
+}
+
 /// What the runner asks a backend to recover.
 #[derive(Debug, Clone)]
 pub struct RecoveryRequest {

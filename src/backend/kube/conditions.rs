@@ -134,9 +134,12 @@ fn condition_status<'a>(status: &'a ClusterStatus, type_: &str) -> Option<&'a st
         .map(|c| c.status.as_str())
 }
 
-/// For `kube::runtime::wait::await_condition`: the Cluster exists and is [`ClusterState::Ready`].
-pub fn is_cluster_ready() -> impl WaitCondition<Cluster> {
-    |obj: Option<&Cluster>| obj.is_some_and(|c| cluster_state(c) == ClusterState::Ready)
+/// For `kube::runtime::wait::await_condition`: the Cluster exists and is no longer
+/// progressing, i.e. [`ClusterState::Ready`] or [`ClusterState::Failed`].
+pub fn is_cluster_settled() -> impl WaitCondition<Cluster> {
+    |obj: Option<&Cluster>| {
+        obj.is_some_and(|c| !matches!(cluster_state(c), ClusterState::Progressing { .. }))
+    }
 }
 
 /// The `cnpg.io/hibernation` condition is `True` (reason `Hibernated`: every pod deleted). While
@@ -869,8 +872,8 @@ mod tests {
     fn healthy_cluster_is_ready() {
         let c = cluster(CLUSTER_HEALTHY);
         assert_eq!(cluster_state(&c), ClusterState::Ready);
-        assert!(is_cluster_ready().matches_object(Some(&c)));
-        assert!(!is_cluster_ready().matches_object(None));
+        assert!(is_cluster_settled().matches_object(Some(&c)));
+        assert!(!is_cluster_settled().matches_object(None));
     }
 
     #[test]
@@ -882,7 +885,7 @@ mod tests {
                 phase: PHASE_SETTING_UP_PRIMARY.to_string()
             }
         );
-        assert!(!is_cluster_ready().matches_object(Some(&c)));
+        assert!(!is_cluster_settled().matches_object(Some(&c)));
     }
 
     #[test]
@@ -898,7 +901,8 @@ mod tests {
             ),
             "{reason}"
         );
-        assert!(!is_cluster_ready().matches_object(Some(&c)));
+        // Failed is settled: the wait ends and the caller reports the reason.
+        assert!(is_cluster_settled().matches_object(Some(&c)));
     }
 
     #[test]

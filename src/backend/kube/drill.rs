@@ -190,14 +190,7 @@ impl KubeDrill {
     /// Wait until `name` is ready or visibly failed, up to `timeout`.
     async fn wait_cluster(&self, name: &str, timeout: Duration) -> Result<Cluster, BackendError> {
         let api: Api<Cluster> = self.api();
-        let settled = |c: Option<&Cluster>| {
-            c.is_some_and(|c| {
-                !matches!(
-                    conditions::cluster_state(c),
-                    ClusterState::Progressing { .. }
-                )
-            })
-        };
+        let settled = conditions::is_cluster_settled();
         match tokio::time::timeout(timeout, await_condition(api.clone(), name, settled)).await {
             Ok(Ok(Some(c))) => match conditions::cluster_state(&c) {
                 ClusterState::Ready => Ok(c),
@@ -273,13 +266,19 @@ impl KubeDrill {
             let _ = connection.await;
             drop(pf);
         }));
-        let version: String = client.query_one("SHOW server_version", &[]).await?.get(0);
-        let version = version
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        Ok(Server { client, version })
+        Server::from_client(client).await
+    }
+
+    /// Why a backup may be stuck: the source's ContinuousArchiving condition when it is False.
+    async fn archiving_note(&self) -> String {
+        let source = self.api::<Cluster>().get_opt(SOURCE_CLUSTER).await;
+        match source {
+            Ok(Some(c)) if conditions::continuous_archiving(&c) == Some(false) => {
+                "; the source cluster's ContinuousArchiving condition is False (WAL archiving fails)"
+                    .to_string()
+            }
+            _ => String::new(),
+        }
     }
 
     async fn pods_of(&self, cluster: &str) -> Result<Vec<Pod>, BackendError> {
@@ -347,7 +346,8 @@ impl Drill for KubeDrill {
             Ok(Err(e)) => return Err(BackendError::infra(format!("watching Backup {name}: {e}"))),
             Err(_) => {
                 return Err(BackendError::infra(format!(
-                    "Backup {name} not finished within {timeout_seconds}s"
+                    "Backup {name} not finished within {timeout_seconds}s{}",
+                    self.archiving_note().await
                 )));
             }
         };
@@ -355,7 +355,8 @@ impl Drill for KubeDrill {
             BackupState::Completed => conditions::backup_record(step_id, &backup)
                 .map_err(|e| BackendError::infra(format!("Backup {name}: {e}"))),
             BackupState::Failed { error } => Err(BackendError::infra(format!(
-                "Backup {name} failed: {error}"
+                "Backup {name} failed: {error}{}",
+                self.archiving_note().await
             ))),
             BackupState::Pending { phase } => Err(BackendError::infra(format!(
                 "Backup {name} still `{phase}`"

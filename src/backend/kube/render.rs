@@ -557,7 +557,6 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
         ),
     ];
     let plan = plan::build(scenario);
-    let mut backups: Vec<String> = Vec::new();
     for step in &plan.steps {
         match step {
             PlanStep::StartSource {
@@ -586,7 +585,6 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
                 ));
             }
             PlanStep::BaseBackup { id } => {
-                backups.push(id.clone());
                 out.push(Manifest::new(
                     id,
                     "Backup",
@@ -626,7 +624,6 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
             _ => {}
         }
     }
-    let _ = backups;
     out
 }
 

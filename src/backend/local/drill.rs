@@ -115,16 +115,6 @@ impl LocalDrill {
             0o755,
         )
     }
-
-    async fn server(client: tokio_postgres::Client) -> Result<Server, BackendError> {
-        let version: String = client.query_one("SHOW server_version", &[]).await?.get(0);
-        let version = version
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        Ok(Server { client, version })
-    }
 }
 
 impl Drill for LocalDrill {
@@ -180,7 +170,7 @@ impl Drill for LocalDrill {
                 )));
             }
         };
-        Self::server(client).await
+        Server::from_client(client).await
     }
 
     async fn base_backup(
@@ -315,7 +305,7 @@ impl Drill for LocalDrill {
         let log = inst.log_text();
         match ready {
             Ok(client) => {
-                let server = Self::server(client).await?;
+                let server = Server::from_client(client).await?;
                 let answered_at = Utc::now();
                 let rto_seconds = t0.elapsed().as_secs_f64();
                 let mut rto = rto_from_log(&log, started_at, restored_at, answered_at, rto_seconds);
