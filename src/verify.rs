@@ -39,6 +39,9 @@ pub struct MissingWrite {
     pub segment_in_archive: bool,
     /// The fault step that removed the segment, if one did.
     pub removed_by: Option<String>,
+    /// The pre-recovery audit reported this segment missing.
+    #[serde(default)]
+    pub audit_gap: bool,
 }
 
 /// Rows that should not be there, or are there with the wrong content.
@@ -70,13 +73,22 @@ impl Verification {
     }
 }
 
-/// Compare and judge. `archive_segments` lists WAL segment names present in the source's
+/// What was known about the source's archive when recovery ran.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArchiveFacts {
+    /// WAL segment names present in the archive.
+    pub segments: BTreeSet<String>,
+    /// Segments the pre-recovery audit reported missing on recovery's path.
+    pub audit_gaps: BTreeSet<String>,
+}
+
+/// Compare and judge. `archive` lists WAL segment names present in the source's
 /// archive when recovery ran; `rto_seconds` is the measured recovery time.
 pub fn verify(
     ledger: &Ledger,
     expected: &[&LedgerEntry],
     observed: &Observed,
-    archive_segments: &BTreeSet<String>,
+    archive: &ArchiveFacts,
     seed: u64,
     expect: &ExpectRecovered,
     rto_seconds: Option<f64>,
@@ -153,7 +165,8 @@ pub fn verify(
                 txid: e.txid,
                 commit_lsn: e.commit_lsn.to_string(),
                 segment: e.segment.clone(),
-                segment_in_archive: archive_segments.contains(&e.segment),
+                segment_in_archive: archive.segments.contains(&e.segment),
+                audit_gap: archive.audit_gaps.contains(&e.segment),
                 removed_by,
             });
         }
@@ -179,13 +192,18 @@ fn explain(v: &mut Verification) {
     let mut lines = vec![match gap {
         Some(g) => format!(
             "{} rows lost: WAL replay stopped before segment {}, which is absent from the archive{}; \
-             recovery still promoted, so every later commit is gone.",
+             recovery still promoted, so every later commit is gone.{}",
             v.rows_lost,
             g.segment,
             g.removed_by
                 .as_ref()
                 .map(|s| format!(" (deleted by fault step `{s}`)"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if g.audit_gap {
+                " The archive audit reported this gap before recovery started."
+            } else {
+                ""
+            }
         ),
         None => format!(
             "{} rows lost although every segment holding their commits is in the archive.",
@@ -341,10 +359,13 @@ mod tests {
         o
     }
 
-    fn archive() -> BTreeSet<String> {
-        ["000000010000000000000008", "00000001000000000000000A"]
-            .map(String::from)
-            .into()
+    fn archive() -> ArchiveFacts {
+        ArchiveFacts {
+            segments: ["000000010000000000000008", "00000001000000000000000A"]
+                .map(String::from)
+                .into(),
+            audit_gaps: ["000000010000000000000009".to_string()].into(),
+        }
     }
 
     #[test]

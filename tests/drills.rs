@@ -74,6 +74,25 @@ fn shipped_fault_scenarios_catch_what_they_expect() {
         adr.contains("absent from the archive"),
         "the loss names the missing segment: {adr}"
     );
+    // The audit before recovery saw the same hole, predicted the same loss, and is cited.
+    let gap = adr
+        .split(r#"name="audit.gaps" value=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no audit.gaps property: {adr}"));
+    assert_eq!(gap.len(), 24, "one segment: {adr}");
+    assert!(
+        adr.contains(&format!("stopped before segment {gap}, which is absent")),
+        "the loss and the audit name the same segment: {adr}"
+    );
+    assert!(
+        adr.contains(r#"name="audit.predicted_rows_lost" value="2""#),
+        "{adr}"
+    );
+    assert!(
+        adr.contains("The archive audit reported this gap before recovery started."),
+        "{adr}"
+    );
 
     let wrong = testcase(&junit, "wrong-server-name");
     assert!(wrong.contains("Expected empty archive"), "{wrong}");
@@ -119,6 +138,10 @@ fn a_silent_loss_fails_a_drill_that_trusts_the_recovery() {
     assert!(
         case.contains("unexpected data loss: 2 rows missing"),
         "{case}"
+    );
+    assert!(
+        case.contains("the archive audit found gaps [0000000"),
+        "a wrong audit expectation is a failure reason too: {case}"
     );
 }
 

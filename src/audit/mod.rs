@@ -4,7 +4,9 @@
 pub mod analysis;
 pub mod model;
 pub mod output;
+pub mod predict;
 pub mod reader;
 
 pub use analysis::analyze;
 pub use model::*;
+pub use predict::AuditVerdict;

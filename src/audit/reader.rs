@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::backend::BackendError;
-use crate::backend::objstore::{S3Target, s3_client};
+use crate::backend::objstore::{ObjectStore, S3Target, s3_client};
 
 use super::model::{ArchiveListing, ArchiveObject};
 
@@ -51,6 +51,16 @@ impl ArchiveReader {
             client: s3_client(target),
             bucket: bucket.to_string(),
             root,
+        }
+    }
+
+    /// `<store's root>/<server_name>/`, reusing the store's client (drills audit their own archive).
+    pub fn for_store(store: &ObjectStore, server_name: &str) -> Self {
+        let (client, bucket, root) = store.parts();
+        Self {
+            client: client.clone(),
+            bucket: bucket.to_string(),
+            root: format!("{root}/{}", server_name.trim_matches('/')),
         }
     }
 

@@ -93,6 +93,11 @@ impl ObjectStore {
         }
     }
 
+    /// The client, bucket and root, for read-only consumers such as the audit reader.
+    pub fn parts(&self) -> (&aws_sdk_s3::Client, &str, &str) {
+        (&self.client, &self.bucket, &self.root)
+    }
+
     /// `s3://bucket/root`
     pub fn url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.root)

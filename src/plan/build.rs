@@ -59,6 +59,10 @@ pub enum PlanStep {
     FlushArchive,
     /// Fast shutdown of the source.
     StopSource,
+    /// Audit the source's archive (read-only) and predict what recovery will lose.
+    AuditArchive {
+        server_name: String,
+    },
     /// Bootstrap a new server from the archive.
     Recover {
         target: Target,
@@ -89,6 +93,7 @@ impl PlanStep {
             | PlanStep::Fault { id, .. } => id.clone(),
             PlanStep::FlushArchive => "flush-archive".into(),
             PlanStep::StopSource => "stop-source".into(),
+            PlanStep::AuditArchive { .. } => "audit-archive".into(),
             PlanStep::Recover { .. } => "recover".into(),
             PlanStep::Verify => "verify".into(),
         }
@@ -108,6 +113,7 @@ impl PlanStep {
             PlanStep::Fault { .. } => "fault",
             PlanStep::FlushArchive => "flush_archive",
             PlanStep::StopSource => "stop_source",
+            PlanStep::AuditArchive { .. } => "audit_archive",
             PlanStep::Recover { .. } => "recover",
             PlanStep::Verify => "verify",
         }
@@ -180,6 +186,9 @@ pub fn build(s: &Scenario) -> Plan {
     }
     steps.push(PlanStep::FlushArchive);
     steps.push(PlanStep::StopSource);
+    steps.push(PlanStep::AuditArchive {
+        server_name: s.backup.server_name.clone(),
+    });
     steps.push(PlanStep::Recover {
         target: s.recovery.target.clone(),
         exclusive: s.recovery.exclusive,

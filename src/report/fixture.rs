@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use crate::audit::AuditVerdict;
 use crate::runner::{Event, Phase, RecoveryObservation, Rto, RunInfo, ScenarioResult, Status};
 use crate::verify::{MissingWrite, Verification};
 
@@ -77,6 +78,7 @@ fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
         resolved_target: Some("latest".into()),
         expected_outcome: "recovered with no data loss".into(),
         observation: RecoveryObservation::Recovered,
+        audit: None,
         rows_expected: None,
         rows_observed: None,
         verification: None,
@@ -237,6 +239,7 @@ fn failed() -> Vec<Event> {
                 segment: GAP.into(),
                 segment_in_archive: false,
                 removed_by: Some("drop-w2".into()),
+                audit_gap: true,
             },
             MissingWrite {
                 step_id: "w3".into(),
@@ -248,6 +251,7 @@ fn failed() -> Vec<Event> {
                 segment: AFTER_GAP.into(),
                 segment_in_archive: true,
                 removed_by: None,
+                audit_gap: false,
             },
         ],
         problems: vec![],
@@ -256,7 +260,7 @@ fn failed() -> Vec<Event> {
             format!(
                 "2 rows lost: WAL replay stopped before segment {GAP}, which is absent from the \
                  archive (deleted by fault step `drop-w2`); recovery still promoted, so every \
-                 later commit is gone."
+                 later commit is gone. The archive audit reported this gap before recovery started."
             ),
             format!(
                 "step `w2`: 1 row(s) of events (id 26), txid 747, commit at 0/9000200 in segment \
@@ -268,6 +272,24 @@ fn failed() -> Vec<Event> {
             ),
         ],
         failures: reasons.clone(),
+    });
+    r.audit = Some(AuditVerdict {
+        url: format!("s3://pgdrill/drills/{RUN_ID}/{name}/source"),
+        ok: false,
+        gaps: vec![GAP.into()],
+        backup_id: "20261122T100014".into(),
+        recoverable_to_end: true,
+        recoverable_until: Some("000000010000000000000008".into()),
+        first_gap: Some(GAP.into()),
+        predicted_lost_steps: vec!["w2".into(), "w3".into()],
+        predicted_lost_rows: 2,
+        prediction: format!(
+            "predicted loss: replay from backup 20261122T100014 stops before segment {GAP}, \
+             which is missing; 2 row(s) of the writes expected at the target will be absent (w2, w3)"
+        ),
+        findings: vec![format!(
+            "error: segment {GAP} is missing on timeline 1: recovery from backup 20261122T100014 stops before it"
+        )],
     });
     r.rto = Some(Rto {
         seconds: 3.0,

@@ -140,6 +140,24 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
             "rto.seconds",
             r.rto.as_ref().map(|t| format!("{:.3}", t.seconds)),
         ),
+        some(
+            "audit.gaps",
+            r.audit.as_ref().map(|a| {
+                if a.gaps.is_empty() {
+                    "none".to_string()
+                } else {
+                    a.gaps.join(",")
+                }
+            }),
+        ),
+        some(
+            "audit.predicted_rows_lost",
+            r.audit.as_ref().map(|a| a.predicted_lost_rows.to_string()),
+        ),
+        some(
+            "audit.prediction",
+            r.audit.as_ref().map(|a| a.prediction.clone()),
+        ),
         some("seed", Some(r.seed.to_string())),
         some("expected_outcome", Some(r.expected_outcome.clone())),
         some("observation", Some(record::observation(&r.observation))),

@@ -210,6 +210,37 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         ));
     }
 
+    if let Some(a) = &r.audit {
+        md.blank();
+        md.line("### Archive audit before recovery");
+        md.blank();
+        md.line(format!(
+            "- **Audited:** {} ({})",
+            code(&a.url),
+            if a.ok {
+                "no failing check"
+            } else {
+                "failing checks"
+            }
+        ));
+        md.line(format!(
+            "- **Gaps on recovery's path:** {}",
+            if a.gaps.is_empty() {
+                "none".to_string()
+            } else {
+                a.gaps
+                    .iter()
+                    .map(|g| code(g))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+        md.line(format!("- **Prediction:** {}", one_line(&a.prediction)));
+        for f in &a.findings {
+            md.line(item(&format!("Finding: {f}")));
+        }
+    }
+
     if let Some(rto) = &r.rto {
         md.blank();
         rto_section(md, rto);

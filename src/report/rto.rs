@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use crate::audit::AuditVerdict;
 use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult};
 use crate::verify::MissingWrite;
 
@@ -59,6 +60,8 @@ struct ScenarioDoc<'a> {
     rows_lost: Option<u64>,
     loss_explanation: &'a [String],
     missing: &'a [MissingWrite],
+    /// The pre-recovery archive audit; `null` when recovery was never reached.
+    audit: Option<&'a AuditVerdict>,
 }
 
 #[derive(Serialize)]
@@ -148,6 +151,7 @@ fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
             .as_ref()
             .map(|v| v.missing.as_slice())
             .unwrap_or(&[]),
+        audit: r.audit.as_ref(),
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::AuditVerdict;
 use crate::verify::Verification;
 
 /// Something that happened during a run, in order.
@@ -119,6 +120,9 @@ pub struct ScenarioResult {
     pub resolved_target: Option<String>,
     pub expected_outcome: String,
     pub observation: RecoveryObservation,
+    /// The read-only audit of the source archive made just before recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditVerdict>,
     pub rows_expected: Option<u64>,
     pub rows_observed: Option<u64>,
     pub verification: Option<Verification>,

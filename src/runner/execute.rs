@@ -1,13 +1,13 @@
 //! Runs one scenario's plan through a backend drill: records the ledger, emits events, and
 //! reaches a verdict. Knows nothing about processes, Kubernetes or report formats.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
+use crate::audit::reader::ArchiveReader;
 use crate::backend::{
     Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
 };
@@ -47,7 +47,7 @@ struct State {
     source: Option<Server>,
     recovered: Option<Server>,
     recovery_failed: Option<String>,
-    archive_segments: BTreeSet<String>,
+    archive: verify::ArchiveFacts,
     resolved: Option<crate::ledger::ResolvedTarget>,
     backup_step: Option<String>,
     log: Vec<String>,
@@ -92,6 +92,7 @@ pub async fn run_scenario<B: Backend>(
             Expect::Failed(f) => format!("failed with `{}`", f.error_contains),
         },
         observation: RecoveryObservation::NotAttempted,
+        audit: None,
         rows_expected: None,
         rows_observed: None,
         verification: None,
@@ -125,10 +126,30 @@ pub async fn run_scenario<B: Backend>(
         Err(e) => Status::Error {
             message: e.to_string(),
         },
-        Ok(()) => judge(&s.expect, &res, state.recovery_failed.as_deref()),
+        Ok(()) => {
+            let mut status = judge(&s.expect, &res, state.recovery_failed.as_deref());
+            if let (Some(want), Some(got)) = (s.expect.audit(), &res.audit) {
+                let unmet = crate::audit::predict::check_expectation(want, &state.ledger, got);
+                status = add_reasons(status, unmet);
+            }
+            status
+        }
     };
     res.seconds = started.elapsed().as_secs_f64();
     res
+}
+
+/// Add failure reasons to a verdict (an error stays an error).
+fn add_reasons(status: Status, more: Vec<String>) -> Status {
+    match status {
+        _ if more.is_empty() => status,
+        Status::Passed => Status::Failed { reasons: more },
+        Status::Failed { mut reasons } => {
+            reasons.extend(more);
+            Status::Failed { reasons }
+        }
+        e @ Status::Error { .. } => e,
+    }
 }
 
 fn judge(expect: &Expect, res: &ScenarioResult, failed: Option<&str>) -> Status {
@@ -396,6 +417,46 @@ async fn do_step<D: Drill>(
             drill.stop_source().await?;
             "source stopped (fast shutdown)".into()
         }
+        PlanStep::AuditArchive { server_name } => {
+            let resolved = target::resolve(&s.recovery.target, &st.ledger).map_err(|e| {
+                BackendError::infra(format!("cannot resolve the recovery target: {e}"))
+            })?;
+            let chosen = st
+                .ledger
+                .choose_backup(&resolved, s.recovery.backup.as_deref())
+                .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?;
+            let expected = st
+                .ledger
+                .expected_at(&resolved, s.recovery.exclusive, chosen)
+                .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
+            let reader = ArchiveReader::for_store(drill.store(), server_name);
+            let listing = reader.read().await?;
+            let report = crate::audit::analyze(
+                server_name,
+                &listing,
+                Utc::now(),
+                crate::audit::Thresholds::default(),
+            );
+            let v = crate::audit::predict::verdict(
+                &reader.url(),
+                &report,
+                &chosen.backup_id,
+                &expected,
+            );
+            let d = format!(
+                "{} gap(s){}; {}",
+                v.gaps.len(),
+                if v.gaps.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", v.gaps.join(", "))
+                },
+                v.prediction
+            );
+            st.archive.audit_gaps = v.gaps.iter().cloned().collect();
+            res.audit = Some(v);
+            d
+        }
         PlanStep::Recover {
             target,
             exclusive,
@@ -413,7 +474,7 @@ async fn do_step<D: Drill>(
                 .choose_backup(&resolved, backup.as_deref())
                 .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?
                 .clone();
-            st.archive_segments = drill
+            st.archive.segments = drill
                 .store()
                 .wal_segments(source_server_name)
                 .await?
@@ -499,7 +560,7 @@ async fn do_step<D: Drill>(
                 &st.ledger,
                 &expected,
                 &observed,
-                &st.archive_segments,
+                &st.archive,
                 s.seed,
                 expect,
                 res.rto.as_ref().map(|r| r.seconds),

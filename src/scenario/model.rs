@@ -340,6 +340,16 @@ pub enum Expect {
     Failed(ExpectFailed),
 }
 
+impl Expect {
+    /// The audit expectation, whichever outcome is expected.
+    pub fn audit(&self) -> Option<&ExpectAudit> {
+        match self {
+            Expect::Recovered(r) => r.audit.as_ref(),
+            Expect::Failed(f) => f.audit.as_ref(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectRecovered {
@@ -352,6 +362,18 @@ pub struct ExpectRecovered {
     /// Maximum recovery time objective in seconds; exceeding it fails the drill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rto_budget_seconds: Option<f64>,
+    /// What the archive audit run just before recovery must find.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<ExpectAudit>,
+}
+
+/// Findings the pre-recovery archive audit must report, exactly.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectAudit {
+    /// The WAL segments the audit must report missing on recovery's path, and no others.
+    /// `[]` asserts a clean archive.
+    pub gaps: Vec<WalSelector>,
 }
 
 /// `none`, or `{ rows: N, steps: [ids] }`.
@@ -406,6 +428,9 @@ impl<'de> Deserialize<'de> for DataLoss {
 pub struct ExpectFailed {
     /// Text that must appear in the recovery error (server log FATAL line or tool output).
     pub error_contains: String,
+    /// What the archive audit run just before recovery must find.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<ExpectAudit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

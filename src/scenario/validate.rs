@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path};
 
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
-use super::model::{Expect, Scenario, Step, Target};
+use super::model::{Expect, Scenario, Step, Target, WalSelector};
 use super::span::{SpanIndex, step_index};
 use crate::ledger::{Lsn, SEED_STEP};
 
@@ -474,46 +474,7 @@ impl<'a> Validator<'a> {
                     }
                     if let Some(sel) = &f.delete_wal {
                         let path = format!("{base}.delete_wal");
-                        match (&sel.segment, &sel.holding_step) {
-                            (None, None) => self.report(
-                                &path,
-                                "`delete_wal` names no segment".to_string(),
-                                "set `holding_step: <write step id>` or `segment: <24 hex digits>`"
-                                    .to_string(),
-                            ),
-                            (Some(_), Some(_)) => self.report(
-                                &format!("{path}.holding_step"),
-                                "`delete_wal` sets both `segment` and `holding_step`".to_string(),
-                                "keep only one of them".to_string(),
-                            ),
-                            (Some(seg), None) => {
-                                if !is_segment_name(seg) {
-                                    let upper = seg.to_ascii_uppercase();
-                                    let hint = if is_segment_name(&upper) {
-                                        format!("write it in uppercase: `{upper}`")
-                                    } else {
-                                        "a WAL segment file name is 24 uppercase hex digits, e.g. `000000010000000000000009`".to_string()
-                                    };
-                                    self.report(
-                                        &format!("{path}.segment"),
-                                        format!("`{seg}` is not a WAL segment file name"),
-                                        hint,
-                                    );
-                                }
-                            }
-                            (None, Some(h)) => {
-                                let hpath = format!("{path}.holding_step");
-                                if let Some(r) = self.write_ref(&hpath, h, "`holding_step`")
-                                    && r.index > i
-                                {
-                                    self.report(
-                                        &hpath,
-                                        format!("`holding_step` names write `{h}`, which comes after this fault"),
-                                        "a fault can only delete WAL that already exists: move the fault after the write".to_string(),
-                                    );
-                                }
-                            }
-                        }
+                        self.wal_selector(&path, "delete_wal", sel, Some(i));
                     }
                 }
                 Step::BaseBackup(_) | Step::Checkpoint(_) | Step::SwitchWal(_) => {}
@@ -531,6 +492,51 @@ impl<'a> Validator<'a> {
                 "add `- base_backup: { id: base }` before the writes recovery should find"
                     .to_string(),
             );
+        }
+    }
+
+    /// Checks a WAL selector at `path`. With `before`, a `holding_step` must come before
+    /// step index `before` (a fault can only act on WAL that exists).
+    fn wal_selector(&mut self, path: &str, what: &str, sel: &WalSelector, before: Option<usize>) {
+        match (&sel.segment, &sel.holding_step) {
+            (None, None) => self.report(
+                path,
+                format!("`{what}` names no segment"),
+                "set `holding_step: <write step id>` or `segment: <24 hex digits>`".to_string(),
+            ),
+            (Some(_), Some(_)) => self.report(
+                &format!("{path}.holding_step"),
+                format!("`{what}` sets both `segment` and `holding_step`"),
+                "keep only one of them".to_string(),
+            ),
+            (Some(seg), None) => {
+                if !is_segment_name(seg) {
+                    let upper = seg.to_ascii_uppercase();
+                    let hint = if is_segment_name(&upper) {
+                        format!("write it in uppercase: `{upper}`")
+                    } else {
+                        "a WAL segment file name is 24 uppercase hex digits, e.g. `000000010000000000000009`".to_string()
+                    };
+                    self.report(
+                        &format!("{path}.segment"),
+                        format!("`{seg}` is not a WAL segment file name"),
+                        hint,
+                    );
+                }
+            }
+            (None, Some(h)) => {
+                let hpath = format!("{path}.holding_step");
+                if let Some(r) = self.write_ref(&hpath, h, "`holding_step`")
+                    && let Some(i) = before
+                    && r.index > i
+                {
+                    self.report(
+                        &hpath,
+                        format!("`holding_step` names write `{h}`, which comes after this fault"),
+                        "a fault can only delete WAL that already exists: move the fault after the write".to_string(),
+                    );
+                }
+            }
         }
     }
 
@@ -844,6 +850,24 @@ impl<'a> Validator<'a> {
     }
 
     fn check_expect(&mut self) {
+        if let Some(a) = self.s.expect.audit() {
+            let outcome = match &self.s.expect {
+                Expect::Recovered(_) => "recovered",
+                Expect::Failed(_) => "failed",
+            };
+            let mut seen = BTreeSet::new();
+            for (i, sel) in a.gaps.iter().enumerate() {
+                let p = format!("expect.{outcome}.audit.gaps[{i}]");
+                self.wal_selector(&p, "gaps", sel, None);
+                if !seen.insert((sel.segment.clone(), sel.holding_step.clone())) {
+                    self.report(
+                        &p,
+                        "`audit.gaps` lists the same segment twice".to_string(),
+                        "list each expected gap once".to_string(),
+                    );
+                }
+            }
+        }
         match &self.s.expect {
             Expect::Recovered(r) => {
                 let tables = self.table_names();
@@ -1166,6 +1190,16 @@ timeouts:
             "failed: { error_contains: \" \" }",
         );
         insta::assert_snapshot!("expect_failed_needs_text", problems(&text));
+    }
+
+    #[test]
+    fn audit_gap_problems() {
+        let text = edit(
+            MINIMAL,
+            "recovered: {}",
+            "failed:\n    error_contains: x\n    audit:\n      gaps: [{ holding_step: nope }, { segment: 00000001000000000000000a }, {}, { segment: 000000010000000000000003 }, { segment: 000000010000000000000003 }]",
+        );
+        insta::assert_snapshot!("audit_gap_problems", problems(&text));
     }
 
     #[test]

@@ -1,0 +1,271 @@
+//! What the pre-recovery audit of a drill's archive means for that drill: which ledger writes
+//! it predicts lost before recovery starts, and whether it found the gaps the scenario expects.
+//! Pure: never reads object storage or the database.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{Ledger, LedgerEntry};
+use crate::scenario::ExpectAudit;
+
+use super::analysis::SegmentName;
+use super::model::AuditReport;
+
+/// The audit's verdict as a drill records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditVerdict {
+    /// `s3://bucket/prefix/serverName` that was audited.
+    pub url: String,
+    /// No finding of severity `error`.
+    pub ok: bool,
+    /// Segments missing on the path recovery takes, ascending.
+    pub gaps: Vec<String>,
+    /// The backup recovery will restore.
+    pub backup_id: String,
+    /// The backup reaches consistency from archived WAL.
+    pub recoverable_to_end: bool,
+    /// Last segment replay can reach from that backup.
+    pub recoverable_until: Option<String>,
+    /// First segment replay from that backup needs and cannot find.
+    pub first_gap: Option<String>,
+    /// Ledger writes expected at the target whose commit lies at or past `first_gap`.
+    pub predicted_lost_steps: Vec<String>,
+    pub predicted_lost_rows: u64,
+    /// One sentence: what recovery will find, said before it starts.
+    pub prediction: String,
+    /// Every finding, as `severity: message`.
+    pub findings: Vec<String>,
+}
+
+fn at_or_after(segment: &str, gap: &str) -> bool {
+    match (SegmentName::parse(segment), SegmentName::parse(gap)) {
+        // Positions are comparable across timelines; the segment size does not matter for order.
+        (Some(s), Some(g)) => (s.log, s.seg) >= (g.log, g.seg),
+        _ => segment >= gap,
+    }
+}
+
+/// Judge `report` for a recovery from `backup_id` that should find `expected` (the ledger's
+/// writes at the target).
+pub fn verdict(
+    url: &str,
+    report: &AuditReport,
+    backup_id: &str,
+    expected: &[&LedgerEntry],
+) -> AuditVerdict {
+    let b = report.backups.iter().find(|b| b.id == backup_id);
+    let first_gap = b
+        .and_then(|b| b.first_gap.as_ref())
+        .map(|g| g.segment.clone());
+    let lost: Vec<&&LedgerEntry> = match &first_gap {
+        Some(g) => expected
+            .iter()
+            .filter(|e| at_or_after(&e.segment, g))
+            .collect(),
+        None => Vec::new(),
+    };
+    let rows: u64 = lost.iter().map(|e| e.rows).sum();
+    let steps: Vec<String> = lost.iter().map(|e| e.step_id.clone()).collect();
+    let prediction = match (b, &first_gap) {
+        (None, _) => {
+            format!("the audit does not see backup {backup_id} in the archive: restore will fail")
+        }
+        (Some(b), _) if !b.complete => {
+            format!("backup {backup_id} is incomplete in the archive: restore will fail")
+        }
+        (Some(b), Some(g)) if !b.recoverable_to_end => format!(
+            "backup {backup_id} cannot reach consistency: segment {g} between its begin and end WAL is missing"
+        ),
+        (Some(_), Some(g)) if rows > 0 => format!(
+            "predicted loss: replay from backup {backup_id} stops before segment {g}, which is missing; \
+             {rows} row(s) of {} expected at the target will be absent ({})",
+            if steps.len() == 1 {
+                "1 write"
+            } else {
+                "the writes"
+            },
+            steps.join(", ")
+        ),
+        (Some(_), Some(g)) => format!(
+            "segment {g} is missing, but every write expected at the target commits before it: no loss predicted"
+        ),
+        (Some(_), None) => format!("no gap on the path from backup {backup_id}: no loss predicted"),
+    };
+    AuditVerdict {
+        url: url.to_string(),
+        ok: report.ok(),
+        gaps: report.gaps.iter().map(|g| g.segment.clone()).collect(),
+        backup_id: backup_id.to_string(),
+        recoverable_to_end: b.is_some_and(|b| b.recoverable_to_end),
+        recoverable_until: b
+            .and_then(|b| b.recoverable_until.as_ref())
+            .map(|g| g.segment.clone()),
+        first_gap,
+        predicted_lost_steps: steps,
+        predicted_lost_rows: rows,
+        prediction,
+        findings: report
+            .findings
+            .iter()
+            .map(|f| format!("{}: {}", f.severity, f.message))
+            .collect(),
+    }
+}
+
+/// Unmet audit expectations (empty when the audit found exactly the expected gaps).
+pub fn check_expectation(
+    expect: &ExpectAudit,
+    ledger: &Ledger,
+    verdict: &AuditVerdict,
+) -> Vec<String> {
+    let mut want = Vec::new();
+    for sel in &expect.gaps {
+        match (&sel.segment, &sel.holding_step) {
+            (Some(s), _) => want.push(s.clone()),
+            (None, Some(step)) => match ledger.entry_for_step(step) {
+                Ok(e) => want.push(e.segment.clone()),
+                Err(e) => return vec![format!("audit.gaps: {e}")],
+            },
+            (None, None) => {}
+        }
+    }
+    want.sort();
+    want.dedup();
+    if want == verdict.gaps {
+        Vec::new()
+    } else {
+        vec![format!(
+            "the archive audit found gaps [{}], the scenario expects [{}]",
+            verdict.gaps.join(", "),
+            want.join(", ")
+        )]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::model::{BackupAudit, Gap, Thresholds};
+    use crate::ledger::{LedgerEntry, Lsn};
+    use crate::scenario::WalSelector;
+    use chrono::Utc;
+
+    fn entry(seq: u64, step: &str, seg: u8) -> LedgerEntry {
+        LedgerEntry {
+            seq,
+            step_id: step.into(),
+            table: "events".into(),
+            first_id: seq + 1,
+            rows: 1,
+            digest: String::new(),
+            txid: 700 + seq,
+            pre_commit_lsn: Lsn(u64::from(seg) << 24),
+            commit_lsn: Lsn((u64::from(seg) << 24) + 0x100),
+            segment: format!("0000000100000000000000{seg:02X}"),
+            commit_time: Utc::now(),
+        }
+    }
+
+    fn report(first_gap: Option<&str>) -> AuditReport {
+        let gap = |s: &str| Gap {
+            segment: s.into(),
+            timeline: 1,
+        };
+        AuditReport {
+            server_name: "pg".into(),
+            checked_at: Utc::now(),
+            wal_segment_size: 16 << 20,
+            timelines: vec![1],
+            backups: vec![BackupAudit {
+                id: "B1".into(),
+                status: "DONE".into(),
+                timeline: 1,
+                begin_wal: "000000010000000000000002".into(),
+                end_wal: "000000010000000000000002".into(),
+                begin_time: None,
+                end_time: None,
+                complete: true,
+                recoverable_to_end: true,
+                recoverable_until: Some(gap("000000010000000000000003")),
+                first_gap: first_gap.map(gap),
+            }],
+            gaps: first_gap.map(gap).into_iter().collect(),
+            newest_backup: Some("B1".into()),
+            newest_backup_age_seconds: Some(1),
+            newest_wal: None,
+            newest_wal_age_seconds: None,
+            thresholds: Thresholds::default(),
+            findings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_gap_predicts_the_loss_of_every_later_write() {
+        let es = [entry(0, "w1", 3), entry(1, "w2", 4), entry(2, "w3", 5)];
+        let expected: Vec<&LedgerEntry> = es.iter().collect();
+        let v = verdict(
+            "s3://b/p/pg",
+            &report(Some("000000010000000000000004")),
+            "B1",
+            &expected,
+        );
+        assert_eq!(v.predicted_lost_steps, ["w2", "w3"]);
+        assert_eq!(v.predicted_lost_rows, 2);
+        assert!(
+            v.prediction.starts_with("predicted loss"),
+            "{}",
+            v.prediction
+        );
+        assert!(v.prediction.contains("000000010000000000000004"));
+    }
+
+    #[test]
+    fn a_gap_after_the_target_predicts_nothing() {
+        let es = [entry(0, "w1", 3)];
+        let expected: Vec<&LedgerEntry> = es.iter().collect();
+        let v = verdict(
+            "u",
+            &report(Some("000000010000000000000004")),
+            "B1",
+            &expected,
+        );
+        assert_eq!(v.predicted_lost_rows, 0);
+        assert!(
+            v.prediction.contains("no loss predicted"),
+            "{}",
+            v.prediction
+        );
+        let clean = verdict("u", &report(None), "B1", &expected);
+        assert_eq!(clean.first_gap, None);
+        assert!(clean.gaps.is_empty());
+        let unknown = verdict("u", &report(None), "B9", &expected);
+        assert!(unknown.prediction.contains("restore will fail"));
+    }
+
+    #[test]
+    fn expectations_resolve_steps_through_the_ledger() {
+        let ledger = Ledger {
+            entries: vec![entry(0, "w1", 3), entry(1, "w2", 4)],
+            ..Ledger::default()
+        };
+        let es: Vec<&LedgerEntry> = ledger.entries.iter().collect();
+        let v = verdict("u", &report(Some("000000010000000000000004")), "B1", &es);
+        let by_step = ExpectAudit {
+            gaps: vec![WalSelector {
+                segment: None,
+                holding_step: Some("w2".into()),
+            }],
+        };
+        assert!(check_expectation(&by_step, &ledger, &v).is_empty());
+        let wrong = ExpectAudit {
+            gaps: vec![WalSelector {
+                segment: None,
+                holding_step: Some("w1".into()),
+            }],
+        };
+        let f = check_expectation(&wrong, &ledger, &v);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].contains("000000010000000000000003"), "{f:?}");
+        let clean = ExpectAudit { gaps: vec![] };
+        assert_eq!(check_expectation(&clean, &ledger, &v).len(), 1);
+    }
+}
