@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod gameday;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::{mpsc, watch};
@@ -104,28 +106,10 @@ pub enum Command {
     },
     /// Audit a barman-cloud archive, read-only: WAL continuity per timeline, which backups can
     /// be recovered how far, base backup and WAL freshness. Exit 1 when a check fails.
-    Audit {
-        /// `s3://BUCKET/PATH`: the folder holding the serverName folders (CNPG's destinationPath).
-        url: String,
-        server_name: String,
-        /// S3 endpoint (default: AWS). Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-        #[arg(long)]
-        endpoint: Option<String>,
-        #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
-        region: String,
-        /// Print JSON instead of the table.
-        #[arg(long)]
-        json: bool,
-        /// Also write the checks as a JUnit file.
-        #[arg(long)]
-        junit: Option<PathBuf>,
-        /// Fail when the newest base backup is older (e.g. `25h`, `90m`).
-        #[arg(long, default_value = "25h", value_parser = parse_age)]
-        max_backup_age: u64,
-        /// Fail when the newest archived WAL segment is older (e.g. `10m`).
-        #[arg(long, default_value = "10m", value_parser = parse_age)]
-        max_wal_age: u64,
-    },
+    Audit(AuditArgs),
+    /// Restore test of a real barman-cloud archive: audit it, restore into a scratch instance
+    /// (never writing to the archive), run the checks, report RTO/RPO.
+    Gameday(gameday::GamedayArgs),
     /// Check scenario files without running anything.
     Validate {
         #[arg(required = true)]
@@ -158,6 +142,33 @@ pub enum Command {
         #[arg(long, default_value = "pgdrill")]
         bucket: Vec<String>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// `s3://BUCKET/PATH`: the folder holding the serverName folders (CNPG's destinationPath).
+    pub url: String,
+    pub server_name: String,
+    /// S3 endpoint (default: AWS). Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// AWS shared-credentials profile (default: the AWS_* variables, then AWS_PROFILE).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the checks as a JUnit file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Fail when the newest base backup is older (e.g. `25h`, `90m`).
+    #[arg(long, default_value = "25h", value_parser = parse_age)]
+    pub max_backup_age: u64,
+    /// Fail when the newest archived WAL segment is older (e.g. `10m`).
+    #[arg(long, default_value = "10m", value_parser = parse_age)]
+    pub max_wal_age: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -263,30 +274,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             fixtures,
             kube,
         } => render(backend, &paths, &out, force, &s3_bucket, &fixtures, &kube),
-        Command::Audit {
-            url,
-            server_name,
-            endpoint,
-            region,
-            json,
-            junit,
-            max_backup_age,
-            max_wal_age,
-        } => {
-            audit(
-                &url,
-                &server_name,
-                endpoint,
-                region,
-                json,
-                junit,
-                pgdrill::audit::Thresholds {
-                    max_backup_age_seconds: max_backup_age,
-                    max_wal_age_seconds: max_wal_age,
-                },
-            )
-            .await
-        }
+        Command::Audit(a) => audit(a).await,
+        Command::Gameday(args) => gameday::run(args).await,
         Command::Validate { paths, fixtures } => {
             let loaded = load_all(&paths, &fixtures)?;
             for l in &loaded {
@@ -744,17 +733,27 @@ fn parse_age(s: &str) -> Result<u64, String> {
 }
 
 /// `pgdrill audit`: read the archive, judge it, print it.
-async fn audit(
-    url: &str,
-    server_name: &str,
-    endpoint: Option<String>,
-    region: String,
-    json: bool,
-    junit: Option<PathBuf>,
-    thresholds: pgdrill::audit::Thresholds,
-) -> anyhow::Result<i32> {
+async fn audit(a: AuditArgs) -> anyhow::Result<i32> {
+    let AuditArgs {
+        url,
+        server_name,
+        endpoint,
+        region,
+        profile,
+        json,
+        junit,
+        max_backup_age,
+        max_wal_age,
+    } = a;
+    let (url, server_name) = (url.as_str(), server_name.as_str());
+    let thresholds = pgdrill::audit::Thresholds {
+        max_backup_age_seconds: max_backup_age,
+        max_wal_age_seconds: max_wal_age,
+    };
     let (bucket, prefix) = pgdrill::audit::reader::parse_s3_url(url).map_err(Error::Usage)?;
-    let (ak, sk) = env_credentials("audit")?;
+    let keys = pgdrill::backend::credentials::resolve(profile.as_deref(), "audit")
+        .map_err(Error::Usage)?;
+    let (ak, sk) = (keys.access_key, keys.secret_key);
     let target = S3Target {
         endpoint: endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
         region,

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod backend;
 pub mod error;
+pub mod gameday;
 pub mod ledger;
 pub mod plan;
 pub mod report;

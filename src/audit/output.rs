@@ -68,6 +68,13 @@ pub fn table(r: &AuditReport, url: &str) -> String {
 
 /// JUnit: one testsuite per audited serverName, one testcase per check.
 pub fn junit(r: &AuditReport) -> Result<String, quick_junit::SerializeError> {
+    let mut report = Report::new("pgdrill-audit");
+    report.add_test_suite(suite(r));
+    report.to_string()
+}
+
+/// The audit as one JUnit testsuite (also part of a game day's JUnit file).
+pub fn suite(r: &AuditReport) -> TestSuite {
     let mut suite = TestSuite::new(format!("pgdrill audit {}", r.server_name));
     suite.set_timestamp(r.checked_at);
     let mut case = |name: String, failure: Option<String>| {
@@ -102,7 +109,5 @@ pub fn junit(r: &AuditReport) -> Result<String, quick_junit::SerializeError> {
                 .then(|| format!("{} cannot reach consistency: {}", b.id, gap(&b.first_gap))),
         );
     }
-    let mut report = Report::new("pgdrill-audit");
-    report.add_test_suite(suite);
-    report.to_string()
+    suite
 }

@@ -99,3 +99,30 @@ pub trait Drill {
     /// Release everything; with `keep`, leave it in place and say where. Returns what was kept.
     fn teardown(self, keep: bool) -> impl Future<Output = Vec<String>> + Send;
 }
+
+/// What a game day asks a backend to restore from a real archive.
+#[derive(Debug, Clone)]
+pub struct ScratchRequest {
+    pub major: u32,
+    /// serverName of the archive under test.
+    pub server_name: String,
+    pub backup_id: String,
+    pub target: ResolvedTarget,
+    /// `None`: the scratch instance does not archive at all. Otherwise `(destinationPath,
+    /// serverName)` of its own archive, already checked not to overlap the source.
+    pub archive: Option<(String, String)>,
+    pub timeout_seconds: u64,
+}
+
+/// A restore of a real archive into something disposable (a scratch instance or namespace).
+/// Never writes to the archive under test.
+pub trait ScratchRestore {
+    fn name(&self) -> &'static str;
+    /// Restore, replay to the target, promote, and connect.
+    fn restore(
+        &mut self,
+        req: &ScratchRequest,
+    ) -> impl Future<Output = Result<RecoveryAttempt, BackendError>> + Send;
+    /// Release everything; with `keep`, leave it and say where.
+    fn teardown(self, keep: bool) -> impl Future<Output = Vec<String>> + Send;
+}

@@ -534,7 +534,7 @@ fn syntax_problem(msg: &str) -> (String, String) {
 }
 
 /// Turns a yaml_serde error into a located problem with a clear message.
-fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> Problem {
+pub fn problem_from_yaml_error(file: &Path, text: &str, err: &yaml_serde::Error) -> Problem {
     let spans = SpanIndex::parse(text);
     let scenario = spans
         .scalar("name")

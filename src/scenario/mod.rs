@@ -6,7 +6,10 @@ mod model;
 mod span;
 mod validate;
 
-pub use load::{LoadedScenario, Problem, ScenarioError, json_schema, load_file, load_str};
+pub use load::{
+    LoadedScenario, Problem, ScenarioError, json_schema, load_file, load_str,
+    problem_from_yaml_error,
+};
 pub use model::*;
 pub use span::{Mark, SpanIndex};
 pub use validate::validate;

@@ -7,6 +7,7 @@ pub mod postgres;
 pub mod process;
 pub mod s3layer;
 pub mod s3server;
+pub mod scratch;
 pub mod toolchain;
 
 pub use barman::{Barman, BarmanBackup, sh_quote};

@@ -1,0 +1,138 @@
+//! S3 credentials: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, or a profile of the AWS shared
+//! credentials file (`AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`). Never
+//! prints a secret; errors name the file and profile only.
+
+use std::path::{Path, PathBuf};
+
+/// An access key pair. `Debug` redacts the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The `[profile]` section of a shared credentials file (INI), if it has both keys.
+pub fn parse_profile(text: &str, profile: &str) -> Option<KeyPair> {
+    let mut in_section = false;
+    let (mut ak, mut sk) = (None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim();
+            in_section = name == profile || name.strip_prefix("profile ") == Some(profile);
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            match k.trim() {
+                "aws_access_key_id" => ak = Some(v.trim().to_string()),
+                "aws_secret_access_key" => sk = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    Some(KeyPair {
+        access_key: ak?,
+        secret_key: sk?,
+    })
+}
+
+/// Where the shared credentials file is.
+pub fn credentials_file() -> Option<PathBuf> {
+    std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".aws/credentials")))
+}
+
+/// Resolve credentials: an explicit `profile` wins; then the two environment variables; then
+/// `AWS_PROFILE`. `what` names the command in errors.
+pub fn resolve(profile: Option<&str>, what: &str) -> Result<KeyPair, String> {
+    let env_profile = std::env::var("AWS_PROFILE").ok();
+    let from_env = match (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Ok(a), Ok(s)) if !a.is_empty() && !s.is_empty() => Some(KeyPair {
+            access_key: a,
+            secret_key: s,
+        }),
+        _ => None,
+    };
+    let profile = match (profile, from_env) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(k)) => return Ok(k),
+        (None, None) => env_profile.ok_or_else(|| {
+            format!(
+                "{what} needs credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile (--profile or AWS_PROFILE)"
+            )
+        })?,
+    };
+    let file = credentials_file()
+        .ok_or_else(|| "cannot locate the AWS credentials file (HOME is not set)".to_string())?;
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        format!(
+            "{what}: profile `{profile}`: cannot read {}: {e}",
+            file.display()
+        )
+    })?;
+    parse_profile(&text, &profile).ok_or_else(|| {
+        format!(
+            "{what}: profile `{profile}` in {} has no aws_access_key_id and aws_secret_access_key \
+             (session tokens and SSO profiles are not supported)",
+            file.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "\
+[default]
+aws_access_key_id = AKDEFAULT
+aws_secret_access_key = sdefault
+
+# a comment
+[profile gameday]
+aws_access_key_id=AKGAME
+aws_secret_access_key= sgame
+region = eu-west-1
+
+[half]
+aws_access_key_id = AKHALF
+";
+
+    #[test]
+    fn profiles_are_read_by_name() {
+        assert_eq!(
+            parse_profile(FILE, "default").unwrap().access_key,
+            "AKDEFAULT"
+        );
+        let g = parse_profile(FILE, "gameday").unwrap();
+        assert_eq!(
+            (g.access_key.as_str(), g.secret_key.as_str()),
+            ("AKGAME", "sgame")
+        );
+        assert!(
+            parse_profile(FILE, "half").is_none(),
+            "a secret is required"
+        );
+        assert!(parse_profile(FILE, "missing").is_none());
+        assert!(!format!("{g:?}").contains("sgame"), "Debug redacts");
+    }
+}

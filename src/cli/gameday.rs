@@ -1,0 +1,219 @@
+//! `pgdrill gameday`: command-line edge of a game day. Resolves credentials and the backend,
+//! handles Ctrl-C, writes the reports, maps the verdict to an exit code.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::sync::watch;
+
+use pgdrill::backend::credentials;
+use pgdrill::backend::local::process;
+use pgdrill::backend::local::scratch::LocalScratch;
+use pgdrill::backend::objstore::S3Target;
+use pgdrill::error::{Error, exit};
+use pgdrill::gameday::{self, GamedayOptions, GamedayRecord, GamedayTarget};
+use pgdrill::runner::Status;
+
+use super::{BackendKind, Common};
+
+/// Arguments of `pgdrill gameday`.
+#[derive(Debug, clap::Args)]
+pub struct GamedayArgs {
+    /// The game-day file (YAML): archive, PostgreSQL major, target, checks.
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: BackendKind,
+    /// Override the file's target: `latest`, `random`, or an RFC 3339 time.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Seed for `random` (default: the file's, else drawn now; always recorded).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Who runs the game day, for the record (default: $USER).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// AWS shared-credentials profile (default: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then AWS_PROFILE).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Override the file's S3 endpoint.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Reports go to `<report-dir>/gameday-<name>-<UTC time>/`.
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// Keep the scratch instance and its directory, and print where they are.
+    #[arg(long, env = "PGDRILL_KEEP", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub keep: bool,
+    /// Audit threshold: newest base backup older than this fails the audit suite.
+    #[arg(long, default_value = "25h", value_parser = super::parse_age)]
+    pub max_backup_age: u64,
+    /// Audit threshold: newest WAL older than this fails the audit suite.
+    #[arg(long, default_value = "10m", value_parser = super::parse_age)]
+    pub max_wal_age: u64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn parse_target(s: &str) -> Result<GamedayTarget, Error> {
+    match s {
+        "latest" => Ok(GamedayTarget::Latest),
+        "random" => Ok(GamedayTarget::Random),
+        t => chrono::DateTime::parse_from_rfc3339(t)
+            .map(GamedayTarget::Time)
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "--target `{t}`: not `latest`, `random` or an RFC 3339 time ({e})"
+                ))
+            }),
+    }
+}
+
+pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
+    let mut loaded = gameday::load_file(&a.file).map_err(Error::Scenario)?;
+    if let Some(t) = &a.target {
+        loaded.gameday.target = parse_target(t)?;
+    }
+    if a.backend != BackendKind::Local {
+        return Err(Error::Usage(
+            "game days run on the local backend only for now (a scratch namespace on kube is not built yet)"
+                .into(),
+        )
+        .into());
+    }
+    let g = &loaded.gameday;
+    let keys = credentials::resolve(
+        a.profile.as_deref().or(g.archive.profile.as_deref()),
+        "gameday",
+    )
+    .map_err(Error::Usage)?;
+    let region = g
+        .archive
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".into());
+    let endpoint = a
+        .endpoint
+        .clone()
+        .or_else(|| g.archive.endpoint.clone())
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let (bucket, _) =
+        pgdrill::audit::reader::parse_s3_url(&g.archive.destination).map_err(Error::Usage)?;
+    let s3 = S3Target {
+        endpoint,
+        region,
+        bucket,
+        access_key: keys.access_key,
+        secret_key: keys.secret_key,
+    };
+    let seed = a.seed.or(g.seed).unwrap_or_else(rand::random);
+    let operator = a
+        .operator
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let tc = super::toolchain(&a.common)?;
+    tc.check_barman()
+        .map_err(|e| Error::Infrastructure(e.to_string()))?;
+    tc.pg_bin(g.postgres)
+        .map_err(|e| Error::Infrastructure(e.to_string()))?;
+
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let id = format!("gameday-{}-{stamp}", g.name);
+    let report_dir = a.report_dir.join(&id);
+    std::fs::create_dir_all(&report_dir)
+        .with_context(|| format!("creating {}", report_dir.display()))?;
+    let work = tc.home.join("runs").join(&id);
+    let restorer = LocalScratch::new(tc.clone(), work, s3.clone(), &g.archive.destination)
+        .map_err(|e| Error::Infrastructure(e.to_string()))?;
+
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\npgdrill: interrupted; tearing down (Ctrl-C again to kill everything now)");
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                process::kill_all_groups();
+                std::process::exit(130);
+            }
+        }
+    });
+    println!(
+        "game day `{}`: {}/{} via {} (seed {seed})",
+        g.name, g.archive.destination, g.archive.server_name, s3.endpoint
+    );
+    let opts = GamedayOptions {
+        s3,
+        operator,
+        seed,
+        thresholds: pgdrill::audit::Thresholds {
+            max_backup_age_seconds: a.max_backup_age,
+            max_wal_age_seconds: a.max_wal_age,
+        },
+        keep: a.keep,
+    };
+    let rec = gameday::run_gameday(restorer, &loaded, &opts, cancel_rx).await;
+    write_reports(&report_dir, &rec)?;
+    print_summary(&rec, &report_dir);
+    Ok(match rec.status {
+        Status::Passed => exit::PASSED,
+        Status::Failed { .. } => exit::DRILL_FAILED,
+        Status::Error { .. } => exit::INFRASTRUCTURE,
+    })
+}
+
+fn write_reports(dir: &Path, rec: &GamedayRecord) -> anyhow::Result<()> {
+    let xml =
+        gameday::report::junit(rec).map_err(|e| Error::Infrastructure(format!("JUnit: {e}")))?;
+    std::fs::write(dir.join("gameday.xml"), xml)?;
+    std::fs::write(
+        dir.join("gameday.json"),
+        serde_json::to_string_pretty(rec)? + "\n",
+    )?;
+    std::fs::write(dir.join("gameday.md"), gameday::report::markdown(rec))?;
+    Ok(())
+}
+
+fn print_summary(rec: &GamedayRecord, dir: &Path) {
+    if let Some(b) = &rec.backup_id {
+        println!(
+            "restored backup {b} to {}",
+            rec.resolved_target.as_deref().unwrap_or(&rec.target)
+        );
+    }
+    if let Some(rto) = &rec.rto {
+        println!("RTO {:.1}s", rto.seconds);
+    }
+    if let Some(s) = rec.rpo.as_ref().and_then(|r| r.seconds) {
+        println!(
+            "RPO {s:.1}s behind the {}",
+            rec.rpo.as_ref().unwrap().reference
+        );
+    }
+    for c in &rec.checks {
+        println!(
+            "check {}: {}",
+            c.name,
+            if c.passed {
+                "pass".to_string()
+            } else {
+                format!("FAIL ({})", c.message.as_deref().unwrap_or(""))
+            }
+        );
+    }
+    match &rec.status {
+        Status::Passed => println!("game day: PASSED"),
+        Status::Failed { reasons } => {
+            println!("game day: FAILED");
+            for r in reasons {
+                println!("  - {r}");
+            }
+        }
+        Status::Error { message } => println!("game day: ERROR: {message}"),
+    }
+    for k in &rec.kept {
+        println!("kept: {k}");
+    }
+    println!("reports: {}", dir.display());
+}

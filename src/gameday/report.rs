@@ -1,0 +1,270 @@
+//! Game-day reports from a `GamedayRecord`: JUnit (the game day's cases plus the audit's
+//! suite), JSON, and a one-page Markdown record. Pure formatting; the caller writes files.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::runner::Status;
+
+use super::record::{GamedayRecord, RestoreOutcome};
+
+fn case(name: &str, failure: Option<String>) -> TestCase {
+    let status = match failure {
+        None => TestCaseStatus::success(),
+        Some(msg) => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(msg.lines().next().unwrap_or_default().to_string());
+            s.set_description(msg);
+            s
+        }
+    };
+    TestCase::new(name, status)
+}
+
+/// JUnit: suite `gameday <name>` (restore, RTO, RPO, one case per check) and the audit suite.
+pub fn junit(r: &GamedayRecord) -> Result<String, quick_junit::SerializeError> {
+    let mut suite = TestSuite::new(format!("gameday {}", r.name));
+    suite.set_timestamp(r.started_at);
+    suite.set_time(Duration::from_secs_f64(r.seconds.max(0.0)));
+    let props = [
+        ("operator", Some(r.operator.clone())),
+        ("backend", Some(r.backend.clone())),
+        ("archive", Some(r.archive.clone())),
+        ("backup_id", r.backup_id.clone()),
+        ("target", Some(r.target.clone())),
+        ("target.resolved", r.resolved_target.clone()),
+        ("seed", Some(r.seed.to_string())),
+        ("postgres", r.postgres_version.clone()),
+        ("recovered_to", r.recovered_to.map(|t| t.to_rfc3339())),
+        (
+            "rto.seconds",
+            r.rto.as_ref().map(|x| format!("{:.3}", x.seconds)),
+        ),
+        (
+            "rpo.seconds",
+            r.rpo
+                .as_ref()
+                .and_then(|x| x.seconds)
+                .map(|s| format!("{s:.3}")),
+        ),
+    ];
+    for (k, v) in props {
+        if let Some(v) = v {
+            suite.add_property(Property::new(k, v));
+        }
+    }
+    let classname = format!("pgdrill.gameday.{}", r.backend);
+    let mut add = |mut tc: TestCase| {
+        tc.set_classname(classname.clone());
+        suite.add_test_case(tc);
+    };
+    let restore_failure = match (&r.restore, &r.status) {
+        (RestoreOutcome::Failed { message }, _) => Some(message.clone()),
+        (RestoreOutcome::NotAttempted, Status::Error { message }) => Some(message.clone()),
+        (RestoreOutcome::NotAttempted, Status::Failed { reasons }) => Some(reasons.join("\n")),
+        (RestoreOutcome::NotAttempted, Status::Passed) => Some("not attempted".into()),
+        (RestoreOutcome::Recovered, Status::Failed { reasons }) => reasons
+            .iter()
+            .find(|x| x.starts_with("the archive has a gap"))
+            .cloned(),
+        (RestoreOutcome::Recovered, _) => None,
+    };
+    let mut restore = case(
+        &format!(
+            "restore {} to {}",
+            r.backup_id.as_deref().unwrap_or("(no backup)"),
+            r.resolved_target.as_deref().unwrap_or(&r.target)
+        ),
+        restore_failure,
+    );
+    if let Some(rto) = &r.rto {
+        restore.set_time(Duration::from_secs_f64(rto.seconds.max(0.0)));
+    }
+    add(restore);
+    if let Some(rto) = &r.rto
+        && let Some(b) = rto.budget_seconds
+    {
+        add(case(
+            "RTO budget",
+            (rto.seconds > b)
+                .then(|| format!("RTO {:.1}s is over the budget of {b:.1}s", rto.seconds)),
+        ));
+    }
+    if let Some(rpo) = &r.rpo
+        && rpo.budget_seconds.is_some()
+    {
+        add(case("RPO budget", rpo.missed()));
+    }
+    for c in &r.checks {
+        add(case(
+            &format!("check: {}", c.name),
+            (!c.passed).then(|| c.message.clone().unwrap_or_default()),
+        ));
+    }
+    let mut report = Report::new(format!("pgdrill-gameday-{}", r.name));
+    report.add_test_suite(suite);
+    if let Some(a) = &r.audit {
+        report.add_test_suite(crate::audit::output::suite(a));
+    }
+    report.to_string()
+}
+
+fn code(s: &str) -> String {
+    format!("`{}`", s.replace('`', "'"))
+}
+
+/// The one-page game-day record.
+pub fn markdown(r: &GamedayRecord) -> String {
+    let mut o = String::new();
+    let verdict = match &r.status {
+        Status::Passed => "PASSED",
+        Status::Failed { .. } => "FAILED",
+        Status::Error { .. } => "ERROR",
+    };
+    let _ = writeln!(o, "# Game day `{}`: {verdict}\n", r.name);
+    if !r.description.trim().is_empty() {
+        let _ = writeln!(o, "{}\n", r.description.trim());
+    }
+    match &r.status {
+        Status::Passed => {
+            let _ = writeln!(o, "The restore met every check and budget.\n");
+        }
+        Status::Failed { reasons } => {
+            let _ = writeln!(o, "Not met:\n");
+            for x in reasons {
+                let _ = writeln!(o, "- {}", x.replace('\n', " "));
+            }
+            o.push('\n');
+        }
+        Status::Error { message } => {
+            let _ = writeln!(
+                o,
+                "The game day could not run to the end (this says nothing about the backups):\n\n```\n{message}\n```\n"
+            );
+        }
+    }
+    let _ = writeln!(o, "| | |\n|---|---|");
+    let rows = [
+        ("Who", r.operator.clone()),
+        (
+            "When",
+            r.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        ),
+        ("Backend", r.backend.clone()),
+        ("Archive", code(&r.archive)),
+        ("Endpoint", code(&r.endpoint)),
+        ("Backup", r.backup_id.as_deref().map_or("none".into(), code)),
+        (
+            "Target",
+            match &r.resolved_target {
+                Some(t) if *t != r.target => format!("{} → {}", code(&r.target), code(t)),
+                _ => code(&r.target),
+            },
+        ),
+        ("Seed", r.seed.to_string()),
+        (
+            "PostgreSQL",
+            r.postgres_version
+                .clone()
+                .unwrap_or_else(|| format!("{} (not started)", r.postgres_major)),
+        ),
+        (
+            "Recovered to",
+            r.recovered_to
+                .map_or("no transaction replayed".into(), |t| t.to_rfc3339()),
+        ),
+        (
+            "RTO",
+            r.rto.as_ref().map_or("not measured".into(), |x| {
+                format!(
+                    "{:.1} s{}",
+                    x.seconds,
+                    x.budget_seconds
+                        .map_or(String::new(), |b| format!(" (budget {b:.0} s)"))
+                )
+            }),
+        ),
+        (
+            "RPO",
+            r.rpo.as_ref().map_or("not measured".into(), |x| {
+                format!(
+                    "{} behind the {} ({}){}",
+                    x.seconds.map_or("unknown".into(), |s| format!("{s:.1} s")),
+                    x.reference,
+                    x.reference_at.to_rfc3339(),
+                    x.budget_seconds
+                        .map_or(String::new(), |b| format!(", budget {b:.0} s"))
+                )
+            }),
+        ),
+        ("Took", format!("{:.1} s", r.seconds)),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(o, "| {k} | {} |", v.replace('|', "\\|"));
+    }
+    o.push('\n');
+    if let Some(rto) = &r.rto
+        && !rto.phases.is_empty()
+    {
+        let _ = writeln!(o, "## Recovery time\n\n| Phase | Seconds |\n|---|---:|");
+        for p in &rto.phases {
+            let _ = writeln!(o, "| {} | {:.2} |", p.name, p.seconds);
+        }
+        o.push('\n');
+    }
+    if !r.checks.is_empty() {
+        let _ = writeln!(
+            o,
+            "## Checks\n\n| Check | Expected | Observed | Result |\n|---|---|---|---|"
+        );
+        for c in &r.checks {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                c.name.replace('|', "\\|"),
+                c.expected.replace('|', "\\|"),
+                c.observed.as_deref().unwrap_or("–").replace('|', "\\|"),
+                if c.passed {
+                    "pass".to_string()
+                } else {
+                    format!(
+                        "FAIL: {}",
+                        c.message.as_deref().unwrap_or("").replace('|', "\\|")
+                    )
+                }
+            );
+        }
+        o.push('\n');
+    }
+    if let Some(a) = &r.audit {
+        let _ = writeln!(o, "## Archive audit\n");
+        let _ = writeln!(
+            o,
+            "{} backup(s), timelines {:?}, gaps on recovery's path: {}.",
+            a.backups.len(),
+            a.timelines,
+            if a.gaps.is_empty() {
+                "none".to_string()
+            } else {
+                a.gaps
+                    .iter()
+                    .map(|g| code(&g.segment))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        for f in &a.findings {
+            let _ = writeln!(o, "- {}: {}", f.severity, f.message);
+        }
+        o.push('\n');
+    }
+    if !r.kept.is_empty() {
+        let _ = writeln!(o, "## Kept\n");
+        for k in &r.kept {
+            let _ = writeln!(o, "- {k}");
+        }
+    }
+    o
+}
