@@ -311,7 +311,9 @@ checks:
     fn errors_name_file_line_and_game_day() {
         let t = GOOD.replace("    at_least: 100\n", "    at_lest: 100\n");
         insta::assert_snapshot!("unknown_key", problems(&t));
-        let t = GOOD.replace("    at_least: 100\n", "    file: ../etc/passwd\n");
+        let t = GOOD
+            .replace("    sql: select count(*) from orders\n", "    file: ../etc/passwd\n")
+            .replace("    at_least: 100\n", "");
         insta::assert_snapshot!("check_problems", problems(&t));
     }
 
@@ -321,7 +323,7 @@ checks:
             "{GOOD}scratch:\n  archive: {{ destination: s3://backups/prod/pg-prod, server_name: scratch }}\n"
         );
         let p = problems(&t);
-        assert!(p.contains("gameday.yaml:15:"), "{p}");
+        assert!(p.contains("gameday.yaml:14:"), "{p}");
         assert!(p.contains("refusing this configuration"), "{p}");
         let ok = format!(
             "{GOOD}scratch:\n  archive: {{ destination: s3://backups/gameday, server_name: pg-prod }}\n"
