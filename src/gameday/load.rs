@@ -332,6 +332,14 @@ checks:
     }
 
     #[test]
+    fn the_shipped_example_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("gamedays/example.yaml");
+        let g = load_file(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.sql.len(), 3);
+        assert!(g.sql[1].contains("order_lines"), "the file check was read");
+    }
+
+    #[test]
     fn overlap_rules() {
         let o = |a, b, c, d| scratch_overlaps_source(a, b, c, d).is_some();
         assert!(o("s3://b/p", "pg", "s3://b/p", "pg"));
