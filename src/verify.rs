@@ -63,8 +63,72 @@ pub struct Verification {
     pub rows_lost: u64,
     /// Human sentences explaining the loss, first the cause then each write.
     pub explanation: Vec<String>,
+    /// Recovery point actually observed; `None` when the target expects no write.
+    #[serde(default)]
+    pub rpo: Option<ObservedRpo>,
     /// Unmet expectations; empty when the drill passed.
     pub failures: Vec<String>,
+}
+
+/// The recovery point a drill observed, from the ledger: between the last write expected at the
+/// target (for `latest`, the last write the source committed) and the last write present
+/// after recovery. Server-side commit times only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObservedRpo {
+    /// Committed transactions expected at the target and absent after recovery.
+    pub transactions_lost: u64,
+    /// Commit-time distance between the last expected and the last present write; 0 when
+    /// nothing is lost.
+    pub seconds: f64,
+    /// `step (txid N, commit time)` of the last write expected at the target.
+    pub last_expected: String,
+    /// The same for the last write present after recovery (`none` when none is).
+    pub last_present: String,
+    pub budget_seconds: Option<f64>,
+}
+
+/// Measure the RPO: `expected` in commit order, `missing` the writes not (fully) present.
+pub fn observed_rpo(
+    expected: &[&LedgerEntry],
+    missing: &[MissingWrite],
+    budget_seconds: Option<f64>,
+) -> Option<ObservedRpo> {
+    let describe = |e: &LedgerEntry| {
+        format!(
+            "{} (txid {}, committed {})",
+            e.step_id,
+            e.txid,
+            e.commit_time.format("%Y-%m-%d %H:%M:%S%.6f UTC")
+        )
+    };
+    let is_missing =
+        |e: &LedgerEntry| missing.iter().any(|m| m.step_id == e.step_id && m.table == e.table);
+    let last = expected.iter().max_by_key(|e| e.seq)?;
+    let present = expected
+        .iter()
+        .filter(|e| !is_missing(e))
+        .max_by_key(|e| e.seq);
+    let lost = expected.iter().filter(|e| is_missing(e)).count() as u64;
+    let seconds = match present {
+        _ if lost == 0 => 0.0,
+        Some(p) => (last.commit_time - p.commit_time)
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(0) as f64
+            / 1e6,
+        None => (last.commit_time - expected.iter().map(|e| e.commit_time).min()?)
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(0) as f64
+            / 1e6,
+    };
+    Some(ObservedRpo {
+        transactions_lost: lost,
+        seconds,
+        last_expected: describe(last),
+        last_present: present.map_or("none".into(), |p| describe(p)),
+        budget_seconds,
+    })
 }
 
 impl Verification {
@@ -180,6 +244,7 @@ pub fn verify(
     });
     v.rows_lost = v.missing.iter().map(|m| m.rows).sum();
     explain(&mut v);
+    v.rpo = observed_rpo(expected, &v.missing, expect.rpo_budget_seconds);
     judge(&mut v, ledger, observed, expect, rto_seconds);
     v
 }
@@ -294,6 +359,15 @@ fn judge(
             Some(_) => {}
         }
     }
+    if let Some(rpo) = &v.rpo
+        && let Some(budget) = rpo.budget_seconds
+        && rpo.seconds > budget
+    {
+        f.push(format!(
+            "RPO {:.1}s ({} transaction(s) lost) is over the budget of {budget:.1}s",
+            rpo.seconds, rpo.transactions_lost
+        ));
+    }
     if let (Some(budget), Some(rto)) = (expect.rto_budget_seconds, rto_seconds)
         && rto > budget
     {
@@ -381,6 +455,24 @@ mod tests {
         assert!(!v.missing[0].segment_in_archive);
         assert_eq!(v.missing[0].removed_by.as_deref(), Some("drop-w2"));
         assert!(v.missing[1].segment_in_archive);
+        // RPO from the ledger: w3 (seq 3) expected last, w1 (seq 1) present last, 2 s apart.
+        let rpo = v.rpo.as_ref().expect("rpo");
+        assert_eq!(rpo.transactions_lost, 2);
+        assert!((rpo.seconds - 2.0).abs() < 1e-9, "{rpo:?}");
+        assert!(rpo.last_present.starts_with("w1 "), "{rpo:?}");
+        let budget = ExpectRecovered {
+            rpo_budget_seconds: Some(1.5),
+            data_loss: DataLoss {
+                rows: 2,
+                steps: None,
+            },
+            ..ExpectRecovered::default()
+        };
+        let over = verify(&l, &expected, &rows(1..=25), &archive(), 7, &budget, None);
+        assert_eq!(over.failures.len(), 1, "{:?}", over.failures);
+        assert!(over.failures[0].starts_with("RPO 2.0s"), "{:?}", over.failures);
+        let all = verify(&l, &expected, &rows(1..=27), &archive(), 7, &budget, None);
+        assert_eq!(all.rpo.as_ref().unwrap().seconds, 0.0);
         assert!(
             v.explanation[0].contains("000000010000000000000009"),
             "{:?}",

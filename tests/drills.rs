@@ -90,6 +90,10 @@ fn shipped_fault_scenarios_catch_what_they_expect() {
         "{adr}"
     );
     assert!(
+        adr.contains(r#"name="rpo.transactions_lost" value="2""#),
+        "the observed RPO counts w2 and w3: {adr}"
+    );
+    assert!(
         adr.contains("The archive audit reported this gap before recovery started."),
         "{adr}"
     );
@@ -139,6 +143,7 @@ fn a_silent_loss_fails_a_drill_that_trusts_the_recovery() {
         case.contains("unexpected data loss: 2 rows missing"),
         "{case}"
     );
+    assert!(case.contains("over the budget of 0.0s"), "RPO budget: {case}");
     assert!(
         case.contains("the archive audit found gaps [0000000"),
         "a wrong audit expectation is a failure reason too: {case}"

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::audit::AuditVerdict;
 use crate::runner::{Event, Phase, RecoveryObservation, Rto, RunInfo, ScenarioResult, Status};
-use crate::verify::{MissingWrite, Verification};
+use crate::verify::{MissingWrite, ObservedRpo, Verification};
 
 use super::{ReportError, Reporter};
 
@@ -271,6 +271,13 @@ fn failed() -> Vec<Event> {
                  {AFTER_GAP} (present in the archive but unreachable past the gap at {GAP})"
             ),
         ],
+        rpo: Some(ObservedRpo {
+            transactions_lost: 2,
+            seconds: 0.41,
+            last_expected: "w3 (txid 748, committed 2026-11-22 10:00:27.410000 UTC)".into(),
+            last_present: "w1 (txid 746, committed 2026-11-22 10:00:27.000000 UTC)".into(),
+            budget_seconds: None,
+        }),
         failures: reasons.clone(),
     });
     r.audit = Some(AuditVerdict {

@@ -210,6 +210,18 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         ));
     }
 
+    if let Some(rpo) = r.verification.as_ref().and_then(|v| v.rpo.as_ref()) {
+        md.line(format!(
+            "- **RPO observed:** {:.3} s, {} transaction(s) lost (last expected {}, last present {}){}",
+            rpo.seconds,
+            rpo.transactions_lost,
+            rpo.last_expected,
+            rpo.last_present,
+            rpo.budget_seconds
+                .map_or(String::new(), |b| format!("; budget {b:.1} s"))
+        ));
+    }
+
     if let Some(a) = &r.audit {
         md.blank();
         md.line("### Archive audit before recovery");

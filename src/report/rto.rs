@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::audit::AuditVerdict;
 use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult};
-use crate::verify::MissingWrite;
+use crate::verify::{MissingWrite, ObservedRpo};
 
 use super::dir::write_file;
 use super::record::{self, RunRecord};
@@ -60,6 +60,8 @@ struct ScenarioDoc<'a> {
     rows_lost: Option<u64>,
     loss_explanation: &'a [String],
     missing: &'a [MissingWrite],
+    /// Recovery point observed from the ledger; `null` when nothing was verified.
+    rpo: Option<&'a ObservedRpo>,
     /// The pre-recovery archive audit; `null` when recovery was never reached.
     audit: Option<&'a AuditVerdict>,
 }
@@ -151,6 +153,7 @@ fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
             .as_ref()
             .map(|v| v.missing.as_slice())
             .unwrap_or(&[]),
+        rpo: r.verification.as_ref().and_then(|v| v.rpo.as_ref()),
         audit: r.audit.as_ref(),
     }
 }

@@ -362,6 +362,10 @@ pub struct ExpectRecovered {
     /// Maximum recovery time objective in seconds; exceeding it fails the drill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rto_budget_seconds: Option<f64>,
+    /// Maximum recovery point objective in seconds: commit-time distance between the last
+    /// write expected at the target and the last write present; exceeding it fails the drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_budget_seconds: Option<f64>,
     /// What the archive audit run just before recovery must find.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<ExpectAudit>,

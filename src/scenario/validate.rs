@@ -903,16 +903,19 @@ impl<'a> Validator<'a> {
                         }
                     }
                 }
-                if let Some(b) = r.rto_budget_seconds
-                    && !(b.is_finite() && b > 0.0)
-                {
-                    self.report(
-                        "expect.recovered.rto_budget_seconds",
-                        format!(
-                            "`rto_budget_seconds` must be a positive number of seconds, not {b}"
-                        ),
-                        "e.g. `rto_budget_seconds: 120`, or remove it for no budget".to_string(),
-                    );
+                for (key, v, ok) in [
+                    ("rto_budget_seconds", r.rto_budget_seconds, "positive"),
+                    ("rpo_budget_seconds", r.rpo_budget_seconds, "non-negative"),
+                ] {
+                    if let Some(b) = v
+                        && !(b.is_finite() && (b > 0.0 || (b == 0.0 && ok == "non-negative")))
+                    {
+                        self.report(
+                            &format!("expect.recovered.{key}"),
+                            format!("`{key}` must be a {ok} number of seconds, not {b}"),
+                            format!("e.g. `{key}: 120`, or remove it for no budget"),
+                        );
+                    }
                 }
             }
             Expect::Failed(f) => {
