@@ -240,6 +240,19 @@ impl KubeArgs {
             storage_size: self.storage_size.clone(),
         }
     }
+
+    /// What the kube backend (drills and game days) needs: `s3` is object storage as pgdrill
+    /// reaches it, with the credentials the clusters get too.
+    fn options(&self, client: kube::Client, settings: RenderSettings, s3: S3Target) -> KubeOptions {
+        KubeOptions {
+            client,
+            settings,
+            s3,
+            ready_timeout: std::time::Duration::from_secs(self.ready_timeout),
+            poll_interval: std::time::Duration::from_secs(1),
+            sweep: !self.no_sweep,
+        }
+    }
 }
 
 /// CNPG's PostgreSQL images that still carry barman-cloud (needed by the in-tree integration).
@@ -576,6 +589,7 @@ async fn run_local(
         run_dir: run_dir.clone(),
         bucket_prefix: format!("pgdrill/{run_id}"),
         external_s3: external,
+        faults: server.as_ref().map(|s| s.faults.clone()),
     }));
     let outcome = drive(backend, loaded, &run_id, &report_dir, &run).await;
 
@@ -603,12 +617,22 @@ async fn run_kube(
     s3: S3Args,
     kube_args: KubeArgs,
 ) -> anyhow::Result<i32> {
+    // Behaviour faults live in the local backend's embedded endpoint, and the scenario `env`
+    // is not passed to CNPG pods yet: refuse rather than run a different drill.
+    for l in &loaded {
+        let s = &l.scenario;
+        if !s.object_store.is_default() || !s.env.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: scenario `{}` sets `{}`, which the kube backend does not support yet; run it with --backend local",
+                l.path.display(),
+                s.name,
+                if s.env.is_empty() { "object_store" } else { "env" }
+            ))
+            .into());
+        }
+    }
     let (ak, sk) = env_credentials("--backend kube")?;
-    let client = kube::Client::try_default().await.map_err(|e| {
-        Error::Infrastructure(format!(
-            "no usable Kubernetes client (KUBECONFIG / ~/.kube/config, current context): {e}"
-        ))
-    })?;
+    let client = kube_client().await?;
     let settings = kube_args.settings(&run_id, &s3.s3_bucket);
     let target = S3Target {
         endpoint: s3
@@ -620,16 +644,19 @@ async fn run_kube(
         secret_key: sk,
     };
     let report_dir = report::prepare_run_dir(&run.report_root, &run_id).map_err(Error::Report)?;
-    let backend = Arc::new(KubeBackend::new(KubeOptions {
-        client,
-        settings,
-        s3: target,
-        ready_timeout: std::time::Duration::from_secs(kube_args.ready_timeout),
-        poll_interval: std::time::Duration::from_secs(1),
-        sweep: !kube_args.no_sweep,
-    }));
+    let backend = Arc::new(KubeBackend::new(kube_args.options(client, settings, target)));
     let outcome = drive(backend, loaded, &run_id, &report_dir, &run).await;
     outcome.finish(&report_dir)
+}
+
+/// The Kubernetes client of the current kubeconfig context (or the in-cluster configuration);
+/// an infrastructure error (exit 3) when there is none. Call it before writing any report.
+async fn kube_client() -> Result<kube::Client, Error> {
+    kube::Client::try_default().await.map_err(|e| {
+        Error::Infrastructure(format!(
+            "no usable Kubernetes client (KUBECONFIG / ~/.kube/config, current context): {e}"
+        ))
+    })
 }
 
 /// What a finished run left to report.

@@ -61,6 +61,7 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
         bucket_prefix: PREFIX.into(),
         // The endpoint belongs to this test: teardown leaves the archive for the audit.
         external_s3: false,
+        faults: None,
     });
     let loaded =
         pgdrill::scenario::load_file(Path::new("scenarios/03-adr007-missing-wal-segment.yaml"))

@@ -185,3 +185,27 @@ fn every_shipped_scenario_validates() {
         std::fs::read_dir("scenarios").unwrap().count()
     );
 }
+
+#[test]
+fn seed_000_checksum_rejection_and_its_fix() {
+    let reports = tempfile::tempdir().unwrap();
+    let out = pgdrill(&[
+        "run",
+        "--jobs",
+        "2",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "scenarios/10-oracle-checksum-default-client.yaml",
+        "scenarios/11-oracle-checksum-when-required.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let junit = std::fs::read_to_string(run_dir(reports.path()).join("junit.xml")).unwrap();
+    let default = testcase(&junit, "oracle-checksum-default-client");
+    assert!(
+        default.contains("(NotImplemented) when calling the PutObject operation"),
+        "real barman-cloud, default SDK settings, rejected by the store: {default}"
+    );
+    let fixed = testcase(&junit, "oracle-checksum-when-required");
+    assert!(fixed.contains(r#"name="rows.observed" value="12""#), "{fixed}");
+    assert!(fixed.contains(r#"name="audit.gaps" value="none""#), "{fixed}");
+}

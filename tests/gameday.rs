@@ -44,6 +44,7 @@ async fn drill(env: &Env, file: &str, keep: bool) -> ScenarioResult {
         bucket_prefix: PREFIX.into(),
         // The endpoint belongs to this test: the archive stays for the game days.
         external_s3: false,
+        faults: None,
     });
     let loaded = pgdrill::scenario::load_file(Path::new(file)).expect("scenario");
     let (tx, _rx) = mpsc::unbounded_channel();
@@ -283,6 +284,7 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
         destination: format!("s3://pgdrill/{PREFIX}/clean-restore-latest"),
         run_as: env.toolchain.run_as.clone(),
         home,
+        extra_env: vec![],
     };
     barman.prepare_home().unwrap();
     let out = barman

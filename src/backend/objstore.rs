@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_smithy_http_client::tls;
 
 use super::BackendError;
@@ -79,6 +81,11 @@ pub fn s3_client(target: &S3Target) -> aws_sdk_s3::Client {
             "pgdrill",
         ))
         .force_path_style(true)
+        // Seed 000: S3-compatible stores (Oracle Object Storage among them) reject the
+        // flexible-checksum headers newer SDKs send by default. pgdrill's own reads and
+        // fault injections send them only where the API requires them.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .http_client(http)
         .build();
     aws_sdk_s3::Client::from_conf(conf)

@@ -123,6 +123,16 @@ pub async fn run_scenario<B: Backend>(
     };
     res.log = std::mem::take(&mut state.log);
     res.status = match outcome {
+        // A step (a base backup, an archive wait) failed the way the scenario expects.
+        Err(e)
+            if !matches!(e, BackendError::Cancelled)
+                && matches!(&s.expect, Expect::Failed(f) if e.to_string().contains(&f.error_contains)) =>
+        {
+            res.observation = RecoveryObservation::Failed {
+                message: e.to_string(),
+            };
+            Status::Passed
+        }
         Err(e) => Status::Error {
             message: e.to_string(),
         },

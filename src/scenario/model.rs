@@ -42,6 +42,32 @@ pub struct Scenario {
     /// Deadlines for the waits of this drill.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Extra environment for the backup tools (barman-cloud and the archive/restore commands),
+    /// e.g. `AWS_REQUEST_CHECKSUM_CALCULATION: when_required`. Never credentials.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// How the object store behaves for this drill (local backend's embedded endpoint only).
+    #[serde(default, skip_serializing_if = "ObjectStoreSpec::is_default")]
+    pub object_store: ObjectStoreSpec,
+}
+
+/// Object-store behaviour faults, from the drill's first request to its last.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreSpec {
+    /// Reject requests with the flexible-checksum headers of newer AWS SDKs with
+    /// `501 NotImplemented`, as Oracle Object Storage does.
+    #[serde(default)]
+    pub reject_checksum_headers: bool,
+    /// Delay every request by this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+}
+
+impl ObjectStoreSpec {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 pub fn default_seed() -> u64 {

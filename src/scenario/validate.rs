@@ -174,6 +174,7 @@ impl<'a> Validator<'a> {
         self.check_steps();
         self.check_recovery();
         self.check_expect();
+        self.check_env();
         self.check_timeouts();
     }
 
@@ -849,6 +850,43 @@ impl<'a> Validator<'a> {
         }
     }
 
+    fn check_env(&mut self) {
+        let keys: Vec<String> = self.s.env.keys().cloned().collect();
+        for k in keys {
+            let path = format!("env.{k}");
+            let name_ok = k
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                && k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !name_ok {
+                self.report_key(
+                    &path,
+                    format!("`{k}` is not an environment variable name"),
+                    "use upper-case letters, digits and `_`, e.g. `AWS_REQUEST_CHECKSUM_CALCULATION`"
+                        .to_string(),
+                );
+            } else if matches!(
+                k.as_str(),
+                "AWS_ACCESS_KEY_ID"
+                    | "AWS_SECRET_ACCESS_KEY"
+                    | "AWS_SESSION_TOKEN"
+                    | "AWS_CONFIG_FILE"
+                    | "AWS_SHARED_CREDENTIALS_FILE"
+                    | "AWS_PROFILE"
+                    | "HOME"
+                    | "PATH"
+            ) {
+                self.report_key(
+                    &path,
+                    format!("`env` cannot set `{k}`: pgdrill owns credentials and tool paths"),
+                    "remove it; credentials never belong in scenario files".to_string(),
+                );
+            }
+        }
+    }
+
     fn check_expect(&mut self) {
         if let Some(a) = self.s.expect.audit() {
             let outcome = match &self.s.expect {
@@ -1193,6 +1231,14 @@ timeouts:
             "failed: { error_contains: \" \" }",
         );
         insta::assert_snapshot!("expect_failed_needs_text", problems(&text));
+    }
+
+    #[test]
+    fn env_problems() {
+        let text = format!(
+            "{MINIMAL}env:\n  lower_case: x\n  AWS_SECRET_ACCESS_KEY: y\n  AWS_REQUEST_CHECKSUM_CALCULATION: when_required\n"
+        );
+        insta::assert_snapshot!("env_problems", problems(&text));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Barman {
     pub run_as: RunAs,
     /// HOME for the tools, holding the AWS config file.
     pub home: PathBuf,
+    /// The scenario's extra environment (never credentials: validation refuses them).
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// The AWS config file barman's boto3 reads: path-style addressing for S3-compatible stores.
@@ -41,6 +43,9 @@ impl Barman {
             ),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ]
+        .into_iter()
+        .chain(self.extra_env.iter().cloned())
+        .collect()
     }
 
     /// Write the AWS config file into `home`.
@@ -273,6 +278,7 @@ mod tests {
                 ids: None,
             },
             home: PathBuf::from("/tmp"),
+            extra_env: vec![],
         };
         let t = b.redact("auth AKIDEXAMPLE:wJalrXUtnFEMI failed");
         assert_eq!(t, "auth <redacted>:<redacted> failed");

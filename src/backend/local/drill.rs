@@ -15,6 +15,7 @@ use crate::runner::{Phase, Rto};
 use crate::scenario::{Compression, Scenario};
 
 use super::barman::Barman;
+use super::s3layer::{Behaviour, FaultSwitch};
 use super::postgres::{NotReady, PgInstance, StopMode};
 use super::toolchain::Toolchain;
 
@@ -29,6 +30,8 @@ pub struct LocalOptions {
     pub bucket_prefix: String,
     /// The endpoint is external: teardown deletes the drill's objects itself.
     pub external_s3: bool,
+    /// Behaviour faults of the embedded endpoint; `None` with an external endpoint.
+    pub faults: Option<FaultSwitch>,
 }
 
 pub struct LocalBackend {
@@ -64,12 +67,36 @@ impl Backend for LocalBackend {
         o.toolchain.run_as.chown(&dir)?;
         let root = format!("{}/{}", o.bucket_prefix.trim_matches('/'), scenario.name);
         let store = ObjectStore::new(&o.s3, &root);
+        let fault_scope = if scenario.object_store.is_default() {
+            None
+        } else {
+            let switch = o.faults.clone().ok_or_else(|| {
+                BackendError::infra(format!(
+                    "scenario `{}` sets `object_store` behaviour faults, which need the embedded S3 endpoint (not --s3-endpoint)",
+                    scenario.name
+                ))
+            })?;
+            let scope = format!("{}/{root}", o.s3.bucket);
+            switch.set(
+                &scope,
+                Behaviour {
+                    reject_checksum_headers: scenario.object_store.reject_checksum_headers,
+                    latency: scenario.object_store.latency_ms.map(Duration::from_millis),
+                },
+            );
+            Some((switch, scope))
+        };
         let barman = Barman {
             bin,
             s3: o.s3.clone(),
             destination: store.url(),
             run_as: o.toolchain.run_as.clone(),
             home: dir.clone(),
+            extra_env: scenario
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         barman.prepare_home()?;
         Ok(LocalDrill {
@@ -81,6 +108,7 @@ impl Backend for LocalBackend {
             source_spec: None,
             recovered: None,
             external_s3: o.external_s3,
+            fault_scope,
         })
     }
 }
@@ -95,6 +123,8 @@ pub struct LocalDrill {
     source_spec: Option<SourceSpec>,
     recovered: Option<PgInstance>,
     external_s3: bool,
+    /// Where this drill switched behaviour faults on; switched off at teardown.
+    fault_scope: Option<(FaultSwitch, String)>,
 }
 
 impl LocalDrill {
@@ -331,6 +361,9 @@ impl Drill for LocalDrill {
     }
 
     async fn teardown(mut self, keep: bool) -> Vec<String> {
+        if let Some((switch, scope)) = self.fault_scope.take() {
+            switch.set(&scope, Behaviour::default());
+        }
         let mut kept = Vec::new();
         for inst in [self.recovered.as_mut(), self.source.as_mut()]
             .into_iter()

@@ -1,9 +1,86 @@
 //! The S3 API the embedded endpoint serves: `s3s-fs` underneath, with request normalisation
-//! where real clients and `s3s-fs` disagree. This is the one place a later fault layer
-//! (outages, checksum rejection, latency) plugs in. Never stores anything itself.
+//! where real clients and `s3s-fs` disagree, and the behaviour-fault layer drills switch on
+//! per bucket prefix (checksum-header rejection as Oracle Object Storage does, latency).
+//! Never stores anything itself.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
+
+/// How the endpoint misbehaves for requests under one prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    /// Answer `501 NotImplemented` to requests carrying the flexible-checksum headers newer
+    /// AWS SDKs send by default (`x-amz-checksum-*`, `x-amz-sdk-checksum-algorithm`,
+    /// `x-amz-trailer`, streaming trailer payloads), as Oracle Object Storage does (seed 000).
+    pub reject_checksum_headers: bool,
+    /// Delay every request.
+    pub latency: Option<Duration>,
+}
+
+/// Behaviours by `bucket/prefix`, shared between the endpoint and the drills that switch them.
+#[derive(Debug, Clone, Default)]
+pub struct FaultSwitch(Arc<Mutex<BTreeMap<String, Behaviour>>>);
+
+impl FaultSwitch {
+    /// Apply `b` to every request under `bucket/prefix` (replacing what was set there).
+    pub fn set(&self, scope: &str, b: Behaviour) {
+        if let Ok(mut m) = self.0.lock() {
+            if b == Behaviour::default() {
+                m.remove(scope);
+            } else {
+                m.insert(scope.trim_matches('/').to_string(), b);
+            }
+        }
+    }
+
+    /// The behaviour for a request on `path` (`bucket/key`, or `bucket/` plus a listing's
+    /// `prefix`): the longest matching scope wins.
+    pub fn lookup(&self, path: &str) -> Behaviour {
+        let Ok(m) = self.0.lock() else {
+            return Behaviour::default();
+        };
+        m.iter()
+            .filter(|(scope, _)| path == scope.as_str() || path.starts_with(&format!("{scope}/")))
+            .max_by_key(|(scope, _)| scope.len())
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The flexible-checksum header or payload mode a request carries, if any.
+pub fn checksum_header(headers: &hyper::HeaderMap) -> Option<String> {
+    for (name, value) in headers {
+        let n = name.as_str();
+        if n.starts_with("x-amz-checksum-") || n == "x-amz-sdk-checksum-algorithm" || n == "x-amz-trailer" {
+            return Some(n.to_string());
+        }
+        if n == "x-amz-content-sha256"
+            && value.to_str().is_ok_and(|v| v.contains("TRAILER"))
+        {
+            return Some(format!("{n}: {}", value.to_str().unwrap_or_default()));
+        }
+    }
+    None
+}
+
+/// The path a request addresses for fault scoping: `bucket/key`, or for a listing
+/// `bucket/<prefix query parameter>`.
+pub fn request_scope(path: &str, query: Option<&str>) -> String {
+    if path.contains('/') {
+        return path.to_string();
+    }
+    let prefix = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("prefix="))
+        .map(|p| p.replace("%2F", "/").replace("%2f", "/"))
+        .unwrap_or_default();
+    format!("{path}/{prefix}")
+}
 
 /// `s3s_fs::FileSystem` as barman-cloud and aws-sdk-s3 expect it to behave.
 pub struct DrillS3 {
@@ -157,5 +234,55 @@ impl S3 for DrillS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         self.inner.abort_multipart_upload(req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behaviours_apply_under_their_prefix_only() {
+        let f = FaultSwitch::default();
+        let on = Behaviour {
+            reject_checksum_headers: true,
+            latency: None,
+        };
+        f.set("pgdrill/run/a", on.clone());
+        assert_eq!(f.lookup("pgdrill/run/a/pg/wals/x.gz"), on);
+        assert_eq!(f.lookup("pgdrill/run/a"), on);
+        assert_eq!(f.lookup("pgdrill/run/ab/pg/x"), Behaviour::default(), "a sibling prefix");
+        assert_eq!(f.lookup("pgdrill/run/b/x"), Behaviour::default());
+        f.set("pgdrill/run/a", Behaviour::default());
+        assert_eq!(f.lookup("pgdrill/run/a/x"), Behaviour::default(), "switched off");
+    }
+
+    #[test]
+    fn listings_are_scoped_by_their_prefix_parameter() {
+        assert_eq!(request_scope("pgdrill/k/x", None), "pgdrill/k/x");
+        assert_eq!(
+            request_scope("pgdrill", Some("list-type=2&prefix=run%2Fa%2Fpg%2F&delimiter=")),
+            "pgdrill/run/a/pg/"
+        );
+        assert_eq!(request_scope("pgdrill", None), "pgdrill/");
+    }
+
+    #[test]
+    fn flexible_checksum_headers_are_recognised() {
+        let mut h = hyper::HeaderMap::new();
+        assert_eq!(checksum_header(&h), None);
+        h.insert("content-md5", "x".parse().unwrap());
+        assert_eq!(checksum_header(&h), None, "Content-MD5 is the old, accepted kind");
+        h.insert("x-amz-sdk-checksum-algorithm", "CRC32".parse().unwrap());
+        assert!(checksum_header(&h).is_some());
+        let mut t = hyper::HeaderMap::new();
+        t.insert(
+            "x-amz-content-sha256",
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER".parse().unwrap(),
+        );
+        assert!(checksum_header(&t).is_some());
+        let mut m = hyper::HeaderMap::new();
+        m.insert("x-amz-checksum-mode", "ENABLED".parse().unwrap());
+        assert!(checksum_header(&m).is_some());
     }
 }

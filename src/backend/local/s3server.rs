@@ -59,6 +59,8 @@ pub struct S3Server {
     /// Every S3 operation served, in order (`ListObjectsV2 bucket/key`), for audits of what a
     /// client did: a read-only client must leave only Get/Head/List entries here.
     pub operations: OperationLog,
+    /// Behaviour faults by prefix (see `s3layer::Behaviour`).
+    pub faults: super::s3layer::FaultSwitch,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -78,8 +80,9 @@ impl OperationLog {
     }
 }
 
-/// Records each operation, then applies the default rule (a signed request is required).
-struct RecordingAccess(OperationLog);
+/// Records each operation, applies the behaviour faults switched on for its prefix, then the
+/// default rule (a signed request is required).
+struct RecordingAccess(OperationLog, super::s3layer::FaultSwitch);
 
 #[async_trait::async_trait]
 impl s3s::access::S3Access for RecordingAccess {
@@ -93,6 +96,20 @@ impl s3s::access::S3Access for RecordingAccess {
             && v.len() < 100_000
         {
             v.push(format!("{} {path}", cx.s3_op().name()));
+        }
+        let b = self
+            .1
+            .lookup(&super::s3layer::request_scope(&path, cx.uri().query()));
+        if let Some(d) = b.latency {
+            tokio::time::sleep(d).await;
+        }
+        if b.reject_checksum_headers
+            && let Some(h) = super::s3layer::checksum_header(cx.headers())
+        {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "this store does not implement the flexible-checksum header {h}"
+            ));
         }
         match cx.credentials() {
             Some(_) => Ok(()),
@@ -127,7 +144,8 @@ impl S3Server {
             creds.secret_key.clone(),
         ));
         let operations = OperationLog::default();
-        b.set_access(RecordingAccess(operations.clone()));
+        let faults = super::s3layer::FaultSwitch::default();
+        b.set_access(RecordingAccess(operations.clone(), faults.clone()));
         let service = b.build();
         let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
             BackendError::infra(format!("embedded S3 cannot bind 127.0.0.1:{port}: {e}"))
@@ -158,6 +176,7 @@ impl S3Server {
             addr,
             root: root.to_path_buf(),
             operations,
+            faults,
             stop: Some(stop_tx),
             task: Some(task),
         })

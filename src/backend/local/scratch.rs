@@ -43,6 +43,7 @@ impl LocalScratch {
             destination: destination.to_string(),
             run_as: toolchain.run_as.clone(),
             home: dir.clone(),
+            extra_env: Vec::new(),
         };
         source.prepare_home()?;
         Ok(Self {
