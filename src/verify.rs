@@ -101,8 +101,11 @@ pub fn observed_rpo(
             e.commit_time.format("%Y-%m-%d %H:%M:%S%.6f UTC")
         )
     };
-    let is_missing =
-        |e: &LedgerEntry| missing.iter().any(|m| m.step_id == e.step_id && m.table == e.table);
+    let is_missing = |e: &LedgerEntry| {
+        missing
+            .iter()
+            .any(|m| m.step_id == e.step_id && m.table == e.table)
+    };
     let last = expected.iter().max_by_key(|e| e.seq)?;
     let present = expected
         .iter()
@@ -111,16 +114,20 @@ pub fn observed_rpo(
     let lost = expected.iter().filter(|e| is_missing(e)).count() as u64;
     let seconds = match present {
         _ if lost == 0 => 0.0,
-        Some(p) => (last.commit_time - p.commit_time)
-            .num_microseconds()
-            .unwrap_or(0)
-            .max(0) as f64
-            / 1e6,
-        None => (last.commit_time - expected.iter().map(|e| e.commit_time).min()?)
-            .num_microseconds()
-            .unwrap_or(0)
-            .max(0) as f64
-            / 1e6,
+        Some(p) => {
+            (last.commit_time - p.commit_time)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as f64
+                / 1e6
+        }
+        None => {
+            (last.commit_time - expected.iter().map(|e| e.commit_time).min()?)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as f64
+                / 1e6
+        }
     };
     Some(ObservedRpo {
         transactions_lost: lost,
@@ -470,7 +477,11 @@ mod tests {
         };
         let over = verify(&l, &expected, &rows(1..=25), &archive(), 7, &budget, None);
         assert_eq!(over.failures.len(), 1, "{:?}", over.failures);
-        assert!(over.failures[0].starts_with("RPO 2.0s"), "{:?}", over.failures);
+        assert!(
+            over.failures[0].starts_with("RPO 2.0s"),
+            "{:?}",
+            over.failures
+        );
         let all = verify(&l, &expected, &rows(1..=27), &archive(), 7, &budget, None);
         assert_eq!(all.rpo.as_ref().unwrap().seconds, 0.0);
         assert!(

@@ -312,7 +312,10 @@ checks:
         let t = GOOD.replace("    at_least: 100\n", "    at_lest: 100\n");
         insta::assert_snapshot!("unknown_key", problems(&t));
         let t = GOOD
-            .replace("    sql: select count(*) from orders\n", "    file: ../etc/passwd\n")
+            .replace(
+                "    sql: select count(*) from orders\n",
+                "    file: ../etc/passwd\n",
+            )
             .replace("    at_least: 100\n", "");
         insta::assert_snapshot!("check_problems", problems(&t));
     }

@@ -162,10 +162,7 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
             "audit.prediction",
             r.audit.as_ref().map(|a| a.prediction.clone()),
         ),
-        some(
-            "rpo.seconds",
-            rpo(r).map(|x| format!("{:.3}", x.seconds)),
-        ),
+        some("rpo.seconds", rpo(r).map(|x| format!("{:.3}", x.seconds))),
         some(
             "rpo.transactions_lost",
             rpo(r).map(|x| x.transactions_lost.to_string()),

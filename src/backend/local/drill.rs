@@ -15,8 +15,8 @@ use crate::runner::{Phase, Rto};
 use crate::scenario::{Compression, Scenario};
 
 use super::barman::Barman;
-use super::s3layer::{Behaviour, FaultSwitch};
 use super::postgres::{NotReady, PgInstance, StopMode};
+use super::s3layer::{Behaviour, FaultSwitch};
 use super::toolchain::Toolchain;
 
 /// How the local backend reaches its tools and object storage.

@@ -55,12 +55,13 @@ impl FaultSwitch {
 pub fn checksum_header(headers: &hyper::HeaderMap) -> Option<String> {
     for (name, value) in headers {
         let n = name.as_str();
-        if n.starts_with("x-amz-checksum-") || n == "x-amz-sdk-checksum-algorithm" || n == "x-amz-trailer" {
+        if n.starts_with("x-amz-checksum-")
+            || n == "x-amz-sdk-checksum-algorithm"
+            || n == "x-amz-trailer"
+        {
             return Some(n.to_string());
         }
-        if n == "x-amz-content-sha256"
-            && value.to_str().is_ok_and(|v| v.contains("TRAILER"))
-        {
+        if n == "x-amz-content-sha256" && value.to_str().is_ok_and(|v| v.contains("TRAILER")) {
             return Some(format!("{n}: {}", value.to_str().unwrap_or_default()));
         }
     }
@@ -251,17 +252,28 @@ mod tests {
         f.set("pgdrill/run/a", on.clone());
         assert_eq!(f.lookup("pgdrill/run/a/pg/wals/x.gz"), on);
         assert_eq!(f.lookup("pgdrill/run/a"), on);
-        assert_eq!(f.lookup("pgdrill/run/ab/pg/x"), Behaviour::default(), "a sibling prefix");
+        assert_eq!(
+            f.lookup("pgdrill/run/ab/pg/x"),
+            Behaviour::default(),
+            "a sibling prefix"
+        );
         assert_eq!(f.lookup("pgdrill/run/b/x"), Behaviour::default());
         f.set("pgdrill/run/a", Behaviour::default());
-        assert_eq!(f.lookup("pgdrill/run/a/x"), Behaviour::default(), "switched off");
+        assert_eq!(
+            f.lookup("pgdrill/run/a/x"),
+            Behaviour::default(),
+            "switched off"
+        );
     }
 
     #[test]
     fn listings_are_scoped_by_their_prefix_parameter() {
         assert_eq!(request_scope("pgdrill/k/x", None), "pgdrill/k/x");
         assert_eq!(
-            request_scope("pgdrill", Some("list-type=2&prefix=run%2Fa%2Fpg%2F&delimiter=")),
+            request_scope(
+                "pgdrill",
+                Some("list-type=2&prefix=run%2Fa%2Fpg%2F&delimiter=")
+            ),
             "pgdrill/run/a/pg/"
         );
         assert_eq!(request_scope("pgdrill", None), "pgdrill/");
@@ -272,7 +284,11 @@ mod tests {
         let mut h = hyper::HeaderMap::new();
         assert_eq!(checksum_header(&h), None);
         h.insert("content-md5", "x".parse().unwrap());
-        assert_eq!(checksum_header(&h), None, "Content-MD5 is the old, accepted kind");
+        assert_eq!(
+            checksum_header(&h),
+            None,
+            "Content-MD5 is the old, accepted kind"
+        );
         h.insert("x-amz-sdk-checksum-algorithm", "CRC32".parse().unwrap());
         assert!(checksum_header(&h).is_some());
         let mut t = hyper::HeaderMap::new();
