@@ -215,7 +215,7 @@ pub struct KubeArgs {
     /// Seconds a source cluster may take to become ready (image pulls included).
     #[arg(long, default_value_t = 600)]
     ready_timeout: u64,
-    /// Keep namespaces that crashed earlier runs of the same scenarios left behind.
+    /// Keep namespaces that crashed earlier runs of the same scenarios (or game day) left behind.
     #[arg(long)]
     no_sweep: bool,
 }
@@ -644,7 +644,9 @@ async fn run_kube(
         secret_key: sk,
     };
     let report_dir = report::prepare_run_dir(&run.report_root, &run_id).map_err(Error::Report)?;
-    let backend = Arc::new(KubeBackend::new(kube_args.options(client, settings, target)));
+    let backend = Arc::new(KubeBackend::new(
+        kube_args.options(client, settings, target),
+    ));
     let outcome = drive(backend, loaded, &run_id, &report_dir, &run).await;
     outcome.finish(&report_dir)
 }

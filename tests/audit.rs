@@ -3,16 +3,11 @@
 //! outlives the drill. The audit must find the gap the fault made and issue nothing but reads
 //! (the endpoint records every operation). Timelines are covered by the analysis unit tests.
 
-use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
-use pgdrill::backend::local::{LocalBackend, LocalOptions};
-use pgdrill::backend::objstore::S3Target;
-use pgdrill::runner::{Emitter, Status, run_scenario};
+use pgdrill::runner::Status;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
 
 #[path = "support/kube_api_double.rs"]
 mod kube_api_double;
@@ -42,45 +37,15 @@ fn audit(s3: &S3Server, creds: &S3Credentials, server: &str, extra: &[&str]) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_finds_the_adr007_gap_and_only_reads() {
-    let (toolchain, run_dir) = test_pg::run_dir("audit-test-");
-    let s3_dir = tempfile::tempdir().expect("s3 dir");
-    let creds = S3Credentials::random();
-    let s3 = S3Server::start(s3_dir.path(), 0, &creds, &["pgdrill"])
-        .await
-        .expect("embedded S3");
-    let backend = LocalBackend::new(LocalOptions {
-        toolchain,
-        s3: S3Target {
-            endpoint: s3.endpoint.clone(),
-            region: "us-east-1".into(),
-            bucket: "pgdrill".into(),
-            access_key: creds.access_key.clone(),
-            secret_key: creds.secret_key.clone(),
-        },
-        run_dir: run_dir.path().to_path_buf(),
-        bucket_prefix: PREFIX.into(),
-        // The endpoint belongs to this test: teardown leaves the archive for the audit.
-        external_s3: false,
-        faults: None,
-    });
-    let loaded =
-        pgdrill::scenario::load_file(Path::new("scenarios/03-adr007-missing-wal-segment.yaml"))
-            .expect("scenario");
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let (_c, cancel) = watch::channel(false);
-    let res = tokio::time::timeout(
-        Duration::from_secs(180),
-        run_scenario(
-            &backend,
-            &loaded,
-            Path::new("fixtures"),
-            &Emitter { tx },
-            cancel,
+    let a = test_pg::TestArchive::start("audit-test-").await;
+    let (s3, creds, run_dir) = (&a.s3, &a.creds, &a.run_dir);
+    let res = a
+        .drill(
+            PREFIX,
+            "scenarios/03-adr007-missing-wal-segment.yaml",
             false,
-        ),
-    )
-    .await
-    .expect("drill finished");
+        )
+        .await;
     assert!(matches!(res.status, Status::Passed), "{:?}", res.status);
     let v = res.verification.as_ref().expect("verified");
     let removed: Vec<&str> = v
@@ -94,7 +59,7 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
 
     // The source archive: one backup, the deleted segment is a gap on timeline 1.
     s3.operations.clear();
-    let (code, text) = audit(&s3, &creds, "pg-src", &["--json", "--max-wal-age", "1d"]);
+    let (code, text) = audit(s3, creds, "pg-src", &["--json", "--max-wal-age", "1d"]);
     assert_eq!(code, 1, "a gap fails the audit:\n{text}");
     let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     let gaps = report["gaps"].as_array().expect("gaps");
@@ -123,8 +88,8 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
     // The table and JUnit outputs say the same.
     let junit = run_dir.path().join("audit.xml");
     let (code, text) = audit(
-        &s3,
-        &creds,
+        s3,
+        creds,
         "pg-src",
         &["--junit", junit.to_str().unwrap(), "--max-wal-age", "1d"],
     );
@@ -136,5 +101,5 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(xml.contains("<failure") && xml.contains(&deleted), "{xml}");
 
-    s3.shutdown().await;
+    a.s3.shutdown().await;
 }

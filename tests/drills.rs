@@ -143,7 +143,10 @@ fn a_silent_loss_fails_a_drill_that_trusts_the_recovery() {
         case.contains("unexpected data loss: 2 rows missing"),
         "{case}"
     );
-    assert!(case.contains("over the budget of 0.0s"), "RPO budget: {case}");
+    assert!(
+        case.contains("over the budget of 0.0s"),
+        "RPO budget: {case}"
+    );
     assert!(
         case.contains("the archive audit found gaps [0000000"),
         "a wrong audit expectation is a failure reason too: {case}"
@@ -206,6 +209,12 @@ fn seed_000_checksum_rejection_and_its_fix() {
         "real barman-cloud, default SDK settings, rejected by the store: {default}"
     );
     let fixed = testcase(&junit, "oracle-checksum-when-required");
-    assert!(fixed.contains(r#"name="rows.observed" value="12""#), "{fixed}");
-    assert!(fixed.contains(r#"name="audit.gaps" value="none""#), "{fixed}");
+    assert!(
+        fixed.contains(r#"name="rows.observed" value="12""#),
+        "{fixed}"
+    );
+    assert!(
+        fixed.contains(r#"name="audit.gaps" value="none""#),
+        "{fixed}"
+    );
 }

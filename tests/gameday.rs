@@ -10,14 +10,9 @@ use std::time::{Duration, Instant};
 
 use pgdrill::backend::local::Barman;
 use pgdrill::backend::local::postgres::PgInstance;
-use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
-use pgdrill::backend::local::toolchain::Toolchain;
-use pgdrill::backend::local::{LocalBackend, LocalOptions};
-use pgdrill::backend::objstore::S3Target;
-use pgdrill::runner::{Emitter, ScenarioResult, Status, run_scenario};
+use pgdrill::runner::{ScenarioResult, Status};
 use pgdrill::scenario::Compression;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
 
 #[path = "support/kube_api_double.rs"]
 mod kube_api_double;
@@ -28,40 +23,19 @@ const PREFIX: &str = "pgdrill/gameday-test";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 struct Env {
-    s3: S3Server,
-    creds: S3Credentials,
-    target: S3Target,
-    toolchain: Toolchain,
-    run_dir: tempfile::TempDir,
+    a: test_pg::TestArchive,
     work: tempfile::TempDir,
 }
 
+impl std::ops::Deref for Env {
+    type Target = test_pg::TestArchive;
+    fn deref(&self) -> &test_pg::TestArchive {
+        &self.a
+    }
+}
+
 async fn drill(env: &Env, file: &str, keep: bool) -> ScenarioResult {
-    let backend = LocalBackend::new(LocalOptions {
-        toolchain: env.toolchain.clone(),
-        s3: env.target.clone(),
-        run_dir: env.run_dir.path().to_path_buf(),
-        bucket_prefix: PREFIX.into(),
-        // The endpoint belongs to this test: the archive stays for the game days.
-        external_s3: false,
-        faults: None,
-    });
-    let loaded = pgdrill::scenario::load_file(Path::new(file)).expect("scenario");
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let (_c, cancel) = watch::channel(false);
-    tokio::time::timeout(
-        Duration::from_secs(180),
-        run_scenario(
-            &backend,
-            &loaded,
-            Path::new("fixtures"),
-            &Emitter { tx },
-            cancel,
-            keep,
-        ),
-    )
-    .await
-    .expect("drill finished")
+    env.a.drill(PREFIX, file, keep).await
 }
 
 /// Write a game-day file and run `pgdrill gameday` on it; returns (exit code, output, record).
@@ -149,25 +123,8 @@ async fn stop_kept(data: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn game_days_on_real_archives() {
-    let (toolchain, run_dir) = test_pg::run_dir("gameday-test-");
-    let s3_dir = tempfile::tempdir().expect("s3 dir");
-    let creds = S3Credentials::random();
-    let s3 = S3Server::start(s3_dir.path(), 0, &creds, &["pgdrill"])
-        .await
-        .expect("embedded S3");
-    let target = S3Target {
-        endpoint: s3.endpoint.clone(),
-        region: "us-east-1".into(),
-        bucket: "pgdrill".into(),
-        access_key: creds.access_key.clone(),
-        secret_key: creds.secret_key.clone(),
-    };
     let env = Env {
-        s3,
-        creds,
-        target,
-        toolchain,
-        run_dir,
+        a: test_pg::TestArchive::start("gameday-test-").await,
         work: tempfile::tempdir().unwrap(),
     };
 
@@ -181,7 +138,7 @@ async fn game_days_on_real_archives() {
     let result = std::panic::AssertUnwindSafe(checks(&env, &clean, &gap, &recovered));
     let outcome = futures::FutureExt::catch_unwind(result).await;
     stop_kept(&recovered.join("data")).await;
-    env.s3.shutdown().await;
+    env.a.s3.shutdown().await;
     if let Err(p) = outcome {
         std::panic::resume_unwind(p);
     }

@@ -5,8 +5,10 @@
 //! The CRDs come from `$PGDRILL_CRDS_DIR`, else `../shared/crds`. Without them every test here
 //! fails when `CI` is set and otherwise prints a banner on stderr and passes without checking.
 //!
-//! The first group of tests proves the validator rejects what the API server rejects; the last
-//! one renders every scenario in `scenarios/` in both flavours and validates every object.
+//! The first group of tests proves the validator rejects what the API server rejects; then every
+//! scenario in `scenarios/` is rendered in both flavours and every object validated; the last
+//! group does the same for the objects of a kube game day (both flavours, with and without a
+//! scratch archive, every kind of target).
 
 #[path = "support/crd_schema.rs"]
 mod crd_schema;
@@ -16,8 +18,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use crd_schema::{CelHandling, Registry, Violation};
+use pgdrill::backend::ScratchRequest;
 use pgdrill::backend::kube::render::{Flavour, Manifest, RenderSettings, render_scenario};
+use pgdrill::backend::kube::render_scratch::{
+    GAMEDAY_LABEL, SCRATCH_CLUSTER, gameday_namespace_name, render_gameday,
+};
 use pgdrill::backend::kube::resources as res;
+use pgdrill::ledger::{Lsn, ResolvedTarget};
 use pgdrill::plan::PlanStep;
 use pgdrill::scenario::{Scenario, Step, load_file};
 use serde_json::{Value, json};
@@ -1125,6 +1132,368 @@ fn shape_problems(
                     describe(i)
                 )),
             }
+        }
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------------------------
+// Game days: the scratch namespace restoring a real archive.
+
+const GAMEDAY_SOURCE: &str = "s3://backups/prod";
+const GAMEDAY_SERVER: &str = "pg-prod";
+
+/// Every request shape a game day can make: each target kind, with and without an archive of
+/// the scratch cluster's own (a sibling serverName, another prefix, another bucket).
+fn gameday_requests() -> Vec<(String, ScratchRequest)> {
+    let time = chrono::DateTime::parse_from_rfc3339("2026-11-21T14:30:00.123456Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let targets = [
+        ("latest", ResolvedTarget::Latest),
+        ("time", ResolvedTarget::Time(time)),
+        ("lsn", ResolvedTarget::Lsn(Lsn(0x1_2345_6789))),
+    ];
+    let archives = [
+        ("no scratch archive", None),
+        (
+            "sibling serverName",
+            Some((GAMEDAY_SOURCE, "pg-prod-gameday")),
+        ),
+        ("own prefix", Some(("s3://backups/gameday", GAMEDAY_SERVER))),
+        ("own bucket", Some(("s3://scratch-bucket", "pg-prod"))),
+    ];
+    let mut out = Vec::new();
+    for (t, target) in &targets {
+        for (a, archive) in &archives {
+            out.push((
+                format!("{t}, {a}"),
+                ScratchRequest {
+                    major: 16,
+                    server_name: GAMEDAY_SERVER.into(),
+                    backup_id: "20261121T020000".into(),
+                    target: target.clone(),
+                    archive: archive.map(|(d, s)| (d.to_string(), s.to_string())),
+                    timeout_seconds: 3600,
+                },
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn gameday_manifests_are_valid_and_never_write_to_the_source() {
+    let registry = registry_or_return!("gameday_manifests_are_valid_and_never_write_to_the_source");
+    let mut failures = Vec::new();
+    let mut objects = 0;
+    let mut renders = 0;
+    for flavour in [Flavour::InTree, Flavour::Plugin] {
+        let settings = settings(flavour);
+        for (what, req) in gameday_requests() {
+            let label = format!("game day [{flavour:?}, {what}]");
+            let manifests = match render_gameday(&settings, "orders_weekly", GAMEDAY_SOURCE, &req) {
+                Ok(m) => m,
+                Err(e) => {
+                    failures.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            renders += 1;
+            for (i, manifest) in manifests.iter().enumerate() {
+                objects += 1;
+                for violation in registry.validate(&manifest.object) {
+                    failures.push(format!(
+                        "{label}: #{i} {} {}: {violation}",
+                        manifest.kind, manifest.name
+                    ));
+                }
+            }
+            for problem in gameday_shape_problems(&settings, &req, &manifests) {
+                failures.push(format!("{label}: {problem}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problem(s) in the game-day manifests ({objects} objects validated):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(renders, 24, "every request of both flavours rendered");
+    println!("{objects} game-day objects from {renders} renders are valid");
+}
+
+/// A scratch archive overlapping the archive under test is refused by the renderer itself.
+#[test]
+fn gameday_manifests_refuse_a_scratch_archive_inside_the_source() {
+    for flavour in [Flavour::InTree, Flavour::Plugin] {
+        for (destination, server) in [
+            (GAMEDAY_SOURCE, GAMEDAY_SERVER),
+            ("s3://backups/prod/pg-prod/scratch", "x"),
+            ("s3://backups", "prod"),
+        ] {
+            let req = ScratchRequest {
+                major: 16,
+                server_name: GAMEDAY_SERVER.into(),
+                backup_id: "b".into(),
+                target: ResolvedTarget::Latest,
+                archive: Some((destination.into(), server.into())),
+                timeout_seconds: 60,
+            };
+            let refused = render_gameday(&settings(flavour), "g", GAMEDAY_SOURCE, &req);
+            assert!(
+                refused.is_err(),
+                "{flavour:?}: {destination}/{server} must be refused"
+            );
+        }
+    }
+}
+
+/// What a kube game day relies on, beyond schema validity.
+fn gameday_shape_problems(
+    settings: &RenderSettings,
+    req: &ScratchRequest,
+    manifests: &[Manifest],
+) -> Vec<String> {
+    let mut p = Vec::new();
+    let describe = |i: usize| format!("#{i} {} {}", manifests[i].kind, manifests[i].name);
+    let ns = gameday_namespace_name(&settings.run_id, "orders_weekly");
+
+    // Namespace first, everything in it, every object labelled with the run and the game day.
+    if !(manifests
+        .first()
+        .is_some_and(|m| is_kind(m, "v1", "Namespace") && m.name == ns))
+    {
+        p.push(format!("the first object must be the Namespace {ns}"));
+    }
+    for (i, m) in manifests.iter().enumerate() {
+        if m.object["kind"] != m.kind.as_str() || name_of(m) != m.name {
+            p.push(format!(
+                "{}: Manifest disagrees with its object",
+                describe(i)
+            ));
+        }
+        let labels = &m.object["metadata"]["labels"];
+        if labels["app.kubernetes.io/managed-by"] != "pgdrill"
+            || labels["pgdrill.io/run-id"] != RUN_ID
+            || labels[GAMEDAY_LABEL] != "orders_weekly"
+        {
+            p.push(format!("{}: labels {labels}", describe(i)));
+        }
+        if i > 0 && m.object.pointer("/metadata/namespace") != Some(&json!(ns)) {
+            p.push(format!("{}: not in namespace {ns}", describe(i)));
+        }
+    }
+
+    // Exactly one Cluster, applied last, restoring from an externalClusters entry.
+    let clusters: Vec<usize> = (0..manifests.len())
+        .filter(|&i| is_cluster(&manifests[i]))
+        .collect();
+    let [c] = clusters.as_slice() else {
+        p.push(format!("expected one Cluster, found {}", clusters.len()));
+        return p;
+    };
+    let c = *c;
+    if c != manifests.len() - 1 || manifests[c].name != SCRATCH_CLUSTER {
+        p.push(format!(
+            "{}: the Cluster `{SCRATCH_CLUSTER}` is applied last",
+            describe(c)
+        ));
+    }
+    let cluster = &manifests[c].object;
+    let spec = &cluster["spec"];
+    let want_image = settings.image_template.replace("{major}", "16");
+    if spec["imageName"] != want_image.as_str() {
+        p.push(format!(
+            "imageName {}, expected {want_image}",
+            spec["imageName"]
+        ));
+    }
+    if spec.pointer("/bootstrap/initdb").is_some() {
+        p.push("the scratch Cluster must not run initdb".into());
+    }
+    let recovery = &spec["bootstrap"]["recovery"];
+    let source = recovery["source"].as_str().unwrap_or_default();
+    let externals = spec["externalClusters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(origin) = externals.iter().find(|e| e["name"] == source) else {
+        p.push(format!(
+            "bootstrap.recovery.source {source:?} names no externalClusters entry"
+        ));
+        return p;
+    };
+    if externals.len() != 1 {
+        p.push(format!(
+            "{} externalClusters, expected only the origin",
+            externals.len()
+        ));
+    }
+    if recovery["recoveryTarget"]["backupID"] != req.backup_id.as_str() {
+        p.push(format!(
+            "recoveryTarget {}: backupID is not the chosen backup",
+            recovery["recoveryTarget"]
+        ));
+    }
+    let target_fields: Vec<&str> = [
+        "targetTime",
+        "targetLSN",
+        "targetXID",
+        "targetName",
+        "targetImmediate",
+    ]
+    .into_iter()
+    .filter(|f| recovery["recoveryTarget"].get(*f).is_some())
+    .collect();
+    let want_fields: &[&str] = match &req.target {
+        ResolvedTarget::Latest => &[],
+        ResolvedTarget::Time(_) => &["targetTime"],
+        ResolvedTarget::Lsn(_) => &["targetLSN"],
+        _ => &["?"],
+    };
+    if target_fields != want_fields {
+        p.push(format!(
+            "recovery target fields {target_fields:?}, expected {want_fields:?}"
+        ));
+    }
+
+    // Where the origin points (read side) and where the cluster archives (write side).
+    let stores: BTreeMap<&str, &Value> = manifests
+        .iter()
+        .filter(|m| is_object_store(m))
+        .map(|m| (m.name.as_str(), &m.object["spec"]["configuration"]))
+        .collect();
+    let (origin_store, origin_server) = match settings.flavour {
+        Flavour::InTree => (
+            Some(&origin["barmanObjectStore"]),
+            origin.pointer("/barmanObjectStore/serverName"),
+        ),
+        Flavour::Plugin => (
+            origin
+                .pointer("/plugin/parameters/barmanObjectName")
+                .and_then(Value::as_str)
+                .and_then(|n| stores.get(n).copied()),
+            origin.pointer("/plugin/parameters/serverName"),
+        ),
+    };
+    match origin_store {
+        Some(store) => {
+            if store["destinationPath"] != GAMEDAY_SOURCE {
+                p.push(format!(
+                    "origin destinationPath {}",
+                    store["destinationPath"]
+                ));
+            }
+            if store["endpointURL"] != settings.cluster_s3_endpoint.as_str() {
+                p.push(format!("origin endpointURL {}", store["endpointURL"]));
+            }
+            for section in ["wal", "data"] {
+                if store.get(section).is_some() {
+                    p.push(format!("the origin (read only) has a `{section}` section"));
+                }
+            }
+        }
+        None => p.push(format!(
+            "the origin {origin} names no rendered object store"
+        )),
+    }
+    if origin_server != Some(&json!(GAMEDAY_SERVER)) {
+        p.push(format!(
+            "origin serverName {origin_server:?}, expected {GAMEDAY_SERVER}"
+        ));
+    }
+    let archive_sink: Option<(&Value, Option<&Value>)> = match settings.flavour {
+        Flavour::InTree => spec
+            .pointer("/backup/barmanObjectStore")
+            .map(|s| (s, s.get("serverName"))),
+        Flavour::Plugin => {
+            let archivers: Vec<&Value> = spec["plugins"]
+                .as_array()
+                .map(|ps| ps.iter().filter(|p| p["isWALArchiver"] == true).collect())
+                .unwrap_or_default();
+            if spec.get("backup").is_some() {
+                p.push("plugin flavour Cluster has spec.backup".into());
+            }
+            archivers.first().map(|a| {
+                let store = a["parameters"]["barmanObjectName"]
+                    .as_str()
+                    .and_then(|n| stores.get(n).copied())
+                    .unwrap_or(&Value::Null);
+                (store, a.pointer("/parameters/serverName"))
+            })
+        }
+    };
+    match (&req.archive, archive_sink) {
+        (None, None) => {
+            if spec.get("backup").is_some() || spec.get("plugins").is_some() {
+                p.push("archiving is off but the Cluster has a backup or plugins section".into());
+            }
+        }
+        (None, Some(_)) => p.push("archiving is off but the Cluster archives".into()),
+        (Some(_), None) => p.push("the scratch archive is not configured".into()),
+        (Some((destination, server)), Some((store, sink_server))) => {
+            if store["destinationPath"] != destination.as_str()
+                || sink_server != Some(&json!(server))
+            {
+                p.push(format!(
+                    "archives to {} / {sink_server:?}, expected {destination} / {server}",
+                    store["destinationPath"]
+                ));
+            }
+            if store["destinationPath"] == GAMEDAY_SOURCE
+                && sink_server == Some(&json!(GAMEDAY_SERVER))
+            {
+                p.push("the Cluster archives into the archive under test".into());
+            }
+        }
+    }
+
+    // Credentials: every secret reference names a key of the Secret applied before it.
+    let secret = manifests.iter().position(is_secret);
+    for (i, m) in manifests.iter().enumerate() {
+        for field in ["accessKeyId", "secretAccessKey"] {
+            for (at, selector) in found(&m.object, field) {
+                let key = selector["key"].as_str().unwrap_or_default();
+                let ok = secret.is_some_and(|s| {
+                    s < i
+                        && selector["name"] == manifests[s].name.as_str()
+                        && manifests[s].object["stringData"].get(key).is_some()
+                });
+                if !ok {
+                    p.push(format!(
+                        "{}: {at} does not resolve to an earlier Secret key",
+                        describe(i)
+                    ));
+                }
+            }
+        }
+        for (at, store) in found(&m.object, "barmanObjectName") {
+            let name = store.as_str().unwrap_or_default();
+            if !manifests[..i]
+                .iter()
+                .any(|s| is_object_store(s) && s.name == name)
+            {
+                p.push(format!(
+                    "{}: {at} refers to ObjectStore {name:?} not applied before it",
+                    describe(i)
+                ));
+            }
+        }
+    }
+    if settings.flavour == Flavour::InTree && !stores.is_empty() {
+        p.push("in-tree flavour renders ObjectStores".into());
+    }
+    if settings.flavour == Flavour::InTree {
+        let env: Vec<&str> = spec["env"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|v| v["name"].as_str()).collect())
+            .unwrap_or_default();
+        if !env.contains(&"AWS_REQUEST_CHECKSUM_CALCULATION") {
+            p.push(format!(
+                "in-tree Cluster env {env:?} lacks the checksum settings"
+            ));
         }
     }
     p

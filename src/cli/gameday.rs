@@ -7,15 +7,17 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::sync::watch;
 
+use pgdrill::backend::ScratchRestore;
 use pgdrill::backend::credentials;
+use pgdrill::backend::kube::KubeScratch;
 use pgdrill::backend::local::process;
 use pgdrill::backend::local::scratch::LocalScratch;
 use pgdrill::backend::objstore::S3Target;
 use pgdrill::error::{Error, exit};
-use pgdrill::gameday::{self, GamedayOptions, GamedayRecord, GamedayTarget};
+use pgdrill::gameday::{self, GamedayOptions, GamedayRecord, GamedayTarget, LoadedGameday};
 use pgdrill::runner::Status;
 
-use super::{BackendKind, Common};
+use super::{BackendKind, Common, KubeArgs};
 
 /// Arguments of `pgdrill gameday`.
 #[derive(Debug, clap::Args)]
@@ -53,6 +55,10 @@ pub struct GamedayArgs {
     pub max_wal_age: u64,
     #[command(flatten)]
     pub common: Common,
+    /// `--backend kube`: the scratch namespace's recovery Cluster. Its pods reach the archive
+    /// at `--cluster-s3-endpoint` (pgdrill's own audit uses the file's `archive.endpoint`).
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 fn parse_target(s: &str) -> Result<GamedayTarget, Error> {
@@ -73,13 +79,6 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
     let mut loaded = gameday::load_file(&a.file).map_err(Error::Scenario)?;
     if let Some(t) = &a.target {
         loaded.gameday.target = parse_target(t)?;
-    }
-    if a.backend != BackendKind::Local {
-        return Err(Error::Usage(
-            "game days run on the local backend only for now (a scratch namespace on kube is not built yet)"
-                .into(),
-        )
-        .into());
     }
     let g = &loaded.gameday;
     let keys = credentials::resolve(
@@ -113,21 +112,70 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into());
-    let tc = super::toolchain(&a.common)?;
-    tc.check_barman()
-        .map_err(|e| Error::Infrastructure(e.to_string()))?;
-    tc.pg_bin(g.postgres)
-        .map_err(|e| Error::Infrastructure(e.to_string()))?;
-
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let id = format!("gameday-{}-{stamp}", g.name);
     let report_dir = a.report_dir.join(&id);
-    std::fs::create_dir_all(&report_dir)
-        .with_context(|| format!("creating {}", report_dir.display()))?;
-    let work = tc.home.join("runs").join(&id);
-    let restorer = LocalScratch::new(tc.clone(), work, s3.clone(), &g.archive.destination)
-        .map_err(|e| Error::Infrastructure(e.to_string()))?;
+    let opts = GamedayOptions {
+        s3: s3.clone(),
+        operator,
+        seed,
+        thresholds: pgdrill::audit::Thresholds {
+            max_backup_age_seconds: a.max_backup_age,
+            max_wal_age_seconds: a.max_wal_age,
+        },
+        keep: a.keep,
+    };
 
+    // Everything this machine or the cluster must provide is checked before the report
+    // directory is written.
+    match a.backend {
+        BackendKind::Local => {
+            let tc = super::toolchain(&a.common)?;
+            tc.check_barman()
+                .map_err(|e| Error::Infrastructure(e.to_string()))?;
+            tc.pg_bin(g.postgres)
+                .map_err(|e| Error::Infrastructure(e.to_string()))?;
+            create_report_dir(&report_dir)?;
+            let work = tc.home.join("runs").join(&id);
+            let restorer = LocalScratch::new(tc.clone(), work, s3, &g.archive.destination)
+                .map_err(|e| Error::Infrastructure(e.to_string()))?;
+            drive(restorer, &loaded, &opts, &report_dir).await
+        }
+        BackendKind::Kube => {
+            let client = super::kube_client().await?;
+            let settings = a.kube.settings(&super::new_run_id(), &s3.bucket);
+            println!(
+                "kube: namespace {} ({} flavour); the pods reach the archive at {}",
+                pgdrill::backend::kube::render_scratch::gameday_namespace_name(
+                    &settings.run_id,
+                    &g.name
+                ),
+                settings.flavour.as_str(),
+                settings.cluster_s3_endpoint
+            );
+            let restorer = KubeScratch::new(
+                a.kube.options(client, settings, s3),
+                &g.name,
+                &g.archive.destination,
+            );
+            create_report_dir(&report_dir)?;
+            drive(restorer, &loaded, &opts, &report_dir).await
+        }
+    }
+}
+
+fn create_report_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Run the game day through `restorer` with Ctrl-C handling, write the reports, map the verdict.
+async fn drive<R: ScratchRestore>(
+    restorer: R,
+    loaded: &LoadedGameday,
+    opts: &GamedayOptions,
+    report_dir: &Path,
+) -> anyhow::Result<i32> {
+    let g = &loaded.gameday;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -140,22 +188,12 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
         }
     });
     println!(
-        "game day `{}`: {}/{} via {} (seed {seed})",
-        g.name, g.archive.destination, g.archive.server_name, s3.endpoint
+        "game day `{}`: {}/{} via {} (seed {})",
+        g.name, g.archive.destination, g.archive.server_name, opts.s3.endpoint, opts.seed
     );
-    let opts = GamedayOptions {
-        s3,
-        operator,
-        seed,
-        thresholds: pgdrill::audit::Thresholds {
-            max_backup_age_seconds: a.max_backup_age,
-            max_wal_age_seconds: a.max_wal_age,
-        },
-        keep: a.keep,
-    };
-    let rec = gameday::run_gameday(restorer, &loaded, &opts, cancel_rx).await;
-    write_reports(&report_dir, &rec)?;
-    print_summary(&rec, &report_dir);
+    let rec = gameday::run_gameday(restorer, loaded, opts, cancel_rx).await;
+    write_reports(report_dir, &rec)?;
+    print_summary(&rec, report_dir);
     Ok(match rec.status {
         Status::Passed => exit::PASSED,
         Status::Failed { .. } => exit::DRILL_FAILED,

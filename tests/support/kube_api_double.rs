@@ -18,7 +18,8 @@
 //!   ignored and deletion is immediate (no finalizers, no deletionTimestamp wait).
 //! - Errors are `metav1.Status` JSON objects (`NotFound`, `AlreadyExists`, `Conflict`,
 //!   `BadRequest`, `MethodNotAllowed`), which kube parses as `Error::Api`.
-//! - Every request is recorded in order ([`ApiServerDouble::calls`]).
+//! - Every request is recorded in order ([`ApiServerDouble::calls`]), writes with their JSON
+//!   body ([`ApiServerDouble::applied`]).
 //!
 //! # What the simulated operator is (and is not)
 //! [`SimulatedCnpg`] FAKES CloudNativePG: when a Cluster is written it creates the pods, the
@@ -146,6 +147,11 @@ pub enum Failure {
     ExpectedEmptyArchive,
     /// The operator never gets anywhere: phase `Setting up primary`, no pods, no job.
     NeverReady,
+    /// Like [`Failure::ExpectedEmptyArchive`], but what the bootstrap job logs is PostgreSQL's
+    /// own `FATAL` with this message (as the instance manager relays it: a JSON line with the
+    /// csvlog fields under `record`), e.g. `recovery ended before configured recovery target
+    /// was reached`.
+    PostgresFatal(String),
 }
 
 /// What an [`ApiServerDouble::on_backup`] hook sees.
@@ -174,6 +180,8 @@ pub struct Call {
     pub patch_type: Option<String>,
     /// HTTP status answered (101 for a port-forward, 200 for a watch that started).
     pub status: u16,
+    /// The JSON body of a POST, PUT or PATCH, as sent (compact JSON text), once read.
+    pub body: Option<String>,
 }
 
 /// Query keys kept in [`Call::query`].
@@ -192,6 +200,13 @@ pub const RECORDED_QUERY_KEYS: &[&str] = &[
 ];
 
 impl Call {
+    /// The request body as JSON (POST, PUT and PATCH only).
+    pub fn body_json(&self) -> Option<Value> {
+        self.body
+            .as_deref()
+            .and_then(|b| serde_json::from_str(b).ok())
+    }
+
     /// `METHOD path` plus ` ?k=v&k2=v2` when query keys were recorded.
     pub fn line(&self) -> String {
         let mut s = format!("{} {}", self.method, self.path);
@@ -565,6 +580,13 @@ pub fn base64_encode(data: &[u8]) -> String {
 }
 
 impl Inner {
+    /// Keep the body of recorded call `call` (see [`Call::body`]).
+    fn record_body(&self, call: usize, body: &Value) {
+        if let Some(c) = self.lock().calls.get_mut(call) {
+            c.body = Some(body.to_string());
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -1273,10 +1295,21 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<Body> {
                 .collect(),
             patch_type: patch_type.clone(),
             status: 0,
+            body: None,
         });
         st.calls.len() - 1
     };
-    let resp = match dispatch(&inner, req, &method, &path, &query, patch_type.as_deref()).await {
+    let resp = match dispatch(
+        &inner,
+        req,
+        idx,
+        &method,
+        &path,
+        &query,
+        patch_type.as_deref(),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => e.response(),
     };
@@ -1303,6 +1336,7 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, ApiError> {
 async fn dispatch(
     inner: &Arc<Inner>,
     req: Request<Incoming>,
+    call: usize,
     method: &Method,
     path: &str,
     query: &HashMap<String, String>,
@@ -1348,6 +1382,7 @@ async fn dispatch(
                     _ => return Err(not_allowed()),
                 };
                 let body = read_json(req).await?;
+                inner.record_body(call, &body);
                 if let Some(bns) = meta_str(&body, "namespace")
                     && res.namespaced
                     && bns != ns
@@ -1412,6 +1447,7 @@ async fn dispatch(
                 }
                 (Method::PUT, None | Some("status")) => {
                     let body = read_json(req).await?;
+                    inner.record_body(call, &body);
                     if let Some(bn) = meta_str(&body, "name")
                         && bn != name
                     {
@@ -1437,6 +1473,7 @@ async fn dispatch(
                 }
                 (Method::PATCH, None | Some("status")) => {
                     let patch = read_json(req).await?;
+                    inner.record_body(call, &patch);
                     let status_scope = sub.is_some();
                     let ptype = patch_type.unwrap_or("application/merge-patch+json");
                     let (stored, created) = {
@@ -2022,6 +2059,11 @@ fn job_log(job: &str, role: &str, failure: Option<&Failure>, server: &str, dest:
             lines.push(json!({"level":"error","ts":ts_precise(),"msg":"Error invoking barman-cloud-check-wal-archive","logging_pod":job,"options":["--cloud-provider","aws-s3",dest,server],"exitCode":-1,"error":"exit status 1"}));
             lines.push(json!({"level":"error","ts":ts_precise(),"msg":"Error while bootstrapping data directory","logging_pod":job,"error":"while checking the WAL archive: unexpected failure invoking barman-cloud-wal-archive: exit status 1"}));
         }
+        Some(Failure::PostgresFatal(message)) => {
+            lines.push(json!({"level":"info","ts":ts_precise(),"logger":"postgres","msg":"record","logging_pod":job,"record":{"log_time":now_rfc3339(),"process_id":"23","session_id":"","error_severity":"LOG","sql_state_code":"00000","message":"starting archive recovery","backend_type":"startup"}}));
+            lines.push(json!({"level":"info","ts":ts_precise(),"logger":"postgres","msg":"record","logging_pod":job,"record":{"log_time":now_rfc3339(),"process_id":"23","session_id":"","error_severity":"FATAL","sql_state_code":"XX000","message":message,"backend_type":"startup"}}));
+            lines.push(json!({"level":"error","ts":ts_precise(),"msg":"Error while restoring a backup","logging_pod":job,"error":"while waiting for PostgreSQL to stop recovery mode: exit status 1"}));
+        }
         _ => {
             lines.push(json!({"level":"info","ts":ts_precise(),"msg":format!("{role} completed"),"logging_pod":job}));
         }
@@ -2232,7 +2274,7 @@ fn reconcile_cluster(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
         .is_some_and(Value::is_object);
     match &failure {
         Some(Failure::NeverReady) => {}
-        Some(f @ Failure::ExpectedEmptyArchive) => {
+        Some(f @ (Failure::ExpectedEmptyArchive | Failure::PostgresFatal(_))) => {
             let role = if recovery { "full-recovery" } else { "initdb" };
             ensure_job(inner, ns, &cluster, role, Some(f));
         }
@@ -2582,6 +2624,16 @@ impl ApiServerDouble {
     /// [`Call::line`] of every request so far.
     pub fn call_lines(&self) -> Vec<String> {
         self.calls().iter().map(Call::line).collect()
+    }
+
+    /// The bodies of the PATCH (apply) requests to paths ending in `path_suffix`, in order:
+    /// what a client applied, even after the object is gone.
+    pub fn applied(&self, path_suffix: &str) -> Vec<Value> {
+        self.calls()
+            .iter()
+            .filter(|c| c.method == "PATCH" && c.path.ends_with(path_suffix))
+            .filter_map(Call::body_json)
+            .collect()
     }
 
     pub fn clear_calls(&self) {

@@ -64,3 +64,77 @@ impl TestPg {
         let _ = self.inst.stop(StopMode::Fast, DEADLINE).await;
     }
 }
+
+/// An embedded S3 endpoint a test owns (so archives outlive the drills that write them), and
+/// local drills that archive into it under `bucket_prefix`.
+pub struct TestArchive {
+    pub s3: pgdrill::backend::local::s3server::S3Server,
+    pub creds: pgdrill::backend::local::s3server::S3Credentials,
+    pub target: pgdrill::backend::objstore::S3Target,
+    pub toolchain: Toolchain,
+    pub run_dir: tempfile::TempDir,
+    _s3_dir: tempfile::TempDir,
+}
+
+impl TestArchive {
+    /// Start the endpoint with bucket `pgdrill`; run directories are named `dir_prefix*`.
+    pub async fn start(dir_prefix: &str) -> Self {
+        use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
+        let (toolchain, run_dir) = run_dir(dir_prefix);
+        let s3_dir = tempfile::tempdir().expect("s3 dir");
+        let creds = S3Credentials::random();
+        let s3 = S3Server::start(s3_dir.path(), 0, &creds, &["pgdrill"])
+            .await
+            .expect("embedded S3");
+        let target = pgdrill::backend::objstore::S3Target {
+            endpoint: s3.endpoint.clone(),
+            region: "us-east-1".into(),
+            bucket: "pgdrill".into(),
+            access_key: creds.access_key.clone(),
+            secret_key: creds.secret_key.clone(),
+        };
+        Self {
+            s3,
+            creds,
+            target,
+            toolchain,
+            run_dir,
+            _s3_dir: s3_dir,
+        }
+    }
+
+    /// Run the scenario `file` on the local backend into this endpoint (180 s deadline).
+    pub async fn drill(
+        &self,
+        bucket_prefix: &str,
+        file: &str,
+        keep: bool,
+    ) -> pgdrill::runner::ScenarioResult {
+        use pgdrill::backend::local::{LocalBackend, LocalOptions};
+        let backend = LocalBackend::new(LocalOptions {
+            toolchain: self.toolchain.clone(),
+            s3: self.target.clone(),
+            run_dir: self.run_dir.path().to_path_buf(),
+            bucket_prefix: bucket_prefix.into(),
+            // The endpoint belongs to the test: teardown leaves the archive in place.
+            external_s3: false,
+            faults: Some(self.s3.faults.clone()),
+        });
+        let loaded = pgdrill::scenario::load_file(std::path::Path::new(file)).expect("scenario");
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_c, cancel) = tokio::sync::watch::channel(false);
+        tokio::time::timeout(
+            Duration::from_secs(180),
+            pgdrill::runner::run_scenario(
+                &backend,
+                &loaded,
+                std::path::Path::new("fixtures"),
+                &pgdrill::runner::Emitter { tx },
+                cancel,
+                keep,
+            ),
+        )
+        .await
+        .expect("drill finished within 180s")
+    }
+}

@@ -63,7 +63,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    fn new<T: Serialize>(step: &str, kind: &str, name: &str, object: &T) -> Self {
+    pub(crate) fn new<T: Serialize>(step: &str, kind: &str, name: &str, object: &T) -> Self {
         Self {
             step: step.to_string(),
             kind: kind.to_string(),
@@ -144,7 +144,8 @@ pub fn labels(run_id: &str, scenario: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn label_value(s: &str) -> String {
+/// A label value from free text (at most 63 characters, alphanumeric at both ends).
+pub(crate) fn label_value(s: &str) -> String {
     let mut v: String = s
         .chars()
         .map(|c| {
@@ -213,42 +214,16 @@ impl DrillContext {
 
     /// The S3 credentials secret (keys as in the seeds' runbooks).
     pub fn s3_secret(&self, access_key: &str, secret_key: &str) -> Secret {
-        Secret {
-            metadata: self.meta(S3_SECRET),
-            string_data: Some(BTreeMap::from([
-                ("ACCESS_KEY_ID".to_string(), access_key.to_string()),
-                ("ACCESS_SECRET_KEY".to_string(), secret_key.to_string()),
-            ])),
-            type_: Some("Opaque".into()),
-            ..Default::default()
-        }
+        s3_secret(self.meta(S3_SECRET), access_key, secret_key)
     }
 
     fn store(&self, server_name: Option<&str>, compression: Compression) -> BarmanObjectStore {
-        let c = compression_name(compression);
-        BarmanObjectStore {
-            destination_path: self.destination_path(),
-            endpoint_url: Some(self.settings.cluster_s3_endpoint.clone()),
-            server_name: server_name.map(str::to_string),
-            s3_credentials: Some(S3Credentials {
-                access_key_id: SecretKeySelector {
-                    name: S3_SECRET.into(),
-                    key: "ACCESS_KEY_ID".into(),
-                },
-                secret_access_key: SecretKeySelector {
-                    name: S3_SECRET.into(),
-                    key: "ACCESS_SECRET_KEY".into(),
-                },
-                region: None,
-            }),
-            wal: Some(WalBackupConfiguration {
-                compression: c.clone(),
-                max_parallel: None,
-            }),
-            data: c.map(|c| DataBackupConfiguration {
-                compression: Some(c),
-            }),
-        }
+        barman_store(
+            &self.destination_path(),
+            &self.settings.cluster_s3_endpoint,
+            server_name,
+            Some(compression),
+        )
     }
 
     /// The plugin flavour's ObjectStore (serverName goes on each Cluster's plugin parameters).
@@ -453,15 +428,71 @@ pub fn recovery_target(
     t
 }
 
+/// The S3 credentials secret [`barman_store`] refers to, named and labelled by `metadata`.
+pub(crate) fn s3_secret(metadata: ObjectMeta, access_key: &str, secret_key: &str) -> Secret {
+    Secret {
+        metadata,
+        string_data: Some(BTreeMap::from([
+            ("ACCESS_KEY_ID".to_string(), access_key.to_string()),
+            ("ACCESS_SECRET_KEY".to_string(), secret_key.to_string()),
+        ])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
+/// A barman-cloud object store configuration with the credentials of [`S3_SECRET`].
+/// `compression: None` leaves out the `wal` and `data` sections: a store that is only read
+/// (barman-cloud finds the compression of each object by itself).
+pub(crate) fn barman_store(
+    destination_path: &str,
+    endpoint: &str,
+    server_name: Option<&str>,
+    compression: Option<Compression>,
+) -> BarmanObjectStore {
+    let c = compression.and_then(compression_name);
+    BarmanObjectStore {
+        destination_path: destination_path.to_string(),
+        endpoint_url: Some(endpoint.to_string()),
+        server_name: server_name.map(str::to_string),
+        s3_credentials: Some(S3Credentials {
+            access_key_id: SecretKeySelector {
+                name: S3_SECRET.into(),
+                key: "ACCESS_KEY_ID".into(),
+            },
+            secret_access_key: SecretKeySelector {
+                name: S3_SECRET.into(),
+                key: "ACCESS_SECRET_KEY".into(),
+            },
+            region: None,
+        }),
+        wal: compression.map(|_| WalBackupConfiguration {
+            compression: c.clone(),
+            max_parallel: None,
+        }),
+        data: c.map(|c| DataBackupConfiguration {
+            compression: Some(c),
+        }),
+    }
+}
+
 fn plugin_parameters(server_name: &str) -> BTreeMap<String, String> {
+    object_store_parameters(OBJECT_STORE, server_name)
+}
+
+/// The barman-cloud plugin's parameters: which `ObjectStore`, which serverName in it.
+pub(crate) fn object_store_parameters(
+    object_store: &str,
+    server_name: &str,
+) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("barmanObjectName".to_string(), OBJECT_STORE.to_string()),
+        ("barmanObjectName".to_string(), object_store.to_string()),
         ("serverName".to_string(), server_name.to_string()),
     ])
 }
 
 /// botocore ≥ 1.36 sends checksum trailers some S3-compatible stores reject (seed 000/002).
-fn checksum_env() -> Vec<EnvVar> {
+pub(crate) fn checksum_env() -> Vec<EnvVar> {
     [
         ("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required"),
         ("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required"),
@@ -485,7 +516,7 @@ fn compression_name(c: Compression) -> Option<String> {
 }
 
 /// A run-time value shown as a placeholder in a preview.
-fn placeholder(what: &str) -> String {
+pub(crate) fn placeholder(what: &str) -> String {
     format!("<{what}>")
 }
 
