@@ -32,7 +32,7 @@ pub struct GamedayArgs {
     /// Seed for `random` (default: the file's, else drawn now; always recorded).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Who runs the game day, for the record (default: $USER).
+    /// Who runs the game day, for the record (default: $USER, then $LOGNAME).
     #[arg(long)]
     pub operator: Option<String>,
     /// AWS shared-credentials profile (default: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then AWS_PROFILE).
@@ -111,6 +111,7 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
         .operator
         .clone()
         .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
         .unwrap_or_else(|| "unknown".into());
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let id = format!("gameday-{}-{stamp}", g.name);
