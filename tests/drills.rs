@@ -208,6 +208,10 @@ fn seed_000_checksum_rejection_and_its_fix() {
         default.contains("(NotImplemented) when calling the PutObject operation"),
         "real barman-cloud, default SDK settings, rejected by the store: {default}"
     );
+    assert!(
+        default.contains(r#"name="observation" value="step `base` failed:"#),
+        "the failure is attributed to the base backup step, not to recovery: {default}"
+    );
     let fixed = testcase(&junit, "oracle-checksum-when-required");
     assert!(
         fixed.contains(r#"name="rows.observed" value="12""#),

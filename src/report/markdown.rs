@@ -197,6 +197,12 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
             md.line(indent(&fenced(message), 2));
             md.blank();
         }
+        RecoveryObservation::StepFailed { step, message } if message.contains('\n') => {
+            md.line(format!("- **Observed:** step {} failed:", code(step)));
+            md.blank();
+            md.line(indent(&fenced(message), 2));
+            md.blank();
+        }
         o => md.line(format!(
             "- **Observed:** {}",
             one_line(&record::observation(o))

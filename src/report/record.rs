@@ -186,6 +186,9 @@ pub(super) fn observation(o: &RecoveryObservation) -> String {
     match o {
         RecoveryObservation::Recovered => "recovered".to_string(),
         RecoveryObservation::Failed { message } => format!("recovery failed: {message}"),
+        RecoveryObservation::StepFailed { step, message } => {
+            format!("step `{step}` failed: {message}")
+        }
         RecoveryObservation::NotAttempted => "recovery not attempted".to_string(),
     }
 }

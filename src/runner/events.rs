@@ -91,6 +91,8 @@ pub enum RecoveryObservation {
     Recovered,
     /// Recovery failed; `message` is what the server or tool said (FATAL lines, stderr).
     Failed { message: String },
+    /// A step before recovery failed (e.g. the base backup); `message` is what it said.
+    StepFailed { step: String, message: String },
     /// Recovery was not attempted (the drill broke before).
     NotAttempted,
 }

@@ -50,6 +50,8 @@ struct State {
     archive: verify::ArchiveFacts,
     resolved: Option<crate::ledger::ResolvedTarget>,
     backup_step: Option<String>,
+    /// The step whose error ended the run, if one did.
+    failed_step: Option<String>,
     log: Vec<String>,
 }
 
@@ -128,7 +130,8 @@ pub async fn run_scenario<B: Backend>(
             if !matches!(e, BackendError::Cancelled)
                 && matches!(&s.expect, Expect::Failed(f) if e.to_string().contains(&f.error_contains)) =>
         {
-            res.observation = RecoveryObservation::Failed {
+            res.observation = RecoveryObservation::StepFailed {
+                step: state.failed_step.clone().unwrap_or_default(),
                 message: e.to_string(),
             };
             Status::Passed
@@ -215,6 +218,7 @@ async fn execute<D: Drill>(
         let detail = match do_step(drill, step, loaded, fixtures_dir, res, st).await {
             Ok(d) => d,
             Err(e) => {
+                st.failed_step = Some(id.clone());
                 st.log.push(format!(
                     "[{:>7.2}s] {id} ({kind}): ERROR {e}",
                     t0.elapsed().as_secs_f64()
