@@ -228,9 +228,24 @@ impl Ledger {
         if self.backups.is_empty() {
             return Err(LedgerError::NoBackup);
         }
-        let fits = |b: &&BackupRecord| match target {
-            ResolvedTarget::Time(t) => b.end_time <= *t,
-            ResolvedTarget::Lsn(l) => b.end_lsn <= *l,
+        // Where an xid or restore-point target lies, when the ledger recorded it.
+        let position = match target {
+            ResolvedTarget::Lsn(l) => Some(*l),
+            ResolvedTarget::Xid(x) => self
+                .entries
+                .iter()
+                .find(|e| e.txid == *x)
+                .map(|e| e.commit_lsn),
+            ResolvedTarget::Name(n) => self
+                .restore_points
+                .iter()
+                .find(|r| &r.name == n)
+                .map(|r| r.lsn),
+            _ => None,
+        };
+        let fits = |b: &&BackupRecord| match (target, position) {
+            (ResolvedTarget::Time(t), _) => b.end_time <= *t,
+            (_, Some(l)) => b.end_lsn <= l,
             _ => true,
         };
         self.backups
@@ -361,6 +376,31 @@ mod tests {
             ..Default::default()
         };
         (ledger, backup)
+    }
+
+    #[test]
+    fn xid_and_name_targets_choose_the_newest_backup_before_them() {
+        let (mut l, first) = adr007();
+        let second = BackupRecord {
+            step_id: "base2".into(),
+            backup_id: "20261122T100025".into(),
+            begin_lsn: Lsn(0x0980_0028),
+            end_lsn: Lsn(0x0980_0100),
+            end_time: t(25, 0),
+            ..first.clone()
+        };
+        l.backups.push(second.clone());
+        let xid_w2 = l.entries[2].txid;
+        let xid_w3 = l.entries[3].txid;
+        let pick = |t: ResolvedTarget| l.choose_backup(&t, None).unwrap().step_id.clone();
+        assert_eq!(
+            pick(ResolvedTarget::Xid(xid_w2)),
+            "base",
+            "w2 commits before base2 ends"
+        );
+        assert_eq!(pick(ResolvedTarget::Xid(xid_w3)), "base2");
+        assert_eq!(pick(ResolvedTarget::Name("before-w3".into())), "base");
+        assert_eq!(pick(ResolvedTarget::Latest), "base2");
     }
 
     fn steps(v: Vec<&LedgerEntry>) -> Vec<String> {

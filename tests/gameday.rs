@@ -42,7 +42,10 @@ async fn drill(env: &Env, file: &str, keep: bool) -> ScenarioResult {
 fn gameday(env: &Env, name: &str, body: &str, extra: &[&str]) -> (i32, String, Value) {
     let file = env.work.path().join(format!("{name}.yaml"));
     std::fs::write(&file, format!("name: {name}\n{body}")).unwrap();
-    let reports = env.work.path().join("reports");
+    // Each run gets its own report root, so the folder read back is this run's.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let reports = env.work.path().join(format!("reports-{n}"));
     let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
         .args(["gameday", file.to_str().unwrap(), "--operator", "ci-test"])
         .args(["--report-dir", reports.to_str().unwrap()])
@@ -83,23 +86,6 @@ fn archive(env: &Env, scenario: &str, server: &str) -> String {
         "archive:\n  destination: s3://pgdrill/{PREFIX}/{scenario}\n  server_name: {server}\n  endpoint: {}\npostgres: 15\n",
         env.s3.endpoint
     )
-}
-
-/// Only reads reached the archive under `folder` since the last `clear()`.
-fn assert_read_only(env: &Env, folder: &str) {
-    let ops = env.s3.operations.entries();
-    let touching: Vec<&String> = ops.iter().filter(|o| o.contains(folder)).collect();
-    assert!(!touching.is_empty(), "the game day read {folder}: {ops:?}");
-    for op in touching {
-        let verb = op.split(' ').next().unwrap_or_default();
-        assert!(
-            matches!(
-                verb,
-                "ListObjectsV2" | "ListObjects" | "GetObject" | "HeadObject"
-            ),
-            "a game day must not write to the archive under test: {op}"
-        );
-    }
 }
 
 /// SIGQUIT the postmaster of a data directory kept by `--keep` and wait until it is gone.
@@ -176,7 +162,7 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
     assert_eq!(rec["rpo"]["reference"], "newest archived WAL");
     assert!(rec["rpo"]["seconds"].as_f64().is_some(), "{rec}");
     assert_eq!(rec["audit"]["gaps"].as_array().unwrap().len(), 0);
-    assert_read_only(env, "clean-restore-latest/app-pg/");
+    env.assert_only_reads("clean-restore-latest/app-pg/");
 
     // 2. The same archive, a seeded random target: an LSN inside the recoverable window, and
     // the same seed draws the same target.
@@ -190,7 +176,34 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
     let resolved = rec["resolved_target"].as_str().unwrap().to_string();
     assert!(resolved.starts_with("lsn "), "{rec}");
     assert!(rec["random_window"].is_array(), "{rec}");
-    let (_, _, again) = gameday(env, "clean-random", &body, &["--seed", "42"]);
+    env.s3.operations.clear();
+    // The same seed again; audit thresholds so tight they fail, which must not fail the game day.
+    let (code, text, again) = gameday(
+        env,
+        "clean-random",
+        &body,
+        &[
+            "--seed",
+            "42",
+            "--max-wal-age",
+            "1s",
+            "--max-backup-age",
+            "1s",
+        ],
+    );
+    assert_eq!(
+        code, 0,
+        "freshness findings stay in the audit suite:\n{text}"
+    );
+    assert!(
+        again["audit"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "wal_age" && f["severity"] == "error"),
+        "{again}"
+    );
+    env.assert_only_reads("clean-restore-latest/app-pg/");
     assert_eq!(again["resolved_target"], resolved.as_str());
 
     // 3. The ADR 007 archive: the restore "succeeds" but the game day fails, naming the gap
@@ -214,7 +227,7 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
     );
     assert_eq!(rec["checks"][0]["observed"], "25", "{rec}");
     assert!(text.contains("game day: FAILED"), "{text}");
-    assert_read_only(env, "adr007-missing-wal-segment/pg-src/");
+    env.assert_only_reads("adr007-missing-wal-segment/pg-src/");
 
     // 4. Timeline 2: the kept recovered server (promoted onto timeline 2, archiving under
     // `app-pg-restored`) gets a base backup and more writes; a game day restores it to latest.
@@ -293,5 +306,5 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
     let timelines = rec["audit"]["timelines"].as_array().unwrap();
     assert!(timelines.contains(&Value::from(2)), "{rec}");
     assert_eq!(rec["audit"]["backups"][0]["timeline"], 2, "{rec}");
-    assert_read_only(env, "clean-restore-latest/app-pg-restored/");
+    env.assert_only_reads("clean-restore-latest/app-pg-restored/");
 }

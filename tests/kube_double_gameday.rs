@@ -103,20 +103,7 @@ impl Archive {
 
     /// Only reads reached the archive under test since the last `operations.clear()`.
     fn assert_read_only(&self) {
-        let folder = format!("{SCENARIO}/{SERVER}/");
-        let ops = self.s3.operations.entries();
-        let touching: Vec<&String> = ops.iter().filter(|o| o.contains(&folder)).collect();
-        assert!(!touching.is_empty(), "the audit read {folder}: {ops:?}");
-        for op in touching {
-            let verb = op.split(' ').next().unwrap_or_default();
-            assert!(
-                matches!(
-                    verb,
-                    "ListObjectsV2" | "ListObjects" | "GetObject" | "HeadObject"
-                ),
-                "a game day must not write to the archive under test: {op}"
-            );
-        }
+        self.a.assert_only_reads(&format!("{SCENARIO}/{SERVER}/"));
     }
 
     async fn stop(self) {

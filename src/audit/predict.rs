@@ -238,7 +238,42 @@ mod tests {
         assert_eq!(clean.first_gap, None);
         assert!(clean.gaps.is_empty());
         let unknown = verdict("u", &report(None), "B9", &expected);
-        assert!(unknown.prediction.contains("restore will fail"));
+        assert!(
+            unknown.prediction.contains("does not see backup B9"),
+            "{}",
+            unknown.prediction
+        );
+        let mut incomplete = report(None);
+        incomplete.backups[0].complete = false;
+        let v = verdict("u", &incomplete, "B1", &expected);
+        assert!(v.prediction.contains("incomplete"), "{}", v.prediction);
+        let mut short = report(Some("000000010000000000000002"));
+        short.backups[0].recoverable_to_end = false;
+        let v = verdict("u", &short, "B1", &expected);
+        assert!(
+            v.prediction.contains("cannot reach consistency"),
+            "{}",
+            v.prediction
+        );
+        assert!(!v.recoverable_to_end);
+    }
+
+    #[test]
+    fn positions_compare_across_timelines() {
+        // A write on timeline 2 past a gap found on timeline 1's segment position is lost;
+        // one before it is not.
+        assert!(at_or_after(
+            "000000020000000000000005",
+            "000000010000000000000004"
+        ));
+        assert!(!at_or_after(
+            "000000020000000000000003",
+            "000000010000000000000004"
+        ));
+        assert!(at_or_after(
+            "000000010000000100000000",
+            "0000000100000000000000FF"
+        ));
     }
 
     #[test]

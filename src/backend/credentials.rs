@@ -61,12 +61,31 @@ pub fn credentials_file() -> Option<PathBuf> {
 /// Resolve credentials: an explicit `profile` wins; then the two environment variables; then
 /// `AWS_PROFILE`. `what` names the command in errors.
 pub fn resolve(profile: Option<&str>, what: &str) -> Result<KeyPair, String> {
-    let env_profile = std::env::var("AWS_PROFILE").ok();
-    let from_env = match (
-        std::env::var("AWS_ACCESS_KEY_ID"),
-        std::env::var("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Ok(a), Ok(s)) if !a.is_empty() && !s.is_empty() => Some(KeyPair {
+    resolve_with(
+        profile,
+        what,
+        |k| std::env::var(k).ok(),
+        || {
+            let file = credentials_file().ok_or_else(|| {
+                "cannot locate the AWS credentials file (HOME is not set)".to_string()
+            })?;
+            std::fs::read_to_string(&file)
+                .map(|t| (file.clone(), t))
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))
+        },
+    )
+}
+
+/// `resolve` with the environment and the credentials file handed in.
+fn resolve_with(
+    profile: Option<&str>,
+    what: &str,
+    env: impl Fn(&str) -> Option<String>,
+    read_file: impl FnOnce() -> Result<(PathBuf, String), String>,
+) -> Result<KeyPair, String> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty());
+    let from_env = match (set("AWS_ACCESS_KEY_ID"), set("AWS_SECRET_ACCESS_KEY")) {
+        (Some(a), Some(s)) => Some(KeyPair {
             access_key: a,
             secret_key: s,
         }),
@@ -75,20 +94,13 @@ pub fn resolve(profile: Option<&str>, what: &str) -> Result<KeyPair, String> {
     let profile = match (profile, from_env) {
         (Some(p), _) => p.to_string(),
         (None, Some(k)) => return Ok(k),
-        (None, None) => env_profile.ok_or_else(|| {
+        (None, None) => set("AWS_PROFILE").ok_or_else(|| {
             format!(
                 "{what} needs credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile (--profile or AWS_PROFILE)"
             )
         })?,
     };
-    let file = credentials_file()
-        .ok_or_else(|| "cannot locate the AWS credentials file (HOME is not set)".to_string())?;
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        format!(
-            "{what}: profile `{profile}`: cannot read {}: {e}",
-            file.display()
-        )
-    })?;
+    let (file, text) = read_file().map_err(|e| format!("{what}: profile `{profile}`: {e}"))?;
     parse_profile(&text, &profile).ok_or_else(|| {
         format!(
             "{what}: profile `{profile}` in {} has no aws_access_key_id and aws_secret_access_key \
@@ -134,5 +146,46 @@ aws_access_key_id = AKHALF
         );
         assert!(parse_profile(FILE, "missing").is_none());
         assert!(!format!("{g:?}").contains("sgame"), "Debug redacts");
+    }
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn file() -> Result<(PathBuf, String), String> {
+        Ok((PathBuf::from("credentials"), FILE.to_string()))
+    }
+
+    #[test]
+    fn an_explicit_profile_beats_the_environment_which_beats_aws_profile() {
+        let keys = [
+            ("AWS_ACCESS_KEY_ID", "AKENV"),
+            ("AWS_SECRET_ACCESS_KEY", "senv"),
+            ("AWS_PROFILE", "default"),
+        ];
+        let r = |p: Option<&str>, vars| resolve_with(p, "t", env(vars), file);
+        assert_eq!(r(Some("gameday"), &keys).unwrap().access_key, "AKGAME");
+        assert_eq!(r(None, &keys).unwrap().access_key, "AKENV");
+        assert_eq!(
+            r(None, &[("AWS_PROFILE", "default")]).unwrap().access_key,
+            "AKDEFAULT"
+        );
+        let half = [("AWS_ACCESS_KEY_ID", "AKENV"), ("AWS_PROFILE", "gameday")];
+        assert_eq!(
+            r(None, &half).unwrap().access_key,
+            "AKGAME",
+            "one env key is not a pair"
+        );
+        let none = r(None, &[]).unwrap_err();
+        assert!(none.contains("needs credentials"), "{none}");
+        let missing = r(Some("half"), &[]).unwrap_err();
+        assert!(
+            missing.contains("profile `half`") && !missing.contains("AKHALF"),
+            "{missing}"
+        );
     }
 }

@@ -428,6 +428,15 @@ mod tests {
         assert!(judge_check(&spec, "q", Ok(Some("12".into())), None).passed);
         let low = judge_check(&spec, "q", Ok(Some("9".into())), None);
         assert!(!low.passed && low.message.unwrap().contains("below"));
+        let band = CheckSpec {
+            name: "b".into(),
+            at_most: Some(25.0),
+            ..CheckSpec::default()
+        };
+        assert!(judge_check(&band, "q", Ok(Some("25".into())), None).passed);
+        let high = judge_check(&band, "q", Ok(Some("26".into())), None);
+        assert!(!high.passed && high.message.unwrap().contains("above"));
+        assert!(!judge_check(&band, "q", Ok(Some("many".into())), None).passed);
         assert!(!judge_check(&spec, "q", Ok(None), None).passed);
         assert!(!judge_check(&spec, "q", Err("boom".into()), None).passed);
         let eq = CheckSpec {

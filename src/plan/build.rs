@@ -138,10 +138,9 @@ pub fn build(s: &Scenario) -> Plan {
         server_name: s.backup.server_name.clone(),
         compression: s.backup.compression,
     }];
+    // Always: it also creates pgdrill's marker table, which `FlushArchive` writes to.
     let tables: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
-    if !tables.is_empty() {
-        steps.push(PlanStep::CreateTables { tables });
-    }
+    steps.push(PlanStep::CreateTables { tables });
     if let Some(sql) = &s.seed_data.sql {
         steps.push(PlanStep::LoadFixture { path: sql.clone() });
     }
@@ -229,6 +228,36 @@ recovery:
 expect:
   recovered: { data_loss: none }
 "#;
+
+    #[test]
+    fn the_marker_table_is_created_even_without_generated_tables() {
+        let text = ADR007
+            .replace("seed_data:\n  tables: [{ name: events, rows: 24 }]\n", "")
+            .replace(
+                "  - write: { id: w1, table: events, own_segment: true }\n",
+                "",
+            )
+            .replace(
+                "  - write: { id: w2, table: events, own_segment: true }\n",
+                "",
+            )
+            .replace(
+                "  - write: { id: w3, table: events, rows: 2, own_segment: true }\n",
+                "",
+            )
+            .replace(
+                "  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }\n",
+                "",
+            )
+            .replace("target: { time: { between: [w1, w2] } }", "target: latest");
+        let s = crate::scenario::load_str(std::path::Path::new("x.yaml"), &text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        assert_eq!(p.steps[1], PlanStep::CreateTables { tables: vec![] });
+        let flush = p.steps.iter().position(|s| *s == PlanStep::FlushArchive);
+        assert!(flush.is_some_and(|f| f > 1), "{:?}", p.steps);
+    }
 
     #[test]
     fn plan_is_deterministic_and_allocates_ids() {

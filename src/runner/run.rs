@@ -25,6 +25,8 @@ pub struct RunOptions {
 #[derive(Debug, Default)]
 pub struct RunSummary {
     pub results: Vec<ScenarioResult>,
+    /// Scenario tasks that panicked and left no result.
+    pub panicked: usize,
 }
 
 impl RunSummary {
@@ -41,11 +43,11 @@ impl RunSummary {
         self.count(|s| matches!(s, Status::Error { .. }))
     }
     /// 1 when any drill failed its expectations (a finding is never masked), else 3 when the
-    /// harness broke, else 0.
+    /// harness broke (a scenario task that panicked counts), else 0.
     pub fn exit_code(&self) -> i32 {
         if self.failed() > 0 {
             exit::DRILL_FAILED
-        } else if self.errors() > 0 {
+        } else if self.errors() > 0 || self.panicked > 0 {
             exit::INFRASTRUCTURE
         } else {
             exit::PASSED
@@ -86,7 +88,10 @@ pub async fn run_all<B: Backend + 'static>(
     for t in tasks {
         match t.await {
             Ok(r) => summary.results.push(r),
-            Err(e) => eprintln!("pgdrill: a scenario task panicked: {e}"),
+            Err(e) => {
+                eprintln!("pgdrill: a scenario task panicked: {e}");
+                summary.panicked += 1;
+            }
         }
     }
     let _ = tx.send(Event::RunFinished {
@@ -94,4 +99,17 @@ pub async fn run_all<B: Backend + 'static>(
         seconds: started.elapsed().as_secs_f64(),
     });
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicked_scenario_is_never_a_pass() {
+        let mut s = RunSummary::default();
+        assert_eq!(s.exit_code(), exit::PASSED);
+        s.panicked = 1;
+        assert_eq!(s.exit_code(), exit::INFRASTRUCTURE);
+    }
 }

@@ -137,4 +137,24 @@ impl TestArchive {
         .await
         .expect("drill finished within 180s")
     }
+
+    /// Since the last `operations.clear()`, the endpoint served reads only (any write, batch
+    /// delete or bucket-level change fails), and some of them read `folder`.
+    pub fn assert_only_reads(&self, folder: &str) {
+        let ops = self.s3.operations.entries();
+        assert!(
+            ops.iter().any(|o| o.contains(folder)),
+            "nothing read {folder}: {ops:?}"
+        );
+        for op in &ops {
+            let verb = op.split(' ').next().unwrap_or_default();
+            assert!(
+                matches!(
+                    verb,
+                    "ListObjectsV2" | "ListObjects" | "GetObject" | "HeadObject" | "HeadBucket"
+                ),
+                "only reads were expected, the endpoint served {op}"
+            );
+        }
+    }
 }

@@ -28,11 +28,12 @@ pub struct FaultSwitch(Arc<Mutex<BTreeMap<String, Behaviour>>>);
 impl FaultSwitch {
     /// Apply `b` to every request under `bucket/prefix` (replacing what was set there).
     pub fn set(&self, scope: &str, b: Behaviour) {
+        let scope = scope.trim_matches('/').to_string();
         if let Ok(mut m) = self.0.lock() {
             if b == Behaviour::default() {
-                m.remove(scope);
+                m.remove(&scope);
             } else {
-                m.insert(scope.trim_matches('/').to_string(), b);
+                m.insert(scope, b);
             }
         }
     }
@@ -258,6 +259,23 @@ mod tests {
             "a sibling prefix"
         );
         assert_eq!(f.lookup("pgdrill/run/b/x"), Behaviour::default());
+        let slow = Behaviour {
+            reject_checksum_headers: false,
+            latency: Some(Duration::from_millis(5)),
+        };
+        f.set("pgdrill/run/a/pg/", slow.clone());
+        assert_eq!(
+            f.lookup("pgdrill/run/a/pg/x"),
+            slow,
+            "the longest scope wins"
+        );
+        assert_eq!(f.lookup("pgdrill/run/a/other"), on);
+        f.set("/pgdrill/run/a/pg/", Behaviour::default());
+        assert_eq!(
+            f.lookup("pgdrill/run/a/pg/x"),
+            on,
+            "switched off, slashes or not"
+        );
         f.set("pgdrill/run/a", Behaviour::default());
         assert_eq!(
             f.lookup("pgdrill/run/a/x"),
@@ -300,5 +318,8 @@ mod tests {
         let mut m = hyper::HeaderMap::new();
         m.insert("x-amz-checksum-mode", "ENABLED".parse().unwrap());
         assert!(checksum_header(&m).is_some());
+        let mut tr = hyper::HeaderMap::new();
+        tr.insert("x-amz-trailer", "x-amz-checksum-crc32".parse().unwrap());
+        assert_eq!(checksum_header(&tr).as_deref(), Some("x-amz-trailer"));
     }
 }
