@@ -517,17 +517,10 @@ struct RunArgs {
     fixtures: PathBuf,
 }
 
-/// S3 credentials from the AWS environment variables, for an external endpoint.
+/// Credentials for commands without `--profile`: the `AWS_*` keys, else `AWS_PROFILE`.
 fn env_credentials(flag: &str) -> Result<(String, String), Error> {
-    match (
-        std::env::var("AWS_ACCESS_KEY_ID"),
-        std::env::var("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Ok(ak), Ok(sk)) => Ok((ak, sk)),
-        _ => Err(Error::Usage(format!(
-            "{flag} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        ))),
-    }
+    let k = pgdrill::backend::credentials::resolve(None, flag).map_err(Error::Usage)?;
+    Ok((k.access_key, k.secret_key))
 }
 
 async fn run_local(
@@ -679,13 +672,46 @@ impl Outcome {
             report_dir.display()
         );
         if self.cancelled {
-            return Ok(130);
+            return Ok(exit::INTERRUPTED);
         }
+        let code = summary.exit_code();
         if let Some(e) = self.report_errors.into_iter().next() {
-            return Err(Error::Report(e).into());
+            // A drill finding (1) is never masked by a report that could not be written.
+            eprintln!("pgdrill: {}", Error::Report(e));
+            return Ok(if code == exit::DRILL_FAILED {
+                code
+            } else {
+                exit::INFRASTRUCTURE
+            });
         }
-        Ok(summary.exit_code())
+        Ok(code)
     }
+}
+
+/// The exit code for an error that reached `main`: typed errors keep their code, anything
+/// else is an infrastructure problem.
+pub fn exit_code_of(e: &anyhow::Error) -> i32 {
+    if let Some(err) = e.downcast_ref::<Error>() {
+        return err.exit_code();
+    }
+    exit::INFRASTRUCTURE
+}
+
+/// First Ctrl-C: the returned receiver turns true (cancel and tear down). Second: kill every
+/// process group and exit 130.
+fn cancel_on_ctrl_c() -> watch::Receiver<bool> {
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\npgdrill: interrupted; tearing down (Ctrl-C again to kill everything now)");
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                process::kill_all_groups();
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+    cancel_rx
 }
 
 /// Run the scenarios through `backend` with Ctrl-C handling and the standard reporters.
@@ -696,18 +722,7 @@ async fn drive<B: pgdrill::backend::Backend + 'static>(
     report_dir: &Path,
     run: &RunArgs,
 ) -> Outcome {
-    // First Ctrl-C: cancel and tear down. Second: kill every process group and leave.
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\npgdrill: interrupted; tearing down (Ctrl-C again to kill everything now)");
-            let _ = cancel_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                process::kill_all_groups();
-                std::process::exit(130);
-            }
-        }
-    });
+    let cancel_rx = cancel_on_ctrl_c();
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let stdout = std::io::stdout();

@@ -12,6 +12,8 @@ pub mod exit {
     pub const INVALID: i32 = 2;
     /// The harness or its infrastructure broke (tools missing, S3 or PostgreSQL would not start).
     pub const INFRASTRUCTURE: i32 = 3;
+    /// Interrupted by Ctrl-C (everything torn down first, unless Ctrl-C came twice).
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// Errors that stop pgdrill before or outside a drill verdict.
@@ -34,13 +36,4 @@ impl Error {
             Error::Infrastructure(_) | Error::Report(_) => exit::INFRASTRUCTURE,
         }
     }
-}
-
-/// The exit code for an error that reached `main`: typed errors keep their code, anything
-/// else is an infrastructure problem.
-pub fn exit_code_of(e: &anyhow::Error) -> i32 {
-    if let Some(err) = e.downcast_ref::<Error>() {
-        return err.exit_code();
-    }
-    exit::INFRASTRUCTURE
 }

@@ -11,7 +11,7 @@ async fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pgdrill: {e:#}");
-            pgdrill::error::exit_code_of(&e)
+            cli::exit_code_of(&e)
         }
     };
     std::process::exit(code);

@@ -222,3 +222,44 @@ fn seed_000_checksum_rejection_and_its_fix() {
         "{fixed}"
     );
 }
+
+#[test]
+fn every_target_kind_recovers_what_the_ledger_says() {
+    let reports = tempfile::tempdir().unwrap();
+    let out = pgdrill(&[
+        "run",
+        "--jobs",
+        "2",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "scenarios/02-pitr-time-between-writes.yaml",
+        "scenarios/06-pitr-lsn.yaml",
+        "scenarios/07-pitr-xid-exclusive.yaml",
+        "scenarios/08-pitr-restore-point.yaml",
+        "scenarios/09-immediate-second-backup.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let junit = std::fs::read_to_string(run_dir(reports.path()).join("junit.xml")).unwrap();
+    assert!(
+        !junit.contains("<failure") && !junit.contains("<error"),
+        "{junit}"
+    );
+    // Each drill resolved its target to a server-side value of its own kind.
+    for (case, kind) in [
+        ("pitr-time-between-writes", "time "),
+        ("pitr-lsn-after-step", "lsn "),
+        ("pitr-xid-exclusive", "xid "),
+        ("pitr-restore-point", "name "),
+        ("immediate-newest-backup", "immediate"),
+    ] {
+        let c = testcase(&junit, case);
+        assert!(
+            c.contains(&format!(r#"name="recovery.target.resolved" value="{kind}"#)),
+            "{case}: {c}"
+        );
+        assert!(
+            c.contains(r#"name="rpo.transactions_lost" value="0""#),
+            "{case}: {c}"
+        );
+    }
+}

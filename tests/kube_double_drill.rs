@@ -198,6 +198,19 @@ async fn clean_restore_through_the_double(flavour: Flavour) {
     // The ledger chose a backup whose id came from the Backup's status.
     let backup_id = res.backup_id.clone().expect("backup id");
     assert!(backup_id.starts_with("20"), "{backup_id}");
+    // …and the recovery Cluster pins exactly that backup.
+    let applied = rig.double.applied("/clusters/recovered");
+    let pinned: Vec<&serde_json::Value> = applied
+        .iter()
+        .map(|c| &c["spec"]["bootstrap"]["recovery"]["recoveryTarget"]["backupID"])
+        .collect();
+    assert!(!pinned.is_empty(), "the recovery Cluster was applied");
+    assert!(
+        pinned
+            .iter()
+            .all(|b| b.as_str() == Some(backup_id.as_str())),
+        "backupID {pinned:?} vs the ledger's {backup_id}"
+    );
 
     let ns = namespace_name(RUN_ID, "clean-restore-latest");
     let calls = rig.double.calls();
@@ -287,12 +300,9 @@ async fn expected_empty_archive_is_detected_from_the_recovery_pod_log() {
     let rig = Rig::start().await;
     rig.double
         .set_failure("recovered", Failure::ExpectedEmptyArchive);
-    let started = std::time::Instant::now();
     let res = rig
         .run(Flavour::InTree, "scenarios/04-wrong-server-name.yaml")
         .await;
-    let loaded =
-        pgdrill::scenario::load_file(Path::new("scenarios/04-wrong-server-name.yaml")).unwrap();
     assert!(
         matches!(res.status, Status::Passed),
         "{:?}\n{}",
@@ -307,8 +317,6 @@ async fn expected_empty_archive_is_detected_from_the_recovery_pod_log() {
         !message.contains("not ready within"),
         "detected by its signature, not by the deadline: {message}"
     );
-    // Decided before the scenario's recovery deadline could have passed.
-    assert!(started.elapsed() < Duration::from_secs(loaded.scenario.timeouts.recovery_seconds));
     let ns = namespace_name(RUN_ID, "wrong-server-name");
     assert_in_order(
         &rig.double.calls(),

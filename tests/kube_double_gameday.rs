@@ -17,7 +17,7 @@ mod kube_api_double;
 mod test_pg;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
 use pgdrill::backend::kube::render::{Flavour, RenderSettings};
@@ -527,7 +527,6 @@ async fn a_failure_signature_in_the_restore_log_fails_the_game_day() {
     let fatal = "recovery ended before configured recovery target was reached";
     double.set_failure("scratch", Failure::PostgresFatal(fatal.into()));
     let loaded = archive.load(&checks("never-read"));
-    let started = Instant::now();
     let rec = game_day(&double, Flavour::InTree, &archive, &loaded, true).await;
 
     let RestoreOutcome::Failed { message } = &rec.restore else {
@@ -541,10 +540,6 @@ async fn a_failure_signature_in_the_restore_log_fails_the_game_day() {
     assert!(
         !message.contains("not ready within"),
         "decided by the signature, not by the deadline: {message}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(loaded.gameday.recovery_timeout_seconds),
-        "decided before the recovery deadline"
     );
     let Status::Failed { reasons } = &rec.status else {
         panic!("expected a failed game day, got {:?}", rec.status);

@@ -33,8 +33,7 @@ use super::model::*;
 /// PostgreSQL's default WAL segment size (16 MiB), used when no `backup.info` states one.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
 
-/// Suffixes `barman-cloud-wal-archive` appends to compressed WAL, history and label files.
-pub const COMPRESSION_SUFFIXES: &[&str] = &[".gz", ".bz2", ".xz", ".snappy", ".zst", ".lz4"];
+pub use crate::backend::objstore::COMPRESSION_SUFFIXES;
 
 /// At most this many missing segments are listed in `AuditReport::gaps` (findings name runs).
 const MAX_LISTED_GAPS: usize = 10_000;

@@ -17,7 +17,9 @@ pub struct AuditVerdict {
     pub url: String,
     /// No finding of severity `error`.
     pub ok: bool,
-    /// Segments missing on the path recovery takes, ascending.
+    /// Segments missing on the path recovery from the oldest usable backup takes to the newest
+    /// timeline (the archive's gaps, `AuditReport::gaps`), ascending. The chosen backup's own
+    /// first gap is `first_gap`.
     pub gaps: Vec<String>,
     /// The backup recovery will restore.
     pub backup_id: String,

@@ -155,6 +155,14 @@ fn decompress(key: &str, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
         bzip2::read::BzDecoder::new(bytes).read_to_end(&mut out)?;
     } else if key.ends_with(".snappy") {
         snap::read::FrameDecoder::new(bytes).read_to_end(&mut out)?;
+    } else if let Some(ext) = crate::backend::objstore::COMPRESSION_SUFFIXES
+        .iter()
+        .find(|s| key.ends_with(*s))
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("pgdrill cannot decompress `{ext}` files yet"),
+        ));
     } else {
         out.extend_from_slice(bytes);
     }
@@ -173,6 +181,9 @@ mod tests {
         gz.write_all(text).unwrap();
         let gz = gz.finish().unwrap();
         assert_eq!(decompress("wals/00000002.history.gz", &gz).unwrap(), text);
+        let zst = decompress("wals/00000002.history.zst", b"\x28\xb5\x2f\xfd").unwrap_err();
+        assert!(zst.to_string().contains("`.zst`"), "{zst}");
+        assert_eq!(decompress("wals/00000002.history", text).unwrap(), text);
         let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
         bz.write_all(text).unwrap();
         let bz = bz.finish().unwrap();

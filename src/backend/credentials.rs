@@ -96,7 +96,7 @@ fn resolve_with(
         (None, Some(k)) => return Ok(k),
         (None, None) => set("AWS_PROFILE").ok_or_else(|| {
             format!(
-                "{what} needs credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile (--profile or AWS_PROFILE)"
+                "{what} needs credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile (AWS_PROFILE, or --profile where the command has it)"
             )
         })?,
     };

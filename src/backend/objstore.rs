@@ -48,14 +48,14 @@ pub struct ObjectStore {
     root: String,
 }
 
-/// Compression suffixes barman-cloud appends to WAL files.
-const WAL_SUFFIXES: [&str; 4] = [".gz", ".bz2", ".snappy", ".zst"];
+/// Suffixes `barman-cloud-wal-archive` appends to compressed WAL, history and label files.
+pub const COMPRESSION_SUFFIXES: &[&str] = &[".gz", ".bz2", ".xz", ".snappy", ".zst", ".lz4"];
 
 /// The WAL segment name of an archived object key, if it is a segment (not a history file,
 /// backup label or partial file).
 pub fn segment_of_key(key: &str) -> Option<String> {
     let name = key.rsplit('/').next()?;
-    let base = WAL_SUFFIXES
+    let base = COMPRESSION_SUFFIXES
         .iter()
         .find_map(|s| name.strip_suffix(s))
         .unwrap_or(name);

@@ -5,12 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::Utc;
-use tokio::sync::watch;
 
 use pgdrill::backend::ScratchRestore;
 use pgdrill::backend::credentials;
 use pgdrill::backend::kube::KubeScratch;
-use pgdrill::backend::local::process;
 use pgdrill::backend::local::scratch::LocalScratch;
 use pgdrill::backend::objstore::S3Target;
 use pgdrill::error::{Error, exit};
@@ -79,6 +77,9 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
     let mut loaded = gameday::load_file(&a.file).map_err(Error::Scenario)?;
     if let Some(t) = &a.target {
         loaded.gameday.target = parse_target(t)?;
+        if let Some(why) = gameday::load::rpo_without_reference(&loaded.gameday) {
+            return Err(Error::Usage(format!("--target {t}: {why}")).into());
+        }
     }
     let g = &loaded.gameday;
     let keys = credentials::resolve(
@@ -177,17 +178,8 @@ async fn drive<R: ScratchRestore>(
     report_dir: &Path,
 ) -> anyhow::Result<i32> {
     let g = &loaded.gameday;
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\npgdrill: interrupted; tearing down (Ctrl-C again to kill everything now)");
-            let _ = cancel_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                process::kill_all_groups();
-                std::process::exit(130);
-            }
-        }
-    });
+    let cancel_rx = super::cancel_on_ctrl_c();
+    let cancelled = cancel_rx.clone();
     println!(
         "game day `{}`: {}/{} via {} (seed {})",
         g.name, g.archive.destination, g.archive.server_name, opts.s3.endpoint, opts.seed
@@ -196,6 +188,7 @@ async fn drive<R: ScratchRestore>(
     write_reports(report_dir, &rec)?;
     print_summary(&rec, report_dir);
     Ok(match rec.status {
+        _ if *cancelled.borrow() => exit::INTERRUPTED,
         Status::Passed => exit::PASSED,
         Status::Failed { .. } => exit::DRILL_FAILED,
         Status::Error { .. } => exit::INFRASTRUCTURE,

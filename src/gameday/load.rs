@@ -89,6 +89,15 @@ pub fn scratch_overlaps_source(
     })
 }
 
+/// An RPO budget needs a reference point: `random` targets (an LSN) have none.
+pub fn rpo_without_reference(g: &Gameday) -> Option<String> {
+    (g.rpo_budget_seconds.is_some() && g.target == super::model::GamedayTarget::Random).then(|| {
+        "`rpo_budget_seconds` cannot be judged for `target: random`: the target is a WAL position, \
+         so there is no point in time to measure the recovery point against"
+            .to_string()
+    })
+}
+
 struct Validator<'a> {
     path: &'a Path,
     spans: SpanIndex,
@@ -167,6 +176,13 @@ impl Validator<'_> {
                     None,
                 );
             }
+        }
+        if let Some(why) = rpo_without_reference(g) {
+            self.report(
+                "rpo_budget_seconds",
+                why,
+                Some("use `target: latest` or a time target, or remove the budget".into()),
+            );
         }
         if let Some(x) = &g.scratch.archive {
             if let Err(e) = parse_s3_url(&x.destination) {
@@ -278,7 +294,6 @@ archive:
   endpoint: http://127.0.0.1:9000
 postgres: 15
 target: random
-rpo_budget_seconds: 300
 checks:
   - name: orders
     sql: select count(*) from orders
@@ -289,6 +304,19 @@ checks:
         load_str(Path::new("gameday.yaml"), text)
             .expect_err("invalid")
             .to_string()
+    }
+
+    #[test]
+    fn an_rpo_budget_with_a_random_target_is_refused() {
+        let t = GOOD.replace(
+            "target: random\n",
+            "target: random\nrpo_budget_seconds: 300\n",
+        );
+        let p = problems(&t);
+        assert!(
+            p.contains("gameday.yaml:8:") && p.contains("cannot be judged"),
+            "{p}"
+        );
     }
 
     #[test]
@@ -326,7 +354,7 @@ checks:
             "{GOOD}scratch:\n  archive: {{ destination: s3://backups/prod/pg-prod, server_name: scratch }}\n"
         );
         let p = problems(&t);
-        assert!(p.contains("gameday.yaml:14:"), "{p}");
+        assert!(p.contains("gameday.yaml:13:"), "{p}");
         assert!(p.contains("refusing this configuration"), "{p}");
         let ok = format!(
             "{GOOD}scratch:\n  archive: {{ destination: s3://backups/gameday, server_name: pg-prod }}\n"

@@ -268,3 +268,93 @@ pub fn markdown(r: &GamedayRecord) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gameday::plan::{CheckResult, Rpo};
+    use crate::runner::{Phase, Rto};
+    use chrono::{TimeZone, Utc};
+
+    fn record() -> GamedayRecord {
+        let at = |s: u32| Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, s).unwrap();
+        GamedayRecord {
+            name: "orders-quarterly".into(),
+            description: "Quarterly restore test.".into(),
+            file: "gamedays/orders.yaml".into(),
+            operator: "dr-team".into(),
+            started_at: at(0),
+            seconds: 42.0,
+            backend: "local".into(),
+            archive: "s3://backups/prod/orders-pg".into(),
+            endpoint: "https://s3.example".into(),
+            postgres_major: 16,
+            postgres_version: Some("16.6".into()),
+            seed: 7,
+            target: "latest".into(),
+            resolved_target: Some("latest".into()),
+            random_window: None,
+            backup_id: Some("20261122T020000".into()),
+            audit: None,
+            restore: RestoreOutcome::Recovered,
+            recovered_to: Some(at(30)),
+            rto: Some(Rto {
+                seconds: 12.5,
+                phases: vec![Phase {
+                    name: "restore_base_backup".into(),
+                    started_at: at(1),
+                    finished_at: at(9),
+                    seconds: 8.0,
+                }],
+                wal_segments_replayed: 3,
+                bytes_downloaded: 0,
+                budget_seconds: Some(10.0),
+            }),
+            rpo: Some(Rpo::measure(
+                "newest archived WAL",
+                at(40),
+                Some(at(30)),
+                Some(60.0),
+            )),
+            checks: vec![
+                CheckResult {
+                    name: "orders".into(),
+                    query: "select count(*) from orders".into(),
+                    expected: ">= 100".into(),
+                    observed: Some("120".into()),
+                    passed: true,
+                    message: None,
+                },
+                CheckResult {
+                    name: "orphans".into(),
+                    query: "file: checks/orphans.sql".into(),
+                    expected: "= 0".into(),
+                    observed: Some("3".into()),
+                    passed: false,
+                    message: Some("expected `0`, got `3`".into()),
+                },
+            ],
+            status: Status::Failed {
+                reasons: vec![
+                    "RTO 12.5s is over the budget of 10.0s".into(),
+                    "check `orphans` failed: expected `0`, got `3`".into(),
+                ],
+            },
+            kept: vec![],
+        }
+    }
+
+    #[test]
+    fn markdown_and_junit() {
+        let r = record();
+        insta::assert_snapshot!("gameday_md", markdown(&r));
+        let xml = junit(&r).unwrap();
+        insta::assert_snapshot!("gameday_junit", xml);
+        assert_eq!(
+            xml.matches("<failure").count(),
+            2,
+            "RTO budget and one check"
+        );
+        assert!(xml.contains(r#"name="check: orders""#));
+    }
+}

@@ -120,10 +120,6 @@ fn test_case(r: &ScenarioResult) -> TestCase {
     case
 }
 
-fn rpo(r: &ScenarioResult) -> Option<&crate::verify::ObservedRpo> {
-    r.verification.as_ref().and_then(|v| v.rpo.as_ref())
-}
-
 /// The testcase properties; absent values are left out rather than written empty.
 fn properties(r: &ScenarioResult) -> Vec<Property> {
     let some = |name: &str, value: Option<String>| value.map(|v| Property::new(name, v));
@@ -162,10 +158,13 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
             "audit.prediction",
             r.audit.as_ref().map(|a| a.prediction.clone()),
         ),
-        some("rpo.seconds", rpo(r).map(|x| format!("{:.3}", x.seconds))),
+        some(
+            "rpo.seconds",
+            record::rpo(r).map(|x| format!("{:.3}", x.seconds)),
+        ),
         some(
             "rpo.transactions_lost",
-            rpo(r).map(|x| x.transactions_lost.to_string()),
+            record::rpo(r).map(|x| x.transactions_lost.to_string()),
         ),
         some("seed", Some(r.seed.to_string())),
         some("expected_outcome", Some(r.expected_outcome.clone())),

@@ -216,7 +216,7 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         ));
     }
 
-    if let Some(rpo) = r.verification.as_ref().and_then(|v| v.rpo.as_ref()) {
+    if let Some(rpo) = record::rpo(r) {
         md.line(format!(
             "- **RPO observed:** {:.3} s, {} transaction(s) lost (last expected {}, last present {}){}",
             rpo.seconds,
@@ -242,7 +242,7 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
             }
         ));
         md.line(format!(
-            "- **Gaps on recovery's path:** {}",
+            "- **Gaps (recovery from the oldest usable backup):** {}",
             if a.gaps.is_empty() {
                 "none".to_string()
             } else {

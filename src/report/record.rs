@@ -201,6 +201,11 @@ pub(super) fn explanation(r: &ScenarioResult) -> &[String] {
         .unwrap_or(&[])
 }
 
+/// The observed RPO, when recovery was verified.
+pub(super) fn rpo(r: &ScenarioResult) -> Option<&crate::verify::ObservedRpo> {
+    r.verification.as_ref().and_then(|v| v.rpo.as_ref())
+}
+
 pub(super) fn rows_lost(r: &ScenarioResult) -> Option<u64> {
     r.verification.as_ref().map(|v| v.rows_lost)
 }

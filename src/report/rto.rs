@@ -153,7 +153,7 @@ fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
             .as_ref()
             .map(|v| v.missing.as_slice())
             .unwrap_or(&[]),
-        rpo: r.verification.as_ref().and_then(|v| v.rpo.as_ref()),
+        rpo: record::rpo(r),
         audit: r.audit.as_ref(),
     }
 }

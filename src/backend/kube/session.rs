@@ -295,17 +295,14 @@ impl Session {
             if let Some(c) = &cluster {
                 match conditions::cluster_state(c) {
                     ClusterState::Ready => {
+                        // `connect` answers `SHOW server_version`: that is the first query.
                         let server = self.connect(c).await?;
-                        server.client.simple_query("SELECT 1").await?;
                         let rto = ready_rto(&pods, started_at, Utc::now(), t0);
                         return Ok(RecoveryAttempt::Recovered { server, rto });
                     }
-                    ClusterState::Failed { reason } => {
-                        return Ok(RecoveryAttempt::Failed {
-                            message: reason,
-                            rto: None,
-                        });
-                    }
+                    // A failed Cluster is explained by `recovery_failure` below: the pod logs'
+                    // FATAL lines first, the phase only when the logs say nothing.
+                    ClusterState::Failed { reason } => last_phase = reason,
                     ClusterState::Progressing { phase } => last_phase = phase,
                 }
             }

@@ -342,18 +342,20 @@ impl Drill for LocalDrill {
                 rto.bytes_downloaded = self.downloaded_bytes(req, &log).await.unwrap_or(0);
                 Ok(RecoveryAttempt::Recovered { server, rto })
             }
+            // The log holds restore_command output: redact it like any tool output.
             Err(NotReady::Exited(fatal)) => Ok(RecoveryAttempt::Failed {
                 message: if fatal.is_empty() {
                     "the server exited during recovery".into()
                 } else {
-                    fatal
+                    self.barman.redact(&fatal)
                 },
                 rto: None,
             }),
             Err(NotReady::Timeout(tail)) => Ok(RecoveryAttempt::Failed {
                 message: format!(
-                    "not promoted within {}s; last log lines:\n{tail}",
-                    req.timeout_seconds
+                    "not promoted within {}s; last log lines:\n{}",
+                    req.timeout_seconds,
+                    self.barman.redact(&tail)
                 ),
                 rto: None,
             }),

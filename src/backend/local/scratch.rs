@@ -34,6 +34,13 @@ impl LocalScratch {
         destination: &str,
     ) -> Result<Self, BackendError> {
         let bin = toolchain.check_barman()?;
+        // Teardown removes the whole directory: it must be this game day's alone.
+        if dir.exists() {
+            return Err(BackendError::infra(format!(
+                "{} already exists: another game day of the same name started in the same second?",
+                dir.display()
+            )));
+        }
         std::fs::create_dir_all(&dir)
             .map_err(|e| BackendError::infra(format!("cannot create {}: {e}", dir.display())))?;
         toolchain.run_as.chown(&dir)?;
