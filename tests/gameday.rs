@@ -130,9 +130,45 @@ async fn game_days_on_real_archives() {
     }
 }
 
+/// The kept recovered server archives asynchronously after promotion (its `.partial` segment
+/// and `00000002.history`, marked `.ready` during promotion, before the drill returned): wait
+/// until its archiver has nothing pending, so those PUTs land before a read-only window opens
+/// rather than inside it.
+async fn kept_archiver_idle(inst: &PgInstance) {
+    let client = inst.connect().await.expect("kept recovered server answers");
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'), \
+                        (SELECT archived_count FROM pg_stat_archiver)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (ready, archived): (i64, i64) = (row.get(0), row.get(1));
+        if ready == 0 && archived > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "kept server still has {ready} segment(s) to archive after {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recovered: &Path) {
     assert!(matches!(clean.status, Status::Passed), "{:?}", clean.status);
     assert!(matches!(gap.status, Status::Passed), "{:?}", gap.status);
+    let inst = PgInstance::new(
+        "recovered",
+        recovered,
+        &env.toolchain.pg_bin(15).unwrap(),
+        &env.toolchain.run_as,
+    )
+    .unwrap();
+    kept_archiver_idle(&inst).await;
 
     // 1. The clean archive, latest: every row back, fresh marker, RPO measured, read-only.
     env.s3.operations.clear();
@@ -231,13 +267,6 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
 
     // 4. Timeline 2: the kept recovered server (promoted onto timeline 2, archiving under
     // `app-pg-restored`) gets a base backup and more writes; a game day restores it to latest.
-    let inst = PgInstance::new(
-        "recovered",
-        recovered,
-        &env.toolchain.pg_bin(15).unwrap(),
-        &env.toolchain.run_as,
-    )
-    .unwrap();
     let client = inst.connect().await.expect("kept recovered server answers");
     let tli: i32 = client
         .query_one("SELECT timeline_id FROM pg_control_checkpoint()", &[])
@@ -295,6 +324,7 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(client);
+    kept_archiver_idle(&inst).await;
     env.s3.operations.clear();
     let body = format!(
         "{}checks:\n  - {{ name: orders, sql: select count(*) from orders, equals: \"127\" }}\n",
