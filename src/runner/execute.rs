@@ -11,9 +11,9 @@ use crate::audit::reader::ArchiveReader;
 use crate::backend::{
     Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
 };
-use crate::ledger::{FaultRecord, Ledger, RestorePointRecord, SEED_STEP};
+use crate::ledger::{Ledger, RestorePointRecord, SEED_STEP};
 use crate::plan::{self, PlanStep};
-use crate::scenario::{Expect, Fault, LoadedScenario};
+use crate::scenario::{Expect, LoadedScenario};
 use crate::verify::{self, Observed};
 
 use super::events::{Event, RecoveryObservation, ScenarioResult, Status};
@@ -42,17 +42,17 @@ pub async fn cancelled(mut rx: watch::Receiver<bool>) {
 
 /// What a scenario's execution keeps between steps.
 #[derive(Default)]
-struct State {
-    ledger: Ledger,
-    source: Option<Server>,
-    recovered: Option<Server>,
-    recovery_failed: Option<String>,
-    archive: verify::ArchiveFacts,
-    resolved: Option<crate::ledger::ResolvedTarget>,
-    backup_step: Option<String>,
+pub(super) struct State {
+    pub(super) ledger: Ledger,
+    pub(super) source: Option<Server>,
+    pub(super) recovered: Option<Server>,
+    pub(super) recovery_failed: Option<String>,
+    pub(super) archive: verify::ArchiveFacts,
+    pub(super) resolved: Option<crate::ledger::ResolvedTarget>,
+    pub(super) backup_step: Option<String>,
     /// The step whose error ended the run, if one did.
-    failed_step: Option<String>,
-    log: Vec<String>,
+    pub(super) failed_step: Option<String>,
+    pub(super) log: Vec<String>,
 }
 
 /// Run one scenario from open to teardown. Never panics on drill failures: they become the
@@ -244,7 +244,7 @@ async fn execute<D: Drill>(
     Ok(())
 }
 
-fn source(st: &mut State) -> Result<&mut Server, BackendError> {
+pub(super) fn source(st: &mut State) -> Result<&mut Server, BackendError> {
     st.source
         .as_mut()
         .ok_or_else(|| BackendError::infra("the source server is not running"))
@@ -266,7 +266,7 @@ async fn record_write(
     Ok(e)
 }
 
-async fn switch_and_wait(
+pub(super) async fn switch_and_wait(
     st: &mut State,
     timeout: u64,
     at_least: Option<&str>,
@@ -393,34 +393,7 @@ async fn do_step<D: Drill>(
             let seg = switch_and_wait(st, archive_timeout, None).await?;
             format!("{seg} archived")
         }
-        PlanStep::Fault {
-            id,
-            fault: Fault::DeleteWal(sel),
-        } => {
-            let seg = match (&sel.segment, &sel.holding_step) {
-                (Some(seg), _) => seg.clone(),
-                (None, Some(step)) => st
-                    .ledger
-                    .entry_for_step(step)
-                    .map_err(|e| BackendError::infra(e.to_string()))?
-                    .segment
-                    .clone(),
-                (None, None) => return Err(BackendError::infra("delete_wal names no segment")),
-            };
-            // The segment must be in the archive before it can go missing from it.
-            switch_and_wait(st, archive_timeout, Some(&seg)).await?;
-            let keys = drill
-                .store()
-                .delete_wal_segment(&s.backup.server_name, &seg)
-                .await?;
-            st.ledger.faults.push(FaultRecord {
-                step_id: id.clone(),
-                action: format!("deleted WAL segment {seg} from the archive"),
-                segments_removed: vec![seg.clone()],
-                objects_deleted: keys.clone(),
-            });
-            format!("deleted {}", keys.join(", "))
-        }
+        PlanStep::Fault { id, fault } => super::fault::inject(drill, id, fault, s, st).await?,
         PlanStep::FlushArchive => {
             source::mark(&source(st)?.client).await?;
             let seg = switch_and_wait(st, archive_timeout, None).await?;

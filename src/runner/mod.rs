@@ -3,6 +3,7 @@
 
 mod events;
 mod execute;
+mod fault;
 mod run;
 pub mod source;
 pub mod target;
