@@ -603,6 +603,27 @@ async fn run_local(
     outcome.finish(&report_dir)
 }
 
+/// What a scenario uses that the kube backend cannot do, if anything.
+fn kube_unsupported(s: &pgdrill::scenario::Scenario) -> Option<String> {
+    use pgdrill::scenario::{Fault, Step};
+    if !s.object_store.is_default() {
+        return Some("`object_store`".into());
+    }
+    if !s.env.is_empty() {
+        return Some("`env`".into());
+    }
+    s.steps.iter().find_map(|st| match st {
+        Step::Fault(f) => match f.fault() {
+            Some(Fault::Crash(_)) => Some(format!("`crash` (step `{}`)", f.id)),
+            Some(Fault::ObjectStoreErrors(_)) => {
+                Some(format!("`object_store_errors` (step `{}`)", f.id))
+            }
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 async fn run_kube(
     loaded: Vec<LoadedScenario>,
     run_id: String,
@@ -610,16 +631,15 @@ async fn run_kube(
     s3: S3Args,
     kube_args: KubeArgs,
 ) -> anyhow::Result<i32> {
-    // Behaviour faults live in the local backend's embedded endpoint, and the scenario `env`
-    // is not passed to CNPG pods yet: refuse rather than run a different drill.
+    // Behaviour faults live in the local backend's embedded endpoint, the scenario `env` is
+    // not passed to CNPG pods yet, and a CNPG instance manager restarts a crashed postmaster on
+    // the same volume: refuse rather than run a different drill.
     for l in &loaded {
-        let s = &l.scenario;
-        if !s.object_store.is_default() || !s.env.is_empty() {
+        if let Some(what) = kube_unsupported(&l.scenario) {
             return Err(Error::Usage(format!(
-                "{}: scenario `{}` sets `{}`, which the kube backend does not support yet; run it with --backend local",
+                "{}: scenario `{}` uses {what}, which the kube backend does not support yet; run it with --backend local",
                 l.path.display(),
-                s.name,
-                if s.env.is_empty() { "object_store" } else { "env" }
+                l.scenario.name,
             ))
             .into());
         }

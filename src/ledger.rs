@@ -123,7 +123,7 @@ pub struct RestorePointRecord {
 }
 
 /// A fault pgdrill injected, as recorded for loss explanations.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultRecord {
     pub step_id: String,
     /// What was done, e.g. `deleted WAL segment 000000010000000000000009`.
@@ -132,6 +132,46 @@ pub struct FaultRecord {
     pub segments_removed: Vec<String>,
     /// Object keys it deleted.
     pub objects_deleted: Vec<String>,
+    /// Segments holding ledger writes that `pg_stat_archiver` had not archived when the
+    /// source crashed (a `crash` fault): their commits exist nowhere else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments_unarchived: Vec<String>,
+    /// What the source's archiver did under this fault (error windows, crashes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archiver: Option<ArchiverImpact>,
+}
+
+/// How archiving fared under a fault, from `pg_stat_archiver` and server-side clocks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArchiverImpact {
+    /// Seconds from the fault until `pg_stat_archiver` counted a failed attempt; `None`: no
+    /// failure showed (nothing to archive, or the client's retries outlasted the window).
+    pub failing_after_seconds: Option<f64>,
+    /// Failed attempts `pg_stat_archiver` counted while the fault was on.
+    pub failed_attempts: u64,
+    /// Where archiving stood when the window closed or the source crashed.
+    pub stand: Option<ArchiveStand>,
+    /// Seconds from the window's end until nothing was left to archive; `None`: not seen
+    /// before the source stopped or crashed.
+    pub caught_up_after_seconds: Option<f64>,
+}
+
+/// Archiving at one moment: what had been archived, and the RPO exposure of the commits that
+/// had not (they would be lost if the primary died right then).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveStand {
+    /// `window end` or `crash`.
+    pub moment: String,
+    /// Server-side `now()`.
+    pub server_time: DateTime<Utc>,
+    /// `pg_stat_archiver.last_archived_wal`.
+    pub last_archived_wal: Option<String>,
+    /// Ledger transactions committed by then whose segment was not archived.
+    pub exposed_transactions: u64,
+    /// Their write steps.
+    pub exposed_steps: Vec<String>,
+    /// Age of the oldest of them at that moment: the RPO if the primary died then.
+    pub exposure_seconds: f64,
 }
 
 /// Everything recorded about the source during one drill.
@@ -213,6 +253,42 @@ impl Ledger {
             .iter()
             .find(|b| b.step_id == step_id)
             .ok_or_else(|| LedgerError::NotABackup(step_id.to_string()))
+    }
+
+    /// Where archiving stood at `server_time` with `last_archived_wal` archived: the commits
+    /// made by then whose segment comes later (not archived) and the age of the oldest.
+    pub fn stand(
+        &self,
+        moment: &str,
+        server_time: DateTime<Utc>,
+        last_archived_wal: Option<&str>,
+    ) -> ArchiveStand {
+        let archived = last_archived_wal
+            .filter(|w| w.len() >= 24 && !w.ends_with(".history"))
+            .map(|w| &w[..24]);
+        let exposed: Vec<&LedgerEntry> = self
+            .entries
+            .iter()
+            .filter(|e| e.commit_time <= server_time)
+            .filter(|e| archived.is_none_or(|a| e.segment.as_str() > a))
+            .collect();
+        let oldest = exposed.iter().map(|e| e.commit_time).min();
+        let mut steps: Vec<String> = Vec::new();
+        for e in &exposed {
+            if !steps.contains(&e.step_id) {
+                steps.push(e.step_id.clone());
+            }
+        }
+        ArchiveStand {
+            moment: moment.to_string(),
+            server_time,
+            last_archived_wal: last_archived_wal.map(str::to_string),
+            exposed_transactions: exposed.len() as u64,
+            exposed_steps: steps,
+            exposure_seconds: oldest
+                .map(|o| (server_time - o).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6)
+                .unwrap_or(0.0),
+        }
     }
 
     /// The base backup recovery starts from: the one named, else the newest one that ends
@@ -345,6 +421,26 @@ mod tests {
             segment: format!("0000000100000000000000{:02X}", lsn >> 24),
             commit_time: t(sec, 0),
         }
+    }
+
+    #[test]
+    fn a_stand_exposes_the_commits_after_the_last_archived_segment() {
+        let (ledger, _) = adr007();
+        // Segment 8 (w1) archived, 9 and A not; at 10:00:35 w2 (0:20) and w3 (0:30) are exposed.
+        let st = ledger.stand("crash", t(35, 0), Some("000000010000000000000008"));
+        assert_eq!(st.exposed_steps, ["w2", "w3"]);
+        assert_eq!(st.exposed_transactions, 2);
+        assert_eq!(st.exposure_seconds, 35.0 - 20.0);
+        // A commit after the moment does not count; nothing archived exposes everything.
+        let early = ledger.stand("window end", t(25, 0), Some("000000010000000000000008"));
+        assert_eq!(early.exposed_steps, ["w2"]);
+        let none = ledger.stand("crash", t(35, 0), None);
+        assert_eq!(none.exposed_transactions, ledger.entries.len() as u64);
+        // A history file as last archived name is no segment: everything counts as exposed.
+        let hist = ledger.stand("crash", t(35, 0), Some("00000002.history"));
+        assert_eq!(hist.exposed_transactions, ledger.entries.len() as u64);
+        let all = ledger.stand("crash", t(35, 0), Some("00000001000000000000000A"));
+        assert_eq!((all.exposed_transactions, all.exposure_seconds), (0, 0.0));
     }
 
     /// Seed (24 rows) before the backup, then three single-row writes in segments 8, 9, A,

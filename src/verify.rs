@@ -42,6 +42,9 @@ pub struct MissingWrite {
     /// The pre-recovery audit reported this segment missing.
     #[serde(default)]
     pub audit_gap: bool,
+    /// The `crash` fault step before which this segment was never archived, if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unarchived_at_crash: Option<String>,
 }
 
 /// Rows that should not be there, or are there with the wrong content.
@@ -228,6 +231,12 @@ pub fn verify(
                 .iter()
                 .find(|f| f.segments_removed.contains(&e.segment))
                 .map(|f| f.step_id.clone());
+            let in_archive = archive.segments.contains(&e.segment);
+            let unarchived_at_crash = ledger
+                .faults
+                .iter()
+                .find(|f| !in_archive && f.segments_unarchived.contains(&e.segment))
+                .map(|f| f.step_id.clone());
             v.missing.push(MissingWrite {
                 step_id: e.step_id.clone(),
                 table: e.table.clone(),
@@ -236,9 +245,10 @@ pub fn verify(
                 txid: e.txid,
                 commit_lsn: e.commit_lsn.to_string(),
                 segment: e.segment.clone(),
-                segment_in_archive: archive.segments.contains(&e.segment),
+                segment_in_archive: in_archive,
                 audit_gap: archive.audit_gaps.contains(&e.segment),
                 removed_by,
+                unarchived_at_crash,
             });
         }
     }
@@ -267,10 +277,13 @@ fn explain(v: &mut Verification) {
              recovery still promoted, so every later commit is gone.{}",
             v.rows_lost,
             g.segment,
-            g.removed_by
-                .as_ref()
-                .map(|s| format!(" (deleted by fault step `{s}`)"))
-                .unwrap_or_default(),
+            match (&g.removed_by, &g.unarchived_at_crash) {
+                (Some(s), _) => format!(" (deleted by fault step `{s}`)"),
+                (None, Some(c)) => format!(
+                    " (never archived: the source crashed at fault step `{c}` before archiving it)"
+                ),
+                (None, None) => String::new(),
+            },
             if g.audit_gap {
                 " The archive audit reported this gap before recovery started."
             } else {
@@ -421,6 +434,7 @@ mod tests {
                 action: "deleted WAL segment".into(),
                 segments_removed: vec!["000000010000000000000009".into()],
                 objects_deleted: vec![],
+                ..Default::default()
             }],
             ..Default::default()
         }

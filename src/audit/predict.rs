@@ -290,6 +290,7 @@ mod tests {
             gaps: vec![WalSelector {
                 segment: None,
                 holding_step: Some("w2".into()),
+                last: None,
             }],
         };
         assert!(check_expectation(&by_step, &ledger, &v).is_empty());
@@ -297,6 +298,7 @@ mod tests {
             gaps: vec![WalSelector {
                 segment: None,
                 holding_step: Some("w1".into()),
+                last: None,
             }],
         };
         let f = check_expectation(&wrong, &ledger, &v);

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::ledger::{BackupRecord, ResolvedTarget};
 use crate::runner::Rto;
-use crate::scenario::{Compression, Scenario};
+use crate::scenario::{Compression, CrashMode, ErrorWindow, Scenario};
 
 use super::BackendError;
 use super::objstore::ObjectStore;
@@ -15,6 +15,8 @@ pub struct SourceSpec {
     pub major: u32,
     pub server_name: String,
     pub compression: Compression,
+    /// `archive_timeout` in seconds; `None`: off.
+    pub archive_timeout_seconds: Option<u64>,
 }
 
 /// A running server the runner may query.
@@ -91,6 +93,22 @@ pub trait Drill {
     ) -> impl Future<Output = Result<BackupRecord, BackendError>> + Send;
     /// Stop the source cluster cleanly (it has been flushed to the archive by the runner).
     fn stop_source(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Crash the source primary and wait until none of its processes is left; its disk counts
+    /// as lost. Backends that cannot crash a primary refuse with an infrastructure error.
+    fn crash_source(
+        &mut self,
+        mode: CrashMode,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Make the object store answer this drill's requests with an error for a while.
+    fn open_error_window(
+        &mut self,
+        w: &ErrorWindow,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// A second connection to the running source, for monitors that watch it while the runner
+    /// goes on with the plan.
+    fn monitor_source(
+        &self,
+    ) -> impl Future<Output = Result<tokio_postgres::Client, BackendError>> + Send;
     /// Bootstrap a new cluster from the archive.
     fn recover(
         &mut self,

@@ -15,6 +15,8 @@ pub enum PlanStep {
         major: u32,
         server_name: String,
         compression: Compression,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        archive_timeout_seconds: Option<u64>,
     },
     /// Create the generated tables (id, step, payload).
     CreateTables {
@@ -48,6 +50,15 @@ pub enum PlanStep {
         id: String,
     },
     SwitchWal {
+        id: String,
+    },
+    /// Poll until the segment holding `write`'s commit is archived, without switching.
+    WaitArchived {
+        id: String,
+        write: String,
+    },
+    /// Poll until `pg_stat_archiver` counts a failure since the last error window opened.
+    WaitArchiveFailure {
         id: String,
     },
     Fault {
@@ -90,6 +101,8 @@ impl PlanStep {
             | PlanStep::RestorePoint { id, .. }
             | PlanStep::Checkpoint { id }
             | PlanStep::SwitchWal { id }
+            | PlanStep::WaitArchived { id, .. }
+            | PlanStep::WaitArchiveFailure { id }
             | PlanStep::Fault { id, .. } => id.clone(),
             PlanStep::FlushArchive => "flush-archive".into(),
             PlanStep::StopSource => "stop-source".into(),
@@ -110,6 +123,8 @@ impl PlanStep {
             PlanStep::RestorePoint { .. } => "restore_point",
             PlanStep::Checkpoint { .. } => "checkpoint",
             PlanStep::SwitchWal { .. } => "switch_wal",
+            PlanStep::WaitArchived { .. } => "wait_archived",
+            PlanStep::WaitArchiveFailure { .. } => "wait_archive_failure",
             PlanStep::Fault { .. } => "fault",
             PlanStep::FlushArchive => "flush_archive",
             PlanStep::StopSource => "stop_source",
@@ -137,6 +152,7 @@ pub fn build(s: &Scenario) -> Plan {
         major: s.postgres,
         server_name: s.backup.server_name.clone(),
         compression: s.backup.compression,
+        archive_timeout_seconds: s.backup.archive_timeout_seconds,
     }];
     // Always: it also creates pgdrill's marker table, which `FlushArchive` writes to.
     let tables: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
@@ -161,7 +177,11 @@ pub fn build(s: &Scenario) -> Plan {
             });
         }
     }
+    let mut crashed = false;
     for step in &s.steps {
+        if let Step::Fault(f) = step {
+            crashed |= f.fault().is_some_and(|f| f.stops_source());
+        }
         steps.push(match step {
             Step::BaseBackup(b) => PlanStep::BaseBackup { id: b.id.clone() },
             Step::Write(w) => PlanStep::Write {
@@ -177,14 +197,22 @@ pub fn build(s: &Scenario) -> Plan {
             },
             Step::Checkpoint(c) => PlanStep::Checkpoint { id: c.id.clone() },
             Step::SwitchWal(c) => PlanStep::SwitchWal { id: c.id.clone() },
+            Step::WaitArchived(w) => PlanStep::WaitArchived {
+                id: w.id.clone(),
+                write: w.write.clone(),
+            },
+            Step::WaitArchiveFailure(w) => PlanStep::WaitArchiveFailure { id: w.id.clone() },
             Step::Fault(f) => PlanStep::Fault {
                 id: f.id.clone(),
                 fault: f.fault().expect("validated: exactly one fault"),
             },
         });
     }
-    steps.push(PlanStep::FlushArchive);
-    steps.push(PlanStep::StopSource);
+    // A crashed source has nothing left to flush or stop: recovery gets what was archived.
+    if !crashed {
+        steps.push(PlanStep::FlushArchive);
+        steps.push(PlanStep::StopSource);
+    }
     steps.push(PlanStep::AuditArchive {
         server_name: s.backup.server_name.clone(),
     });
@@ -257,6 +285,27 @@ expect:
         assert_eq!(p.steps[1], PlanStep::CreateTables { tables: vec![] });
         let flush = p.steps.iter().position(|s| *s == PlanStep::FlushArchive);
         assert!(flush.is_some_and(|f| f > 1), "{:?}", p.steps);
+    }
+
+    #[test]
+    fn a_crashed_source_is_neither_flushed_nor_stopped() {
+        let text = ADR007.replace(
+            "  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }\n",
+            "  - write: { id: w4, table: events }\n  - fault: { id: boom, crash: sigkill }\n  - fault: { id: tail, delete_wal: { last: 1 } }\n",
+        )
+        .replace("target: { time: { between: [w1, w2] } }", "target: latest")
+;
+        let text = text.replace(
+            "postgres: 15\n",
+            "postgres: 15\nbackup: { archive_timeout_seconds: 2 }\n",
+        );
+        let s = crate::scenario::load_str(std::path::Path::new("crash.yaml"), &text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        assert!(!p.steps.contains(&PlanStep::FlushArchive), "{:?}", p.steps);
+        assert!(!p.steps.contains(&PlanStep::StopSource), "{:?}", p.steps);
+        insta::assert_yaml_snapshot!(p);
     }
 
     #[test]

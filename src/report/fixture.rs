@@ -84,6 +84,8 @@ fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
         verification: None,
         rto: None,
         status: Status::Passed,
+        faults: vec![],
+        archive_waits: vec![],
         log: vec![],
         kept: vec![],
     }
@@ -240,6 +242,7 @@ fn failed() -> Vec<Event> {
                 segment_in_archive: false,
                 removed_by: Some("drop-w2".into()),
                 audit_gap: true,
+                unarchived_at_crash: None,
             },
             MissingWrite {
                 step_id: "w3".into(),
@@ -252,6 +255,7 @@ fn failed() -> Vec<Event> {
                 segment_in_archive: true,
                 removed_by: None,
                 audit_gap: false,
+                unarchived_at_crash: None,
             },
         ],
         problems: vec![],

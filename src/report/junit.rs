@@ -166,13 +166,67 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
             "rpo.transactions_lost",
             record::rpo(r).map(|x| x.transactions_lost.to_string()),
         ),
+        some(
+            "archive.waits",
+            record::archive_lag(r).map(|(n, _, _)| n.to_string()),
+        ),
+        some(
+            "archive.lag.mean_seconds",
+            record::archive_lag(r).map(|(_, m, _)| format!("{m:.3}")),
+        ),
+        some(
+            "archive.lag.max_seconds",
+            record::archive_lag(r).map(|(_, _, x)| format!("{x:.3}")),
+        ),
         some("seed", Some(r.seed.to_string())),
         some("expected_outcome", Some(r.expected_outcome.clone())),
         some("observation", Some(record::observation(&r.observation))),
     ]
     .into_iter()
     .flatten()
+    .chain(fault_properties(r))
     .collect()
+}
+
+/// `fault.<step>` and, when measured, what it did to archiving.
+fn fault_properties(r: &ScenarioResult) -> Vec<Property> {
+    let mut out = Vec::new();
+    for f in &r.faults {
+        let key = |k: &str| format!("fault.{}.{k}", f.step_id);
+        out.push(Property::new(
+            format!("fault.{}", f.step_id),
+            f.action.clone(),
+        ));
+        let Some(a) = &f.archiver else { continue };
+        if let Some(s) = a.failing_after_seconds {
+            out.push(Property::new(
+                key("failing_after_seconds"),
+                format!("{s:.3}"),
+            ));
+        }
+        out.push(Property::new(
+            key("failed_attempts"),
+            a.failed_attempts.to_string(),
+        ));
+        if let Some(s) = &a.stand {
+            out.push(Property::new(key("exposure.moment"), s.moment.clone()));
+            out.push(Property::new(
+                key("exposure.seconds"),
+                format!("{:.3}", s.exposure_seconds),
+            ));
+            out.push(Property::new(
+                key("exposure.transactions"),
+                s.exposed_transactions.to_string(),
+            ));
+        }
+        if let Some(c) = a.caught_up_after_seconds {
+            out.push(Property::new(
+                key("caught_up_after_seconds"),
+                format!("{c:.3}"),
+            ));
+        }
+    }
+    out
 }
 
 /// A scenario with no result: an error if it was running when the run stopped, skipped if it

@@ -259,6 +259,22 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         }
     }
 
+    let faults = record::fault_lines(r);
+    if !faults.is_empty() {
+        md.blank();
+        md.line("### Faults");
+        md.blank();
+        for f in &faults {
+            md.line(item(f));
+        }
+    }
+    if let Some((n, mean, max)) = record::archive_lag(r) {
+        md.blank();
+        md.line(format!(
+            "- **Archive lag:** {n} wait(s), mean {mean:.2} s, max {max:.2} s"
+        ));
+    }
+
     if let Some(rto) = &r.rto {
         md.blank();
         rto_section(md, rto);

@@ -206,6 +206,65 @@ pub(super) fn rpo(r: &ScenarioResult) -> Option<&crate::verify::ObservedRpo> {
     r.verification.as_ref().and_then(|v| v.rpo.as_ref())
 }
 
+/// One sentence per injected fault, with what it did to archiving when that was measured.
+pub(super) fn fault_lines(r: &ScenarioResult) -> Vec<String> {
+    r.faults
+        .iter()
+        .map(|f| {
+            let mut line = format!("`{}`: {}", f.step_id, f.action);
+            if let Some(a) = &f.archiver {
+                let mut parts = Vec::new();
+                if a.stand.as_ref().is_none_or(|s| s.moment != "crash") || a.failed_attempts > 0 {
+                    parts.push(match a.failing_after_seconds {
+                        Some(s) => format!(
+                            "pg_stat_archiver showed failures after {s:.1}s ({} failed attempt(s))",
+                            a.failed_attempts
+                        ),
+                        None => "pg_stat_archiver showed no failure".to_string(),
+                    });
+                }
+                if let Some(s) = &a.stand {
+                    parts.push(format!(
+                        "at the {}: last archived {}, {} transaction(s) exposed{}, oldest {:.1}s old",
+                        s.moment,
+                        s.last_archived_wal.as_deref().unwrap_or("nothing"),
+                        s.exposed_transactions,
+                        if s.exposed_steps.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", s.exposed_steps.join(", "))
+                        },
+                        s.exposure_seconds
+                    ));
+                }
+                if let Some(c) = a.caught_up_after_seconds {
+                    parts.push(format!("archiving caught up {c:.1}s after the window"));
+                } else if a.stand.as_ref().is_some_and(|s| s.moment == "window end") {
+                    parts.push("catching up was not observed".to_string());
+                }
+                line.push_str("; ");
+                line.push_str(&parts.join("; "));
+            }
+            line
+        })
+        .collect()
+}
+
+/// Archive lag over the scenario's waits: (waits, mean seconds, max seconds).
+pub(super) fn archive_lag(r: &ScenarioResult) -> Option<(usize, f64, f64)> {
+    let n = r.archive_waits.len();
+    if n == 0 {
+        return None;
+    }
+    let sum: f64 = r.archive_waits.iter().map(|w| w.seconds).sum();
+    let max = r
+        .archive_waits
+        .iter()
+        .map(|w| w.seconds)
+        .fold(0.0_f64, f64::max);
+    Some((n, sum / n as f64, max))
+}
+
 pub(super) fn rows_lost(r: &ScenarioResult) -> Option<u64> {
     r.verification.as_ref().map(|v| v.rows_lost)
 }

@@ -64,6 +64,12 @@ struct ScenarioDoc<'a> {
     rpo: Option<&'a ObservedRpo>,
     /// The pre-recovery archive audit; `null` when recovery was never reached.
     audit: Option<&'a AuditVerdict>,
+    /// Faults injected, with their measured effect on archiving.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    faults: &'a [crate::ledger::FaultRecord],
+    /// Each wait for a segment to reach the archive.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    archive_waits: &'a [crate::runner::ArchiveWait],
 }
 
 #[derive(Serialize)]
@@ -155,6 +161,8 @@ fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
             .unwrap_or(&[]),
         rpo: record::rpo(r),
         audit: r.audit.as_ref(),
+        faults: &r.faults,
+        archive_waits: &r.archive_waits,
     }
 }
 

@@ -130,8 +130,25 @@ pub struct ScenarioResult {
     pub verification: Option<Verification>,
     pub rto: Option<Rto>,
     pub status: Status,
+    /// Faults injected, with what they did to archiving (error windows, crashes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::ledger::FaultRecord>,
+    /// Every wait for a segment to be archived: the archive lag the source showed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archive_waits: Vec<ArchiveWait>,
     /// The step log, one line per step, for JUnit system-out.
     pub log: Vec<String>,
     /// Resources kept because of `--keep`, with where they are.
     pub kept: Vec<String>,
+}
+
+/// One wait for a WAL segment to reach the archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveWait {
+    pub step: String,
+    pub segment: String,
+    /// `switch`: after `pg_switch_wal()`, host-measured; `archive_timeout`: no switch, from the
+    /// write's server-side commit time to `pg_stat_archiver.last_archived_time`.
+    pub how: String,
+    pub seconds: f64,
 }

@@ -52,6 +52,13 @@ pub(super) struct State {
     pub(super) backup_step: Option<String>,
     /// The step whose error ended the run, if one did.
     pub(super) failed_step: Option<String>,
+    /// A `crash` fault stopped the source for good.
+    pub(super) crashed: bool,
+    /// Archiver watches of open error windows, with the index of their fault record.
+    pub(super) watches: Vec<(usize, super::monitor::Watch)>,
+    pub(super) archive_waits: Vec<super::events::ArchiveWait>,
+    /// `failed_count` and the time just before the latest error window opened.
+    pub(super) window_opened: Option<(i64, Instant)>,
     pub(super) log: Vec<String>,
 }
 
@@ -100,6 +107,8 @@ pub async fn run_scenario<B: Backend>(
         verification: None,
         rto: None,
         status: Status::Passed,
+        faults: Vec::new(),
+        archive_waits: Vec::new(),
         log: Vec::new(),
         kept: Vec::new(),
     };
@@ -117,6 +126,7 @@ pub async fn run_scenario<B: Backend>(
                 _ = cancelled(cancel) => Err(BackendError::Cancelled),
             };
             // Close connections before the servers go away.
+            super::fault::finish_watches(&mut state, Duration::ZERO).await;
             state.source = None;
             state.recovered = None;
             res.kept = drill.teardown(keep).await;
@@ -124,6 +134,8 @@ pub async fn run_scenario<B: Backend>(
         }
     };
     res.log = std::mem::take(&mut state.log);
+    res.faults = state.ledger.faults.clone();
+    res.archive_waits = std::mem::take(&mut state.archive_waits);
     res.status = match outcome {
         // A step (a base backup, an archive wait) failed the way the scenario expects.
         Err(e)
@@ -266,8 +278,11 @@ async fn record_write(
     Ok(e)
 }
 
+/// `pg_switch_wal()`, then wait until the finished segment (or `at_least`) is archived; the
+/// wait is recorded as archive lag under `step`.
 pub(super) async fn switch_and_wait(
     st: &mut State,
+    step: &str,
     timeout: u64,
     at_least: Option<&str>,
 ) -> Result<String, BackendError> {
@@ -277,7 +292,13 @@ pub(super) async fn switch_and_wait(
         Some(s) if s > switched.as_str() => s.to_string(),
         _ => switched,
     };
-    source::wait_archived(&src.client, &seg, Duration::from_secs(timeout)).await?;
+    let took = source::wait_archived(&src.client, &seg, Duration::from_secs(timeout)).await?;
+    st.archive_waits.push(super::events::ArchiveWait {
+        step: step.to_string(),
+        segment: seg.clone(),
+        how: "switch".into(),
+        seconds: took.as_secs_f64(),
+    });
     Ok(seg)
 }
 
@@ -296,11 +317,13 @@ async fn do_step<D: Drill>(
             major,
             server_name,
             compression,
+            archive_timeout_seconds,
         } => {
             let spec = SourceSpec {
                 major: *major,
                 server_name: server_name.clone(),
                 compression: *compression,
+                archive_timeout_seconds: *archive_timeout_seconds,
             };
             let server = drill.start_source(&spec).await?;
             let v = server.version.clone();
@@ -371,7 +394,7 @@ async fn do_step<D: Drill>(
             );
             let seg = e.segment.clone();
             if *own_segment {
-                let archived = switch_and_wait(st, archive_timeout, Some(&seg)).await?;
+                let archived = switch_and_wait(st, id, archive_timeout, Some(&seg)).await?;
                 d.push_str(&format!("; switched, {archived} archived"));
             }
             d
@@ -389,17 +412,67 @@ async fn do_step<D: Drill>(
             source::checkpoint(&source(st)?.client).await?;
             "checkpoint done".into()
         }
-        PlanStep::SwitchWal { .. } => {
-            let seg = switch_and_wait(st, archive_timeout, None).await?;
+        PlanStep::SwitchWal { id } => {
+            let seg = switch_and_wait(st, id, archive_timeout, None).await?;
             format!("{seg} archived")
+        }
+        PlanStep::WaitArchiveFailure { .. } => {
+            let (baseline, opened) = st
+                .window_opened
+                .ok_or_else(|| BackendError::infra("no error window was opened"))?;
+            let client = &source(st)?.client;
+            let until = Instant::now() + Duration::from_secs(archive_timeout);
+            loop {
+                let stat = source::archiver_stat(client).await?;
+                if stat.failed_count > baseline {
+                    break format!(
+                        "pg_stat_archiver counts {} failed attempt(s) {:.2}s after the window opened",
+                        stat.failed_count - baseline,
+                        opened.elapsed().as_secs_f64()
+                    );
+                }
+                if Instant::now() >= until {
+                    return Err(BackendError::infra(format!(
+                        "pg_stat_archiver showed no failed attempt within {archive_timeout}s of the error window (is anything being archived? set `backup.archive_timeout_seconds` and write during the window)"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        PlanStep::WaitArchived { id, write } => {
+            let e = st
+                .ledger
+                .entry_for_step(write)
+                .map_err(|e| BackendError::infra(e.to_string()))?
+                .clone();
+            let client = &source(st)?.client;
+            source::wait_archived(client, &e.segment, Duration::from_secs(archive_timeout)).await?;
+            let stat = source::archiver_stat(client).await?;
+            let lag = stat
+                .last_archived_time
+                .map(|t| (t - e.commit_time).num_microseconds().unwrap_or(0) as f64 / 1e6)
+                .unwrap_or(0.0);
+            st.archive_waits.push(super::events::ArchiveWait {
+                step: id.clone(),
+                segment: e.segment.clone(),
+                how: "archive_timeout".into(),
+                seconds: lag,
+            });
+            format!(
+                "{} (holding `{write}`) archived {lag:.2}s after its commit, without a switch (archive_timeout {}s)",
+                e.segment,
+                s.backup.archive_timeout_seconds.unwrap_or(0)
+            )
         }
         PlanStep::Fault { id, fault } => super::fault::inject(drill, id, fault, s, st).await?,
         PlanStep::FlushArchive => {
             source::mark(&source(st)?.client).await?;
-            let seg = switch_and_wait(st, archive_timeout, None).await?;
+            let seg = switch_and_wait(st, "flush-archive", archive_timeout, None).await?;
             format!("marker committed; WAL archived through {seg}")
         }
         PlanStep::StopSource => {
+            // Archiving has caught up (flush-archive waited for it): let the watches see it.
+            super::fault::finish_watches(st, Duration::from_secs(5)).await;
             st.source = None;
             drill.stop_source().await?;
             "source stopped (fast shutdown)".into()

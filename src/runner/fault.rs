@@ -2,11 +2,15 @@
 //! the ledger, so verification can attribute every lost row. Never touches anything outside the
 //! drill's prefix and never decides a verdict.
 
-use crate::backend::{BackendError, Drill};
-use crate::ledger::FaultRecord;
-use crate::scenario::{Fault, Scenario};
+use std::time::{Duration, Instant};
 
-use super::execute::{State, switch_and_wait};
+use crate::backend::{BackendError, Drill};
+use crate::ledger::{ArchiverImpact, FaultRecord};
+use crate::scenario::{CrashMode, ErrorWindow, Fault, RequestFilter, Scenario, StoreError};
+
+use super::execute::{State, source, switch_and_wait};
+use super::monitor::{Seen, Watch};
+use super::source as sql;
 
 /// Inject one fault; returns the step log's detail line.
 pub(super) async fn inject<D: Drill>(
@@ -18,6 +22,39 @@ pub(super) async fn inject<D: Drill>(
 ) -> Result<String, BackendError> {
     let archive_timeout = s.timeouts.archive_seconds;
     match fault {
+        Fault::DeleteWal(sel) if sel.last.is_some() => {
+            let n = sel.last.unwrap_or(0) as usize;
+            let server = &s.backup.server_name;
+            let mut segments: Vec<String> = drill
+                .store()
+                .wal_segments(server)
+                .await?
+                .into_keys()
+                .collect();
+            segments.sort();
+            let tail: Vec<String> = segments.split_off(segments.len().saturating_sub(n));
+            if tail.len() < n {
+                return Err(BackendError::infra(format!(
+                    "delete_wal asks for the last {n} segment(s), the archive holds {}",
+                    tail.len()
+                )));
+            }
+            let mut keys = Vec::new();
+            for seg in &tail {
+                keys.extend(drill.store().delete_wal_segment(server, seg).await?);
+            }
+            st.ledger.faults.push(FaultRecord {
+                step_id: id.to_string(),
+                action: format!(
+                    "deleted the newest {n} WAL segment(s) from the archive ({})",
+                    tail.join(", ")
+                ),
+                segments_removed: tail,
+                objects_deleted: keys.clone(),
+                ..Default::default()
+            });
+            Ok(format!("deleted {}", keys.join(", ")))
+        }
         Fault::DeleteWal(sel) => {
             let seg = match (&sel.segment, &sel.holding_step) {
                 (Some(seg), _) => seg.clone(),
@@ -29,8 +66,11 @@ pub(super) async fn inject<D: Drill>(
                     .clone(),
                 (None, None) => return Err(BackendError::infra("delete_wal names no segment")),
             };
-            // The segment must be in the archive before it can go missing from it.
-            switch_and_wait(st, archive_timeout, Some(&seg)).await?;
+            // The segment must be in the archive before it can go missing from it; a crashed
+            // source archives nothing more, so then it is either there or never will be.
+            if !st.crashed {
+                switch_and_wait(st, id, archive_timeout, Some(&seg)).await?;
+            }
             let keys = drill
                 .store()
                 .delete_wal_segment(&s.backup.server_name, &seg)
@@ -40,8 +80,148 @@ pub(super) async fn inject<D: Drill>(
                 action: format!("deleted WAL segment {seg} from the archive"),
                 segments_removed: vec![seg.clone()],
                 objects_deleted: keys.clone(),
+                ..Default::default()
             });
             Ok(format!("deleted {}", keys.join(", ")))
         }
+        Fault::Crash(mode) => crash(drill, id, *mode, st).await,
+        Fault::ObjectStoreErrors(w) => open_window(drill, id, w, archive_timeout, st).await,
+    }
+}
+
+/// Crash the source: read where archiving stands, kill it, and record which segments holding
+/// ledger writes never reached the archive.
+async fn crash<D: Drill>(
+    drill: &mut D,
+    id: &str,
+    mode: CrashMode,
+    st: &mut State,
+) -> Result<String, BackendError> {
+    let stat = sql::archiver_stat(&source(st)?.client).await?;
+    st.source = None;
+    drill.crash_source(mode).await?;
+    st.crashed = true;
+    // Watches of open windows end here: the window's exposure is the one at the crash.
+    let open = std::mem::take(&mut st.watches);
+    for (i, w) in open {
+        let seen = w.finish(Duration::ZERO).await;
+        record_seen(st, i, seen, Some(&stat));
+    }
+    let stand = st
+        .ledger
+        .stand("crash", stat.server_time, stat.last_archived_wal.as_deref());
+    let mut unarchived: Vec<String> = Vec::new();
+    for step in &stand.exposed_steps {
+        for e in st.ledger.entries.iter().filter(|e| &e.step_id == step) {
+            if !unarchived.contains(&e.segment) {
+                unarchived.push(e.segment.clone());
+            }
+        }
+    }
+    let how = match mode {
+        CrashMode::Immediate => "immediate shutdown (SIGQUIT, no checkpoint)",
+        CrashMode::Sigkill => "SIGKILL of the postmaster",
+    };
+    let detail = format!(
+        "source crashed ({how}); last archived {}; {} committed transaction(s) not archived ({}), oldest {:.2}s old",
+        stat.last_archived_wal.as_deref().unwrap_or("nothing"),
+        stand.exposed_transactions,
+        if stand.exposed_steps.is_empty() {
+            "none".to_string()
+        } else {
+            stand.exposed_steps.join(", ")
+        },
+        stand.exposure_seconds
+    );
+    st.ledger.faults.push(FaultRecord {
+        step_id: id.to_string(),
+        action: format!("crashed the source: {how}"),
+        segments_unarchived: unarchived,
+        archiver: Some(ArchiverImpact {
+            stand: Some(stand),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    Ok(detail)
+}
+
+fn describe(w: &ErrorWindow) -> String {
+    let error = match w.error {
+        StoreError::SlowDown => "503 SlowDown",
+        StoreError::WrongCredentials => "403 InvalidAccessKeyId",
+        StoreError::MissingBucket => "404 NoSuchBucket",
+    };
+    let which = match w.requests {
+        RequestFilter::All => "every request",
+        RequestFilter::WalPuts => "every WAL upload",
+    };
+    format!("object store answers {error} to {which} for {}s", w.seconds)
+}
+
+/// Open an error window and start watching the archiver through it.
+async fn open_window<D: Drill>(
+    drill: &mut D,
+    id: &str,
+    w: &ErrorWindow,
+    archive_timeout: u64,
+    st: &mut State,
+) -> Result<String, BackendError> {
+    let client = drill.monitor_source().await?;
+    let baseline = sql::archiver_stat(&client).await?;
+    let started = Instant::now();
+    st.window_opened = Some((baseline.failed_count, started));
+    drill.open_error_window(w).await?;
+    let what = describe(w);
+    st.ledger.faults.push(FaultRecord {
+        step_id: id.to_string(),
+        action: what.clone(),
+        ..Default::default()
+    });
+    let watch = Watch::spawn(
+        client,
+        baseline,
+        started,
+        Duration::from_secs(w.seconds),
+        Duration::from_secs(archive_timeout),
+    );
+    st.watches.push((st.ledger.faults.len() - 1, watch));
+    Ok(format!("{what}; watching pg_stat_archiver"))
+}
+
+/// End every open watch (waiting up to `grace` for each to finish by itself) and record what
+/// they saw in their fault records.
+pub(super) async fn finish_watches(st: &mut State, grace: Duration) {
+    let open = std::mem::take(&mut st.watches);
+    for (i, w) in open {
+        let seen = w.finish(grace).await;
+        record_seen(st, i, seen, None);
+    }
+}
+
+/// Turn a watch's readings into the fault record's `ArchiverImpact`; `crash` is the reading
+/// taken just before a crash, used when the window had not closed yet.
+fn record_seen(st: &mut State, i: usize, seen: Seen, crash: Option<&sql::ArchiverStat>) {
+    let stand = match (&seen.at_close, crash) {
+        (Some(c), _) => Some(("window end", c)),
+        (None, Some(c)) => Some(("crash", c)),
+        (None, None) => None,
+    }
+    .map(|(moment, c)| {
+        st.ledger
+            .stand(moment, c.server_time, c.last_archived_wal.as_deref())
+    });
+    let failed_attempts = match (&seen.at_close, crash) {
+        // The window was still open at the crash: count up to the crash reading.
+        (None, Some(c)) => (c.failed_count - seen.baseline_failed_count).max(0) as u64,
+        _ => seen.failed_attempts,
+    };
+    if let Some(f) = st.ledger.faults.get_mut(i) {
+        f.archiver = Some(ArchiverImpact {
+            failing_after_seconds: seen.failing_after.map(|d| d.as_secs_f64()),
+            failed_attempts,
+            stand,
+            caught_up_after_seconds: seen.caught_up_after.map(|d| d.as_secs_f64()),
+        });
     }
 }

@@ -158,6 +158,38 @@ pub async fn wait_archived(
     }
 }
 
+/// One reading of `pg_stat_archiver` with the server's clock and the archive queue.
+#[derive(Debug, Clone)]
+pub struct ArchiverStat {
+    pub server_time: chrono::DateTime<chrono::Utc>,
+    pub last_archived_wal: Option<String>,
+    pub last_archived_time: Option<chrono::DateTime<chrono::Utc>>,
+    pub archived_count: i64,
+    pub failed_count: i64,
+    /// Files waiting in `pg_wal/archive_status` (`.ready`).
+    pub ready: i64,
+}
+
+/// Read `pg_stat_archiver`, `now()` and the number of files waiting to be archived.
+pub async fn archiver_stat(client: &Client) -> Result<ArchiverStat, BackendError> {
+    let row = client
+        .query_one(
+            "SELECT now(), last_archived_wal, last_archived_time, archived_count, failed_count, \
+                    (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') \
+             FROM pg_stat_archiver",
+            &[],
+        )
+        .await?;
+    Ok(ArchiverStat {
+        server_time: row.get(0),
+        last_archived_wal: row.get(1),
+        last_archived_time: row.get(2),
+        archived_count: row.get(3),
+        failed_count: row.get(4),
+        ready: row.get(5),
+    })
+}
+
 fn is_segment(name: &str) -> bool {
     name.len() >= 24
         && name[..24].bytes().all(|b| b.is_ascii_hexdigit())

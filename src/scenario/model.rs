@@ -83,6 +83,11 @@ pub struct BackupSpec {
     /// Compression for both WAL and base backups.
     #[serde(default)]
     pub compression: Compression,
+    /// PostgreSQL `archive_timeout` of the source, in seconds: a segment holding a commit is
+    /// switched and archived at most this long after it. Default: off (0), so only full
+    /// segments and pgdrill's own switches are archived. ADR 007 runs with 5 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_timeout_seconds: Option<u64>,
 }
 
 impl Default for BackupSpec {
@@ -90,6 +95,7 @@ impl Default for BackupSpec {
         Self {
             server_name: default_server_name(),
             compression: Compression::default(),
+            archive_timeout_seconds: None,
         }
     }
 }
@@ -154,6 +160,12 @@ pub enum Step {
     Checkpoint(IdOnly),
     /// `pg_switch_wal()` and wait until the finished segment is archived.
     SwitchWal(IdOnly),
+    /// Wait, without switching WAL, until the segment holding a write is archived: shows how
+    /// long a commit stays exposed under the source's `archive_timeout`.
+    WaitArchived(WaitArchivedStep),
+    /// Wait until `pg_stat_archiver` counts a failed attempt made since the last
+    /// `object_store_errors` window opened, so the next steps run with archiving known broken.
+    WaitArchiveFailure(IdOnly),
     /// Break something on purpose.
     Fault(FaultStep),
 }
@@ -165,6 +177,8 @@ impl Step {
             Step::Write(s) => &s.id,
             Step::RestorePoint(s) => &s.id,
             Step::Checkpoint(s) | Step::SwitchWal(s) => &s.id,
+            Step::WaitArchived(s) => &s.id,
+            Step::WaitArchiveFailure(s) => &s.id,
             Step::Fault(s) => &s.id,
         }
     }
@@ -175,6 +189,8 @@ impl Step {
             Step::RestorePoint(_) => "restore_point",
             Step::Checkpoint(_) => "checkpoint",
             Step::SwitchWal(_) => "switch_wal",
+            Step::WaitArchived(_) => "wait_archived",
+            Step::WaitArchiveFailure(_) => "wait_archive_failure",
             Step::Fault(_) => "fault",
         }
     }
@@ -213,6 +229,14 @@ fn one() -> u64 {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct WaitArchivedStep {
+    pub id: String,
+    /// A `write` step: wait until the segment holding its commit is archived.
+    pub write: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RestorePointStep {
     pub id: String,
     /// The restore point name, usable as `recovery.target: { name: ... }`.
@@ -225,18 +249,80 @@ pub struct RestorePointStep {
 #[serde(deny_unknown_fields)]
 pub struct FaultStep {
     pub id: String,
-    /// Delete one archived WAL segment from object storage.
+    /// Delete one archived WAL segment from object storage, or with `last: N` the newest N
+    /// (tail loss, after a `crash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_wal: Option<WalSelector>,
+    /// Crash the source primary: `immediate` (SIGQUIT, no checkpoint) or `sigkill` (SIGKILL of
+    /// the postmaster). Its disk is treated as lost: recovery has only the archive. Writes whose
+    /// segments were not archived yet are lost; only object-storage faults may follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash: Option<CrashMode>,
+    /// The object store answers the drill's requests with an error for a while (local
+    /// backend's embedded endpoint). Archiving fails and catches up afterwards; pgdrill measures
+    /// how long until `pg_stat_archiver` shows failures and the RPO exposure that accumulates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store_errors: Option<ErrorWindow>,
+}
+
+/// How the primary crashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashMode {
+    /// `pg_ctl stop -m immediate`: SIGQUIT, every process exits without a checkpoint.
+    Immediate,
+    /// SIGKILL of the postmaster; its children notice and exit.
+    Sigkill,
+}
+
+/// An error window of the object store, starting when the fault step runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorWindow {
+    /// What the store answers.
+    pub error: StoreError,
+    /// How long the window lasts, from the fault step.
+    pub seconds: u64,
+    /// Which requests fail. Default: all of them.
+    #[serde(default)]
+    pub requests: RequestFilter,
+}
+
+/// The error an object store answers with during an error window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreError {
+    /// `503 SlowDown`: an outage or throttling.
+    SlowDown,
+    /// `403 InvalidAccessKeyId`: rotated or wrong credentials.
+    WrongCredentials,
+    /// `404 NoSuchBucket`: the bucket was deleted or renamed.
+    MissingBucket,
+}
+
+/// Which requests an error window affects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestFilter {
+    #[default]
+    All,
+    /// Only uploads of WAL files (`PUT .../wals/...`); base backups and reads still work.
+    WalPuts,
 }
 
 impl FaultStep {
     /// The fault this step injects, if exactly one is set (validation guarantees it).
     pub fn fault(&self) -> Option<Fault> {
-        let set: Vec<Fault> = [self.delete_wal.clone().map(Fault::DeleteWal)]
-            .into_iter()
-            .flatten()
-            .collect();
+        let set: Vec<Fault> = [
+            self.delete_wal.clone().map(Fault::DeleteWal),
+            self.crash.map(Fault::Crash),
+            self.object_store_errors
+                .clone()
+                .map(Fault::ObjectStoreErrors),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         if set.len() == 1 {
             set.into_iter().next()
         } else {
@@ -250,6 +336,15 @@ impl FaultStep {
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
     DeleteWal(WalSelector),
+    Crash(CrashMode),
+    ObjectStoreErrors(ErrorWindow),
+}
+
+impl Fault {
+    /// Whether this fault stops the source: later steps cannot use it.
+    pub fn stops_source(&self) -> bool {
+        matches!(self, Fault::Crash(_))
+    }
 }
 
 /// Which WAL segment a fault acts on. Exactly one field is set.
@@ -262,6 +357,9 @@ pub struct WalSelector {
     /// The segment holding the commit record of this write step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holding_step: Option<String>,
+    /// The newest N segments in the archive (`delete_wal` after a `crash` only: tail loss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

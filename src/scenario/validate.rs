@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path};
 
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
-use super::model::{Expect, Scenario, Step, Target, WalSelector};
+use super::model::{Expect, Fault, Scenario, Step, Target, WalSelector};
 use super::span::{SpanIndex, step_index};
 use crate::ledger::{Lsn, SEED_STEP};
 
@@ -16,6 +16,10 @@ pub const SUPPORTED_POSTGRES: std::ops::RangeInclusive<u32> = 13..=18;
 pub const MAX_WRITE_ROWS: u64 = 1_000_000;
 /// PostgreSQL identifiers and restore point names are at most 63 bytes.
 const MAX_NAME: usize = 63;
+/// Longest object-store error window a scenario may ask for.
+const MAX_ERROR_WINDOW: u64 = 600;
+/// Longest `archive_timeout` a scenario may set (scale ADR 007's 5 minutes down).
+const MAX_ARCHIVE_TIMEOUT: u64 = 600;
 
 /// Check everything serde cannot. `fixtures_dir` is where `seed_data.sql` files are looked up.
 pub fn validate(loaded: &LoadedScenario, fixtures_dir: &Path) -> Result<(), ScenarioError> {
@@ -211,6 +215,16 @@ impl<'a> Validator<'a> {
         }
         let server = self.s.backup.server_name.clone();
         self.check_server_name("backup.server_name", &server);
+        if let Some(t) = self.s.backup.archive_timeout_seconds
+            && (t == 0 || t > MAX_ARCHIVE_TIMEOUT)
+        {
+            self.report(
+                "backup.archive_timeout_seconds",
+                format!("`archive_timeout_seconds` is 1 to {MAX_ARCHIVE_TIMEOUT}, not {t}"),
+                "leave it out for no timeout; scale ADR 007's 5 minutes down to a few seconds"
+                    .to_string(),
+            );
+        }
         if let Some(server) = self.s.recovery.server_name.clone() {
             self.check_server_name("recovery.server_name", &server);
         }
@@ -339,6 +353,7 @@ impl<'a> Validator<'a> {
         let tables = self.table_names();
         let mut seen_ids: HashMap<&str, usize> = HashMap::new();
         let mut seen_points: HashMap<&str, usize> = HashMap::new();
+        let mut crashed_at: Option<usize> = None;
         for (i, step) in self.s.steps.iter().enumerate() {
             let base = self.step_path(i);
             let id = step.id();
@@ -379,6 +394,22 @@ impl<'a> Validator<'a> {
                 );
             } else {
                 seen_ids.insert(id, i);
+            }
+            if let Some(c) = crashed_at {
+                // A second crash gets its own message below.
+                let later_ok = matches!(step, Step::Fault(f)
+                    if f.crash.is_some() || f.fault().is_some_and(|f| !f.stops_source() && !matches!(f, Fault::ObjectStoreErrors(_))));
+                if !later_ok {
+                    self.report(
+                        &base,
+                        format!(
+                            "step `{id}` ({}) comes after the source crashed at step `{}`",
+                            step.kind(),
+                            self.s.steps[c].id()
+                        ),
+                        "only object-storage faults such as `delete_wal` can follow a crash; move this step before it".to_string(),
+                    );
+                }
             }
             match step {
                 Step::Write(w) => {
@@ -451,11 +482,15 @@ impl<'a> Validator<'a> {
                     }
                 }
                 Step::Fault(f) => {
-                    let set: Vec<&str> = [("delete_wal", f.delete_wal.is_some())]
-                        .into_iter()
-                        .filter(|(_, on)| *on)
-                        .map(|(n, _)| n)
-                        .collect();
+                    let set: Vec<&str> = [
+                        ("delete_wal", f.delete_wal.is_some()),
+                        ("crash", f.crash.is_some()),
+                        ("object_store_errors", f.object_store_errors.is_some()),
+                    ]
+                    .into_iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(n, _)| n)
+                    .collect();
                     match set.len() {
                         0 => self.report(
                             &base,
@@ -475,7 +510,88 @@ impl<'a> Validator<'a> {
                     }
                     if let Some(sel) = &f.delete_wal {
                         let path = format!("{base}.delete_wal");
+                        if sel.last.is_some() && crashed_at.is_none() {
+                            self.report(
+                                &format!("{path}.last"),
+                                "`delete_wal: { last: N }` (tail loss) needs the source crashed first".to_string(),
+                                "put `- fault: { id: crash, crash: immediate }` before it: a running source would archive new segments after the deleted tail".to_string(),
+                            );
+                        }
                         self.wal_selector(&path, "delete_wal", sel, Some(i));
+                    }
+                    if let Some(w) = &f.object_store_errors {
+                        let path = format!("{base}.object_store_errors.seconds");
+                        if w.seconds == 0 || w.seconds > MAX_ERROR_WINDOW {
+                            self.report(
+                                &path,
+                                format!(
+                                    "an error window lasts 1 to {MAX_ERROR_WINDOW} seconds, not {}",
+                                    w.seconds
+                                ),
+                                "scale the outage down: a few seconds show the same effects"
+                                    .to_string(),
+                            );
+                        } else if w.seconds >= self.s.timeouts.archive_seconds {
+                            self.report(
+                                &path,
+                                format!(
+                                    "the error window ({}s) is not shorter than `timeouts.archive_seconds` ({}s), so archiving cannot catch up in time",
+                                    w.seconds, self.s.timeouts.archive_seconds
+                                ),
+                                format!(
+                                    "raise `timeouts.archive_seconds` to at least {}",
+                                    w.seconds + 30
+                                ),
+                            );
+                        }
+                    }
+                    if f.crash.is_some() {
+                        if let Some(first) = crashed_at {
+                            self.report(
+                                &format!("{base}.crash"),
+                                format!(
+                                    "the source already crashed at step `{}`",
+                                    self.s.steps[first].id()
+                                ),
+                                "crash it once; recovery uses what the archive holds".to_string(),
+                            );
+                        }
+                        crashed_at.get_or_insert(i);
+                    }
+                }
+                Step::WaitArchiveFailure(_) => {
+                    let window_before = self.s.steps[..i]
+                        .iter()
+                        .any(|st| matches!(st, Step::Fault(f) if f.object_store_errors.is_some()));
+                    if !window_before {
+                        self.report(
+                            &base,
+                            format!(
+                                "step `{id}` waits for an archive failure, but no `object_store_errors` fault comes before it"
+                            ),
+                            "open an error window first, e.g. `- fault: { id: outage, object_store_errors: { error: slow_down, seconds: 20 } }`".to_string(),
+                        );
+                    }
+                }
+                Step::WaitArchived(w) => {
+                    let wpath = format!("{base}.write");
+                    if let Some(r) = self.write_ref(&wpath, &w.write, "`write`")
+                        && r.index > i
+                    {
+                        self.report(
+                            &wpath,
+                            format!("`write` names `{}`, which comes after this step", w.write),
+                            "wait for a write that already happened".to_string(),
+                        );
+                    }
+                    if self.s.backup.archive_timeout_seconds.is_none() {
+                        self.report(
+                            &base,
+                            format!(
+                                "step `{id}` waits for archiving without a WAL switch, but `backup.archive_timeout_seconds` is not set"
+                            ),
+                            "set e.g. `backup: { archive_timeout_seconds: 2 }`, or use `own_segment: true` on the write".to_string(),
+                        );
                     }
                 }
                 Step::BaseBackup(_) | Step::Checkpoint(_) | Step::SwitchWal(_) => {}
@@ -499,6 +615,29 @@ impl<'a> Validator<'a> {
     /// Checks a WAL selector at `path`. With `before`, a `holding_step` must come before
     /// step index `before` (a fault can only act on WAL that exists).
     fn wal_selector(&mut self, path: &str, what: &str, sel: &WalSelector, before: Option<usize>) {
+        if let Some(n) = sel.last {
+            let lpath = format!("{path}.last");
+            if what != "delete_wal" {
+                self.report(
+                    &lpath,
+                    format!("`{what}` cannot name segments with `last`"),
+                    "name the segment with `segment:` or `holding_step:`".to_string(),
+                );
+            } else if sel.segment.is_some() || sel.holding_step.is_some() {
+                self.report(
+                    &lpath,
+                    format!("`{what}` sets `last` together with `segment` or `holding_step`"),
+                    "keep only one of them".to_string(),
+                );
+            } else if n == 0 {
+                self.report(
+                    &lpath,
+                    "`last: 0` deletes nothing".to_string(),
+                    "delete at least one segment, e.g. `last: 2`".to_string(),
+                );
+            }
+            return;
+        }
         match (&sel.segment, &sel.holding_step) {
             (None, None) => self.report(
                 path,
@@ -1144,6 +1283,34 @@ mod tests {
             "  - fault: { id: f1, delete_wal: { holding_step: w2 } }\n  - fault: { id: f2, delete_wal: { segment: 00000001000000000000000a } }\n  - fault: { id: f3, delete_wal: {} }\n  - write: { id: w1",
         );
         insta::assert_snapshot!("fault_problems", problems(&text));
+    }
+
+    #[test]
+    fn crash_and_archiving_fault_problems() {
+        // After a crash only object-storage faults may follow; `last` needs a crash before it;
+        // waits need archive_timeout or an error window; windows must fit the archive deadline.
+        let text = edit(
+            MINIMAL,
+            "  - write: { id: w1",
+            "  - fault: { id: tail, delete_wal: { last: 1 } }\n  - wait_archive_failure: { id: wf }\n  - fault: { id: window, object_store_errors: { error: slow_down, seconds: 60 } }\n  - wait_archived: { id: wa, write: w2 }\n  - fault: { id: boom, crash: sigkill }\n  - fault: { id: boom2, crash: immediate }\n  - fault: { id: z, delete_wal: { last: 0 } }\n  - write: { id: w1",
+        );
+        insta::assert_snapshot!("crash_and_archiving_fault_problems", problems(&text));
+    }
+
+    #[test]
+    fn crash_then_tail_loss_is_valid() {
+        let text = edit(
+            MINIMAL,
+            "      rows: 2\n",
+            "      rows: 2\n  - fault: { id: boom, crash: immediate }\n  - fault: { id: tail, delete_wal: { last: 2 } }\n  - fault: { id: hole, delete_wal: { holding_step: w1 } }\n",
+        );
+        check(&text).unwrap();
+        let text = edit(
+            MINIMAL,
+            "postgres: 17\n",
+            "postgres: 17\nbackup: { archive_timeout_seconds: 0 }\n",
+        );
+        insta::assert_snapshot!("archive_timeout_zero", problems(&text));
     }
 
     #[test]

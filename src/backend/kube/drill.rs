@@ -16,7 +16,7 @@ use kube::{Api, Client};
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec};
 use crate::ledger::BackupRecord;
-use crate::scenario::Scenario;
+use crate::scenario::{CrashMode, ErrorWindow, Scenario};
 
 use super::conditions::{self, BackupState, is_backup_finished, is_hibernated};
 use super::render::{
@@ -190,6 +190,26 @@ impl Drill for KubeDrill {
                 "Backup {name} still `{phase}`"
             ))),
         }
+    }
+
+    async fn crash_source(&mut self, _mode: CrashMode) -> Result<(), BackendError> {
+        // `pgdrill run --backend kube` refuses crash scenarios before any API call; a CNPG
+        // instance manager would restart a killed postmaster on the same volume anyway.
+        Err(BackendError::infra(
+            "the kube backend cannot crash a primary and lose its volume yet",
+        ))
+    }
+
+    async fn open_error_window(&mut self, _w: &ErrorWindow) -> Result<(), BackendError> {
+        Err(BackendError::infra(
+            "object-store error windows need the local backend's embedded S3 endpoint",
+        ))
+    }
+
+    async fn monitor_source(&self) -> Result<tokio_postgres::Client, BackendError> {
+        Err(BackendError::infra(
+            "the kube backend has no monitor connection to the source yet",
+        ))
     }
 
     async fn stop_source(&mut self) -> Result<(), BackendError> {

@@ -285,7 +285,7 @@ impl DrillContext {
 
     /// The source cluster, bootstrapped empty and archiving to `spec.server_name`.
     pub fn source_cluster(&self, spec: &SourceSpec) -> Cluster {
-        let (s, meta) = self.cluster(
+        let (mut s, meta) = self.cluster(
             SOURCE_CLUSTER,
             spec.major,
             &spec.server_name,
@@ -298,6 +298,11 @@ impl DrillContext {
                 recovery: None,
             },
         );
+        // CNPG's own default is 5min; pgdrill's local source runs without one unless asked.
+        if let (Some(t), Some(pg)) = (spec.archive_timeout_seconds, s.postgresql.as_mut()) {
+            pg.parameters
+                .insert("archive_timeout".to_string(), format!("{t}s"));
+        }
         Cluster {
             metadata: meta,
             spec: s,
@@ -594,6 +599,7 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
                 major,
                 server_name,
                 compression,
+                archive_timeout_seconds,
             } => {
                 if settings.flavour == Flavour::Plugin {
                     out.push(Manifest::new(
@@ -607,6 +613,7 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
                     major: *major,
                     server_name: server_name.clone(),
                     compression: *compression,
+                    archive_timeout_seconds: *archive_timeout_seconds,
                 };
                 out.push(Manifest::new(
                     &step.id(),

@@ -12,11 +12,11 @@ use crate::backend::{
 };
 use crate::ledger::{BackupRecord, Lsn, ResolvedTarget, pg_timestamp};
 use crate::runner::{Phase, Rto};
-use crate::scenario::{Compression, Scenario};
+use crate::scenario::{Compression, CrashMode, ErrorWindow, RequestFilter, Scenario, Step};
 
 use super::barman::Barman;
 use super::postgres::{NotReady, PgInstance, StopMode};
-use super::s3layer::{Behaviour, FaultSwitch};
+use super::s3layer::{ActiveErrors, Behaviour, FaultSwitch};
 use super::toolchain::Toolchain;
 
 /// How the local backend reaches its tools and object storage.
@@ -67,24 +67,27 @@ impl Backend for LocalBackend {
         o.toolchain.run_as.chown(&dir)?;
         let root = format!("{}/{}", o.bucket_prefix.trim_matches('/'), scenario.name);
         let store = ObjectStore::new(&o.s3, &root);
-        let fault_scope = if scenario.object_store.is_default() {
+        let base_behaviour = Behaviour {
+            reject_checksum_headers: scenario.object_store.reject_checksum_headers,
+            latency: scenario.object_store.latency_ms.map(Duration::from_millis),
+            errors: None,
+        };
+        let windows = scenario
+            .steps
+            .iter()
+            .any(|st| matches!(st, Step::Fault(f) if f.object_store_errors.is_some()));
+        let fault_scope = if scenario.object_store.is_default() && !windows {
             None
         } else {
             let switch = o.faults.clone().ok_or_else(|| {
                 BackendError::infra(format!(
-                    "scenario `{}` sets `object_store` behaviour faults, which need the embedded S3 endpoint (not --s3-endpoint)",
+                    "scenario `{}` sets object-store behaviour faults, which need the embedded S3 endpoint (not --s3-endpoint)",
                     scenario.name
                 ))
             })?;
             let scope = format!("{}/{root}", o.s3.bucket);
-            switch.set(
-                &scope,
-                Behaviour {
-                    reject_checksum_headers: scenario.object_store.reject_checksum_headers,
-                    latency: scenario.object_store.latency_ms.map(Duration::from_millis),
-                },
-            );
-            Some((switch, scope))
+            switch.set(&scope, base_behaviour.clone());
+            Some((switch, scope, base_behaviour))
         };
         let barman = Barman {
             bin,
@@ -123,8 +126,9 @@ pub struct LocalDrill {
     source_spec: Option<SourceSpec>,
     recovered: Option<PgInstance>,
     external_s3: bool,
-    /// Where this drill switched behaviour faults on; switched off at teardown.
-    fault_scope: Option<(FaultSwitch, String)>,
+    /// Where this drill switched behaviour faults on, and the scenario's standing behaviour;
+    /// switched off at teardown.
+    fault_scope: Option<(FaultSwitch, String, Behaviour)>,
 }
 
 impl LocalDrill {
@@ -174,7 +178,10 @@ impl Drill for LocalDrill {
                 "archive_command",
                 format!("{} %p", super::sh_quote(&script.display().to_string())),
             ),
-            ("archive_timeout", "0".to_string()),
+            (
+                "archive_timeout",
+                spec.archive_timeout_seconds.unwrap_or(0).to_string(),
+            ),
             ("track_commit_timestamp", "on".to_string()),
             ("max_wal_size", "256MB".to_string()),
             ("wal_keep_size", "0".to_string()),
@@ -270,6 +277,43 @@ impl Drill for LocalDrill {
         Ok(())
     }
 
+    async fn crash_source(&mut self, mode: CrashMode) -> Result<(), BackendError> {
+        let src = self
+            .source
+            .as_mut()
+            .ok_or_else(|| BackendError::infra("crash before the source started"))?;
+        match mode {
+            CrashMode::Immediate => src.stop(StopMode::Immediate, Duration::from_secs(60)).await,
+            CrashMode::Sigkill => src.kill_postmaster(Duration::from_secs(30)).await,
+        }
+    }
+
+    async fn open_error_window(&mut self, w: &ErrorWindow) -> Result<(), BackendError> {
+        let (switch, scope, base) = self.fault_scope.as_ref().ok_or_else(|| {
+            BackendError::infra("object-store error windows need the embedded S3 endpoint")
+        })?;
+        switch.set(
+            scope,
+            Behaviour {
+                errors: Some(ActiveErrors {
+                    error: w.error,
+                    until: Instant::now() + Duration::from_secs(w.seconds),
+                    wal_puts_only: w.requests == RequestFilter::WalPuts,
+                }),
+                ..base.clone()
+            },
+        );
+        Ok(())
+    }
+
+    async fn monitor_source(&self) -> Result<tokio_postgres::Client, BackendError> {
+        let src = self
+            .source
+            .as_ref()
+            .ok_or_else(|| BackendError::infra("the source is not running"))?;
+        Ok(src.connect().await?)
+    }
+
     async fn recover(&mut self, req: &RecoveryRequest) -> Result<RecoveryAttempt, BackendError> {
         let t0 = Instant::now();
         let started_at = Utc::now();
@@ -363,7 +407,7 @@ impl Drill for LocalDrill {
     }
 
     async fn teardown(mut self, keep: bool) -> Vec<String> {
-        if let Some((switch, scope)) = self.fault_scope.take() {
+        if let Some((switch, scope, _)) = self.fault_scope.take() {
             switch.set(&scope, Behaviour::default());
         }
         let mut kept = Vec::new();

@@ -269,6 +269,39 @@ impl PgInstance {
     }
 }
 
+impl PgInstance {
+    /// Crash: SIGKILL the postmaster alone, as the OOM killer would, then wait until its
+    /// children (backends, archiver, an `archive_command` in flight) have noticed and exited.
+    /// Stragglers past `deadline` get SIGKILL too.
+    pub async fn kill_postmaster(&mut self, deadline: Duration) -> Result<(), BackendError> {
+        let Some(mut pm) = self.postmaster.take() else {
+            return Err(BackendError::infra(format!("{} is not running", self.name)));
+        };
+        if let Some(pid) = pm.child.id() {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+        let pgid = pm.pgid;
+        let _ = pm.wait().await;
+        let until = Instant::now() + deadline;
+        // SAFETY: signal 0 only probes whether the group we created still has members.
+        while unsafe { libc::kill(-pgid, 0) } == 0 {
+            if Instant::now() >= until {
+                process::signal_group(pgid, libc::SIGKILL);
+                return Err(BackendError::infra(format!(
+                    "{}: processes outlived the killed postmaster by {}s; killed",
+                    self.name,
+                    deadline.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for PgInstance {
     fn drop(&mut self) {
         if self.is_running() {

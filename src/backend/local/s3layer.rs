@@ -1,11 +1,12 @@
 //! The S3 API the embedded endpoint serves: `s3s-fs` underneath, with request normalisation
 //! where real clients and `s3s-fs` disagree, and the behaviour-fault layer drills switch on
-//! per bucket prefix (checksum-header rejection as Oracle Object Storage does, latency).
+//! per bucket prefix (checksum-header rejection as Oracle Object Storage does, latency, error
+//! windows: 503 SlowDown, 403 InvalidAccessKeyId, 404 NoSuchBucket for a while).
 //! Never stores anything itself.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
@@ -19,6 +20,47 @@ pub struct Behaviour {
     pub reject_checksum_headers: bool,
     /// Delay every request.
     pub latency: Option<Duration>,
+    /// Answer with an error until a deadline.
+    pub errors: Option<ActiveErrors>,
+}
+
+/// Requests fail with `error` until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveErrors {
+    pub error: crate::scenario::StoreError,
+    pub until: Instant,
+    /// Only WAL uploads (`PutObject` and multipart parts under `.../wals/`) fail.
+    pub wal_puts_only: bool,
+}
+
+impl ActiveErrors {
+    /// Whether a request of operation `op` on `path` fails now.
+    pub fn applies(&self, op: &str, path: &str, now: Instant) -> bool {
+        now < self.until && (!self.wal_puts_only || is_wal_put(op, path))
+    }
+
+    /// The error S3 would answer with.
+    pub fn s3_error(&self) -> s3s::S3Error {
+        use crate::scenario::StoreError;
+        match self.error {
+            StoreError::SlowDown => s3s::s3_error!(SlowDown, "Please reduce your request rate."),
+            StoreError::WrongCredentials => s3s::s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            ),
+            StoreError::MissingBucket => {
+                s3s::s3_error!(NoSuchBucket, "The specified bucket does not exist")
+            }
+        }
+    }
+}
+
+/// An upload of a WAL file: `PutObject` or a multipart step under a `wals/` folder.
+pub fn is_wal_put(op: &str, path: &str) -> bool {
+    matches!(
+        op,
+        "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload"
+    ) && path.contains("/wals/")
 }
 
 /// Behaviours by `bucket/prefix`, shared between the endpoint and the drills that switch them.
@@ -244,11 +286,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_windows_expire_and_can_spare_everything_but_wal_puts() {
+        let now = Instant::now();
+        let w = ActiveErrors {
+            error: crate::scenario::StoreError::SlowDown,
+            until: now + Duration::from_secs(5),
+            wal_puts_only: true,
+        };
+        let wal = "b/p/srv/wals/0000000100000000/000000010000000000000003.gz";
+        assert!(w.applies("PutObject", wal, now));
+        assert!(w.applies("UploadPart", wal, now));
+        assert!(!w.applies("GetObject", wal, now));
+        assert!(!w.applies("PutObject", "b/p/srv/base/x/data.tar.gz", now));
+        assert!(!w.applies("PutObject", wal, now + Duration::from_secs(5)));
+        let all = ActiveErrors {
+            wal_puts_only: false,
+            ..w.clone()
+        };
+        assert!(all.applies("ListObjectsV2", "b/p/srv", now));
+        assert_eq!(all.s3_error().code().as_str(), "SlowDown");
+        let creds = ActiveErrors {
+            error: crate::scenario::StoreError::WrongCredentials,
+            ..w.clone()
+        };
+        assert_eq!(creds.s3_error().code().as_str(), "InvalidAccessKeyId");
+        let gone = ActiveErrors {
+            error: crate::scenario::StoreError::MissingBucket,
+            ..w
+        };
+        assert_eq!(gone.s3_error().code().as_str(), "NoSuchBucket");
+    }
+
+    #[test]
     fn behaviours_apply_under_their_prefix_only() {
         let f = FaultSwitch::default();
         let on = Behaviour {
             reject_checksum_headers: true,
-            latency: None,
+            ..Behaviour::default()
         };
         f.set("pgdrill/run/a", on.clone());
         assert_eq!(f.lookup("pgdrill/run/a/pg/wals/x.gz"), on);
@@ -262,6 +336,7 @@ mod tests {
         let slow = Behaviour {
             reject_checksum_headers: false,
             latency: Some(Duration::from_millis(5)),
+            errors: None,
         };
         f.set("pgdrill/run/a/pg/", slow.clone());
         assert_eq!(

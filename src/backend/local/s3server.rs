@@ -103,6 +103,11 @@ impl s3s::access::S3Access for RecordingAccess {
         if let Some(d) = b.latency {
             tokio::time::sleep(d).await;
         }
+        if let Some(w) = &b.errors
+            && w.applies(cx.s3_op().name(), &path, std::time::Instant::now())
+        {
+            return Err(w.s3_error());
+        }
         if b.reject_checksum_headers
             && let Some(h) = super::s3layer::checksum_header(cx.headers())
         {
