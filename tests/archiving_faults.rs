@@ -233,3 +233,35 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
     assert!(summary.contains("**Archive lag:** 5 wait(s)"), "{summary}");
     assert!(summary.contains("### Faults"), "{summary}");
 }
+
+#[test]
+fn the_kube_backend_refuses_crashes_and_error_windows_before_any_api_call() {
+    for (file, what) in [
+        (
+            "scenarios/12-crash-unarchived-writes.yaml",
+            "`crash` (step `kill-primary`)",
+        ),
+        (
+            "scenarios/17-wrong-credentials.yaml",
+            "`object_store_errors` (step `rotated-keys`)",
+        ),
+    ] {
+        let reports = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+            .args(["run", "--backend", "kube", "--report-dir"])
+            .arg(reports.path())
+            .arg(file)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            // No cluster: reaching the API would be an infrastructure error (exit 3).
+            .env("KUBECONFIG", reports.path().join("no-such-kubeconfig"))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("pgdrill runs");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains(file), "{text}");
+        assert!(text.contains(what), "{text}");
+        assert!(text.contains("--backend local"), "{text}");
+    }
+}
