@@ -52,8 +52,11 @@ drill: setup
 test: setup
 	$(CARGO) test --locked --all-targets
 
+# Figures, never assertions: wall time, RTO phases, archive lag, peak memory of a fixed set of
+# drills run one at a time (BENCH_SCENARIOS to choose others).
+BENCH_SCENARIOS ?=
 bench: setup
-	@echo "bench: not yet implemented (measures drill phases and memory; see issues)"; exit 1
+	bash scripts/bench.sh $(PGDRILL) $(BENCH_SCENARIOS)
 
 fmt:
 	$(CARGO) fmt --all
