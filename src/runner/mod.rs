@@ -4,6 +4,8 @@
 mod events;
 mod execute;
 mod fault;
+pub mod pick;
+mod random;
 mod run;
 pub mod source;
 pub mod target;

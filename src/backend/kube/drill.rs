@@ -45,6 +45,14 @@ pub struct KubeBackend {
     opts: KubeOptions,
 }
 
+/// Why the kube backend cannot run `scenario` as written, if it cannot: checked by the CLI
+/// before any API call (exit 2) and again by `open`.
+pub fn unsupported(scenario: &Scenario) -> Option<String> {
+    (scenario.recovery.target == crate::scenario::Target::Random).then(|| {
+        "`target: random` (several recoveries, each into its own cluster) is not supported by the kube backend yet; run it with --backend local".to_string()
+    })
+}
+
 impl KubeBackend {
     pub fn new(opts: KubeOptions) -> Self {
         Self { opts }
@@ -59,6 +67,12 @@ impl crate::backend::Backend for KubeBackend {
     }
 
     async fn open(&self, scenario: &Scenario) -> Result<KubeDrill, BackendError> {
+        if let Some(why) = unsupported(scenario) {
+            return Err(BackendError::infra(format!(
+                "scenario `{}`: {why}",
+                scenario.name
+            )));
+        }
         let o = &self.opts;
         let ctx = DrillContext::new(&o.settings, &scenario.name);
         if o.sweep {
@@ -237,6 +251,21 @@ impl Drill for KubeDrill {
                 started_at,
             )
             .await
+    }
+
+    async fn recover_many(
+        &mut self,
+        _reqs: &[RecoveryRequest],
+    ) -> Result<Vec<RecoveryAttempt>, BackendError> {
+        Err(BackendError::infra(
+            "the kube backend recovers one cluster per drill: `target: random` is not supported",
+        ))
+    }
+
+    async fn release(&mut self, _instance: &str) -> Result<(), BackendError> {
+        Err(BackendError::infra(
+            "the kube backend recovers one cluster per drill: `target: random` is not supported",
+        ))
     }
 
     async fn teardown(mut self, keep: bool) -> Vec<String> {

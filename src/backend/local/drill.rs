@@ -106,7 +106,7 @@ impl Backend for LocalBackend {
             barman,
             source: None,
             source_spec: None,
-            recovered: None,
+            recovered: Vec::new(),
             external_s3: o.external_s3,
             fault_scope,
         })
@@ -121,7 +121,8 @@ pub struct LocalDrill {
     barman: Barman,
     source: Option<PgInstance>,
     source_spec: Option<SourceSpec>,
-    recovered: Option<PgInstance>,
+    /// Recovered instances not yet released, in the order they were created.
+    recovered: Vec<PgInstance>,
     external_s3: bool,
     /// Where this drill switched behaviour faults on; switched off at teardown.
     fault_scope: Option<(FaultSwitch, String)>,
@@ -271,6 +272,97 @@ impl Drill for LocalDrill {
     }
 
     async fn recover(&mut self, req: &RecoveryRequest) -> Result<RecoveryAttempt, BackendError> {
+        let mut slot = None;
+        let r = self.recover_into(req, &mut slot).await;
+        self.recovered.extend(slot);
+        r
+    }
+
+    async fn recover_many(
+        &mut self,
+        reqs: &[RecoveryRequest],
+    ) -> Result<Vec<RecoveryAttempt>, BackendError> {
+        let mut slots: Vec<Option<PgInstance>> = reqs.iter().map(|_| None).collect();
+        let results = {
+            let this = &*self;
+            futures::future::join_all(
+                reqs.iter()
+                    .zip(slots.iter_mut())
+                    .map(|(req, slot)| this.recover_into(req, slot)),
+            )
+            .await
+        };
+        self.recovered.extend(slots.into_iter().flatten());
+        results.into_iter().collect()
+    }
+
+    async fn release(&mut self, instance: &str) -> Result<(), BackendError> {
+        let Some(pos) = self.recovered.iter().position(|i| i.name == instance) else {
+            return Ok(());
+        };
+        let mut inst = self.recovered.remove(pos);
+        inst.stop(StopMode::Immediate, Duration::from_secs(30))
+            .await?;
+        std::fs::remove_dir_all(&inst.dir)
+            .map_err(|e| BackendError::infra(format!("cannot remove {}: {e}", inst.dir.display())))
+    }
+
+    async fn teardown(mut self, keep: bool) -> Vec<String> {
+        if let Some((switch, scope)) = self.fault_scope.take() {
+            switch.set(&scope, Behaviour::default());
+        }
+        let mut kept = Vec::new();
+        for inst in self.recovered.iter_mut().chain(self.source.as_mut()) {
+            if keep && inst.is_running() {
+                kept.push(format!(
+                    "{} server (socket {})",
+                    inst.name,
+                    inst.socket_dir().display()
+                ));
+                continue;
+            }
+            if let Err(e) = inst
+                .stop(StopMode::Immediate, Duration::from_secs(30))
+                .await
+            {
+                eprintln!("pgdrill: teardown: {e}");
+            }
+        }
+        if keep {
+            kept.push(format!("directory {}", self.dir.display()));
+            kept.push(format!("archive {}", self.store.url()));
+            // Keep the postmasters alive past our exit: forget them without killing.
+            for inst in std::mem::take(&mut self.recovered)
+                .into_iter()
+                .chain(self.source.take())
+            {
+                std::mem::forget(inst);
+            }
+            return kept;
+        }
+        if self.external_s3
+            && let Err(e) = self.store.delete_all().await
+        {
+            eprintln!("pgdrill: teardown of {}: {e}", self.store.url());
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!(
+                "pgdrill: teardown: cannot remove {}: {e}",
+                self.dir.display()
+            );
+        }
+        kept
+    }
+}
+
+impl LocalDrill {
+    /// One recovery into the instance `req.instance`, kept in `slot` from the moment it exists
+    /// (so the caller can stop it whatever happens). Takes `&self`: several run at once.
+    async fn recover_into(
+        &self,
+        req: &RecoveryRequest,
+        slot: &mut Option<PgInstance>,
+    ) -> Result<RecoveryAttempt, BackendError> {
         let t0 = Instant::now();
         let started_at = Utc::now();
         // CNPG's restore job refuses a destination that already holds WAL: same check, first.
@@ -283,8 +375,8 @@ impl Drill for LocalDrill {
         }
         let bin = self.toolchain.pg_bin(req.major)?;
         let inst = PgInstance::new(
-            "recovered",
-            &self.dir.join("recovered"),
+            &req.instance,
+            &self.dir.join(&req.instance),
             &bin,
             &self.toolchain.run_as,
         )?;
@@ -300,7 +392,7 @@ impl Drill for LocalDrill {
             .await?;
         let restored_at = Utc::now();
         if !restore.success {
-            self.recovered = Some(inst);
+            *slot = Some(inst);
             return Ok(RecoveryAttempt::Failed {
                 message: format!("barman-cloud-restore failed: {}", restore.text()),
                 rto: None,
@@ -327,8 +419,7 @@ impl Drill for LocalDrill {
         inst.write_file("data/recovery.signal", "", 0o600)?;
         inst.write_file("data/.check-empty-wal-archive", "", 0o600)?;
         let env = self.env();
-        self.recovered = Some(inst);
-        let inst = self.recovered.as_mut().expect("just set");
+        let inst = slot.insert(inst);
         inst.start(&env)?;
         let remaining = deadline.saturating_sub(t0.elapsed());
         let ready = inst.wait_ready(remaining).await;
@@ -360,56 +451,6 @@ impl Drill for LocalDrill {
                 rto: None,
             }),
         }
-    }
-
-    async fn teardown(mut self, keep: bool) -> Vec<String> {
-        if let Some((switch, scope)) = self.fault_scope.take() {
-            switch.set(&scope, Behaviour::default());
-        }
-        let mut kept = Vec::new();
-        for inst in [self.recovered.as_mut(), self.source.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            if keep && inst.is_running() {
-                kept.push(format!(
-                    "{} server (socket {})",
-                    inst.name,
-                    inst.socket_dir().display()
-                ));
-                continue;
-            }
-            if let Err(e) = inst
-                .stop(StopMode::Immediate, Duration::from_secs(30))
-                .await
-            {
-                eprintln!("pgdrill: teardown: {e}");
-            }
-        }
-        if keep {
-            kept.push(format!("directory {}", self.dir.display()));
-            kept.push(format!("archive {}", self.store.url()));
-            // Keep the postmasters alive past our exit: forget them without killing.
-            for inst in [self.recovered.take(), self.source.take()]
-                .into_iter()
-                .flatten()
-            {
-                std::mem::forget(inst);
-            }
-            return kept;
-        }
-        if self.external_s3
-            && let Err(e) = self.store.delete_all().await
-        {
-            eprintln!("pgdrill: teardown of {}: {e}", self.store.url());
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "pgdrill: teardown: cannot remove {}: {e}",
-                self.dir.display()
-            );
-        }
-        kept
     }
 }
 
