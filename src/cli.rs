@@ -78,6 +78,10 @@ pub enum Command {
         /// Keep servers, directories and archives after the run, and print where they are.
         #[arg(long, env = "PGDRILL_KEEP", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
         keep: bool,
+        /// Use this seed instead of each scenario's `seed` (row payloads and `target: random`
+        /// picks), e.g. to replay a failed random target; reports record the seed used.
+        #[arg(long)]
+        seed: Option<u64>,
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
@@ -269,12 +273,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             filter,
             report_dir,
             keep,
+            seed,
             common,
             s3,
             kube,
         } => {
             run_drills(
-                backend, paths, jobs, filter, report_dir, keep, common, s3, kube,
+                backend, paths, jobs, filter, report_dir, keep, seed, common, s3, kube,
             )
             .await
         }
@@ -485,11 +490,17 @@ async fn run_drills(
     filter: Vec<String>,
     report_root: PathBuf,
     keep: bool,
+    seed: Option<u64>,
     common: Common,
     s3: S3Args,
     kube_args: KubeArgs,
 ) -> anyhow::Result<i32> {
     let mut loaded = load_all(&paths, &common.fixtures)?;
+    if let Some(seed) = seed {
+        for l in &mut loaded {
+            l.scenario.seed = seed;
+        }
+    }
     if !filter.is_empty() {
         loaded.retain(|l| l.scenario.tags.iter().any(|t| filter.contains(t)));
         if loaded.is_empty() {
@@ -603,27 +614,6 @@ async fn run_local(
     outcome.finish(&report_dir)
 }
 
-/// What a scenario uses that the kube backend cannot do, if anything.
-fn kube_unsupported(s: &pgdrill::scenario::Scenario) -> Option<String> {
-    use pgdrill::scenario::{Fault, Step};
-    if !s.object_store.is_default() {
-        return Some("`object_store`".into());
-    }
-    if !s.env.is_empty() {
-        return Some("`env`".into());
-    }
-    s.steps.iter().find_map(|st| match st {
-        Step::Fault(f) => match f.fault() {
-            Some(Fault::Crash(_)) => Some(format!("`crash` (step `{}`)", f.id)),
-            Some(Fault::ObjectStoreErrors(_)) => {
-                Some(format!("`object_store_errors` (step `{}`)", f.id))
-            }
-            _ => None,
-        },
-        _ => None,
-    })
-}
-
 async fn run_kube(
     loaded: Vec<LoadedScenario>,
     run_id: String,
@@ -631,13 +621,11 @@ async fn run_kube(
     s3: S3Args,
     kube_args: KubeArgs,
 ) -> anyhow::Result<i32> {
-    // Behaviour faults live in the local backend's embedded endpoint, the scenario `env` is
-    // not passed to CNPG pods yet, and a CNPG instance manager restarts a crashed postmaster on
-    // the same volume: refuse rather than run a different drill.
+    // Refuse what the kube backend cannot do rather than run a different drill.
     for l in &loaded {
-        if let Some(what) = kube_unsupported(&l.scenario) {
+        if let Some(why) = pgdrill::backend::kube::unsupported(&l.scenario) {
             return Err(Error::Usage(format!(
-                "{}: scenario `{}` uses {what}, which the kube backend does not support yet; run it with --backend local",
+                "{}: scenario `{}`: {why}",
                 l.path.display(),
                 l.scenario.name,
             ))
@@ -866,6 +854,16 @@ fn render(
         .into());
     }
     let loaded = load_all(paths, fixtures)?;
+    for l in &loaded {
+        if let Some(why) = pgdrill::backend::kube::unsupported(&l.scenario) {
+            return Err(Error::Usage(format!(
+                "{}: scenario `{}`: {why}",
+                l.path.display(),
+                l.scenario.name
+            ))
+            .into());
+        }
+    }
     let settings = kube_args.settings("preview", bucket);
     for l in &loaded {
         let dir = out.join(&l.scenario.name);

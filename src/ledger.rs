@@ -237,6 +237,8 @@ pub enum LedgerError {
     NoBackupBeforeTarget(String),
     #[error("transaction {0} is not in the ledger")]
     UnknownXid(u64),
+    #[error("`target: random` stands for several targets, picked at run time")]
+    SeveralTargets,
 }
 
 impl Ledger {

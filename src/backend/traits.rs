@@ -52,6 +52,9 @@ pub struct RecoveryRequest {
     pub exclusive: bool,
     pub compression: Compression,
     pub timeout_seconds: u64,
+    /// The recovered instance's name within the drill (local: its directory): `recovered`,
+    /// or `recovered-<k>` for random target k.
+    pub instance: String,
 }
 
 /// How a recovery attempt ended.
@@ -114,6 +117,16 @@ pub trait Drill {
         &mut self,
         req: &RecoveryRequest,
     ) -> impl Future<Output = Result<RecoveryAttempt, BackendError>> + Send;
+    /// Bootstrap several new clusters from the archive at the same time, each into its own
+    /// instance; one outcome per request, in order. Backends that cannot refuse with an error.
+    fn recover_many(
+        &mut self,
+        reqs: &[RecoveryRequest],
+    ) -> impl Future<Output = Result<Vec<RecoveryAttempt>, BackendError>> + Send;
+    /// Stop and remove the recovered instance `instance` (its connections are closed first by
+    /// the caller), so a drill recovering many times holds one at a time. Its archive prefix
+    /// stays until teardown.
+    fn release(&mut self, instance: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
     /// Release everything; with `keep`, leave it in place and say where. Returns what was kept.
     fn teardown(self, keep: bool) -> impl Future<Output = Vec<String>> + Send;
 }

@@ -86,6 +86,40 @@ pub enum PlanStep {
     },
     /// Read the recovered tables and compare with the ledger.
     Verify,
+    /// `target: random`: pick `count` targets from the ledger's recoverable range with `seed`.
+    PickTargets {
+        count: u32,
+        seed: u64,
+        source_server_name: String,
+        backup: Option<String>,
+    },
+    /// Recover random target `index` of `count` into its own instance and serverName.
+    RecoverTarget {
+        index: u32,
+        count: u32,
+        exclusive: bool,
+        major: u32,
+        source_server_name: String,
+        server_name: String,
+        backup: Option<String>,
+        compression: Compression,
+    },
+    /// Recover every random target at once (`parallel: true`), each into its own instance and
+    /// serverName `<server_name_prefix>-<index>`.
+    RecoverTargets {
+        count: u32,
+        exclusive: bool,
+        major: u32,
+        source_server_name: String,
+        server_name_prefix: String,
+        backup: Option<String>,
+        compression: Compression,
+    },
+    /// Verify random target `index` against the ledger, then release its instance.
+    VerifyTarget {
+        index: u32,
+        count: u32,
+    },
 }
 
 impl PlanStep {
@@ -109,6 +143,10 @@ impl PlanStep {
             PlanStep::AuditArchive { .. } => "audit-archive".into(),
             PlanStep::Recover { .. } => "recover".into(),
             PlanStep::Verify => "verify".into(),
+            PlanStep::PickTargets { .. } => "pick-targets".into(),
+            PlanStep::RecoverTarget { index, .. } => format!("recover-{index}"),
+            PlanStep::RecoverTargets { .. } => "recover-targets".into(),
+            PlanStep::VerifyTarget { index, .. } => format!("verify-{index}"),
         }
     }
 
@@ -131,6 +169,10 @@ impl PlanStep {
             PlanStep::AuditArchive { .. } => "audit_archive",
             PlanStep::Recover { .. } => "recover",
             PlanStep::Verify => "verify",
+            PlanStep::PickTargets { .. } => "pick_targets",
+            PlanStep::RecoverTarget { .. } => "recover_target",
+            PlanStep::RecoverTargets { .. } => "recover_targets",
+            PlanStep::VerifyTarget { .. } => "verify_target",
         }
     }
 }
@@ -216,23 +258,75 @@ pub fn build(s: &Scenario) -> Plan {
     steps.push(PlanStep::AuditArchive {
         server_name: s.backup.server_name.clone(),
     });
-    steps.push(PlanStep::Recover {
-        target: s.recovery.target.clone(),
-        exclusive: s.recovery.exclusive,
-        major: s.recovery.postgres.unwrap_or(s.postgres),
-        source_server_name: s.backup.server_name.clone(),
-        server_name: s
-            .recovery
-            .server_name
-            .clone()
-            .unwrap_or_else(|| default_recovery_server_name(&s.backup.server_name)),
-        backup: s.recovery.backup.clone(),
-        compression: s.backup.compression,
-    });
-    steps.push(PlanStep::Verify);
+    let server_name = s
+        .recovery
+        .server_name
+        .clone()
+        .unwrap_or_else(|| default_recovery_server_name(&s.backup.server_name));
+    if s.recovery.target == Target::Random {
+        random_steps(s, server_name, &mut steps);
+    } else {
+        steps.push(PlanStep::Recover {
+            target: s.recovery.target.clone(),
+            exclusive: s.recovery.exclusive,
+            major: s.recovery.postgres.unwrap_or(s.postgres),
+            source_server_name: s.backup.server_name.clone(),
+            server_name,
+            backup: s.recovery.backup.clone(),
+            compression: s.backup.compression,
+        });
+        steps.push(PlanStep::Verify);
+    }
     Plan {
         scenario: s.name.clone(),
         steps,
+    }
+}
+
+/// The serverName random target `index` archives to: its own, so recoveries never collide.
+pub fn random_target_server_name(prefix: &str, index: u32) -> String {
+    format!("{prefix}-{index}")
+}
+
+/// `target: random`: pick, then recover and verify each target, one after the other (each
+/// released once verified) or all recoveries at once followed by the verifications.
+fn random_steps(s: &Scenario, server_name: String, steps: &mut Vec<PlanStep>) {
+    let count = s.recovery.count.unwrap_or(1);
+    let (major, source) = (
+        s.recovery.postgres.unwrap_or(s.postgres),
+        s.backup.server_name.clone(),
+    );
+    steps.push(PlanStep::PickTargets {
+        count,
+        seed: s.seed,
+        source_server_name: source.clone(),
+        backup: s.recovery.backup.clone(),
+    });
+    if s.recovery.parallel {
+        steps.push(PlanStep::RecoverTargets {
+            count,
+            exclusive: s.recovery.exclusive,
+            major,
+            source_server_name: source,
+            server_name_prefix: server_name,
+            backup: s.recovery.backup.clone(),
+            compression: s.backup.compression,
+        });
+        steps.extend((1..=count).map(|index| PlanStep::VerifyTarget { index, count }));
+        return;
+    }
+    for index in 1..=count {
+        steps.push(PlanStep::RecoverTarget {
+            index,
+            count,
+            exclusive: s.recovery.exclusive,
+            major,
+            source_server_name: source.clone(),
+            server_name: random_target_server_name(&server_name, index),
+            backup: s.recovery.backup.clone(),
+            compression: s.backup.compression,
+        });
+        steps.push(PlanStep::VerifyTarget { index, count });
     }
 }
 
@@ -306,6 +400,43 @@ expect:
         assert!(!p.steps.contains(&PlanStep::FlushArchive), "{:?}", p.steps);
         assert!(!p.steps.contains(&PlanStep::StopSource), "{:?}", p.steps);
         insta::assert_yaml_snapshot!(p);
+    }
+
+    #[test]
+    fn random_targets_plan_one_recovery_and_verification_each() {
+        let text = ADR007
+            .replace(
+                "  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }\n",
+                "",
+            )
+            .replace(
+                "target: { time: { between: [w1, w2] } }",
+                "target: random\n  count: 2",
+            )
+            .replace("data_loss: none", "rto_budget_seconds: 60");
+        let s = crate::scenario::load_str(std::path::Path::new("random.yaml"), &text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        let tail: Vec<&PlanStep> = p
+            .steps
+            .iter()
+            .skip_while(|s| s.kind() != "audit_archive")
+            .collect();
+        insta::assert_yaml_snapshot!("random_sequential", tail);
+        let parallel = build(
+            &crate::scenario::load_str(
+                std::path::Path::new("random.yaml"),
+                &text.replace("count: 2", "count: 2\n  parallel: true"),
+            )
+            .unwrap()
+            .scenario,
+        );
+        let ids: Vec<String> = parallel.steps.iter().map(PlanStep::id).collect();
+        assert_eq!(
+            ids[ids.len() - 4..],
+            ["pick-targets", "recover-targets", "verify-1", "verify-2"]
+        );
     }
 
     #[test]

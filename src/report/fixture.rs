@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::audit::AuditVerdict;
-use crate::runner::{Event, Phase, RecoveryObservation, Rto, RunInfo, ScenarioResult, Status};
+use crate::runner::{
+    Event, Phase, RecoveryObservation, Rto, RunInfo, ScenarioResult, Status, TargetResult,
+};
 use crate::verify::{MissingWrite, ObservedRpo, Verification};
 
 use super::{ReportError, Reporter};
@@ -88,6 +90,7 @@ fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
         archive_waits: vec![],
         log: vec![],
         kept: vec![],
+        targets: vec![],
     }
 }
 
@@ -384,6 +387,209 @@ pub fn interrupted_events() -> Vec<Event> {
             .take_while(|e| !matches!(e, Event::ScenarioFinished(_)))
             .take(4),
     );
+    out
+}
+
+/// The scenario of `random_events`.
+pub const RANDOM_SCENARIO: &str = "random-pitr-targets";
+
+/// One random target's result: `rows` expected and observed, an RTO when it recovered.
+fn target(
+    index: u32,
+    kind: &str,
+    value: &str,
+    around: &str,
+    rows: (u64, u64),
+    rto_ms: Option<(i64, [i64; 4])>,
+) -> TargetResult {
+    TargetResult {
+        index,
+        count: 3,
+        kind: kind.into(),
+        target: format!("{kind} {value}"),
+        around: around.into(),
+        server_name: format!("source-restored-{index}"),
+        backup_id: Some("20261122T100003".into()),
+        observation: RecoveryObservation::Recovered,
+        rows_expected: Some(rows.0),
+        rows_observed: Some(rows.1),
+        verification: Some(Verification {
+            expected_rows: BTreeMap::from([("events".into(), rows.0)]),
+            observed_rows: BTreeMap::from([("events".into(), rows.1)]),
+            ..Default::default()
+        }),
+        rto: rto_ms.map(|(start, d)| Rto {
+            seconds: d.iter().sum::<i64>() as f64 / 1000.0,
+            phases: phases(start, d),
+            wal_segments_replayed: 2,
+            bytes_downloaded: 8_388_608,
+            budget_seconds: None,
+        }),
+        status: Status::Passed,
+    }
+}
+
+/// A `target: random` drill with three picks: a time target that passed, an LSN target that
+/// lost a row, and an xid target whose recovery failed.
+pub fn random_events() -> Vec<Event> {
+    let name = RANDOM_SCENARIO;
+    let (mut events, log) = steps(
+        name,
+        1_000,
+        &[
+            (
+                "base",
+                "base_backup",
+                3.10,
+                "backup 20261122T100003 from 0/2000028 to 0/2000100",
+            ),
+            (
+                "w1",
+                "write",
+                0.21,
+                "1 row(s) into events, txid 745 committed at 0/3000200",
+            ),
+            (
+                "w2",
+                "write",
+                0.19,
+                "1 row(s) into events, txid 746 committed at 0/4000200",
+            ),
+            (
+                "pick-targets",
+                "pick_targets",
+                0.01,
+                "seed 42: 3 target(s) after base backup `base` (ends at 0/2000100): 2 write(s), \
+                 `w1` at 0/3000200 to `w2` at 0/4000200: 1: time 2026-11-22 10:00:04.500000+00 \
+                 (between the commits of `w1` and `w2`), from `base`; 2: lsn 0/4000200 (right \
+                 after the commit of `w2`), from `base`; 3: xid 746 (the transaction of `w2`), from `base`",
+            ),
+            (
+                "recover-1",
+                "recover_target",
+                2.40,
+                "target 1/3 time 2026-11-22 10:00:04.500000+00 recovered",
+            ),
+            (
+                "verify-1",
+                "verify_target",
+                0.05,
+                "target 1/3 time 2026-11-22 10:00:04.500000+00: expected 25 rows, observed 25, lost 0: PASSED",
+            ),
+            (
+                "recover-2",
+                "recover_target",
+                2.60,
+                "target 2/3 lsn 0/4000200 recovered",
+            ),
+            (
+                "verify-2",
+                "verify_target",
+                0.05,
+                "target 2/3 lsn 0/4000200: expected 26 rows, observed 25, lost 1: FAILED",
+            ),
+            (
+                "recover-3",
+                "recover_target",
+                1.10,
+                "target 3/3 xid 746: recovery failed",
+            ),
+            (
+                "verify-3",
+                "verify_target",
+                0.01,
+                "target 3/3 xid 746: not verified",
+            ),
+        ],
+    );
+    let mut r = base_result(name, 1_000, 14.2);
+    r.description =
+        "Recover to seeded random times, LSNs and xids; each must match the ledger.".into();
+    r.tags = vec!["pitr".into(), "random".into()];
+    r.seed = 42;
+    r.recovery_server_name = "source-restored-1 … source-restored-3".into();
+    r.backup_id = None;
+    r.recovery_target = "random: 3 target(s) (time, lsn, xid), seed 42".into();
+    r.resolved_target =
+        Some("1: time 2026-11-22 10:00:04.500000+00, 2: lsn 0/4000200, 3: xid 746".into());
+    r.expected_outcome = "recovered, 0 rows lost".into();
+    let t1 = target(
+        1,
+        "time",
+        "2026-11-22 10:00:04.500000+00",
+        "between the commits of `w1` and `w2`",
+        (25, 25),
+        Some((5_000, [1_200, 600, 500, 100])),
+    );
+    let mut t2 = target(
+        2,
+        "lsn",
+        "0/4000200",
+        "right after the commit of `w2`",
+        (26, 25),
+        Some((8_000, [1_300, 700, 500, 100])),
+    );
+    let lost = "1 row lost: step `w2`: 1 row(s) of events (id 26), txid 746, commit at 0/4000200 in \
+                segment 000000010000000000000004 (present in the archive)";
+    if let Some(v) = t2.verification.as_mut() {
+        v.rows_lost = 1;
+        v.explanation = vec![lost.into()];
+        v.missing = vec![MissingWrite {
+            step_id: "w2".into(),
+            table: "events".into(),
+            first_id: 26,
+            rows: 1,
+            txid: 746,
+            commit_lsn: "0/4000200".into(),
+            segment: "000000010000000000000004".into(),
+            segment_in_archive: true,
+            removed_by: None,
+            audit_gap: false,
+            unarchived_at_crash: None,
+        }];
+        v.failures = vec!["unexpected data loss: 1 row missing".into()];
+    }
+    t2.status = Status::Failed {
+        reasons: vec!["unexpected data loss: 1 row missing".into()],
+    };
+    let mut t3 = target(3, "xid", "746", "the transaction of `w2`", (0, 0), None);
+    let fatal = "FATAL:  recovery ended before configured recovery target was reached";
+    t3.observation = RecoveryObservation::Failed {
+        message: fatal.into(),
+    };
+    t3.rows_expected = None;
+    t3.rows_observed = None;
+    t3.verification = None;
+    t3.status = Status::Failed {
+        reasons: vec![format!("recovery failed: {fatal}")],
+    };
+    r.observation = RecoveryObservation::Failed {
+        message: format!("1 of 3 recoveries failed; target 3/3 xid 746: {fatal}"),
+    };
+    r.status = Status::Failed {
+        reasons: vec![
+            "target 2/3 lsn 0/4000200 (right after the commit of `w2`): unexpected data loss: 1 row missing"
+                .into(),
+            format!("target 3/3 xid 746 (the transaction of `w2`): recovery failed: {fatal}"),
+        ],
+    };
+    r.targets = vec![t1, t2, t3];
+    r.log = log;
+    let mut info = run_info();
+    info.scenarios = vec![name.into()];
+    let mut out = vec![
+        Event::RunStarted(info),
+        Event::ScenarioStarted {
+            scenario: name.into(),
+            at: at(1_000),
+        },
+    ];
+    out.append(&mut events);
+    out.push(Event::ScenarioFinished(Box::new(r)));
+    out.push(Event::RunFinished {
+        at: at(15_500),
+        seconds: 14.5,
+    });
     out
 }
 

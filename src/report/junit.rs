@@ -1,12 +1,13 @@
-//! `junit.xml`: one test suite per run, one test case per scenario, for CI test-result views;
-//! never decides a verdict, it only renders the one in the events.
+//! `junit.xml`: one test suite per run, one test case per scenario (plus one per target of a
+//! `target: random` drill), for CI test-result views; never decides a verdict, it only renders
+//! the one in the events.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::runner::{Event, ScenarioResult, Status};
+use crate::runner::{Event, ScenarioResult, Status, TargetResult};
 
 use super::dir::write_file;
 use super::record::{self, RunRecord, Unfinished};
@@ -39,6 +40,9 @@ impl JunitReporter {
         suite.add_property(("backend", info.backend.as_str()));
         for r in self.run.results() {
             suite.add_test_case(test_case(r));
+            for t in &r.targets {
+                suite.add_test_case(target_case(r, t));
+            }
         }
         for u in self.run.unfinished() {
             suite.add_test_case(unfinished_case(&u, &classname));
@@ -116,6 +120,83 @@ fn test_case(r: &ScenarioResult) -> TestCase {
     }
     if !out.is_empty() {
         case.set_system_out(out);
+    }
+    case
+}
+
+/// A random target's own testcase, `<scenario> [3/6 lsn 0/3000060]`, with the seed that
+/// picked it so a failure can be replayed with `pgdrill run --seed`.
+fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
+    let explanation: &[String] = t
+        .verification
+        .as_ref()
+        .map_or(&[], |v| v.explanation.as_slice());
+    let status = match &t.status {
+        Status::Passed => TestCaseStatus::success(),
+        Status::Failed { reasons } => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(
+                reasons
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("target failed"),
+            );
+            let mut description = reasons.join("\n");
+            if !explanation.is_empty() {
+                description.push_str("\n\n");
+                description.push_str(&explanation.join("\n"));
+            }
+            s.set_description(description);
+            s
+        }
+        Status::Error { message } => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(message.as_str());
+            s
+        }
+    };
+    let mut case = TestCase::new(format!("{} [{}]", r.name, t.label()), status);
+    case.set_classname(format!("pgdrill.{}", r.backend));
+    if let Some(d) = t.rto.as_ref().and_then(|x| duration(x.seconds)) {
+        case.set_time(d);
+    }
+    let some = |name: &str, value: Option<String>| value.map(|v| Property::new(name, v));
+    let rpo = t.verification.as_ref().and_then(|v| v.rpo.as_ref());
+    case.add_properties(
+        [
+            some("backend", Some(r.backend.clone())),
+            some("seed", Some(r.seed.to_string())),
+            some("recovery.target", Some(t.target.clone())),
+            some("recovery.target.kind", Some(t.kind.clone())),
+            some("recovery.target.around", Some(t.around.clone())),
+            some(
+                "recovery.target.index",
+                Some(format!("{}/{}", t.index, t.count)),
+            ),
+            some("recovery.server_name", Some(t.server_name.clone())),
+            some("backup_id", t.backup_id.clone()),
+            some("rows.expected", t.rows_expected.map(|n| n.to_string())),
+            some("rows.observed", t.rows_observed.map(|n| n.to_string())),
+            some(
+                "rows.lost",
+                t.verification.as_ref().map(|v| v.rows_lost.to_string()),
+            ),
+            some(
+                "rto.seconds",
+                t.rto.as_ref().map(|x| format!("{:.3}", x.seconds)),
+            ),
+            some("rpo.seconds", rpo.map(|x| format!("{:.3}", x.seconds))),
+            some(
+                "rpo.transactions_lost",
+                rpo.map(|x| x.transactions_lost.to_string()),
+            ),
+            some("observation", Some(record::observation(&t.observation))),
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    if !explanation.is_empty() {
+        case.set_system_out(explanation.join("\n"));
     }
     case
 }
@@ -329,6 +410,44 @@ mod tests {
             "absent values are left out"
         );
         assert!(prop_names.contains(&"observation"));
+    }
+
+    #[test]
+    fn random_targets_get_a_testcase_each_with_the_seed() {
+        let xml = write(&fixture::random_events());
+        insta::assert_snapshot!("junit-random.xml", xml);
+        let report = Report::deserialize_from_str(&xml).unwrap();
+        // The scenario, then its three targets; the scenario and two targets failed.
+        assert_eq!((report.tests, report.failures, report.errors), (4, 3, 0));
+        let cases = &report.test_suites[0].test_cases;
+        let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                fixture::RANDOM_SCENARIO,
+                "random-pitr-targets [1/3 time 2026-11-22 10:00:04.500000+00]",
+                "random-pitr-targets [2/3 lsn 0/4000200]",
+                "random-pitr-targets [3/3 xid 746]",
+            ]
+        );
+        for c in cases {
+            let seed = c.properties.iter().find(|p| p.name.as_str() == "seed");
+            assert_eq!(seed.unwrap().value.as_str(), "42", "{:?}", c.name);
+        }
+        assert!(matches!(cases[1].status, TestCaseStatus::Success { .. }));
+        let TestCaseStatus::NonSuccess { message, .. } = &cases[2].status else {
+            panic!("{:?}", cases[2].status)
+        };
+        assert_eq!(
+            message.as_ref().unwrap().as_str(),
+            "unexpected data loss: 1 row missing"
+        );
+        let lost = cases[2]
+            .properties
+            .iter()
+            .find(|p| p.name.as_str() == "rows.lost")
+            .unwrap();
+        assert_eq!(lost.value.as_str(), "1");
     }
 
     #[test]

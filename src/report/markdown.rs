@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult, Status};
+use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult, Status, TargetResult};
 
 use super::dir::write_file;
 use super::record::{self, RunRecord};
@@ -62,6 +62,20 @@ impl MarkdownReporter {
                     .as_ref()
                     .map_or_else(|| "–".to_string(), |t| format!("{:.1}", t.seconds)),
             ));
+            for t in &r.targets {
+                md.line(format!(
+                    "| ↳ {} | {} | {} | {} / {} | {} | {} |",
+                    cell(&format!("[{}/{}]", t.index, t.count)),
+                    record::verdict(&t.status),
+                    cell(&code(&t.target)),
+                    opt(t.rows_expected),
+                    opt(t.rows_observed),
+                    opt(t.verification.as_ref().map(|v| v.rows_lost)),
+                    t.rto
+                        .as_ref()
+                        .map_or_else(|| "–".to_string(), |x| format!("{:.1}", x.seconds)),
+                ));
+            }
         }
         for u in &unfinished {
             md.line(format!(
@@ -171,7 +185,11 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
     md.line(format!("- **Destination:** {}", code(&r.destination)));
     md.line(format!(
         "- **Base backup:** {}",
-        r.backup_id.as_deref().map_or("none".to_string(), code)
+        match r.backup_id.as_deref() {
+            Some(b) => code(b),
+            None if !r.targets.is_empty() => "one per target (below)".to_string(),
+            None => "none".to_string(),
+        }
     ));
     match &r.resolved_target {
         Some(resolved) if *resolved != r.recovery_target => md.line(format!(
@@ -294,12 +312,62 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         }
     }
 
+    if !r.targets.is_empty() {
+        md.blank();
+        targets_section(md, r.seed, &r.targets);
+    }
+
     if !r.kept.is_empty() {
         md.blank();
         md.line("### Kept resources");
         md.blank();
         for k in &r.kept {
             md.line(item(k));
+        }
+    }
+}
+
+/// The random targets of a `target: random` drill: one row each, then what went wrong.
+fn targets_section(md: &mut Md, seed: u64, targets: &[TargetResult]) {
+    md.line(format!("### Random targets (seed {seed})"));
+    md.blank();
+    md.line(format!(
+        "Replay these picks with `pgdrill run --seed {seed}` on the same scenario."
+    ));
+    md.blank();
+    md.line("| # | Kind | Target | Where | Backup | Rows expected / observed | Lost | RTO (s) | Verdict |");
+    md.line("|---:|---|---|---|---|---|---:|---:|---|");
+    for t in targets {
+        md.line(format!(
+            "| {}/{} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
+            t.index,
+            t.count,
+            t.kind,
+            cell(&code(&t.target)),
+            cell(&t.around),
+            t.backup_id.as_deref().map_or("–".to_string(), code),
+            opt(t.rows_expected),
+            opt(t.rows_observed),
+            opt(t.verification.as_ref().map(|v| v.rows_lost)),
+            t.rto
+                .as_ref()
+                .map_or_else(|| "–".to_string(), |x| format!("{:.2}", x.seconds)),
+            record::verdict(&t.status),
+        ));
+    }
+    for t in targets {
+        let reasons = record::reasons(&t.status);
+        if reasons.is_empty() {
+            continue;
+        }
+        md.blank();
+        md.line(format!("**Target {}:**", t.label()));
+        md.blank();
+        for reason in reasons {
+            md.line(item(&one_line(&reason)));
+        }
+        for e in t.verification.iter().flat_map(|v| v.explanation.iter()) {
+            md.line(item(e));
         }
     }
 }
@@ -399,6 +467,16 @@ mod tests {
     #[test]
     fn snapshot() {
         insta::assert_snapshot!("summary.md", write(&fixture::events()));
+    }
+
+    #[test]
+    fn random_targets_snapshot() {
+        let md = write(&fixture::random_events());
+        insta::assert_snapshot!("summary-random.md", md);
+        assert!(md.contains("### Random targets (seed 42)"), "{md}");
+        assert!(md.contains("pgdrill run --seed 42"), "{md}");
+        assert_eq!(md.matches("| ↳ [").count(), 3, "{md}");
+        assert!(md.contains("**Target 2/3 lsn 0/4000200:**"), "{md}");
     }
 
     #[test]

@@ -123,7 +123,13 @@ impl ProgressReporter {
                     self.paint("FAILED", RED),
                     r.seconds
                 ));
-                for reason in reasons.iter().skip(1) {
+                // A random-target drill's reasons are its targets' lines, below.
+                let more = if r.targets.is_empty() {
+                    1
+                } else {
+                    reasons.len()
+                };
+                for reason in reasons.iter().skip(more) {
                     lines.push(format!("{p}   {reason}"));
                 }
                 for e in record::explanation(r) {
@@ -142,6 +148,30 @@ impl ProgressReporter {
                     lines.push(format!("{p}   {l}"));
                 }
             }
+        }
+        for t in &r.targets {
+            let rows = match (t.rows_expected, t.rows_observed) {
+                (Some(e), Some(o)) => format!(", {o}/{e} rows"),
+                _ => String::new(),
+            };
+            let rto = t
+                .rto
+                .as_ref()
+                .map(|x| format!(", RTO {:.1}s", x.seconds))
+                .unwrap_or_default();
+            let why = record::reasons(&t.status)
+                .first()
+                .map(|w| format!(": {}", w.lines().next().unwrap_or_default()))
+                .unwrap_or_default();
+            lines.push(format!(
+                "{p}   target {} ({}): {}{rows}{rto}{why}",
+                t.label(),
+                t.around,
+                record::verdict(&t.status)
+            ));
+        }
+        if !r.targets.is_empty() {
+            lines.push(format!("{p}   replay these targets with --seed {}", r.seed));
         }
         for k in &r.kept {
             lines.push(format!("{p}   kept: {k}"));
@@ -270,6 +300,18 @@ mod tests {
             "[archive-unreachable] ERROR in 4.2s: barman-cloud-backup exited with status 4\n"
         ));
         assert!(out.ends_with("finished in 39.5s: 1 passed, 1 failed, 1 error\n"));
+    }
+
+    #[test]
+    fn random_targets_get_a_line_each() {
+        let out = run(&fixture::random_events(), false);
+        insta::assert_snapshot!("progress-random", out);
+        assert!(out.contains(
+            "[random-pitr-targets]   target 1/3 time 2026-11-22 10:00:04.500000+00 \
+             (between the commits of `w1` and `w2`): PASSED, 25/25 rows, RTO 2.4s\n"
+        ));
+        assert!(out.contains("[random-pitr-targets]   target 3/3 xid 746 (the transaction of `w2`): FAILED: recovery failed: FATAL:"));
+        assert!(out.contains("replay these targets with --seed 42"));
     }
 
     #[test]

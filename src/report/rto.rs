@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::audit::AuditVerdict;
-use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult};
+use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult, TargetResult};
 use crate::verify::{MissingWrite, ObservedRpo};
 
 use super::dir::write_file;
@@ -70,6 +70,54 @@ struct ScenarioDoc<'a> {
     /// Each wait for a segment to reach the archive.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     archive_waits: &'a [crate::runner::ArchiveWait],
+    /// `target: random`: each picked target, recovered and verified on its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    targets: Vec<TargetDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct TargetDoc<'a> {
+    index: u32,
+    count: u32,
+    /// `time`, `lsn` or `xid`.
+    kind: &'a str,
+    target: &'a str,
+    around: &'a str,
+    server_name: &'a str,
+    backup_id: Option<&'a str>,
+    status: &'static str,
+    reasons: Vec<String>,
+    observation: &'a RecoveryObservation,
+    rto: Option<RtoDoc<'a>>,
+    rows_expected: Option<u64>,
+    rows_observed: Option<u64>,
+    rows_lost: Option<u64>,
+    loss_explanation: &'a [String],
+    missing: &'a [MissingWrite],
+    rpo: Option<&'a ObservedRpo>,
+}
+
+fn target_doc(t: &TargetResult) -> TargetDoc<'_> {
+    let v = t.verification.as_ref();
+    TargetDoc {
+        index: t.index,
+        count: t.count,
+        kind: &t.kind,
+        target: &t.target,
+        around: &t.around,
+        server_name: &t.server_name,
+        backup_id: t.backup_id.as_deref(),
+        status: record::status_key(&t.status),
+        reasons: record::reasons(&t.status),
+        observation: &t.observation,
+        rto: t.rto.as_ref().map(rto_doc),
+        rows_expected: t.rows_expected,
+        rows_observed: t.rows_observed,
+        rows_lost: v.map(|v| v.rows_lost),
+        loss_explanation: v.map_or(&[], |v| v.explanation.as_slice()),
+        missing: v.map_or(&[], |v| v.missing.as_slice()),
+        rpo: v.and_then(|v| v.rpo.as_ref()),
+    }
 }
 
 #[derive(Serialize)]
@@ -163,6 +211,7 @@ fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
         audit: r.audit.as_ref(),
         faults: &r.faults,
         archive_waits: &r.archive_waits,
+        targets: r.targets.iter().map(target_doc).collect(),
     }
 }
 
@@ -248,6 +297,26 @@ mod tests {
         assert_eq!(s[2]["status"], "error");
         assert!(s[2]["rto"].is_null());
         assert!(v["not_finished"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn random_targets_are_listed_each() {
+        let json = write(&fixture::random_events());
+        insta::assert_snapshot!("rto-random.json", json);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let s = &v["scenarios"][0];
+        assert_eq!(s["seed"], 42);
+        let t = s["targets"].as_array().unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[0]["kind"], "time");
+        assert_eq!(t[0]["rto"]["seconds"], 2.4);
+        assert_eq!(t[1]["status"], "failed");
+        assert_eq!(t[1]["rows_lost"], 1);
+        assert!(t[2]["rto"].is_null());
+        assert_eq!(t[2]["observation"]["kind"], "failed");
+        // Scenarios without random targets have no `targets` key at all.
+        let plain: serde_json::Value = serde_json::from_str(&write(&fixture::events())).unwrap();
+        assert!(plain["scenarios"][0].get("targets").is_none());
     }
 
     #[test]

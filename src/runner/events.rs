@@ -140,6 +140,43 @@ pub struct ScenarioResult {
     pub log: Vec<String>,
     /// Resources kept because of `--keep`, with where they are.
     pub kept: Vec<String>,
+    /// `target: random`: one result per picked target, in pick order (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetResult>,
+}
+
+/// One random recovery target of a `target: random` drill, recovered and verified on its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetResult {
+    /// 1-based position among the picks, and how many were picked.
+    pub index: u32,
+    pub count: u32,
+    /// `time`, `lsn` or `xid`.
+    pub kind: String,
+    /// As given to PostgreSQL, e.g. `lsn 0/3000060`.
+    pub target: String,
+    /// Where it falls among the writes, e.g. "between the commits of `w3` and `w4`".
+    pub around: String,
+    /// serverName the recovered cluster archives to.
+    pub server_name: String,
+    pub backup_id: Option<String>,
+    pub observation: RecoveryObservation,
+    pub rows_expected: Option<u64>,
+    pub rows_observed: Option<u64>,
+    pub verification: Option<Verification>,
+    pub rto: Option<Rto>,
+    pub status: Status,
+}
+
+impl TargetResult {
+    /// `3/6 lsn 0/3000060`: how reports name the target.
+    pub fn label(&self) -> String {
+        let value = self
+            .target
+            .strip_prefix(&format!("{} ", self.kind))
+            .unwrap_or(&self.target);
+        format!("{}/{} {} {value}", self.index, self.count, self.kind)
+    }
 }
 
 /// One wait for a WAL segment to reach the archive.

@@ -11,13 +11,13 @@ use crate::audit::reader::ArchiveReader;
 use crate::backend::{
     Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
 };
-use crate::ledger::{Ledger, RestorePointRecord, SEED_STEP};
+use crate::ledger::{Ledger, ResolvedTarget, RestorePointRecord, SEED_STEP};
 use crate::plan::{self, PlanStep};
-use crate::scenario::{Expect, LoadedScenario};
-use crate::verify::{self, Observed};
+use crate::scenario::{Expect, LoadedScenario, Scenario, Target};
+use crate::verify::{self, Observed, Verification};
 
 use super::events::{Event, RecoveryObservation, ScenarioResult, Status};
-use super::{source, target};
+use super::{random, source, target};
 
 /// Sends events for one scenario.
 #[derive(Clone)]
@@ -60,6 +60,10 @@ pub(super) struct State {
     /// `failed_count` and the time just before the latest error window opened.
     pub(super) window_opened: Option<(i64, Instant)>,
     pub(super) log: Vec<String>,
+    /// `--keep`: recovered instances are never released before teardown.
+    pub(super) keep: bool,
+    /// `target: random`: the picked targets and what became of each.
+    pub(super) random: Vec<random::RandomTarget>,
 }
 
 /// Run one scenario from open to teardown. Never panics on drill failures: they become the
@@ -77,6 +81,9 @@ pub async fn run_scenario<B: Backend>(
     let started = Instant::now();
     let recover_step = plan.steps.iter().find_map(|p| match p {
         PlanStep::Recover { server_name, .. } => Some(server_name.clone()),
+        PlanStep::RecoverTarget { .. } | PlanStep::RecoverTargets { .. } => {
+            Some(random::server_names(s))
+        }
         _ => None,
     });
     let mut res = ScenarioResult {
@@ -94,7 +101,11 @@ pub async fn run_scenario<B: Backend>(
         recovery_server_name: recover_step.unwrap_or_default(),
         destination: String::new(),
         backup_id: None,
-        recovery_target: target::describe(&s.recovery.target, s.recovery.exclusive),
+        recovery_target: if s.recovery.target == Target::Random {
+            random::describe(s)
+        } else {
+            target::describe(&s.recovery.target, s.recovery.exclusive)
+        },
         resolved_target: None,
         expected_outcome: match &s.expect {
             Expect::Recovered(r) => format!("recovered, {} rows lost", r.data_loss.rows),
@@ -111,12 +122,16 @@ pub async fn run_scenario<B: Backend>(
         archive_waits: Vec::new(),
         log: Vec::new(),
         kept: Vec::new(),
+        targets: Vec::new(),
     };
     emit.emit(Event::ScenarioStarted {
         scenario: s.name.clone(),
         at: res.started_at,
     });
-    let mut state = State::default();
+    let mut state = State {
+        keep,
+        ..State::default()
+    };
     let outcome = match backend.open(s).await {
         Err(e) => Err(e),
         Ok(mut drill) => {
@@ -129,6 +144,7 @@ pub async fn run_scenario<B: Backend>(
             super::fault::finish_watches(&mut state, Duration::ZERO).await;
             state.source = None;
             state.recovered = None;
+            random::finish(&mut state, &mut res);
             res.kept = drill.teardown(keep).await;
             r
         }
@@ -152,7 +168,11 @@ pub async fn run_scenario<B: Backend>(
             message: e.to_string(),
         },
         Ok(()) => {
-            let mut status = judge(&s.expect, &res, state.recovery_failed.as_deref());
+            let mut status = if s.recovery.target == Target::Random {
+                random::judge(s, &mut res)
+            } else {
+                judge(&s.expect, &res, state.recovery_failed.as_deref())
+            };
             if let (Some(want), Some(got)) = (s.expect.audit(), &res.audit) {
                 let unmet = crate::audit::predict::check_expectation(want, &state.ledger, got);
                 status = add_reasons(status, unmet);
@@ -478,13 +498,27 @@ async fn do_step<D: Drill>(
             "source stopped (fast shutdown)".into()
         }
         PlanStep::AuditArchive { server_name } => {
-            let resolved = target::resolve(&s.recovery.target, &st.ledger).map_err(|e| {
-                BackendError::infra(format!("cannot resolve the recovery target: {e}"))
-            })?;
-            let chosen = st
-                .ledger
-                .choose_backup(&resolved, s.recovery.backup.as_deref())
-                .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?;
+            // Random targets: predict for the widest span, from the earliest usable backup to
+            // the end of the archive.
+            let (resolved, chosen) = if s.recovery.target == Target::Random {
+                let range =
+                    super::pick::recoverable_range(&st.ledger, s.recovery.backup.as_deref())
+                        .map_err(|e| {
+                            BackendError::infra(format!("cannot pick random targets: {e}"))
+                        })?;
+                (ResolvedTarget::Latest, range.floor)
+            } else {
+                let resolved = target::resolve(&s.recovery.target, &st.ledger).map_err(|e| {
+                    BackendError::infra(format!("cannot resolve the recovery target: {e}"))
+                })?;
+                let chosen = st
+                    .ledger
+                    .choose_backup(&resolved, s.recovery.backup.as_deref())
+                    .map_err(|e| {
+                        BackendError::infra(format!("cannot choose a base backup: {e}"))
+                    })?;
+                (resolved, chosen)
+            };
             let expected = st
                 .ledger
                 .expected_at(&resolved, s.recovery.exclusive, chosen)
@@ -553,6 +587,7 @@ async fn do_step<D: Drill>(
                 exclusive: *exclusive,
                 compression: *compression,
                 timeout_seconds: s.timeouts.recovery_seconds,
+                instance: "recovered".into(),
             };
             match drill.recover(&req).await? {
                 RecoveryAttempt::Recovered { server, mut rto } => {
@@ -582,49 +617,91 @@ async fn do_step<D: Drill>(
                 }
             }
         }
+        PlanStep::PickTargets {
+            count,
+            seed,
+            source_server_name,
+            backup,
+        } => {
+            random::pick(
+                drill,
+                st,
+                *count,
+                *seed,
+                source_server_name,
+                backup.as_deref(),
+            )
+            .await?
+        }
+        PlanStep::RecoverTarget {
+            index,
+            exclusive,
+            major,
+            source_server_name,
+            server_name,
+            compression,
+            ..
+        } => {
+            let req = random::request(
+                st,
+                s,
+                *index,
+                *exclusive,
+                *major,
+                source_server_name,
+                server_name.clone(),
+                *compression,
+            )?;
+            let attempt = drill.recover(&req).await?;
+            random::record(st, s, res, *index, attempt)
+        }
+        PlanStep::RecoverTargets {
+            count,
+            exclusive,
+            major,
+            source_server_name,
+            server_name_prefix,
+            compression,
+            ..
+        } => {
+            let reqs = (1..=*count)
+                .map(|index| {
+                    random::request(
+                        st,
+                        s,
+                        index,
+                        *exclusive,
+                        *major,
+                        source_server_name,
+                        plan::random_target_server_name(server_name_prefix, index),
+                        *compression,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let attempts = drill.recover_many(&reqs).await?;
+            let lines: Vec<String> = (1..=*count)
+                .zip(attempts)
+                .map(|(index, attempt)| random::record(st, s, res, index, attempt))
+                .collect();
+            format!("{} recoveries at once: {}", count, lines.join("; "))
+        }
+        PlanStep::VerifyTarget { index, .. } => random::verify(drill, st, s, res, *index).await?,
         PlanStep::Verify => {
             let server = st
                 .recovered
                 .as_ref()
                 .ok_or_else(|| BackendError::infra("nothing recovered to verify"))?;
-            let mut observed = Observed::default();
-            let generated: Vec<String> =
-                s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
-            for t in &generated {
-                observed
-                    .tables
-                    .insert(t.clone(), source::read_table(&server.client, t).await?);
-            }
-            if !st.ledger.fixture_tables.is_empty() {
-                observed.fixture_tables =
-                    source::snapshot_tables(&server.client, &generated).await?;
-            }
-            let resolved = st
-                .resolved
-                .clone()
-                .unwrap_or(crate::ledger::ResolvedTarget::Latest);
-            let backup = st
-                .ledger
-                .backup_for_step(st.backup_step.as_deref().unwrap_or_default())
-                .map_err(|e| BackendError::infra(e.to_string()))?;
-            let expected = st
-                .ledger
-                .expected_at(&resolved, s.recovery.exclusive, backup)
-                .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
-            let default_expect = crate::scenario::ExpectRecovered::default();
-            let expect = match &s.expect {
-                Expect::Recovered(r) => r,
-                Expect::Failed(_) => &default_expect,
-            };
-            let v = verify::verify(
+            let resolved = st.resolved.clone().unwrap_or(ResolvedTarget::Latest);
+            let v = verify_server(
+                server,
+                s,
                 &st.ledger,
-                &expected,
-                &observed,
                 &st.archive,
-                s.seed,
-                expect,
+                &resolved,
+                st.backup_step.as_deref().unwrap_or_default(),
                 res.rto.as_ref().map(|r| r.seconds),
-            );
+            )
+            .await?;
             res.rows_expected = Some(v.expected_rows.values().sum());
             res.rows_observed = Some(v.observed_rows.values().sum());
             let d = format!(
@@ -642,4 +719,47 @@ async fn do_step<D: Drill>(
             d
         }
     })
+}
+
+/// Read the generated (and fixture) tables of `server` back and compare them with what the
+/// ledger says must exist after recovering from `backup_step` to `resolved`.
+pub(super) async fn verify_server(
+    server: &Server,
+    s: &Scenario,
+    ledger: &Ledger,
+    archive: &verify::ArchiveFacts,
+    resolved: &ResolvedTarget,
+    backup_step: &str,
+    rto_seconds: Option<f64>,
+) -> Result<Verification, BackendError> {
+    let mut observed = Observed::default();
+    let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
+    for t in &generated {
+        observed
+            .tables
+            .insert(t.clone(), source::read_table(&server.client, t).await?);
+    }
+    if !ledger.fixture_tables.is_empty() {
+        observed.fixture_tables = source::snapshot_tables(&server.client, &generated).await?;
+    }
+    let backup = ledger
+        .backup_for_step(backup_step)
+        .map_err(|e| BackendError::infra(e.to_string()))?;
+    let expected = ledger
+        .expected_at(resolved, s.recovery.exclusive, backup)
+        .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
+    let default_expect = crate::scenario::ExpectRecovered::default();
+    let expect = match &s.expect {
+        Expect::Recovered(r) => r,
+        Expect::Failed(_) => &default_expect,
+    };
+    Ok(verify::verify(
+        ledger,
+        &expected,
+        &observed,
+        archive,
+        s.seed,
+        expect,
+        rto_seconds,
+    ))
 }

@@ -5,6 +5,8 @@ mod events;
 mod execute;
 mod fault;
 mod monitor;
+pub mod pick;
+mod random;
 mod run;
 pub mod source;
 pub mod target;

@@ -42,6 +42,8 @@ pub fn resolve(target: &Target, ledger: &Ledger) -> Result<ResolvedTarget, Ledge
         },
         Target::Name(n) => ResolvedTarget::Name(n.clone()),
         Target::AfterStep(s) => ResolvedTarget::Lsn(ledger.entry_for_step(s)?.commit_lsn),
+        // Several targets, picked at run time (`runner/pick.rs`).
+        Target::Random => return Err(LedgerError::SeveralTargets),
     })
 }
 
@@ -68,6 +70,7 @@ pub fn describe(target: &Target, exclusive: bool) -> String {
         },
         Target::Name(n) => format!("restore point `{n}`"),
         Target::AfterStep(s) => format!("after step `{s}`"),
+        Target::Random => "random".to_string(),
     };
     if exclusive {
         format!("{t} (exclusive)")

@@ -346,7 +346,8 @@ fn expected_words(expected: &str) -> String {
         "a map" => "a map".into(),
         "enum Step" => "a one-key map such as `write: { id: w1, table: events }`".into(),
         "enum Target" => {
-            "`latest`, `immediate` or a one-key map such as `time: { after_step: w1 }`".into()
+            "`latest`, `immediate`, `random` or a one-key map such as `time: { after_step: w1 }`"
+                .into()
         }
         "enum Expect" => "`recovered: {...}` or `failed: { error_contains: ... }`".into(),
         "enum Compression" => "one of `gzip`, `bzip2`, `snappy`, `none`".into(),
@@ -395,7 +396,7 @@ fn type_hint(norm: &str) -> Option<String> {
         }
         "steps[]" => "each step is a one-key map, e.g. `- write: { id: w1, table: events }`",
         "recovery.target" => {
-            "write `target: latest`, `target: immediate`, or e.g. `target: { time: { after_step: w1 } }`"
+            "write `target: latest`, `target: immediate`, `target: random` (with `count`), or e.g. `target: { time: { after_step: w1 } }`"
         }
         "expect" => {
             "write `expect: { recovered: {} }` or `expect: { failed: { error_contains: \"...\" } }`"

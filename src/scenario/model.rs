@@ -379,9 +379,17 @@ pub struct Recovery {
     #[serde(default)]
     pub server_name: Option<String>,
     /// Base backup to restore: a `base_backup` step id. Default: the newest one that ends
-    /// before the target, as CNPG picks it.
+    /// before the target, as CNPG picks it. With `target: random`: every target is recovered
+    /// from it, and targets are picked only after it ends.
     #[serde(default)]
     pub backup: Option<String>,
+    /// With `target: random`: how many targets to pick (1 to 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// With `target: random`: run the recoveries at the same time, each into its own instance
+    /// (local backend). Default: one after the other, each released once verified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parallel: bool,
 }
 
 impl Default for Recovery {
@@ -392,6 +400,8 @@ impl Default for Recovery {
             postgres: None,
             server_name: None,
             backup: None,
+            count: None,
+            parallel: false,
         }
     }
 }
@@ -415,6 +425,9 @@ pub enum Target {
     Name(String),
     /// The exact LSN pgdrill recorded right after this step's commit.
     AfterStep(String),
+    /// `recovery.count` targets (times, LSNs and xids) picked with the scenario's `seed` from
+    /// the ledger's recoverable range, each recovered into its own instance and verified.
+    Random,
 }
 
 /// Exactly one field is set.

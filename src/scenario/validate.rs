@@ -14,6 +14,8 @@ use crate::ledger::{Lsn, SEED_STEP};
 pub const SUPPORTED_POSTGRES: std::ops::RangeInclusive<u32> = 13..=18;
 /// Most rows one `write` step may insert.
 pub const MAX_WRITE_ROWS: u64 = 1_000_000;
+/// Most targets `target: random` may pick (each is a full recovery).
+pub const MAX_RANDOM_TARGETS: u32 = 32;
 /// PostgreSQL identifiers and restore point names are at most 63 bytes.
 const MAX_NAME: usize = 63;
 /// Longest object-store error window a scenario may ask for.
@@ -177,6 +179,7 @@ impl<'a> Validator<'a> {
         self.check_seed_data();
         self.check_steps();
         self.check_recovery();
+        self.check_random();
         self.check_expect();
         self.check_env();
         self.check_timeouts();
@@ -768,7 +771,7 @@ impl<'a> Validator<'a> {
         let mut refs: Vec<(String, StepRef<'a>)> = Vec::new();
         let target = self.s.recovery.target.clone();
         match &target {
-            Target::Latest | Target::Immediate => {}
+            Target::Latest | Target::Immediate | Target::Random => {}
             Target::Time(t) => {
                 let base = "recovery.target.time";
                 let set: Vec<&str> = [
@@ -958,7 +961,7 @@ impl<'a> Validator<'a> {
                 Target::Immediate => Some("immediate"),
                 Target::Name(_) => Some("name"),
                 Target::AfterStep(_) => Some("after_step"),
-                Target::Time(_) | Target::Lsn(_) | Target::Xid(_) => None,
+                Target::Time(_) | Target::Lsn(_) | Target::Xid(_) | Target::Random => None,
             };
             if let Some(kind) = kind {
                 self.report(
@@ -967,6 +970,118 @@ impl<'a> Validator<'a> {
                     "remove `exclusive`; it only applies to `time`, `lsn` and `xid` targets"
                         .to_string(),
                 );
+            }
+        }
+    }
+
+    /// `target: random` and its settings: `count` and `parallel` only with it, a sane count,
+    /// writes to pick from, and no expectation that only means something for one target.
+    fn check_random(&mut self) {
+        let r = &self.s.recovery;
+        let random = r.target == Target::Random;
+        if !random {
+            for (key, set) in [("count", r.count.is_some()), ("parallel", r.parallel)] {
+                if set {
+                    self.report(
+                        &format!("recovery.{key}"),
+                        format!("`recovery.{key}` only applies to `target: random`"),
+                        "remove it, or set `target: random` to recover to several seeded random targets".to_string(),
+                    );
+                }
+            }
+            return;
+        }
+        match r.count {
+            None => self.report(
+                "recovery.target",
+                "`target: random` needs `recovery.count`, how many targets to pick".to_string(),
+                format!("add `count: 6` under `recovery` (1 to {MAX_RANDOM_TARGETS})"),
+            ),
+            Some(n) if n == 0 || n > MAX_RANDOM_TARGETS => self.report(
+                "recovery.count",
+                format!("`recovery.count` must be 1 to {MAX_RANDOM_TARGETS}, not {n}"),
+                if n == 0 {
+                    "pick at least one target, e.g. `count: 6`".to_string()
+                } else {
+                    format!(
+                        "every target is a full recovery: pick at most {MAX_RANDOM_TARGETS}, or run the scenario again with another `--seed`"
+                    )
+                },
+            ),
+            Some(n) => {
+                let prefix = r
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-restored", self.s.backup.server_name));
+                let longest = format!("{prefix}-{n}");
+                if is_server_name(&prefix) && !is_server_name(&longest) {
+                    self.report(
+                        if r.server_name.is_some() {
+                            "recovery.server_name"
+                        } else {
+                            "backup.server_name"
+                        },
+                        format!(
+                            "random target {n} would archive to serverName `{longest}`, longer than {MAX_NAME} characters"
+                        ),
+                        "use a shorter server name".to_string(),
+                    );
+                }
+            }
+        }
+        // Targets are picked from the writes after the backup recovery may start from.
+        let floor = match r.backup.as_deref() {
+            Some(b) => self
+                .by_id
+                .get(b)
+                .filter(|s| s.kind == "base_backup")
+                .copied(),
+            None => self.s.steps.iter().enumerate().find_map(|(index, st)| {
+                matches!(st, Step::BaseBackup(_)).then(|| StepRef {
+                    index,
+                    id: st.id(),
+                    kind: st.kind(),
+                })
+            }),
+        };
+        if let Some(floor) = floor
+            && !self.s.steps[floor.index..]
+                .iter()
+                .any(|st| matches!(st, Step::Write(_)))
+        {
+            self.report(
+                "recovery.target",
+                format!(
+                    "`target: random` has nothing to pick from: no `write` step comes after base backup `{}`",
+                    floor.id
+                ),
+                format!(
+                    "add write steps after `{}`, spread over WAL segments with `own_segment: true`",
+                    floor.id
+                ),
+            );
+        }
+        match &self.s.expect {
+            Expect::Failed(_) => self.report(
+                "expect.failed",
+                "`expect: failed` cannot be judged with `target: random`: every picked target must recover and match the ledger".to_string(),
+                "use `expect: { recovered: {} }`; drill an expected failure with a single target".to_string(),
+            ),
+            Expect::Recovered(e) => {
+                if e.rows.is_some() {
+                    self.report(
+                        "expect.recovered.rows",
+                        "`expect.recovered.rows` cannot be checked with `target: random`: each picked target has its own row counts".to_string(),
+                        "remove `rows`: every target is verified against the ledger's rows at that target".to_string(),
+                    );
+                }
+                if e.data_loss.rows > 0 || e.data_loss.steps.is_some() {
+                    self.report(
+                        "expect.recovered.data_loss",
+                        "`expect.recovered.data_loss` cannot be checked with `target: random`: which writes a target loses depends on where it falls".to_string(),
+                        "remove `data_loss` (or write `data_loss: none`): every target must come back without loss".to_string(),
+                    );
+                }
             }
         }
     }
@@ -1388,6 +1503,59 @@ timeouts:
   archive_seconds: 0
 "#;
         insta::assert_snapshot!("every_problem_is_collected", problems(text));
+    }
+
+    #[test]
+    fn random_targets_are_valid_with_a_count() {
+        let text = edit(MINIMAL, "target: latest", "target: random\n  count: 6");
+        check(&text).unwrap();
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: random\n  count: 32\n  parallel: true\n  exclusive: true\n  backup: base",
+        );
+        check(&text).unwrap();
+    }
+
+    #[test]
+    fn random_target_problems() {
+        let text = edit(MINIMAL, "target: latest", "target: random");
+        insta::assert_snapshot!("random_without_count", problems(&text));
+        let text = edit(MINIMAL, "target: latest", "target: random\n  count: 0");
+        insta::assert_snapshot!("random_count_zero", problems(&text));
+        let text = edit(MINIMAL, "target: latest", "target: random\n  count: 33");
+        insta::assert_snapshot!("random_count_too_high", problems(&text));
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: latest\n  count: 3\n  parallel: true",
+        );
+        insta::assert_snapshot!("count_without_random", problems(&text));
+        let text = edit(MINIMAL, "target: latest", "target: random\n  count: 3");
+        let text = edit(
+            &text,
+            "recovered: {}",
+            "recovered:\n    rows: { events: 13 }\n    data_loss: { rows: 1, steps: [w2] }",
+        );
+        insta::assert_snapshot!("random_with_rows_and_data_loss", problems(&text));
+        let text = edit(MINIMAL, "target: latest", "target: random\n  count: 3");
+        let text = edit(
+            &text,
+            "recovered: {}",
+            "failed: { error_contains: \"FATAL\" }",
+        );
+        insta::assert_snapshot!("random_with_expect_failed", problems(&text));
+        let text = edit(
+            MINIMAL,
+            "target: latest",
+            "target: random\n  count: 3\n  backup: late",
+        );
+        let text = format!(
+            "{}  - base_backup: {{ id: late }}\n{}",
+            &text[..text.find("recovery:").unwrap()],
+            &text[text.find("recovery:").unwrap()..]
+        );
+        insta::assert_snapshot!("random_with_no_write_after_the_backup", problems(&text));
     }
 
     #[test]

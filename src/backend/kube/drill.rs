@@ -45,6 +45,38 @@ pub struct KubeBackend {
     opts: KubeOptions,
 }
 
+/// Why the kube backend cannot run `scenario` as written, if it cannot: checked by the CLI
+/// before any API call (exit 2) and again by `open`.
+pub fn unsupported(scenario: &Scenario) -> Option<String> {
+    use crate::scenario::{Fault, Step};
+    // Behaviour faults live in the local backend's embedded endpoint, the scenario `env` is
+    // not passed to CNPG pods yet, and a CNPG instance manager restarts a crashed postmaster on
+    // the same volume.
+    let what = if scenario.recovery.target == crate::scenario::Target::Random {
+        Some("`target: random` (several recoveries, each into its own cluster)".to_string())
+    } else if !scenario.object_store.is_default() {
+        Some("`object_store`".to_string())
+    } else if !scenario.env.is_empty() {
+        Some("`env`".to_string())
+    } else {
+        scenario.steps.iter().find_map(|st| match st {
+            Step::Fault(f) => match f.fault() {
+                Some(Fault::Crash(_)) => Some(format!("`crash` (step `{}`)", f.id)),
+                Some(Fault::ObjectStoreErrors(_)) => {
+                    Some(format!("`object_store_errors` (step `{}`)", f.id))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+    };
+    what.map(|w| {
+        format!(
+            "uses {w}, which the kube backend does not support yet; run it with --backend local"
+        )
+    })
+}
+
 impl KubeBackend {
     pub fn new(opts: KubeOptions) -> Self {
         Self { opts }
@@ -59,6 +91,12 @@ impl crate::backend::Backend for KubeBackend {
     }
 
     async fn open(&self, scenario: &Scenario) -> Result<KubeDrill, BackendError> {
+        if let Some(why) = unsupported(scenario) {
+            return Err(BackendError::infra(format!(
+                "scenario `{}`: {why}",
+                scenario.name
+            )));
+        }
         let o = &self.opts;
         let ctx = DrillContext::new(&o.settings, &scenario.name);
         if o.sweep {
@@ -257,6 +295,21 @@ impl Drill for KubeDrill {
                 started_at,
             )
             .await
+    }
+
+    async fn recover_many(
+        &mut self,
+        _reqs: &[RecoveryRequest],
+    ) -> Result<Vec<RecoveryAttempt>, BackendError> {
+        Err(BackendError::infra(
+            "the kube backend recovers one cluster per drill: `target: random` is not supported",
+        ))
+    }
+
+    async fn release(&mut self, _instance: &str) -> Result<(), BackendError> {
+        Err(BackendError::infra(
+            "the kube backend recovers one cluster per drill: `target: random` is not supported",
+        ))
     }
 
     async fn teardown(mut self, keep: bool) -> Vec<String> {

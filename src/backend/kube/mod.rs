@@ -12,5 +12,5 @@ pub mod resources;
 mod scratch;
 mod session;
 
-pub use drill::{KubeBackend, KubeDrill, KubeOptions};
+pub use drill::{KubeBackend, KubeDrill, KubeOptions, unsupported};
 pub use scratch::KubeScratch;

@@ -534,6 +534,9 @@ fn preview_target(target: &Target, exclusive: bool, backup: &str) -> (RecoveryTa
     };
     match target {
         Target::Latest => {}
+        // Never planned as a `Recover` step: random targets have their own steps, which the
+        // kube backend refuses (`drill::unsupported`).
+        Target::Random => {}
         Target::Immediate => t.target_immediate = Some(true),
         Target::Name(n) => t.target_name = Some(n.clone()),
         Target::Time(tt) => {

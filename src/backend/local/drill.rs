@@ -109,7 +109,7 @@ impl Backend for LocalBackend {
             barman,
             source: None,
             source_spec: None,
-            recovered: None,
+            recovered: Vec::new(),
             external_s3: o.external_s3,
             fault_scope,
         })
@@ -124,7 +124,8 @@ pub struct LocalDrill {
     barman: Barman,
     source: Option<PgInstance>,
     source_spec: Option<SourceSpec>,
-    recovered: Option<PgInstance>,
+    /// Recovered instances not yet released, in the order they were created.
+    recovered: Vec<PgInstance>,
     external_s3: bool,
     /// Where this drill switched behaviour faults on, and the scenario's standing behaviour;
     /// switched off at teardown.
@@ -315,20 +316,185 @@ impl Drill for LocalDrill {
     }
 
     async fn recover(&mut self, req: &RecoveryRequest) -> Result<RecoveryAttempt, BackendError> {
+        let ready = match self.prepare(req).await? {
+            Prepared::Ready(r) => r,
+            Prepared::Failed { attempt, inst } => {
+                self.recovered.extend(inst.map(|i| *i));
+                return Ok(attempt);
+            }
+        };
+        let env = self.env();
+        // Owned by the drill before it starts, so teardown stops it whatever happens next.
+        self.recovered.push(ready.inst);
+        let inst = self.recovered.last_mut().expect("just pushed");
+        run_to_ready(&self.barman, &self.store, &env, inst, req, ready.timing).await
+    }
+
+    async fn recover_many(
+        &mut self,
+        reqs: &[RecoveryRequest],
+    ) -> Result<Vec<RecoveryAttempt>, BackendError> {
+        // Restores at once, then every server started and replaying at once.
+        let prepared = {
+            let this = &*self;
+            futures::future::join_all(reqs.iter().map(|r| this.prepare(r))).await
+        };
+        let mut outcomes: Vec<Option<RecoveryAttempt>> = Vec::new();
+        let mut waiting: Vec<(usize, Timing)> = Vec::new();
+        let mut first_error = None;
+        for (i, p) in prepared.into_iter().enumerate() {
+            match p {
+                Ok(Prepared::Ready(r)) => {
+                    self.recovered.push(r.inst);
+                    waiting.push((i, r.timing));
+                    outcomes.push(None);
+                }
+                Ok(Prepared::Failed { attempt, inst }) => {
+                    self.recovered.extend(inst.map(|i| *i));
+                    outcomes.push(Some(attempt));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    outcomes.push(None);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let env = self.env();
+        let names: Vec<&str> = waiting
+            .iter()
+            .map(|(i, _)| reqs[*i].instance.as_str())
+            .collect();
+        let insts: Vec<&mut PgInstance> = self
+            .recovered
+            .iter_mut()
+            .filter(|x| names.contains(&x.name.as_str()))
+            .collect();
+        if insts.len() != waiting.len() {
+            return Err(BackendError::infra(
+                "recovered instances must have distinct names",
+            ));
+        }
+        let (barman, store) = (&self.barman, &self.store);
+        let ready = futures::future::join_all(insts.into_iter().zip(&waiting).map(
+            |(inst, (i, timing))| run_to_ready(barman, store, &env, inst, &reqs[*i], *timing),
+        ))
+        .await;
+        for ((i, _), r) in waiting.iter().zip(ready) {
+            outcomes[*i] = Some(r?);
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every request has an outcome"))
+            .collect())
+    }
+
+    async fn release(&mut self, instance: &str) -> Result<(), BackendError> {
+        let Some(pos) = self.recovered.iter().position(|i| i.name == instance) else {
+            return Ok(());
+        };
+        let mut inst = self.recovered.remove(pos);
+        inst.stop(StopMode::Immediate, Duration::from_secs(30))
+            .await?;
+        std::fs::remove_dir_all(&inst.dir)
+            .map_err(|e| BackendError::infra(format!("cannot remove {}: {e}", inst.dir.display())))
+    }
+
+    async fn teardown(mut self, keep: bool) -> Vec<String> {
+        if let Some((switch, scope, _)) = self.fault_scope.take() {
+            switch.set(&scope, Behaviour::default());
+        }
+        let mut kept = Vec::new();
+        for inst in self.recovered.iter_mut().chain(self.source.as_mut()) {
+            if keep && inst.is_running() {
+                kept.push(format!(
+                    "{} server (socket {})",
+                    inst.name,
+                    inst.socket_dir().display()
+                ));
+                continue;
+            }
+            if let Err(e) = inst
+                .stop(StopMode::Immediate, Duration::from_secs(30))
+                .await
+            {
+                eprintln!("pgdrill: teardown: {e}");
+            }
+        }
+        if keep {
+            kept.push(format!("directory {}", self.dir.display()));
+            kept.push(format!("archive {}", self.store.url()));
+            // Keep the postmasters alive past our exit: forget them without killing.
+            for inst in std::mem::take(&mut self.recovered)
+                .into_iter()
+                .chain(self.source.take())
+            {
+                std::mem::forget(inst);
+            }
+            return kept;
+        }
+        if self.external_s3
+            && let Err(e) = self.store.delete_all().await
+        {
+            eprintln!("pgdrill: teardown of {}: {e}", self.store.url());
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!(
+                "pgdrill: teardown: cannot remove {}: {e}",
+                self.dir.display()
+            );
+        }
+        kept
+    }
+}
+
+/// When a recovery started and its restore finished: the RTO's clock.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    t0: Instant,
+    started_at: DateTime<Utc>,
+    restored_at: DateTime<Utc>,
+}
+
+/// A restored and configured instance, not started yet.
+struct Ready {
+    inst: PgInstance,
+    timing: Timing,
+}
+
+/// What preparing a recovery gave.
+enum Prepared {
+    Ready(Ready),
+    /// Refused or failed before a server could start; the instance, if one was made.
+    Failed {
+        attempt: RecoveryAttempt,
+        inst: Option<Box<PgInstance>>,
+    },
+}
+
+impl LocalDrill {
+    /// Everything before the server starts: the empty-archive check, the restore into the
+    /// instance `req.instance`, and its configuration. Takes `&self`: several run at once.
+    async fn prepare(&self, req: &RecoveryRequest) -> Result<Prepared, BackendError> {
         let t0 = Instant::now();
         let started_at = Utc::now();
         // CNPG's restore job refuses a destination that already holds WAL: same check, first.
         let check = self.barman.check_wal_archive(&req.server_name).await?;
         if !check.success {
-            return Ok(RecoveryAttempt::Failed {
-                message: check.text(),
-                rto: None,
+            return Ok(Prepared::Failed {
+                attempt: RecoveryAttempt::Failed {
+                    message: check.text(),
+                    rto: None,
+                },
+                inst: None,
             });
         }
         let bin = self.toolchain.pg_bin(req.major)?;
         let inst = PgInstance::new(
-            "recovered",
-            &self.dir.join("recovered"),
+            &req.instance,
+            &self.dir.join(&req.instance),
             &bin,
             &self.toolchain.run_as,
         )?;
@@ -344,10 +510,12 @@ impl Drill for LocalDrill {
             .await?;
         let restored_at = Utc::now();
         if !restore.success {
-            self.recovered = Some(inst);
-            return Ok(RecoveryAttempt::Failed {
-                message: format!("barman-cloud-restore failed: {}", restore.text()),
-                rto: None,
+            return Ok(Prepared::Failed {
+                attempt: RecoveryAttempt::Failed {
+                    message: format!("barman-cloud-restore failed: {}", restore.text()),
+                    rto: None,
+                },
+                inst: Some(Box::new(inst)),
             });
         }
         // A restored PGDATA carries the source's archive_command: point it at the new serverName.
@@ -370,116 +538,86 @@ impl Drill for LocalDrill {
         inst.append_conf(&settings)?;
         inst.write_file("data/recovery.signal", "", 0o600)?;
         inst.write_file("data/.check-empty-wal-archive", "", 0o600)?;
-        let env = self.env();
-        self.recovered = Some(inst);
-        let inst = self.recovered.as_mut().expect("just set");
-        inst.start(&env)?;
-        let remaining = deadline.saturating_sub(t0.elapsed());
-        let ready = inst.wait_ready(remaining).await;
-        let log = inst.log_text();
-        match ready {
-            Ok(client) => {
-                let server = Server::from_client(client).await?;
-                let answered_at = Utc::now();
-                let rto_seconds = t0.elapsed().as_secs_f64();
-                let mut rto = rto_from_log(&log, started_at, restored_at, answered_at, rto_seconds);
-                rto.bytes_downloaded = self.downloaded_bytes(req, &log).await.unwrap_or(0);
-                Ok(RecoveryAttempt::Recovered { server, rto })
-            }
-            // The log holds restore_command output: redact it like any tool output.
-            Err(NotReady::Exited(fatal)) => Ok(RecoveryAttempt::Failed {
-                message: if fatal.is_empty() {
-                    "the server exited during recovery".into()
-                } else {
-                    self.barman.redact(&fatal)
-                },
-                rto: None,
-            }),
-            Err(NotReady::Timeout(tail)) => Ok(RecoveryAttempt::Failed {
-                message: format!(
-                    "not promoted within {}s; last log lines:\n{}",
-                    req.timeout_seconds,
-                    self.barman.redact(&tail)
-                ),
-                rto: None,
-            }),
-        }
-    }
-
-    async fn teardown(mut self, keep: bool) -> Vec<String> {
-        if let Some((switch, scope, _)) = self.fault_scope.take() {
-            switch.set(&scope, Behaviour::default());
-        }
-        let mut kept = Vec::new();
-        for inst in [self.recovered.as_mut(), self.source.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            if keep && inst.is_running() {
-                kept.push(format!(
-                    "{} server (socket {})",
-                    inst.name,
-                    inst.socket_dir().display()
-                ));
-                continue;
-            }
-            if let Err(e) = inst
-                .stop(StopMode::Immediate, Duration::from_secs(30))
-                .await
-            {
-                eprintln!("pgdrill: teardown: {e}");
-            }
-        }
-        if keep {
-            kept.push(format!("directory {}", self.dir.display()));
-            kept.push(format!("archive {}", self.store.url()));
-            // Keep the postmasters alive past our exit: forget them without killing.
-            for inst in [self.recovered.take(), self.source.take()]
-                .into_iter()
-                .flatten()
-            {
-                std::mem::forget(inst);
-            }
-            return kept;
-        }
-        if self.external_s3
-            && let Err(e) = self.store.delete_all().await
-        {
-            eprintln!("pgdrill: teardown of {}: {e}", self.store.url());
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "pgdrill: teardown: cannot remove {}: {e}",
-                self.dir.display()
-            );
-        }
-        kept
+        Ok(Prepared::Ready(Ready {
+            inst,
+            timing: Timing {
+                t0,
+                started_at,
+                restored_at,
+            },
+        }))
     }
 }
 
-impl LocalDrill {
-    /// Bytes fetched: the base backup's objects plus every WAL object named as restored in the log.
-    async fn downloaded_bytes(
-        &self,
-        req: &RecoveryRequest,
-        log: &str,
-    ) -> Result<u64, BackendError> {
-        let base = self
-            .store
-            .list(&format!(
-                "{}/base/{}/",
-                req.source_server_name, req.backup.backup_id
-            ))
-            .await?;
-        let wals = self.store.wal_segments(&req.source_server_name).await?;
-        let restored = restored_segments(log);
-        Ok(base.iter().map(|o| o.size).sum::<u64>()
-            + restored
-                .iter()
-                .filter_map(|s| wals.get(s))
-                .map(|o| o.size)
-                .sum::<u64>())
+/// Start a prepared instance and wait until it is promoted and answers, within what is left of
+/// the request's deadline; measure the RTO.
+async fn run_to_ready(
+    barman: &Barman,
+    store: &ObjectStore,
+    env: &[(String, String)],
+    inst: &mut PgInstance,
+    req: &RecoveryRequest,
+    timing: Timing,
+) -> Result<RecoveryAttempt, BackendError> {
+    let Timing {
+        t0,
+        started_at,
+        restored_at,
+    } = timing;
+    inst.start(env)?;
+    let deadline = Duration::from_secs(req.timeout_seconds);
+    let remaining = deadline.saturating_sub(t0.elapsed());
+    let ready = inst.wait_ready(remaining).await;
+    let log = inst.log_text();
+    match ready {
+        Ok(client) => {
+            let server = Server::from_client(client).await?;
+            let answered_at = Utc::now();
+            let rto_seconds = t0.elapsed().as_secs_f64();
+            let mut rto = rto_from_log(&log, started_at, restored_at, answered_at, rto_seconds);
+            rto.bytes_downloaded = downloaded_bytes(store, req, &log).await.unwrap_or(0);
+            Ok(RecoveryAttempt::Recovered { server, rto })
+        }
+        // The log holds restore_command output: redact it like any tool output.
+        Err(NotReady::Exited(fatal)) => Ok(RecoveryAttempt::Failed {
+            message: if fatal.is_empty() {
+                "the server exited during recovery".into()
+            } else {
+                barman.redact(&fatal)
+            },
+            rto: None,
+        }),
+        Err(NotReady::Timeout(tail)) => Ok(RecoveryAttempt::Failed {
+            message: format!(
+                "not promoted within {}s; last log lines:\n{}",
+                req.timeout_seconds,
+                barman.redact(&tail)
+            ),
+            rto: None,
+        }),
     }
+}
+
+/// Bytes fetched: the base backup's objects plus every WAL object named as restored in the log.
+async fn downloaded_bytes(
+    store: &ObjectStore,
+    req: &RecoveryRequest,
+    log: &str,
+) -> Result<u64, BackendError> {
+    let base = store
+        .list(&format!(
+            "{}/base/{}/",
+            req.source_server_name, req.backup.backup_id
+        ))
+        .await?;
+    let wals = store.wal_segments(&req.source_server_name).await?;
+    let restored = restored_segments(log);
+    Ok(base.iter().map(|o| o.size).sum::<u64>()
+        + restored
+            .iter()
+            .filter_map(|s| wals.get(s))
+            .map(|o| o.size)
+            .sum::<u64>())
 }
 
 /// `recovery_target_*` settings for a resolved target.

@@ -1,0 +1,370 @@
+//! `target: random` in the runner: picks the targets from the ledger with the scenario's seed,
+//! recovers each into its own instance and serverName (one after the other, or all at once),
+//! verifies each against the ledger and releases it. Never decides anything but each target's
+//! verdict and the scenario's summary of them.
+
+use crate::backend::{BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server};
+use crate::ledger::BackupRecord;
+use crate::plan::{default_recovery_server_name, random_target_server_name};
+use crate::scenario::{Compression, Expect, Scenario};
+
+use super::events::{RecoveryObservation, ScenarioResult, Status, TargetResult};
+use super::execute::{State, verify_server};
+use super::pick::{self, Pick};
+
+/// One picked target and what became of it so far.
+pub(crate) struct RandomTarget {
+    pick: Pick,
+    backup: BackupRecord,
+    /// The drill's name for its recovered instance.
+    instance: String,
+    server: Option<Server>,
+    result: TargetResult,
+    /// Its result is in the scenario's result.
+    reported: bool,
+}
+
+fn infra(what: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::infra(format!("{what}: {e}"))
+}
+
+/// The scenario's target as reports show it: `random: 6 targets, seed 1`.
+pub(super) fn describe(s: &Scenario) -> String {
+    format!(
+        "random: {} target(s) (time, lsn, xid), seed {}{}{}",
+        s.recovery.count.unwrap_or(1),
+        s.seed,
+        if s.recovery.exclusive {
+            ", exclusive"
+        } else {
+            ""
+        },
+        if s.recovery.parallel {
+            ", recovered in parallel"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The serverNames the recovered clusters archive to: `source-restored-1 … source-restored-6`.
+pub(super) fn server_names(s: &Scenario) -> String {
+    let prefix = s
+        .recovery
+        .server_name
+        .clone()
+        .unwrap_or_else(|| default_recovery_server_name(&s.backup.server_name));
+    let count = s.recovery.count.unwrap_or(1);
+    if count == 1 {
+        random_target_server_name(&prefix, 1)
+    } else {
+        format!(
+            "{} … {}",
+            random_target_server_name(&prefix, 1),
+            random_target_server_name(&prefix, count)
+        )
+    }
+}
+
+/// Pick the targets, choose each one's base backup, and note which WAL segments the archive
+/// holds (for loss explanations). Returns the step log line, which carries the seed.
+pub(super) async fn pick<D: Drill>(
+    drill: &mut D,
+    st: &mut State,
+    count: u32,
+    seed: u64,
+    source_server_name: &str,
+    backup: Option<&str>,
+) -> Result<String, BackendError> {
+    let range = pick::recoverable_range(&st.ledger, backup)
+        .map_err(|e| infra("cannot pick random targets", e))?;
+    let picks = pick::pick(&range, count, seed);
+    let mut lines = Vec::new();
+    let mut targets = Vec::new();
+    for p in picks {
+        let chosen = st
+            .ledger
+            .choose_backup(&p.target, backup)
+            .map_err(|e| {
+                infra(
+                    &format!("target {}: cannot choose a base backup", p.index),
+                    e,
+                )
+            })?
+            .clone();
+        lines.push(format!(
+            "{}: {} ({}), from `{}`",
+            p.index, p.target, p.around, chosen.step_id
+        ));
+        targets.push(RandomTarget {
+            instance: format!("recovered-{}", p.index),
+            result: TargetResult {
+                index: p.index,
+                count,
+                kind: p.kind().to_string(),
+                target: p.target.to_string(),
+                around: p.around.clone(),
+                server_name: String::new(),
+                backup_id: Some(chosen.backup_id.clone()),
+                observation: RecoveryObservation::NotAttempted,
+                rows_expected: None,
+                rows_observed: None,
+                verification: None,
+                rto: None,
+                status: Status::Error {
+                    message: "not verified: the drill stopped before this target".into(),
+                },
+            },
+            pick: p,
+            backup: chosen,
+            server: None,
+            reported: false,
+        });
+    }
+    let detail = format!(
+        "seed {seed}: {count} target(s) {range}: {}",
+        lines.join("; ")
+    );
+    st.random = targets;
+    st.archive.segments = drill
+        .store()
+        .wal_segments(source_server_name)
+        .await?
+        .into_keys()
+        .collect();
+    Ok(detail)
+}
+
+/// The recovery request for target `index` (1-based).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn request(
+    st: &mut State,
+    s: &Scenario,
+    index: u32,
+    exclusive: bool,
+    major: u32,
+    source_server_name: &str,
+    server_name: String,
+    compression: Compression,
+) -> Result<RecoveryRequest, BackendError> {
+    let t = target(st, index)?;
+    t.result.server_name = server_name.clone();
+    Ok(RecoveryRequest {
+        major,
+        source_server_name: source_server_name.to_string(),
+        server_name,
+        backup: t.backup.clone(),
+        target: t.pick.target.clone(),
+        exclusive,
+        compression,
+        timeout_seconds: s.timeouts.recovery_seconds,
+        instance: t.instance.clone(),
+    })
+}
+
+fn target(st: &mut State, index: u32) -> Result<&mut RandomTarget, BackendError> {
+    let n = st.random.len();
+    st.random
+        .get_mut((index as usize).wrapping_sub(1))
+        .ok_or_else(|| {
+            BackendError::infra(format!("random target {index} was not picked ({n} were)"))
+        })
+}
+
+/// Keep what a recovery attempt of target `index` gave; returns its log line.
+pub(super) fn record(
+    st: &mut State,
+    s: &Scenario,
+    res: &mut ScenarioResult,
+    index: u32,
+    attempt: RecoveryAttempt,
+) -> String {
+    let Ok(t) = target(st, index) else {
+        return format!("target {index}: not picked");
+    };
+    let label = t.result.label();
+    match attempt {
+        RecoveryAttempt::Recovered { server, mut rto } => {
+            if let Expect::Recovered(r) = &s.expect {
+                rto.budget_seconds = r.rto_budget_seconds;
+            }
+            let d = format!(
+                "target {label} recovered from backup {} in {:.2}s ({} WAL segments replayed)",
+                t.backup.backup_id, rto.seconds, rto.wal_segments_replayed
+            );
+            res.recovery_postgres = Some(server.version.clone());
+            t.result.observation = RecoveryObservation::Recovered;
+            t.result.rto = Some(rto);
+            t.server = Some(server);
+            d
+        }
+        RecoveryAttempt::Failed { message, rto } => {
+            let first = message.lines().next().unwrap_or_default().to_string();
+            t.result.observation = RecoveryObservation::Failed {
+                message: message.clone(),
+            };
+            t.result.rto = rto;
+            t.result.status = Status::Failed {
+                reasons: vec![format!("recovery failed: {message}")],
+            };
+            format!("target {label}: recovery failed: {first}")
+        }
+    }
+}
+
+/// Verify target `index` against the ledger, then release its instance (unless `--keep`).
+pub(super) async fn verify<D: Drill>(
+    drill: &mut D,
+    st: &mut State,
+    s: &Scenario,
+    res: &mut ScenarioResult,
+    index: u32,
+) -> Result<String, BackendError> {
+    let keep = st.keep;
+    let State {
+        random,
+        ledger,
+        archive,
+        ..
+    } = st;
+    let t = random
+        .get_mut((index as usize).wrapping_sub(1))
+        .ok_or_else(|| BackendError::infra(format!("random target {index} was not picked")))?;
+    let label = t.result.label();
+    let mut detail = match t.server.take() {
+        Some(server) => {
+            let v = verify_server(
+                &server,
+                s,
+                ledger,
+                archive,
+                &t.pick.target,
+                &t.backup.step_id,
+                t.result.rto.as_ref().map(|r| r.seconds),
+            )
+            .await?;
+            // Close the connection before the server goes away.
+            drop(server);
+            let (expected, observed) = (
+                v.expected_rows.values().sum::<u64>(),
+                v.observed_rows.values().sum::<u64>(),
+            );
+            t.result.rows_expected = Some(expected);
+            t.result.rows_observed = Some(observed);
+            t.result.status = if v.passed() {
+                Status::Passed
+            } else {
+                Status::Failed {
+                    reasons: v.failures.clone(),
+                }
+            };
+            let d = format!(
+                "target {label}: expected {expected} rows, observed {observed}, lost {}: {}{}",
+                v.rows_lost,
+                verdict_word(&t.result.status),
+                v.explanation
+                    .first()
+                    .map_or(String::new(), |e| format!(" ({e})"))
+            );
+            t.result.verification = Some(v);
+            d
+        }
+        // Its recovery failed: the verdict is already in its result.
+        None => match &t.result.observation {
+            RecoveryObservation::Failed { message } => format!(
+                "target {label}: not verified, recovery failed: {}",
+                message.lines().next().unwrap_or_default()
+            ),
+            _ => format!("target {label}: not verified, not recovered"),
+        },
+    };
+    if keep {
+        detail.push_str("; kept");
+    } else {
+        drill.release(&t.instance).await?;
+        detail.push_str(&format!("; {} released", t.instance));
+    }
+    res.targets.push(t.result.clone());
+    t.reported = true;
+    Ok(detail)
+}
+
+fn verdict_word(s: &Status) -> &'static str {
+    match s {
+        Status::Passed => "PASSED",
+        Status::Failed { .. } => "FAILED",
+        Status::Error { .. } => "ERROR",
+    }
+}
+
+/// At the end of a drill: close the connections of unverified targets and list the targets
+/// the drill never got to, so a stopped run still shows every pick.
+pub(super) fn finish(st: &mut State, res: &mut ScenarioResult) {
+    for t in &mut st.random {
+        t.server = None;
+        if !t.reported {
+            res.targets.push(t.result.clone());
+            t.reported = true;
+        }
+    }
+}
+
+/// The scenario's verdict from its targets: passed when every picked target was recovered and
+/// verified; otherwise failed, one reason per target that was not. Also sums up the
+/// observation and the resolved targets for the scenario-level report fields.
+pub(super) fn judge(s: &Scenario, res: &mut ScenarioResult) -> Status {
+    let count = s.recovery.count.unwrap_or(1) as usize;
+    res.resolved_target = Some(
+        res.targets
+            .iter()
+            .map(|t| format!("{}: {}", t.index, t.target))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let failed_recoveries: Vec<&TargetResult> = res
+        .targets
+        .iter()
+        .filter(|t| matches!(t.observation, RecoveryObservation::Failed { .. }))
+        .collect();
+    res.observation = match failed_recoveries.first() {
+        None if res.targets.len() == count => RecoveryObservation::Recovered,
+        None => RecoveryObservation::NotAttempted,
+        Some(first) => RecoveryObservation::Failed {
+            message: format!(
+                "{} of {count} recoveries failed; target {}: {}",
+                failed_recoveries.len(),
+                first.label(),
+                match &first.observation {
+                    RecoveryObservation::Failed { message } => message.as_str(),
+                    _ => "",
+                }
+            ),
+        },
+    };
+    let mut reasons = Vec::new();
+    for t in &res.targets {
+        match &t.status {
+            Status::Passed => {}
+            Status::Failed { reasons: r } => reasons.push(format!(
+                "target {} ({}): {}",
+                t.label(),
+                t.around,
+                r.first().map(String::as_str).unwrap_or("failed")
+            )),
+            Status::Error { message } => {
+                reasons.push(format!("target {} ({}): {message}", t.label(), t.around))
+            }
+        }
+    }
+    if res.targets.len() < count {
+        reasons.push(format!(
+            "{} of {count} targets were picked",
+            res.targets.len()
+        ));
+    }
+    if reasons.is_empty() {
+        Status::Passed
+    } else {
+        Status::Failed { reasons }
+    }
+}
