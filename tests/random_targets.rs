@@ -157,8 +157,24 @@ fn assert_reports(p: &Picked, seed: u64) {
 
 #[test]
 fn random_targets_recover_and_replay_with_their_seed() {
-    // The shipped scenario, recoveries one after the other.
+    // Three runs at once (each its own pgdrill process, drill prefix and directories): the
+    // shipped scenario with its recoveries one after the other; a copy with `parallel: true`
+    // and the same seed; the copy with another seed.
+    let dir = tempfile::tempdir().unwrap();
+    let parallel = dir.path().join("30-parallel.yaml");
+    let yaml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SCENARIO))
+        .unwrap()
+        .replace("  count: 6\n", "  count: 6\n  parallel: true\n");
+    assert!(yaml.contains("parallel: true"));
+    std::fs::write(&parallel, yaml).unwrap();
+    let parallel = parallel.to_str().unwrap().to_string();
+    let p2 = parallel.clone();
+    let same = std::thread::spawn(move || run(&p2, Some(SEED)));
+    let other = std::thread::spawn(move || run(&parallel, Some(SEED + 1)));
     let first = run(SCENARIO, None);
+    let again = same.join().expect("the parallel run with the same seed");
+    let other = other.join().expect("the parallel run with another seed");
+
     assert_reports(&first, SEED);
     let kinds: std::collections::BTreeSet<&str> =
         first.places.iter().map(|(k, _)| k.as_str()).collect();
@@ -168,17 +184,8 @@ fn random_targets_recover_and_replay_with_their_seed() {
         "sequential recoveries release each instance once verified"
     );
 
-    // The same scenario with its recoveries at once, same seed: the same places are picked
-    // (the same writes and gaps; times and LSNs are this run's own).
-    let dir = tempfile::tempdir().unwrap();
-    let parallel = dir.path().join("30-parallel.yaml");
-    let yaml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SCENARIO))
-        .unwrap()
-        .replace("  count: 6\n", "  count: 6\n  parallel: true\n");
-    assert!(yaml.contains("parallel: true"));
-    std::fs::write(&parallel, yaml).unwrap();
-    let parallel = parallel.to_str().unwrap();
-    let again = run(parallel, Some(SEED));
+    // Same seed: the same places are picked (the same writes and gaps; times and LSNs are
+    // that run's own).
     assert_reports(&again, SEED);
     assert!(
         again
@@ -190,7 +197,6 @@ fn random_targets_recover_and_replay_with_their_seed() {
     assert_eq!(first.places, again.places, "same seed, same targets");
 
     // Another seed: other targets, and the reports show the seed actually used.
-    let other = run(parallel, Some(SEED + 1));
     assert_reports(&other, SEED + 1);
     assert_ne!(first.places, other.places, "another seed, other targets");
 }
