@@ -82,9 +82,9 @@ drill-kind: build
 	@if [ '$(FLAVOUR)' = plugin ] && ! KUBECONFIG=$(KIND_KUBECONFIG) kubectl -n cnpg-system get deployment/barman-cloud >/dev/null 2>&1; then \
 	  echo "drill-kind: FLAVOUR=plugin but the barman-cloud plugin is not installed; run make kind-up KIND_PLUGIN=1"; exit 3; \
 	fi
-	@echo "KUBECONFIG=$(KIND_KUBECONFIG) $(PGDRILL) run --backend kube --flavour $(FLAVOUR) --s3-endpoint $(KIND_S3_ENDPOINT) --cluster-s3-endpoint $(KIND_CLUSTER_S3_ENDPOINT) --s3-bucket $(KIND_S3_BUCKET) --report-dir reports $(KIND_SCENARIOS)"
+	@echo "KUBECONFIG=$(KIND_KUBECONFIG) $(PGDRILL) run --backend kube --skip-unsupported --flavour $(FLAVOUR) --s3-endpoint $(KIND_S3_ENDPOINT) --cluster-s3-endpoint $(KIND_CLUSTER_S3_ENDPOINT) --s3-bucket $(KIND_S3_BUCKET) --report-dir reports $(KIND_SCENARIOS)"
 	@KUBECONFIG=$(CURDIR)/$(KIND_KUBECONFIG) \
 	AWS_ACCESS_KEY_ID='$(KIND_S3_ACCESS_KEY)' AWS_SECRET_ACCESS_KEY='$(KIND_S3_SECRET_KEY)' AWS_DEFAULT_REGION='$(KIND_S3_REGION)' \
-	$(PGDRILL) run --backend kube --flavour $(FLAVOUR) \
+	$(PGDRILL) run --backend kube --skip-unsupported --flavour $(FLAVOUR) \
 	  --s3-endpoint $(KIND_S3_ENDPOINT) --cluster-s3-endpoint $(KIND_CLUSTER_S3_ENDPOINT) \
 	  --s3-bucket $(KIND_S3_BUCKET) --report-dir reports $(KIND_SCENARIOS)

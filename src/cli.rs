@@ -82,6 +82,10 @@ pub enum Command {
         /// picks), e.g. to replay a failed random target; reports record the seed used.
         #[arg(long)]
         seed: Option<u64>,
+        /// Leave out (and list on stderr) scenarios the backend cannot run, instead of
+        /// refusing the whole run; e.g. `--backend kube` on a folder with local-only faults.
+        #[arg(long)]
+        skip_unsupported: bool,
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
@@ -274,14 +278,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             report_dir,
             keep,
             seed,
+            skip_unsupported,
             common,
             s3,
             kube,
         } => {
-            run_drills(
-                backend, paths, jobs, filter, report_dir, keep, seed, common, s3, kube,
-            )
-            .await
+            let run = RunArgs {
+                jobs,
+                keep,
+                report_root: report_dir,
+                fixtures: common.fixtures.clone(),
+                skip_unsupported,
+            };
+            run_drills(backend, paths, filter, seed, run, common, s3, kube).await
         }
         Command::Render {
             paths,
@@ -486,11 +495,9 @@ fn new_run_id() -> String {
 async fn run_drills(
     kind: BackendKind,
     paths: Vec<PathBuf>,
-    jobs: usize,
     filter: Vec<String>,
-    report_root: PathBuf,
-    keep: bool,
     seed: Option<u64>,
+    run: RunArgs,
     common: Common,
     s3: S3Args,
     kube_args: KubeArgs,
@@ -508,12 +515,6 @@ async fn run_drills(
         }
     }
     let run_id = new_run_id();
-    let run = RunArgs {
-        jobs,
-        keep,
-        report_root,
-        fixtures: common.fixtures.clone(),
-    };
     match kind {
         BackendKind::Local => run_local(loaded, run_id, run, common, s3).await,
         BackendKind::Kube => run_kube(loaded, run_id, run, s3, kube_args).await,
@@ -526,6 +527,7 @@ struct RunArgs {
     keep: bool,
     report_root: PathBuf,
     fixtures: PathBuf,
+    skip_unsupported: bool,
 }
 
 /// Credentials for commands without `--profile`: the `AWS_*` keys, else `AWS_PROFILE`.
@@ -621,16 +623,34 @@ async fn run_kube(
     s3: S3Args,
     kube_args: KubeArgs,
 ) -> anyhow::Result<i32> {
-    // Refuse what the kube backend cannot do rather than run a different drill.
-    for l in &loaded {
-        if let Some(why) = pgdrill::backend::kube::unsupported(&l.scenario) {
-            return Err(Error::Usage(format!(
+    // Refuse what the kube backend cannot do rather than run a different drill; with
+    // --skip-unsupported, leave those scenarios out and say so.
+    let mut loaded = loaded;
+    let mut skipped = Vec::new();
+    loaded.retain(|l| match pgdrill::backend::kube::unsupported(&l.scenario) {
+        None => true,
+        Some(why) => {
+            skipped.push(format!(
                 "{}: scenario `{}`: {why}",
                 l.path.display(),
-                l.scenario.name,
-            ))
-            .into());
+                l.scenario.name
+            ));
+            false
         }
+    });
+    if !skipped.is_empty() && !run.skip_unsupported {
+        return Err(Error::Usage(format!(
+            "{}
+(--skip-unsupported leaves such scenarios out)",
+            skipped.join("\n")
+        ))
+        .into());
+    }
+    for s in &skipped {
+        eprintln!("pgdrill: skipped {s}");
+    }
+    if loaded.is_empty() {
+        return Err(Error::Usage("every scenario was skipped: nothing to run".into()).into());
     }
     let (ak, sk) = env_credentials("--backend kube")?;
     let client = kube_client().await?;

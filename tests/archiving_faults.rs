@@ -265,3 +265,46 @@ fn the_kube_backend_refuses_crashes_and_error_windows_before_any_api_call() {
         assert!(text.contains("--backend local"), "{text}");
     }
 }
+
+#[test]
+fn skip_unsupported_leaves_local_only_scenarios_out_of_a_kube_run() {
+    let run = |files: &[&str]| {
+        let reports = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+            .args([
+                "run",
+                "--backend",
+                "kube",
+                "--skip-unsupported",
+                "--report-dir",
+            ])
+            .arg(reports.path())
+            .args(files)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("KUBECONFIG", reports.path().join("no-such-kubeconfig"))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("pgdrill runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The crash scenario is left out and said so; the clean one goes on to the API server,
+    // which does not exist here: an infrastructure error (3), not a refusal (2).
+    let (code, err) = run(&[
+        "scenarios/12-crash-unarchived-writes.yaml",
+        "scenarios/01-clean-restore-latest.yaml",
+    ]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("skipped scenarios/12-crash-unarchived-writes.yaml"),
+        "{err}"
+    );
+    assert!(!err.contains("skipped scenarios/01"), "{err}");
+    // Nothing left to run is a usage error.
+    let (code, err) = run(&["scenarios/12-crash-unarchived-writes.yaml"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nothing to run"), "{err}");
+}
