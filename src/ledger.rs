@@ -123,7 +123,7 @@ pub struct RestorePointRecord {
 }
 
 /// A fault pgdrill injected, as recorded for loss explanations.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultRecord {
     pub step_id: String,
     /// What was done, e.g. `deleted WAL segment 000000010000000000000009`.
@@ -132,6 +132,31 @@ pub struct FaultRecord {
     pub segments_removed: Vec<String>,
     /// Object keys it deleted.
     pub objects_deleted: Vec<String>,
+    /// WAL segments whose archived content the fault damaged (they are still listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments_damaged: Vec<String>,
+    /// Replay cannot get past this LSN: the damaged record, or the start of a segment that no
+    /// longer decompresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged_from_lsn: Option<Lsn>,
+    /// How the content was damaged (`CRC`, `undecompressable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
+    /// The base backup the fault took apart: (`base_backup` step, backup id, part deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_deleted: Option<DeletedBackupPart>,
+    /// The timeline whose `.history` file the fault deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_removed: Option<u32>,
+}
+
+/// Which part of which base backup a fault deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedBackupPart {
+    pub step_id: String,
+    pub backup_id: String,
+    /// `data` or `info`.
+    pub part: String,
 }
 
 /// Everything recorded about the source during one drill.
@@ -143,6 +168,27 @@ pub struct Ledger {
     pub faults: Vec<FaultRecord>,
     /// Row counts and checksums of tables loaded from an SQL fixture, taken after loading.
     pub fixture_tables: Vec<FixtureTable>,
+    /// Failovers of the source onto a new timeline, in order.
+    #[serde(default)]
+    pub failovers: Vec<FailoverRecord>,
+}
+
+/// The source was failed over: from here on it writes on `timeline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailoverRecord {
+    pub step_id: String,
+    /// The timeline the source was promoted onto.
+    pub timeline: u32,
+    /// Where it left its previous timeline (the switch point in its `.history` file).
+    pub switch_lsn: Lsn,
+}
+
+/// The timeline of a segment name (its first 8 hex digits); 0 when unreadable.
+pub fn segment_timeline(segment: &str) -> u32 {
+    segment
+        .get(..8)
+        .and_then(|t| u32::from_str_radix(t, 16).ok())
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

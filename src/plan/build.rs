@@ -54,6 +54,11 @@ pub enum PlanStep {
         id: String,
         fault: Fault,
     },
+    /// Switch and archive, fast stop, archive recovery from the source's own archive,
+    /// promotion onto the next timeline (a failover).
+    Failover {
+        id: String,
+    },
     /// A closing marker commit, then switch and wait until every segment is archived, as a
     /// live primary would keep committing and archiving.
     FlushArchive,
@@ -90,7 +95,8 @@ impl PlanStep {
             | PlanStep::RestorePoint { id, .. }
             | PlanStep::Checkpoint { id }
             | PlanStep::SwitchWal { id }
-            | PlanStep::Fault { id, .. } => id.clone(),
+            | PlanStep::Fault { id, .. }
+            | PlanStep::Failover { id } => id.clone(),
             PlanStep::FlushArchive => "flush-archive".into(),
             PlanStep::StopSource => "stop-source".into(),
             PlanStep::AuditArchive { .. } => "audit-archive".into(),
@@ -111,6 +117,7 @@ impl PlanStep {
             PlanStep::Checkpoint { .. } => "checkpoint",
             PlanStep::SwitchWal { .. } => "switch_wal",
             PlanStep::Fault { .. } => "fault",
+            PlanStep::Failover { .. } => "failover",
             PlanStep::FlushArchive => "flush_archive",
             PlanStep::StopSource => "stop_source",
             PlanStep::AuditArchive { .. } => "audit_archive",
@@ -181,6 +188,7 @@ pub fn build(s: &Scenario) -> Plan {
                 id: f.id.clone(),
                 fault: f.fault().expect("validated: exactly one fault"),
             },
+            Step::Failover(f) => PlanStep::Failover { id: f.id.clone() },
         });
     }
     steps.push(PlanStep::FlushArchive);

@@ -161,6 +161,7 @@ fn passed() -> Vec<Event> {
         wal_segments_replayed: 3,
         bytes_downloaded: 25_165_824,
         budget_seconds: Some(30.0),
+        replay_end: None,
     });
     r.log = log;
     let mut out = vec![Event::ScenarioStarted {
@@ -240,6 +241,7 @@ fn failed() -> Vec<Event> {
                 segment_in_archive: false,
                 removed_by: Some("drop-w2".into()),
                 audit_gap: true,
+                caused_by: None,
             },
             MissingWrite {
                 step_id: "w3".into(),
@@ -252,6 +254,7 @@ fn failed() -> Vec<Event> {
                 segment_in_archive: true,
                 removed_by: None,
                 audit_gap: false,
+                caused_by: None,
             },
         ],
         problems: vec![],
@@ -304,6 +307,7 @@ fn failed() -> Vec<Event> {
         wal_segments_replayed: 1,
         bytes_downloaded: 16_777_216,
         budget_seconds: None,
+        replay_end: None,
     });
     r.status = Status::Failed { reasons };
     r.log = log;

@@ -141,6 +141,10 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
             r.rto.as_ref().map(|t| format!("{:.3}", t.seconds)),
         ),
         some(
+            "recovery.replay_end",
+            r.rto.as_ref().and_then(|t| t.replay_end.clone()),
+        ),
+        some(
             "audit.gaps",
             r.audit.as_ref().map(|a| {
                 if a.gaps.is_empty() {

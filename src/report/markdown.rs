@@ -314,6 +314,13 @@ fn rto_section(md: &mut Md, rto: &Rto) {
         rto.wal_segments_replayed,
         record::bytes(rto.bytes_downloaded)
     ));
+    if let Some(why) = &rto.replay_end {
+        md.blank();
+        md.line(format!(
+            "Replay ended where PostgreSQL logged: {}.",
+            code(why)
+        ));
+    }
 }
 
 /// `2026-11-22 10:00:00 UTC`.

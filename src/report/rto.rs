@@ -73,6 +73,9 @@ struct RtoDoc<'a> {
     phases: Vec<PhaseDoc<'a>>,
     wal_segments_replayed: u64,
     bytes_downloaded: u64,
+    /// Why replay ended, in PostgreSQL's words, when it said (a damaged record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay_end: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -128,6 +131,7 @@ fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
             .collect(),
         wal_segments_replayed: rto.wal_segments_replayed,
         bytes_downloaded: rto.bytes_downloaded,
+        replay_end: rto.replay_end.as_deref(),
     }
 }
 

@@ -81,6 +81,11 @@ pub struct Rto {
     pub wal_segments_replayed: u64,
     pub bytes_downloaded: u64,
     pub budget_seconds: Option<f64>,
+    /// Why WAL replay ended, in PostgreSQL's words, when it logged a reason (a damaged record:
+    /// `incorrect resource manager data checksum in record at 0/40000D0`). `None` when replay
+    /// simply ran out of archived WAL, or the backend cannot read the server log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_end: Option<String>,
 }
 
 /// How the recovery attempt ended, as observed.

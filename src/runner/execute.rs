@@ -394,6 +394,28 @@ async fn do_step<D: Drill>(
             format!("{seg} archived")
         }
         PlanStep::Fault { id, fault } => super::fault::inject(drill, id, fault, s, st).await?,
+        PlanStep::Failover { id } => {
+            // Everything so far reaches the archive first, as a primary that keeps archiving.
+            let seg = switch_and_wait(st, archive_timeout, None).await?;
+            st.source = None;
+            let server = drill.failover(s.timeouts.recovery_seconds).await?;
+            let t = source::timeline(&server.client).await?;
+            let tli = t.timeline;
+            st.source = Some(server);
+            let switch = t.switch.filter(|_| tli > 1).ok_or_else(|| {
+                BackendError::infra(format!(
+                    "after the failover the source is on timeline {tli}, not a new one"
+                ))
+            })?;
+            st.ledger.failovers.push(crate::ledger::FailoverRecord {
+                step_id: id.clone(),
+                timeline: tli,
+                switch_lsn: switch,
+            });
+            format!(
+                "{seg} archived; source stopped, recovered from its own archive and promoted onto timeline {tli} at {switch}"
+            )
+        }
         PlanStep::FlushArchive => {
             source::mark(&source(st)?.client).await?;
             let seg = switch_and_wait(st, archive_timeout, None).await?;
@@ -441,6 +463,7 @@ async fn do_step<D: Drill>(
                 v.prediction
             );
             st.archive.audit_gaps = v.gaps.iter().cloned().collect();
+            st.archive.audited = true;
             res.audit = Some(v);
             d
         }
@@ -486,10 +509,13 @@ async fn do_step<D: Drill>(
                     if let Expect::Recovered(r) = &s.expect {
                         rto.budget_seconds = r.rto_budget_seconds;
                     }
-                    let d = format!(
+                    let mut d = format!(
                         "PostgreSQL {} recovered from backup {} to {resolved} in {:.2}s ({} WAL segments replayed)",
                         server.version, chosen.backup_id, rto.seconds, rto.wal_segments_replayed
                     );
+                    if let Some(why) = &rto.replay_end {
+                        d.push_str(&format!("; replay ended: {why}"));
+                    }
                     res.recovery_postgres = Some(server.version.clone());
                     res.observation = RecoveryObservation::Recovered;
                     res.rto = Some(rto);
@@ -522,6 +548,15 @@ async fn do_step<D: Drill>(
                     .tables
                     .insert(t.clone(), source::read_table(&server.client, t).await?);
             }
+            // Evidence for timeline explanations only: a server that will not say is no failure.
+            observed.timeline =
+                source::timeline(&server.client)
+                    .await
+                    .ok()
+                    .map(|t| verify::RecoveredTimeline {
+                        timeline: t.timeline,
+                        parent: t.parent,
+                    });
             if !st.ledger.fixture_tables.is_empty() {
                 observed.fixture_tables =
                     source::snapshot_tables(&server.client, &generated).await?;

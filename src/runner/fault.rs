@@ -40,8 +40,14 @@ pub(super) async fn inject<D: Drill>(
                 action: format!("deleted WAL segment {seg} from the archive"),
                 segments_removed: vec![seg.clone()],
                 objects_deleted: keys.clone(),
+                ..FaultRecord::default()
             });
             Ok(format!("deleted {}", keys.join(", ")))
+        }
+        Fault::CorruptWal(cw) => super::fault_content::corrupt_wal(drill, id, cw, s, st).await,
+        Fault::DeleteBackup(db) => super::fault_content::delete_backup(drill, id, db, s, st).await,
+        Fault::DeleteHistory(dh) => {
+            super::fault_content::delete_history(drill, id, dh, s, st).await
         }
     }
 }

@@ -4,6 +4,7 @@
 mod events;
 mod execute;
 mod fault;
+mod fault_content;
 mod run;
 pub mod source;
 pub mod target;

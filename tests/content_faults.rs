@@ -1,0 +1,237 @@
+//! Object-storage content faults, as real drills: real PostgreSQL, real barman-cloud, the
+//! embedded S3 endpoint. Runs the shipped scenarios 20-24 and asserts verdicts, rows lost,
+//! which writes were lost and to which fault, and what JUnit, rto.json and the Markdown
+//! summary say. Needs `make setup`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pgdrill(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PGDRILL_KEEP")
+        .output()
+        .expect("pgdrill runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Run `scenarios` into a fresh report root; returns (exit code, output, run directory).
+fn run(scenarios: &[&str], root: &Path) -> (Option<i32>, String, PathBuf) {
+    let mut args = vec!["run", "--jobs", "2", "--report-dir", root.to_str().unwrap()];
+    args.extend_from_slice(scenarios);
+    let out = pgdrill(&args);
+    let dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap() != "latest")
+        .collect();
+    assert_eq!(dirs.len(), 1, "one run directory: {}", text(&out));
+    (out.status.code(), text(&out), dirs[0].clone())
+}
+
+/// The `<testcase name="NAME" ...>...</testcase>` element of a JUnit file.
+fn testcase<'a>(junit: &'a str, name: &str) -> &'a str {
+    let start = junit
+        .find(&format!("<testcase name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no testcase {name}:\n{junit}"));
+    let end = junit[start..]
+        .find("</testcase>")
+        .map(|e| start + e)
+        .unwrap_or(junit.len());
+    &junit[start..end]
+}
+
+/// A testcase property's value.
+fn property(case: &str, name: &str) -> Option<String> {
+    let at = case.find(&format!("<property name=\"{name}\" value=\""))?;
+    let rest = &case[at + name.len() + 25..];
+    rest.split('"').next().map(|v| v.replace("&apos;", "'"))
+}
+
+fn scenario<'a>(rto: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    rto["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in rto.json: {rto}"))
+}
+
+fn lost_steps(s: &serde_json::Value) -> Vec<(String, String)> {
+    s["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["step_id"].as_str().unwrap().to_string(),
+                m["caused_by"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
+    let reports = tempfile::tempdir().unwrap();
+    let (code, out, dir) = run(
+        &[
+            "scenarios/20-corrupt-wal-crc.yaml",
+            "scenarios/21-corrupt-wal-undecompressable.yaml",
+        ],
+        reports.path(),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        !junit.contains("<failure") && !junit.contains("<error"),
+        "{junit}"
+    );
+    let rto: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap();
+
+    // CRC: the object still decompresses; PostgreSQL rejects the damaged record and promotes.
+    let crc = testcase(&junit, "corrupt-wal-crc");
+    assert_eq!(
+        property(crc, "rows.expected").as_deref(),
+        Some("27"),
+        "{crc}"
+    );
+    assert_eq!(
+        property(crc, "rows.observed").as_deref(),
+        Some("25"),
+        "{crc}"
+    );
+    assert_eq!(property(crc, "rows.lost").as_deref(), Some("2"), "{crc}");
+    let replay_end = property(crc, "recovery.replay_end")
+        .unwrap_or_else(|| panic!("PostgreSQL's reason is reported: {crc}"));
+    assert!(
+        replay_end.starts_with("incorrect resource manager data checksum in record at "),
+        "{replay_end}"
+    );
+    let damaged_at = replay_end.rsplit(' ').next().unwrap();
+    assert!(
+        crc.contains(&format!(
+            "write `w2` lost: WAL segment 000000010000000000000004 was corrupted by fault step `corrupt-w2` (CRC); replay stops at the damaged record at {damaged_at}"
+        )),
+        "the fault, the segment and PostgreSQL's record agree: {crc}"
+    );
+    assert!(
+        crc.contains("unreachable past the damaged record"),
+        "w3: {crc}"
+    );
+    // The listing-only audit saw nothing, predicted nothing, and is not credited.
+    assert_eq!(
+        property(crc, "audit.gaps").as_deref(),
+        Some("none"),
+        "{crc}"
+    );
+    assert_eq!(
+        property(crc, "audit.predicted_rows_lost").as_deref(),
+        Some("0"),
+        "{crc}"
+    );
+    assert!(
+        crc.contains("The pre-recovery archive audit predicted no loss")
+            && crc.contains("cannot see damaged content"),
+        "{crc}"
+    );
+    assert!(
+        !crc.contains("The archive audit reported this gap"),
+        "{crc}"
+    );
+    let s = scenario(&rto, "corrupt-wal-crc");
+    assert_eq!(s["rows_lost"], 2, "{s}");
+    assert_eq!(
+        lost_steps(s),
+        [
+            ("w2".to_string(), "corrupt-w2".to_string()),
+            ("w3".to_string(), "corrupt-w2".to_string())
+        ]
+    );
+    for m in s["missing"].as_array().unwrap() {
+        assert_eq!(m["segment_in_archive"], true, "{m}");
+        assert!(m["removed_by"].is_null(), "nothing was deleted: {m}");
+    }
+    assert_eq!(s["rto"]["replay_end"], replay_end.as_str(), "{s}");
+    assert_eq!(s["audit"]["predicted_lost_rows"], 0, "{s}");
+
+    // Undecompressable: barman-cloud-wal-restore fails on the segment; replay ends before it.
+    let un = testcase(&junit, "corrupt-wal-undecompressable");
+    assert_eq!(property(un, "rows.lost").as_deref(), Some("2"), "{un}");
+    assert_eq!(property(un, "rows.observed").as_deref(), Some("25"), "{un}");
+    assert!(
+        property(un, "recovery.replay_end")
+            .is_some_and(|r| r.starts_with("barman-cloud-wal-restore failed: ")),
+        "the restore_command's failure is the reason replay ended: {un}"
+    );
+    assert!(
+        un.contains(
+            "write `w2` lost: WAL segment 000000010000000000000004 was damaged by fault step `garble-w2` (undecompressable): barman-cloud-wal-restore cannot decompress it"
+        ),
+        "{un}"
+    );
+    assert_eq!(property(un, "audit.gaps").as_deref(), Some("none"), "{un}");
+    let s = scenario(&rto, "corrupt-wal-undecompressable");
+    assert_eq!(
+        lost_steps(s),
+        [
+            ("w2".to_string(), "garble-w2".to_string()),
+            ("w3".to_string(), "garble-w2".to_string())
+        ]
+    );
+
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains(
+            "Replay ended where PostgreSQL logged: `incorrect resource manager data checksum"
+        ),
+        "{summary}"
+    );
+    assert!(summary.contains("cannot see damaged content"), "{summary}");
+}
+
+#[test]
+fn an_undecompressable_fault_on_an_uncompressed_archive_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/21-corrupt-wal-undecompressable.yaml"),
+    )
+    .unwrap()
+    .replace("compression: bzip2", "compression: none");
+    let file = dir.path().join("uncompressed.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let line = yaml
+        .lines()
+        .position(|l| l.contains("mode: undecompressable"))
+        .unwrap()
+        + 1;
+    let root = dir.path().join("reports");
+    let out = pgdrill(&[
+        "run",
+        "--report-dir",
+        root.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains(&format!("uncompressed.yaml:{line}:")),
+        "file:line in {msg}"
+    );
+    assert!(
+        msg.contains("step `garble-w2`") && msg.contains("needs a compressed archive"),
+        "{msg}"
+    );
+    assert!(!root.exists(), "nothing ran");
+}
