@@ -235,3 +235,115 @@ fn an_undecompressable_fault_on_an_uncompressed_archive_is_refused_with_its_line
     );
     assert!(!root.exists(), "nothing ran");
 }
+
+/// With a base backup's `backup.info` deleted, recovery falls back to the older backup the
+/// archive still lists; with its data deleted, barman still lists it and the restore fails;
+/// with no listed backup left, recovery fails saying so.
+#[test]
+fn recovery_chooses_its_backup_from_the_archive_catalogue() {
+    let reports = tempfile::tempdir().unwrap();
+    let none_left = reports.path().join("no-usable-backup.yaml");
+    std::fs::write(
+        &none_left,
+        "name: no-usable-backup\nseed: 25\npostgres: 15\n\
+         seed_data: { tables: [{ name: events, rows: 5 }] }\n\
+         steps:\n  - base_backup: { id: base1 }\n  - write: { id: w1, table: events, rows: 5, own_segment: true }\n\
+         \x20 - fault: { id: drop-info, delete_backup: { step: base1, part: info } }\n\
+         recovery: { target: latest }\nexpect:\n  failed: { error_contains: \"no usable base backup\" }\n",
+    )
+    .unwrap();
+    let root = reports.path().join("reports");
+    std::fs::create_dir(&root).unwrap();
+    let (code, out, dir) = run(
+        &[
+            "scenarios/22-backup-info-deleted-fallback.yaml",
+            "scenarios/23-backup-data-deleted.yaml",
+            none_left.to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        !junit.contains("<failure") && !junit.contains("<error"),
+        "{junit}"
+    );
+    let rto: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap();
+
+    // backup.info gone: the older backup, more WAL, nothing lost.
+    let fb = testcase(&junit, "backup-info-deleted-fallback");
+    assert_eq!(
+        property(fb, "backup.step").as_deref(),
+        Some("base1"),
+        "{fb}"
+    );
+    assert_eq!(property(fb, "rows.expected").as_deref(), Some("15"), "{fb}");
+    assert_eq!(property(fb, "rows.observed").as_deref(), Some("15"), "{fb}");
+    assert_eq!(property(fb, "rows.lost").as_deref(), Some("0"), "{fb}");
+    let used = property(fb, "backup_id").unwrap();
+    let fallback =
+        property(fb, "backup.fallback").unwrap_or_else(|| panic!("the fallback is reported: {fb}"));
+    assert!(
+        fallback.starts_with("fell back from backup ")
+            && fallback.contains("(step `base2`) to the older ")
+            && fallback.contains(&format!("{used} (step `base1`)"))
+            && fallback.ends_with("its backup.info is missing from the archive"),
+        "{fallback}"
+    );
+    assert!(
+        fb.contains(&format!("recovered from backup {used} to latest")),
+        "the step log names the backup used: {fb}"
+    );
+    let s = scenario(&rto, "backup-info-deleted-fallback");
+    assert_eq!(s["backup_id"], used.as_str(), "{s}");
+    assert_eq!(s["backup_step"], "base1", "{s}");
+    assert_eq!(s["backup_fallback"], fallback.as_str(), "{s}");
+    assert_eq!(s["rows_lost"], 0, "{s}");
+    // Recovering from base1 replays past base2: more segments than base2 alone would need.
+    assert!(
+        s["rto"]["wal_segments_replayed"].as_u64().unwrap() >= 4,
+        "{s}"
+    );
+
+    // Data gone, backup.info kept: barman still lists it, it is chosen, the restore fails.
+    let data = testcase(&junit, "backup-data-deleted");
+    assert_eq!(
+        property(data, "backup.step").as_deref(),
+        Some("base2"),
+        "{data}"
+    );
+    assert!(property(data, "backup.fallback").is_none(), "{data}");
+    assert!(
+        property(data, "observation").is_some_and(|o| o
+            .starts_with("recovery failed: barman-cloud-restore failed: ")
+            && o.contains("Missing file")),
+        "{data}"
+    );
+    let audit = property(data, "audit.prediction").unwrap();
+    assert!(
+        audit.ends_with("is incomplete in the archive: restore will fail"),
+        "the audit flagged it before recovery: {audit}"
+    );
+    let s = scenario(&rto, "backup-data-deleted");
+    let findings = s["audit"]["findings"].to_string();
+    assert!(
+        findings.contains("is DONE but base/") && findings.contains("barman still lists it"),
+        "{findings}"
+    );
+
+    // Nothing listed: recovery fails naming the situation, before any restore.
+    let none = testcase(&junit, "no-usable-backup");
+    let observed = property(none, "observation").unwrap();
+    assert!(
+        observed.starts_with("recovery failed: no usable base backup: none of the base backups that end before the target latest is in the archive's catalogue")
+            && observed.contains("(step `base1`)"),
+        "{observed}"
+    );
+    assert!(property(none, "backup_id").is_none(), "{none}");
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("- **Backup fallback:** fell back from backup"),
+        "{summary}"
+    );
+}

@@ -74,6 +74,8 @@ fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
         recovery_server_name: "source-restored".into(),
         destination: format!("s3://pgdrill/drills/{RUN_ID}/{name}"),
         backup_id: Some("20261122T100003".into()),
+        backup_step: None,
+        backup_fallback: None,
         recovery_target: "latest".into(),
         resolved_target: Some("latest".into()),
         expected_outcome: "recovered with no data loss".into(),

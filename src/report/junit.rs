@@ -131,6 +131,8 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
         some("recovery.server_name", Some(r.recovery_server_name.clone())),
         some("destination", Some(r.destination.clone())),
         some("backup_id", r.backup_id.clone()),
+        some("backup.step", r.backup_step.clone()),
+        some("backup.fallback", r.backup_fallback.clone()),
         some("recovery.target", Some(r.recovery_target.clone())),
         some("recovery.target.resolved", r.resolved_target.clone()),
         some("rows.expected", r.rows_expected.map(|n| n.to_string())),

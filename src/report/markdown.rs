@@ -170,9 +170,15 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
     ));
     md.line(format!("- **Destination:** {}", code(&r.destination)));
     md.line(format!(
-        "- **Base backup:** {}",
-        r.backup_id.as_deref().map_or("none".to_string(), code)
+        "- **Base backup:** {}{}",
+        r.backup_id.as_deref().map_or("none".to_string(), code),
+        r.backup_step
+            .as_deref()
+            .map_or(String::new(), |s| format!(" (step {})", code(s)))
     ));
+    if let Some(f) = &r.backup_fallback {
+        md.line(format!("- **Backup fallback:** {}", one_line(f)));
+    }
     match &r.resolved_target {
         Some(resolved) if *resolved != r.recovery_target => md.line(format!(
             "- **Recovery target:** {}, resolved to {}",

@@ -121,6 +121,13 @@ pub struct ScenarioResult {
     /// Object-store location of the drill: `s3://bucket/prefix`.
     pub destination: String,
     pub backup_id: Option<String>,
+    /// The `base_backup` step that took the restored backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_step: Option<String>,
+    /// Set when recovery could not use the newest backup that fits the target (the archive's
+    /// catalogue does not list it) and fell back to an older one: which, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_fallback: Option<String>,
     /// The target as written in the scenario.
     pub recovery_target: String,
     /// The target as given to PostgreSQL after resolving step references.

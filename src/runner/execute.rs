@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
-use crate::audit::reader::ArchiveReader;
 use crate::backend::{
     Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
 };
@@ -87,6 +86,8 @@ pub async fn run_scenario<B: Backend>(
         recovery_server_name: recover_step.unwrap_or_default(),
         destination: String::new(),
         backup_id: None,
+        backup_step: None,
+        backup_fallback: None,
         recovery_target: target::describe(&s.recovery.target, s.recovery.exclusive),
         resolved_target: None,
         expected_outcome: match &s.expect {
@@ -430,28 +431,27 @@ async fn do_step<D: Drill>(
             let resolved = target::resolve(&s.recovery.target, &st.ledger).map_err(|e| {
                 BackendError::infra(format!("cannot resolve the recovery target: {e}"))
             })?;
-            let chosen = st
-                .ledger
-                .choose_backup(&resolved, s.recovery.backup.as_deref())
-                .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?;
+            let (url, report) = super::backup_choice::read(drill.store(), server_name).await?;
+            // The backup recovery will restore, chosen from the archive's catalogue; when it
+            // has none, the ledger's choice (the recovery step then fails, saying why).
+            let chosen = match super::backup_choice::choose(
+                &st.ledger,
+                &resolved,
+                s.recovery.backup.as_deref(),
+                &report,
+            ) {
+                Ok(c) => c.backup,
+                Err(_) => st
+                    .ledger
+                    .choose_backup(&resolved, s.recovery.backup.as_deref())
+                    .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?
+                    .clone(),
+            };
             let expected = st
                 .ledger
-                .expected_at(&resolved, s.recovery.exclusive, chosen)
+                .expected_at(&resolved, s.recovery.exclusive, &chosen)
                 .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
-            let reader = ArchiveReader::for_store(drill.store(), server_name);
-            let listing = reader.read().await?;
-            let report = crate::audit::analyze(
-                server_name,
-                &listing,
-                Utc::now(),
-                crate::audit::Thresholds::default(),
-            );
-            let v = crate::audit::predict::verdict(
-                &reader.url(),
-                &report,
-                &chosen.backup_id,
-                &expected,
-            );
+            let v = crate::audit::predict::verdict(&url, &report, &chosen.backup_id, &expected);
             let d = format!(
                 "{} gap(s){}; {}",
                 v.gaps.len(),
@@ -479,11 +479,30 @@ async fn do_step<D: Drill>(
             let resolved = target::resolve(target, &st.ledger).map_err(|e| {
                 BackendError::infra(format!("cannot resolve the recovery target: {e}"))
             })?;
-            let chosen = st
-                .ledger
-                .choose_backup(&resolved, backup.as_deref())
-                .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?
-                .clone();
+            // As CloudNativePG does: from the archive's catalogue, not from the ledger alone.
+            let (_, catalogue) =
+                super::backup_choice::read(drill.store(), source_server_name).await?;
+            let super::backup_choice::Chosen {
+                backup: chosen,
+                fallback,
+            } = match super::backup_choice::choose(
+                &st.ledger,
+                &resolved,
+                backup.as_deref(),
+                &catalogue,
+            ) {
+                Ok(c) => c,
+                Err(message) => {
+                    res.resolved_target = Some(resolved.to_string());
+                    res.observation = RecoveryObservation::Failed {
+                        message: message.clone(),
+                    };
+                    st.recovery_failed = Some(message.clone());
+                    return Ok(format!("recovery failed: {message}"));
+                }
+            };
+            res.backup_step = Some(chosen.step_id.clone());
+            res.backup_fallback = fallback.clone();
             st.archive.segments = drill
                 .store()
                 .wal_segments(source_server_name)
@@ -516,6 +535,9 @@ async fn do_step<D: Drill>(
                     if let Some(why) = &rto.replay_end {
                         d.push_str(&format!("; replay ended: {why}"));
                     }
+                    if let Some(f) = &fallback {
+                        d.push_str(&format!("; {f}"));
+                    }
                     res.recovery_postgres = Some(server.version.clone());
                     res.observation = RecoveryObservation::Recovered;
                     res.rto = Some(rto);
@@ -529,8 +551,9 @@ async fn do_step<D: Drill>(
                     res.rto = rto;
                     st.recovery_failed = Some(message.clone());
                     format!(
-                        "recovery failed: {}",
-                        message.lines().next().unwrap_or_default()
+                        "recovery failed: {}{}",
+                        message.lines().next().unwrap_or_default(),
+                        fallback.map(|f| format!("; {f}")).unwrap_or_default()
                     )
                 }
             }

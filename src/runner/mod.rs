@@ -1,6 +1,7 @@
 //! Walks a plan through a backend, records the ledger, and emits typed events; reporters
 //! listen. Never formats reports and never touches processes or object storage directly.
 
+mod backup_choice;
 mod events;
 mod execute;
 mod fault;
