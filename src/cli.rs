@@ -614,6 +614,21 @@ async fn run_kube(
     // is not passed to CNPG pods yet: refuse rather than run a different drill.
     for l in &loaded {
         let s = &l.scenario;
+        // A failover restarts the source through archive recovery, which only the local
+        // backend can do to its own server (CNPG would fail over by itself).
+        if let Some(f) = s
+            .steps
+            .iter()
+            .find(|st| matches!(st, pgdrill::scenario::Step::Failover(_)))
+        {
+            return Err(Error::Usage(format!(
+                "{}: scenario `{}` has a `failover` step (`{}`), which only the local backend can run; run it with --backend local",
+                l.path.display(),
+                s.name,
+                f.id()
+            ))
+            .into());
+        }
         if !s.object_store.is_default() || !s.env.is_empty() {
             return Err(Error::Usage(format!(
                 "{}: scenario `{}` sets `{}`, which the kube backend does not support yet; run it with --backend local",

@@ -171,6 +171,8 @@ pub struct ArchiveFacts {
     /// The pre-recovery audit ran (it lists objects and reads only backup.info and history
     /// files, so it cannot see damaged content).
     pub audited: bool,
+    /// The write steps the pre-recovery audit predicted lost.
+    pub audit_predicted: BTreeSet<String>,
 }
 
 /// Compare and judge. `archive` lists WAL segment names present in the source's
@@ -378,10 +380,15 @@ fn explain_faults(
     else {
         return;
     };
-    let audit_note = if archive.audited && archive.audit_gaps.is_empty() {
-        " The pre-recovery archive audit predicted no loss: it only lists objects (and reads \
-         backup.info and history files), so it cannot see damaged content; this loss comes from \
-         damaged content, not from a gap it missed."
+    let audit_note = if archive.audited && !archive.audit_predicted.contains(&first.step_id) {
+        if archive.audit_predicted.is_empty() {
+            " The pre-recovery archive audit predicted no loss: it only lists objects (and reads \
+             backup.info and history files), so it cannot see damaged content; this loss comes \
+             from damaged content, not from a gap it missed."
+        } else {
+            " The pre-recovery archive audit did not predict this loss: it only lists objects \
+             (and reads backup.info and history files), so it cannot see damaged content."
+        }
     } else {
         ""
     };
@@ -471,10 +478,12 @@ fn explain_faults(
             fault.step_id,
             lost.join(", "),
             v.rows_lost,
-            if archive.audited && archive.audit_gaps.is_empty() {
-                " The pre-recovery audit found no missing segment on timeline 1's path."
-            } else {
-                ""
+            match (archive.audited, lost.iter().all(|s| archive.audit_predicted.contains(*s))) {
+                (true, true) => format!(
+                    " The pre-recovery audit predicted it: the archive holds WAL of timeline {tli} but no {tli:08X}.history."
+                ),
+                (true, false) => " The pre-recovery audit did not predict it.".to_string(),
+                (false, _) => String::new(),
             }
         ));
         for m in &v.missing {
@@ -642,6 +651,7 @@ mod tests {
                 .into(),
             audit_gaps: ["000000010000000000000009".to_string()].into(),
             audited: true,
+            audit_predicted: ["w2".to_string(), "w3".to_string()].into(),
         }
     }
 
@@ -724,6 +734,7 @@ mod tests {
                 .into(),
             audit_gaps: BTreeSet::new(),
             audited: true,
+            audit_predicted: BTreeSet::new(),
         };
         let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
         let exp = ExpectRecovered {
@@ -793,6 +804,7 @@ mod tests {
             segments: l.entries.iter().map(|e| e.segment.clone()).collect(),
             audit_gaps: BTreeSet::new(),
             audited: true,
+            audit_predicted: ["w2".to_string(), "w3".to_string()].into(),
         };
         let mut seen = rows(1..=25);
         seen.timeline = Some(RecoveredTimeline {
@@ -830,6 +842,10 @@ mod tests {
         );
         assert!(
             e[0].contains("left timeline 1 when it promoted onto its own timeline 2"),
+            "{e:?}"
+        );
+        assert!(
+            e[0].ends_with("The pre-recovery audit predicted it: the archive holds WAL of timeline 2 but no 00000002.history."),
             "{e:?}"
         );
         assert!(e[1].contains("which recovery never followed"), "{e:?}");

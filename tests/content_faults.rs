@@ -347,3 +347,140 @@ fn recovery_chooses_its_backup_from_the_archive_catalogue() {
         "{summary}"
     );
 }
+
+/// A failover onto timeline 2, then its history file deleted: recovery to latest from the
+/// timeline-1 backup stays on timeline 1, promotes, and silently loses the timeline-2 writes.
+/// With the history file in place, the same recovery follows timeline 2 and loses nothing.
+#[test]
+fn a_deleted_history_file_makes_recovery_diverge_onto_its_own_timeline() {
+    let reports = tempfile::tempdir().unwrap();
+    let (code, out, dir) = run(
+        &[
+            "scenarios/24-timeline2-history-deleted.yaml",
+            "tests/scenarios/timeline2-history-present.yaml",
+        ],
+        reports.path(),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        !junit.contains("<failure") && !junit.contains("<error"),
+        "{junit}"
+    );
+    let rto: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap();
+
+    let gone = testcase(&junit, "timeline2-history-deleted");
+    // The failover really moved the source: writes after it are on timeline 2.
+    assert!(
+        gone.contains("promoted onto timeline 2 at "),
+        "the failover step says so: {gone}"
+    );
+    for w in ["w3", "w4"] {
+        let line = gone
+            .lines()
+            .find(|l| l.contains(&format!("] {w} (write):")))
+            .unwrap_or_else(|| panic!("no {w} line: {gone}"));
+        assert!(line.contains(" in 00000002"), "{line}");
+    }
+    assert!(
+        gone.contains("deleted pgdrill/") && gone.contains("/pg-src/wals/00000002.history"),
+        "{gone}"
+    );
+    assert_eq!(
+        property(gone, "rows.expected").as_deref(),
+        Some("15"),
+        "{gone}"
+    );
+    assert_eq!(
+        property(gone, "rows.observed").as_deref(),
+        Some("9"),
+        "{gone}"
+    );
+    assert_eq!(property(gone, "rows.lost").as_deref(), Some("6"), "{gone}");
+    assert!(
+        gone.contains(
+            "diverged: recovery stayed on timeline 1, because 00000002.history was deleted by fault step `drop-tl2-history`"
+        ) && gone.contains("writes w3, w4 on timeline 2 lost (6 rows)"),
+        "{gone}"
+    );
+    assert!(
+        gone.contains("history says it left timeline 1 when it promoted onto its own timeline 2"),
+        "evidence from the recovered server itself: {gone}"
+    );
+    // The audit reads history files: it sees the missing one and predicts this loss.
+    assert_eq!(
+        property(gone, "audit.gaps").as_deref(),
+        Some("none"),
+        "{gone}"
+    );
+    assert_eq!(
+        property(gone, "audit.predicted_rows_lost").as_deref(),
+        Some("6"),
+        "{gone}"
+    );
+    let s = scenario(&rto, "timeline2-history-deleted");
+    assert_eq!(
+        lost_steps(s),
+        [
+            ("w3".to_string(), "drop-tl2-history".to_string()),
+            ("w4".to_string(), "drop-tl2-history".to_string())
+        ]
+    );
+    let findings = s["audit"]["findings"].to_string();
+    assert!(
+        findings.contains("timeline 2 has WAL but no 00000002.history"),
+        "{findings}"
+    );
+
+    let kept = testcase(&junit, "timeline2-history-present");
+    assert_eq!(
+        property(kept, "rows.observed").as_deref(),
+        Some("15"),
+        "{kept}"
+    );
+    assert_eq!(property(kept, "rows.lost").as_deref(), Some("0"), "{kept}");
+    assert_eq!(
+        property(kept, "audit.predicted_rows_lost").as_deref(),
+        Some("0"),
+        "{kept}"
+    );
+    let restored = scenario(&rto, "timeline2-history-present")["rto"]["wal_segments_replayed"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        restored >= 4,
+        "timeline 1 and timeline 2 segments: {restored}"
+    );
+}
+
+/// The kube backend refuses a failover scenario before any API call (exit 2).
+#[test]
+fn the_kube_backend_refuses_a_failover_before_touching_a_cluster() {
+    let reports = tempfile::tempdir().unwrap();
+    let root = reports.path().join("r");
+    let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args([
+            "run",
+            "--backend",
+            "kube",
+            "--report-dir",
+            root.to_str().unwrap(),
+            "scenarios/24-timeline2-history-deleted.yaml",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // No cluster and no credentials: a refusal that came later would exit 3.
+        .env("KUBECONFIG", reports.path().join("none"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("scenarios/24-timeline2-history-deleted.yaml")
+            && msg.contains("has a `failover` step (`f1`), which only the local backend can run"),
+        "{msg}"
+    );
+    assert!(!root.exists(), "nothing ran, no report");
+}

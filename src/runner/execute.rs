@@ -464,6 +464,7 @@ async fn do_step<D: Drill>(
             );
             st.archive.audit_gaps = v.gaps.iter().cloned().collect();
             st.archive.audited = true;
+            st.archive.audit_predicted = v.predicted_lost_steps.iter().cloned().collect();
             res.audit = Some(v);
             d
         }

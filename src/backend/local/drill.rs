@@ -579,7 +579,8 @@ pub fn replay_end(log: &str) -> Option<String> {
     log.lines()
         .take(done)
         .filter_map(|l| {
-            if REASONS.iter().any(|r| l.contains(r)) {
+            // `wanted 24, got 0`: zeroed space, the normal end of written WAL.
+            if REASONS.iter().any(|r| l.contains(r)) && !l.ends_with("got 0") {
                 l.split_once("LOG:").map(|(_, m)| m.trim().to_string())
             } else {
                 // restore_command output: a segment it found but could not deliver.
