@@ -83,12 +83,31 @@ fn lost_steps(s: &serde_json::Value) -> Vec<(String, String)> {
 #[test]
 fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
     let reports = tempfile::tempdir().unwrap();
+    // Scenario 20 with the segment named instead: its first record is damaged. The writes
+    // land in the same segments every run (each in its own, after the base backup's).
+    let by_name = reports.path().join("corrupt-by-segment.yaml");
+    std::fs::write(
+        &by_name,
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/20-corrupt-wal-crc.yaml"),
+        )
+        .unwrap()
+        .replace("name: corrupt-wal-crc", "name: corrupt-wal-crc-by-segment")
+        .replace(
+            "corrupt_wal: { holding_step: w2, mode: crc }",
+            "corrupt_wal: { segment: 000000010000000000000004, mode: crc }",
+        ),
+    )
+    .unwrap();
+    let root = reports.path().join("reports");
+    std::fs::create_dir(&root).unwrap();
     let (code, out, dir) = run(
         &[
             "scenarios/20-corrupt-wal-crc.yaml",
             "scenarios/21-corrupt-wal-undecompressable.yaml",
+            by_name.to_str().unwrap(),
         ],
-        reports.path(),
+        &root,
     );
     assert_eq!(code, Some(0), "{out}");
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
@@ -188,6 +207,19 @@ fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
             ("w2".to_string(), "garble-w2".to_string()),
             ("w3".to_string(), "garble-w2".to_string())
         ]
+    );
+
+    // By segment name: the segment's first record, right after its 40-byte long page header.
+    let seg = testcase(&junit, "corrupt-wal-crc-by-segment");
+    assert_eq!(property(seg, "rows.lost").as_deref(), Some("2"), "{seg}");
+    assert!(
+        seg.contains("flipped 8 byte(s) of the first record at 0/4000028"),
+        "{seg}"
+    );
+    assert_eq!(
+        property(seg, "recovery.replay_end").as_deref(),
+        Some("incorrect resource manager data checksum in record at 0/4000028"),
+        "{seg}"
     );
 
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();

@@ -268,6 +268,29 @@ expect:
     }
 
     #[test]
+    fn a_failover_is_a_step_of_its_own_where_the_scenario_puts_it() {
+        let text = ADR007.replace(
+            "  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }\n",
+            "  - failover: { id: f1 }\n  - fault: { id: h, delete_history: { timeline: 2 } }\n",
+        );
+        let s = crate::scenario::load_str(std::path::Path::new("x.yaml"), &text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        let at = p
+            .steps
+            .iter()
+            .position(|s| *s == PlanStep::Failover { id: "f1".into() })
+            .expect("a failover step");
+        assert_eq!(p.steps[at - 1].id(), "w3");
+        assert_eq!(p.steps[at].kind(), "failover");
+        assert!(matches!(
+            &p.steps[at + 1],
+            PlanStep::Fault { fault: Fault::DeleteHistory(h), .. } if h.timeline == 2
+        ));
+    }
+
+    #[test]
     fn plan_is_deterministic_and_allocates_ids() {
         let s = crate::scenario::load_str(std::path::Path::new("adr007.yaml"), ADR007)
             .unwrap()
