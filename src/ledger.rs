@@ -139,6 +139,22 @@ pub struct FaultRecord {
     /// What the source's archiver did under this fault (error windows, crashes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archiver: Option<ArchiverImpact>,
+    /// WAL segments whose archived content the fault damaged (they are still listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments_damaged: Vec<String>,
+    /// Replay cannot get past this LSN: the damaged record, or the start of a segment that no
+    /// longer decompresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged_from_lsn: Option<Lsn>,
+    /// How the content was damaged (`CRC`, `undecompressable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
+    /// The base backup the fault took apart: (`base_backup` step, backup id, part deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_deleted: Option<DeletedBackupPart>,
+    /// The timeline whose `.history` file the fault deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_removed: Option<u32>,
 }
 
 /// How archiving fared under a fault, from `pg_stat_archiver` and server-side clocks.
@@ -174,6 +190,15 @@ pub struct ArchiveStand {
     pub exposure_seconds: f64,
 }
 
+/// Which part of which base backup a fault deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedBackupPart {
+    pub step_id: String,
+    pub backup_id: String,
+    /// `data` or `info`.
+    pub part: String,
+}
+
 /// Everything recorded about the source during one drill.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
@@ -183,6 +208,27 @@ pub struct Ledger {
     pub faults: Vec<FaultRecord>,
     /// Row counts and checksums of tables loaded from an SQL fixture, taken after loading.
     pub fixture_tables: Vec<FixtureTable>,
+    /// Failovers of the source onto a new timeline, in order.
+    #[serde(default)]
+    pub failovers: Vec<FailoverRecord>,
+}
+
+/// The source was failed over: from here on it writes on `timeline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailoverRecord {
+    pub step_id: String,
+    /// The timeline the source was promoted onto.
+    pub timeline: u32,
+    /// Where it left its previous timeline (the switch point in its `.history` file).
+    pub switch_lsn: Lsn,
+}
+
+/// The timeline of a segment name (its first 8 hex digits); 0 when unreadable.
+pub fn segment_timeline(segment: &str) -> u32 {
+    segment
+        .get(..8)
+        .and_then(|t| u32::from_str_radix(t, 16).ok())
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,6 +285,23 @@ pub enum LedgerError {
     UnknownXid(u64),
     #[error("`target: random` stands for several targets, picked at run time")]
     SeveralTargets,
+    #[error(
+        "no usable base backup: none of the base backups that end before the target {target} is in the archive's catalogue (a backup.info with status DONE); not listed: {not_listed}"
+    )]
+    NoUsableBackup { target: String, not_listed: String },
+    #[error(
+        "backup {backup_id} (step `{step}`) is not in the archive's catalogue (no backup.info with status DONE): barman cannot restore it"
+    )]
+    NotInCatalogue { step: String, backup_id: String },
+}
+
+/// The backup recovery restores, chosen from what the archive lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupChoice<'a> {
+    pub backup: &'a BackupRecord,
+    /// Newer backups that fit the target but are not in the catalogue, newest first: the
+    /// ledger alone would have chosen the first of them.
+    pub passed_over: Vec<&'a BackupRecord>,
 }
 
 impl Ledger {
@@ -331,6 +394,60 @@ impl Ledger {
             .filter(fits)
             .max_by_key(|b| b.end_lsn)
             .ok_or_else(|| LedgerError::NoBackupBeforeTarget(target.to_string()))
+    }
+
+    /// The base backup recovery starts from when only the backups in `catalogue` can be
+    /// restored (their ids: what barman lists as usable, a `backup.info` with status DONE), as
+    /// CloudNativePG and barman choose: the named one, else the newest in the catalogue that
+    /// ends before the target.
+    pub fn choose_backup_from(
+        &self,
+        target: &ResolvedTarget,
+        named: Option<&str>,
+        catalogue: &std::collections::BTreeSet<String>,
+    ) -> Result<BackupChoice<'_>, LedgerError> {
+        if let Some(step) = named {
+            let b = self.backup_for_step(step)?;
+            if !catalogue.contains(&b.backup_id) {
+                return Err(LedgerError::NotInCatalogue {
+                    step: step.to_string(),
+                    backup_id: b.backup_id.clone(),
+                });
+            }
+            return Ok(BackupChoice {
+                backup: b,
+                passed_over: Vec::new(),
+            });
+        }
+        let newest_fitting = self.choose_backup(target, None)?;
+        // Every backup that fits the target, newest first.
+        let mut fitting: Vec<&BackupRecord> = self
+            .backups
+            .iter()
+            .filter(|b| b.end_lsn <= newest_fitting.end_lsn)
+            .filter(|b| match target {
+                ResolvedTarget::Time(t) => b.end_time <= *t,
+                _ => true,
+            })
+            .collect();
+        fitting.sort_by_key(|b| std::cmp::Reverse(b.end_lsn));
+        match fitting
+            .iter()
+            .position(|b| catalogue.contains(&b.backup_id))
+        {
+            Some(i) => Ok(BackupChoice {
+                backup: fitting[i],
+                passed_over: fitting[..i].to_vec(),
+            }),
+            None => Err(LedgerError::NoUsableBackup {
+                target: target.to_string(),
+                not_listed: fitting
+                    .iter()
+                    .map(|b| format!("{} (step `{}`)", b.backup_id, b.step_id))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
     }
 
     /// The ledger entries that must be present after recovering `backup` to `target`.
@@ -623,6 +740,62 @@ mod tests {
             l.choose_backup(&ResolvedTarget::Time(t(1, 0)), None),
             Err(LedgerError::NoBackupBeforeTarget(_))
         ));
+    }
+
+    #[test]
+    fn the_catalogue_decides_which_backups_count() {
+        let (mut l, b) = adr007();
+        let mut b2 = b.clone();
+        b2.step_id = "base2".into();
+        b2.backup_id = "20261122T100025".into();
+        b2.end_lsn = Lsn(0x0900_0800);
+        b2.end_time = t(25, 0);
+        l.backups.push(b2);
+        let both: std::collections::BTreeSet<String> =
+            [b.backup_id.clone(), "20261122T100025".into()].into();
+        let only_first: std::collections::BTreeSet<String> = [b.backup_id.clone()].into();
+        let c = l
+            .choose_backup_from(&ResolvedTarget::Latest, None, &both)
+            .unwrap();
+        assert_eq!(c.backup.step_id, "base2");
+        assert!(c.passed_over.is_empty());
+        // base2's backup.info is gone: barman does not list it; recovery falls back to base.
+        let c = l
+            .choose_backup_from(&ResolvedTarget::Latest, None, &only_first)
+            .unwrap();
+        assert_eq!(c.backup.step_id, "base");
+        assert_eq!(
+            c.passed_over
+                .iter()
+                .map(|b| b.step_id.as_str())
+                .collect::<Vec<_>>(),
+            ["base2"]
+        );
+        // A time target before base2 ends never considered it: no fallback.
+        let c = l
+            .choose_backup_from(&ResolvedTarget::Time(t(21, 0)), None, &only_first)
+            .unwrap();
+        assert!(c.passed_over.is_empty());
+        let none = std::collections::BTreeSet::new();
+        let e = l
+            .choose_backup_from(&ResolvedTarget::Latest, None, &none)
+            .unwrap_err();
+        assert!(matches!(e, LedgerError::NoUsableBackup { .. }));
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("no usable base backup")
+                && msg.contains("20261122T100025 (step `base2`), 20261122T100000 (step `base`)"),
+            "{msg}"
+        );
+        let e = l
+            .choose_backup_from(&ResolvedTarget::Latest, Some("base2"), &only_first)
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "backup 20261122T100025 (step `base2`) is not in the archive's catalogue"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{FixtureTable, Ledger, LedgerEntry, row_payload};
+use crate::ledger::{
+    FaultRecord, FixtureTable, Ledger, LedgerEntry, row_payload, segment_timeline,
+};
 use crate::scenario::ExpectRecovered;
 
 /// One row read back from a pgdrill-generated table.
@@ -23,6 +25,17 @@ pub struct Observed {
     pub tables: BTreeMap<String, Vec<ObservedRow>>,
     /// Row count and checksum of each fixture table.
     pub fixture_tables: Vec<FixtureTable>,
+    /// The recovered server's timeline and the one it left when it promoted.
+    pub timeline: Option<RecoveredTimeline>,
+}
+
+/// Where a recovered server's WAL history says it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveredTimeline {
+    /// The timeline it promoted onto.
+    pub timeline: u32,
+    /// The timeline recovery replayed last (the parent in its `.history`).
+    pub parent: Option<u32>,
 }
 
 /// A ledger write whose rows are not in the recovered database.
@@ -45,6 +58,10 @@ pub struct MissingWrite {
     /// The `crash` fault step before which this segment was never archived, if one was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unarchived_at_crash: Option<String>,
+    /// The fault step that cut replay before this write without removing its segment: damaged
+    /// segment content, or a deleted `.history` file recovery needed to follow its timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<String>,
 }
 
 /// Rows that should not be there, or are there with the wrong content.
@@ -154,6 +171,11 @@ pub struct ArchiveFacts {
     pub segments: BTreeSet<String>,
     /// Segments the pre-recovery audit reported missing on recovery's path.
     pub audit_gaps: BTreeSet<String>,
+    /// The pre-recovery audit ran (it lists objects and reads only backup.info and history
+    /// files, so it cannot see damaged content).
+    pub audited: bool,
+    /// The write steps the pre-recovery audit predicted lost.
+    pub audit_predicted: BTreeSet<String>,
 }
 
 /// Compare and judge. `archive` lists WAL segment names present in the source's
@@ -237,7 +259,9 @@ pub fn verify(
                 .iter()
                 .find(|f| !in_archive && f.segments_unarchived.contains(&e.segment))
                 .map(|f| f.step_id.clone());
+            let caused_by = cause_of(ledger, e).map(|f| f.step_id.clone());
             v.missing.push(MissingWrite {
+                caused_by,
                 step_id: e.step_id.clone(),
                 table: e.table.clone(),
                 first_id: e.first_id,
@@ -261,6 +285,7 @@ pub fn verify(
     });
     v.rows_lost = v.missing.iter().map(|m| m.rows).sum();
     explain(&mut v);
+    explain_faults(&mut v, ledger, archive, observed);
     v.rpo = observed_rpo(expected, &v.missing, expect.rpo_budget_seconds);
     judge(&mut v, ledger, observed, expect, rto_seconds);
     v
@@ -318,6 +343,184 @@ fn explain(v: &mut Verification) {
             "step `{}`: {} row(s) of {} ({ids}), txid {}, commit at {} in segment {} ({whereabouts})",
             m.step_id, m.rows, m.table, m.txid, m.commit_lsn, m.segment
         ));
+    }
+    v.explanation = lines;
+}
+
+/// The content or history fault that cut replay before `e`, if one did: the earliest damaged
+/// record at or before its commit, or a deleted history file of its timeline.
+fn cause_of<'a>(ledger: &'a Ledger, e: &LedgerEntry) -> Option<&'a FaultRecord> {
+    let damaged = ledger
+        .faults
+        .iter()
+        .filter(|f| f.damaged_from_lsn.is_some_and(|l| l < e.commit_lsn))
+        .min_by_key(|f| f.damaged_from_lsn);
+    damaged.or_else(|| {
+        let tli = segment_timeline(&e.segment);
+        ledger
+            .faults
+            .iter()
+            .find(|f| f.history_removed.is_some_and(|t| t <= tli))
+    })
+}
+
+fn id_range(m: &MissingWrite) -> String {
+    if m.rows == 1 {
+        format!("id {}", m.first_id)
+    } else {
+        format!("ids {}..{}", m.first_id, m.first_id + m.rows - 1)
+    }
+}
+
+/// Replace the generic explanation when the loss comes from a content or history fault: the
+/// segments are all listed, so the gap sentence of `explain` does not apply.
+fn explain_faults(
+    v: &mut Verification,
+    ledger: &Ledger,
+    archive: &ArchiveFacts,
+    observed: &Observed,
+) {
+    if v.missing.is_empty() || v.missing.iter().any(|m| !m.segment_in_archive) {
+        return;
+    }
+    let Some(first) = v.missing.iter().find(|m| m.caused_by.is_some()) else {
+        return;
+    };
+    let Some(fault) = ledger
+        .faults
+        .iter()
+        .find(|f| Some(&f.step_id) == first.caused_by.as_ref())
+    else {
+        return;
+    };
+    let audit_note = if archive.audited && !archive.audit_predicted.contains(&first.step_id) {
+        if archive.audit_predicted.is_empty() {
+            " The pre-recovery archive audit predicted no loss: it only lists objects (and reads \
+             backup.info and history files), so it cannot see damaged content; this loss comes \
+             from damaged content, not from a gap it missed."
+        } else {
+            " The pre-recovery archive audit did not predict this loss: it only lists objects \
+             (and reads backup.info and history files), so it cannot see damaged content."
+        }
+    } else {
+        ""
+    };
+    let mut lines = Vec::new();
+    if let (Some(lsn), Some(segment)) = (fault.damaged_from_lsn, fault.segments_damaged.first()) {
+        let how = fault.damage.as_deref().unwrap_or("damaged");
+        let (cut, stop) = if how == "undecompressable" {
+            (
+                format!(
+                    "WAL segment {segment} was damaged by fault step `{}` (undecompressable): \
+                     barman-cloud-wal-restore cannot decompress it, so replay ends before it",
+                    fault.step_id
+                ),
+                format!("the undecompressable segment {segment}"),
+            )
+        } else {
+            (
+                format!(
+                    "WAL segment {segment} was corrupted by fault step `{}` ({how}); replay \
+                     stops at the damaged record at {lsn}",
+                    fault.step_id
+                ),
+                format!("the damaged record at {lsn}"),
+            )
+        };
+        lines.push(format!(
+            "{} rows lost: {cut}, and recovery still promoted, so every later commit is gone.{audit_note}",
+            v.rows_lost
+        ));
+        for m in &v.missing {
+            let what = format!(
+                "{} row(s) of {} ({}), txid {}, commit at {} in segment {}",
+                m.rows,
+                m.table,
+                id_range(m),
+                m.txid,
+                m.commit_lsn,
+                m.segment
+            );
+            lines.push(if m.step_id == first.step_id {
+                format!("write `{}` lost: {cut}: {what}", m.step_id)
+            } else if m.caused_by.is_some() {
+                format!(
+                    "step `{}`: {what} (present in the archive but unreachable past {stop})",
+                    m.step_id
+                )
+            } else {
+                format!("step `{}`: {what} (present in the archive)", m.step_id)
+            });
+        }
+    } else if let Some(tli) = fault.history_removed {
+        let parent = tli - 1;
+        let lost: Vec<&str> = v
+            .missing
+            .iter()
+            .filter(|m| m.caused_by.is_some())
+            .map(|m| m.step_id.as_str())
+            .collect();
+        let failover = ledger
+            .failovers
+            .iter()
+            .find(|f| f.timeline == tli)
+            .map(|f| {
+                format!(
+                    " (step `{}` failed the source over at {})",
+                    f.step_id, f.switch_lsn
+                )
+            })
+            .unwrap_or_default();
+        let evidence = match observed.timeline {
+            Some(RecoveredTimeline {
+                timeline,
+                parent: Some(p),
+            }) => format!(
+                "; the recovered server's history says it left timeline {p} when it promoted onto its own timeline {timeline}"
+            ),
+            _ => String::new(),
+        };
+        let stayed = observed
+            .timeline
+            .and_then(|t| t.parent)
+            .is_none_or(|p| p < tli);
+        let verdict = if stayed { "diverged" } else { "lost" };
+        lines.push(format!(
+            "{verdict}: recovery stayed on timeline {parent}, because {tli:08X}.history was deleted by fault step `{}`, \
+             so it never followed timeline {tli}{failover}; writes {} on timeline {tli} lost ({} rows){evidence}.{}",
+            fault.step_id,
+            lost.join(", "),
+            v.rows_lost,
+            match (archive.audited, lost.iter().all(|s| archive.audit_predicted.contains(*s))) {
+                (true, true) => format!(
+                    " The pre-recovery audit predicted it: the archive holds WAL of timeline {tli} but no {tli:08X}.history."
+                ),
+                (true, false) => " The pre-recovery audit did not predict it.".to_string(),
+                (false, _) => String::new(),
+            }
+        ));
+        for m in &v.missing {
+            lines.push(format!(
+                "step `{}`: {} row(s) of {} ({}), txid {}, commit at {} in segment {} ({})",
+                m.step_id,
+                m.rows,
+                m.table,
+                id_range(m),
+                m.txid,
+                m.commit_lsn,
+                m.segment,
+                if m.caused_by.is_some() {
+                    format!(
+                        "on timeline {}, which recovery never followed",
+                        segment_timeline(&m.segment)
+                    )
+                } else {
+                    "present in the archive".to_string()
+                }
+            ));
+        }
+    } else {
+        return;
     }
     v.explanation = lines;
 }
@@ -460,6 +663,8 @@ mod tests {
                 .map(String::from)
                 .into(),
             audit_gaps: ["000000010000000000000009".to_string()].into(),
+            audited: true,
+            audit_predicted: ["w2".to_string(), "w3".to_string()].into(),
         }
     }
 
@@ -523,6 +728,140 @@ mod tests {
         };
         let v = verify(&l, &expected, &rows(1..=25), &archive(), 7, &exp, Some(3.0));
         assert!(v.passed(), "{:?}", v.failures);
+    }
+
+    #[test]
+    fn a_damaged_record_is_attributed_and_the_audit_is_not_credited() {
+        let mut l = ledger();
+        l.faults = vec![FaultRecord {
+            step_id: "corrupt-w2".into(),
+            action: "corrupted".into(),
+            segments_damaged: vec!["000000010000000000000009".into()],
+            damaged_from_lsn: Some(Lsn(0x0900_0100)),
+            damage: Some("CRC".into()),
+            ..FaultRecord::default()
+        }];
+        let every = ArchiveFacts {
+            segments: ["08", "09", "0A"]
+                .map(|s| format!("0000000100000000000000{s}"))
+                .into(),
+            audit_gaps: BTreeSet::new(),
+            audited: true,
+            audit_predicted: BTreeSet::new(),
+        };
+        let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
+        let exp = ExpectRecovered {
+            data_loss: DataLoss {
+                rows: 2,
+                steps: Some(vec!["w2".into(), "w3".into()]),
+            },
+            ..Default::default()
+        };
+        let v = verify(&l, &expected, &rows(1..=25), &every, 7, &exp, None);
+        assert!(v.passed(), "{:?}", v.failures);
+        assert_eq!(v.missing[0].caused_by.as_deref(), Some("corrupt-w2"));
+        assert_eq!(v.missing[1].caused_by.as_deref(), Some("corrupt-w2"));
+        assert!(v.missing.iter().all(|m| m.removed_by.is_none()));
+        let e = &v.explanation;
+        assert!(
+            e[0].starts_with("2 rows lost: WAL segment 000000010000000000000009 was corrupted by fault step `corrupt-w2` (CRC); replay stops at the damaged record at 0/9000100"),
+            "{e:?}"
+        );
+        assert!(e[0].contains("audit predicted no loss"), "{e:?}");
+        assert!(e[0].contains("cannot see damaged content"), "{e:?}");
+        assert!(
+            e[1].starts_with("write `w2` lost: WAL segment 000000010000000000000009 was corrupted"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].contains("unreachable past the damaged record at 0/9000100"),
+            "{e:?}"
+        );
+
+        // Undecompressable: replay ends before the segment.
+        l.faults[0].damage = Some("undecompressable".into());
+        let v = verify(&l, &expected, &rows(1..=25), &every, 7, &exp, None);
+        assert!(
+            v.explanation[0].contains("barman-cloud-wal-restore cannot decompress it"),
+            "{:?}",
+            v.explanation
+        );
+        // A damaged record after every expected commit explains nothing.
+        l.faults[0].damaged_from_lsn = Some(Lsn(0x0B00_0000));
+        let v = verify(&l, &expected, &rows(1..=25), &every, 7, &exp, None);
+        assert!(v.missing.iter().all(|m| m.caused_by.is_none()));
+        assert!(
+            v.explanation[0].contains("although every segment"),
+            "{:?}",
+            v.explanation
+        );
+    }
+
+    #[test]
+    fn a_deleted_history_file_explains_a_divergence() {
+        let mut l = ledger();
+        // w2 and w3 were written after a failover, on timeline 2.
+        l.entries[2].segment = "000000020000000000000009".into();
+        l.entries[3].segment = "00000002000000000000000A".into();
+        l.failovers.push(crate::ledger::FailoverRecord {
+            step_id: "f1".into(),
+            timeline: 2,
+            switch_lsn: Lsn(0x0900_0000),
+        });
+        l.faults = vec![FaultRecord {
+            step_id: "drop-history".into(),
+            history_removed: Some(2),
+            ..FaultRecord::default()
+        }];
+        let facts = ArchiveFacts {
+            segments: l.entries.iter().map(|e| e.segment.clone()).collect(),
+            audit_gaps: BTreeSet::new(),
+            audited: true,
+            audit_predicted: ["w2".to_string(), "w3".to_string()].into(),
+        };
+        let mut seen = rows(1..=25);
+        seen.timeline = Some(RecoveredTimeline {
+            timeline: 2,
+            parent: Some(1),
+        });
+        let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
+        let v = verify(
+            &l,
+            &expected,
+            &seen,
+            &facts,
+            7,
+            &ExpectRecovered::default(),
+            None,
+        );
+        assert_eq!(v.rows_lost, 2);
+        assert!(
+            v.missing
+                .iter()
+                .all(|m| m.caused_by.as_deref() == Some("drop-history"))
+        );
+        let e = &v.explanation;
+        assert!(
+            e[0].starts_with("diverged: recovery stayed on timeline 1, because 00000002.history was deleted by fault step `drop-history`"),
+            "{e:?}"
+        );
+        assert!(
+            e[0].contains("writes w2, w3 on timeline 2 lost (2 rows)"),
+            "{e:?}"
+        );
+        assert!(
+            e[0].contains("step `f1` failed the source over at 0/9000000"),
+            "{e:?}"
+        );
+        assert!(
+            e[0].contains("left timeline 1 when it promoted onto its own timeline 2"),
+            "{e:?}"
+        );
+        assert!(
+            e[0].ends_with("The pre-recovery audit predicted it: the archive holds WAL of timeline 2 but no 00000002.history."),
+            "{e:?}"
+        );
+        assert!(e[1].contains("which recovery never followed"), "{e:?}");
     }
 
     #[test]

@@ -67,6 +67,8 @@ impl Rig {
         };
         let double = ApiServerDouble::start(SimulatedCnpg {
             postgres: Some(pg.target()),
+            // Recovery chooses its backup from the archive's catalogue, as CNPG does.
+            archive: Some(target.clone()),
             ..Default::default()
         })
         .await

@@ -793,7 +793,9 @@ pub fn analyze(
             ));
         } else if !b.has_data {
             backup_warnings.warn(format!(
-                "backup {} is DONE but base/{}/ has no data.tar*: it is not usable for recovery",
+                "backup {} is DONE but base/{}/ has no data.tar*: it is not usable for recovery, \
+                 yet barman still lists it, so a recovery that picks it (CloudNativePG picks the \
+                 newest) fails in barman-cloud-restore",
                 b.id, b.id
             ));
         } else if walk.is_none() || end.is_none() {
@@ -2038,7 +2040,8 @@ mod tests {
             warnings(&r),
             vec![
                 "backup 20261122T080000 is DONE but base/20261122T080000/ has no data.tar*: it \
-                 is not usable for recovery",
+                 is not usable for recovery, yet barman still lists it, so a recovery that picks \
+                 it (CloudNativePG picks the newest) fails in barman-cloud-restore",
                 "base/20261122T100000/ has no backup.info: the backup is not usable (upload \
                  interrupted or still running?)",
             ]

@@ -65,6 +65,24 @@ pub fn verdict(
             .collect(),
         None => Vec::new(),
     };
+    // Writes on a later timeline than the one replay from this backup ends on (a history file
+    // recovery needs is missing or unreadable, or the backup is not on that timeline's
+    // history): recovery never replays them.
+    let end_timeline = b
+        .and_then(|b| b.recoverable_until.as_ref())
+        .map(|g| g.timeline);
+    let stranded: Vec<&&LedgerEntry> = match end_timeline {
+        Some(t) => expected
+            .iter()
+            .filter(|e| SegmentName::parse(&e.segment).is_some_and(|s| s.timeline > t))
+            .filter(|e| !lost.iter().any(|l| l.seq == e.seq))
+            .collect(),
+        None => Vec::new(),
+    };
+    let gap_rows: u64 = lost.iter().map(|e| e.rows).sum();
+    let mut lost = lost;
+    lost.extend(stranded.iter().copied());
+    lost.sort_by_key(|e| e.seq);
     let rows: u64 = lost.iter().map(|e| e.rows).sum();
     let steps: Vec<String> = lost.iter().map(|e| e.step_id.clone()).collect();
     let prediction = match (b, &first_gap) {
@@ -76,6 +94,13 @@ pub fn verdict(
         }
         (Some(b), Some(g)) if !b.recoverable_to_end => format!(
             "backup {backup_id} cannot reach consistency: segment {g} between its begin and end WAL is missing"
+        ),
+        (Some(_), _) if gap_rows == 0 && !stranded.is_empty() => format!(
+            "predicted loss: replay from backup {backup_id} ends on timeline {}, because it cannot \
+             follow a newer timeline (see the findings); {rows} row(s) of the writes made on later \
+             timelines will be absent ({})",
+            end_timeline.unwrap_or_default(),
+            steps.join(", ")
         ),
         (Some(_), Some(g)) if rows > 0 => format!(
             "predicted loss: replay from backup {backup_id} stops before segment {g}, which is missing; \
@@ -258,6 +283,32 @@ mod tests {
             v.prediction
         );
         assert!(!v.recoverable_to_end);
+    }
+
+    #[test]
+    fn writes_on_a_timeline_recovery_cannot_follow_are_predicted_lost() {
+        let mut es = [entry(0, "w1", 3), entry(1, "w2", 5), entry(2, "w3", 6)];
+        es[1].segment = "000000020000000000000005".into();
+        es[2].segment = "000000020000000000000006".into();
+        let expected: Vec<&LedgerEntry> = es.iter().collect();
+        // Replay from B1 ends on timeline 1 (no 00000002.history): w2 and w3 are stranded.
+        let v = verdict("u", &report(None), "B1", &expected);
+        assert_eq!(v.predicted_lost_steps, ["w2", "w3"]);
+        assert_eq!(v.predicted_lost_rows, 2);
+        assert!(
+            v.prediction
+                .starts_with("predicted loss: replay from backup B1 ends on timeline 1"),
+            "{}",
+            v.prediction
+        );
+        // When replay reaches timeline 2, nothing is stranded.
+        let mut followed = report(None);
+        followed.backups[0].recoverable_until = Some(Gap {
+            segment: "000000020000000000000007".into(),
+            timeline: 2,
+        });
+        let v = verdict("u", &followed, "B1", &expected);
+        assert_eq!(v.predicted_lost_rows, 0, "{}", v.prediction);
     }
 
     #[test]

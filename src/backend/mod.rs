@@ -7,7 +7,9 @@ mod error;
 pub mod kube;
 pub mod local;
 pub mod objstore;
+pub mod objstore_content;
 mod traits;
+pub mod wal_content;
 
 pub use error::BackendError;
 pub use traits::*;

@@ -110,7 +110,7 @@ impl ObjectStore {
         format!("s3://{}/{}", self.bucket, self.root)
     }
 
-    fn scoped(&self, key: &str) -> Result<(), BackendError> {
+    pub(super) fn scoped(&self, key: &str) -> Result<(), BackendError> {
         let inside = key.starts_with(&format!("{}/", self.root)) && !key.contains("/../");
         if inside {
             Ok(())

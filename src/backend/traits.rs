@@ -112,6 +112,22 @@ pub trait Drill {
     fn monitor_source(
         &self,
     ) -> impl Future<Output = Result<tokio_postgres::Client, BackendError>> + Send;
+    /// Fail the source over onto its next timeline, as after a CloudNativePG failover: stop it
+    /// (fast), restart it through archive recovery from its own archive with
+    /// `recovery_target_timeline = latest`, promote at the end of WAL; it keeps archiving to
+    /// the same serverName. Returns a fresh connection. Only the local backend can; the CLI
+    /// refuses scenarios with a `failover` step on any other before it starts.
+    fn failover(
+        &mut self,
+        timeout_seconds: u64,
+    ) -> impl Future<Output = Result<Server, BackendError>> + Send {
+        let _ = timeout_seconds;
+        async {
+            Err(BackendError::infra(
+                "this backend cannot fail the source over: `failover` steps run on the local backend only",
+            ))
+        }
+    }
     /// Bootstrap a new cluster from the archive.
     fn recover(
         &mut self,

@@ -309,6 +309,7 @@ mod tests {
                 wal_segments_replayed: 3,
                 bytes_downloaded: 0,
                 budget_seconds: Some(10.0),
+                replay_end: None,
             }),
             rpo: Some(Rpo::measure(
                 "newest archived WAL",

@@ -65,6 +65,11 @@ pub enum PlanStep {
         id: String,
         fault: Fault,
     },
+    /// Switch and archive, fast stop, archive recovery from the source's own archive,
+    /// promotion onto the next timeline (a failover).
+    Failover {
+        id: String,
+    },
     /// A closing marker commit, then switch and wait until every segment is archived, as a
     /// live primary would keep committing and archiving.
     FlushArchive,
@@ -137,7 +142,8 @@ impl PlanStep {
             | PlanStep::SwitchWal { id }
             | PlanStep::WaitArchived { id, .. }
             | PlanStep::WaitArchiveFailure { id }
-            | PlanStep::Fault { id, .. } => id.clone(),
+            | PlanStep::Fault { id, .. }
+            | PlanStep::Failover { id } => id.clone(),
             PlanStep::FlushArchive => "flush-archive".into(),
             PlanStep::StopSource => "stop-source".into(),
             PlanStep::AuditArchive { .. } => "audit-archive".into(),
@@ -164,6 +170,7 @@ impl PlanStep {
             PlanStep::WaitArchived { .. } => "wait_archived",
             PlanStep::WaitArchiveFailure { .. } => "wait_archive_failure",
             PlanStep::Fault { .. } => "fault",
+            PlanStep::Failover { .. } => "failover",
             PlanStep::FlushArchive => "flush_archive",
             PlanStep::StopSource => "stop_source",
             PlanStep::AuditArchive { .. } => "audit_archive",
@@ -248,6 +255,7 @@ pub fn build(s: &Scenario) -> Plan {
                 id: f.id.clone(),
                 fault: f.fault().expect("validated: exactly one fault"),
             },
+            Step::Failover(f) => PlanStep::Failover { id: f.id.clone() },
         });
     }
     // A crashed source has nothing left to flush or stop: recovery gets what was archived.
@@ -437,6 +445,29 @@ expect:
             ids[ids.len() - 4..],
             ["pick-targets", "recover-targets", "verify-1", "verify-2"]
         );
+    }
+
+    #[test]
+    fn a_failover_is_a_step_of_its_own_where_the_scenario_puts_it() {
+        let text = ADR007.replace(
+            "  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }\n",
+            "  - failover: { id: f1 }\n  - fault: { id: h, delete_history: { timeline: 2 } }\n",
+        );
+        let s = crate::scenario::load_str(std::path::Path::new("x.yaml"), &text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        let at = p
+            .steps
+            .iter()
+            .position(|s| *s == PlanStep::Failover { id: "f1".into() })
+            .expect("a failover step");
+        assert_eq!(p.steps[at - 1].id(), "w3");
+        assert_eq!(p.steps[at].kind(), "failover");
+        assert!(matches!(
+            &p.steps[at + 1],
+            PlanStep::Fault { fault: Fault::DeleteHistory(h), .. } if h.timeline == 2
+        ));
     }
 
     #[test]

@@ -76,6 +76,8 @@ fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
         recovery_server_name: "source-restored".into(),
         destination: format!("s3://pgdrill/drills/{RUN_ID}/{name}"),
         backup_id: Some("20261122T100003".into()),
+        backup_step: None,
+        backup_fallback: None,
         recovery_target: "latest".into(),
         resolved_target: Some("latest".into()),
         expected_outcome: "recovered with no data loss".into(),
@@ -166,6 +168,7 @@ fn passed() -> Vec<Event> {
         wal_segments_replayed: 3,
         bytes_downloaded: 25_165_824,
         budget_seconds: Some(30.0),
+        replay_end: None,
     });
     r.log = log;
     let mut out = vec![Event::ScenarioStarted {
@@ -246,6 +249,7 @@ fn failed() -> Vec<Event> {
                 removed_by: Some("drop-w2".into()),
                 audit_gap: true,
                 unarchived_at_crash: None,
+                caused_by: None,
             },
             MissingWrite {
                 step_id: "w3".into(),
@@ -259,6 +263,7 @@ fn failed() -> Vec<Event> {
                 removed_by: None,
                 audit_gap: false,
                 unarchived_at_crash: None,
+                caused_by: None,
             },
         ],
         problems: vec![],
@@ -311,6 +316,7 @@ fn failed() -> Vec<Event> {
         wal_segments_replayed: 1,
         bytes_downloaded: 16_777_216,
         budget_seconds: None,
+        replay_end: None,
     });
     r.status = Status::Failed { reasons };
     r.log = log;
@@ -424,6 +430,7 @@ fn target(
             wal_segments_replayed: 2,
             bytes_downloaded: 8_388_608,
             budget_seconds: None,
+            replay_end: None,
         }),
         status: Status::Passed,
     }
@@ -546,6 +553,7 @@ pub fn random_events() -> Vec<Event> {
             removed_by: None,
             audit_gap: false,
             unarchived_at_crash: None,
+            caused_by: None,
         }];
         v.failures = vec!["unexpected data loss: 1 row missing".into()];
     }

@@ -212,6 +212,8 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
         some("recovery.server_name", Some(r.recovery_server_name.clone())),
         some("destination", Some(r.destination.clone())),
         some("backup_id", r.backup_id.clone()),
+        some("backup.step", r.backup_step.clone()),
+        some("backup.fallback", r.backup_fallback.clone()),
         some("recovery.target", Some(r.recovery_target.clone())),
         some("recovery.target.resolved", r.resolved_target.clone()),
         some("rows.expected", r.rows_expected.map(|n| n.to_string())),
@@ -220,6 +222,10 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
         some(
             "rto.seconds",
             r.rto.as_ref().map(|t| format!("{:.3}", t.seconds)),
+        ),
+        some(
+            "recovery.replay_end",
+            r.rto.as_ref().and_then(|t| t.replay_end.clone()),
         ),
         some(
             "audit.gaps",

@@ -184,13 +184,19 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
     ));
     md.line(format!("- **Destination:** {}", code(&r.destination)));
     md.line(format!(
-        "- **Base backup:** {}",
+        "- **Base backup:** {}{}",
         match r.backup_id.as_deref() {
             Some(b) => code(b),
             None if !r.targets.is_empty() => "one per target (below)".to_string(),
             None => "none".to_string(),
-        }
+        },
+        r.backup_step
+            .as_deref()
+            .map_or(String::new(), |s| format!(" (step {})", code(s)))
     ));
+    if let Some(f) = &r.backup_fallback {
+        md.line(format!("- **Backup fallback:** {}", one_line(f)));
+    }
     match &r.resolved_target {
         Some(resolved) if *resolved != r.recovery_target => md.line(format!(
             "- **Recovery target:** {}, resolved to {}",
@@ -398,6 +404,13 @@ fn rto_section(md: &mut Md, rto: &Rto) {
         rto.wal_segments_replayed,
         record::bytes(rto.bytes_downloaded)
     ));
+    if let Some(why) = &rto.replay_end {
+        md.blank();
+        md.line(format!(
+            "Replay ended where PostgreSQL logged: {}.",
+            code(why)
+        ));
+    }
 }
 
 /// `2026-11-22 10:00:00 UTC`.

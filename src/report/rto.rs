@@ -50,6 +50,12 @@ struct ScenarioDoc<'a> {
     seconds: f64,
     seed: u64,
     backup_id: Option<&'a str>,
+    /// The `base_backup` step that took it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_step: Option<&'a str>,
+    /// Why recovery restored an older backup than the newest fitting one, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_fallback: Option<&'a str>,
     recovery_target: &'a str,
     resolved_target: Option<&'a str>,
     observation: &'a RecoveryObservation,
@@ -127,6 +133,9 @@ struct RtoDoc<'a> {
     phases: Vec<PhaseDoc<'a>>,
     wal_segments_replayed: u64,
     bytes_downloaded: u64,
+    /// Why replay ended, in PostgreSQL's words, when it said (a damaged record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay_end: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -182,6 +191,7 @@ fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
             .collect(),
         wal_segments_replayed: rto.wal_segments_replayed,
         bytes_downloaded: rto.bytes_downloaded,
+        replay_end: rto.replay_end.as_deref(),
     }
 }
 
@@ -194,6 +204,8 @@ fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
         seconds: ms(r.seconds),
         seed: r.seed,
         backup_id: r.backup_id.as_deref(),
+        backup_step: r.backup_step.as_deref(),
+        backup_fallback: r.backup_fallback.as_deref(),
         recovery_target: &r.recovery_target,
         resolved_target: r.resolved_target.as_deref(),
         observation: &r.observation,

@@ -81,6 +81,11 @@ pub struct Rto {
     pub wal_segments_replayed: u64,
     pub bytes_downloaded: u64,
     pub budget_seconds: Option<f64>,
+    /// Why WAL replay ended, in PostgreSQL's words, when it logged a reason (a damaged record:
+    /// `incorrect resource manager data checksum in record at 0/40000D0`). `None` when replay
+    /// simply ran out of archived WAL, or the backend cannot read the server log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_end: Option<String>,
 }
 
 /// How the recovery attempt ended, as observed.
@@ -116,6 +121,13 @@ pub struct ScenarioResult {
     /// Object-store location of the drill: `s3://bucket/prefix`.
     pub destination: String,
     pub backup_id: Option<String>,
+    /// The `base_backup` step that took the restored backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_step: Option<String>,
+    /// Set when recovery could not use the newest backup that fits the target (the archive's
+    /// catalogue does not list it) and fell back to an older one: which, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_fallback: Option<String>,
     /// The target as written in the scenario.
     pub recovery_target: String,
     /// The target as given to PostgreSQL after resolving step references.

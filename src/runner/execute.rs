@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
-use crate::audit::reader::ArchiveReader;
 use crate::backend::{
     Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
 };
@@ -101,6 +100,8 @@ pub async fn run_scenario<B: Backend>(
         recovery_server_name: recover_step.unwrap_or_default(),
         destination: String::new(),
         backup_id: None,
+        backup_step: None,
+        backup_fallback: None,
         recovery_target: if s.recovery.target == Target::Random {
             random::describe(s)
         } else {
@@ -485,6 +486,28 @@ async fn do_step<D: Drill>(
             )
         }
         PlanStep::Fault { id, fault } => super::fault::inject(drill, id, fault, s, st).await?,
+        PlanStep::Failover { id } => {
+            // Everything so far reaches the archive first, as a primary that keeps archiving.
+            let seg = switch_and_wait(st, id, archive_timeout, None).await?;
+            st.source = None;
+            let server = drill.failover(s.timeouts.recovery_seconds).await?;
+            let t = source::timeline(&server.client).await?;
+            let tli = t.timeline;
+            st.source = Some(server);
+            let switch = t.switch.filter(|_| tli > 1).ok_or_else(|| {
+                BackendError::infra(format!(
+                    "after the failover the source is on timeline {tli}, not a new one"
+                ))
+            })?;
+            st.ledger.failovers.push(crate::ledger::FailoverRecord {
+                step_id: id.clone(),
+                timeline: tli,
+                switch_lsn: switch,
+            });
+            format!(
+                "{seg} archived; source stopped, recovered from its own archive and promoted onto timeline {tli} at {switch}"
+            )
+        }
         PlanStep::FlushArchive => {
             source::mark(&source(st)?.client).await?;
             let seg = switch_and_wait(st, "flush-archive", archive_timeout, None).await?;
@@ -498,6 +521,7 @@ async fn do_step<D: Drill>(
             "source stopped (fast shutdown)".into()
         }
         PlanStep::AuditArchive { server_name } => {
+            let (url, report) = super::backup_choice::read(drill.store(), server_name).await?;
             // Random targets: predict for the widest span, from the earliest usable backup to
             // the end of the archive.
             let (resolved, chosen) = if s.recovery.target == Target::Random {
@@ -506,37 +530,35 @@ async fn do_step<D: Drill>(
                         .map_err(|e| {
                             BackendError::infra(format!("cannot pick random targets: {e}"))
                         })?;
-                (ResolvedTarget::Latest, range.floor)
+                (ResolvedTarget::Latest, range.floor.clone())
             } else {
                 let resolved = target::resolve(&s.recovery.target, &st.ledger).map_err(|e| {
                     BackendError::infra(format!("cannot resolve the recovery target: {e}"))
                 })?;
-                let chosen = st
-                    .ledger
-                    .choose_backup(&resolved, s.recovery.backup.as_deref())
-                    .map_err(|e| {
-                        BackendError::infra(format!("cannot choose a base backup: {e}"))
-                    })?;
+                // The backup recovery will restore, chosen from the archive's catalogue; when
+                // it has none, the ledger's choice (the recovery step then fails, saying why).
+                let chosen = match super::backup_choice::choose(
+                    &st.ledger,
+                    &resolved,
+                    s.recovery.backup.as_deref(),
+                    &report,
+                ) {
+                    Ok(c) => c.backup,
+                    Err(_) => st
+                        .ledger
+                        .choose_backup(&resolved, s.recovery.backup.as_deref())
+                        .map_err(|e| {
+                            BackendError::infra(format!("cannot choose a base backup: {e}"))
+                        })?
+                        .clone(),
+                };
                 (resolved, chosen)
             };
             let expected = st
                 .ledger
-                .expected_at(&resolved, s.recovery.exclusive, chosen)
+                .expected_at(&resolved, s.recovery.exclusive, &chosen)
                 .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
-            let reader = ArchiveReader::for_store(drill.store(), server_name);
-            let listing = reader.read().await?;
-            let report = crate::audit::analyze(
-                server_name,
-                &listing,
-                Utc::now(),
-                crate::audit::Thresholds::default(),
-            );
-            let v = crate::audit::predict::verdict(
-                &reader.url(),
-                &report,
-                &chosen.backup_id,
-                &expected,
-            );
+            let v = crate::audit::predict::verdict(&url, &report, &chosen.backup_id, &expected);
             let d = format!(
                 "{} gap(s){}; {}",
                 v.gaps.len(),
@@ -548,6 +570,8 @@ async fn do_step<D: Drill>(
                 v.prediction
             );
             st.archive.audit_gaps = v.gaps.iter().cloned().collect();
+            st.archive.audited = true;
+            st.archive.audit_predicted = v.predicted_lost_steps.iter().cloned().collect();
             res.audit = Some(v);
             d
         }
@@ -563,11 +587,30 @@ async fn do_step<D: Drill>(
             let resolved = target::resolve(target, &st.ledger).map_err(|e| {
                 BackendError::infra(format!("cannot resolve the recovery target: {e}"))
             })?;
-            let chosen = st
-                .ledger
-                .choose_backup(&resolved, backup.as_deref())
-                .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?
-                .clone();
+            // As CloudNativePG does: from the archive's catalogue, not from the ledger alone.
+            let (_, catalogue) =
+                super::backup_choice::read(drill.store(), source_server_name).await?;
+            let super::backup_choice::Chosen {
+                backup: chosen,
+                fallback,
+            } = match super::backup_choice::choose(
+                &st.ledger,
+                &resolved,
+                backup.as_deref(),
+                &catalogue,
+            ) {
+                Ok(c) => c,
+                Err(message) => {
+                    res.resolved_target = Some(resolved.to_string());
+                    res.observation = RecoveryObservation::Failed {
+                        message: message.clone(),
+                    };
+                    st.recovery_failed = Some(message.clone());
+                    return Ok(format!("recovery failed: {message}"));
+                }
+            };
+            res.backup_step = Some(chosen.step_id.clone());
+            res.backup_fallback = fallback.clone();
             st.archive.segments = drill
                 .store()
                 .wal_segments(source_server_name)
@@ -594,10 +637,16 @@ async fn do_step<D: Drill>(
                     if let Expect::Recovered(r) = &s.expect {
                         rto.budget_seconds = r.rto_budget_seconds;
                     }
-                    let d = format!(
+                    let mut d = format!(
                         "PostgreSQL {} recovered from backup {} to {resolved} in {:.2}s ({} WAL segments replayed)",
                         server.version, chosen.backup_id, rto.seconds, rto.wal_segments_replayed
                     );
+                    if let Some(why) = &rto.replay_end {
+                        d.push_str(&format!("; replay ended: {why}"));
+                    }
+                    if let Some(f) = &fallback {
+                        d.push_str(&format!("; {f}"));
+                    }
                     res.recovery_postgres = Some(server.version.clone());
                     res.observation = RecoveryObservation::Recovered;
                     res.rto = Some(rto);
@@ -611,8 +660,9 @@ async fn do_step<D: Drill>(
                     res.rto = rto;
                     st.recovery_failed = Some(message.clone());
                     format!(
-                        "recovery failed: {}",
-                        message.lines().next().unwrap_or_default()
+                        "recovery failed: {}{}",
+                        message.lines().next().unwrap_or_default(),
+                        fallback.map(|f| format!("; {f}")).unwrap_or_default()
                     )
                 }
             }
@@ -739,6 +789,15 @@ pub(super) async fn verify_server(
             .tables
             .insert(t.clone(), source::read_table(&server.client, t).await?);
     }
+    // Evidence for timeline explanations only: a server that will not say is no failure.
+    observed.timeline =
+        source::timeline(&server.client)
+            .await
+            .ok()
+            .map(|t| verify::RecoveredTimeline {
+                timeline: t.timeline,
+                parent: t.parent,
+            });
     if !ledger.fixture_tables.is_empty() {
         observed.fixture_tables = source::snapshot_tables(&server.client, &generated).await?;
     }

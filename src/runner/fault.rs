@@ -84,6 +84,11 @@ pub(super) async fn inject<D: Drill>(
             });
             Ok(format!("deleted {}", keys.join(", ")))
         }
+        Fault::CorruptWal(cw) => super::fault_content::corrupt_wal(drill, id, cw, s, st).await,
+        Fault::DeleteBackup(db) => super::fault_content::delete_backup(drill, id, db, s, st).await,
+        Fault::DeleteHistory(dh) => {
+            super::fault_content::delete_history(drill, id, dh, s, st).await
+        }
         Fault::Crash(mode) => crash(drill, id, *mode, st).await,
         Fault::ObjectStoreErrors(w) => open_window(drill, id, w, archive_timeout, st).await,
     }

@@ -1,9 +1,11 @@
 //! Walks a plan through a backend, records the ledger, and emits typed events; reporters
 //! listen. Never formats reports and never touches processes or object storage directly.
 
+mod backup_choice;
 mod events;
 mod execute;
 mod fault;
+mod fault_content;
 mod monitor;
 pub mod pick;
 mod random;

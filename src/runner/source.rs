@@ -127,6 +127,56 @@ pub async fn mark(client: &Client) -> Result<(), BackendError> {
     Ok(())
 }
 
+/// A server's current timeline and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelineInfo {
+    pub timeline: u32,
+    /// The timeline it left last (newest entry of its `.history` file); `None` on timeline 1.
+    pub parent: Option<u32>,
+    /// Where it left `parent`.
+    pub switch: Option<Lsn>,
+}
+
+/// The server's current timeline and, past timeline 1, the newest entry of its `.history`.
+pub async fn timeline(client: &Client) -> Result<TimelineInfo, BackendError> {
+    let row = client
+        .query_one("SELECT timeline_id FROM pg_control_checkpoint()", &[])
+        .await?;
+    let tli = row.get::<_, i32>(0) as u32;
+    if tli <= 1 {
+        return Ok(TimelineInfo {
+            timeline: tli,
+            parent: None,
+            switch: None,
+        });
+    }
+    let row = client
+        .query_one(
+            "SELECT pg_read_file('pg_wal/' || $1 || '.history')",
+            &[&format!("{tli:08X}")],
+        )
+        .await?;
+    let text: String = row.get(0);
+    let (parent, switch) = parse_history_tail(&text);
+    Ok(TimelineInfo {
+        timeline: tli,
+        parent,
+        switch,
+    })
+}
+
+/// The newest entry of a `.history` file: parent timeline and switch point.
+fn parse_history_tail(text: &str) -> (Option<u32>, Option<Lsn>) {
+    let last = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'));
+    let mut fields = last.unwrap_or_default().split_whitespace();
+    let parent = fields.next().and_then(|p| p.parse().ok());
+    let switch = fields.next().and_then(|l| l.parse().ok());
+    (parent, switch)
+}
+
 /// Poll `pg_stat_archiver` until `segment` (or a later one) is archived, with a deadline.
 pub async fn wait_archived(
     client: &Client,
@@ -253,6 +303,13 @@ mod tests {
     fn identifiers_are_quoted() {
         assert_eq!(ident("events"), "\"events\"");
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn history_tails_are_read() {
+        let t = "1\t0/5000108\tno recovery target specified\n\n2\t0/7000060\tno recovery target specified\n";
+        assert_eq!(parse_history_tail(t), (Some(2), Some(Lsn(0x0700_0060))));
+        assert_eq!(parse_history_tail(""), (None, None));
     }
 
     #[test]

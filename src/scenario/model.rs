@@ -168,6 +168,10 @@ pub enum Step {
     WaitArchiveFailure(IdOnly),
     /// Break something on purpose.
     Fault(FaultStep),
+    /// Fail the source over onto a new timeline, as after a CloudNativePG failover: stop it
+    /// (fast), restart it through archive recovery from its own archive, promote at the end
+    /// of WAL; it keeps archiving to the same serverName. Local backend only.
+    Failover(IdOnly),
 }
 
 impl Step {
@@ -180,6 +184,7 @@ impl Step {
             Step::WaitArchived(s) => &s.id,
             Step::WaitArchiveFailure(s) => &s.id,
             Step::Fault(s) => &s.id,
+            Step::Failover(s) => &s.id,
         }
     }
     pub fn kind(&self) -> &'static str {
@@ -192,6 +197,7 @@ impl Step {
             Step::WaitArchived(_) => "wait_archived",
             Step::WaitArchiveFailure(_) => "wait_archive_failure",
             Step::Fault(_) => "fault",
+            Step::Failover(_) => "failover",
         }
     }
 }
@@ -263,6 +269,15 @@ pub struct FaultStep {
     /// how long until `pg_stat_archiver` shows failures and the RPO exposure that accumulates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_store_errors: Option<ErrorWindow>,
+    /// Damage the content of one archived WAL segment, in place under the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt_wal: Option<CorruptWal>,
+    /// Delete one base backup's data files or its `backup.info` from the archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_backup: Option<DeleteBackup>,
+    /// Delete a timeline's `.history` file from the archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_history: Option<DeleteHistory>,
 }
 
 /// How the primary crashes.
@@ -319,6 +334,9 @@ impl FaultStep {
             self.object_store_errors
                 .clone()
                 .map(Fault::ObjectStoreErrors),
+            self.corrupt_wal.clone().map(Fault::CorruptWal),
+            self.delete_backup.clone().map(Fault::DeleteBackup),
+            self.delete_history.clone().map(Fault::DeleteHistory),
         ]
         .into_iter()
         .flatten()
@@ -338,6 +356,9 @@ pub enum Fault {
     DeleteWal(WalSelector),
     Crash(CrashMode),
     ObjectStoreErrors(ErrorWindow),
+    CorruptWal(CorruptWal),
+    DeleteBackup(DeleteBackup),
+    DeleteHistory(DeleteHistory),
 }
 
 impl Fault {
@@ -345,6 +366,88 @@ impl Fault {
     pub fn stops_source(&self) -> bool {
         matches!(self, Fault::Crash(_))
     }
+}
+
+/// `corrupt_wal`: which segment, and how to damage it. Exactly one of `segment` and
+/// `holding_step` is set.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptWal {
+    /// A segment file name, e.g. `000000010000000000000009`: its first record is damaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// The segment holding the commit record of this write step: that record is damaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding_step: Option<String>,
+    pub mode: CorruptMode,
+}
+
+impl CorruptWal {
+    /// The segment selector part.
+    pub fn selector(&self) -> WalSelector {
+        WalSelector {
+            segment: self.segment.clone(),
+            holding_step: self.holding_step.clone(),
+            last: None,
+        }
+    }
+}
+
+/// How `corrupt_wal` damages a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CorruptMode {
+    /// Flip bytes inside one WAL record: the object still decompresses, the record fails its
+    /// CRC, and replay stops there.
+    Crc,
+    /// Damage the compressed stream itself: `barman-cloud-wal-restore` cannot decompress it,
+    /// so recovery ends before that segment. Needs a compressed archive.
+    Undecompressable,
+}
+
+impl CorruptMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            CorruptMode::Crc => "CRC",
+            CorruptMode::Undecompressable => "undecompressable",
+        }
+    }
+}
+
+/// `delete_backup`: which base backup and which part of it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBackup {
+    /// A `base_backup` step id.
+    pub step: String,
+    pub part: BackupPart,
+}
+
+/// The part of a base backup `delete_backup` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupPart {
+    /// The `data.tar*` objects: barman still lists the backup, its restore fails.
+    Data,
+    /// `backup.info`: barman no longer lists the backup; recovery falls back to an older one.
+    Info,
+}
+
+impl BackupPart {
+    pub fn label(self) -> &'static str {
+        match self {
+            BackupPart::Data => "data",
+            BackupPart::Info => "info",
+        }
+    }
+}
+
+/// `delete_history`: the timeline whose `.history` file is deleted.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteHistory {
+    /// 2 or more (timeline 1 has no history file).
+    pub timeline: u32,
 }
 
 /// Which WAL segment a fault acts on. Exactly one field is set.

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path};
 
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
-use super::model::{Expect, Fault, Scenario, Step, Target, WalSelector};
+use super::model::{Compression, CorruptMode, Expect, Fault, Scenario, Step, Target, WalSelector};
 use super::span::{SpanIndex, step_index};
 use crate::ledger::{Lsn, SEED_STEP};
 
@@ -489,6 +489,9 @@ impl<'a> Validator<'a> {
                         ("delete_wal", f.delete_wal.is_some()),
                         ("crash", f.crash.is_some()),
                         ("object_store_errors", f.object_store_errors.is_some()),
+                        ("corrupt_wal", f.corrupt_wal.is_some()),
+                        ("delete_backup", f.delete_backup.is_some()),
+                        ("delete_history", f.delete_history.is_some()),
                     ]
                     .into_iter()
                     .filter(|(_, on)| *on)
@@ -561,6 +564,7 @@ impl<'a> Validator<'a> {
                         }
                         crashed_at.get_or_insert(i);
                     }
+                    self.check_content_fault(&base, i, f);
                 }
                 Step::WaitArchiveFailure(_) => {
                     let window_before = self.s.steps[..i]
@@ -598,6 +602,7 @@ impl<'a> Validator<'a> {
                     }
                 }
                 Step::BaseBackup(_) | Step::Checkpoint(_) | Step::SwitchWal(_) => {}
+                Step::Failover(_) => {}
             }
         }
         if !self
@@ -612,6 +617,82 @@ impl<'a> Validator<'a> {
                 "add `- base_backup: { id: base }` before the writes recovery should find"
                     .to_string(),
             );
+        }
+    }
+
+    /// `corrupt_wal`, `delete_backup`, `delete_history` of the fault step at index `i`.
+    fn check_content_fault(&mut self, base: &str, i: usize, f: &super::model::FaultStep) {
+        if let Some(cw) = &f.corrupt_wal {
+            let path = format!("{base}.corrupt_wal");
+            self.wal_selector(&path, "corrupt_wal", &cw.selector(), Some(i));
+            if cw.mode == CorruptMode::Undecompressable
+                && self.s.backup.compression == Compression::None
+            {
+                self.report(
+                    &format!("{path}.mode"),
+                    "`corrupt_wal` mode `undecompressable` needs a compressed archive, but `backup.compression` is `none`".to_string(),
+                    "set `backup.compression` to gzip, bzip2 or snappy, or use `mode: crc`".to_string(),
+                );
+            }
+        }
+        if let Some(db) = &f.delete_backup {
+            let path = format!("{base}.delete_backup.step");
+            let backups: Vec<&str> = self.s.steps[..i]
+                .iter()
+                .filter(|st| matches!(st, Step::BaseBackup(_)))
+                .map(Step::id)
+                .collect();
+            let found = self.by_id.get(db.step.as_str()).copied();
+            let problem = match found {
+                Some(r) if r.kind == "base_backup" && r.index < i => None,
+                Some(r) if r.kind == "base_backup" => Some(format!(
+                    "`delete_backup` names backup `{}`, which is taken after this fault",
+                    db.step
+                )),
+                Some(r) => Some(format!(
+                    "`delete_backup` names `{}`, a `{}` step, not a `base_backup` step",
+                    db.step, r.kind
+                )),
+                None => Some(format!(
+                    "`delete_backup` names step `{}`, which does not exist",
+                    db.step
+                )),
+            };
+            if let Some(message) = problem {
+                let hint = match closest(&db.step, backups.iter().copied()) {
+                    Some(c) if found.is_none() => format!("did you mean `{c}`?"),
+                    _ if backups.is_empty() => {
+                        "a fault can only delete a backup taken before it: move it after a `base_backup` step".to_string()
+                    }
+                    _ => format!("name a base backup taken before this fault: {}", list(&backups)),
+                };
+                self.report(&path, message, hint);
+            }
+        }
+        if let Some(dh) = &f.delete_history {
+            let path = format!("{base}.delete_history.timeline");
+            let failovers = self.s.steps[..i]
+                .iter()
+                .filter(|st| matches!(st, Step::Failover(_)))
+                .count() as u32;
+            if dh.timeline < 2 {
+                self.report(
+                    &path,
+                    format!("timeline {} has no history file", dh.timeline),
+                    "history files start with timeline 2, written when a failover promotes the source".to_string(),
+                );
+            } else if dh.timeline > failovers + 1 {
+                self.report(
+                    &path,
+                    format!(
+                        "`delete_history` names timeline {}, but {} `failover` step(s) come before this fault, so the source reaches timeline {} at most",
+                        dh.timeline,
+                        failovers,
+                        failovers + 1
+                    ),
+                    "add `- failover: { id: f1 }` before this fault, or name an earlier timeline".to_string(),
+                );
+            }
         }
     }
 
@@ -1426,6 +1507,28 @@ mod tests {
             "postgres: 17\nbackup: { archive_timeout_seconds: 0 }\n",
         );
         insta::assert_snapshot!("archive_timeout_zero", problems(&text));
+    }
+
+    #[test]
+    fn content_fault_problems() {
+        let text = edit(
+            MINIMAL,
+            "steps:\n",
+            "backup: { compression: none }\nsteps:\n  - fault: { id: f0, delete_backup: { step: base, part: info } }\n",
+        );
+        let text = edit(
+            &text,
+            "recovery:",
+            "  - fault: { id: f1, corrupt_wal: { holding_step: w1, mode: undecompressable } }\n  - fault: { id: f2, corrupt_wal: { mode: crc } }\n  - fault: { id: f3, delete_backup: { step: w1, part: data } }\n  - fault: { id: f4, delete_backup: { step: bse, part: data } }\n  - fault: { id: f5, delete_history: { timeline: 1 } }\n  - failover: { id: fo }\n  - fault: { id: f6, delete_history: { timeline: 3 } }\n  - fault: { id: f7, delete_history: { timeline: 2 }, corrupt_wal: { segment: 000000010000000000000003, mode: crc } }\nrecovery:",
+        );
+        insta::assert_snapshot!("content_fault_problems", problems(&text));
+        // The same faults, well formed, pass.
+        let ok = edit(
+            MINIMAL,
+            "recovery:",
+            "  - fault: { id: f1, corrupt_wal: { holding_step: w1, mode: undecompressable } }\n  - fault: { id: f2, corrupt_wal: { segment: 000000010000000000000003, mode: crc } }\n  - fault: { id: f3, delete_backup: { step: base, part: data } }\n  - failover: { id: fo }\n  - fault: { id: f4, delete_history: { timeline: 2 } }\nrecovery:",
+        );
+        check(&ok).unwrap();
     }
 
     #[test]

@@ -124,6 +124,12 @@ pub struct SimulatedCnpg {
     pub superuser: (String, String),
     /// Pause before the operator handles each event, so statuses are never instantly there.
     pub reconcile_delay: Duration,
+    /// Object storage a completed Backup leaves its catalogue entry in, as barman-cloud-backup
+    /// does: `<destinationPath>/<serverName>/base/<backupId>/backup.info` (status DONE, the WAL
+    /// positions of the status), which is what a drill's backup choice reads. Only that: no
+    /// data files and no WAL (the double restores nothing, its instances archive nothing), so
+    /// an audit sees an incomplete backup. `None`: Backups leave nothing in object storage.
+    pub archive: Option<pgdrill::backend::objstore::S3Target>,
 }
 
 impl Default for SimulatedCnpg {
@@ -132,8 +138,40 @@ impl Default for SimulatedCnpg {
             postgres: None,
             superuser: ("postgres".into(), "double-superuser-password".into()),
             reconcile_delay: Duration::from_millis(20),
+            archive: None,
         }
     }
+}
+
+/// Write a completed backup's `backup.info` under `dest`.
+async fn write_catalogue_entry(
+    target: &pgdrill::backend::objstore::S3Target,
+    dest: &str,
+    server: &str,
+    backup_id: &str,
+    begin: (&str, &str, &str),
+    end: (&str, &str, &str),
+) -> Result<(), String> {
+    let (bucket, prefix) = dest
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .ok_or_else(|| format!("destinationPath `{dest}` is not s3://bucket/path"))?;
+    let dir = format!("{}/{server}/base/{backup_id}", prefix.trim_matches('/'));
+    let info = format!(
+        "backup_id={backup_id}\nstatus=DONE\ntimeline=1\nbegin_xlog={}\nbegin_wal={}\nbegin_time={}\n\
+         end_xlog={}\nend_wal={}\nend_time={}\nxlog_segment_size=16777216\n",
+        begin.0, begin.1, begin.2, end.0, end.1, end.2
+    );
+    let client = pgdrill::backend::objstore::s3_client(target);
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(format!("{dir}/backup.info"))
+        .body(info.into_bytes().into())
+        .send()
+        .await
+        .map_err(|e| format!("{dir}/backup.info: {e}"))?;
+    Ok(())
 }
 
 /// A failure the simulated operator plays for one cluster name (any namespace).
@@ -2484,6 +2522,24 @@ async fn run_backup(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
     };
     match positions {
         Ok(((begin_lsn, begin_wal, begin_at), (end_lsn, end_wal, end_at))) => {
+            if let Some(archive) = &cfg.archive
+                && let Err(e) = write_catalogue_entry(
+                    archive,
+                    &dest,
+                    &server,
+                    &backup_id,
+                    (&begin_lsn, &begin_wal, &begin_at),
+                    (&end_lsn, &end_wal, &end_at),
+                )
+                .await
+            {
+                set(
+                    json!({"phase": "failed", "method": method, "backupId": backup_id,
+                           "serverName": server, "destinationPath": dest,
+                           "startedAt": started, "stoppedAt": now_rfc3339(), "error": e}),
+                );
+                return;
+            }
             set(json!({
                 "phase": "completed", "method": method, "online": true,
                 "backupId": backup_id, "backupName": format!("backup-{backup_id}"),

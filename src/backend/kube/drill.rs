@@ -60,6 +60,9 @@ pub fn unsupported(scenario: &Scenario) -> Option<String> {
         Some("`env`".to_string())
     } else {
         scenario.steps.iter().find_map(|st| match st {
+            // A failover restarts the source through archive recovery, which only the local
+            // backend can do to its own server (CNPG would fail over by itself).
+            Step::Failover(f) => Some(format!("`failover` (step `{}`)", f.id)),
             Step::Fault(f) => match f.fault() {
                 Some(Fault::Crash(_)) => Some(format!("`crash` (step `{}`)", f.id)),
                 Some(Fault::ObjectStoreErrors(_)) => {

@@ -358,5 +358,6 @@ fn ready_rto(pods: &[Pod], started_at: DateTime<Utc>, answered: DateTime<Utc>, t
         wal_segments_replayed: 0,
         bytes_downloaded: 0,
         budget_seconds: None,
+        replay_end: None,
     }
 }

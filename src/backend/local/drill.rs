@@ -315,6 +315,45 @@ impl Drill for LocalDrill {
         Ok(src.connect().await?)
     }
 
+    async fn failover(&mut self, timeout_seconds: u64) -> Result<Server, BackendError> {
+        let spec = self
+            .source_spec
+            .clone()
+            .ok_or_else(|| BackendError::infra("failover before the source started"))?;
+        let restore_command = self.barman.restore_command(&spec.server_name);
+        let env = self.env();
+        let inst = self
+            .source
+            .as_mut()
+            .ok_or_else(|| BackendError::infra("failover before the source started"))?;
+        inst.stop(StopMode::Fast, Duration::from_secs(60)).await?;
+        // Archive recovery from its own archive, as a replica CNPG promotes has replayed it;
+        // no target: the end of WAL (the archive, then pg_wal), then a new timeline.
+        inst.append_conf(&[
+            ("restore_command", restore_command),
+            ("recovery_target_timeline", "latest".to_string()),
+            ("recovery_target_action", "promote".to_string()),
+        ])?;
+        inst.write_file("data/recovery.signal", "", 0o600)?;
+        inst.start(&env)?;
+        let client = match inst.wait_ready(Duration::from_secs(timeout_seconds)).await {
+            Ok(c) => c,
+            Err(NotReady::Exited(f)) => {
+                return Err(BackendError::infra(format!(
+                    "the source exited during its failover recovery:\n{}",
+                    self.barman.redact(&f)
+                )));
+            }
+            Err(NotReady::Timeout(t)) => {
+                return Err(BackendError::infra(format!(
+                    "the source was not promoted within {timeout_seconds}s of its failover:\n{}",
+                    self.barman.redact(&t)
+                )));
+            }
+        };
+        Server::from_client(client).await
+    }
+
     async fn recover(&mut self, req: &RecoveryRequest) -> Result<RecoveryAttempt, BackendError> {
         let ready = match self.prepare(req).await? {
             Prepared::Ready(r) => r,
@@ -699,7 +738,39 @@ pub fn rto_from_log(
         wal_segments_replayed: restored_segments(log).len() as u64,
         bytes_downloaded: 0,
         budget_seconds: None,
+        replay_end: replay_end(log),
     }
+}
+
+/// What PostgreSQL logged as the reason replay ended, if it named one: the startup
+/// process's complaint about a record, just before `redo done at`.
+pub fn replay_end(log: &str) -> Option<String> {
+    const REASONS: &[&str] = &[
+        "checksum in record at",
+        "invalid record length at",
+        "invalid magic number",
+        "incorrect prev-link",
+        "invalid resource manager ID",
+        "unexpected pageaddr",
+        "contrecord",
+        "invalid info bits",
+        "record with invalid length",
+        "out-of-sequence timeline ID",
+    ];
+    let done = log.lines().position(|l| l.contains("redo done at"))?;
+    log.lines()
+        .take(done)
+        .filter_map(|l| {
+            // `wanted 24, got 0`: zeroed space, the normal end of written WAL.
+            if REASONS.iter().any(|r| l.contains(r)) && !l.ends_with("got 0") {
+                l.split_once("LOG:").map(|(_, m)| m.trim().to_string())
+            } else {
+                // restore_command output: a segment it found but could not deliver.
+                l.split_once("WAL restore exception:")
+                    .map(|(_, m)| format!("barman-cloud-wal-restore failed: {}", m.trim()))
+            }
+        })
+        .last()
 }
 
 /// barman's `end_time`, e.g. `Sun Nov 22 10:00:05 2026` or an ISO timestamp with offset.
@@ -755,6 +826,28 @@ mod tests {
         assert!((r.phases[1].seconds - 0.3).abs() < 1e-9);
         assert!((r.phases[2].seconds - 0.6).abs() < 1e-9);
         assert!((r.phases[3].seconds - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn replay_end_is_the_complaint_before_redo_done() {
+        let log = "2026-11-22 06:22:30.442 UTC [4538] LOG:  consistent recovery state reached at 0/2000100\n\
+2026-11-22 06:22:30.442 UTC [4538] LOG:  incorrect resource manager data checksum in record at 0/40000D0\n\
+2026-11-22 06:22:30.443 UTC [4538] LOG:  redo done at 0/4000090 system usage: CPU: user: 0.00 s\n";
+        assert_eq!(
+            replay_end(log).as_deref(),
+            Some("incorrect resource manager data checksum in record at 0/40000D0")
+        );
+        assert_eq!(
+            replay_end(LOG),
+            None,
+            "ran out of archived WAL: no complaint"
+        );
+        let log = "2026-11-22 06:22:30,111 [4600] ERROR: Barman cloud WAL restore exception: Invalid data stream\n\
+2026-11-22 06:22:30.443 UTC [4538] LOG:  redo done at 0/4000090 system usage: CPU: user: 0.00 s\n";
+        assert_eq!(
+            replay_end(log).as_deref(),
+            Some("barman-cloud-wal-restore failed: Invalid data stream")
+        );
     }
 
     #[test]
