@@ -511,7 +511,7 @@ fn the_kube_backend_refuses_a_failover_before_touching_a_cluster() {
     let msg = text(&out);
     assert!(
         msg.contains("scenarios/24-timeline2-history-deleted.yaml")
-            && msg.contains("has a `failover` step (`f1`), which only the local backend can run"),
+            && msg.contains("uses `failover` (step `f1`), which the kube backend does not support"),
         "{msg}"
     );
     assert!(!root.exists(), "nothing ran, no report");
