@@ -4,42 +4,13 @@
 //! endpoint with its fault layer. Asserts verdicts and what the reports say was measured,
 //! never how long anything took.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-/// The single run directory a run wrote under `root` (besides `latest`).
-fn run_dir(root: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap() != "latest")
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run directory in {}", root.display());
-    dirs[0].clone()
-}
-
-/// The `<testcase name="NAME" ...>...</testcase>` element of a JUnit file.
-fn testcase<'a>(junit: &'a str, name: &str) -> &'a str {
-    let start = junit
-        .find(&format!("<testcase name=\"{name}\""))
-        .unwrap_or_else(|| panic!("no testcase {name}:\n{junit}"));
-    let end = junit[start..]
-        .find("</testcase>")
-        .map(|e| start + e)
-        .unwrap_or(junit.len());
-    &junit[start..end]
-}
-
-/// The value of JUnit property `name` in `case`.
-fn property<'a>(case: &'a str, name: &str) -> &'a str {
-    case.split(&format!(r#"name="{name}" value=""#))
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no property {name}: {case}"))
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{property, run_dir, testcase};
 
 fn scenario<'a>(rto: &'a Value, name: &str) -> &'a Value {
     rto["scenarios"]
@@ -115,10 +86,15 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
     }
     let case = testcase(&junit, "crash-unarchived-writes");
     assert_eq!(
-        property(case, "fault.kill-primary.exposure.transactions"),
-        "2"
+        property(case, "fault.kill-primary.exposure.transactions").as_deref(),
+        Some("2"),
+        "{case}"
     );
-    assert_eq!(property(case, "rpo.transactions_lost"), "2");
+    assert_eq!(
+        property(case, "rpo.transactions_lost").as_deref(),
+        Some("2"),
+        "{case}"
+    );
     assert!(
         case.contains("never archived: the source crashed at fault step `kill-primary`"),
         "{case}"
@@ -229,7 +205,11 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
         .count();
     assert_eq!(switches, 5, "four writes and the flush: {s}");
     let case = testcase(&junit, "object-store-latency");
-    assert_eq!(property(case, "archive.waits"), "5");
+    assert_eq!(
+        property(case, "archive.waits").as_deref(),
+        Some("5"),
+        "{case}"
+    );
     assert!(summary.contains("**Archive lag:** 5 wait(s)"), "{summary}");
     assert!(summary.contains("### Faults"), "{summary}");
 }

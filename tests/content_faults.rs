@@ -4,24 +4,11 @@
 //! summary say. Needs `make setup`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn pgdrill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgdrill"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PGDRILL_KEEP")
-        .output()
-        .expect("pgdrill runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{pgdrill, property, testcase, text};
 
 /// Run `scenarios` into a fresh report root; returns (exit code, output, run directory).
 fn run(scenarios: &[&str], root: &Path) -> (Option<i32>, String, PathBuf) {
@@ -36,25 +23,6 @@ fn run(scenarios: &[&str], root: &Path) -> (Option<i32>, String, PathBuf) {
         .collect();
     assert_eq!(dirs.len(), 1, "one run directory: {}", text(&out));
     (out.status.code(), text(&out), dirs[0].clone())
-}
-
-/// The `<testcase name="NAME" ...>...</testcase>` element of a JUnit file.
-fn testcase<'a>(junit: &'a str, name: &str) -> &'a str {
-    let start = junit
-        .find(&format!("<testcase name=\"{name}\""))
-        .unwrap_or_else(|| panic!("no testcase {name}:\n{junit}"));
-    let end = junit[start..]
-        .find("</testcase>")
-        .map(|e| start + e)
-        .unwrap_or(junit.len());
-    &junit[start..end]
-}
-
-/// A testcase property's value.
-fn property(case: &str, name: &str) -> Option<String> {
-    let at = case.find(&format!("<property name=\"{name}\" value=\""))?;
-    let rest = &case[at + name.len() + 25..];
-    rest.split('"').next().map(|v| v.replace("&apos;", "'"))
 }
 
 fn scenario<'a>(rto: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {

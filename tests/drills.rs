@@ -1,49 +1,9 @@
 //! Real local drills: real PostgreSQL, real barman-cloud, the embedded S3 endpoint. Needs
 //! `make setup` (which `make test` runs first). Asserts verdicts, exit codes and report content.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn pgdrill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgdrill"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PGDRILL_KEEP")
-        .output()
-        .expect("pgdrill runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The single run directory a run wrote under `root` (besides `latest`).
-fn run_dir(root: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap() != "latest")
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run directory in {}", root.display());
-    dirs[0].clone()
-}
-
-/// The `<testcase name="NAME" ...>...</testcase>` element of a JUnit file.
-fn testcase<'a>(junit: &'a str, name: &str) -> &'a str {
-    let start = junit
-        .find(&format!("<testcase name=\"{name}\""))
-        .unwrap_or_else(|| panic!("no testcase {name}:\n{junit}"));
-    let end = junit[start..]
-        .find("</testcase>")
-        .map(|e| start + e)
-        .unwrap_or(junit.len());
-    &junit[start..end]
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{pgdrill, run_dir, testcase, text};
 
 #[test]
 fn shipped_fault_scenarios_catch_what_they_expect() {

@@ -4,43 +4,18 @@
 //! and with another `--seed` (other targets). Asserts verdicts, testcases, the seed in every
 //! report, and the picks. Needs `make setup`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
+
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{pgdrill, run_dir, text};
 
 const SCENARIO: &str = "scenarios/30-random-pitr-targets.yaml";
 const NAME: &str = "random-pitr-targets";
 /// The scenario's `seed` and `count`.
 const SEED: u64 = 30;
 const COUNT: usize = 6;
-
-fn pgdrill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgdrill"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PGDRILL_KEEP")
-        .output()
-        .expect("pgdrill runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The single run directory a run wrote under `root` (besides `latest`).
-fn run_dir(root: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap() != "latest")
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run directory in {}", root.display());
-    dirs[0].clone()
-}
 
 /// What one run reported about its picks.
 struct Picked {
