@@ -76,33 +76,7 @@ impl Reporter for JunitReporter {
 
 fn test_case(r: &ScenarioResult) -> TestCase {
     let explanation = record::explanation(r);
-    let status = match &r.status {
-        Status::Passed => TestCaseStatus::success(),
-        Status::Failed { reasons } => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(
-                reasons
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("drill failed"),
-            );
-            let mut description = reasons.join("\n");
-            if !explanation.is_empty() {
-                description.push_str("\n\n");
-                description.push_str(&explanation.join("\n"));
-            }
-            s.set_description(description);
-            s
-        }
-        Status::Error { message } => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-            s.set_message(message.lines().next().unwrap_or("harness error"));
-            if message.lines().nth(1).is_some() {
-                s.set_description(message.as_str());
-            }
-            s
-        }
-    };
+    let status = case_status(&r.status, explanation, "drill failed");
     let mut case = TestCase::new(r.name.as_str(), status);
     case.set_classname(format!("pgdrill.{}", r.backend));
     case.set_timestamp(r.started_at.fixed_offset());
@@ -124,23 +98,15 @@ fn test_case(r: &ScenarioResult) -> TestCase {
     case
 }
 
-/// A random target's own testcase, `<scenario> [3/6 lsn 0/3000060]`, with the seed that
-/// picked it so a failure can be replayed with `pgdrill run --seed`.
-fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
-    let explanation: &[String] = t
-        .verification
-        .as_ref()
-        .map_or(&[], |v| v.explanation.as_slice());
-    let status = match &t.status {
+/// The JUnit status of a verdict: a failure carries its first reason as the message and every
+/// reason plus the loss explanation as the description; an error its first line and, when it
+/// has more, the whole text.
+fn case_status(status: &Status, explanation: &[String], failed: &str) -> TestCaseStatus {
+    match status {
         Status::Passed => TestCaseStatus::success(),
         Status::Failed { reasons } => {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(
-                reasons
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("target failed"),
-            );
+            s.set_message(reasons.first().map(String::as_str).unwrap_or(failed));
             let mut description = reasons.join("\n");
             if !explanation.is_empty() {
                 description.push_str("\n\n");
@@ -151,10 +117,23 @@ fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
         }
         Status::Error { message } => {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-            s.set_message(message.as_str());
+            s.set_message(message.lines().next().unwrap_or("harness error"));
+            if message.lines().nth(1).is_some() {
+                s.set_description(message.as_str());
+            }
             s
         }
-    };
+    }
+}
+
+/// A random target's own testcase, `<scenario> [3/6 lsn 0/3000060]`, with the seed that
+/// picked it so a failure can be replayed with `pgdrill run --seed`.
+fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
+    let explanation: &[String] = t
+        .verification
+        .as_ref()
+        .map_or(&[], |v| v.explanation.as_slice());
+    let status = case_status(&t.status, explanation, "target failed");
     let mut case = TestCase::new(format!("{} [{}]", r.name, t.label()), status);
     case.set_classname(format!("pgdrill.{}", r.backend));
     if let Some(d) = t.rto.as_ref().and_then(|x| duration(x.seconds)) {
