@@ -186,6 +186,9 @@ pub struct ArchiveStand {
     pub exposed_transactions: u64,
     /// Their write steps.
     pub exposed_steps: Vec<String>,
+    /// The segments holding them.
+    #[serde(default)]
+    pub exposed_segments: Vec<String>,
     /// Age of the oldest of them at that moment: the RPO if the primary died then.
     pub exposure_seconds: f64,
 }
@@ -338,10 +341,13 @@ impl Ledger {
             .filter(|e| archived.is_none_or(|a| e.segment.as_str() > a))
             .collect();
         let oldest = exposed.iter().map(|e| e.commit_time).min();
-        let mut steps: Vec<String> = Vec::new();
+        let (mut steps, mut segments): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
         for e in &exposed {
             if !steps.contains(&e.step_id) {
                 steps.push(e.step_id.clone());
+            }
+            if !segments.contains(&e.segment) {
+                segments.push(e.segment.clone());
             }
         }
         ArchiveStand {
@@ -350,6 +356,7 @@ impl Ledger {
             last_archived_wal: last_archived_wal.map(str::to_string),
             exposed_transactions: exposed.len() as u64,
             exposed_steps: steps,
+            exposed_segments: segments,
             exposure_seconds: oldest
                 .map(|o| (server_time - o).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6)
                 .unwrap_or(0.0),
@@ -548,6 +555,10 @@ mod tests {
         // Segment 8 (w1) archived, 9 and A not; at 10:00:35 w2 (0:20) and w3 (0:30) are exposed.
         let st = ledger.stand("crash", t(35, 0), Some("000000010000000000000008"));
         assert_eq!(st.exposed_steps, ["w2", "w3"]);
+        assert_eq!(
+            st.exposed_segments,
+            ["000000010000000000000009", "00000001000000000000000A"]
+        );
         assert_eq!(st.exposed_transactions, 2);
         assert_eq!(st.exposure_seconds, 35.0 - 20.0);
         // A commit after the moment does not count; nothing archived exposes everything.

@@ -115,14 +115,7 @@ async fn crash<D: Drill>(
     let stand = st
         .ledger
         .stand("crash", stat.server_time, stat.last_archived_wal.as_deref());
-    let mut unarchived: Vec<String> = Vec::new();
-    for step in &stand.exposed_steps {
-        for e in st.ledger.entries.iter().filter(|e| &e.step_id == step) {
-            if !unarchived.contains(&e.segment) {
-                unarchived.push(e.segment.clone());
-            }
-        }
-    }
+    let unarchived = stand.exposed_segments.clone();
     let how = match mode {
         CrashMode::Immediate => "immediate shutdown (SIGQUIT, no checkpoint)",
         CrashMode::Sigkill => "SIGKILL of the postmaster",
