@@ -21,7 +21,8 @@ KIND_KUBECONFIG          := target/kind-$(KIND_CLUSTER).kubeconfig
 KIND_ENV = KIND_CLUSTER='$(KIND_CLUSTER)' KIND_PLUGIN='$(KIND_PLUGIN)' KIND_NODE_IMAGE='$(KIND_NODE_IMAGE)' \
            KIND_S3_ENDPOINT='$(KIND_S3_ENDPOINT)' KIND_S3_BUCKET='$(KIND_S3_BUCKET)'
 
-.PHONY: all build setup system-deps drill test bench fmt lint kind-up kind-down drill-kind
+.PHONY: all build setup system-deps drill test bench fmt lint kind-up kind-down drill-kind \
+        cluster-deps cluster-build cluster-up cluster-down cluster-status drill-cluster
 
 all: build
 
@@ -49,7 +50,11 @@ setup: system-deps build
 drill: setup
 	$(PGDRILL) run --jobs $(JOBS) scenarios
 
+# The live-cluster tier (tests/kube_live.rs) needs the one-node cluster: brought up here when
+# running as root (it stays up for the next run; make cluster-down stops it).
 test: setup
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory cluster-up; \
+	else echo "test: not root, so no live cluster: tests/kube_live.rs will say it did not run"; fi
 	$(CARGO) test --locked --all-targets
 
 # Figures, never assertions: wall time, RTO phases, archive lag, peak memory of a fixed set of
@@ -88,3 +93,39 @@ drill-kind: build
 	$(PGDRILL) run --backend kube --skip-unsupported --flavour $(FLAVOUR) \
 	  --s3-endpoint $(KIND_S3_ENDPOINT) --cluster-s3-endpoint $(KIND_CLUSTER_S3_ENDPOINT) \
 	  --s3-bucket $(KIND_S3_BUCKET) --report-dir reports $(KIND_SCENARIOS)
+
+# ---- The live cluster: a one-node Kubernetes with the real CNPG operator, as host processes on
+# this machine (cluster/, docs/kube-backend.md). Root only; no Docker. Versions in
+# cluster/versions.env; builds cached under the pgdrill home, so a second cluster-up takes seconds.
+
+# Debian packages the live cluster runs on; installed only when missing and only as root with apt.
+cluster-deps:
+	@need=""; \
+	for c in containerd:containerd runc:runc iptables:iptables conntrack:conntrack debootstrap:debootstrap \
+	         curl:curl openssl:openssl; do \
+	  command -v $${c%%:*} >/dev/null 2>&1 || need="$$need $${c#*:}"; \
+	done; \
+	[ -x /usr/lib/cni/bridge ] || need="$$need containernetworking-plugins"; \
+	command -v go >/dev/null 2>&1 || { echo "cluster-deps: go not found (Go 1.26 builds the cluster)"; exit 3; }; \
+	if [ -n "$$need" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	  else echo "missing:$$need (install them as root, then re-run)"; exit 3; fi; \
+	fi
+
+# Kubernetes, CNPG, the plugin, CoreDNS and the cluster tools from Go modules; the images.
+cluster-build: cluster-deps
+	@bash cluster/build.sh
+
+cluster-up: build cluster-build
+	@PGDRILL=$(CURDIR)/$(PGDRILL) CLUSTER_SKIP_BUILD=1 bash cluster/up.sh
+
+cluster-down:
+	@bash cluster/down.sh
+
+cluster-status:
+	@bash cluster/status.sh
+
+# Every scenario the kube backend supports against the live cluster; reports in reports/latest/.
+drill-cluster: setup cluster-up
+	@bash cluster/drill.sh $(PGDRILL) --flavour $(FLAVOUR) --jobs $(JOBS) --report-dir reports $(KIND_SCENARIOS)

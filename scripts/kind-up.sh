@@ -15,10 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # ---- pinned versions (docs/kube-backend.md lists them with their sources) ---------------------
-CNPG_VERSION="${CNPG_VERSION:-1.30.1}"
+# The operator and plugin versions are the live cluster's (cluster/versions.env), so kind and the
+# local live cluster run the same CNPG; the environment can still override them.
+pins() { (source cluster/versions.env && echo "${!1}"); }
+CNPG_VERSION="${CNPG_VERSION:-$(pins CNPG_VERSION)}"
 CNPG_MINOR="${CNPG_VERSION%.*}"
 CNPG_MANIFEST="https://raw.githubusercontent.com/cloudnative-pg/cloudnative-pg/release-${CNPG_MINOR}/releases/cnpg-${CNPG_VERSION}.yaml"
-PLUGIN_VERSION="${PLUGIN_VERSION:-v0.14.0}"
+PLUGIN_VERSION="${PLUGIN_VERSION:-$(pins PLUGIN_VERSION)}"
 PLUGIN_MANIFEST="https://github.com/cloudnative-pg/plugin-barman-cloud/releases/download/${PLUGIN_VERSION}/manifest.yaml"
 CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.21.1}"
 CERT_MANAGER_MANIFEST="https://github.com/cert-manager/cert-manager/releases/download/${CERT_MANAGER_VERSION}/cert-manager.yaml"

@@ -141,6 +141,9 @@ pub enum Command {
     ServeS3 {
         #[arg(long)]
         dir: PathBuf,
+        /// Address to listen on (the live cluster serves its pods on its bridge address).
+        #[arg(long, default_value = "127.0.0.1")]
+        address: std::net::IpAddr,
         #[arg(long, default_value_t = 9000)]
         port: u16,
         #[arg(long, env = "AWS_ACCESS_KEY_ID")]
@@ -333,6 +336,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::ServeS3 {
             dir,
+            address,
             port,
             access_key,
             secret_key,
@@ -343,9 +347,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 secret_key,
             };
             let buckets: Vec<&str> = bucket.iter().map(String::as_str).collect();
-            let s = S3Server::start(&dir, port, &creds, &buckets).await?;
-            println!("serving {} at {} (Ctrl-C stops)", dir.display(), s.endpoint);
-            tokio::signal::ctrl_c().await?;
+            let s = S3Server::start_on(address, &dir, port, &creds, &buckets).await?;
+            println!(
+                "serving {} at {} (Ctrl-C or SIGTERM stops)",
+                dir.display(),
+                s.endpoint
+            );
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r?,
+                _ = term.recv() => {}
+            }
             s.shutdown().await;
             Ok(exit::PASSED)
         }

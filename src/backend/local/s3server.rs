@@ -1,7 +1,8 @@
 //! The embedded S3 endpoint: `s3s` + `s3s-fs` on a loopback port, data under a directory.
-//! It never listens beyond loopback and never logs credentials.
+//! It listens on loopback unless told another address (`pgdrill serve-s3 --address`, which the
+//! live cluster uses for its pods) and never logs credentials.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -132,6 +133,17 @@ impl S3Server {
         creds: &S3Credentials,
         buckets: &[&str],
     ) -> Result<Self, BackendError> {
+        Self::start_on(IpAddr::from([127, 0, 0, 1]), root, port, creds, buckets).await
+    }
+
+    /// [`S3Server::start`] on `address` instead of loopback.
+    pub async fn start_on(
+        address: IpAddr,
+        root: &Path,
+        port: u16,
+        creds: &S3Credentials,
+        buckets: &[&str],
+    ) -> Result<Self, BackendError> {
         for b in buckets {
             std::fs::create_dir_all(root.join(b)).map_err(|e| {
                 BackendError::infra(format!(
@@ -152,8 +164,8 @@ impl S3Server {
         let faults = super::s3layer::FaultSwitch::default();
         b.set_access(RecordingAccess(operations.clone(), faults.clone()));
         let service = b.build();
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
-            BackendError::infra(format!("embedded S3 cannot bind 127.0.0.1:{port}: {e}"))
+        let listener = TcpListener::bind((address, port)).await.map_err(|e| {
+            BackendError::infra(format!("embedded S3 cannot bind {address}:{port}: {e}"))
         })?;
         let addr = listener
             .local_addr()
