@@ -8,6 +8,7 @@ pub mod kube;
 pub mod local;
 pub mod objstore;
 pub mod objstore_content;
+pub mod pg_log;
 mod traits;
 pub mod wal_content;
 

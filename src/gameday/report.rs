@@ -310,6 +310,7 @@ mod tests {
                 bytes_downloaded: 0,
                 budget_seconds: Some(10.0),
                 replay_end: None,
+                last_replayed_commit: None,
             }),
             rpo: Some(Rpo::measure(
                 "newest archived WAL",

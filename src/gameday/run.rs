@@ -165,6 +165,11 @@ async fn execute<R: ScratchRestore>(
         }
         RecoveryAttempt::Recovered { server, rto } => (server, rto),
     };
+    // What the restore replayed up to. On the kube backend the server answering is a fresh
+    // start of the data CNPG's recovery Job produced, so `pg_last_xact_replay_timestamp()` is
+    // NULL there (observed with CNPG 1.30.0); the Job's log says it (`last completed
+    // transaction was at log time …`), which the backend put in the RTO.
+    let logged_commit = rto.last_replayed_commit;
     rec.restore = RestoreOutcome::Recovered;
     rec.postgres_version = Some(server.version.clone());
     let mut rto = rto;
@@ -183,10 +188,11 @@ async fn execute<R: ScratchRestore>(
     client
         .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'")
         .await?;
-    let recovered_to: Option<DateTime<Utc>> = client
+    let replayed: Option<DateTime<Utc>> = client
         .query_one("SELECT pg_last_xact_replay_timestamp()", &[])
         .await?
         .get(0);
+    let recovered_to = replayed.or(logged_commit);
     rec.recovered_to = recovered_to;
     let reference = match &choice.target {
         ResolvedTarget::Time(t) => Some(*t),

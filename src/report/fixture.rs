@@ -169,6 +169,7 @@ fn passed() -> Vec<Event> {
         bytes_downloaded: 25_165_824,
         budget_seconds: Some(30.0),
         replay_end: None,
+        last_replayed_commit: None,
     });
     r.log = log;
     let mut out = vec![Event::ScenarioStarted {
@@ -317,6 +318,7 @@ fn failed() -> Vec<Event> {
         bytes_downloaded: 16_777_216,
         budget_seconds: None,
         replay_end: None,
+        last_replayed_commit: None,
     });
     r.status = Status::Failed { reasons };
     r.log = log;
@@ -431,6 +433,7 @@ fn target(
             bytes_downloaded: 8_388_608,
             budget_seconds: None,
             replay_end: None,
+            last_replayed_commit: None,
         }),
         status: Status::Passed,
     }

@@ -250,8 +250,25 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
     ]
     .into_iter()
     .flatten()
+    .chain(rto_properties(r))
     .chain(fault_properties(r))
     .collect()
+}
+
+/// `rto.phase.<name>` (seconds, in the order the phases ran) and `rto.wal_segments_replayed`,
+/// so a CI dashboard shows where a recovery's time went without opening rto.json.
+fn rto_properties(r: &ScenarioResult) -> Vec<Property> {
+    let Some(rto) = &r.rto else {
+        return Vec::new();
+    };
+    rto.phases
+        .iter()
+        .map(|p| Property::new(format!("rto.phase.{}", p.name), format!("{:.3}", p.seconds)))
+        .chain(std::iter::once(Property::new(
+            "rto.wal_segments_replayed",
+            rto.wal_segments_replayed.to_string(),
+        )))
+        .collect()
 }
 
 /// `fault.<step>` and, when measured, what it did to archiving.

@@ -86,6 +86,11 @@ pub struct Rto {
     /// simply ran out of archived WAL, or the backend cannot read the server log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_end: Option<String>,
+    /// The commit time of the last transaction replay applied, as PostgreSQL logged it when
+    /// recovery ended (`last completed transaction was at log time …`). `None` when nothing
+    /// was replayed past the backup, or the backend cannot read the server log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_replayed_commit: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How the recovery attempt ended, as observed.

@@ -134,11 +134,12 @@ fn condition_status<'a>(status: &'a ClusterStatus, type_: &str) -> Option<&'a st
         .map(|c| c.status.as_str())
 }
 
-/// For `kube::runtime::wait::await_condition`: the Cluster exists and is no longer
-/// progressing, i.e. [`ClusterState::Ready`] or [`ClusterState::Failed`].
+/// For `kube::runtime::wait::await_condition`: the Cluster is no longer progressing, i.e.
+/// [`ClusterState::Ready`] or [`ClusterState::Failed`], or it is gone (deleted under the
+/// waiter, e.g. with its namespace: waiting on would only run into the deadline).
 pub fn is_cluster_settled() -> impl WaitCondition<Cluster> {
     |obj: Option<&Cluster>| {
-        obj.is_some_and(|c| !matches!(cluster_state(c), ClusterState::Progressing { .. }))
+        obj.is_none_or(|c| !matches!(cluster_state(c), ClusterState::Progressing { .. }))
     }
 }
 
@@ -227,10 +228,11 @@ pub fn backup_state(b: &Backup) -> BackupState {
     }
 }
 
-/// For `await_condition`: the Backup exists and is Completed or Failed.
+/// For `await_condition`: the Backup is Completed or Failed, or it is gone (deleted under the
+/// waiter).
 pub fn is_backup_finished() -> impl WaitCondition<Backup> {
     |obj: Option<&Backup>| {
-        obj.is_some_and(|b| {
+        obj.is_none_or(|b| {
             matches!(
                 backup_state(b),
                 BackupState::Completed | BackupState::Failed { .. }
@@ -362,6 +364,19 @@ const SIGNATURES: &[Signature] = &[
     Signature {
         needle: "no target backup found",
         meaning: "CNPG found no backup in the catalog that ends before the target",
+    },
+    Signature {
+        needle: "Missing file",
+        meaning: "barman-cloud-restore: a file of the chosen base backup (data.tar*) is not in \
+                  the archive, though its backup.info still lists it",
+    },
+    Signature {
+        needle: "no backup found with ID",
+        meaning: "recoveryTarget.backupID names a backup the archive's catalogue does not have",
+    },
+    Signature {
+        needle: "no backup found on the remote object storage",
+        meaning: "the archive has no base backup under the serverName recovery reads",
     },
     Signature {
         needle: "checking the presence of first needed WAL in the archive",
@@ -594,7 +609,7 @@ fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-fn is_full_recovery_pod(pod: &Pod) -> bool {
+pub fn is_full_recovery_pod(pod: &Pod) -> bool {
     label(pod, LABEL_JOB_ROLE) == Some(JOB_ROLE_FULL_RECOVERY)
 }
 
@@ -688,16 +703,83 @@ fn container_started_at(cs: &ContainerStatus) -> Option<DateTime<Utc>> {
     to_utc(t)
 }
 
-/// RTO phases read from pod timestamps:
-/// - `recovery_job`: the earliest start of a full-recovery container (failed attempts
-///   included: they are part of the time to recover) → `finishedAt` of the attempt that exited 0.
-///   In CNPG the Job downloads the base backup, replays the WAL and promotes (`instance restore`
-///   waits for `pg_is_in_recovery()` to turn false), so this one phase covers all three;
-/// - `instance_start`: that `finishedAt` → `lastTransitionTime` of the `Ready=True`
-///   condition of the instance pod the Job created (`cnpg.io/instanceName`).
+/// What the log of a full-recovery Job's `full-recovery` container says about the recovery:
+/// when the restore of the base backup started and completed (the instance manager's
+/// `Starting barman-cloud-restore` and `Restore completed`), when PostgreSQL reached a
+/// consistent state and when it first accepted connections after promotion, and the log as
+/// plain PostgreSQL-style lines (`LOG:  restored log file ...`) for [`crate::backend::pg_log`].
+/// Times are the instance manager's `ts` (the node's clock, like the pods' timestamps).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RecoveryLog {
+    pub restore_started: Option<DateTime<Utc>>,
+    pub restore_completed: Option<DateTime<Utc>>,
+    pub consistent: Option<DateTime<Utc>>,
+    pub promoted: Option<DateTime<Utc>>,
+    pub text: String,
+}
+
+/// Read a full-recovery container's log (JSON lines, see [`render_log_line`]).
+pub fn recovery_log(raw: &str) -> RecoveryLog {
+    let mut log = RecoveryLog::default();
+    for line in raw.lines() {
+        let ts = line
+            .find('{')
+            .and_then(|i| serde_json::from_str::<Value>(&line[i..]).ok())
+            .and_then(|v| v.get("ts").and_then(Value::as_str).map(str::to_string))
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        for rendered in render_log_line(line) {
+            let first = |slot: &mut Option<DateTime<Utc>>, needle: &str| {
+                if slot.is_none() && rendered.contains(needle) {
+                    *slot = ts;
+                }
+            };
+            first(&mut log.restore_started, "Starting barman-cloud-restore");
+            // In-tree, the instance manager restores and logs `Restore completed`; with the
+            // plugin that line is in the plugin's sidecar, and `full-recovery` goes on with
+            // `Creating new data directory` (observed with CNPG 1.30.0, plugin v0.14.0).
+            first(&mut log.restore_completed, "Restore completed");
+            first(&mut log.restore_completed, "Creating new data directory");
+            first(&mut log.consistent, "consistent recovery state reached");
+            if log.consistent.is_some() {
+                first(
+                    &mut log.promoted,
+                    "database system is ready to accept connections",
+                );
+            }
+            log.text.push_str(&rendered);
+            log.text.push('\n');
+        }
+    }
+    log
+}
+
+/// RTO phases from the time the recovery Cluster was applied (`applied_at`) to the instance
+/// pod's readiness, read from pod timestamps and, when it was read in time, the successful
+/// full-recovery container's log ([`recovery_log`]):
+/// - `job_scheduling`: applied → the first full-recovery container started (volume, pod, the
+///   bootstrap-controller init container copying the instance manager);
+/// - with the Job's log: `restore_base_backup` (container start → the restore's end: the
+///   archive check, choosing the backup, barman-cloud-restore), `replay_until_consistent`,
+///   `replay_and_promotion` (→ first `ready to accept connections`), `job_wrap_up` (CNPG
+///   restarts the server to configure it, checkpoints and stops it; → the container's
+///   `finishedAt`); without it, one `recovery_job` phase from container start to `finishedAt`.
+///   Failed attempts count from the first one: they are part of the time to recover;
+/// - `instance_start`: `finishedAt` → `lastTransitionTime` of the `Ready=True` condition of the
+///   instance pod the Job created (`cnpg.io/instanceName`).
 ///
-/// Phases whose timestamps are missing (Job still running, instance not ready yet) are left out.
-pub fn recovery_phases(pods: &[Pod]) -> Vec<Phase> {
+/// The kubelet's times are whole seconds, the apply time and the log's are not: a container
+/// is taken to run from its `startedAt` to the end of the second of its `finishedAt`, and a
+/// phase never runs backwards (it is empty instead).
+///
+/// CNPG deletes the completed Job (and its pod) once the instance reports status, often before
+/// the Cluster is Ready, so callers pass every full-recovery pod they saw, as last seen.
+/// Phases whose timestamps are missing or out of order are left out.
+pub fn recovery_phases(
+    pods: &[Pod],
+    log: Option<&RecoveryLog>,
+    applied_at: DateTime<Utc>,
+) -> Vec<Phase> {
     let jobs: Vec<&Pod> = pods.iter().filter(|p| is_full_recovery_pod(p)).collect();
     let started = jobs
         .iter()
@@ -716,8 +798,29 @@ pub fn recovery_phases(pods: &[Pod]) -> Vec<Phase> {
     let Some((job_pod, finished)) = succeeded else {
         return phases;
     };
+    let mut job_end = finished;
     if let Some(started) = started.filter(|s| *s <= finished) {
-        phases.push(phase("recovery_job", started, finished));
+        let start = started.max(applied_at);
+        if applied_at <= started + chrono::Duration::seconds(1) {
+            phases.push(phase("job_scheduling", applied_at, start));
+        }
+        // The log's marks, kept only when they run in order inside the container's lifetime.
+        let lifetime_end = finished + chrono::Duration::seconds(1);
+        let marks = log.and_then(|l| {
+            let m = [l.restore_completed?, l.consistent?, l.promoted?];
+            let ordered = start <= m[0] && m[0] <= m[1] && m[1] <= m[2] && m[2] < lifetime_end;
+            ordered.then_some(m)
+        });
+        match marks {
+            Some([restored, consistent, promoted]) => {
+                job_end = finished.max(promoted);
+                phases.push(phase("restore_base_backup", start, restored));
+                phases.push(phase("replay_until_consistent", restored, consistent));
+                phases.push(phase("replay_and_promotion", consistent, promoted));
+                phases.push(phase("job_wrap_up", promoted, job_end));
+            }
+            None => phases.push(phase("recovery_job", start, finished)),
+        }
     }
 
     let instance_name = label(job_pod, LABEL_INSTANCE_NAME).map(str::to_string);
@@ -739,42 +842,93 @@ pub fn recovery_phases(pods: &[Pod]) -> Vec<Phase> {
             to_utc(cond.last_transition_time.as_ref()?)
         });
     if let Some(ready) = ready_at.filter(|r| *r >= finished) {
-        phases.push(phase("instance_start", finished, ready));
+        phases.push(phase("instance_start", job_end, ready.max(job_end)));
     }
     phases
 }
 
-/// Pods worth reading the logs of when looking for failure signatures: every full-recovery Job
-/// pod (each retry is a pod), then instance pods that restarted, have a terminated container
-/// (now or before the last restart; init containers only when they exited non-zero) or are in
-/// phase `Failed`. Input order, no duplicates.
+/// A full-recovery Job pod whose recovery container exited 0: its log tells the whole recovery.
+pub fn is_successful_recovery_job(pod: &Pod) -> bool {
+    is_full_recovery_pod(pod)
+        && recovery_container(pod)
+            .and_then(|cs| cs.state.as_ref()?.terminated.as_ref())
+            .is_some_and(|t| t.exit_code == 0)
+}
+
+/// A pod's container names: the main containers first, then init containers (which include
+/// native sidecars such as the barman-cloud plugin's).
+pub fn container_names(pod: &Pod) -> Vec<String> {
+    let spec = pod.spec.as_ref();
+    let main = spec.map(|s| s.containers.iter()).into_iter().flatten();
+    let init = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .into_iter()
+        .flatten();
+    main.chain(init).map(|c| c.name.clone()).collect()
+}
+
+/// Annotation a run renews on each namespace it owns while it runs (RFC 3339, the run's clock).
+pub const HEARTBEAT_ANNOTATION: &str = "pgdrill.io/heartbeat";
+
+/// Why a namespace another run made must be left alone, or `None` when it may be swept: its
+/// run last renewed the heartbeat more than `stale` ago, or, for a namespace without one
+/// (made by a pgdrill without heartbeats), it was created more than `stale` ago. Two runs of
+/// the same scenario at once (two flavours, two users of one cluster) each sweep only what a
+/// dead run left. `now` and the heartbeat are the two runs' clocks: `stale` must exceed their
+/// skew and the renewal interval.
+pub fn sweep_blocker(
+    ns: &k8s_openapi::api::core::v1::Namespace,
+    now: DateTime<Utc>,
+    stale: std::time::Duration,
+) -> Option<String> {
+    let stale = chrono::Duration::from_std(stale).unwrap_or(chrono::Duration::MAX);
+    let heartbeat = ns
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(HEARTBEAT_ANNOTATION))
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let (what, at) = match heartbeat {
+        Some(t) => ("its run's heartbeat", t),
+        None => (
+            "it was created",
+            ns.metadata.creation_timestamp.as_ref().and_then(to_utc)?,
+        ),
+    };
+    let age = now - at;
+    (age < stale).then(|| {
+        format!(
+            "{what} {}s ago: its run is alive (a namespace is swept {}s after its run stops)",
+            age.num_seconds().max(0),
+            stale.num_seconds()
+        )
+    })
+}
+
+/// Pods worth reading the logs of when looking for failure signatures: the failing ones
+/// ([`recovery_failure`] only counts their logs): every failed full-recovery Job pod (each
+/// retry is a pod), and instance pods in phase `Failed`, with a container terminated non-zero,
+/// or restarting after non-zero exits. A healthy or still-running pod is not read: a signature
+/// it logged counts once the pod fails, on a later look. Input order, no duplicates.
 pub fn pods_to_inspect(pods: &[Pod]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut push = |name: String| {
+    for p in pods
+        .iter()
+        .filter(|p| is_full_recovery_pod(p) || is_instance_pod(p))
+        .filter(|p| pod_is_failing(p))
+    {
+        let name = p.name_any();
         if !out.contains(&name) {
             out.push(name);
         }
-    };
-    for p in pods.iter().filter(|p| is_full_recovery_pod(p)) {
-        push(p.name_any());
-    }
-    for p in pods.iter().filter(|p| is_instance_pod(p)) {
-        let main = main_statuses(p).any(|cs| {
-            cs.restart_count > 0
-                || cs.state.as_ref().is_some_and(|s| s.terminated.is_some())
-                || cs
-                    .last_state
-                    .as_ref()
-                    .is_some_and(|s| s.terminated.is_some())
-        });
-        let init = init_statuses(p).any(|cs| {
-            cs.restart_count > 0 || terminated_nonzero(cs) || last_terminated_nonzero(cs)
-        });
-        if main || init || pod_phase(p) == Some("Failed") {
-            push(p.name_any());
-        }
     }
     out
+}
+
+/// A pod whose every container has terminated: its logs will not change any more.
+pub fn is_finished_pod(pod: &Pod) -> bool {
+    matches!(pod_phase(pod), Some("Failed" | "Succeeded"))
 }
 
 #[cfg(test)]
@@ -784,6 +938,8 @@ mod tests {
     use k8s_openapi::api::core::v1::ContainerStateTerminated;
 
     const CLUSTER_HEALTHY: &str = include_str!("fixtures/cluster-healthy.json");
+    /// Captured from CloudNativePG 1.30.0 on the live cluster (cluster/up.sh).
+    const LOGS_FULL_RECOVERY_CRC: &str = include_str!("fixtures/logs-full-recovery-crc.jsonl");
     const CLUSTER_SETTING_UP_PRIMARY: &str =
         include_str!("fixtures/cluster-setting-up-primary.json");
     const CLUSTER_UNRECOVERABLE: &str = include_str!("fixtures/cluster-unrecoverable.json");
@@ -873,7 +1029,10 @@ mod tests {
         let c = cluster(CLUSTER_HEALTHY);
         assert_eq!(cluster_state(&c), ClusterState::Ready);
         assert!(is_cluster_settled().matches_object(Some(&c)));
-        assert!(!is_cluster_settled().matches_object(None));
+        assert!(
+            is_cluster_settled().matches_object(None),
+            "a deleted Cluster ends the wait"
+        );
     }
 
     #[test]
@@ -1040,7 +1199,10 @@ mod tests {
         assert!(is_backup_finished().matches_object(Some(&backup(BACKUP_COMPLETED))));
         assert!(is_backup_finished().matches_object(Some(&backup(BACKUP_FAILED))));
         assert!(!is_backup_finished().matches_object(Some(&backup(BACKUP_RUNNING))));
-        assert!(!is_backup_finished().matches_object(None));
+        assert!(
+            is_backup_finished().matches_object(None),
+            "a deleted Backup ends the wait"
+        );
     }
 
     #[test]
@@ -1393,10 +1555,16 @@ mod tests {
     #[test]
     fn recovery_phases_from_job_and_instance_pods() {
         let pods = [pod(POD_FULL_RECOVERY_COMPLETED), pod(POD_INSTANCE_READY)];
-        let phases = recovery_phases(&pods);
+        let phases = recovery_phases(&pods, None, at("2026-11-22T02:50:02Z"));
         assert_eq!(
             phases,
             vec![
+                Phase {
+                    name: "job_scheduling".to_string(),
+                    started_at: at("2026-11-22T02:50:02Z"),
+                    finished_at: at("2026-11-22T02:50:10Z"),
+                    seconds: 8.0,
+                },
                 Phase {
                     name: "recovery_job".to_string(),
                     started_at: at("2026-11-22T02:50:10Z"),
@@ -1416,9 +1584,20 @@ mod tests {
     #[test]
     fn recovery_phases_skip_what_cannot_be_computed() {
         // Job done, instance not ready yet.
-        let phases = recovery_phases(&[pod(POD_FULL_RECOVERY_COMPLETED), pod(POD_CRASHLOOP)]);
-        assert_eq!(phases.len(), 1);
-        assert_eq!(phases[0].name, "recovery_job");
+        let applied = at("2026-11-22T02:50:02Z");
+        let phases = recovery_phases(
+            &[pod(POD_FULL_RECOVERY_COMPLETED), pod(POD_CRASHLOOP)],
+            None,
+            applied,
+        );
+        let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["job_scheduling", "recovery_job"]);
+
+        // A log whose marks fall outside the container's lifetime is not used.
+        let log = recovery_log(LOGS_FULL_RECOVERY_CRC);
+        let phases = recovery_phases(&[pod(POD_FULL_RECOVERY_COMPLETED)], Some(&log), applied);
+        let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["job_scheduling", "recovery_job"]);
 
         // Job still running: nothing.
         let mut running = pod(POD_FULL_RECOVERY_COMPLETED);
@@ -1435,11 +1614,11 @@ mod tests {
             }),
             ..Default::default()
         });
-        assert!(recovery_phases(&[running, pod(POD_INSTANCE_READY)]).is_empty());
+        assert!(recovery_phases(&[running, pod(POD_INSTANCE_READY)], None, applied).is_empty());
 
         // Only failed attempts: nothing.
-        assert!(recovery_phases(&[pod(POD_FULL_RECOVERY_FAILED)]).is_empty());
-        assert!(recovery_phases(&[]).is_empty());
+        assert!(recovery_phases(&[pod(POD_FULL_RECOVERY_FAILED)], None, applied).is_empty());
+        assert!(recovery_phases(&[], None, applied).is_empty());
     }
 
     #[test]
@@ -1462,35 +1641,229 @@ mod tests {
             }),
             ..Default::default()
         });
-        let phases = recovery_phases(&[
-            failed,
-            pod(POD_FULL_RECOVERY_COMPLETED),
-            pod(POD_INSTANCE_READY),
-        ]);
-        assert_eq!(phases[0].started_at, at("2026-11-22T02:49:40Z"));
-        assert_eq!(phases[0].seconds, 61.0);
-        assert_eq!(phases[1].seconds, 11.0);
+        let phases = recovery_phases(
+            &[
+                failed,
+                pod(POD_FULL_RECOVERY_COMPLETED),
+                pod(POD_INSTANCE_READY),
+            ],
+            None,
+            at("2026-11-22T02:49:30Z"),
+        );
+        assert_eq!(
+            phases[0].seconds, 10.0,
+            "applied → the first attempt's start"
+        );
+        assert_eq!(phases[1].started_at, at("2026-11-22T02:49:40Z"));
+        assert_eq!(phases[1].seconds, 61.0);
+        assert_eq!(phases[2].seconds, 11.0);
+    }
+
+    /// The kubelet's whole seconds against the precise apply time and log marks: a Job that
+    /// starts in the second it was applied, and marks logged in the container's last second,
+    /// still give every phase, none of them negative.
+    #[test]
+    fn recovery_phases_allow_for_whole_second_pod_times() {
+        let log = recovery_log(LOGS_FULL_RECOVERY_CRC);
+        let mut job = pod(POD_FULL_RECOVERY_COMPLETED);
+        let cs = &mut job
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0];
+        cs.state = Some(k8s_openapi::api::core::v1::ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 0,
+                reason: Some("Completed".to_string()),
+                // The log's first mark is 05:28:29.38; it promoted at 05:28:40.14.
+                started_at: Some(time("2026-12-02T05:28:25Z")),
+                finished_at: Some(time("2026-12-02T05:28:40Z")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let phases = recovery_phases(&[job], Some(&log), at("2026-12-02T05:28:25.400Z"));
+        let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "job_scheduling",
+                "restore_base_backup",
+                "replay_until_consistent",
+                "replay_and_promotion",
+                "job_wrap_up"
+            ]
+        );
+        assert!(phases.iter().all(|p| p.seconds >= 0.0), "{phases:?}");
+        assert_eq!(
+            phases[0].seconds, 0.0,
+            "started in the second it was applied"
+        );
+    }
+
+    /// A real full-recovery log (CNPG 1.30.0 on the live cluster, scenario 20: a CRC-damaged
+    /// record in segment 5): the marks, the restored segments and why replay ended.
+    #[test]
+    fn a_full_recovery_log_gives_its_marks_segments_and_replay_end() {
+        let log = recovery_log(LOGS_FULL_RECOVERY_CRC);
+        assert_eq!(
+            log.restore_started,
+            Some(at("2026-12-02T05:28:29.380695289Z"))
+        );
+        assert_eq!(
+            log.restore_completed,
+            Some(at("2026-12-02T05:28:30.758586177Z"))
+        );
+        assert_eq!(log.consistent, Some(at("2026-12-02T05:28:36.311314196Z")));
+        assert_eq!(log.promoted, Some(at("2026-12-02T05:28:40.142533024Z")));
+        assert_eq!(
+            crate::backend::pg_log::restored_segments(&log.text),
+            [
+                "000000010000000000000003",
+                "000000010000000000000004",
+                "000000010000000000000005",
+                // PostgreSQL reads the last segment again when it leaves recovery.
+                "000000010000000000000005",
+            ]
+        );
+        assert_eq!(crate::backend::pg_log::replayed_segment_count(&log.text), 3);
+        assert_eq!(
+            crate::backend::pg_log::replay_end(&log.text).as_deref(),
+            Some("incorrect resource manager data checksum in record at 0/50000D0")
+        );
+        assert_eq!(
+            crate::backend::pg_log::last_replayed_commit(&log.text),
+            Some(at("2026-12-02T05:28:14.008801Z"))
+        );
+
+        // With the Job's pod as it was when it finished, the phases split the Job at the marks.
+        let mut job = pod(POD_FULL_RECOVERY_COMPLETED);
+        let cs = &mut job
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0];
+        cs.state = Some(k8s_openapi::api::core::v1::ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 0,
+                reason: Some("Completed".to_string()),
+                started_at: Some(time("2026-12-02T05:28:25Z")),
+                finished_at: Some(time("2026-12-02T05:28:47Z")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let phases = recovery_phases(&[job], Some(&log), at("2026-12-02T05:28:15Z"));
+        let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "job_scheduling",
+                "restore_base_backup",
+                "replay_until_consistent",
+                "replay_and_promotion",
+                "job_wrap_up"
+            ]
+        );
+        assert_eq!(phases[0].started_at, at("2026-12-02T05:28:15Z"));
+        assert_eq!(phases[4].finished_at, at("2026-12-02T05:28:47Z"));
+        for pair in phases.windows(2) {
+            assert_eq!(
+                pair[0].finished_at, pair[1].started_at,
+                "contiguous: {phases:?}"
+            );
+        }
+        assert_eq!(phases[2].finished_at, at("2026-12-02T05:28:36.311314196Z"));
+    }
+
+    /// With the barman-cloud plugin the restore runs in the sidecar; `full-recovery` marks its
+    /// end with `Creating new data directory` (captured on the live cluster).
+    #[test]
+    fn the_plugin_flavours_recovery_log_marks_the_restore_too() {
+        let log = recovery_log(
+            "{\"level\":\"info\",\"ts\":\"2026-12-02T05:43:32.103Z\",\"msg\":\"Restore through plugin detected, proceeding...\"}\n\
+             {\"level\":\"info\",\"ts\":\"2026-12-02T05:43:50.255Z\",\"msg\":\"Creating new data directory\"}\n",
+        );
+        assert_eq!(log.restore_completed, Some(at("2026-12-02T05:43:50.255Z")));
+    }
+
+    // --- sweep_blocker ------------------------------------------------------------------------
+
+    #[test]
+    fn only_namespaces_of_dead_runs_are_swept() {
+        use k8s_openapi::api::core::v1::Namespace;
+        let now = at("2026-12-02T06:00:00Z");
+        let stale = std::time::Duration::from_secs(180);
+        let ns = |heartbeat: Option<&str>, created: &str| {
+            let mut n = Namespace::default();
+            n.metadata.creation_timestamp = Some(time(created));
+            n.metadata.annotations = heartbeat.map(|h| {
+                [(HEARTBEAT_ANNOTATION.to_string(), h.to_string())]
+                    .into_iter()
+                    .collect()
+            });
+            n
+        };
+        // A run renewing its heartbeat: alive, whatever the namespace's age.
+        let alive = sweep_blocker(
+            &ns(Some("2026-12-02T05:59:30Z"), "2026-12-02T05:00:00Z"),
+            now,
+            stale,
+        );
+        assert!(
+            alive
+                .as_deref()
+                .is_some_and(|w| w.contains("heartbeat 30s ago")),
+            "{alive:?}"
+        );
+        // Heartbeat gone stale: the run died.
+        assert_eq!(
+            sweep_blocker(
+                &ns(Some("2026-12-02T05:56:00Z"), "2026-12-02T05:55:00Z"),
+                now,
+                stale
+            ),
+            None
+        );
+        // No heartbeat (an older pgdrill): judged by age.
+        assert!(sweep_blocker(&ns(None, "2026-12-02T05:59:00Z"), now, stale).is_some());
+        assert_eq!(
+            sweep_blocker(&ns(None, "2026-12-02T05:40:00Z"), now, stale),
+            None
+        );
+        // An unreadable heartbeat counts as none.
+        assert_eq!(
+            sweep_blocker(&ns(Some("yesterday"), "2026-12-02T05:40:00Z"), now, stale),
+            None
+        );
     }
 
     // --- pods_to_inspect ----------------------------------------------------------------------
 
     #[test]
     fn pods_to_inspect_are_recovery_jobs_and_troubled_instances() {
-        assert_eq!(
-            pods_to_inspect(&[pod(POD_FULL_RECOVERY_COMPLETED), pod(POD_INSTANCE_READY)]),
-            vec![JOB_OK.to_string()]
+        // Nothing failing: no log is worth a request.
+        assert!(
+            pods_to_inspect(&[pod(POD_FULL_RECOVERY_COMPLETED), pod(POD_INSTANCE_READY)])
+                .is_empty()
         );
         assert_eq!(
             pods_to_inspect(&[pod(POD_CRASHLOOP), pod(POD_FULL_RECOVERY_COMPLETED)]),
-            vec![JOB_OK.to_string(), "recovered-1".to_string()]
+            vec!["recovered-1".to_string()]
         );
         assert_eq!(
             pods_to_inspect(&[
                 pod(POD_FULL_RECOVERY_FAILED),
                 pod(POD_FULL_RECOVERY_COMPLETED)
             ]),
-            vec![JOB_FAILED.to_string(), JOB_OK.to_string()]
+            vec![JOB_FAILED.to_string()]
         );
+        assert!(is_finished_pod(&pod(POD_FULL_RECOVERY_FAILED)));
+        assert!(!is_finished_pod(&pod(POD_CRASHLOOP)));
         assert!(pods_to_inspect(&[pod(POD_INSTANCE_READY)]).is_empty());
     }
 }

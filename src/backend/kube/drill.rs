@@ -112,7 +112,7 @@ impl crate::backend::Backend for KubeBackend {
             )
             .await?;
         }
-        let session = Session::new(o.client.clone(), &ctx.namespace);
+        let mut session = Session::new(o.client.clone(), &ctx.namespace);
         session.create_namespace(&ctx.namespace()).await?;
         let root = format!(
             "{}/{}",
@@ -266,14 +266,18 @@ impl Drill for KubeDrill {
         )
         .await
         .map_err(|e| kerr("hibernating the source cluster", e))?;
-        let hibernated = |c: Option<&Cluster>| c.is_some_and(is_hibernated);
+        // A Cluster deleted under the wait (its namespace swept or deleted) ends it too.
+        let hibernated = |c: Option<&Cluster>| c.is_none_or(is_hibernated);
         match tokio::time::timeout(
             self.ready_timeout,
             await_condition(api, SOURCE_CLUSTER, hibernated),
         )
         .await
         {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(Some(_))) => Ok(()),
+            Ok(Ok(None)) => Err(BackendError::infra(
+                "the source cluster was deleted while hibernating",
+            )),
             Ok(Err(e)) => Err(BackendError::infra(format!("watching hibernation: {e}"))),
             Err(_) => Err(BackendError::infra(format!(
                 "source cluster not hibernated within {}s",

@@ -6,6 +6,7 @@
 //! Every decision (ready, failed, why, RTO phases) comes from the pure functions of
 //! `conditions.rs`. It never touches a namespace without pgdrill's labels.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -18,10 +19,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::{BackendError, RecoveryAttempt, Server};
+use crate::backend::{BackendError, RecoveryAttempt, Server, pg_log};
 use crate::runner::{Phase, Rto};
 
-use super::conditions::{self, ClusterState};
+use super::conditions::{self, ClusterState, RecoveryLog};
 use super::render::{MANAGED_BY, RUN_ID_LABEL};
 use super::resources::Cluster;
 
@@ -33,9 +34,15 @@ pub(super) fn kerr(what: &str, e: kube::Error) -> BackendError {
     BackendError::infra(format!("{what}: {e}"))
 }
 
+/// How often a run renews the heartbeat of its namespaces.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+/// A namespace whose heartbeat is older than this belongs to a run that stopped.
+const HEARTBEAT_STALE: Duration = Duration::from_secs(180);
+
 /// Delete namespaces a crashed earlier run left behind: pgdrill's managed-by label, `label` equal
-/// to `value` (the scenario or the game day), another run id than `run_id`. Nothing without
-/// pgdrill's labels is ever touched.
+/// to `value` (the scenario or the game day), another run id than `run_id`, and a run that is
+/// no longer alive (`conditions::sweep_blocker`: another pgdrill running the same scenario
+/// right now keeps its namespace). Nothing without pgdrill's labels is ever touched.
 pub(super) async fn sweep(
     client: &Client,
     run_id: &str,
@@ -54,6 +61,10 @@ pub(super) async fn sweep(
             continue;
         }
         let name = ns.metadata.name.clone().unwrap_or_default();
+        if let Some(why) = conditions::sweep_blocker(&ns, Utc::now(), HEARTBEAT_STALE) {
+            eprintln!("pgdrill: namespace {name} of run {theirs} left alone: {why}");
+            continue;
+        }
         eprintln!("pgdrill: sweeping namespace {name} left by run {theirs}");
         api.delete(&name, &DeleteParams::background())
             .await
@@ -95,14 +106,38 @@ impl Session {
         }
     }
 
-    /// Create the namespace (`ns` must be named like the session's).
-    pub(super) async fn create_namespace(&self, ns: &Namespace) -> Result<(), BackendError> {
+    /// Create the namespace (`ns` must be named like the session's), with a heartbeat this
+    /// session renews every 30 s until it ends, so a concurrent run of the same scenario does
+    /// not sweep it.
+    pub(super) async fn create_namespace(&mut self, ns: &Namespace) -> Result<(), BackendError> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let mut ns = ns.clone();
+        ns.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(
+                conditions::HEARTBEAT_ANNOTATION.to_string(),
+                heartbeat_now(),
+            );
         namespaces
-            .create(&PostParams::default(), ns)
+            .create(&PostParams::default(), &ns)
             .await
-            .map(|_| ())
-            .map_err(|e| kerr(&format!("creating namespace {}", self.namespace), e))
+            .map_err(|e| kerr(&format!("creating namespace {}", self.namespace), e))?;
+        let name = self.namespace.clone();
+        self.tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT_EVERY).await;
+                let patch = serde_json::json!({"metadata": {"annotations": {
+                    conditions::HEARTBEAT_ANNOTATION: heartbeat_now()
+                }}});
+                // A missed renewal is retried at the next one; three in a row are needed for
+                // another run to take the namespace for abandoned.
+                let _ = namespaces
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+            }
+        }));
+        Ok(())
     }
 
     /// The namespace as the API server has it now (`None`: absent).
@@ -250,18 +285,58 @@ impl Session {
             .map_err(|e| kerr(&format!("listing pods of {cluster}"), e))
     }
 
-    /// Logs of the pods worth inspecting for failure signatures (last 200 lines each).
-    pub(super) async fn logs_of(&self, pods: &[Pod]) -> Vec<(String, String)> {
+    /// The whole log of a successful full-recovery Job's recovery container (`None` when it
+    /// cannot be read, e.g. the pod is already gone).
+    async fn recovery_log(&self, pod: &str) -> Option<RecoveryLog> {
+        let lp = LogParams {
+            container: Some(conditions::JOB_ROLE_FULL_RECOVERY.to_string()),
+            limit_bytes: Some(16 << 20),
+            ..Default::default()
+        };
+        let text = self.api::<Pod>().logs(pod, &lp).await.ok()?;
+        Some(conditions::recovery_log(&text))
+    }
+
+    /// Logs of the pods worth inspecting (`conditions::pods_to_inspect`: the failing ones): the
+    /// last 200 lines of each container, the main containers first, then init and sidecar
+    /// containers, joined per pod. The sidecars count: with the barman-cloud plugin, "Expected
+    /// empty archive" is logged only by the `plugin-barman-cloud` sidecar of the full-recovery
+    /// pod (observed with CNPG 1.30.0 and the plugin v0.14.0); its `full-recovery` container
+    /// only says the plugin call failed. Logs of pods that have finished are read once and kept
+    /// in `finished` (each retry of a Job is a new pod; its log does not change).
+    pub(super) async fn logs_of(
+        &self,
+        pods: &[Pod],
+        finished: &mut BTreeMap<String, String>,
+    ) -> Vec<(String, String)> {
         let api = self.api::<Pod>();
         let mut out = Vec::new();
         for name in conditions::pods_to_inspect(pods) {
-            let lp = LogParams {
-                tail_lines: Some(200),
-                ..Default::default()
+            let Some(pod) = pods.iter().find(|p| p.name_any() == name) else {
+                continue;
             };
-            if let Ok(text) = api.logs(&name, &lp).await {
-                out.push((name, text));
+            if let Some(text) = finished.get(&name) {
+                out.push((name, text.clone()));
+                continue;
             }
+            let mut text = String::new();
+            for container in conditions::container_names(pod) {
+                let lp = LogParams {
+                    container: Some(container),
+                    tail_lines: Some(200),
+                    ..Default::default()
+                };
+                if let Ok(t) = api.logs(&name, &lp).await {
+                    text.push_str(&t);
+                    if !t.ends_with('\n') {
+                        text.push('\n');
+                    }
+                }
+            }
+            if conditions::is_finished_pod(pod) {
+                finished.insert(name.clone(), text.clone());
+            }
+            out.push((name, text));
         }
         out
     }
@@ -286,18 +361,38 @@ impl Session {
         let deadline = t0 + timeout;
         let mut changes = Some(watch_object(api.clone(), name).boxed());
         let mut last_phase = conditions::NO_STATUS.to_string();
+        // CNPG deletes the completed full-recovery Job once the instance reports status, often
+        // before the Cluster is Ready: its pods as last seen, and its log read when it succeeded.
+        let mut jobs_seen: BTreeMap<String, Pod> = BTreeMap::new();
+        let mut job_log: Option<RecoveryLog> = None;
+        let mut finished_logs: BTreeMap<String, String> = BTreeMap::new();
         loop {
             let cluster = api
                 .get_opt(name)
                 .await
                 .map_err(|e| kerr(&format!("reading the recovery cluster {name}"), e))?;
             let pods = self.pods_of(name).await?;
+            for p in pods.iter().filter(|p| conditions::is_full_recovery_pod(p)) {
+                jobs_seen.insert(p.name_any(), p.clone());
+            }
+            if job_log.is_none()
+                && let Some(job) = pods
+                    .iter()
+                    .find(|p| conditions::is_successful_recovery_job(p))
+            {
+                job_log = self.recovery_log(&job.name_any()).await;
+            }
             if let Some(c) = &cluster {
                 match conditions::cluster_state(c) {
                     ClusterState::Ready => {
                         // `connect` answers `SHOW server_version`: that is the first query.
                         let server = self.connect(c).await?;
-                        let rto = ready_rto(&pods, started_at, Utc::now(), t0);
+                        let mut seen: Vec<Pod> = jobs_seen.into_values().collect();
+                        seen.extend(
+                            pods.into_iter()
+                                .filter(|p| !conditions::is_full_recovery_pod(p)),
+                        );
+                        let rto = ready_rto(&seen, job_log.as_ref(), started_at, Utc::now(), t0);
                         return Ok(RecoveryAttempt::Recovered { server, rto });
                     }
                     // A failed Cluster is explained by `recovery_failure` below: the pod logs'
@@ -306,7 +401,7 @@ impl Session {
                     ClusterState::Progressing { phase } => last_phase = phase,
                 }
             }
-            let logs = self.logs_of(&pods).await;
+            let logs = self.logs_of(&pods, &mut finished_logs).await;
             if let Some(c) = &cluster
                 && let Some(message) = conditions::recovery_failure(c, &pods, &logs)
             {
@@ -341,10 +436,21 @@ impl Session {
     }
 }
 
-/// The RTO of a recovery that answered its first query at `answered`: the pods' phases
-/// (`conditions::recovery_phases`) plus `first_query`, total from `t0`.
-fn ready_rto(pods: &[Pod], started_at: DateTime<Utc>, answered: DateTime<Utc>, t0: Instant) -> Rto {
-    let mut phases = conditions::recovery_phases(pods);
+fn heartbeat_now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The RTO of a recovery that answered its first query at `answered`: the phases of the pods
+/// and the Job's log (`conditions::recovery_phases`) plus `first_query`, total from `t0`; the
+/// WAL segments restored and why replay ended, from the Job's log when it was read.
+fn ready_rto(
+    pods: &[Pod],
+    log: Option<&RecoveryLog>,
+    started_at: DateTime<Utc>,
+    answered: DateTime<Utc>,
+    t0: Instant,
+) -> Rto {
+    let mut phases = conditions::recovery_phases(pods, log, started_at);
     let from = phases.last().map(|p| p.finished_at).unwrap_or(started_at);
     phases.push(Phase {
         name: "first_query".into(),
@@ -352,12 +458,14 @@ fn ready_rto(pods: &[Pod], started_at: DateTime<Utc>, answered: DateTime<Utc>, t
         finished_at: answered,
         seconds: (answered - from).num_milliseconds().max(0) as f64 / 1000.0,
     });
+    let text = log.map(|l| l.text.as_str()).unwrap_or_default();
     Rto {
         seconds: t0.elapsed().as_secs_f64(),
         phases,
-        wal_segments_replayed: 0,
+        wal_segments_replayed: pg_log::replayed_segment_count(text),
         bytes_downloaded: 0,
         budget_seconds: None,
-        replay_end: None,
+        replay_end: pg_log::replay_end(text),
+        last_replayed_commit: pg_log::last_replayed_commit(text),
     }
 }

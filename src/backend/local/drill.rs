@@ -18,6 +18,9 @@ use super::barman::Barman;
 use super::postgres::{NotReady, PgInstance, StopMode};
 use super::s3layer::{ActiveErrors, Behaviour, FaultSwitch};
 use super::toolchain::Toolchain;
+use crate::backend::pg_log::{
+    last_replayed_commit, replay_end, replayed_segment_count, restored_segments,
+};
 
 /// How the local backend reaches its tools and object storage.
 #[derive(Debug, Clone)]
@@ -675,16 +678,6 @@ pub fn target_settings(target: &ResolvedTarget, exclusive: bool) -> Vec<(&'stati
     }
 }
 
-/// Segments the server logged as `restored log file "X" from archive`.
-pub fn restored_segments(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|l| l.split("restored log file \"").nth(1))
-        .filter_map(|rest| rest.split('"').next())
-        .filter(|name| name.len() == 24)
-        .map(str::to_string)
-        .collect()
-}
-
 /// Timestamp at the start of a log line with prefix `%m `: `2026-11-22 10:00:00.123 UTC`.
 fn log_time(line: &str) -> Option<DateTime<Utc>> {
     let s = line.get(..23)?;
@@ -735,42 +728,12 @@ pub fn rto_from_log(
     Rto {
         seconds,
         phases,
-        wal_segments_replayed: restored_segments(log).len() as u64,
+        wal_segments_replayed: replayed_segment_count(log),
         bytes_downloaded: 0,
         budget_seconds: None,
         replay_end: replay_end(log),
+        last_replayed_commit: last_replayed_commit(log),
     }
-}
-
-/// What PostgreSQL logged as the reason replay ended, if it named one: the startup
-/// process's complaint about a record, just before `redo done at`.
-pub fn replay_end(log: &str) -> Option<String> {
-    const REASONS: &[&str] = &[
-        "checksum in record at",
-        "invalid record length at",
-        "invalid magic number",
-        "incorrect prev-link",
-        "invalid resource manager ID",
-        "unexpected pageaddr",
-        "contrecord",
-        "invalid info bits",
-        "record with invalid length",
-        "out-of-sequence timeline ID",
-    ];
-    let done = log.lines().position(|l| l.contains("redo done at"))?;
-    log.lines()
-        .take(done)
-        .filter_map(|l| {
-            // `wanted 24, got 0`: zeroed space, the normal end of written WAL.
-            if REASONS.iter().any(|r| l.contains(r)) && !l.ends_with("got 0") {
-                l.split_once("LOG:").map(|(_, m)| m.trim().to_string())
-            } else {
-                // restore_command output: a segment it found but could not deliver.
-                l.split_once("WAL restore exception:")
-                    .map(|(_, m)| format!("barman-cloud-wal-restore failed: {}", m.trim()))
-            }
-        })
-        .last()
 }
 
 /// barman's `end_time`, e.g. `Sun Nov 22 10:00:05 2026` or an ISO timestamp with offset.
@@ -826,28 +789,6 @@ mod tests {
         assert!((r.phases[1].seconds - 0.3).abs() < 1e-9);
         assert!((r.phases[2].seconds - 0.6).abs() < 1e-9);
         assert!((r.phases[3].seconds - 0.1).abs() < 1e-9);
-    }
-
-    #[test]
-    fn replay_end_is_the_complaint_before_redo_done() {
-        let log = "2026-11-22 06:22:30.442 UTC [4538] LOG:  consistent recovery state reached at 0/2000100\n\
-2026-11-22 06:22:30.442 UTC [4538] LOG:  incorrect resource manager data checksum in record at 0/40000D0\n\
-2026-11-22 06:22:30.443 UTC [4538] LOG:  redo done at 0/4000090 system usage: CPU: user: 0.00 s\n";
-        assert_eq!(
-            replay_end(log).as_deref(),
-            Some("incorrect resource manager data checksum in record at 0/40000D0")
-        );
-        assert_eq!(
-            replay_end(LOG),
-            None,
-            "ran out of archived WAL: no complaint"
-        );
-        let log = "2026-11-22 06:22:30,111 [4600] ERROR: Barman cloud WAL restore exception: Invalid data stream\n\
-2026-11-22 06:22:30.443 UTC [4538] LOG:  redo done at 0/4000090 system usage: CPU: user: 0.00 s\n";
-        assert_eq!(
-            replay_end(log).as_deref(),
-            Some("barman-cloud-wal-restore failed: Invalid data stream")
-        );
     }
 
     #[test]
