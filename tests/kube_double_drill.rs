@@ -13,6 +13,7 @@ mod test_pg;
 use std::path::Path;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::PostParams;
@@ -20,7 +21,7 @@ use pgdrill::backend::kube::render::{Flavour, RenderSettings, namespace_name};
 use pgdrill::backend::kube::{KubeBackend, KubeOptions};
 use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
 use pgdrill::backend::objstore::{ObjectStore, S3Target};
-use pgdrill::runner::{Emitter, RecoveryObservation, ScenarioResult, Status, run_scenario};
+use pgdrill::runner::{Emitter, RecoveryObservation, Rto, ScenarioResult, Status, run_scenario};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
@@ -145,11 +146,16 @@ fn assert_in_order(calls: &[Call], want: &[(&str, &str)]) {
     }
 }
 
-async fn insert_namespace(client: &kube::Client, name: &str, labels: serde_json::Value) {
+async fn insert_namespace(
+    client: &kube::Client,
+    name: &str,
+    labels: serde_json::Value,
+    annotations: serde_json::Value,
+) {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": name, "labels": labels}
+        "metadata": {"name": name, "labels": labels, "annotations": annotations}
     }))
     .expect("namespace");
     api.create(&PostParams::default(), &ns)
@@ -157,22 +163,201 @@ async fn insert_namespace(client: &kube::Client, name: &str, labels: serde_json:
         .expect("create namespace");
 }
 
+fn at(v: &serde_json::Value) -> DateTime<Utc> {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("{s}: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// The `ts` of the first line of `log` whose message (or PostgreSQL record) starts with `msg`.
+fn ts_of(log: &str, msg: &str) -> DateTime<Utc> {
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .find(|v| {
+            v["record"]["message"]
+                .as_str()
+                .or(v["msg"].as_str())
+                .is_some_and(|m| m.starts_with(msg))
+        })
+        .map(|v| at(&v["ts"]))
+        .unwrap_or_else(|| panic!("no `{msg}` in {log}"))
+}
+
+/// The RTO of a clean recovery through the double, checked against what the double did: its
+/// Job pod (deleted before the Cluster was healthy, as CNPG does) and the logs it wrote.
+fn assert_recovery_rto(double: &ApiServerDouble, flavour: Flavour, rto: &Rto) {
+    let names: Vec<&str> = rto.phases.iter().map(|p| p.name.as_str()).collect();
+    // In-tree, the `full-recovery` container logs the whole story (the live cluster's
+    // fixture). With the plugin, `Restore completed` is only in the plugin-barman-cloud
+    // sidecar's log (observed with CNPG 1.30.0 and the plugin v0.14.0) and the backend reads
+    // the marks from `full-recovery` alone, so the Job is one `recovery_job` phase.
+    // Both flavours: in-tree the restore's end is `Restore completed`, with the plugin (whose
+    // sidecar restores) `Creating new data directory` in `full-recovery`.
+    let want: &[&str] = &[
+        "job_scheduling",
+        "restore_base_backup",
+        "replay_until_consistent",
+        "replay_and_promotion",
+        "job_wrap_up",
+        "instance_start",
+        "first_query",
+    ];
+    assert_eq!(names, want, "{:#?}", rto.phases);
+    for pair in rto.phases.windows(2) {
+        assert_eq!(
+            pair[0].finished_at, pair[1].started_at,
+            "contiguous: {:#?}",
+            rto.phases
+        );
+    }
+    assert!(
+        rto.phases
+            .iter()
+            .all(|p| p.started_at <= p.finished_at && p.seconds >= 0.0),
+        "{:#?}",
+        rto.phases
+    );
+
+    // The Job pod as it was last seen, and when it went: before the Cluster was healthy.
+    let events = double.events();
+    let job_pod_gone = events
+        .iter()
+        .find(|e| {
+            e.typ == "DELETED"
+                && e.resource == "pods"
+                && e.object["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("recovered-1-full-recovery-"))
+        })
+        .expect("the Job pod was deleted");
+    let healthy = events
+        .iter()
+        .find(|e| {
+            e.resource == "clusters.postgresql.cnpg.io"
+                && e.object["metadata"]["name"] == "recovered"
+                && e.object["status"]["phase"] == "Cluster in healthy state"
+        })
+        .expect("the recovery Cluster turned healthy");
+    assert!(
+        job_pod_gone.rv < healthy.rv,
+        "CNPG deletes the completed Job before the Cluster is healthy"
+    );
+    let job_pod = &job_pod_gone.object;
+    let job_pod_name = job_pod["metadata"]["name"].as_str().unwrap();
+    let term = &job_pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(term["exitCode"], 0, "{job_pod:#}");
+    let (started, finished) = (at(&term["startedAt"]), at(&term["finishedAt"]));
+
+    // The log the double wrote for that pod's `full-recovery` container.
+    let log = double
+        .written_logs()
+        .into_iter()
+        .find(|w| w.pod == job_pod_name && w.container == "full-recovery")
+        .expect("the Job's log")
+        .text;
+    assert_eq!(
+        rto.wal_segments_replayed,
+        distinct_restored_segments(&log),
+        "the distinct segments of the Job's `restored log file` lines"
+    );
+    assert!(
+        log.matches("restored log file").count() as u64 > rto.wal_segments_replayed,
+        "the double, like PostgreSQL, reads the last segment again at the end: {log}"
+    );
+    assert!(rto.wal_segments_replayed >= 3, "{log}");
+    assert_eq!(
+        rto.replay_end, None,
+        "a clean replay names no damaged record"
+    );
+    // The double logs the last commit of the PostgreSQL that plays the recovered instance, as
+    // `last completed transaction was at log time …` (the Rig's has track_commit_timestamp).
+    let logged = log
+        .lines()
+        .find_map(|l| {
+            l.split("last completed transaction was at log time ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split('"').next())
+        .map(|t| {
+            DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%#z")
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .with_timezone(&Utc)
+        })
+        .expect("the Job's log names the last transaction replayed");
+    assert_eq!(rto.last_replayed_commit, Some(logged));
+
+    let phase = |name: &str| rto.phases.iter().find(|p| p.name == name).unwrap();
+    assert_eq!(phase("job_scheduling").finished_at, started);
+    // The restore ends at `Restore completed` in-tree; with the plugin that line is the
+    // sidecar's, and `full-recovery` marks it with `Creating new data directory`.
+    let restore_end = match flavour {
+        Flavour::InTree => "Restore completed",
+        Flavour::Plugin => "Creating new data directory",
+    };
+    assert_eq!(phase("restore_base_backup").started_at, started);
+    assert_eq!(
+        phase("restore_base_backup").finished_at,
+        ts_of(&log, restore_end)
+    );
+    assert_eq!(
+        phase("replay_until_consistent").finished_at,
+        ts_of(&log, "consistent recovery state reached")
+    );
+    assert_eq!(
+        phase("replay_and_promotion").finished_at,
+        ts_of(&log, "database system is ready to accept connections")
+    );
+    let job_end = phase("job_wrap_up");
+    assert_eq!(job_end.finished_at, finished);
+    // instance_start ends when the instance pod the Job made turned Ready.
+    let instance = events
+        .iter()
+        .rev()
+        .find(|e| e.resource == "pods" && e.object["metadata"]["name"] == "recovered-1")
+        .expect("the instance pod");
+    let ready = instance.object["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .expect("a Ready condition");
+    assert_eq!(
+        phase("instance_start").finished_at,
+        at(&ready["lastTransitionTime"])
+    );
+
+    // The backend read the Job's whole log once, from its `full-recovery` container.
+    let reads: Vec<Call> = double
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            c.path.ends_with(&format!("/pods/{job_pod_name}/log"))
+                && c.query.get("container").map(String::as_str) == Some("full-recovery")
+                && !c.query.contains_key("tailLines")
+        })
+        .collect();
+    assert_eq!(reads.len(), 1, "{reads:#?}");
+}
+
 async fn clean_restore_through_the_double(flavour: Flavour) {
     let rig = Rig::start().await;
     let client = rig.double.client();
-    // A crashed earlier run of the same scenario, and a namespace pgdrill does not own.
+    // A crashed earlier run of the same scenario (its last heartbeat an hour old), and a
+    // namespace pgdrill does not own.
+    let stale_heartbeat = (Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     insert_namespace(
         &client,
         "pgdrill-clean-restore-latest-dead",
         json!({"app.kubernetes.io/managed-by": "pgdrill",
                "pgdrill.io/run-id": "20261101T000000Z-dead",
                "pgdrill.io/scenario": "clean-restore-latest"}),
+        json!({"pgdrill.io/heartbeat": stale_heartbeat}),
     )
     .await;
     insert_namespace(
         &client,
         "payments",
         json!({"pgdrill.io/scenario": "clean-restore-latest"}),
+        json!({}),
     )
     .await;
 
@@ -190,13 +375,7 @@ async fn clean_restore_through_the_double(flavour: Flavour) {
     assert!(res.rows_expected.is_some_and(|n| n > 0));
     assert_eq!(res.rows_expected, res.rows_observed);
     let rto = res.rto.as_ref().expect("an RTO for a recovery");
-    for phase in ["recovery_job", "instance_start", "first_query"] {
-        assert!(
-            rto.phases.iter().any(|p| p.name == phase),
-            "{phase} in {:?}",
-            rto.phases
-        );
-    }
+    assert_recovery_rto(&rig.double, flavour, rto);
     // The ledger chose a backup whose id came from the Backup's status.
     let backup_id = res.backup_id.clone().expect("backup id");
     assert!(backup_id.starts_with("20"), "{backup_id}");
@@ -296,14 +475,15 @@ async fn plugin_clean_restore_through_the_api_double() {
 }
 
 /// A reused serverName: the recovery job fails with "Expected empty archive". The backend must
-/// find it in the job pod's log and report it long before the recovery timeout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expected_empty_archive_is_detected_from_the_recovery_pod_log() {
+/// find it in the job pod's logs and report it long before the recovery timeout. In-tree the
+/// line is in the `full-recovery` container's log; with the plugin only in the
+/// `plugin-barman-cloud` sidecar's (observed with CNPG 1.30.0 and the plugin v0.14.0).
+async fn expected_empty_archive_is_detected(flavour: Flavour) {
     let rig = Rig::start().await;
     rig.double
         .set_failure("recovered", Failure::ExpectedEmptyArchive);
     let res = rig
-        .run(Flavour::InTree, "scenarios/04-wrong-server-name.yaml")
+        .run(flavour, "scenarios/04-wrong-server-name.yaml")
         .await;
     assert!(
         matches!(res.status, Status::Passed),
@@ -316,18 +496,83 @@ async fn expected_empty_archive_is_detected_from_the_recovery_pod_log() {
     };
     assert!(message.contains("Expected empty archive"), "{message}");
     assert!(
+        message.contains("WAL archive check failed for server postgres-cluster"),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("recovered-1-full-recovery-"),
+        "names the Job's pod: {message}"
+    );
+    assert!(
         !message.contains("not ready within"),
         "detected by its signature, not by the deadline: {message}"
     );
     let ns = namespace_name(RUN_ID, "wrong-server-name");
+    // Where the line was: which container's log the backend had to read.
+    let written = rig.double.written_logs();
+    let holder = written
+        .iter()
+        .find(|w| {
+            w.pod.starts_with("recovered-1-full-recovery-")
+                && w.text.contains("Expected empty archive")
+        })
+        .expect("the double logged it");
+    let want = match flavour {
+        Flavour::InTree => "full-recovery",
+        Flavour::Plugin => "plugin-barman-cloud",
+    };
+    assert_eq!(holder.container, want);
+    if flavour == Flavour::Plugin {
+        let main = written
+            .iter()
+            .find(|w| w.pod == holder.pod && w.container == "full-recovery")
+            .expect("the main container's log");
+        assert!(
+            !main.text.contains("Expected empty archive"),
+            "{}",
+            main.text
+        );
+    }
+    let log_path = format!("/namespaces/{ns}/pods/{}/log", holder.pod);
+    assert!(
+        rig.double
+            .calls()
+            .iter()
+            .any(|c| c.path.ends_with(&log_path)
+                && c.query.get("container").map(String::as_str) == Some(want)),
+        "the backend read {want}'s log"
+    );
     assert_in_order(
         &rig.double.calls(),
         &[
             ("PATCH", "/clusters/recovered"),
             ("GET", &format!("/namespaces/{ns}/pods")),
-            ("GET", "/log"),
+            ("GET", &log_path),
             ("DELETE", &format!("/api/v1/namespaces/{ns}")),
         ],
     );
     rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expected_empty_archive_is_detected_from_the_recovery_pod_log() {
+    expected_empty_archive_is_detected(Flavour::InTree).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_plugin_expected_empty_archive_is_detected_from_the_sidecar_log() {
+    expected_empty_archive_is_detected(Flavour::Plugin).await;
+}
+
+/// Distinct WAL segment names in a log's `restored log file "X"` lines (PostgreSQL reads the
+/// last one again when it leaves recovery: still one segment replayed).
+fn distinct_restored_segments(log: &str) -> u64 {
+    let mut names: Vec<&str> = log
+        .split("restored log file \\\"")
+        .skip(1)
+        .filter_map(|rest| rest.get(..24))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.len() as u64
 }

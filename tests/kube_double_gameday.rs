@@ -236,6 +236,30 @@ fn assert_server_side_applies(calls: &[Call]) {
     assert!(replaced.is_empty(), "no replace expected: {replaced:?}");
 }
 
+fn phase_names(rto: &pgdrill::runner::Rto) -> Vec<&str> {
+    rto.phases.iter().map(|p| p.name.as_str()).collect()
+}
+
+/// Distinct segments of the `restored log file` lines in what the double logged for the
+/// scratch Cluster's Job (the last one is read again at the end of recovery).
+fn restored_lines(double: &ApiServerDouble) -> u64 {
+    let logs: Vec<String> = double
+        .written_logs()
+        .into_iter()
+        .filter(|w| w.pod.starts_with("scratch-1-full-recovery-") && w.container == "full-recovery")
+        .map(|w| w.text)
+        .collect();
+    assert_eq!(logs.len(), 1, "one Job pod");
+    let mut names: Vec<&str> = logs[0]
+        .split("restored log file \\\"")
+        .skip(1)
+        .filter_map(|rest| rest.get(..24))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.len() as u64
+}
+
 /// The one Cluster apply of the run.
 fn applied_cluster(double: &ApiServerDouble, ns: &str) -> Value {
     let applied = double.applied(&format!("/namespaces/{ns}/clusters/scratch"));
@@ -243,12 +267,13 @@ fn applied_cluster(double: &ApiServerDouble, ns: &str) -> Value {
     applied.into_iter().next().unwrap()
 }
 
-fn insert_namespace(double: &ApiServerDouble, name: &str, labels: Value) {
+fn insert_namespace(double: &ApiServerDouble, name: &str, labels: Value, annotations: Value) {
     double
         .insert_object(
             "namespaces",
             "",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}),
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": name, "labels": labels, "annotations": annotations}}),
         )
         .expect("namespace");
 }
@@ -264,21 +289,30 @@ async fn in_tree_game_day_restores_the_chosen_backup_without_archiving() {
     })
     .await
     .expect("API server double");
-    // A crashed earlier run of this game day, another game day's, and one pgdrill does not own.
+    // A crashed earlier run of this game day (its last heartbeat an hour old), another game
+    // day's, and one pgdrill does not own.
     let stale = "pgdrill-gameday-kube-double-dead";
+    let stale_heartbeat = (Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     insert_namespace(
         &double,
         stale,
         json!({"app.kubernetes.io/managed-by": "pgdrill",
                "pgdrill.io/run-id": "20261101T000000Z-dead", "pgdrill.io/gameday": GAMEDAY}),
+        json!({"pgdrill.io/heartbeat": stale_heartbeat}),
     );
     insert_namespace(
         &double,
         "pgdrill-gameday-other-beef",
         json!({"app.kubernetes.io/managed-by": "pgdrill",
                "pgdrill.io/run-id": "20261101T000000Z-beef", "pgdrill.io/gameday": "other"}),
+        json!({}),
     );
-    insert_namespace(&double, "payments", json!({"pgdrill.io/gameday": GAMEDAY}));
+    insert_namespace(
+        &double,
+        "payments",
+        json!({"pgdrill.io/gameday": GAMEDAY}),
+        json!({}),
+    );
 
     let loaded = archive.load(&format!("rto_budget_seconds: 600\n{}", checks(&token)));
     archive.s3.operations.clear();
@@ -302,13 +336,24 @@ async fn in_tree_game_day_restores_the_chosen_backup_without_archiving() {
     );
     let rto = rec.rto.as_ref().expect("an RTO");
     assert!(rto.seconds > 0.0 && rto.seconds < GAMEDAY_DEADLINE.as_secs_f64());
-    for phase in ["recovery_job", "instance_start", "first_query"] {
-        assert!(
-            rto.phases.iter().any(|p| p.name == phase),
-            "{phase} in {:?}",
-            rto.phases
-        );
-    }
+    // The Job's log, read before CNPG deleted the Job, splits the Job into its steps.
+    assert_eq!(
+        phase_names(rto),
+        [
+            "job_scheduling",
+            "restore_base_backup",
+            "replay_until_consistent",
+            "replay_and_promotion",
+            "job_wrap_up",
+            "instance_start",
+            "first_query"
+        ]
+    );
+    assert_eq!(
+        rto.wal_segments_replayed,
+        restored_lines(&double),
+        "the `restored log file` lines of the Job's log"
+    );
     archive.assert_read_only();
 
     let ns = gameday_namespace_name(RUN_ID, GAMEDAY);
@@ -427,6 +472,22 @@ async fn plugin_game_day_archives_only_into_its_own_archive_at_a_time_target() {
     assert_eq!(rec.backup_id.as_deref(), Some(archive.backup_id.as_str()));
     assert!(rec.checks.iter().all(|c| c.passed), "{:#?}", rec.checks);
     assert_eq!(rec.checks.len(), 2);
+    // With the plugin, `Restore completed` is in the sidecar's log; `full-recovery` marks the
+    // restore's end with `Creating new data directory`, so the Job splits as in-tree.
+    let rto = rec.rto.as_ref().expect("an RTO");
+    assert_eq!(
+        phase_names(rto),
+        [
+            "job_scheduling",
+            "restore_base_backup",
+            "replay_until_consistent",
+            "replay_and_promotion",
+            "job_wrap_up",
+            "instance_start",
+            "first_query"
+        ]
+    );
+    assert_eq!(rto.wal_segments_replayed, restored_lines(&double));
 
     let ns = gameday_namespace_name(RUN_ID, GAMEDAY);
     let calls = double.calls();

@@ -12,22 +12,57 @@
 //!   JSON patch), delete (with owner-reference cascade; deleting a Namespace deletes everything
 //!   in it), list and watch (newline-delimited events, history replay from a resourceVersion,
 //!   `sendInitialEvents` with the `k8s.io/initial-events-end` bookmark, `timeoutSeconds`), the
-//!   `status` subresource, pod `log`, and pod `portforward` over WebSocket
+//!   `status` subresource, pod `log` (per container: `?container=` picks a main, init or
+//!   sidecar container, none picks the only main container, an unknown one is a 400 as in
+//!   kube-apiserver; `tailLines`, `limitBytes`), and pod `portforward` over WebSocket
 //!   (`v4.channel.k8s.io`) bridged to a real PostgreSQL (Unix socket or TCP).
 //! - `dryRun` is honoured on POST only; DELETE bodies (propagationPolicy, preconditions) are
 //!   ignored and deletion is immediate (no finalizers, no deletionTimestamp wait).
 //! - Errors are `metav1.Status` JSON objects (`NotFound`, `AlreadyExists`, `Conflict`,
 //!   `BadRequest`, `MethodNotAllowed`), which kube parses as `Error::Api`.
 //! - Every request is recorded in order ([`ApiServerDouble::calls`]), writes with their JSON
-//!   body ([`ApiServerDouble::applied`]).
+//!   body ([`ApiServerDouble::applied`]); every change of the store too
+//!   ([`ApiServerDouble::events`]), and every log the operator wrote, kept after its pod is
+//!   gone ([`ApiServerDouble::written_logs`]).
 //!
 //! # What the simulated operator is (and is not)
 //! [`SimulatedCnpg`] FAKES CloudNativePG: when a Cluster is written it creates the pods, the
-//! `<cluster>-superuser` Secret and a healthy status; when a Backup is created it marks it
+//! `<cluster>-superuser` Secret and the statuses; when a Backup is created it marks it
 //! completed with WAL positions read from the real PostgreSQL configured as the cluster's
 //! target. Nothing is restored, archived or replicated: a test against it proves the sequence
 //! of API calls and the handling of statuses, logs and port-forwards, never that a recovery
 //! works.
+//!
+//! What it plays follows what the kube backend met on a live cluster (Kubernetes 1.34,
+//! CloudNativePG 1.30.0, barman-cloud plugin v0.14.0); the places in the code say "observed on
+//! the live cluster with CNPG 1.30.0":
+//! - A recovery Cluster (`bootstrap.recovery`): on the first reconcile, the Job
+//!   `<cluster>-1-full-recovery` and its pod `<cluster>-1-full-recovery-xxxxx`, already
+//!   completed (main container `full-recovery` exited 0), and the Cluster in `Setting up
+//!   primary` (no `readyInstances`); after [`SimulatedCnpg::recovery_job_duration`] (and once the
+//!   wall clock has passed the container's `finishedAt`) the instance pod `<cluster>-1`, then
+//!   the Job and its pod DELETED (CNPG's `cleanupCompletedJobs`), then the healthy status. So
+//!   by the time the Cluster is healthy the Job pod is gone, as on the live cluster. The live
+//!   Job runs ~20 s; the double's times are compressed to one or two seconds (container times
+//!   whole seconds, log lines inside them). A source Cluster (initdb) gets its instance pod
+//!   and a healthy status at once: no initdb Job is played.
+//! - The Job's logs tell the live cluster's story, message for message where the backend
+//!   looks (checked against captures in `tests/kube_api_double_selftest.rs`), with fresh
+//!   timestamps: in-tree, `full-recovery` logs the archive check, the backup chosen,
+//!   barman-cloud-restore, PostgreSQL's replay (three `restored log file` segments from the
+//!   pinned backup's `beginWal`, the last read again after promotion) and the wrap-up; with the
+//!   plugin, the archive check, restore and WAL fetches are in the `plugin-barman-cloud`
+//!   sidecar's log and `full-recovery` keeps PostgreSQL's records.
+//! - Every pod has the init container `bootstrap-controller` (operator image, exited 0, its own
+//!   log); pods of a Cluster that archives or recovers through the plugin also the native
+//!   sidecar `plugin-barman-cloud` (`restartPolicy: Always`), so an instance pod is 2/2 ready.
+//! - `method: plugin` Backups have no `serverName`/`destinationPath` in their status but
+//!   `pluginMetadata` and an `instanceID` with a container id; `barmanObjectStore` Backups
+//!   keep both. Times are whole seconds.
+//! - Failures ([`Failure`], [`ApiServerDouble::set_failure`]) are played as one failed Job pod:
+//!   the live operator retries with a new pod after a back-off (10 s, 20 s, 40 s...), the
+//!   double never starts the retry, so its Job stays between attempts (`failed: 1`, no
+//!   terminal condition) and the Cluster in `Setting up primary` for good.
 //!
 //! Served resources (anything else answers 404 like an API server without that CRD):
 //! core/v1 namespaces (cluster-scoped), pods, secrets, configmaps, services,
@@ -124,6 +159,12 @@ pub struct SimulatedCnpg {
     pub superuser: (String, String),
     /// Pause before the operator handles each event, so statuses are never instantly there.
     pub reconcile_delay: Duration,
+    /// How long a recovery Cluster stays in `Setting up primary` with its completed
+    /// full-recovery Job before the instance pod, the healthy status and the Job's deletion
+    /// (at least: never before the wall clock has passed the Job container's `finishedAt`,
+    /// which is whole seconds, so a recovery takes one to two seconds). Long enough for a
+    /// client polling every 100 ms to see the completed Job pod.
+    pub recovery_job_duration: Duration,
     /// Object storage a completed Backup leaves its catalogue entry in, as barman-cloud-backup
     /// does: `<destinationPath>/<serverName>/base/<backupId>/backup.info` (status DONE, the WAL
     /// positions of the status), which is what a drill's backup choice reads. Only that: no
@@ -138,6 +179,7 @@ impl Default for SimulatedCnpg {
             postgres: None,
             superuser: ("postgres".into(), "double-superuser-password".into()),
             reconcile_delay: Duration::from_millis(20),
+            recovery_job_duration: Duration::from_millis(300),
             archive: None,
         }
     }
@@ -174,22 +216,53 @@ async fn write_catalogue_entry(
     Ok(())
 }
 
-/// A failure the simulated operator plays for one cluster name (any namespace).
+/// A failure the simulated operator plays for one cluster name (any namespace). The bootstrap
+/// Job (`<cluster>-1-full-recovery` for a recovery Cluster, `<cluster>-1-initdb` otherwise)
+/// gets one pod that ran and failed: main container terminated with exit code 1 (`Error`),
+/// pod phase `Failed` (`0/1`, `0/2` with the plugin's sidecar). The Job stays retrying
+/// (`failed: 1`, never `BackoffLimitExceeded`; the double starts no second pod, see the module
+/// docs), and the Cluster stays in phase `Setting up primary` with no instance pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// The bootstrap job (`<cluster>-1-full-recovery-xxxxx` for a recovery Cluster,
-    /// `<cluster>-1-initdb-xxxxx` otherwise) fails: its log holds barman-cloud's
-    /// `ERROR: WAL archive check failed for server S: Expected empty archive` (as CNPG logs it,
-    /// one JSON object per line), its container terminated with exit code 1, and the Cluster
-    /// stays in phase `Setting up primary` with no instance pod.
+    /// A reused serverName: barman-cloud-check-wal-archive's `ERROR: WAL archive check failed
+    /// for server S: Expected empty archive`. In-tree it is in the `full-recovery` container's
+    /// log, followed by `Error invoking barman-cloud-check-wal-archive`. With the plugin
+    /// (observed on the live cluster with CNPG 1.30.0 and the plugin v0.14.0) it is ONLY in the
+    /// `plugin-barman-cloud` sidecar's log, followed there by `Error invoking
+    /// barman-cloud-check-wal-archive` and `Error while handling GRPC request`; `full-recovery`
+    /// only logs `Error while restoring a backup` and `restore error` (`rpc error: ...
+    /// unexpected failure invoking barman-cloud-wal-archive: exit status 1`).
     ExpectedEmptyArchive,
     /// The operator never gets anywhere: phase `Setting up primary`, no pods, no job.
     NeverReady,
-    /// Like [`Failure::ExpectedEmptyArchive`], but what the bootstrap job logs is PostgreSQL's
-    /// own `FATAL` with this message (as the instance manager relays it: a JSON line with the
-    /// csvlog fields under `record`), e.g. `recovery ended before configured recovery target
-    /// was reached`.
+    /// The restore runs (barman-cloud-restore completes), then PostgreSQL's own `FATAL` with
+    /// this message in the `full-recovery` container's log (as the instance manager relays it:
+    /// a JSON line with the csvlog fields under `record`), e.g. `recovery ended before
+    /// configured recovery target was reached`, and the instance manager's `Error while
+    /// restoring a backup`.
     PostgresFatal(String),
+}
+
+/// A container log the simulated operator wrote ([`ApiServerDouble::written_logs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenLog {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub text: String,
+}
+
+/// One change of the store, as watchers saw it ([`ApiServerDouble::events`]).
+#[derive(Debug, Clone)]
+pub struct StoreEvent {
+    /// The resourceVersion of the change (increasing).
+    pub rv: u64,
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub typ: String,
+    /// `pods`, `jobs.batch`, `clusters.postgresql.cnpg.io`, ... (as [`ApiServerDouble::object`]).
+    pub resource: String,
+    /// The object after the change (as last stored, for `DELETED`).
+    pub object: Value,
 }
 
 /// What an [`ApiServerDouble::on_backup`] hook sees.
@@ -233,6 +306,7 @@ pub const RECORDED_QUERY_KEYS: &[&str] = &[
     "ports",
     "container",
     "tailLines",
+    "limitBytes",
     "previous",
     "sendInitialEvents",
 ];
@@ -523,7 +597,17 @@ struct State {
     uid_seq: u64,
     history: Vec<Arc<Change>>,
     calls: Vec<Call>,
-    pod_logs: HashMap<(String, String), String>,
+    /// Container logs, keyed (namespace, pod, container). Observed on the live cluster with
+    /// CNPG 1.30.0: a CNPG pod has several containers (`bootstrap-controller`, the plugin's
+    /// sidecar) and each its own log (the double used to keep one log per pod). Container
+    /// `""`: a log set with [`ApiServerDouble::set_pod_log`] on a pod whose spec names no
+    /// container (yet).
+    pod_logs: HashMap<(String, String, String), String>,
+    /// Every container log the simulated operator wrote, kept after its pod is gone.
+    written_logs: Vec<WrittenLog>,
+    /// Recovery Clusters (by uid) whose full-recovery Job was created, and when the simulated
+    /// operator may go on to the instance pod.
+    recoveries: HashMap<String, tokio::time::Instant>,
     pod_targets: HashMap<(String, String), PgTarget>,
     cluster_targets: HashMap<String, PgTarget>,
     failures: HashMap<String, Failure>,
@@ -852,7 +936,7 @@ impl Inner {
         }
         let gone = self.commit(st, res, ns, name, gone, "DELETED");
         if res.plural == "pods" {
-            st.pod_logs.remove(&(ns.to_string(), name.to_string()));
+            st.pod_logs.retain(|(n, p, _), _| !(n == ns && p == name));
         }
         // Garbage collection of dependents.
         if let Some(uid) = meta_str(&old, "uid") {
@@ -1458,14 +1542,13 @@ async fn dispatch(
                     .ok_or_else(|| ApiError::not_found(res, &name)),
                 (Method::GET, Some("log")) if res.plural == "pods" => {
                     let st = inner.lock();
-                    if !st.objects.contains_key(&key(res, &ns, &name)) {
+                    let Some(pod) = st.objects.get(&key(res, &ns, &name)) else {
                         return Err(ApiError::not_found(res, &name));
-                    }
-                    let mut text = st
-                        .pod_logs
-                        .get(&(ns.clone(), name.clone()))
-                        .cloned()
-                        .unwrap_or_default();
+                    };
+                    let container =
+                        log_container(pod, &name, query.get("container").map(String::as_str))?;
+                    let mut text =
+                        container_log_text(&st, pod, &ns, &name, &container).unwrap_or_default();
                     if let Some(n) = query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
                         let lines: Vec<&str> = text.lines().collect();
                         let mut t = lines[lines.len().saturating_sub(n)..].join("\n");
@@ -1473,6 +1556,13 @@ async fn dispatch(
                             t.push('\n');
                         }
                         text = t;
+                    }
+                    if let Some(n) = query
+                        .get("limitBytes")
+                        .and_then(|n| n.parse::<usize>().ok())
+                        && text.len() > n
+                    {
+                        text = String::from_utf8_lossy(&text.as_bytes()[..n]).into_owned();
                     }
                     Ok(Response::builder()
                         .status(StatusCode::OK)
@@ -1611,6 +1701,72 @@ fn strip_status_on_create(res: &ResDef, mut obj: Value) -> Value {
         o.remove("status");
     }
     obj
+}
+
+/// Which container `GET .../pods/NAME/log` reads, as the API server decides it
+/// (`validateContainer` in kube-apiserver's pod registry): the one asked for when the pod has
+/// it (main, init or sidecar container), else the only main container; a pod with several
+/// main containers needs `container`. A pod object without containers (only the double's own
+/// inserts can make one) answers what [`ApiServerDouble::set_pod_log`] set.
+fn log_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String, ApiError> {
+    let names = |ptr: &str| -> Vec<String> {
+        pod.pointer(ptr)
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (main, init) = (names("/spec/containers"), names("/spec/initContainers"));
+    match asked.filter(|c| !c.is_empty()) {
+        Some(c) if main.iter().chain(&init).any(|n| n == c) => Ok(c.to_string()),
+        Some(c) if main.is_empty() && init.is_empty() => Ok(c.to_string()),
+        Some(c) => Err(ApiError::bad_request(format!(
+            "container {c} is not valid for pod {name}"
+        ))),
+        None => match main.as_slice() {
+            [] => Ok(String::new()),
+            [one] => Ok(one.clone()),
+            several => {
+                let mut m = format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    several.join(" ")
+                );
+                if !init.is_empty() {
+                    m.push_str(&format!(
+                        " or one of the init containers: [{}]",
+                        init.join(" ")
+                    ));
+                }
+                Err(ApiError::bad_request(m))
+            }
+        },
+    }
+}
+
+/// The stored log of one container of a pod; for its first main container, also what
+/// [`ApiServerDouble::set_pod_log`] stored before the pod named its containers.
+fn container_log_text(
+    st: &State,
+    pod: &Value,
+    ns: &str,
+    name: &str,
+    container: &str,
+) -> Option<String> {
+    let get = |c: &str| {
+        st.pod_logs
+            .get(&(ns.to_string(), name.to_string(), c.to_string()))
+            .cloned()
+    };
+    get(container).or_else(|| {
+        let main = pod
+            .pointer("/spec/containers/0/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        (container == main).then(|| get("")).flatten()
+    })
 }
 
 /// Wake the simulated operator after a client write to a Cluster or a new Backup.
@@ -1980,7 +2136,10 @@ async fn operator_loop(
             tokio::time::sleep(cfg.reconcile_delay).await;
         }
         match msg {
-            OpMsg::Cluster { ns, name } => reconcile_cluster(&inner, &cfg, &ns, &name),
+            OpMsg::Cluster { ns, name } => {
+                let last_commit = last_commit_for(&inner, &cfg, &ns, &name).await;
+                reconcile_cluster(&inner, &cfg, &ns, &name, last_commit)
+            }
             OpMsg::Backup { ns, name } => run_backup(&inner, &cfg, &ns, &name).await,
         }
     }
@@ -2071,50 +2230,715 @@ fn archive_of(inner: &Inner, ns: &str, cluster: &Value) -> (String, String) {
     (name, String::new())
 }
 
+// --- What the pods are: containers, timestamps, logs ---------------------------------------
+//
+// Observed on the live cluster with CNPG 1.30.0 and the barman-cloud plugin v0.14.0 (pod
+// snapshots, `kubectl logs -c`): every CNPG pod, instance or Job, starts with the init container
+// `bootstrap-controller` (the operator image) that copies the instance manager into
+// `/controller` and exits 0; plugin clusters also carry the native sidecar `plugin-barman-cloud`
+// (an init container with `restartPolicy: Always`), so an instance pod is 2/2 ready. Container
+// times are whole seconds; log `ts` values are nanoseconds.
+
+/// The operator's version and image, as the live cluster ran them.
+pub const CNPG_VERSION: &str = "1.30.0";
+pub const OPERATOR_IMAGE: &str = "ghcr.io/cloudnative-pg/cloudnative-pg:1.30.0";
+/// The barman-cloud plugin: its name in `spec.plugins`, sidecar container and image, version.
+pub const PLUGIN_NAME: &str = "barman-cloud.cloudnative-pg.io";
+pub const PLUGIN_CONTAINER: &str = "plugin-barman-cloud";
+pub const PLUGIN_SIDECAR_IMAGE: &str = "ghcr.io/cloudnative-pg/plugin-barman-cloud-sidecar:v0.14.0";
+pub const PLUGIN_VERSION: &str = "0.14.0";
+/// The init container of every CNPG pod.
+pub const BOOTSTRAP_CONTAINER: &str = "bootstrap-controller";
+/// The main container of a recovery Job's pod (named after the Job's role).
+pub const FULL_RECOVERY_CONTAINER: &str = "full-recovery";
+
+type Utc = chrono::Utc;
+type At = chrono::DateTime<chrono::Utc>;
+
+fn ms(n: i64) -> chrono::Duration {
+    chrono::Duration::milliseconds(n)
+}
+
+/// A log line's `ts`: RFC 3339 with nanoseconds, as the instance manager writes it.
+fn ts_of(t: At) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
 fn ts_precise() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
-        .to_string()
+    ts_of(Utc::now())
 }
 
-fn instance_log(pod: &str) -> String {
-    let lines = [
-        json!({"level":"info","ts":ts_precise(),"msg":"Starting CloudNativePG Instance Manager","logging_pod":pod,"version":"1.27.0"}),
-        json!({"level":"info","ts":ts_precise(),"logger":"postgres","msg":"record","logging_pod":pod,"record":{"log_time":now_rfc3339(),"process_id":"27","session_id":"","error_severity":"LOG","sql_state_code":"00000","message":"database system is ready to accept connections","backend_type":"postmaster"}}),
-    ];
-    lines.iter().map(|l| format!("{l}\n")).collect()
+/// A container's `startedAt`/`finishedAt` or a condition's time: whole seconds, as the kubelet
+/// writes them.
+fn whole(t: At) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn job_log(job: &str, role: &str, failure: Option<&Failure>, server: &str, dest: &str) -> String {
-    let mut lines = vec![
-        json!({"level":"info","ts":ts_precise(),"msg":format!("Starting {role}"),"logging_pod":job}),
-    ];
-    match failure {
-        Some(Failure::ExpectedEmptyArchive) => {
-            let when = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S,%3f");
-            lines.push(json!({"level":"info","ts":ts_precise(),"msg":"barman-cloud-check-wal-archive checking the first wal","logging_pod":job}));
-            lines.push(json!({"level":"info","ts":ts_precise(),"logger":"barman-cloud-check-wal-archive","msg":format!("{when} [31] ERROR: WAL archive check failed for server {server}: Expected empty archive"),"pipe":"stderr","logging_pod":job}));
-            lines.push(json!({"level":"error","ts":ts_precise(),"msg":"Error invoking barman-cloud-check-wal-archive","logging_pod":job,"options":["--cloud-provider","aws-s3",dest,server],"exitCode":-1,"error":"exit status 1"}));
-            lines.push(json!({"level":"error","ts":ts_precise(),"msg":"Error while bootstrapping data directory","logging_pod":job,"error":"while checking the WAL archive: unexpected failure invoking barman-cloud-wal-archive: exit status 1"}));
-        }
-        Some(Failure::PostgresFatal(message)) => {
-            lines.push(json!({"level":"info","ts":ts_precise(),"logger":"postgres","msg":"record","logging_pod":job,"record":{"log_time":now_rfc3339(),"process_id":"23","session_id":"","error_severity":"LOG","sql_state_code":"00000","message":"starting archive recovery","backend_type":"startup"}}));
-            lines.push(json!({"level":"info","ts":ts_precise(),"logger":"postgres","msg":"record","logging_pod":job,"record":{"log_time":now_rfc3339(),"process_id":"23","session_id":"","error_severity":"FATAL","sql_state_code":"XX000","message":message,"backend_type":"startup"}}));
-            lines.push(json!({"level":"error","ts":ts_precise(),"msg":"Error while restoring a backup","logging_pod":job,"error":"while waiting for PostgreSQL to stop recovery mode: exit status 1"}));
-        }
-        _ => {
-            lines.push(json!({"level":"info","ts":ts_precise(),"msg":format!("{role} completed"),"logging_pod":job}));
+fn floor_second(t: At) -> At {
+    chrono::DateTime::from_timestamp(t.timestamp(), 0).expect("a valid time")
+}
+
+/// The first whole second strictly after `t`.
+fn next_second(t: At) -> At {
+    floor_second(t) + chrono::Duration::seconds(1)
+}
+
+/// Whether the cluster's pods get the barman-cloud plugin's sidecar: it archives through the
+/// plugin (`spec.plugins`) or recovers through it (`externalClusters[].plugin`).
+fn uses_plugin(cluster: &Value) -> bool {
+    let named = |p: &Value| p["name"] == PLUGIN_NAME;
+    let archiver = cluster["spec"]["plugins"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(named));
+    let source = cluster["spec"]["externalClusters"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| named(&c["plugin"])));
+    archiver || source
+}
+
+/// Whether the cluster archives WAL (CNPG then checks that its archive is empty first).
+fn archives(cluster: &Value) -> bool {
+    cluster["spec"]["backup"]["barmanObjectStore"].is_object()
+        || cluster["spec"]["plugins"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["isWALArchiver"] == true))
+}
+
+/// `spec.initContainers` of a CNPG pod: `bootstrap-controller`, and with the plugin its sidecar
+/// (`restartPolicy: Always`; args `instance` in instance pods, `restore` in recovery Jobs).
+fn init_container_specs(plugin: bool, sidecar_args: &[&str]) -> Value {
+    let mut specs = vec![json!({
+        "name": BOOTSTRAP_CONTAINER,
+        "image": OPERATOR_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/manager", "bootstrap", "/controller/manager", "--log-level=info"],
+        "resources": {},
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+    })];
+    if plugin {
+        specs.push(json!({
+            "name": PLUGIN_CONTAINER,
+            "image": PLUGIN_SIDECAR_IMAGE,
+            "imagePullPolicy": "IfNotPresent",
+            "args": sidecar_args,
+            "restartPolicy": "Always",
+            "resources": {},
+            "startupProbe": {"exec": {"command": ["/manager", "healthcheck", "unix"]},
+                             "failureThreshold": 30, "periodSeconds": 1, "successThreshold": 1,
+                             "timeoutSeconds": 5},
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+        }));
+    }
+    Value::Array(specs)
+}
+
+/// A container id as containerd reports them (64 hex digits), derived from `seed`.
+fn container_id(seed: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut out = String::from("containerd://");
+    for i in 0..4u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (seed, i).hash(&mut h);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+/// One container status. `state`: the `state` object (`running` or `terminated`).
+fn container_status(
+    pod: &str,
+    name: &str,
+    image: &str,
+    ready: bool,
+    started: bool,
+    state: Value,
+) -> Value {
+    json!({
+        "name": name, "image": image, "imageID": format!("{image}@sha256:0"),
+        "containerID": container_id(&format!("{pod}/{name}")),
+        "lastState": {}, "ready": ready, "restartCount": 0, "started": started, "resources": {},
+        "state": state,
+    })
+}
+
+fn terminated(pod: &str, name: &str, exit: i32, started: At, finished: At) -> Value {
+    json!({"terminated": {
+        "containerID": container_id(&format!("{pod}/{name}")),
+        "exitCode": exit, "reason": if exit == 0 { "Completed" } else { "Error" },
+        "startedAt": whole(started), "finishedAt": whole(finished),
+    }})
+}
+
+/// `status.initContainerStatuses` as the kubelet reports them: `bootstrap-controller`
+/// terminated with exit code 0 (`ready: true`, `started: false`, as observed), and the plugin's
+/// sidecar `running` and ready while the pod runs, or terminated (exit 0) once its pod's main
+/// container has exited.
+fn init_container_statuses(
+    pod: &str,
+    plugin: bool,
+    pod_start: At,
+    sidecar_finished: Option<At>,
+) -> Value {
+    let mut statuses = vec![container_status(
+        pod,
+        BOOTSTRAP_CONTAINER,
+        OPERATOR_IMAGE,
+        true,
+        false,
+        terminated(pod, BOOTSTRAP_CONTAINER, 0, pod_start, pod_start),
+    )];
+    if plugin {
+        statuses.push(match sidecar_finished {
+            None => container_status(
+                pod,
+                PLUGIN_CONTAINER,
+                PLUGIN_SIDECAR_IMAGE,
+                true,
+                true,
+                json!({"running": {"startedAt": whole(pod_start)}}),
+            ),
+            // Not observed (the snapshots caught Job pods running): the kubelet stops a
+            // sidecar with SIGTERM once the main container exited, and the plugin's manager
+            // shuts down cleanly ("Wait completed, proceeding to shutdown the manager").
+            Some(f) => container_status(
+                pod,
+                PLUGIN_CONTAINER,
+                PLUGIN_SIDECAR_IMAGE,
+                false,
+                false,
+                terminated(pod, PLUGIN_CONTAINER, 0, pod_start, f),
+            ),
+        });
+    }
+    Value::Array(statuses)
+}
+
+/// A pod condition as the kubelet writes it.
+fn pod_condition(typ: &str, status: bool, reason: Option<&str>, at: At) -> Value {
+    let mut c = json!({
+        "type": typ, "status": if status { "True" } else { "False" },
+        "lastProbeTime": null, "lastTransitionTime": whole(at), "observedGeneration": 1,
+    });
+    if let Some(r) = reason {
+        c["reason"] = json!(r);
+    }
+    c
+}
+
+/// The whole log of `bootstrap-controller` (observed: these three lines).
+fn bootstrap_controller_log(from: At) -> String {
+    let t = |n| ts_of(from + ms(n));
+    let build =
+        json!({"Version": CNPG_VERSION, "Commit": format!("v{CNPG_VERSION}"), "Date": "unknown"});
+    [
+        json!({"level":"info","ts":t(40),"msg":"Installing the manager executable","destination":"/controller/manager","version":CNPG_VERSION,"build":build}),
+        json!({"level":"info","ts":t(120),"msg":"Setting 0750 permissions"}),
+        json!({"level":"info","ts":t(121),"msg":"Bootstrap completed"}),
+    ]
+    .iter()
+    .map(|l| format!("{l}\n"))
+    .collect()
+}
+
+/// What the plugin's sidecar logs when it starts (observed), `logging_pod` being the instance or
+/// the Job it serves.
+fn sidecar_startup(book: &mut LogBook, logging_pod: &str) {
+    let c = PLUGIN_CONTAINER;
+    book.add(c, 5, |ts| json!({"level":"info","ts":ts,"msg":"Starting barman cloud instance plugin","logging_pod":logging_pod}));
+    book.add(c, 5, |ts| json!({"level":"info","ts":ts,"msg":"CNPG types registration","logging_pod":logging_pod,"schemeGroupVersion":"postgresql.cnpg.io/v1"}));
+    book.add(c, 5, |ts| json!({"level":"info","ts":ts,"logger":"controller-runtime.metrics","msg":"Starting metrics server"}));
+    book.add(c, 5, |ts| json!({"level":"info","ts":ts,"msg":"Starting plugin listener","logging_pod":logging_pod,"protocol":"unix","socketName":format!("/plugins/{PLUGIN_NAME}")}));
+    book.add(c, 1, |ts| json!({"level":"info","ts":ts,"msg":"TCP server not active, skipping TLSCerts generation","logging_pod":logging_pod}));
+    book.add(c, 1, |ts| json!({"level":"info","ts":ts,"msg":"Starting plugin","logging_pod":logging_pod,"name":PLUGIN_NAME,"displayName":"BarmanCloudInstance","version":PLUGIN_VERSION}));
+    book.add(c, 1, |ts| json!({"level":"info","ts":ts,"logger":"controller-runtime.metrics","msg":"Serving metrics server","bindAddress":":8080","secure":false}));
+}
+
+/// Log lines of one pod's containers on one clock: each line is `after` milliseconds after the
+/// previous one, so timestamps increase across containers as the pod's story unfolds.
+struct LogBook {
+    t: At,
+    lines: Vec<(String, At, Value)>,
+}
+
+impl LogBook {
+    fn new(from: At) -> Self {
+        Self {
+            t: from,
+            lines: Vec::new(),
         }
     }
+
+    /// Jump the clock to `t` (never backwards).
+    fn at(&mut self, t: At) {
+        self.t = self.t.max(t);
+    }
+
+    fn add(&mut self, container: &str, after: i64, line: impl FnOnce(String) -> Value) {
+        self.t += ms(after);
+        self.lines
+            .push((container.to_string(), self.t, line(ts_of(self.t))));
+    }
+
+    /// The last line's time (`None`: nothing logged).
+    fn last(&self) -> Option<At> {
+        self.lines.last().map(|(_, t, _)| *t)
+    }
+
+    /// The log text of `container`.
+    fn text(&self, container: &str) -> String {
+        self.lines
+            .iter()
+            .filter(|(c, _, _)| c == container)
+            .map(|(_, _, l)| format!("{l}\n"))
+            .collect()
+    }
+}
+
+/// A PostgreSQL csvlog record relayed by the instance manager (`"msg":"record"`).
+fn pg_record(logging_pod: &str, ts: &str, severity: &str, message: &str, backend: &str) -> Value {
+    let log_time = chrono::DateTime::parse_from_rfc3339(ts)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_default();
+    let (pid, session) = match backend {
+        "postmaster" => ("35", "6b0fac7f.23"),
+        "checkpointer" => ("37", "6b0fac7f.25"),
+        _ => ("39", "6b0fac7f.27"),
+    };
+    json!({"level":"info","ts":ts,"logger":"postgres","msg":"record","logging_pod":logging_pod,
+           "record":{"log_time":log_time,"process_id":pid,"session_id":session,
+                     "transaction_id":"0","error_severity":severity,
+                     "sql_state_code":if severity == "LOG" { "00000" } else { "XX000" },
+                     "message":message,"backend_type":backend,"query_id":"0"}})
+}
+
+/// How a full-recovery Job's pod ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobEnd {
+    Success,
+    ExpectedEmptyArchive,
+    PostgresFatal,
+}
+
+/// What a full-recovery Job works with.
+struct RecoveryInputs {
+    /// The Job's name: the instance manager's `logging_pod` (its `POD_NAME`).
+    job: String,
+    plugin: bool,
+    /// The recovered cluster's own archive (checked to be empty when it archives).
+    archives: bool,
+    server: String,
+    dest: String,
+    /// The archive recovered from.
+    source_server: String,
+    source_dest: String,
+    backup_id: String,
+    /// WAL segments restore_command brings back, in order.
+    segments: Vec<String>,
+    /// The commit time of the last transaction replayed, when known.
+    last_commit: Option<At>,
+}
+
+/// `n` segments from `first` (`TTTTTTTTXXXXXXXXYYYYYYYY`, 16 MiB segments).
+fn segments_from(first: &str, n: u64) -> Vec<String> {
+    let parse = |s: &str| u64::from_str_radix(s, 16).ok();
+    let (tl, hi, lo) = match (
+        first.get(..8).and_then(parse),
+        first.get(8..16).and_then(parse),
+        first.get(16..24).and_then(parse),
+    ) {
+        (Some(t), Some(h), Some(l)) if first.len() == 24 => (t, h, l),
+        _ => (1, 0, 3),
+    };
+    (0..n)
+        .map(|i| {
+            let seg = (hi << 8) + lo + i;
+            format!("{tl:08X}{:08X}{:08X}", seg >> 8, seg & 0xff)
+        })
+        .collect()
+}
+
+/// An LSN inside `segment` at `offset`.
+fn lsn_in(segment: &str, offset: u64) -> String {
+    let hi = u64::from_str_radix(segment.get(8..16).unwrap_or("0"), 16).unwrap_or(0);
+    let lo = u64::from_str_radix(segment.get(16..24).unwrap_or("3"), 16).unwrap_or(3);
+    format!("{hi:X}/{:X}", (lo << 24) | offset)
+}
+
+/// The logs of a full-recovery Job's pod (the instance manager's JSON lines, with PostgreSQL's
+/// csvlog records under `record`). Observed on the live cluster with CNPG 1.30.0 (the double
+/// used to log two made-up lines): in-tree, everything is in the `full-recovery` container
+/// (the captured `src/backend/kube/fixtures/logs-full-recovery-crc.jsonl`); with the plugin, the
+/// `full-recovery` container only says `Restore through plugin detected, proceeding...` and
+/// the archive check, the choice of the backup, barman-cloud-restore (`Restore completed`) and
+/// every WAL fetch are logged by the `plugin-barman-cloud` sidecar (captured in
+/// `tests/fixtures/logs-plugin-job-*.jsonl`), while PostgreSQL's own records (`restored log
+/// file ...`) stay in `full-recovery`. Timestamps are fresh and increase across containers;
+/// the main container's lines start at `main_start`, the sidecar's startup before it.
+fn full_recovery_logs(r: &RecoveryInputs, end: JobEnd, fatal: &str, main_start: At) -> LogBook {
+    let job = r.job.as_str();
+    let m = FULL_RECOVERY_CONTAINER;
+    // The sidecar starts (and passes its startup probe) before the main container.
+    let mut book = LogBook::new(main_start - ms(700));
+    if r.plugin {
+        sidecar_startup(&mut book, job);
+    }
+    book.at(main_start);
+    // Restore commands, as the Generated recovery configuration and barman log them.
+    let endpoint = "http://10.244.0.1:9000";
+    let restore_command = if r.plugin {
+        "/controller/manager wal-restore --log-destination /controller/log/postgres.json %f %p"
+            .to_string()
+    } else {
+        format!(
+            "barman-cloud-wal-restore --endpoint-url {endpoint} {} {} --cloud-provider aws-s3 %f %p",
+            r.source_dest, r.source_server
+        )
+    };
+    let check_failed = || {
+        let when = Utc::now().format("%Y-%m-%d %H:%M:%S,%3f");
+        format!(
+            "{when} [12] ERROR: WAL archive check failed for server {}: Expected empty archive",
+            r.server
+        )
+    };
+    let wal_archive_options = json!([
+        "--endpoint-url",
+        endpoint,
+        "--cloud-provider",
+        "aws-s3",
+        r.dest,
+        r.server
+    ]);
+
+    book.add(m, 10, |ts| json!({"level":"info","ts":ts,"msg":"Starting webserver","logging_pod":job,"address":"localhost:8010","hasTLS":false}));
+    // Who logs the restore: `full-recovery` in-tree, the sidecar with the plugin.
+    let restorer = if r.plugin {
+        book.add(m, 60, |ts| json!({"level":"info","ts":ts,"msg":"Restore through plugin detected, proceeding...","logging_pod":job}));
+        PLUGIN_CONTAINER
+    } else {
+        m
+    };
+    if r.archives {
+        if r.plugin {
+            book.add(restorer, 20, |ts| json!({"level":"info","ts":ts,"msg":"Checking backup destination with barman-cloud-wal-archive","logging_pod":job,"serverName":r.server}));
+        }
+        book.add(restorer, 5, |ts| json!({"level":"info","ts":ts,"msg":"barman-cloud-check-wal-archive checking the first wal","logging_pod":job}));
+    }
+    if end == JobEnd::ExpectedEmptyArchive {
+        book.add(restorer, 40, |ts| json!({"level":"info","ts":ts,"logger":"barman-cloud-check-wal-archive","msg":check_failed(),"pipe":"stderr","logging_pod":job}));
+        book.add(restorer, 5, |ts| json!({"level":"error","ts":ts,"msg":"Error invoking barman-cloud-check-wal-archive","logging_pod":job,"options":wal_archive_options,"exitCode":-1,"error":"exit status 1"}));
+        if r.plugin {
+            // Observed on the live cluster with CNPG 1.30.0 and the plugin v0.14.0: the barman
+            // line and the plugin's errors are only in the sidecar's log; `full-recovery`
+            // only says that the plugin call failed.
+            let rpc = "rpc error: code = Unknown desc = unexpected failure invoking barman-cloud-wal-archive: exit status 1";
+            book.add(restorer, 1, |ts| json!({"level":"error","ts":ts,"msg":"Error while handling GRPC request","logging_pod":job,"error":"unexpected failure invoking barman-cloud-wal-archive: exit status 1"}));
+            book.add(m, 5, |ts| json!({"level":"error","ts":ts,"msg":"Error while restoring a backup","logging_pod":job,"error":rpc}));
+            book.add(m, 1, |ts| json!({"level":"error","ts":ts,"msg":"restore error","logging_pod":job,"error":format!("while restoring cluster: {rpc}")}));
+        } else {
+            book.add(m, 5, |ts| json!({"level":"error","ts":ts,"msg":"Error while bootstrapping data directory","logging_pod":job,"error":"while checking the WAL archive: unexpected failure invoking barman-cloud-wal-archive: exit status 1"}));
+        }
+        return book;
+    }
+
+    let first = r
+        .segments
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "000000010000000000000003".into());
+    let last = r.segments.last().cloned().unwrap_or_else(|| first.clone());
+    let begin_lsn = lsn_in(&first, 0x28);
+    let consistent_lsn = lsn_in(&first, 0x138);
+    let backup_name = format!("backup-{}", r.backup_id.replace('T', ""));
+    if r.plugin {
+        book.add(restorer, 40, |ts| json!({"level":"info","ts":ts,"msg":"Recovering from external cluster","logging_pod":job,"serverName":r.source_server,"objectStore":{"destinationPath":r.source_dest,"endpointURL":endpoint}}));
+        book.add(restorer, 5, |ts| json!({"level":"info","ts":ts,"msg":"Downloading backup catalog","logging_pod":job}));
+        book.add(restorer, 40, |ts| json!({"level":"info","ts":ts,"msg":"Downloaded backup catalog","logging_pod":job,"backupCatalog":[{"backupID":backup_name}]}));
+    } else {
+        book.add(restorer, 40, |ts| json!({"level":"info","ts":ts,"msg":"Recovering from external cluster","logging_pod":job,"sourceName":"origin"}));
+    }
+    book.add(restorer, 40, |ts| {
+        json!({"level":"info","ts":ts,"msg":"Target backup found","logging_pod":job,"backup":{
+        "backup_name":backup_name,"backup_id":r.backup_id,"begin_wal":first,"end_wal":first,
+        "begin_xlog":begin_lsn,"end_xlog":consistent_lsn,"timeline":1,"error":""}})
+    });
+    book.add(restorer, 40, |ts| json!({"level":"info","ts":ts,"msg":"Starting barman-cloud-restore","logging_pod":job,"options":[
+        "--endpoint-url",endpoint,r.source_dest,r.source_server,r.backup_id,"--cloud-provider","aws-s3","/var/lib/postgresql/data/pgdata"]}));
+    book.add(
+        restorer,
+        60,
+        |ts| json!({"level":"info","ts":ts,"msg":"Restore completed","logging_pod":job}),
+    );
+    if r.plugin {
+        book.add(restorer, 1, |ts| json!({"level":"info","ts":ts,"msg":"sending restore response","logging_pod":job,"config":format!("recovery_target_action = promote\nrestore_command = '{restore_command}'\n")}));
+    }
+    let missing_wal = |book: &mut LogBook, file: &str| {
+        let when = Utc::now().format("%Y-%m-%d %H:%M:%S,%3f");
+        let text = format!(
+            "{when} [41] ERROR: WAL file {file} for server {} does not exist",
+            r.source_server
+        );
+        if r.plugin {
+            book.add(PLUGIN_CONTAINER, 5, |ts| json!({"level":"info","ts":ts,"msg":"Restoring WAL file","logging_pod":job,"serverName":r.source_server,"walName":file}));
+            book.add(PLUGIN_CONTAINER, 20, |ts| json!({"level":"info","ts":ts,"logger":"barman-cloud-wal-restore","msg":text,"pipe":"stderr","logging_pod":job}));
+            book.add(PLUGIN_CONTAINER, 5, |ts| json!({"level":"info","ts":ts,"msg":"WAL file not found in the recovery object store","logging_pod":job,"walName":file}));
+        } else {
+            book.add(m, 20, |ts| json!({"level":"info","ts":ts,"logger":"postgres","msg":text,"source":"/controller/log/postgres","logging_pod":job}));
+        }
+    };
+    book.add(m, 5, |ts| json!({"level":"info","ts":ts,"msg":"Creating new data directory","logging_pod":job,"pgdata":"/controller/recovery/datadir_1453497432"}));
+    book.add(m, 20, |ts| json!({"level":"info","ts":ts,"msg":"Generated recovery configuration","logging_pod":job,"configuration":format!("recovery_target_action = 'promote'\nrestore_command = '{restore_command}'\n\nrecovery_target_inclusive = 'true'\n")}));
+    book.add(m, 5, |ts| json!({"level":"info","ts":ts,"msg":"Starting up instance","logging_pod":job,"pgdata":"/var/lib/postgresql/data/pgdata"}));
+    book.add(m, 10, |ts| {
+        pg_record(
+            job,
+            &ts,
+            "LOG",
+            "database system was interrupted; last known up at 2026-12-02 05:28:05 UTC",
+            "startup",
+        )
+    });
+    missing_wal(&mut book, "00000002.history");
+    book.add(m, 20, |ts| {
+        pg_record(job, &ts, "LOG", "starting archive recovery", "startup")
+    });
+    if end == JobEnd::PostgresFatal {
+        book.add(m, 20, |ts| pg_record(job, &ts, "FATAL", fatal, "startup"));
+        book.add(m, 5, |ts| json!({"level":"error","ts":ts,"msg":"Error while restoring a backup","logging_pod":job,"error":"while waiting for PostgreSQL to stop recovery mode: exit status 1"}));
+        return book;
+    }
+    // One segment fetched by restore_command: the sidecar's lines with the plugin, PostgreSQL's.
+    let restore_segment = |book: &mut LogBook, seg: &str| {
+        if r.plugin {
+            book.add(PLUGIN_CONTAINER, 5, |ts| json!({"level":"info","ts":ts,"msg":"Restoring WAL file","logging_pod":job,"serverName":r.source_server,"walName":seg}));
+            book.add(PLUGIN_CONTAINER, 30, |ts| json!({"level":"info","ts":ts,"msg":"Restored WAL file","logging_pod":job,"walName":seg}));
+            book.add(PLUGIN_CONTAINER, 1, |ts| json!({"level":"info","ts":ts,"msg":"WAL restore command completed (parallel)","logging_pod":job,"walName":seg,"maxParallel":1,"successfulWalRestore":1,"failedWalRestore":0}));
+        }
+        let message = format!("restored log file \"{seg}\" from archive");
+        book.add(m, 5, |ts| pg_record(job, &ts, "LOG", &message, "startup"));
+    };
+    for (i, seg) in r.segments.iter().enumerate() {
+        restore_segment(&mut book, seg);
+        if i == 0 {
+            let redo = format!("redo starts at {begin_lsn}");
+            book.add(m, 5, |ts| pg_record(job, &ts, "LOG", &redo, "startup"));
+        }
+    }
+    // PostgreSQL asks for the next segment: past the end of the archived WAL.
+    missing_wal(&mut book, &segments_from(&last, 2)[1]);
+    let consistent = format!("consistent recovery state reached at {consistent_lsn}");
+    book.add(m, 5, |ts| {
+        pg_record(job, &ts, "LOG", &consistent, "startup")
+    });
+    book.add(m, 1, |ts| {
+        pg_record(
+            job,
+            &ts,
+            "LOG",
+            "database system is ready to accept read-only connections",
+            "postmaster",
+        )
+    });
+    let redo_done = format!(
+        "redo done at {} system usage: CPU: user: 0.00 s, system: 0.00 s, elapsed: 0.37 s",
+        lsn_in(&last, 0x90)
+    );
+    book.add(m, 5, |ts| pg_record(job, &ts, "LOG", &redo_done, "startup"));
+    // As on the live cluster (both flavours), right after `redo done`.
+    if let Some(t) = r.last_commit {
+        let last = format!(
+            "last completed transaction was at log time {}+00",
+            t.format("%Y-%m-%d %H:%M:%S%.6f")
+        );
+        book.add(m, 1, |ts| pg_record(job, &ts, "LOG", &last, "startup"));
+    }
+    book.add(m, 5, |ts| json!({"level":"info","ts":ts,"msg":"Checking if the server is still in recovery","logging_pod":job,"recovery":true}));
+    // PostgreSQL reads the last segment again when it leaves recovery (both flavours did).
+    restore_segment(&mut book, &last);
+    missing_wal(&mut book, "00000002.history");
+    book.add(m, 20, |ts| {
+        pg_record(job, &ts, "LOG", "selected new timeline ID: 2", "startup")
+    });
+    missing_wal(&mut book, "00000001.history");
+    book.add(m, 20, |ts| {
+        pg_record(job, &ts, "LOG", "archive recovery complete", "startup")
+    });
+    book.add(m, 2, |ts| {
+        pg_record(
+            job,
+            &ts,
+            "LOG",
+            "checkpoint starting: end-of-recovery immediate wait",
+            "checkpointer",
+        )
+    });
+    book.add(m, 3, |ts| pg_record(job, &ts, "LOG", "checkpoint complete: wrote 6 buffers (0.0%); 0 WAL file(s) added, 0 removed, 0 recycled", "checkpointer"));
+    book.add(m, 5, |ts| {
+        pg_record(
+            job,
+            &ts,
+            "LOG",
+            "database system is ready to accept connections",
+            "postmaster",
+        )
+    });
+    book.add(m, 30, |ts| json!({"level":"info","ts":ts,"msg":"Checking if the server is still in recovery","logging_pod":job,"recovery":false}));
+    // CNPG stops the promoted server, restarts it to configure the instance, and stops it.
+    for last_stop in [false, true] {
+        book.add(m, 5, |ts| json!({"level":"info","ts":ts,"logger":"checkpoint_before_shutdown","msg":"Attempting checkpoint before shutdown","logging_pod":job}));
+        book.add(m, 5, |ts| json!({"level":"info","ts":ts,"msg":"Shutting down instance","logging_pod":job,"mode":"fast"}));
+        book.add(m, 5, |ts| {
+            pg_record(
+                job,
+                &ts,
+                "LOG",
+                "received fast shutdown request",
+                "postmaster",
+            )
+        });
+        book.add(m, 10, |ts| {
+            pg_record(
+                job,
+                &ts,
+                "LOG",
+                "database system is shut down",
+                "postmaster",
+            )
+        });
+        book.add(m, 5, |ts| json!({"level":"info","ts":ts,"logger":"pg_ctl","msg":"server stopped","pipe":"stdout","logging_pod":job}));
+        if !last_stop {
+            book.add(m, 5, |ts| json!({"level":"info","ts":ts,"msg":"Starting up instance","logging_pod":job,"pgdata":"/var/lib/postgresql/data/pgdata"}));
+            book.add(m, 10, |ts| {
+                pg_record(
+                    job,
+                    &ts,
+                    "LOG",
+                    "database system is ready to accept connections",
+                    "postmaster",
+                )
+            });
+            book.add(m, 5, |ts| json!({"level":"info","ts":ts,"msg":"Configuring new PostgreSQL instance","logging_pod":job}));
+            book.add(m, 5, |ts| json!({"level":"info","ts":ts,"msg":"Executing post-init SQL instructions","logging_pod":job}));
+        }
+    }
+    book.add(m, 1, |ts| json!({"level":"info","ts":ts,"msg":"restore command execution completed without errors","logging_pod":job}));
+    book.add(m, 1, |ts| json!({"level":"info","ts":ts,"msg":"Webserver exited","logging_pod":job,"address":"localhost:8010"}));
+    book.add(m, 1, |ts| json!({"level":"info","ts":ts,"msg":"Wait completed, proceeding to shutdown the manager"}));
+    if r.plugin {
+        book.add(PLUGIN_CONTAINER, 100, |ts| json!({"level":"error","ts":ts,"msg":"While terminating server","logging_pod":job}));
+        book.add(PLUGIN_CONTAINER, 1, |ts| json!({"level":"info","ts":ts,"msg":"Wait completed, proceeding to shutdown the manager"}));
+    }
+    book
+}
+
+/// The instance manager's first lines in an instance pod's `postgres` container.
+fn instance_log(pod: &str) -> String {
+    let lines = [
+        json!({"level":"info","ts":ts_precise(),"msg":"Starting CloudNativePG Instance Manager","logger":"instance-manager","logging_pod":pod,"version":CNPG_VERSION}),
+        pg_record(
+            pod,
+            &ts_precise(),
+            "LOG",
+            "database system is ready to accept connections",
+            "postmaster",
+        ),
+    ];
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// The bootstrap job and its pod (`<cluster>-1-<role>` / `<cluster>-1-<role>-xxxxx`).
-fn ensure_job(inner: &Inner, ns: &str, cluster: &Value, role: &str, failure: Option<&Failure>) {
+/// Where a recovery Cluster restores from: (serverName, destinationPath) of its
+/// `bootstrap.recovery.source` external cluster, in-tree or through a plugin ObjectStore.
+fn recovery_source_of(inner: &Inner, ns: &str, cluster: &Value) -> (String, String) {
+    let source = cluster["spec"]["bootstrap"]["recovery"]["source"].as_str();
+    let ext = cluster["spec"]["externalClusters"]
+        .as_array()
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| source.is_none_or(|s| c["name"] == s))
+                .cloned()
+        })
+        .unwrap_or(Value::Null);
+    let bos = &ext["barmanObjectStore"];
+    if bos.is_object() {
+        return (
+            bos["serverName"].as_str().unwrap_or_default().to_string(),
+            bos["destinationPath"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    let params = &ext["plugin"]["parameters"];
+    let dest = params["barmanObjectName"]
+        .as_str()
+        .and_then(|os| inner.get(res_objectstores(), ns, os))
+        .and_then(|os| {
+            os.pointer("/spec/configuration/destinationPath")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    (
+        params["serverName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        dest,
+    )
+}
+
+/// The backup a recovery restores (`recoveryTarget.backupID`) and its first WAL segment, read
+/// from a completed Backup of the namespace when there is one (a drill's), else made up.
+fn recovery_backup(inner: &Inner, ns: &str, cluster: &Value) -> (String, String) {
+    let pinned = cluster["spec"]["bootstrap"]["recovery"]["recoveryTarget"]["backupID"]
+        .as_str()
+        .map(str::to_string);
+    let backups = inner.list(res_backups(), Some(ns), &Selectors::default()).0;
+    let found = backups.iter().find(|b| {
+        b["status"]["phase"] == "completed"
+            && pinned
+                .as_deref()
+                .is_none_or(|id| b["status"]["backupId"] == id)
+    });
+    let id = pinned
+        .or_else(|| found.and_then(|b| b["status"]["backupId"].as_str().map(str::to_string)))
+        .unwrap_or_else(|| "20261202T052757".to_string());
+    let wal = found
+        .and_then(|b| b["status"]["beginWal"].as_str())
+        .unwrap_or("000000010000000000000003")
+        .to_string();
+    (id, wal)
+}
+
+/// The Job `<cluster>-1-<role>` and one pod of it, `<cluster>-1-<role>-xxxxx`, that has already
+/// run: `failure` says how it ended. Returns the main container's `finishedAt` (`None` when the
+/// Job was there already).
+///
+/// The pod's times are a compressed version of the live cluster's (where a full-recovery Job
+/// runs ~20 s): `bootstrap-controller` (and the plugin's sidecar) start at the current whole
+/// second, the main container at the next one, and it finishes at the first whole second after
+/// its last log line, so its `finishedAt` runs up to two seconds ahead of the wall clock while
+/// the Job is fresh. The log lines all fall inside `startedAt..finishedAt`, as on the live
+/// cluster, where the backend relies on it.
+fn ensure_job(
+    inner: &Inner,
+    ns: &str,
+    cluster: &Value,
+    role: &str,
+    failure: Option<&Failure>,
+    last_commit: Option<At>,
+) -> Option<At> {
     let name = meta_str(cluster, "name").unwrap_or_default().to_string();
     let job_name = format!("{name}-1-{role}");
+    if inner.get(res_jobs(), ns, &job_name).is_some() {
+        return None;
+    }
+    let plugin = uses_plugin(cluster);
     let failed = failure.is_some();
-    let started = now_rfc3339();
+    let pod_start = floor_second(Utc::now());
+    let main_start = pod_start + chrono::Duration::seconds(1);
     let labels = json!({
         "cnpg.io/cluster": name,
         "cnpg.io/jobRole": role,
@@ -2126,40 +2950,81 @@ fn ensure_job(inner: &Inner, ns: &str, cluster: &Value, role: &str, failure: Opt
         .as_str()
         .unwrap_or("ghcr.io/cloudnative-pg/postgresql:16")
         .to_string();
+    let pod_spec = json!({
+        "restartPolicy": "Never",
+        "initContainers": init_container_specs(plugin, &["restore"]),
+        "containers": [{"name": role, "image": image,
+                        "command": ["/controller/manager", "instance", role_command(role), "--log-level=info"]}],
+    });
     let job = inner.ensure(
         res_jobs(),
         ns,
         json!({
             "metadata": {"name": job_name, "labels": labels, "ownerReferences": owner_ref(cluster)},
-            "spec": {"backoffLimit": 6, "template": {"metadata": {"labels": labels}, "spec": {
-                "restartPolicy": "Never",
-                "containers": [{"name": role, "image": image}],
-            }}},
+            "spec": {"backoffLimit": 6, "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
         }),
-    );
-    let Some(job) = job else { return };
+    )?;
+
+    // The logs first: they decide the container's finishedAt.
+    let (server, dest) = archive_of(inner, ns, cluster);
+    let (source_server, source_dest) = recovery_source_of(inner, ns, cluster);
+    let (backup_id, first_wal) = recovery_backup(inner, ns, cluster);
+    let inputs = RecoveryInputs {
+        job: job_name.clone(),
+        plugin,
+        archives: archives(cluster),
+        server,
+        dest,
+        source_server,
+        source_dest,
+        backup_id,
+        // Three segments replayed (the live runs restored 2 or 3).
+        segments: segments_from(&first_wal, 3),
+        last_commit,
+    };
+    let (end, fatal) = match failure {
+        None | Some(Failure::NeverReady) => (JobEnd::Success, String::new()),
+        Some(Failure::ExpectedEmptyArchive) => (JobEnd::ExpectedEmptyArchive, String::new()),
+        Some(Failure::PostgresFatal(m)) => (JobEnd::PostgresFatal, m.clone()),
+    };
+    let mut book = full_recovery_logs(&inputs, end, &fatal, main_start);
+    if role != FULL_RECOVERY_CONTAINER {
+        // An initdb Job: the same lines, under its own container name.
+        for (c, _, _) in book.lines.iter_mut() {
+            if c == FULL_RECOVERY_CONTAINER {
+                *c = role.to_string();
+            }
+        }
+    }
+    let last_main = book
+        .lines
+        .iter()
+        .rev()
+        .find(|(c, _, _)| c == role)
+        .map(|(_, t, _)| *t)
+        .unwrap_or(main_start);
+    let finished = next_second(last_main);
+    let sidecar_finished = next_second(book.last().unwrap_or(last_main)).max(finished);
+
+    // Observed on the live cluster with CNPG 1.30.0: a failed attempt leaves the Job retrying
+    // (`restartPolicy: Never`, a new pod after a 10 s, 20 s, 40 s... back-off) while the Cluster
+    // stays in `Setting up primary`; it is not `BackoffLimitExceeded` at once. The double plays
+    // one attempt and never starts the next, so the Job stays between attempts: `failed: 1`,
+    // no pod active, no terminal condition.
     let _ = inner.mutate(res_jobs(), ns, &job_name, |j| {
         j["status"] = if failed {
-            json!({"failed": 1, "startTime": started, "conditions": [
-                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                 "message": "Job has reached the specified backoff limit", "lastTransitionTime": started}
-            ]})
+            json!({"failed": 1, "ready": 0, "terminating": 0, "startTime": whole(pod_start),
+                   "uncountedTerminatedPods": {}})
         } else {
-            json!({"succeeded": 1, "startTime": started, "completionTime": started, "conditions": [
-                {"type": "Complete", "status": "True", "lastTransitionTime": started}
+            json!({"succeeded": 1, "ready": 0, "terminating": 0, "startTime": whole(pod_start),
+            "completionTime": whole(finished), "uncountedTerminatedPods": {},
+            "conditions": [
+                {"type": "Complete", "status": "True", "lastProbeTime": whole(finished),
+                 "lastTransitionTime": whole(finished)}
             ]})
         };
     });
-    let sel = Selectors {
-        labels: vec![
-            ("cnpg.io/cluster".into(), "=", name.clone()),
-            ("cnpg.io/jobRole".into(), "=", role.into()),
-        ],
-        fields: vec![],
-    };
-    if !inner.list(res_pods(), Some(ns), &sel).0.is_empty() {
-        return;
-    }
+
     let seq = {
         let mut st = inner.lock();
         st.uid_seq += 1;
@@ -2167,37 +3032,77 @@ fn ensure_job(inner: &Inner, ns: &str, cluster: &Value, role: &str, failure: Opt
     };
     let pod_name = format!("{job_name}-{}", suffix(seq));
     let exit = if failed { 1 } else { 0 };
+    let end_reason = if failed { "PodFailed" } else { "PodCompleted" };
     let created = inner.ensure(
         res_pods(),
         ns,
         json!({
             "metadata": {"name": pod_name, "labels": labels, "ownerReferences": owner_ref(&job)},
-            "spec": {"restartPolicy": "Never", "containers": [{"name": role, "image": image}]},
+            "spec": pod_spec,
             "status": {
+                // A failed pod is `0/2 Error` with the plugin (`0/1 Error` in-tree).
                 "phase": if failed { "Failed" } else { "Succeeded" },
-                "startTime": started,
+                "startTime": whole(pod_start),
                 "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": started},
+                    pod_condition("PodReadyToStartContainers", false, None, finished),
+                    pod_condition("Initialized", true, Some(end_reason), pod_start),
+                    pod_condition("Ready", false, Some(end_reason), finished),
+                    pod_condition("ContainersReady", false, Some(end_reason), finished),
+                    pod_condition("PodScheduled", true, None, pod_start),
                 ],
-                "containerStatuses": [{
-                    "name": role, "image": image, "imageID": format!("{image}@sha256:0"),
-                    "ready": false, "restartCount": 0, "started": false,
-                    "state": {"terminated": {
-                        "exitCode": exit, "reason": if failed { "Error" } else { "Completed" },
-                        "startedAt": started, "finishedAt": now_rfc3339(),
-                    }},
-                }],
+                "initContainerStatuses": init_container_statuses(&pod_name, plugin, pod_start, Some(sidecar_finished)),
+                "containerStatuses": [container_status(
+                    &pod_name, role, &image, false, false,
+                    terminated(&pod_name, role, exit, main_start, finished),
+                )],
             },
         }),
     );
     if created.is_some() {
-        let (server, dest) = archive_of(inner, ns, cluster);
-        let log = job_log(&job_name, role, failure, &server, &dest);
-        inner
-            .lock()
-            .pod_logs
-            .insert((ns.to_string(), pod_name), log);
+        let mut st = inner.lock();
+        store_log(
+            &mut st,
+            ns,
+            &pod_name,
+            BOOTSTRAP_CONTAINER,
+            bootstrap_controller_log(pod_start),
+        );
+        store_log(&mut st, ns, &pod_name, role, book.text(role));
+        if plugin {
+            store_log(
+                &mut st,
+                ns,
+                &pod_name,
+                PLUGIN_CONTAINER,
+                book.text(PLUGIN_CONTAINER),
+            );
+        }
     }
+    Some(finished)
+}
+
+/// `instance restore` for the full-recovery Job, `instance init` for initdb.
+fn role_command(role: &str) -> &'static str {
+    if role == FULL_RECOVERY_CONTAINER {
+        "restore"
+    } else {
+        "init"
+    }
+}
+
+/// Keep a container's log: served by `GET .../log?container=...` while the pod exists, and
+/// in [`ApiServerDouble::written_logs`] for good.
+fn store_log(st: &mut State, ns: &str, pod: &str, container: &str, text: String) {
+    st.written_logs.push(WrittenLog {
+        namespace: ns.to_string(),
+        pod: pod.to_string(),
+        container: container.to_string(),
+        text: text.clone(),
+    });
+    st.pod_logs.insert(
+        (ns.to_string(), pod.to_string(), container.to_string()),
+        text,
+    );
 }
 
 fn instance_pod(cluster: &Value, idx: u64) -> Value {
@@ -2207,7 +3112,8 @@ fn instance_pod(cluster: &Value, idx: u64) -> Value {
     let image = cluster["spec"]["imageName"]
         .as_str()
         .unwrap_or("ghcr.io/cloudnative-pg/postgresql:16");
-    let now = now_rfc3339();
+    let plugin = uses_plugin(cluster);
+    let now = floor_second(Utc::now());
     json!({
         "metadata": {
             "name": pod,
@@ -2218,25 +3124,36 @@ fn instance_pod(cluster: &Value, idx: u64) -> Value {
                 "role": role,
                 "cnpg.io/podRole": "instance",
             },
+            "annotations": {"cnpg.io/operatorVersion": CNPG_VERSION, "cnpg.io/nodeSerial": idx.to_string()},
             "ownerReferences": owner_ref(cluster),
         },
-        "spec": {"containers": [{"name": "postgres", "image": image, "ports": [
-            {"name": "postgresql", "containerPort": 5432, "protocol": "TCP"}
-        ]}]},
+        "spec": {
+            "restartPolicy": "Always",
+            "initContainers": init_container_specs(plugin, &["instance", "--log-level=info"]),
+            "containers": [{"name": "postgres", "image": image,
+                "command": ["/controller/manager", "instance", "run", "--status-port-tls", "--log-level=info"],
+                "ports": [
+                    {"name": "postgresql", "containerPort": 5432, "protocol": "TCP"},
+                    {"name": "metrics", "containerPort": 9187, "protocol": "TCP"},
+                    {"name": "status", "containerPort": 8000, "protocol": "TCP"},
+                ]}],
+        },
         "status": {
             "phase": "Running",
             "podIP": format!("10.244.0.{}", 10 + idx),
-            "startTime": now,
+            "startTime": whole(now),
             "conditions": [
-                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-                {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                pod_condition("PodReadyToStartContainers", true, None, now),
+                pod_condition("Initialized", true, None, now),
+                pod_condition("Ready", true, None, now),
+                pod_condition("ContainersReady", true, None, now),
+                pod_condition("PodScheduled", true, None, now),
             ],
-            "containerStatuses": [{
-                "name": "postgres", "image": image, "imageID": format!("{image}@sha256:0"),
-                "ready": true, "restartCount": 0, "started": true,
-                "state": {"running": {"startedAt": now}},
-            }],
+            // 1/1 in-tree, 2/2 with the plugin's sidecar.
+            "initContainerStatuses": init_container_statuses(&pod, plugin, now, None),
+            "containerStatuses": [container_status(
+                &pod, "postgres", image, true, true, json!({"running": {"startedAt": whole(now)}}),
+            )],
         },
     })
 }
@@ -2252,7 +3169,117 @@ fn instance_pods(inner: &Inner, ns: &str, cluster: &str) -> Vec<Value> {
     inner.list(res_pods(), Some(ns), &sel).0
 }
 
-fn reconcile_cluster(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
+/// The Cluster's status while its first instance is being created (observed on the live
+/// cluster with CNPG 1.30.0 while the full-recovery Job runs, and kept while a failed Job
+/// retries): no `readyInstances`, no `currentPrimary`, `jobs` bootstrap Jobs.
+fn set_setting_up_primary(inner: &Inner, ns: &str, name: &str, instances: u64, jobs: u64) {
+    inner.mutate(res_clusters(), ns, name, |c| {
+        let status = c
+            .as_object_mut()
+            .expect("object")
+            .entry("status")
+            .or_insert_with(|| json!({}));
+        status["phase"] = json!("Setting up primary");
+        status["phaseReason"] = json!(format!("Creating primary instance {name}-1"));
+        status["instances"] = json!(instances);
+        status["instanceNames"] = json!([format!("{name}-1")]);
+        status["jobCount"] = json!(jobs);
+        status["targetPrimary"] = json!(format!("{name}-1"));
+        status["writeService"] = json!(format!("{name}-rw"));
+        status["readService"] = json!(format!("{name}-r"));
+        set_condition(
+            status,
+            "Initialized",
+            "True",
+            "BootstrapCompleted",
+            "Cluster has been bootstrapped",
+        );
+        set_condition(
+            status,
+            "ConsistentSystemID",
+            "False",
+            "NotFound",
+            "No instances are present in the cluster to report a system ID.",
+        );
+        set_condition(
+            status,
+            "Ready",
+            "False",
+            "ClusterIsNotReady",
+            "Cluster Is Not Ready",
+        );
+    });
+}
+
+/// Re-notify the operator about a Cluster after `after` (the simulated Job's run time).
+fn reconcile_later(inner: &Arc<Inner>, ns: &str, name: &str, after: Duration) {
+    let inner = inner.clone();
+    let mut shutdown = inner.shutdown.subscribe();
+    let msg = OpMsg::Cluster {
+        ns: ns.to_string(),
+        name: name.to_string(),
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(after) => inner.notify(msg),
+            _ = shutdown.changed() => {}
+        }
+    });
+}
+
+/// For a recovery Cluster whose Job is still to be played: the commit time of the last
+/// transaction of the PostgreSQL behind it (`pg_last_committed_xact()`, needs
+/// `track_commit_timestamp`), which its Job's log reports as the last transaction replayed.
+/// `None` for anything else, or when that PostgreSQL cannot say.
+async fn last_commit_for(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) -> Option<At> {
+    let cluster = inner.get(res_clusters(), ns, name)?;
+    if !cluster
+        .pointer("/spec/bootstrap/recovery")
+        .is_some_and(Value::is_object)
+        || inner
+            .get(
+                res_jobs(),
+                ns,
+                &format!("{name}-1-{FULL_RECOVERY_CONTAINER}"),
+            )
+            .is_some()
+        || inner
+            .lock()
+            .recoveries
+            .contains_key(meta_str(&cluster, "uid").unwrap_or(name))
+    {
+        return None;
+    }
+    let target = {
+        let st = inner.lock();
+        st.cluster_targets.get(name).cloned()
+    }
+    .or_else(|| cfg.postgres.clone())?;
+    let (user, password) = &cfg.superuser;
+    let pg = target.pg_config(user, password);
+    let (client, conn) =
+        tokio::time::timeout(Duration::from_secs(5), pg.connect(tokio_postgres::NoTls))
+            .await
+            .ok()?
+            .ok()?;
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let row = client
+        .query_one("SELECT timestamp FROM pg_last_committed_xact()", &[])
+        .await;
+    drop(client);
+    let _ = task.await;
+    row.ok()?.get::<_, Option<At>>(0)
+}
+
+fn reconcile_cluster(
+    inner: &Arc<Inner>,
+    cfg: &SimulatedCnpg,
+    ns: &str,
+    name: &str,
+    last_commit: Option<At>,
+) {
     let Some(cluster) = inner.get(res_clusters(), ns, name) else {
         return;
     };
@@ -2311,39 +3338,64 @@ fn reconcile_cluster(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
         .pointer("/spec/bootstrap/recovery")
         .is_some_and(Value::is_object);
     match &failure {
-        Some(Failure::NeverReady) => {}
-        Some(f @ (Failure::ExpectedEmptyArchive | Failure::PostgresFatal(_))) => {
-            let role = if recovery { "full-recovery" } else { "initdb" };
-            ensure_job(inner, ns, &cluster, role, Some(f));
+        Some(Failure::NeverReady) => {
+            set_setting_up_primary(inner, ns, name, instances, 0);
+            return;
         }
-        None if recovery => ensure_job(inner, ns, &cluster, "full-recovery", None),
+        Some(f) => {
+            let role = if recovery { "full-recovery" } else { "initdb" };
+            ensure_job(inner, ns, &cluster, role, Some(f), None);
+            set_setting_up_primary(inner, ns, name, instances, 1);
+            return;
+        }
+        None if recovery => {
+            // Observed on the live cluster with CNPG 1.30.0: the recovery Cluster stays in
+            // `Setting up primary` while the Job `<cluster>-1-full-recovery` runs (~20 s); only
+            // after its pod exited 0 does the operator create the instance pod, and once the
+            // instance reports status it deletes the completed Job and its pod
+            // (`cleanupCompletedJobs`), so the Job pod is usually gone by the time the Cluster is
+            // healthy. Here: the Job and its completed pod now, the rest at a later reconcile,
+            // `recovery_job_duration` from now at the earliest and never before the wall clock
+            // has passed the Job container's `finishedAt`, so that every time the double writes
+            // afterwards (the instance pod's readiness) comes after it.
+            let uid = meta_str(&cluster, "uid").unwrap_or(name).to_string();
+            let due = inner.lock().recoveries.get(&uid).copied();
+            match due {
+                None => {
+                    let finished = ensure_job(
+                        inner,
+                        ns,
+                        &cluster,
+                        FULL_RECOVERY_CONTAINER,
+                        None,
+                        last_commit,
+                    )
+                    .unwrap_or_else(Utc::now);
+                    let until_finished = (finished - Utc::now()).to_std().unwrap_or_default()
+                        + Duration::from_millis(20);
+                    let wait = cfg.recovery_job_duration.max(until_finished);
+                    inner
+                        .lock()
+                        .recoveries
+                        .insert(uid, tokio::time::Instant::now() + wait);
+                    set_setting_up_primary(inner, ns, name, instances, 1);
+                    reconcile_later(inner, ns, name, wait);
+                    return;
+                }
+                Some(due) if tokio::time::Instant::now() < due => {
+                    set_setting_up_primary(inner, ns, name, instances, 1);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
         None => {}
-    }
-    if failure.is_some() {
-        inner.mutate(res_clusters(), ns, name, |c| {
-            let status = c
-                .as_object_mut()
-                .expect("object")
-                .entry("status")
-                .or_insert_with(|| json!({}));
-            status["phase"] = json!("Setting up primary");
-            status["phaseReason"] = json!(format!("Creating primary instance {name}-1"));
-            status["instances"] = json!(instances);
-            status["readyInstances"] = json!(0);
-            set_condition(
-                status,
-                "Ready",
-                "False",
-                "ClusterIsNotReady",
-                "Cluster Is Not Ready",
-            );
-        });
-        return;
     }
     let existing: Vec<String> = instance_pods(inner, ns, name)
         .iter()
         .filter_map(|p| meta_str(p, "name").map(str::to_string))
         .collect();
+    let plugin = uses_plugin(&cluster);
     let mut names = Vec::new();
     for i in 1..=instances {
         let pod = format!("{name}-{i}");
@@ -2352,12 +3404,38 @@ fn reconcile_cluster(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
                 .ensure(res_pods(), ns, instance_pod(&cluster, i))
                 .is_some()
         {
-            inner
-                .lock()
-                .pod_logs
-                .insert((ns.to_string(), pod.clone()), instance_log(&pod));
+            let now = Utc::now();
+            let mut st = inner.lock();
+            store_log(&mut st, ns, &pod, "postgres", instance_log(&pod));
+            store_log(
+                &mut st,
+                ns,
+                &pod,
+                BOOTSTRAP_CONTAINER,
+                bootstrap_controller_log(floor_second(now)),
+            );
+            if plugin {
+                let mut book = LogBook::new(now);
+                sidecar_startup(&mut book, &pod);
+                store_log(
+                    &mut st,
+                    ns,
+                    &pod,
+                    PLUGIN_CONTAINER,
+                    book.text(PLUGIN_CONTAINER),
+                );
+            }
         }
         names.push(pod);
+    }
+    if recovery {
+        // `cleanupCompletedJobs`: the completed Job goes (its pod with it), before the Cluster
+        // is healthy.
+        inner.delete_quiet(
+            res_jobs(),
+            ns,
+            &format!("{name}-1-{FULL_RECOVERY_CONTAINER}"),
+        );
     }
     inner.mutate(res_clusters(), ns, name, |c| {
         let status = c
@@ -2368,16 +3446,31 @@ fn reconcile_cluster(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
         status["phase"] = json!("Cluster in healthy state");
         if let Some(m) = status.as_object_mut() {
             m.remove("phaseReason");
+            m.remove("jobCount");
         }
         status["instances"] = json!(instances);
         status["readyInstances"] = json!(instances);
         status["currentPrimary"] = json!(format!("{name}-1"));
         status["targetPrimary"] = json!(format!("{name}-1"));
-        status["timelineID"] = json!(1);
+        status["timelineID"] = json!(if recovery { 2 } else { 1 });
         status["latestGeneratedNode"] = json!(instances);
         status["instanceNames"] = json!(names);
         status["writeService"] = json!(format!("{name}-rw"));
         status["readService"] = json!(format!("{name}-r"));
+        set_condition(
+            status,
+            "Initialized",
+            "True",
+            "BootstrapCompleted",
+            "Cluster has been bootstrapped",
+        );
+        set_condition(
+            status,
+            "ConsistentSystemID",
+            "True",
+            "Unique",
+            "A single, unique system ID was found across reporting instances.",
+        );
         set_condition(
             status,
             "Ready",
@@ -2436,6 +3529,46 @@ async fn query_wal(
     Ok((row.get(0), row.get(1), row.get(2)))
 }
 
+/// A Backup's status fields that say where it went, by method.
+///
+/// Observed on the live cluster with CNPG 1.30.0 and the plugin v0.14.0: a `method: plugin`
+/// Backup's status has no `serverName` and no `destinationPath` (the in-tree
+/// `barmanObjectStore` method fills both); it has `pluginMetadata` instead (the cluster's uid,
+/// the plugin's names and version, the timeline) and an `instanceID` with the container id and
+/// a session id. Times are whole seconds with either method.
+fn backup_target(
+    method: &str,
+    cluster: &Value,
+    server: &str,
+    dest: &str,
+    primary: &str,
+    backup_id: &str,
+) -> Value {
+    if method == "plugin" {
+        json!({
+            "instanceID": {
+                "ContainerID": container_id(&format!("{primary}/postgres")),
+                "podName": primary,
+                "sessionID": format!("6b0f{}.1", &backup_id[backup_id.len().saturating_sub(4)..]),
+            },
+            "pluginMetadata": {
+                "clusterUID": meta_str(cluster, "uid").unwrap_or_default(),
+                "displayName": "BarmanCloudInstance",
+                "name": PLUGIN_NAME,
+                "pluginName": PLUGIN_NAME,
+                "timeline": "1",
+                "version": PLUGIN_VERSION,
+            },
+        })
+    } else {
+        json!({
+            "serverName": server,
+            "destinationPath": dest,
+            "instanceID": {"podName": primary},
+        })
+    }
+}
+
 async fn run_backup(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
     let Some(backup) = inner.get(res_backups(), ns, name) else {
         return;
@@ -2482,19 +3615,27 @@ async fn run_backup(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    let reconciliation_started = now_rfc3339();
+    // The status of the Backup in `phase` with `extra` fields, where it goes included.
+    let status = |phase: &str, extra: Value| {
+        let mut s = json!({"phase": phase, "method": method, "backupId": backup_id,
+                           "reconciliationStartedAt": reconciliation_started});
+        merge_patch(
+            &mut s,
+            &backup_target(&method, &cluster, &server, &dest, &primary, &backup_id),
+        );
+        merge_patch(&mut s, &extra);
+        s
+    };
     let started = now_rfc3339();
-    set(
-        json!({"phase": "running", "method": method, "backupId": backup_id,
-               "serverName": server, "destinationPath": dest, "startedAt": started,
-               "instanceID": {"podName": primary}}),
-    );
+    set(status("running", json!({"startedAt": started})));
     let failure = inner.lock().backup_failures.get(name).cloned();
     if let Some(err) = failure {
-        set(
-            json!({"phase": "failed", "method": method, "backupId": backup_id,
-                   "serverName": server, "destinationPath": dest, "startedAt": started,
-                   "stoppedAt": now_rfc3339(), "error": err}),
-        );
+        set(status(
+            "failed",
+            json!({"startedAt": started, "stoppedAt": now_rfc3339(), "error": err,
+                   "reconciliationTerminatedAt": now_rfc3339()}),
+        ));
         return;
     }
     let target = {
@@ -2533,22 +3674,31 @@ async fn run_backup(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
                 )
                 .await
             {
-                set(
-                    json!({"phase": "failed", "method": method, "backupId": backup_id,
-                           "serverName": server, "destinationPath": dest,
-                           "startedAt": started, "stoppedAt": now_rfc3339(), "error": e}),
-                );
+                set(status(
+                    "failed",
+                    json!({"startedAt": started, "stoppedAt": now_rfc3339(), "error": e,
+                           "reconciliationTerminatedAt": now_rfc3339()}),
+                ));
                 return;
             }
-            set(json!({
-                "phase": "completed", "method": method, "online": true,
-                "backupId": backup_id, "backupName": format!("backup-{backup_id}"),
-                "serverName": server, "destinationPath": dest,
-                "beginWal": begin_wal, "endWal": end_wal,
-                "beginLSN": begin_lsn, "endLSN": end_lsn,
-                "startedAt": begin_at, "stoppedAt": end_at,
-                "instanceID": {"podName": primary},
-            }));
+            let major = cluster["spec"]["imageName"]
+                .as_str()
+                .and_then(|i| i.rsplit(':').next())
+                .and_then(|tag| tag.split(['-', '.']).next())
+                .and_then(|m| m.parse::<u64>().ok())
+                .unwrap_or(16);
+            // barman's backup name: the start time without the `T`.
+            let backup_name = format!("backup-{}", backup_id.replace('T', ""));
+            set(status(
+                "completed",
+                json!({
+                    "online": true, "backupName": backup_name, "majorVersion": major,
+                    "beginWal": begin_wal, "endWal": end_wal,
+                    "beginLSN": begin_lsn, "endLSN": end_lsn,
+                    "startedAt": begin_at, "stoppedAt": end_at,
+                    "reconciliationTerminatedAt": now_rfc3339(),
+                }),
+            ));
             inner.mutate(res_clusters(), ns, &cluster_name, |c| {
                 let status = c
                     .as_object_mut()
@@ -2561,11 +3711,11 @@ async fn run_backup(inner: &Inner, cfg: &SimulatedCnpg, ns: &str, name: &str) {
                 }
             });
         }
-        Err(e) => set(
-            json!({"phase": "failed", "method": method, "backupId": backup_id,
-                             "serverName": server, "destinationPath": dest,
-                             "startedAt": started, "stoppedAt": now_rfc3339(), "error": e}),
-        ),
+        Err(e) => set(status(
+            "failed",
+            json!({"startedAt": started, "stoppedAt": now_rfc3339(), "error": e,
+                   "reconciliationTerminatedAt": now_rfc3339()}),
+        )),
     }
 }
 
@@ -2748,21 +3898,69 @@ impl ApiServerDouble {
             .is_some()
     }
 
-    /// The text `GET .../pods/NAME/log` answers (replaces what the operator wrote).
+    /// The log of the pod's main container (the first of `spec.containers`): what
+    /// `GET .../pods/NAME/log` answers without `container` (replaces what the operator wrote).
     pub fn set_pod_log(&self, ns: &str, pod: &str, text: &str) {
-        self.inner
-            .lock()
-            .pod_logs
-            .insert((ns.to_string(), pod.to_string()), text.to_string());
+        let mut st = self.inner.lock();
+        let main = st
+            .objects
+            .get(&key(res_pods(), ns, pod))
+            .and_then(|p| p.pointer("/spec/containers/0/name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        st.pod_logs
+            .insert((ns.to_string(), pod.to_string(), main), text.to_string());
     }
 
-    /// The log text of a pod, if any was set.
+    /// The log of the pod's main container, if any was set or written.
     pub fn pod_log(&self, ns: &str, pod: &str) -> Option<String> {
+        let st = self.inner.lock();
+        let Some(obj) = st.objects.get(&key(res_pods(), ns, pod)) else {
+            let unnamed = (ns.to_string(), pod.to_string(), String::new());
+            return st.pod_logs.get(&unnamed).cloned();
+        };
+        let main = log_container(obj, pod, None).ok()?;
+        container_log_text(&st, obj, ns, pod, &main)
+    }
+
+    /// The log of one container (main, init or sidecar) of a pod: what
+    /// `GET .../pods/NAME/log?container=CONTAINER` answers.
+    pub fn set_container_log(&self, ns: &str, pod: &str, container: &str, text: &str) {
+        self.inner.lock().pod_logs.insert(
+            (ns.to_string(), pod.to_string(), container.to_string()),
+            text.to_string(),
+        );
+    }
+
+    /// The log of one container of a pod, while the pod exists.
+    pub fn container_log(&self, ns: &str, pod: &str, container: &str) -> Option<String> {
+        let st = self.inner.lock();
+        let obj = st.objects.get(&key(res_pods(), ns, pod))?;
+        container_log_text(&st, obj, ns, pod, container)
+    }
+
+    /// Every container log the simulated operator wrote, in order, including those of pods
+    /// deleted since (which the API no longer serves): what a test compares the backend's
+    /// findings with.
+    pub fn written_logs(&self) -> Vec<WrittenLog> {
+        self.inner.lock().written_logs.clone()
+    }
+
+    /// Every change of the store so far, in order (creations, updates and deletions of every
+    /// resource): the order in which a watcher of everything would have seen them.
+    pub fn events(&self) -> Vec<StoreEvent> {
         self.inner
             .lock()
-            .pod_logs
-            .get(&(ns.to_string(), pod.to_string()))
-            .cloned()
+            .history
+            .iter()
+            .map(|c| StoreEvent {
+                rv: c.rv,
+                typ: c.typ.to_string(),
+                resource: c.res.qualified(),
+                object: c.object.clone(),
+            })
+            .collect()
     }
 
     /// Where port-forwards to one pod go (overrides the cluster's and the default target).

@@ -79,11 +79,17 @@ pub struct TestArchive {
 impl TestArchive {
     /// Start the endpoint with bucket `pgdrill`; run directories are named `dir_prefix*`.
     pub async fn start(dir_prefix: &str) -> Self {
+        Self::start_on(std::net::IpAddr::from([127, 0, 0, 1]), dir_prefix).await
+    }
+
+    /// [`TestArchive::start`] listening on `address` (the live cluster's pods reach the node's
+    /// bridge address).
+    pub async fn start_on(address: std::net::IpAddr, dir_prefix: &str) -> Self {
         use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
         let (toolchain, run_dir) = run_dir(dir_prefix);
         let s3_dir = tempfile::tempdir().expect("s3 dir");
         let creds = S3Credentials::random();
-        let s3 = S3Server::start(s3_dir.path(), 0, &creds, &["pgdrill"])
+        let s3 = S3Server::start_on(address, s3_dir.path(), 0, &creds, &["pgdrill"])
             .await
             .expect("embedded S3");
         let target = pgdrill::backend::objstore::S3Target {
