@@ -424,10 +424,22 @@ async fn clean_restore_through_the_double(flavour: Flavour) {
             "GET",
             format!("/namespaces/{ns}/pods/recovered-1/portforward"),
         ),
+        // Teardown: the namespace first (nothing can be recreated in it), then its pods with
+        // a 1 s grace period (a recovered instance archives until it stops), then a watch
+        // until the namespace is gone, and only then the prefix is emptied (checked below).
         ("DELETE", format!("/api/v1/namespaces/{ns}")),
+        ("DELETE", format!("/api/v1/namespaces/{ns}/pods")),
+        ("GET", "/api/v1/namespaces".into()),
     ]);
     let want: Vec<(&str, &str)> = want.iter().map(|(m, p)| (*m, p.as_str())).collect();
     assert_in_order(&calls, &want);
+    let pods_deleted = calls
+        .iter()
+        .find(|c| c.method == "DELETE" && c.path.ends_with(&format!("/namespaces/{ns}/pods")))
+        .expect("teardown deletes the pods");
+    let options: serde_json::Value =
+        serde_json::from_str(pods_deleted.body.as_deref().unwrap_or("null")).unwrap();
+    assert_eq!(options["gracePeriodSeconds"], 1, "{options}");
     // Every apply is a server-side apply by pgdrill.
     for c in calls.iter().filter(|c| c.method == "PATCH") {
         let hibernate = c.path.ends_with("/clusters/source")

@@ -291,7 +291,8 @@ pub struct Call {
     pub patch_type: Option<String>,
     /// HTTP status answered (101 for a port-forward, 200 for a watch that started).
     pub status: u16,
-    /// The JSON body of a POST, PUT or PATCH, as sent (compact JSON text), once read.
+    /// The JSON body of a POST, PUT, PATCH or deletecollection, as sent (compact JSON text),
+    /// once read.
     pub body: Option<String>,
 }
 
@@ -1529,6 +1530,31 @@ async fn dispatch(
                     after_client_write(inner, res, &ns, &created, true);
                 }
                 Ok(json_response(StatusCode::CREATED, &created))
+            } else if *method == Method::DELETE && res.namespaced && ns.is_some() {
+                // deletecollection: every object of the namespace matching the selectors,
+                // deleted at once (like every DELETE here, grace periods are not waited for).
+                // The DeleteOptions body is recorded (teardown's grace period is asserted).
+                let body = read_json(req).await?;
+                inner.record_body(call, &body);
+                let ns = ns.clone().unwrap_or_default();
+                let sel = Selectors::parse(query);
+                let (items, rv) = inner.list(res, Some(&ns), &sel);
+                {
+                    let mut st = inner.lock();
+                    for o in &items {
+                        let name = meta_str(o, "name").unwrap_or_default().to_string();
+                        let _ = inner.delete_locked(&mut st, res, &ns, &name);
+                    }
+                }
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "kind": format!("{}List", res.kind),
+                        "apiVersion": res.api_version(),
+                        "metadata": {"resourceVersion": rv.to_string()},
+                        "items": items,
+                    }),
+                ))
             } else {
                 Err(not_allowed())
             }

@@ -24,7 +24,7 @@ use super::render::{
     SCENARIO_LABEL, SOURCE_CLUSTER, backup_name,
 };
 use super::resources::{Backup, Cluster, ObjectStore as ObjectStoreResource};
-use super::session::{Session, kerr, sweep};
+use super::session::{NAMESPACE_GONE_TIMEOUT, Session, kerr, sweep};
 
 /// How the kube backend reaches the cluster and object storage.
 #[derive(Clone)]
@@ -329,8 +329,17 @@ impl Drill for KubeDrill {
                 format!("archive {}", self.store.url()),
             ];
         }
-        if let Err(e) = self.session.delete_namespace().await {
-            eprintln!("pgdrill: teardown: {e}");
+        // The prefix is emptied once the namespace is gone: until its pods stop, a recovered
+        // cluster writes WAL into it.
+        match self.session.delete_namespace(NAMESPACE_GONE_TIMEOUT).await {
+            Ok(true) => {}
+            Ok(false) => eprintln!(
+                "pgdrill: teardown: namespace {ns} still terminating after {}s; its pods may \
+                 still write into {}",
+                NAMESPACE_GONE_TIMEOUT.as_secs(),
+                self.store.url()
+            ),
+            Err(e) => eprintln!("pgdrill: teardown: {e}"),
         }
         if let Err(e) = self.store.delete_all().await {
             eprintln!("pgdrill: teardown of {}: {e}", self.store.url());

@@ -18,7 +18,7 @@ use super::drill::KubeOptions;
 use super::render::{RUN_ID_LABEL, label_value};
 use super::render_scratch::{GAMEDAY_LABEL, SCRATCH_CLUSTER, ScratchContext};
 use super::resources::ObjectStore as ObjectStoreResource;
-use super::session::{Session, sweep};
+use super::session::{NAMESPACE_GONE_TIMEOUT, Session, sweep};
 
 /// How far the scratch namespace got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,8 +168,13 @@ impl ScratchRestore for KubeScratch {
                  kubectl -n {ns} port-forward svc/{SCRATCH_CLUSTER}-rw 5432)"
             )];
         }
-        if let Err(e) = self.session.delete_namespace().await {
-            eprintln!("pgdrill: teardown: {e}");
+        match self.session.delete_namespace(NAMESPACE_GONE_TIMEOUT).await {
+            Ok(true) => {}
+            Ok(false) => eprintln!(
+                "pgdrill: teardown: namespace {ns} still terminating after {}s",
+                NAMESPACE_GONE_TIMEOUT.as_secs()
+            ),
+            Err(e) => eprintln!("pgdrill: teardown: {e}"),
         }
         Vec::new()
     }

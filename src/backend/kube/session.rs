@@ -38,6 +38,8 @@ pub(super) fn kerr(what: &str, e: kube::Error) -> BackendError {
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 /// A namespace whose heartbeat is older than this belongs to a run that stopped.
 const HEARTBEAT_STALE: Duration = Duration::from_secs(180);
+/// How long teardown waits for a namespace (and its pods) to be gone.
+pub(super) const NAMESPACE_GONE_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Delete namespaces a crashed earlier run left behind: pgdrill's managed-by label, `label` equal
 /// to `value` (the scenario or the game day), another run id than `run_id`, and a run that is
@@ -149,14 +151,43 @@ impl Session {
             .map_err(|e| kerr(&format!("reading namespace {}", self.namespace), e))
     }
 
-    /// Delete the namespace and everything in it (in the background, as `kubectl` does).
-    pub(super) async fn delete_namespace(&self) -> Result<(), BackendError> {
+    /// Delete the namespace and everything in it, and wait until it is gone (at most
+    /// `timeout`; `Ok(false)` when it is still there then). Its pods are stopped at once (a
+    /// 1 s grace period instead of CNPG's stop delay of up to 30 minutes and its smart
+    /// shutdown): they are the drill's own, their data is thrown away, and until they stop a
+    /// recovered cluster goes on archiving WAL into the drill's prefix (observed on the live
+    /// cluster: timeline-2 segments written after the prefix had been emptied). The namespace
+    /// is deleted first, so the operator cannot recreate the pods in it.
+    pub(super) async fn delete_namespace(&self, timeout: Duration) -> Result<bool, BackendError> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        namespaces
+        match namespaces
             .delete(&self.namespace, &DeleteParams::background())
             .await
-            .map(|_| ())
-            .map_err(|e| kerr(&format!("deleting namespace {}", self.namespace), e))
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(true),
+            Err(e) => return Err(kerr(&format!("deleting namespace {}", self.namespace), e)),
+        }
+        let quick = DeleteParams {
+            grace_period_seconds: Some(1),
+            ..Default::default()
+        };
+        // Best effort: the namespace controller deletes them anyway, only later.
+        let _ = self
+            .api::<Pod>()
+            .delete_collection(&quick, &ListParams::default())
+            .await;
+        let gone = |ns: Option<&Namespace>| ns.is_none();
+        match tokio::time::timeout(timeout, await_condition(namespaces, &self.namespace, gone))
+            .await
+        {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) => Err(BackendError::infra(format!(
+                "watching namespace {} go: {e}",
+                self.namespace
+            ))),
+            Err(_) => Ok(false),
+        }
     }
 
     pub(super) fn api<K>(&self) -> Api<K>

@@ -1,0 +1,559 @@
+//! The kube backend against the live one-node cluster of `cluster/up.sh`: a real Kubernetes
+//! (API server, kubelet, containerd), the real CloudNativePG operator and barman-cloud plugin,
+//! PostgreSQL in pods, pods archiving to the cluster's S3 endpoint. Nothing here is a double.
+//!
+//! Each flavour runs, through the `pgdrill` binary as a user would: a clean restore to latest,
+//! the ADR 007 gap, a reused serverName, a PITR target (LSN), a content fault (a CRC-damaged
+//! WAL record), and in-tree also the version mismatch; the verdicts and JUnit content are
+//! checked, and that no namespace or object of the run is left. A game day restores, through
+//! the kube backend, an archive a local drill made; and Ctrl-C in the middle of a kube drill
+//! leaves nothing behind.
+//!
+//! The cluster is brought up when it is not (`bash cluster/up.sh`, which builds what is not
+//! cached: long the first time), and left up. Needs root; without it these tests fail when
+//! `CI` is set and say they did not run otherwise.
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/kube_api_double.rs"]
+mod kube_api_double;
+#[path = "support/test_pg.rs"]
+mod test_pg;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ListParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde_json::Value;
+
+use cli::{property, run_dir, testcase};
+
+/// What a test needs of the live cluster: its kubeconfig and its S3 endpoint for pods.
+struct Live {
+    kubeconfig: PathBuf,
+    /// `AWS_*` and `PGDRILL_CLUSTER_S3_*` from the cluster's `s3.env`.
+    s3: HashMap<String, String>,
+}
+
+impl Live {
+    fn endpoint(&self) -> &str {
+        &self.s3["PGDRILL_CLUSTER_S3_ENDPOINT"]
+    }
+
+    fn bucket(&self) -> &str {
+        &self.s3["PGDRILL_CLUSTER_S3_BUCKET"]
+    }
+
+    /// The node's address on the pod bridge (where pods reach host services).
+    fn node_ip(&self) -> std::net::IpAddr {
+        let host = self.endpoint().trim_start_matches("http://");
+        host.split(':').next().unwrap().parse().expect("node IP")
+    }
+
+    /// `pgdrill ARGS` with the cluster's kubeconfig and the S3 credentials of `s3`.
+    fn pgdrill(&self, args: &[&str], creds: Option<(&str, &str)>) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pgdrill"));
+        c.args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("PGDRILL_KEEP");
+        let (key, secret) = creds.unwrap_or((
+            &self.s3["AWS_ACCESS_KEY_ID"],
+            &self.s3["AWS_SECRET_ACCESS_KEY"],
+        ));
+        c.env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret);
+        c
+    }
+
+    async fn client(&self) -> Client {
+        let kc = Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
+        let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kube config");
+        Client::try_from(cfg).expect("kube client")
+    }
+
+    /// Namespaces pgdrill made with label `label` (`key=value`) that still exist (terminating
+    /// ones included).
+    async fn namespaces(&self, label: &str) -> Vec<String> {
+        let api: Api<Namespace> = Api::all(self.client().await);
+        let lp =
+            ListParams::default().labels(&format!("app.kubernetes.io/managed-by=pgdrill,{label}"));
+        api.list(&lp)
+            .await
+            .expect("list namespaces")
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect()
+    }
+
+    async fn namespaces_of(&self, run_id: &str) -> Vec<String> {
+        self.namespaces(&format!("pgdrill.io/run-id={run_id}"))
+            .await
+    }
+
+    /// Poll until no namespace labelled `label` is left (deletion is asynchronous: the
+    /// namespace controller empties a namespace before it goes, and CNPG's instances shut
+    /// down), 300 s deadline.
+    async fn assert_no_namespace_left(&self, label: &str) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let left = self.namespaces(label).await;
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "namespaces labelled {label} still there after 300 s: {left:?}"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The live cluster, brought up once per test process; `None` when it cannot run here and this
+/// is not CI (the caller then says so and returns).
+fn live() -> Option<&'static Live> {
+    static LIVE: OnceLock<Option<Live>> = OnceLock::new();
+    LIVE.get_or_init(|| {
+        if !is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the live cluster needs root (cluster/up.sh), and CI must run these tests"
+            );
+            eprintln!("kube_live: NOT RUN: the live cluster needs root (make cluster-up)");
+            return None;
+        }
+        let up = Command::new("bash")
+            .arg("cluster/up.sh")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PGDRILL", env!("CARGO_BIN_EXE_pgdrill"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("cluster/up.sh runs");
+        assert!(
+            up.status.success(),
+            "cluster/up.sh failed:\n{}",
+            cli::text(&up)
+        );
+        let home = pgdrill::backend::local::toolchain::default_home();
+        let run = home.join("cluster/run");
+        let s3 = std::fs::read_to_string(run.join("s3.env"))
+            .expect("the cluster's s3.env")
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Some(Live {
+            kubeconfig: run.join("admin.kubeconfig"),
+            s3,
+        })
+    })
+    .as_ref()
+}
+
+/// `pgdrill run --backend kube` of `scenarios` in `flavour` into `reports`.
+fn run_kube(live: &Live, flavour: &str, reports: &Path, scenarios: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "--backend",
+        "kube",
+        "--flavour",
+        flavour,
+        // One drill at a time per flavour; the two flavours run at once (cargo's test threads),
+        // so two runs of the same scenarios share the cluster, as two users' runs would.
+        "--jobs",
+        "1",
+        "--s3-endpoint",
+        live.endpoint(),
+        "--cluster-s3-endpoint",
+        live.endpoint(),
+        "--s3-bucket",
+        live.bucket(),
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ];
+    args.extend_from_slice(scenarios);
+    live.pgdrill(&args, None).output().expect("pgdrill run")
+}
+
+fn run_id_of(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn rto_json(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap()
+}
+
+fn scenario<'a>(rto: &'a Value, name: &str) -> &'a Value {
+    rto["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no scenario {name} in rto.json"))
+}
+
+/// The drills of one flavour, and what the real operator must have produced.
+async fn drills(flavour: &str) {
+    let Some(live) = live() else { return };
+    let reports = tempfile::tempdir().unwrap();
+    let mut scenarios = vec![
+        "scenarios/01-clean-restore-latest.yaml",
+        "scenarios/03-adr007-missing-wal-segment.yaml",
+        "scenarios/04-wrong-server-name.yaml",
+        "scenarios/06-pitr-lsn.yaml",
+        "scenarios/20-corrupt-wal-crc.yaml",
+    ];
+    if flavour == "in-tree" {
+        scenarios.push("scenarios/05-version-mismatch.yaml");
+    }
+    let out = run_kube(live, flavour, reports.path(), &scenarios);
+    let text = cli::text(&out);
+    let dir = run_dir(reports.path());
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).expect("junit.xml");
+    assert_eq!(out.status.code(), Some(0), "every drill passes:\n{text}");
+    let rto = rto_json(&dir);
+
+    // Every case passed, on kube, and says so in JUnit.
+    for name in [
+        "clean-restore-latest",
+        "adr007-missing-wal-segment",
+        "wrong-server-name",
+        "pitr-lsn-after-step",
+        "corrupt-wal-crc",
+    ] {
+        let case = testcase(&junit, name);
+        assert!(
+            !case.contains("<failure") && !case.contains("<error"),
+            "{flavour}: {name} passed:\n{case}"
+        );
+        assert_eq!(property(case, "backend").as_deref(), Some("kube"), "{case}");
+    }
+
+    // Clean restore: every row, and the RTO split into the real operator's phases: the Job's
+    // own log (restore, replay, promotion) between the pods' timestamps.
+    let clean = testcase(&junit, "clean-restore-latest");
+    assert_eq!(property(clean, "rows.expected").as_deref(), Some("145"));
+    assert_eq!(property(clean, "rows.observed").as_deref(), Some("145"));
+    assert_eq!(property(clean, "rows.lost").as_deref(), Some("0"));
+    let phases: Vec<String> = scenario(&rto, "clean-restore-latest")["rto"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "job_scheduling",
+            "restore_base_backup",
+            "replay_until_consistent",
+            "replay_and_promotion",
+            "job_wrap_up",
+            "instance_start",
+            "first_query"
+        ],
+        "{flavour}: RTO phases from the operator's pods and the Job's log"
+    );
+    for p in &phases {
+        assert!(
+            property(clean, &format!("rto.phase.{p}")).is_some(),
+            "JUnit has rto.phase.{p}: {clean}"
+        );
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.md")).expect("summary.md");
+    for p in [
+        "| restore_base_backup |",
+        "| replay_and_promotion |",
+        "| instance_start |",
+    ] {
+        assert!(
+            summary.contains(p),
+            "summary.md has the phase {p}:\n{summary}"
+        );
+    }
+    let replayed: u64 = property(clean, "rto.wal_segments_replayed")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        replayed >= 3,
+        "the backup's segment and the writes' segments were restored: {replayed}"
+    );
+
+    // ADR 007: the silent loss is caught, attributed to the deleted segment, and was predicted.
+    let adr = testcase(&junit, "adr007-missing-wal-segment");
+    assert_eq!(property(adr, "rows.lost").as_deref(), Some("2"), "{adr}");
+    assert_eq!(
+        property(adr, "audit.gaps").as_deref(),
+        Some("000000010000000000000005"),
+        "{adr}"
+    );
+    let adr_json = scenario(&rto, "adr007-missing-wal-segment");
+    let explained = adr_json["loss_explanation"].to_string();
+    assert!(
+        explained.contains("drop-w2-segment") && explained.contains("000000010000000000000005"),
+        "{explained}"
+    );
+
+    // Reused serverName: CNPG refuses, and the reason is its own message, from whichever
+    // container logged it (the plugin logs it in its sidecar).
+    let reused = testcase(&junit, "wrong-server-name");
+    let observed = property(reused, "observation").unwrap_or_default();
+    assert!(
+        observed.contains("Expected empty archive"),
+        "{flavour}: the operator's reason: {observed}"
+    );
+
+    // PITR by LSN: exactly the rows up to the target.
+    let pitr = testcase(&junit, "pitr-lsn-after-step");
+    assert_eq!(
+        property(pitr, "rows.expected"),
+        property(pitr, "rows.observed"),
+        "{pitr}"
+    );
+    assert!(
+        property(pitr, "recovery.target").is_some_and(|t| t.starts_with("lsn")),
+        "{pitr}"
+    );
+
+    // Content fault: replay stops at the damaged record, PostgreSQL says why, rows attributed.
+    let crc = testcase(&junit, "corrupt-wal-crc");
+    assert_eq!(property(crc, "rows.lost").as_deref(), Some("2"), "{crc}");
+    let why = property(crc, "recovery.replay_end").unwrap_or_default();
+    assert!(
+        why.contains("checksum in record at"),
+        "PostgreSQL's reason from the Job's log: {why}"
+    );
+
+    if flavour == "in-tree" {
+        let mismatch = testcase(&junit, "version-mismatch-15-to-16");
+        assert!(!mismatch.contains("<failure"), "{mismatch}");
+        let observed = property(mismatch, "observation").unwrap_or_default();
+        assert!(
+            observed.contains("database files are incompatible with server"),
+            "{observed}"
+        );
+    }
+
+    // Nothing of the run is left: no namespace, no object under the run's prefix.
+    let run_id = run_id_of(&dir);
+    live.assert_no_namespace_left(&format!("pgdrill.io/run-id={run_id}"))
+        .await;
+    assert_prefix_empty(live, &run_id).await;
+}
+
+/// No object is left under the run's bucket prefix.
+async fn assert_prefix_empty(live: &Live, run_id: &str) {
+    let store = pgdrill::backend::objstore::ObjectStore::new(
+        &target(live, None),
+        &format!("pgdrill/{run_id}"),
+    );
+    let left = store.list("").await.expect("list the run's prefix");
+    assert!(left.is_empty(), "objects of run {run_id} left: {left:?}");
+}
+
+/// The cluster's S3 endpoint as pgdrill reaches it.
+fn target(live: &Live, creds: Option<(&str, &str)>) -> pgdrill::backend::objstore::S3Target {
+    let (key, secret) = creds.unwrap_or((
+        &live.s3["AWS_ACCESS_KEY_ID"],
+        &live.s3["AWS_SECRET_ACCESS_KEY"],
+    ));
+    pgdrill::backend::objstore::S3Target {
+        endpoint: live.endpoint().to_string(),
+        region: "us-east-1".into(),
+        bucket: live.bucket().to_string(),
+        access_key: key.to_string(),
+        secret_key: secret.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_tree_drills_on_the_live_cluster() {
+    drills("in-tree").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_drills_on_the_live_cluster() {
+    drills("plugin").await;
+}
+
+/// A game day through the kube backend on an archive a local drill made: the archive lives in
+/// an S3 endpoint this test owns, on the node's bridge address so the recovery pods reach it;
+/// the endpoint's log proves the game day only read it.
+#[tokio::test(flavor = "multi_thread")]
+async fn game_day_on_the_live_cluster() {
+    let Some(live) = live() else { return };
+    let archive = test_pg::TestArchive::start_on(live.node_ip(), "kube-live-gameday-").await;
+    let made = archive
+        .drill(
+            "pgdrill/kube-live",
+            "scenarios/01-clean-restore-latest.yaml",
+            false,
+        )
+        .await;
+    assert_eq!(
+        made.status,
+        pgdrill::runner::Status::Passed,
+        "the local drill that makes the archive: {:?}",
+        made.observation
+    );
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("kube-live.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: kube-live\n\
+             archive:\n  destination: s3://pgdrill/pgdrill/kube-live/clean-restore-latest\n  \
+             server_name: app-pg\n  endpoint: {endpoint}\n\
+             postgres: 15\ntarget: latest\nrpo_budget_seconds: 600\n\
+             checks:\n  - {{ name: orders, sql: select count(*) from orders, equals: \"120\" }}\n  \
+             - {{ name: customers, sql: select count(*) from customers, equals: \"25\" }}\n",
+            endpoint = archive.s3.endpoint
+        ),
+    )
+    .unwrap();
+    for flavour in ["in-tree", "plugin"] {
+        archive.s3.operations.clear();
+        let reports = work.path().join(format!("reports-{flavour}"));
+        let out = live
+            .pgdrill(
+                &[
+                    "gameday",
+                    file.to_str().unwrap(),
+                    "--backend",
+                    "kube",
+                    "--flavour",
+                    flavour,
+                    "--cluster-s3-endpoint",
+                    &archive.s3.endpoint,
+                    "--operator",
+                    "kube-live-test",
+                    "--report-dir",
+                    reports.to_str().unwrap(),
+                ],
+                Some((&archive.creds.access_key, &archive.creds.secret_key)),
+            )
+            .output()
+            .expect("pgdrill gameday");
+        let text = cli::text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flavour} game day passes:\n{text}"
+        );
+        let dir = std::fs::read_dir(&reports)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir() && p.file_name().unwrap() != "latest")
+            .expect("the game day's report folder");
+        let record: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("gameday.json")).unwrap())
+                .unwrap();
+        assert_eq!(record["backend"], "kube", "{record}");
+        let checks = record["checks"].as_array().expect("checks");
+        assert_eq!(checks.len(), 2, "{record}");
+        for c in checks {
+            assert_eq!(c["passed"], true, "{flavour}: {c}");
+        }
+        let phases = record["rto"]["phases"].to_string();
+        assert!(
+            phases.contains("restore_base_backup") && phases.contains("instance_start"),
+            "{flavour}: RTO phases from the operator: {phases}"
+        );
+        let xml = std::fs::read_to_string(dir.join("gameday.xml")).unwrap();
+        assert!(
+            !xml.contains("<failure") && !xml.contains("<error"),
+            "{xml}"
+        );
+        // The scratch cluster archived nowhere: the archive under test was only read.
+        archive.assert_only_reads("clean-restore-latest/app-pg/");
+        live.assert_no_namespace_left("pgdrill.io/gameday=kube-live")
+            .await;
+    }
+    archive.s3.shutdown().await;
+}
+
+/// Ctrl-C while the source cluster is coming up: pgdrill tears the namespace and the run's
+/// prefix down and exits 130.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_mid_drill_leaves_nothing_on_the_live_cluster() {
+    let Some(live) = live() else { return };
+    let reports = tempfile::tempdir().unwrap();
+    let child = live
+        .pgdrill(
+            &[
+                "run",
+                "--backend",
+                "kube",
+                "--s3-endpoint",
+                live.endpoint(),
+                "--cluster-s3-endpoint",
+                live.endpoint(),
+                "--s3-bucket",
+                live.bucket(),
+                "--report-dir",
+                reports.path().to_str().unwrap(),
+                "scenarios/01-clean-restore-latest.yaml",
+            ],
+            None,
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pgdrill run");
+    // Wait until the run's namespace holds the source Cluster's pod, i.e. mid-drill.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let run_id = loop {
+        let dirs: Vec<PathBuf> = std::fs::read_dir(reports.path())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let Some(d) = dirs.iter().find(|p| p.file_name().unwrap() != "latest") {
+            let id = run_id_of(d);
+            let namespaces = live.namespaces_of(&id).await;
+            if let Some(ns) = namespaces.first() {
+                let pods: Api<k8s_openapi::api::core::v1::Pod> =
+                    Api::namespaced(live.client().await, ns);
+                if !pods
+                    .list(&ListParams::default())
+                    .await
+                    .unwrap()
+                    .items
+                    .is_empty()
+                {
+                    break id;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pod of the drill within 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // SAFETY: signalling our own child by its PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("pgdrill exits");
+    assert_eq!(status.status.code(), Some(130), "{}", cli::text(&status));
+    live.assert_no_namespace_left(&format!("pgdrill.io/run-id={run_id}"))
+        .await;
+    assert_prefix_empty(live, &run_id).await;
+}
