@@ -258,7 +258,7 @@ fn assert_recovery_rto(double: &ApiServerDouble, flavour: Flavour, rto: &Rto) {
         .text;
     assert_eq!(
         rto.wal_segments_replayed,
-        distinct_restored_segments(&log),
+        kube_api_double::distinct_restored_segments(&log),
         "the distinct segments of the Job's `restored log file` lines"
     );
     assert!(
@@ -574,17 +574,4 @@ async fn expected_empty_archive_is_detected_from_the_recovery_pod_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_plugin_expected_empty_archive_is_detected_from_the_sidecar_log() {
     expected_empty_archive_is_detected(Flavour::Plugin).await;
-}
-
-/// Distinct WAL segment names in a log's `restored log file "X"` lines (PostgreSQL reads the
-/// last one again when it leaves recovery: still one segment replayed).
-fn distinct_restored_segments(log: &str) -> u64 {
-    let mut names: Vec<&str> = log
-        .split("restored log file \\\"")
-        .skip(1)
-        .filter_map(|rest| rest.get(..24))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names.len() as u64
 }

@@ -250,14 +250,7 @@ fn restored_lines(double: &ApiServerDouble) -> u64 {
         .map(|w| w.text)
         .collect();
     assert_eq!(logs.len(), 1, "one Job pod");
-    let mut names: Vec<&str> = logs[0]
-        .split("restored log file \\\"")
-        .skip(1)
-        .filter_map(|rest| rest.get(..24))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names.len() as u64
+    kube_api_double::distinct_restored_segments(&logs[0])
 }
 
 /// The one Cluster apply of the run.

@@ -22,7 +22,7 @@ mod test_pg;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -165,18 +165,15 @@ fn live() -> Option<&'static Live> {
     .as_ref()
 }
 
-/// `pgdrill run --backend kube` of `scenarios` in `flavour` into `reports`.
-fn run_kube(live: &Live, flavour: &str, reports: &Path, scenarios: &[&str]) -> Output {
+/// `pgdrill run --backend kube --flavour FLAVOUR` against the cluster's S3 endpoint, reports
+/// into `reports`, then `extra` (flags and scenario files).
+fn run_kube(live: &Live, flavour: &str, reports: &Path, extra: &[&str]) -> Command {
     let mut args = vec![
         "run",
         "--backend",
         "kube",
         "--flavour",
         flavour,
-        // One drill at a time per flavour; the two flavours run at once (cargo's test threads),
-        // so two runs of the same scenarios share the cluster, as two users' runs would.
-        "--jobs",
-        "1",
         "--s3-endpoint",
         live.endpoint(),
         "--cluster-s3-endpoint",
@@ -186,8 +183,8 @@ fn run_kube(live: &Live, flavour: &str, reports: &Path, scenarios: &[&str]) -> O
         "--report-dir",
         reports.to_str().unwrap(),
     ];
-    args.extend_from_slice(scenarios);
-    live.pgdrill(&args, None).output().expect("pgdrill run")
+    args.extend_from_slice(extra);
+    live.pgdrill(&args, None)
 }
 
 fn run_id_of(dir: &Path) -> String {
@@ -221,7 +218,13 @@ async fn drills(flavour: &str) {
     if flavour == "in-tree" {
         scenarios.push("scenarios/05-version-mismatch.yaml");
     }
-    let out = run_kube(live, flavour, reports.path(), &scenarios);
+    // One drill at a time per flavour; the two flavours run at once (cargo's test threads), so
+    // two runs of the same scenarios share the cluster, as two users' runs would.
+    let mut args = vec!["--jobs", "1"];
+    args.extend_from_slice(&scenarios);
+    let out = run_kube(live, flavour, reports.path(), &args)
+        .output()
+        .expect("pgdrill run");
     let text = cli::text(&out);
     let dir = run_dir(reports.path());
     let junit = std::fs::read_to_string(dir.join("junit.xml")).expect("junit.xml");
@@ -495,28 +498,16 @@ async fn game_day_on_the_live_cluster() {
 async fn ctrl_c_mid_drill_leaves_nothing_on_the_live_cluster() {
     let Some(live) = live() else { return };
     let reports = tempfile::tempdir().unwrap();
-    let child = live
-        .pgdrill(
-            &[
-                "run",
-                "--backend",
-                "kube",
-                "--s3-endpoint",
-                live.endpoint(),
-                "--cluster-s3-endpoint",
-                live.endpoint(),
-                "--s3-bucket",
-                live.bucket(),
-                "--report-dir",
-                reports.path().to_str().unwrap(),
-                "scenarios/01-clean-restore-latest.yaml",
-            ],
-            None,
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pgdrill run");
+    let child = run_kube(
+        live,
+        "in-tree",
+        reports.path(),
+        &["scenarios/01-clean-restore-latest.yaml"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("pgdrill run");
     // Wait until the run's namespace holds the source Cluster's pod, i.e. mid-drill.
     let deadline = Instant::now() + Duration::from_secs(180);
     let run_id = loop {

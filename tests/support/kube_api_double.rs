@@ -4045,3 +4045,17 @@ impl ApiServerDouble {
         self.inner.lock().rv
     }
 }
+
+/// Distinct WAL segment names in the `restored log file \"X\"` records of a Job log the double
+/// wrote (raw JSON lines): what the backend must report as WAL segments replayed (PostgreSQL
+/// reads the last one again when it leaves recovery).
+pub fn distinct_restored_segments(log: &str) -> u64 {
+    let mut names: Vec<&str> = log
+        .split("restored log file \\\"")
+        .skip(1)
+        .filter_map(|rest| rest.get(..24))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.len() as u64
+}

@@ -1659,12 +1659,9 @@ mod tests {
         assert_eq!(phases[2].seconds, 11.0);
     }
 
-    /// The kubelet's whole seconds against the precise apply time and log marks: a Job that
-    /// starts in the second it was applied, and marks logged in the container's last second,
-    /// still give every phase, none of them negative.
-    #[test]
-    fn recovery_phases_allow_for_whole_second_pod_times() {
-        let log = recovery_log(LOGS_FULL_RECOVERY_CRC);
+    /// The completed full-recovery Job pod fixture, its container running from `started` to
+    /// `finished` (whole seconds, as the kubelet writes them).
+    fn job_ran(started: &str, finished: &str) -> Pod {
         let mut job = pod(POD_FULL_RECOVERY_COMPLETED);
         let cs = &mut job
             .status
@@ -1677,13 +1674,22 @@ mod tests {
             terminated: Some(ContainerStateTerminated {
                 exit_code: 0,
                 reason: Some("Completed".to_string()),
-                // The log's first mark is 05:28:29.38; it promoted at 05:28:40.14.
-                started_at: Some(time("2026-12-02T05:28:25Z")),
-                finished_at: Some(time("2026-12-02T05:28:40Z")),
+                started_at: Some(time(started)),
+                finished_at: Some(time(finished)),
                 ..Default::default()
             }),
             ..Default::default()
         });
+        job
+    }
+
+    /// The kubelet's whole seconds against the precise apply time and log marks: a Job that
+    /// starts in the second it was applied, and marks logged in the container's last second,
+    /// still give every phase, none of them negative.
+    #[test]
+    fn recovery_phases_allow_for_whole_second_pod_times() {
+        let log = recovery_log(LOGS_FULL_RECOVERY_CRC);
+        let job = job_ran("2026-12-02T05:28:25Z", "2026-12-02T05:28:40Z");
         let phases = recovery_phases(&[job], Some(&log), at("2026-12-02T05:28:25.400Z"));
         let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
@@ -1739,24 +1745,7 @@ mod tests {
         );
 
         // With the Job's pod as it was when it finished, the phases split the Job at the marks.
-        let mut job = pod(POD_FULL_RECOVERY_COMPLETED);
-        let cs = &mut job
-            .status
-            .as_mut()
-            .unwrap()
-            .container_statuses
-            .as_mut()
-            .unwrap()[0];
-        cs.state = Some(k8s_openapi::api::core::v1::ContainerState {
-            terminated: Some(ContainerStateTerminated {
-                exit_code: 0,
-                reason: Some("Completed".to_string()),
-                started_at: Some(time("2026-12-02T05:28:25Z")),
-                finished_at: Some(time("2026-12-02T05:28:47Z")),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        let job = job_ran("2026-12-02T05:28:25Z", "2026-12-02T05:28:47Z");
         let phases = recovery_phases(&[job], Some(&log), at("2026-12-02T05:28:15Z"));
         let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
