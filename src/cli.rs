@@ -715,7 +715,7 @@ impl Outcome {
         if self.cancelled {
             return Ok(exit::INTERRUPTED);
         }
-        let code = summary.exit_code();
+        let code = exit::of_run(&summary);
         if let Some(e) = self.report_errors.into_iter().next() {
             // A drill finding (1) is never masked by a report that could not be written.
             eprintln!("pgdrill: {}", Error::Report(e));
@@ -835,7 +835,7 @@ async fn audit(a: AuditArgs) -> anyhow::Result<i32> {
         max_backup_age_seconds: max_backup_age,
         max_wal_age_seconds: max_wal_age,
     };
-    let (bucket, prefix) = pgdrill::audit::reader::parse_s3_url(url).map_err(Error::Usage)?;
+    let (bucket, prefix) = pgdrill::backend::objstore::parse_s3_url(url).map_err(Error::Usage)?;
     let keys = pgdrill::backend::credentials::resolve(profile.as_deref(), "audit")
         .map_err(Error::Usage)?;
     let (ak, sk) = (keys.access_key, keys.secret_key);

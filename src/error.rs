@@ -14,6 +14,18 @@ pub mod exit {
     pub const INFRASTRUCTURE: i32 = 3;
     /// Interrupted by Ctrl-C (everything torn down first, unless Ctrl-C came twice).
     pub const INTERRUPTED: i32 = 130;
+
+    /// A run's exit code: 1 when any drill failed its expectations (a finding is never
+    /// masked), else 3 when the harness broke (a scenario task that panicked counts), else 0.
+    pub fn of_run(summary: &crate::runner::RunSummary) -> i32 {
+        if summary.failed() > 0 {
+            DRILL_FAILED
+        } else if summary.errors() > 0 || summary.panicked > 0 {
+            INFRASTRUCTURE
+        } else {
+            PASSED
+        }
+    }
 }
 
 /// Errors that stop pgdrill before or outside a drill verdict.
@@ -35,5 +47,19 @@ impl Error {
             Error::Scenario(_) | Error::Usage(_) => exit::INVALID,
             Error::Infrastructure(_) | Error::Report(_) => exit::INFRASTRUCTURE,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit;
+    use crate::runner::RunSummary;
+
+    #[test]
+    fn a_panicked_scenario_is_never_a_pass() {
+        let mut s = RunSummary::default();
+        assert_eq!(exit::of_run(&s), exit::PASSED);
+        s.panicked = 1;
+        assert_eq!(exit::of_run(&s), exit::INFRASTRUCTURE);
     }
 }

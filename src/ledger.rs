@@ -5,54 +5,14 @@
 //! WAL segment, commit timestamp); nothing here talks to a database or reads a clock.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// A PostgreSQL log sequence number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Lsn(pub u64);
-
-impl fmt::Display for Lsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
-    }
-}
-
-impl FromStr for Lsn {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (hi, lo) = s
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not an LSN (expected the form 0/3000060)"))?;
-        let hi = u64::from_str_radix(hi, 16).map_err(|_| format!("`{s}` is not an LSN"))?;
-        let lo = u64::from_str_radix(lo, 16).map_err(|_| format!("`{s}` is not an LSN"))?;
-        if hi > 0xFFFF_FFFF || lo > 0xFFFF_FFFF {
-            return Err(format!(
-                "`{s}` is not an LSN (each half is at most FFFFFFFF)"
-            ));
-        }
-        Ok(Lsn((hi << 32) | lo))
-    }
-}
-
-impl Serialize for Lsn {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Lsn {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// The step id under which seed rows are recorded.
-pub const SEED_STEP: &str = "seed";
+#[cfg(test)]
+use crate::scenario::SEED_STEP;
+use crate::wal::Lsn;
 
 /// The deterministic payload of one generated row. Verification recomputes it.
 pub fn row_payload(seed: u64, table: &str, id: u64) -> String {
@@ -224,14 +184,6 @@ pub struct FailoverRecord {
     pub timeline: u32,
     /// Where it left its previous timeline (the switch point in its `.history` file).
     pub switch_lsn: Lsn,
-}
-
-/// The timeline of a segment name (its first 8 hex digits); 0 when unreadable.
-pub fn segment_timeline(segment: &str) -> u32 {
-    segment
-        .get(..8)
-        .and_then(|t| u32::from_str_radix(t, 16).ok())
-        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

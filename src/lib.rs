@@ -1,6 +1,6 @@
 //! pgdrill: disaster-recovery drills for PostgreSQL backed up with barman-cloud.
 //!
-//! Pipeline, pure core first: `scenario` (parse, validate) → `plan` (ordered steps) →
+//! Pipeline, pure core first (on the ground floor, `wal`: LSNs and segment names): `scenario` (parse, validate) → `plan` (ordered steps) →
 //! `runner` (walks a plan through a `backend`, records the `ledger`, emits events) →
 //! `verify` (ledger vs recovered data) → `report` (JUnit, RTO JSON, Markdown from events).
 
@@ -14,3 +14,4 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod verify;
+pub mod wal;

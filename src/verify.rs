@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{
-    FaultRecord, FixtureTable, Ledger, LedgerEntry, row_payload, segment_timeline,
-};
+use crate::ledger::{FaultRecord, FixtureTable, Ledger, LedgerEntry, row_payload};
 use crate::scenario::ExpectRecovered;
 
 /// One row read back from a pgdrill-generated table.
@@ -356,7 +354,7 @@ fn cause_of<'a>(ledger: &'a Ledger, e: &LedgerEntry) -> Option<&'a FaultRecord> 
         .filter(|f| f.damaged_from_lsn.is_some_and(|l| l < e.commit_lsn))
         .min_by_key(|f| f.damaged_from_lsn);
     damaged.or_else(|| {
-        let tli = segment_timeline(&e.segment);
+        let tli = crate::wal::timeline_of(&e.segment);
         ledger
             .faults
             .iter()
@@ -512,7 +510,7 @@ fn explain_faults(
                 if m.caused_by.is_some() {
                     format!(
                         "on timeline {}, which recovery never followed",
-                        segment_timeline(&m.segment)
+                        crate::wal::timeline_of(&m.segment)
                     )
                 } else {
                     "present in the archive".to_string()
@@ -602,8 +600,10 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{FaultRecord, LedgerEntry, Lsn, SEED_STEP};
+    use crate::ledger::{FaultRecord, LedgerEntry};
     use crate::scenario::DataLoss;
+    use crate::scenario::SEED_STEP;
+    use crate::wal::Lsn;
     use chrono::{TimeZone, Utc};
 
     fn entry(seq: u64, step: &str, first_id: u64, rows: u64, seg: u8) -> LedgerEntry {

@@ -24,9 +24,10 @@ use pgdrill::backend::kube::render_scratch::{
     GAMEDAY_LABEL, SCRATCH_CLUSTER, gameday_namespace_name, render_gameday,
 };
 use pgdrill::backend::kube::resources as res;
-use pgdrill::ledger::{Lsn, ResolvedTarget};
+use pgdrill::ledger::ResolvedTarget;
 use pgdrill::plan::PlanStep;
 use pgdrill::scenario::{Scenario, Step, load_file};
+use pgdrill::wal::Lsn;
 use serde_json::{Value, json};
 
 /// The registry, or return from the test (after failing in CI or printing a banner).

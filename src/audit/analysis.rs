@@ -24,109 +24,14 @@
 //!   on any path, so it is never a gap.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::model::*;
-
-/// PostgreSQL's default WAL segment size (16 MiB), used when no `backup.info` states one.
-pub const DEFAULT_SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
-
-pub use crate::backend::objstore::COMPRESSION_SUFFIXES;
+use crate::wal::{DEFAULT_SEGMENT_SIZE, Lsn, SegmentName, strip_compression, valid_segment_size};
 
 /// At most this many missing segments are listed in `AuditReport::gaps` (findings name runs).
 const MAX_LISTED_GAPS: usize = 10_000;
-
-/// Segments in one "log" file (the middle 8 hex digits of a segment name): 256 for 16 MiB.
-pub fn segments_per_log(segment_size: u64) -> u64 {
-    0x1_0000_0000 / segment_size
-}
-
-/// A segment size PostgreSQL accepts (`initdb --wal-segsize`): a power of two, 1 MiB to 1 GiB.
-pub fn valid_segment_size(segment_size: u64) -> bool {
-    segment_size.is_power_of_two() && (1 << 20..=1 << 30).contains(&segment_size)
-}
-
-/// `X/Y` (hex) as a 64-bit LSN.
-pub fn parse_lsn(s: &str) -> Option<u64> {
-    let (hi, lo) = s.trim().split_once('/')?;
-    let part = |p: &str| {
-        (!p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| u32::from_str_radix(p, 16).ok())
-            .flatten()
-    };
-    Some((u64::from(part(hi)?) << 32) | u64::from(part(lo)?))
-}
-
-/// An LSN as PostgreSQL prints it (`0/5000108`).
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
-
-/// A WAL segment name, `TTTTTTTTLLLLLLLLSSSSSSSS`: timeline, log, segment within the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SegmentName {
-    pub timeline: u32,
-    pub log: u32,
-    pub seg: u32,
-}
-
-impl SegmentName {
-    /// Exactly 24 hex digits (either case) with a non-zero timeline.
-    pub fn parse(name: &str) -> Option<Self> {
-        if name.len() != 24 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let field = |r: std::ops::Range<usize>| u32::from_str_radix(&name[r], 16).ok();
-        let timeline = field(0..8)?;
-        (timeline != 0).then_some(Self {
-            timeline,
-            log: field(8..16)?,
-            seg: field(16..24)?,
-        })
-    }
-
-    /// The segment at `position` (PostgreSQL's segment number) on `timeline`.
-    pub fn from_position(timeline: u32, position: u64, segment_size: u64) -> Self {
-        let per_log = segments_per_log(segment_size);
-        Self {
-            timeline,
-            log: (position / per_log) as u32,
-            seg: (position % per_log) as u32,
-        }
-    }
-
-    /// The segment holding `lsn` on `timeline`.
-    pub fn containing(lsn: u64, timeline: u32, segment_size: u64) -> Self {
-        Self::from_position(timeline, lsn / segment_size, segment_size)
-    }
-
-    /// PostgreSQL's segment number; `None` when `seg` cannot exist with this segment size.
-    pub fn position(&self, segment_size: u64) -> Option<u64> {
-        let per_log = segments_per_log(segment_size);
-        (u64::from(self.seg) < per_log).then(|| u64::from(self.log) * per_log + u64::from(self.seg))
-    }
-
-    /// The segment after this one on the same timeline, rolling into the next log.
-    pub fn next(&self, segment_size: u64) -> Option<Self> {
-        let pos = self.position(segment_size)?.checked_add(1)?;
-        let next = Self::from_position(self.timeline, pos, segment_size);
-        (u64::from(next.log) * segments_per_log(segment_size) + u64::from(next.seg) == pos)
-            .then_some(next)
-    }
-
-    /// First LSN in this segment.
-    pub fn start_lsn(&self, segment_size: u64) -> Option<u64> {
-        self.position(segment_size)?.checked_mul(segment_size)
-    }
-}
-
-impl fmt::Display for SegmentName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:08X}{:08X}{:08X}", self.timeline, self.log, self.seg)
-    }
-}
 
 /// What an object under `wals/` is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,13 +43,6 @@ enum WalObject {
     /// A well-formed name in a `wals/<dir>/` that does not match it: restore never finds it.
     Misplaced,
     Unknown,
-}
-
-fn strip_compression(name: &str) -> &str {
-    COMPRESSION_SUFFIXES
-        .iter()
-        .find_map(|s| name.strip_suffix(s))
-        .unwrap_or(name)
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -247,7 +145,7 @@ fn parse_history(tli: u32, text: &str) -> Result<Vec<HistoryEntry>, String> {
             .ok_or_else(|| format!("line {}: no parent timeline number", n + 1))?;
         let switch = fields
             .next()
-            .and_then(parse_lsn)
+            .and_then(|l| Lsn::parse(l).map(|l| l.0))
             .ok_or_else(|| format!("line {}: no switch point LSN", n + 1))?;
         if parent == 0 || parent >= tli {
             return Err(format!(
@@ -308,7 +206,7 @@ impl Backup {
             end_wal: get("end_wal").unwrap_or_default(),
             begin,
             end,
-            begin_lsn: get("begin_xlog").and_then(|l| parse_lsn(&l)),
+            begin_lsn: get("begin_xlog").and_then(|l| Lsn::parse(&l).map(|l| l.0)),
             begin_time: get("begin_time").and_then(|t| parse_time(&t)),
             end_time: get("end_time").and_then(|t| parse_time(&t)),
             segment_size: get("xlog_segment_size"),
@@ -734,8 +632,8 @@ pub fn analyze(
                                 format!(
                                     " (timeline {target} left timeline {tli} at {}, before the \
                                      backup started at {})",
-                                    format_lsn(f),
-                                    format_lsn(begin_lsn)
+                                    Lsn(f).to_string(),
+                                    Lsn(begin_lsn).to_string()
                                 )
                             });
                             route_findings.warn(format!(
@@ -1080,6 +978,7 @@ pub fn analyze(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wal::{COMPRESSION_SUFFIXES, segments_per_log};
     use chrono::{Duration, TimeZone};
 
     const MIB16: u64 = 16 << 20;
@@ -1107,7 +1006,7 @@ mod tests {
     fn info(status: &str, begin: &str, end: &str, ended: DateTime<Utc>, size: u64) -> String {
         let b = SegmentName::parse(begin).unwrap();
         let e = SegmentName::parse(end).unwrap();
-        let lsn = |s: SegmentName| format_lsn(s.start_lsn(size).unwrap() + 0x28);
+        let lsn = |s: SegmentName| Lsn(s.start_lsn(size).unwrap() + 0x28).to_string();
         let py = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string();
         format!(
             "backup_label=None\nbackup_name=None\nbegin_offset=40\nbegin_time={}\n\
@@ -1242,7 +1141,9 @@ mod tests {
 
     #[test]
     fn segment_names_parse_print_and_roll_over() {
-        let s = SegmentName::parse("0000000A000000010000003f").unwrap();
+        // PostgreSQL's IsXLogFileName: uppercase only; restore never asks for a lowercase name.
+        assert_eq!(SegmentName::parse("0000000A000000010000003f"), None);
+        let s = SegmentName::parse("0000000A000000010000003F").unwrap();
         assert_eq!((s.timeline, s.log, s.seg), (10, 1, 0x3F));
         assert_eq!(s.to_string(), "0000000A000000010000003F");
         assert_eq!(
@@ -1300,15 +1201,8 @@ mod tests {
 
     #[test]
     fn lsns_map_to_the_segment_that_holds_them() {
-        assert_eq!(parse_lsn("0/5000108"), Some(0x500_0108));
-        assert_eq!(parse_lsn("1/A0"), Some(0x1_0000_00A0));
-        assert_eq!(parse_lsn(" 2/82000168 "), Some(0x2_8200_0168));
-        assert_eq!(parse_lsn("5000108"), None);
-        assert_eq!(parse_lsn("0/"), None);
-        assert_eq!(parse_lsn("0/123456789"), None);
-        assert_eq!(format_lsn(0x1_0000_00A0), "1/A0");
         let at = |lsn: &str, tli, size| {
-            SegmentName::containing(parse_lsn(lsn).unwrap(), tli, size).to_string()
+            SegmentName::containing(Lsn::parse(lsn).map(|l| l.0).unwrap(), tli, size).to_string()
         };
         assert_eq!(at("0/5000108", 2, MIB16), "000000020000000000000005");
         assert_eq!(at("0/5000000", 1, MIB16), "000000010000000000000005");

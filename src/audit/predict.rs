@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::{Ledger, LedgerEntry};
 use crate::scenario::ExpectAudit;
 
-use super::analysis::SegmentName;
 use super::model::AuditReport;
+use crate::wal::SegmentName;
 
 /// The audit's verdict as a drill records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,8 +172,9 @@ pub fn check_expectation(
 mod tests {
     use super::*;
     use crate::audit::model::{BackupAudit, Gap, Thresholds};
-    use crate::ledger::{LedgerEntry, Lsn};
+    use crate::ledger::LedgerEntry;
     use crate::scenario::WalSelector;
+    use crate::wal::Lsn;
     use chrono::Utc;
 
     fn entry(seq: u64, step: &str, seg: u8) -> LedgerEntry {

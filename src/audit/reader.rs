@@ -9,18 +9,6 @@ use crate::backend::objstore::{ObjectStore, S3Target, s3_client};
 
 use super::model::{ArchiveListing, ArchiveObject};
 
-/// `s3://bucket/path` split into bucket and prefix (no leading or trailing slash).
-pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("s3://")
-        .ok_or_else(|| format!("`{url}` is not an s3:// URL"))?;
-    let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(format!("`{url}` names no bucket"));
-    }
-    Ok((bucket.to_string(), path.trim_matches('/').to_string()))
-}
-
 /// A read-only view of `<prefix>/<server_name>/` in one bucket.
 pub struct ArchiveReader {
     client: aws_sdk_s3::Client,
@@ -155,7 +143,7 @@ fn decompress(key: &str, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
         bzip2::read::BzDecoder::new(bytes).read_to_end(&mut out)?;
     } else if key.ends_with(".snappy") {
         snap::read::FrameDecoder::new(bytes).read_to_end(&mut out)?;
-    } else if let Some(ext) = crate::backend::objstore::COMPRESSION_SUFFIXES
+    } else if let Some(ext) = crate::wal::COMPRESSION_SUFFIXES
         .iter()
         .find(|s| key.ends_with(*s))
     {
@@ -197,19 +185,5 @@ mod tests {
         );
         assert_eq!(decompress("wals/00000002.history", text).unwrap(), text);
         assert!(decompress("wals/00000002.history.gz", text).is_err());
-    }
-
-    #[test]
-    fn s3_urls_split_into_bucket_and_prefix() {
-        assert_eq!(
-            parse_s3_url("s3://backups/postgres/").unwrap(),
-            ("backups".into(), "postgres".into())
-        );
-        assert_eq!(
-            parse_s3_url("s3://backups").unwrap(),
-            ("backups".into(), String::new())
-        );
-        assert!(parse_s3_url("https://backups/x").is_err());
-        assert!(parse_s3_url("s3:///x").is_err());
     }
 }

@@ -9,8 +9,10 @@ pub mod local;
 pub mod objstore;
 pub mod objstore_content;
 pub mod pg_log;
+mod rto;
 mod traits;
 pub mod wal_content;
 
 pub use error::BackendError;
+pub use rto::{Phase, Rto};
 pub use traits::*;

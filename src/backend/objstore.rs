@@ -10,6 +10,7 @@ use aws_sdk_s3::config::{
 use aws_smithy_http_client::tls;
 
 use super::BackendError;
+use crate::wal::segment_of_key;
 
 /// Where and how to reach object storage. `Debug` redacts the secret.
 #[derive(Clone)]
@@ -46,20 +47,6 @@ pub struct ObjectStore {
     client: aws_sdk_s3::Client,
     bucket: String,
     root: String,
-}
-
-/// Suffixes `barman-cloud-wal-archive` appends to compressed WAL, history and label files.
-pub const COMPRESSION_SUFFIXES: &[&str] = &[".gz", ".bz2", ".xz", ".snappy", ".zst", ".lz4"];
-
-/// The WAL segment name of an archived object key, if it is a segment (not a history file,
-/// backup label or partial file).
-pub fn segment_of_key(key: &str) -> Option<String> {
-    let name = key.rsplit('/').next()?;
-    let base = COMPRESSION_SUFFIXES
-        .iter()
-        .find_map(|s| name.strip_suffix(s))
-        .unwrap_or(name);
-    (base.len() == 24 && base.bytes().all(|b| b.is_ascii_hexdigit())).then(|| base.to_string())
 }
 
 /// An aws-sdk-s3 client for `target` (path-style, rustls with ring).
@@ -163,7 +150,7 @@ impl ObjectStore {
             .list(&format!("{server_name}/wals/"))
             .await?
             .into_iter()
-            .filter_map(|o| segment_of_key(&o.key).map(|s| (s, o)))
+            .filter_map(|o| segment_of_key(&o.key).map(|s| (s.to_string(), o)))
             .collect())
     }
 
@@ -200,7 +187,7 @@ impl ObjectStore {
             .list(&dir)
             .await?
             .into_iter()
-            .filter(|o| segment_of_key(&o.key).as_deref() == Some(segment))
+            .filter(|o| segment_of_key(&o.key).is_some_and(|s| s.to_string() == segment))
             .collect();
         if found.is_empty() {
             return Err(BackendError::infra(format!(
@@ -226,28 +213,53 @@ impl ObjectStore {
     }
 }
 
+/// `s3://bucket/path` split into bucket and prefix (no leading or trailing slash).
+pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("`{url}` is not an s3:// URL"))?;
+    let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("`{url}` names no bucket"));
+    }
+    Ok((bucket.to_string(), path.trim_matches('/').to_string()))
+}
+
+/// Why a scratch archive at `scratch`/`scratch_server` could write into the source archive at
+/// `source`/`source_server`, if it could. Same bucket and one folder inside the other counts.
+pub fn scratch_overlaps_source(
+    source: &str,
+    source_server: &str,
+    scratch: &str,
+    scratch_server: &str,
+) -> Option<String> {
+    let (sb, sp) = parse_s3_url(source).ok()?;
+    let (xb, xp) = parse_s3_url(scratch).ok()?;
+    if sb != xb {
+        return None;
+    }
+    let folder = |p: &str, s: &str| {
+        [p, s]
+            .iter()
+            .filter(|x| !x.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("/")
+            + "/"
+    };
+    let src = folder(&sp, source_server);
+    let dst = folder(&xp, scratch_server);
+    (dst.starts_with(&src) || src.starts_with(&dst)).then(|| {
+        format!(
+            "the scratch archive s3://{xb}/{dst} overlaps the source archive s3://{sb}/{src}: \
+             the restored instance would write into the archive under test"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segment_names_are_read_from_keys() {
-        assert_eq!(
-            segment_of_key("r/s/src/wals/0000000100000000/000000010000000000000009.gz").as_deref(),
-            Some("000000010000000000000009")
-        );
-        assert_eq!(
-            segment_of_key("r/src/wals/0000000100000000/00000001000000000000000A").as_deref(),
-            Some("00000001000000000000000A")
-        );
-        assert_eq!(segment_of_key("r/src/wals/00000002.history.gz"), None);
-        assert_eq!(
-            segment_of_key(
-                "r/src/wals/0000000100000000/000000010000000000000003.00000028.backup.gz"
-            ),
-            None
-        );
-    }
 
     #[test]
     fn keys_outside_the_prefix_are_refused() {
@@ -264,5 +276,34 @@ mod tests {
         assert!(s.scoped("pgdrill/run1/scn").is_err());
         assert!(s.scoped("pgdrill/run1/scn/../other/x").is_err());
         assert!(!format!("{t:?}").contains("\"s\""));
+    }
+
+    #[test]
+    fn s3_urls_split_into_bucket_and_prefix() {
+        assert_eq!(
+            parse_s3_url("s3://backups/postgres/").unwrap(),
+            ("backups".into(), "postgres".into())
+        );
+        assert_eq!(
+            parse_s3_url("s3://backups").unwrap(),
+            ("backups".into(), String::new())
+        );
+        assert!(parse_s3_url("https://backups/x").is_err());
+        assert!(parse_s3_url("s3:///x").is_err());
+    }
+
+    #[test]
+    fn overlap_rules() {
+        let o = |a, b, c, d| scratch_overlaps_source(a, b, c, d).is_some();
+        assert!(o("s3://b/p", "pg", "s3://b/p", "pg"));
+        assert!(o("s3://b/p", "pg", "s3://b/p/pg", "x"));
+        assert!(
+            o("s3://b/p/pg", "x", "s3://b/p", "pg"),
+            "source inside scratch"
+        );
+        assert!(o("s3://b", "pg", "s3://b/", "pg"));
+        assert!(!o("s3://b/p", "pg", "s3://b/p", "pg-restore"));
+        assert!(!o("s3://b/p", "pg", "s3://other/p", "pg"));
+        assert!(!o("s3://b/p", "pg", "s3://b/p2", "pg"));
     }
 }

@@ -7,7 +7,8 @@
 use std::io::{Read, Write};
 
 use super::BackendError;
-use super::objstore::{COMPRESSION_SUFFIXES, ObjectInfo, ObjectStore, segment_of_key};
+use super::objstore::{ObjectInfo, ObjectStore};
+use crate::wal::{COMPRESSION_SUFFIXES, segment_of_key};
 
 /// A barman-cloud compression pgdrill can read and write, named by the object's suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +156,7 @@ impl ObjectStore {
             .list(&dir)
             .await?
             .into_iter()
-            .filter(|o| segment_of_key(&o.key).as_deref() == Some(segment))
+            .filter(|o| segment_of_key(&o.key).is_some_and(|s| s.to_string() == segment))
             .collect();
         match found.len() {
             1 => Ok(found.remove(0)),

@@ -2,8 +2,8 @@
 
 use std::future::Future;
 
+use crate::backend::Rto;
 use crate::ledger::{BackupRecord, ResolvedTarget};
-use crate::runner::Rto;
 use crate::scenario::{Compression, CrashMode, ErrorWindow, Scenario};
 
 use super::BackendError;

@@ -3,7 +3,7 @@
 //! covered by a record's CRC. Pure: works on a decompressed segment in memory, never reads
 //! object storage and never decides what to damage.
 
-use crate::audit::analysis::SegmentName;
+use crate::wal::SegmentName;
 
 /// `XLOG_BLCKSZ`: WAL page size.
 pub const PAGE: u64 = 8192;
@@ -116,7 +116,7 @@ impl<'a> Segment<'a> {
         } else {
             Err(format!(
                 "position {} is outside segment {}",
-                crate::ledger::Lsn(pos),
+                crate::wal::Lsn(pos),
                 self.name
             ))
         }
@@ -142,7 +142,7 @@ impl<'a> Segment<'a> {
         if u64::from(tot_len) < RECORD_HEADER || tot_len > 1 << 30 {
             return Err(format!(
                 "no valid WAL record at {} in {}: length {tot_len}",
-                crate::ledger::Lsn(pos),
+                crate::wal::Lsn(pos),
                 self.name
             ));
         }
@@ -186,8 +186,8 @@ impl<'a> Segment<'a> {
         }
         Err(format!(
             "no commit record of transaction {xid} between {} and {} in {}",
-            crate::ledger::Lsn(from),
-            crate::ledger::Lsn(until),
+            crate::wal::Lsn(from),
+            crate::wal::Lsn(until),
             self.name
         ))
     }
@@ -204,7 +204,7 @@ pub fn flip_record_data(
     if data == 0 {
         return Err(format!(
             "the record at {} has no data to damage",
-            crate::ledger::Lsn(record.lsn)
+            crate::wal::Lsn(record.lsn)
         ));
     }
     let mut flipped = Vec::new();

@@ -99,7 +99,7 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
         .or_else(|| g.archive.endpoint.clone())
         .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
     let (bucket, _) =
-        pgdrill::audit::reader::parse_s3_url(&g.archive.destination).map_err(Error::Usage)?;
+        pgdrill::backend::objstore::parse_s3_url(&g.archive.destination).map_err(Error::Usage)?;
     let s3 = S3Target {
         endpoint,
         region,

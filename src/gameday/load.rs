@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::audit::reader::parse_s3_url;
+use crate::backend::objstore::{parse_s3_url, scratch_overlaps_source};
 use crate::scenario::{Problem, ScenarioError, SpanIndex, problem_from_yaml_error};
 
 use super::model::{CheckSpec, Gameday};
@@ -55,38 +55,6 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedGameday, ScenarioError>
     } else {
         Err(ScenarioError::new(v.problems))
     }
-}
-
-/// Why a scratch archive at `scratch`/`scratch_server` could write into the source archive at
-/// `source`/`source_server`, if it could. Same bucket and one folder inside the other counts.
-pub fn scratch_overlaps_source(
-    source: &str,
-    source_server: &str,
-    scratch: &str,
-    scratch_server: &str,
-) -> Option<String> {
-    let (sb, sp) = parse_s3_url(source).ok()?;
-    let (xb, xp) = parse_s3_url(scratch).ok()?;
-    if sb != xb {
-        return None;
-    }
-    let folder = |p: &str, s: &str| {
-        [p, s]
-            .iter()
-            .filter(|x| !x.is_empty())
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("/")
-            + "/"
-    };
-    let src = folder(&sp, source_server);
-    let dst = folder(&xp, scratch_server);
-    (dst.starts_with(&src) || src.starts_with(&dst)).then(|| {
-        format!(
-            "the scratch archive s3://{xb}/{dst} overlaps the source archive s3://{sb}/{src}: \
-             the restored instance would write into the archive under test"
-        )
-    })
 }
 
 /// An RPO budget needs a reference point: `random` targets (an LSN) have none.
@@ -368,20 +336,5 @@ checks:
         let g = load_file(&p).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(g.sql.len(), 3);
         assert!(g.sql[1].contains("order_lines"), "the file check was read");
-    }
-
-    #[test]
-    fn overlap_rules() {
-        let o = |a, b, c, d| scratch_overlaps_source(a, b, c, d).is_some();
-        assert!(o("s3://b/p", "pg", "s3://b/p", "pg"));
-        assert!(o("s3://b/p", "pg", "s3://b/p/pg", "x"));
-        assert!(
-            o("s3://b/p/pg", "x", "s3://b/p", "pg"),
-            "source inside scratch"
-        );
-        assert!(o("s3://b", "pg", "s3://b/", "pg"));
-        assert!(!o("s3://b/p", "pg", "s3://b/p", "pg-restore"));
-        assert!(!o("s3://b/p", "pg", "s3://other/p", "pg"));
-        assert!(!o("s3://b/p", "pg", "s3://b/p2", "pg"));
     }
 }

@@ -7,8 +7,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditReport;
-use crate::audit::analysis::{SegmentName, format_lsn};
-use crate::ledger::{Lsn, ResolvedTarget};
+use crate::ledger::ResolvedTarget;
+use crate::wal::Lsn;
+use crate::wal::SegmentName;
 
 use super::model::{CheckSpec, GamedayTarget};
 
@@ -123,7 +124,10 @@ pub fn choose(
             Ok(Choice {
                 backup_id: b.id.clone(),
                 target: ResolvedTarget::Lsn(Lsn(lsn)),
-                window: Some((format_lsn(from), format_lsn(to))),
+                window: Some((
+                    crate::wal::Lsn(from).to_string(),
+                    crate::wal::Lsn(to).to_string(),
+                )),
             })
         }
     }

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::audit::AuditReport;
-use crate::runner::{Rto, Status};
+use crate::backend::Rto;
+use crate::runner::Status;
 
 use super::plan::{CheckResult, Rpo};
 

@@ -272,8 +272,9 @@ pub fn markdown(r: &GamedayRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Phase;
+    use crate::backend::Rto;
     use crate::gameday::plan::{CheckResult, Rpo};
-    use crate::runner::{Phase, Rto};
     use chrono::{TimeZone, Utc};
 
     fn record() -> GamedayRecord {

@@ -7,12 +7,14 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::audit::reader::{ArchiveReader, parse_s3_url};
+use crate::audit::reader::ArchiveReader;
 use crate::audit::{AuditReport, Thresholds, analyze};
-use crate::backend::objstore::{S3Target, segment_of_key};
+use crate::backend::objstore::S3Target;
+use crate::backend::objstore::parse_s3_url;
 use crate::backend::{BackendError, RecoveryAttempt, ScratchRequest, ScratchRestore};
 use crate::ledger::ResolvedTarget;
 use crate::runner::{Status, cancelled};
+use crate::wal::segment_of_key;
 
 use super::load::LoadedGameday;
 use super::model::GamedayTarget;

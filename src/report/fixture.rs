@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::audit::AuditVerdict;
-use crate::runner::{
-    Event, Phase, RecoveryObservation, Rto, RunInfo, ScenarioResult, Status, TargetResult,
-};
+use crate::backend::Phase;
+use crate::backend::Rto;
+use crate::runner::{Event, RecoveryObservation, RunInfo, ScenarioResult, Status, TargetResult};
 use crate::verify::{MissingWrite, ObservedRpo, Verification};
 
 use super::{ReportError, Reporter};

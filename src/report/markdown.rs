@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult, Status, TargetResult};
+use crate::backend::Rto;
+use crate::runner::{Event, RecoveryObservation, ScenarioResult, Status, TargetResult};
 
 use super::dir::write_file;
 use super::record::{self, RunRecord};

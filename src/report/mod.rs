@@ -9,6 +9,7 @@ mod progress;
 mod record;
 mod reporter;
 mod rto;
+mod standard;
 
 #[cfg(test)]
 mod fixture;
@@ -18,5 +19,6 @@ pub use error::ReportError;
 pub use junit::JunitReporter;
 pub use markdown::MarkdownReporter;
 pub use progress::ProgressReporter;
-pub use reporter::{Reporter, Reporters, standard_reporters};
+pub use reporter::{Reporter, Reporters};
 pub use rto::RtoJsonReporter;
+pub use standard::standard_reporters;

@@ -1,12 +1,9 @@
-//! The `Reporter` trait, the fan-out that feeds one event stream to several reporters, and the
-//! standard set; never formats anything itself.
-
-use std::io::Write;
-use std::path::Path;
+//! The `Reporter` trait and the fan-out that feeds one event stream to several reporters; never
+//! formats anything itself and knows no report format.
 
 use crate::runner::Event;
 
-use super::{JunitReporter, MarkdownReporter, ProgressReporter, ReportError, RtoJsonReporter};
+use super::ReportError;
 
 /// Something that turns run events into a report.
 ///
@@ -84,20 +81,6 @@ impl std::fmt::Debug for Reporters {
     }
 }
 
-/// Progress on `progress_out`, and `junit.xml`, `rto.json` and `summary.md` in `dir`
-/// (usually the directory [`prepare_run_dir`](super::prepare_run_dir) returned).
-pub fn standard_reporters(
-    dir: &Path,
-    progress_out: Box<dyn Write + Send>,
-    is_terminal: bool,
-) -> Reporters {
-    Reporters::new()
-        .with(ProgressReporter::new(progress_out, is_terminal))
-        .with(JunitReporter::new(dir))
-        .with(RtoJsonReporter::new(dir))
-        .with(MarkdownReporter::new(dir))
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -157,27 +140,6 @@ mod tests {
         assert!(
             matches!(&err, ReportError::Several(e) if e.len() == 2),
             "{err}"
-        );
-    }
-
-    #[test]
-    fn standard_reporters_write_all_three_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = fixture::SharedBuf::default();
-        let mut all = standard_reporters(dir.path(), Box::new(out.clone()), false);
-        assert_eq!(all.len(), 4);
-        fixture::feed(&mut all, &fixture::events()).unwrap();
-        for f in [
-            JunitReporter::FILE,
-            RtoJsonReporter::FILE,
-            MarkdownReporter::FILE,
-        ] {
-            assert!(dir.path().join(f).is_file(), "{f}");
-        }
-        let progress = out.contents();
-        assert!(
-            progress.contains("[wal-gap-silent-loss] FAILED"),
-            "{progress}"
         );
     }
 }

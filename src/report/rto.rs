@@ -7,7 +7,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::audit::AuditVerdict;
-use crate::runner::{Event, RecoveryObservation, Rto, ScenarioResult, TargetResult};
+use crate::backend::Rto;
+use crate::runner::{Event, RecoveryObservation, ScenarioResult, TargetResult};
 use crate::verify::{MissingWrite, ObservedRpo};
 
 use super::dir::write_file;

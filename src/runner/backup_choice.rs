@@ -99,7 +99,7 @@ pub(super) fn choose(
 mod tests {
     use super::*;
     use crate::audit::{ArchiveListing, Thresholds, analyze};
-    use crate::ledger::Lsn;
+    use crate::wal::Lsn;
 
     fn record(step: &str, id: &str, end: u64) -> BackupRecord {
         BackupRecord {

@@ -10,8 +10,9 @@ use tokio::sync::{mpsc, watch};
 use crate::backend::{
     Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
 };
-use crate::ledger::{Ledger, ResolvedTarget, RestorePointRecord, SEED_STEP};
+use crate::ledger::{Ledger, ResolvedTarget, RestorePointRecord};
 use crate::plan::{self, PlanStep};
+use crate::scenario::SEED_STEP;
 use crate::scenario::{Expect, LoadedScenario, Scenario, Target};
 use crate::verify::{self, Observed, Verification};
 

@@ -4,12 +4,13 @@
 //! it did and from where replay is cut, for verification to attribute the loss. Never touches
 //! anything outside the drill's prefix and never decides a verdict.
 
-use crate::audit::analysis::SegmentName;
 use crate::backend::objstore_content::Codec;
 use crate::backend::wal_content::{Segment, flip_record_data};
 use crate::backend::{BackendError, Drill};
-use crate::ledger::{DeletedBackupPart, FaultRecord, Lsn};
+use crate::ledger::{DeletedBackupPart, FaultRecord};
 use crate::scenario::{BackupPart, CorruptMode, CorruptWal, DeleteBackup, DeleteHistory, Scenario};
+use crate::wal::Lsn;
+use crate::wal::SegmentName;
 
 use super::execute::{State, switch_and_wait};
 
@@ -40,12 +41,8 @@ pub(super) async fn corrupt_wal<D: Drill>(
                 let tli = SegmentName::parse(&e.segment)
                     .ok_or_else(|| infra(format!("`{}` is not a segment name", e.segment)))?
                     .timeline;
-                SegmentName::containing(
-                    e.pre_commit_lsn.0,
-                    tli,
-                    crate::audit::analysis::DEFAULT_SEGMENT_SIZE,
-                )
-                .to_string()
+                SegmentName::containing(e.pre_commit_lsn.0, tli, crate::wal::DEFAULT_SEGMENT_SIZE)
+                    .to_string()
             }
             CorruptMode::Undecompressable => e.segment.clone(),
         },
@@ -95,7 +92,7 @@ pub(super) async fn corrupt_wal<D: Drill>(
         }
         CorruptMode::Undecompressable => {
             let start = name
-                .start_lsn(crate::audit::analysis::DEFAULT_SEGMENT_SIZE)
+                .start_lsn(crate::wal::DEFAULT_SEGMENT_SIZE)
                 .ok_or_else(|| infra(format!("`{segment}` is not a valid segment")))?;
             let d = codec
                 .damage(&original)

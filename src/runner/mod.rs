@@ -13,6 +13,7 @@ mod run;
 pub mod source;
 pub mod target;
 
+pub use crate::backend::{Phase, Rto};
 pub use events::*;
 pub use execute::{Emitter, cancelled, run_scenario};
 pub use run::{RunOptions, RunSummary, run_all};

@@ -13,7 +13,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::ledger::{BackupRecord, Ledger, LedgerEntry, Lsn, ResolvedTarget};
+use crate::ledger::{BackupRecord, Ledger, LedgerEntry, ResolvedTarget};
+use crate::wal::Lsn;
 
 /// The target kinds a pick can be, in the order they are cycled through.
 pub const KINDS: [&str; 3] = ["time", "lsn", "xid"];
@@ -230,7 +231,7 @@ fn at_commit(e: &LedgerEntry, kind: &str) -> (ResolvedTarget, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::SEED_STEP;
+    use crate::scenario::SEED_STEP;
     use chrono::{DateTime, TimeZone, Utc};
 
     fn t(ms: i64) -> DateTime<Utc> {

@@ -7,7 +7,6 @@ use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::backend::Backend;
-use crate::error::exit;
 use crate::scenario::LoadedScenario;
 
 use super::events::{Event, RunInfo, ScenarioResult, Status};
@@ -41,17 +40,6 @@ impl RunSummary {
     }
     pub fn errors(&self) -> usize {
         self.count(|s| matches!(s, Status::Error { .. }))
-    }
-    /// 1 when any drill failed its expectations (a finding is never masked), else 3 when the
-    /// harness broke (a scenario task that panicked counts), else 0.
-    pub fn exit_code(&self) -> i32 {
-        if self.failed() > 0 {
-            exit::DRILL_FAILED
-        } else if self.errors() > 0 || self.panicked > 0 {
-            exit::INFRASTRUCTURE
-        } else {
-            exit::PASSED
-        }
     }
 }
 
@@ -99,17 +87,4 @@ pub async fn run_all<B: Backend + 'static>(
         seconds: started.elapsed().as_secs_f64(),
     });
     summary
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_panicked_scenario_is_never_a_pass() {
-        let mut s = RunSummary::default();
-        assert_eq!(s.exit_code(), exit::PASSED);
-        s.panicked = 1;
-        assert_eq!(s.exit_code(), exit::INFRASTRUCTURE);
-    }
 }

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
 use crate::backend::BackendError;
-use crate::ledger::{FixtureTable, LedgerEntry, Lsn, row_payload, rows_digest};
+use crate::ledger::{FixtureTable, LedgerEntry, row_payload, rows_digest};
 use crate::verify::ObservedRow;
+use crate::wal::Lsn;
 
 /// pgdrill's own schema on the source (never verified as user data).
 pub const META_SCHEMA: &str = "pgdrill_meta";

@@ -82,8 +82,9 @@ pub fn describe(target: &Target, exclusive: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{LedgerEntry, Lsn};
+    use crate::ledger::LedgerEntry;
     use crate::scenario::{LsnTarget, TimeTarget, XidTarget};
+    use crate::wal::Lsn;
     use chrono::{DateTime, TimeZone};
 
     fn e(step: &str, sec: u32, micros: i64, lsn: u64) -> LedgerEntry {

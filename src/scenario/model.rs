@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The step id under which seed rows are recorded in the ledger; no step may take it.
+pub const SEED_STEP: &str = "seed";
+
 /// One drill: source cluster, what happens to it, how it is recovered and what must come back.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

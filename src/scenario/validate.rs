@@ -8,7 +8,8 @@ use std::path::{Component, Path};
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
 use super::model::{Compression, CorruptMode, Expect, Fault, Scenario, Step, Target, WalSelector};
 use super::span::{SpanIndex, step_index};
-use crate::ledger::{Lsn, SEED_STEP};
+use crate::scenario::SEED_STEP;
+use crate::wal::Lsn;
 
 /// PostgreSQL majors pgdrill drives.
 pub const SUPPORTED_POSTGRES: std::ops::RangeInclusive<u32> = 13..=18;
@@ -78,9 +79,7 @@ fn is_step_id(s: &str) -> bool {
 }
 
 fn is_segment_name(s: &str) -> bool {
-    s.len() == 24
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    crate::wal::SegmentName::parse(s).is_some()
 }
 
 /// `Some Text_1` → `some-text-1`: a suggestion for a name that must be lowercase and dashed.
@@ -739,7 +738,7 @@ impl<'a> Validator<'a> {
                     let hint = if is_segment_name(&upper) {
                         format!("write it in uppercase: `{upper}`")
                     } else {
-                        "a WAL segment file name is 24 uppercase hex digits, e.g. `000000010000000000000009`".to_string()
+                        "a WAL segment file name is 24 uppercase hex digits with a timeline from 1, e.g. `000000010000000000000009`".to_string()
                     };
                     self.report(
                         &format!("{path}.segment"),

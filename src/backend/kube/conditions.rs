@@ -22,9 +22,10 @@ use kube::ResourceExt;
 use kube::runtime::wait::Condition as WaitCondition;
 use serde_json::Value;
 
+use crate::backend::Phase;
 use crate::backend::kube::resources::{Backup, Cluster, ClusterStatus};
-use crate::ledger::{BackupRecord, Lsn};
-use crate::runner::Phase;
+use crate::ledger::BackupRecord;
+use crate::wal::Lsn;
 
 /// `PhaseHealthy`.
 pub const PHASE_HEALTHY: &str = "Cluster in healthy state";

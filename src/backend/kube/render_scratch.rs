@@ -12,9 +12,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::audit::reader::parse_s3_url;
 use crate::backend::ScratchRequest;
-use crate::gameday::load::scratch_overlaps_source;
+use crate::backend::objstore::{parse_s3_url, scratch_overlaps_source};
 use crate::scenario::Compression;
 
 use super::render::{
@@ -317,7 +316,8 @@ mod tests {
 
     use super::*;
     use crate::backend::kube::render::{SCENARIO_LABEL, to_yaml};
-    use crate::ledger::{Lsn, ResolvedTarget};
+    use crate::ledger::ResolvedTarget;
+    use crate::wal::Lsn;
 
     const SOURCE: &str = "s3://backups/prod";
 

@@ -19,8 +19,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backend::Phase;
+use crate::backend::Rto;
 use crate::backend::{BackendError, RecoveryAttempt, Server, pg_log};
-use crate::runner::{Phase, Rto};
 
 use super::conditions::{self, ClusterState, RecoveryLog};
 use super::render::{MANAGED_BY, RUN_ID_LABEL};

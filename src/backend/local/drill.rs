@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use crate::backend::Phase;
+use crate::backend::Rto;
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
     Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
 };
-use crate::ledger::{BackupRecord, Lsn, ResolvedTarget, pg_timestamp};
-use crate::runner::{Phase, Rto};
+use crate::ledger::{BackupRecord, ResolvedTarget, pg_timestamp};
 use crate::scenario::{Compression, CrashMode, ErrorWindow, RequestFilter, Scenario, Step};
+use crate::wal::Lsn;
 
 use super::barman::Barman;
 use super::postgres::{NotReady, PgInstance, StopMode};
