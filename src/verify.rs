@@ -176,17 +176,31 @@ pub struct ArchiveFacts {
     pub audit_predicted: BTreeSet<String>,
 }
 
-/// Compare and judge. `archive` lists WAL segment names present in the source's
-/// archive when recovery ran; `rto_seconds` is the measured recovery time.
-pub fn verify(
-    ledger: &Ledger,
-    expected: &[&LedgerEntry],
-    observed: &Observed,
-    archive: &ArchiveFacts,
-    seed: u64,
-    expect: &ExpectRecovered,
-    rto_seconds: Option<f64>,
-) -> Verification {
+/// What the recovered rows are judged against.
+#[derive(Debug, Clone, Copy)]
+pub struct Case<'a> {
+    pub ledger: &'a Ledger,
+    /// The ledger's writes that must exist at the recovery target.
+    pub expected: &'a [&'a LedgerEntry],
+    /// What the source's archive held when recovery ran.
+    pub archive: &'a ArchiveFacts,
+    /// The payload seed.
+    pub seed: u64,
+    pub expect: &'a ExpectRecovered,
+    /// The measured recovery time.
+    pub rto_seconds: Option<f64>,
+}
+
+/// Compare what the recovered server holds with `case` and judge.
+pub fn verify(case: &Case<'_>, observed: &Observed) -> Verification {
+    let Case {
+        ledger,
+        expected,
+        archive,
+        seed,
+        expect,
+        rto_seconds,
+    } = *case;
     let mut v = Verification::default();
     let expected_ids: BTreeMap<&str, BTreeSet<u64>> = {
         let mut m: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
@@ -673,7 +687,17 @@ mod tests {
         let l = ledger();
         let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
         let exp = ExpectRecovered::default();
-        let v = verify(&l, &expected, &rows(1..=25), &archive(), 7, &exp, Some(3.0));
+        let v = verify(
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &archive(),
+                seed: 7,
+                expect: &exp,
+                rto_seconds: Some(3.0),
+            },
+            &rows(1..=25),
+        );
         assert_eq!(v.rows_lost, 2);
         assert_eq!(v.expected_rows["events"], 27);
         assert_eq!(v.observed_rows["events"], 25);
@@ -694,14 +718,34 @@ mod tests {
             },
             ..ExpectRecovered::default()
         };
-        let over = verify(&l, &expected, &rows(1..=25), &archive(), 7, &budget, None);
+        let over = verify(
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &archive(),
+                seed: 7,
+                expect: &budget,
+                rto_seconds: None,
+            },
+            &rows(1..=25),
+        );
         assert_eq!(over.failures.len(), 1, "{:?}", over.failures);
         assert!(
             over.failures[0].starts_with("RPO 2.0s"),
             "{:?}",
             over.failures
         );
-        let all = verify(&l, &expected, &rows(1..=27), &archive(), 7, &budget, None);
+        let all = verify(
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &archive(),
+                seed: 7,
+                expect: &budget,
+                rto_seconds: None,
+            },
+            &rows(1..=27),
+        );
         assert_eq!(all.rpo.as_ref().unwrap().seconds, 0.0);
         assert!(
             v.explanation[0].contains("000000010000000000000009"),
@@ -726,7 +770,17 @@ mod tests {
             rows: Some([("events".to_string(), 25)].into()),
             ..Default::default()
         };
-        let v = verify(&l, &expected, &rows(1..=25), &archive(), 7, &exp, Some(3.0));
+        let v = verify(
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &archive(),
+                seed: 7,
+                expect: &exp,
+                rto_seconds: Some(3.0),
+            },
+            &rows(1..=25),
+        );
         assert!(v.passed(), "{:?}", v.failures);
     }
 
@@ -757,7 +811,17 @@ mod tests {
             },
             ..Default::default()
         };
-        let v = verify(&l, &expected, &rows(1..=25), &every, 7, &exp, None);
+        let v = verify(
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &every,
+                seed: 7,
+                expect: &exp,
+                rto_seconds: None,
+            },
+            &rows(1..=25),
+        );
         assert!(v.passed(), "{:?}", v.failures);
         assert_eq!(v.missing[0].caused_by.as_deref(), Some("corrupt-w2"));
         assert_eq!(v.missing[1].caused_by.as_deref(), Some("corrupt-w2"));
@@ -780,7 +844,17 @@ mod tests {
 
         // Undecompressable: replay ends before the segment.
         l.faults[0].damage = Some("undecompressable".into());
-        let v = verify(&l, &expected, &rows(1..=25), &every, 7, &exp, None);
+        let v = verify(
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &every,
+                seed: 7,
+                expect: &exp,
+                rto_seconds: None,
+            },
+            &rows(1..=25),
+        );
         assert!(
             v.explanation[0].contains("barman-cloud-wal-restore cannot decompress it"),
             "{:?}",
@@ -788,7 +862,17 @@ mod tests {
         );
         // A damaged record after every expected commit explains nothing.
         l.faults[0].damaged_from_lsn = Some(Lsn(0x0B00_0000));
-        let v = verify(&l, &expected, &rows(1..=25), &every, 7, &exp, None);
+        let v = verify(
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &every,
+                seed: 7,
+                expect: &exp,
+                rto_seconds: None,
+            },
+            &rows(1..=25),
+        );
         assert!(v.missing.iter().all(|m| m.caused_by.is_none()));
         assert!(
             v.explanation[0].contains("although every segment"),
@@ -826,13 +910,15 @@ mod tests {
         });
         let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
         let v = verify(
-            &l,
-            &expected,
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &facts,
+                seed: 7,
+                expect: &ExpectRecovered::default(),
+                rto_seconds: None,
+            },
             &seen,
-            &facts,
-            7,
-            &ExpectRecovered::default(),
-            None,
         );
         assert_eq!(v.rows_lost, 2);
         assert!(
@@ -871,13 +957,15 @@ mod tests {
         let mut o = rows(1..=26);
         o.tables.get_mut("events").unwrap()[0].payload = "tampered".into();
         let v = verify(
-            &l,
-            &expected,
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &archive(),
+                seed: 7,
+                expect: &ExpectRecovered::default(),
+                rto_seconds: None,
+            },
             &o,
-            &archive(),
-            7,
-            &ExpectRecovered::default(),
-            None,
         );
         assert_eq!(v.problems.len(), 2);
         assert_eq!(v.problems[0].ids, vec![26]);
@@ -893,9 +981,29 @@ mod tests {
             rto_budget_seconds: Some(2.0),
             ..Default::default()
         };
-        let v = verify(&l, &expected, &rows(1..=27), &archive(), 7, &exp, Some(1.5));
+        let v = verify(
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &archive(),
+                seed: 7,
+                expect: &exp,
+                rto_seconds: Some(1.5),
+            },
+            &rows(1..=27),
+        );
         assert!(v.passed(), "{:?}", v.failures);
-        let v = verify(&l, &expected, &rows(1..=27), &archive(), 7, &exp, Some(2.5));
+        let v = verify(
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &archive(),
+                seed: 7,
+                expect: &exp,
+                rto_seconds: Some(2.5),
+            },
+            &rows(1..=27),
+        );
         assert_eq!(v.failures.len(), 1);
         assert!(v.failures[0].contains("RTO"));
     }
@@ -906,13 +1014,15 @@ mod tests {
         l.entries[3].rows = 3; // w3 wrote ids 27..=29
         let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
         let v = verify(
-            &l,
-            &expected,
+            &Case {
+                ledger: &l,
+                expected: &expected,
+                archive: &archive(),
+                seed: 7,
+                expect: &ExpectRecovered::default(),
+                rto_seconds: None,
+            },
             &rows(1..=28),
-            &archive(),
-            7,
-            &ExpectRecovered::default(),
-            None,
         );
         assert!(v.problems.iter().any(|p| p.what.contains("partly present")));
         assert_eq!(v.rows_lost, 1);

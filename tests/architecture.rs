@@ -457,7 +457,7 @@ fn defines(code: &str, name: &str) -> bool {
     })
 }
 
-fn layer_of<'a>(file: &'a SourceFile) -> &'a str {
+fn layer_of(file: &SourceFile) -> &str {
     file.module.first().map_or("lib", String::as_str)
 }
 

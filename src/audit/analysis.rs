@@ -632,8 +632,8 @@ pub fn analyze(
                                 format!(
                                     " (timeline {target} left timeline {tli} at {}, before the \
                                      backup started at {})",
-                                    Lsn(f).to_string(),
-                                    Lsn(begin_lsn).to_string()
+                                    Lsn(f),
+                                    Lsn(begin_lsn)
                                 )
                             });
                             route_findings.warn(format!(

@@ -13,6 +13,9 @@ use crate::audit::reader::ArchiveReader;
 use crate::backend::BackendError;
 use crate::backend::objstore::ObjectStore;
 use crate::ledger::{BackupRecord, Ledger, ResolvedTarget};
+use crate::scenario::Target;
+
+use super::target;
 
 /// The backup to restore and, when the ledger alone would have picked a newer one, why not.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +95,36 @@ pub(super) fn choose(
     Ok(Chosen {
         backup: c.backup.clone(),
         fallback,
+    })
+}
+
+/// What the archive says about recovering `server_name` to a scenario's target: the resolved
+/// target, the archive's URL and audit, and the backup CloudNativePG would restore (or the
+/// sentence saying why none).
+pub(super) struct ForTarget {
+    pub resolved: ResolvedTarget,
+    pub url: String,
+    pub report: AuditReport,
+    pub chosen: Result<Chosen, String>,
+}
+
+/// Resolve `target` from the ledger, read `server_name`'s archive, and choose its backup.
+pub(super) async fn for_target(
+    store: &ObjectStore,
+    ledger: &Ledger,
+    target: &Target,
+    named: Option<&str>,
+    server_name: &str,
+) -> Result<ForTarget, BackendError> {
+    let resolved = target::resolve(target, ledger)
+        .map_err(|e| BackendError::infra(format!("cannot resolve the recovery target: {e}")))?;
+    let (url, report) = read(store, server_name).await?;
+    let chosen = choose(ledger, &resolved, named, &report);
+    Ok(ForTarget {
+        resolved,
+        url,
+        report,
+        chosen,
     })
 }
 

@@ -170,8 +170,17 @@ impl TargetResult {
 pub struct ArchiveWait {
     pub step: String,
     pub segment: String,
-    /// `switch`: after `pg_switch_wal()`, host-measured; `archive_timeout`: no switch, from the
-    /// write's server-side commit time to `pg_stat_archiver.last_archived_time`.
-    pub how: String,
+    pub how: WaitHow,
     pub seconds: f64,
+}
+
+/// How a segment reached the archive, and so what an [`ArchiveWait`]'s seconds measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitHow {
+    /// After `pg_switch_wal()`, host-measured.
+    Switch,
+    /// No switch: from the write's server-side commit time to
+    /// `pg_stat_archiver.last_archived_time`.
+    ArchiveTimeout,
 }

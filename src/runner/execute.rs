@@ -1,5 +1,6 @@
-//! Runs one scenario's plan through a backend drill: records the ledger, emits events, and
-//! reaches a verdict. Knows nothing about processes, Kubernetes or report formats.
+//! Runs one scenario's plan through a backend drill: opens it, walks the steps (each handled in
+//! `steps/`), emits events, tears down and reaches the verdict. Knows nothing about processes,
+//! Kubernetes or report formats, and no step's details.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -7,17 +8,16 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
-use crate::backend::{
-    Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
-};
-use crate::ledger::{Ledger, ResolvedTarget, RestorePointRecord};
+use crate::backend::{Backend, BackendError, Drill, SourceSpec};
 use crate::plan::{self, PlanStep};
-use crate::scenario::SEED_STEP;
-use crate::scenario::{Expect, LoadedScenario, Scenario, Target};
-use crate::verify::{self, Observed, Verification};
+use crate::scenario::{Expect, LoadedScenario, Target};
 
 use super::events::{Event, RecoveryObservation, ScenarioResult, Status};
-use super::{random, source, target};
+use super::state::{DrillState, StepCx};
+use super::steps::random::TargetRecovery;
+use super::steps::recover::Recovery;
+use super::steps::{archive, fault, random, recover, source};
+use super::target;
 
 /// Sends events for one scenario.
 #[derive(Clone)]
@@ -38,32 +38,6 @@ pub async fn cancelled(mut rx: watch::Receiver<bool>) {
             std::future::pending::<()>().await;
         }
     }
-}
-
-/// What a scenario's execution keeps between steps.
-#[derive(Default)]
-pub(super) struct State {
-    pub(super) ledger: Ledger,
-    pub(super) source: Option<Server>,
-    pub(super) recovered: Option<Server>,
-    pub(super) recovery_failed: Option<String>,
-    pub(super) archive: verify::ArchiveFacts,
-    pub(super) resolved: Option<crate::ledger::ResolvedTarget>,
-    pub(super) backup_step: Option<String>,
-    /// The step whose error ended the run, if one did.
-    pub(super) failed_step: Option<String>,
-    /// A `crash` fault stopped the source for good.
-    pub(super) crashed: bool,
-    /// Archiver watches of open error windows, with the index of their fault record.
-    pub(super) watches: Vec<(usize, super::monitor::Watch)>,
-    pub(super) archive_waits: Vec<super::events::ArchiveWait>,
-    /// `failed_count` and the time just before the latest error window opened.
-    pub(super) window_opened: Option<(i64, Instant)>,
-    pub(super) log: Vec<String>,
-    /// `--keep`: recovered instances are never released before teardown.
-    pub(super) keep: bool,
-    /// `target: random`: the picked targets and what became of each.
-    pub(super) random: Vec<random::RandomTarget>,
 }
 
 /// Run one scenario from open to teardown. Never panics on drill failures: they become the
@@ -130,20 +104,27 @@ pub async fn run_scenario<B: Backend>(
         scenario: s.name.clone(),
         at: res.started_at,
     });
-    let mut state = State {
+    let mut state = DrillState {
         keep,
-        ..State::default()
+        ..DrillState::default()
     };
     let outcome = match backend.open(s).await {
         Err(e) => Err(e),
         Ok(mut drill) => {
             res.destination = drill.destination();
+            let mut cx = StepCx {
+                drill: &mut drill,
+                scenario: s,
+                fixtures_dir,
+                state: &mut state,
+                result: &mut res,
+            };
             let r = tokio::select! {
-                r = execute(&mut drill, &plan.steps, loaded, fixtures_dir, emit, &mut res, &mut state) => r,
+                r = execute(&mut cx, &plan.steps, emit) => r,
                 _ = cancelled(cancel) => Err(BackendError::Cancelled),
             };
             // Close connections before the servers go away.
-            super::fault::finish_watches(&mut state, Duration::ZERO).await;
+            fault::finish_watches(&mut state, Duration::ZERO).await;
             state.source = None;
             state.recovered = None;
             random::finish(&mut state, &mut res);
@@ -230,111 +211,56 @@ fn judge(expect: &Expect, res: &ScenarioResult, failed: Option<&str>) -> Status 
 }
 
 async fn execute<D: Drill>(
-    drill: &mut D,
+    cx: &mut StepCx<'_, D>,
     steps: &[PlanStep],
-    loaded: &LoadedScenario,
-    fixtures_dir: &Path,
     emit: &Emitter,
-    res: &mut ScenarioResult,
-    st: &mut State,
 ) -> Result<(), BackendError> {
-    let s = &loaded.scenario;
+    let name = &cx.scenario.name;
     let t0 = Instant::now();
     for step in steps {
         let (id, kind) = (step.id(), step.kind());
         emit.emit(Event::StepStarted {
-            scenario: s.name.clone(),
+            scenario: name.clone(),
             step: id.clone(),
             kind: kind.into(),
             at: Utc::now(),
         });
         let began = Instant::now();
-        let detail = match do_step(drill, step, loaded, fixtures_dir, res, st).await {
+        let detail = match do_step(cx, step).await {
             Ok(d) => d,
             Err(e) => {
-                st.failed_step = Some(id.clone());
-                st.log.push(format!(
+                cx.state.failed_step = Some(id.clone());
+                cx.state.log.push(format!(
                     "[{:>7.2}s] {id} ({kind}): ERROR {e}",
                     t0.elapsed().as_secs_f64()
                 ));
                 return Err(e);
             }
         };
-        st.log.push(format!(
+        cx.state.log.push(format!(
             "[{:>7.2}s] {id} ({kind}): {detail}",
             t0.elapsed().as_secs_f64()
         ));
         emit.emit(Event::StepFinished {
-            scenario: s.name.clone(),
+            scenario: name.clone(),
             step: id,
             kind: kind.into(),
             seconds: began.elapsed().as_secs_f64(),
             detail,
         });
-        if st.recovery_failed.is_some() {
+        if cx.state.recovery_failed.is_some() {
             break;
         }
     }
     Ok(())
 }
 
-pub(super) fn source(st: &mut State) -> Result<&mut Server, BackendError> {
-    st.source
-        .as_mut()
-        .ok_or_else(|| BackendError::infra("the source server is not running"))
-}
-
-/// Insert generated rows through the source and append the commit to the ledger.
-async fn record_write(
-    st: &mut State,
-    seed: u64,
-    step_id: &str,
-    table: &str,
-    first_id: u64,
-    rows: u64,
-) -> Result<crate::ledger::LedgerEntry, BackendError> {
-    let seq = st.ledger.entries.len() as u64;
-    let client = &mut source(st)?.client;
-    let e = source::write_rows(client, seed, seq, step_id, table, first_id, rows).await?;
-    st.ledger.entries.push(e.clone());
-    Ok(e)
-}
-
-/// `pg_switch_wal()`, then wait until the finished segment (or `at_least`) is archived; the
-/// wait is recorded as archive lag under `step`.
-pub(super) async fn switch_and_wait(
-    st: &mut State,
-    step: &str,
-    timeout: u64,
-    at_least: Option<&str>,
-) -> Result<String, BackendError> {
-    let src = source(st)?;
-    let switched = source::switch_wal(&src.client).await?;
-    let seg = match at_least {
-        Some(s) if s > switched.as_str() => s.to_string(),
-        _ => switched,
-    };
-    let took = source::wait_archived(&src.client, &seg, Duration::from_secs(timeout)).await?;
-    st.archive_waits.push(super::events::ArchiveWait {
-        step: step.to_string(),
-        segment: seg.clone(),
-        how: "switch".into(),
-        seconds: took.as_secs_f64(),
-    });
-    Ok(seg)
-}
-
+/// One step, to its handler; returns the step log's detail line.
 async fn do_step<D: Drill>(
-    drill: &mut D,
+    cx: &mut StepCx<'_, D>,
     step: &PlanStep,
-    loaded: &LoadedScenario,
-    fixtures_dir: &Path,
-    res: &mut ScenarioResult,
-    st: &mut State,
 ) -> Result<String, BackendError> {
-    let s = &loaded.scenario;
-    let archive_timeout = s.timeouts.archive_seconds;
-    Ok(match step {
+    match step {
         PlanStep::StartSource {
             major,
             server_name,
@@ -347,235 +273,33 @@ async fn do_step<D: Drill>(
                 compression: *compression,
                 archive_timeout_seconds: *archive_timeout_seconds,
             };
-            let server = drill.start_source(&spec).await?;
-            let v = server.version.clone();
-            res.source_postgres = Some(v.clone());
-            st.source = Some(server);
-            format!(
-                "PostgreSQL {v} archiving to {}/{server_name}",
-                drill.destination()
-            )
+            source::start(cx, &spec).await
         }
-        PlanStep::CreateTables { tables } => {
-            source::create_tables(&source(st)?.client, tables).await?;
-            format!("created {}", tables.join(", "))
-        }
-        PlanStep::LoadFixture { path } => {
-            let file = fixtures_dir.join(path);
-            let sql = std::fs::read_to_string(&file)
-                .map_err(|e| BackendError::infra(format!("{}: {e}", file.display())))?;
-            let generated: Vec<String> =
-                s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
-            let client = &source(st)?.client;
-            client.batch_execute(&sql).await?;
-            let snap = source::snapshot_tables(client, &generated).await?;
-            let d = format!(
-                "loaded {path}: {}",
-                snap.iter()
-                    .map(|t| format!("{} ({} rows)", t.table, t.rows))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            st.ledger.fixture_tables = snap;
-            d
-        }
+        PlanStep::CreateTables { tables } => source::create_tables(cx, tables).await,
+        PlanStep::LoadFixture { path } => source::load_fixture(cx, path).await,
         PlanStep::Seed {
             table,
             first_id,
             rows,
-        } => {
-            let e = record_write(st, s.seed, SEED_STEP, table, *first_id, *rows).await?;
-            format!(
-                "{rows} rows into {table}, txid {} at {} in {}",
-                e.txid, e.commit_lsn, e.segment
-            )
-        }
-        PlanStep::BaseBackup { id } => {
-            let b = drill.base_backup(id, s.timeouts.backup_seconds).await?;
-            let d = format!(
-                "backup {} from {} to {} ({} .. {})",
-                b.backup_id, b.begin_lsn, b.end_lsn, b.begin_wal, b.end_wal
-            );
-            st.ledger.backups.push(b);
-            d
-        }
+        } => source::seed(cx, table, *first_id, *rows).await,
         PlanStep::Write {
             id,
             table,
             first_id,
             rows,
             own_segment,
-        } => {
-            let e = record_write(st, s.seed, id, table, *first_id, *rows).await?;
-            let mut d = format!(
-                "{rows} row(s) into {table}, txid {} committed at {} in {} ({})",
-                e.txid,
-                e.commit_lsn,
-                e.segment,
-                e.commit_time.format("%H:%M:%S%.6f")
-            );
-            let seg = e.segment.clone();
-            if *own_segment {
-                let archived = switch_and_wait(st, id, archive_timeout, Some(&seg)).await?;
-                d.push_str(&format!("; switched, {archived} archived"));
-            }
-            d
-        }
-        PlanStep::RestorePoint { id, name } => {
-            let lsn = source::restore_point(&source(st)?.client, name).await?;
-            st.ledger.restore_points.push(RestorePointRecord {
-                step_id: id.clone(),
-                name: name.clone(),
-                lsn,
-            });
-            format!("restore point `{name}` at {lsn}")
-        }
-        PlanStep::Checkpoint { .. } => {
-            source::checkpoint(&source(st)?.client).await?;
-            "checkpoint done".into()
-        }
-        PlanStep::SwitchWal { id } => {
-            let seg = switch_and_wait(st, id, archive_timeout, None).await?;
-            format!("{seg} archived")
-        }
-        PlanStep::WaitArchiveFailure { .. } => {
-            let (baseline, opened) = st
-                .window_opened
-                .ok_or_else(|| BackendError::infra("no error window was opened"))?;
-            let client = &source(st)?.client;
-            let until = Instant::now() + Duration::from_secs(archive_timeout);
-            loop {
-                let stat = source::archiver_stat(client).await?;
-                if stat.failed_count > baseline {
-                    break format!(
-                        "pg_stat_archiver counts {} failed attempt(s) {:.2}s after the window opened",
-                        stat.failed_count - baseline,
-                        opened.elapsed().as_secs_f64()
-                    );
-                }
-                if Instant::now() >= until {
-                    return Err(BackendError::infra(format!(
-                        "pg_stat_archiver showed no failed attempt within {archive_timeout}s of the error window (is anything being archived? set `backup.archive_timeout_seconds` and write during the window)"
-                    )));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        PlanStep::WaitArchived { id, write } => {
-            let e = st
-                .ledger
-                .entry_for_step(write)
-                .map_err(|e| BackendError::infra(e.to_string()))?
-                .clone();
-            let client = &source(st)?.client;
-            source::wait_archived(client, &e.segment, Duration::from_secs(archive_timeout)).await?;
-            let stat = source::archiver_stat(client).await?;
-            let lag = stat
-                .last_archived_time
-                .map(|t| (t - e.commit_time).num_microseconds().unwrap_or(0) as f64 / 1e6)
-                .unwrap_or(0.0);
-            st.archive_waits.push(super::events::ArchiveWait {
-                step: id.clone(),
-                segment: e.segment.clone(),
-                how: "archive_timeout".into(),
-                seconds: lag,
-            });
-            format!(
-                "{} (holding `{write}`) archived {lag:.2}s after its commit, without a switch (archive_timeout {}s)",
-                e.segment,
-                s.backup.archive_timeout_seconds.unwrap_or(0)
-            )
-        }
-        PlanStep::Fault { id, fault } => super::fault::inject(drill, id, fault, s, st).await?,
-        PlanStep::Failover { id } => {
-            // Everything so far reaches the archive first, as a primary that keeps archiving.
-            let seg = switch_and_wait(st, id, archive_timeout, None).await?;
-            st.source = None;
-            let server = drill.failover(s.timeouts.recovery_seconds).await?;
-            let t = source::timeline(&server.client).await?;
-            let tli = t.timeline;
-            st.source = Some(server);
-            let switch = t.switch.filter(|_| tli > 1).ok_or_else(|| {
-                BackendError::infra(format!(
-                    "after the failover the source is on timeline {tli}, not a new one"
-                ))
-            })?;
-            st.ledger.failovers.push(crate::ledger::FailoverRecord {
-                step_id: id.clone(),
-                timeline: tli,
-                switch_lsn: switch,
-            });
-            format!(
-                "{seg} archived; source stopped, recovered from its own archive and promoted onto timeline {tli} at {switch}"
-            )
-        }
-        PlanStep::FlushArchive => {
-            source::mark(&source(st)?.client).await?;
-            let seg = switch_and_wait(st, "flush-archive", archive_timeout, None).await?;
-            format!("marker committed; WAL archived through {seg}")
-        }
-        PlanStep::StopSource => {
-            // Archiving has caught up (flush-archive waited for it): let the watches see it.
-            super::fault::finish_watches(st, Duration::from_secs(5)).await;
-            st.source = None;
-            drill.stop_source().await?;
-            "source stopped (fast shutdown)".into()
-        }
-        PlanStep::AuditArchive { server_name } => {
-            let (url, report) = super::backup_choice::read(drill.store(), server_name).await?;
-            // Random targets: predict for the widest span, from the earliest usable backup to
-            // the end of the archive.
-            let (resolved, chosen) = if s.recovery.target == Target::Random {
-                let range =
-                    super::pick::recoverable_range(&st.ledger, s.recovery.backup.as_deref())
-                        .map_err(|e| {
-                            BackendError::infra(format!("cannot pick random targets: {e}"))
-                        })?;
-                (ResolvedTarget::Latest, range.floor.clone())
-            } else {
-                let resolved = target::resolve(&s.recovery.target, &st.ledger).map_err(|e| {
-                    BackendError::infra(format!("cannot resolve the recovery target: {e}"))
-                })?;
-                // The backup recovery will restore, chosen from the archive's catalogue; when
-                // it has none, the ledger's choice (the recovery step then fails, saying why).
-                let chosen = match super::backup_choice::choose(
-                    &st.ledger,
-                    &resolved,
-                    s.recovery.backup.as_deref(),
-                    &report,
-                ) {
-                    Ok(c) => c.backup,
-                    Err(_) => st
-                        .ledger
-                        .choose_backup(&resolved, s.recovery.backup.as_deref())
-                        .map_err(|e| {
-                            BackendError::infra(format!("cannot choose a base backup: {e}"))
-                        })?
-                        .clone(),
-                };
-                (resolved, chosen)
-            };
-            let expected = st
-                .ledger
-                .expected_at(&resolved, s.recovery.exclusive, &chosen)
-                .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
-            let v = crate::audit::predict::verdict(&url, &report, &chosen.backup_id, &expected);
-            let d = format!(
-                "{} gap(s){}; {}",
-                v.gaps.len(),
-                if v.gaps.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", v.gaps.join(", "))
-                },
-                v.prediction
-            );
-            st.archive.audit_gaps = v.gaps.iter().cloned().collect();
-            st.archive.audited = true;
-            st.archive.audit_predicted = v.predicted_lost_steps.iter().cloned().collect();
-            res.audit = Some(v);
-            d
-        }
+        } => source::write(cx, id, table, *first_id..*first_id + *rows, *own_segment).await,
+        PlanStep::RestorePoint { id, name } => source::restore_point(cx, id, name).await,
+        PlanStep::Checkpoint { .. } => source::checkpoint(cx).await,
+        PlanStep::SwitchWal { id } => source::switch_wal(cx, id).await,
+        PlanStep::Failover { id } => source::failover(cx, id).await,
+        PlanStep::FlushArchive => source::flush_archive(cx).await,
+        PlanStep::StopSource => source::stop(cx).await,
+        PlanStep::BaseBackup { id } => archive::base_backup(cx, id).await,
+        PlanStep::WaitArchiveFailure { .. } => archive::wait_failure(cx).await,
+        PlanStep::WaitArchived { id, write } => archive::wait_archived(cx, id, write).await,
+        PlanStep::AuditArchive { server_name } => archive::audit(cx, server_name).await,
+        PlanStep::Fault { id, fault } => fault::inject(cx, id, fault).await,
         PlanStep::Recover {
             target,
             exclusive,
@@ -585,105 +309,24 @@ async fn do_step<D: Drill>(
             backup,
             compression,
         } => {
-            let resolved = target::resolve(target, &st.ledger).map_err(|e| {
-                BackendError::infra(format!("cannot resolve the recovery target: {e}"))
-            })?;
-            // As CloudNativePG does: from the archive's catalogue, not from the ledger alone.
-            let (_, catalogue) =
-                super::backup_choice::read(drill.store(), source_server_name).await?;
-            let super::backup_choice::Chosen {
-                backup: chosen,
-                fallback,
-            } = match super::backup_choice::choose(
-                &st.ledger,
-                &resolved,
-                backup.as_deref(),
-                &catalogue,
-            ) {
-                Ok(c) => c,
-                Err(message) => {
-                    res.resolved_target = Some(resolved.to_string());
-                    res.observation = RecoveryObservation::Failed {
-                        message: message.clone(),
-                    };
-                    st.recovery_failed = Some(message.clone());
-                    return Ok(format!("recovery failed: {message}"));
-                }
-            };
-            res.backup_step = Some(chosen.step_id.clone());
-            res.backup_fallback = fallback.clone();
-            st.archive.segments = drill
-                .store()
-                .wal_segments(source_server_name)
-                .await?
-                .into_keys()
-                .collect();
-            res.backup_id = Some(chosen.backup_id.clone());
-            res.resolved_target = Some(resolved.to_string());
-            st.resolved = Some(resolved.clone());
-            st.backup_step = Some(chosen.step_id.clone());
-            let req = RecoveryRequest {
-                major: *major,
-                source_server_name: source_server_name.clone(),
-                server_name: server_name.clone(),
-                backup: chosen.clone(),
-                target: resolved.clone(),
+            let r = Recovery {
+                target,
                 exclusive: *exclusive,
+                major: *major,
+                source_server_name,
+                server_name,
+                backup: backup.as_deref(),
                 compression: *compression,
-                timeout_seconds: s.timeouts.recovery_seconds,
-                instance: "recovered".into(),
             };
-            match drill.recover(&req).await? {
-                RecoveryAttempt::Recovered { server, mut rto } => {
-                    if let Expect::Recovered(r) = &s.expect {
-                        rto.budget_seconds = r.rto_budget_seconds;
-                    }
-                    let mut d = format!(
-                        "PostgreSQL {} recovered from backup {} to {resolved} in {:.2}s ({} WAL segments replayed)",
-                        server.version, chosen.backup_id, rto.seconds, rto.wal_segments_replayed
-                    );
-                    if let Some(why) = &rto.replay_end {
-                        d.push_str(&format!("; replay ended: {why}"));
-                    }
-                    if let Some(f) = &fallback {
-                        d.push_str(&format!("; {f}"));
-                    }
-                    res.recovery_postgres = Some(server.version.clone());
-                    res.observation = RecoveryObservation::Recovered;
-                    res.rto = Some(rto);
-                    st.recovered = Some(server);
-                    d
-                }
-                RecoveryAttempt::Failed { message, rto } => {
-                    res.observation = RecoveryObservation::Failed {
-                        message: message.clone(),
-                    };
-                    res.rto = rto;
-                    st.recovery_failed = Some(message.clone());
-                    format!(
-                        "recovery failed: {}{}",
-                        message.lines().next().unwrap_or_default(),
-                        fallback.map(|f| format!("; {f}")).unwrap_or_default()
-                    )
-                }
-            }
+            recover::recover(cx, r).await
         }
+        PlanStep::Verify => recover::verify(cx).await,
         PlanStep::PickTargets {
             count,
             seed,
             source_server_name,
             backup,
-        } => {
-            random::pick(
-                drill,
-                st,
-                *count,
-                *seed,
-                source_server_name,
-                backup.as_deref(),
-            )
-            .await?
-        }
+        } => random::pick(cx, *count, *seed, source_server_name, backup.as_deref()).await,
         PlanStep::RecoverTarget {
             index,
             exclusive,
@@ -693,18 +336,13 @@ async fn do_step<D: Drill>(
             compression,
             ..
         } => {
-            let req = random::request(
-                st,
-                s,
-                *index,
-                *exclusive,
-                *major,
+            let r = TargetRecovery {
+                exclusive: *exclusive,
+                major: *major,
                 source_server_name,
-                server_name.clone(),
-                *compression,
-            )?;
-            let attempt = drill.recover(&req).await?;
-            random::record(st, s, res, *index, attempt)
+                compression: *compression,
+            };
+            random::recover_one(cx, *index, &r, server_name.clone()).await
         }
         PlanStep::RecoverTargets {
             count,
@@ -715,111 +353,14 @@ async fn do_step<D: Drill>(
             compression,
             ..
         } => {
-            let reqs = (1..=*count)
-                .map(|index| {
-                    random::request(
-                        st,
-                        s,
-                        index,
-                        *exclusive,
-                        *major,
-                        source_server_name,
-                        plan::random_target_server_name(server_name_prefix, index),
-                        *compression,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let attempts = drill.recover_many(&reqs).await?;
-            let lines: Vec<String> = (1..=*count)
-                .zip(attempts)
-                .map(|(index, attempt)| random::record(st, s, res, index, attempt))
-                .collect();
-            format!("{} recoveries at once: {}", count, lines.join("; "))
+            let r = TargetRecovery {
+                exclusive: *exclusive,
+                major: *major,
+                source_server_name,
+                compression: *compression,
+            };
+            random::recover_all(cx, *count, &r, server_name_prefix).await
         }
-        PlanStep::VerifyTarget { index, .. } => random::verify(drill, st, s, res, *index).await?,
-        PlanStep::Verify => {
-            let server = st
-                .recovered
-                .as_ref()
-                .ok_or_else(|| BackendError::infra("nothing recovered to verify"))?;
-            let resolved = st.resolved.clone().unwrap_or(ResolvedTarget::Latest);
-            let v = verify_server(
-                server,
-                s,
-                &st.ledger,
-                &st.archive,
-                &resolved,
-                st.backup_step.as_deref().unwrap_or_default(),
-                res.rto.as_ref().map(|r| r.seconds),
-            )
-            .await?;
-            res.rows_expected = Some(v.expected_rows.values().sum());
-            res.rows_observed = Some(v.observed_rows.values().sum());
-            let d = format!(
-                "expected {} rows, observed {}, lost {}{}",
-                res.rows_expected.unwrap_or(0),
-                res.rows_observed.unwrap_or(0),
-                v.rows_lost,
-                if v.explanation.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", v.explanation[0])
-                }
-            );
-            res.verification = Some(v);
-            d
-        }
-    })
-}
-
-/// Read the generated (and fixture) tables of `server` back and compare them with what the
-/// ledger says must exist after recovering from `backup_step` to `resolved`.
-pub(super) async fn verify_server(
-    server: &Server,
-    s: &Scenario,
-    ledger: &Ledger,
-    archive: &verify::ArchiveFacts,
-    resolved: &ResolvedTarget,
-    backup_step: &str,
-    rto_seconds: Option<f64>,
-) -> Result<Verification, BackendError> {
-    let mut observed = Observed::default();
-    let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
-    for t in &generated {
-        observed
-            .tables
-            .insert(t.clone(), source::read_table(&server.client, t).await?);
+        PlanStep::VerifyTarget { index, .. } => random::verify(cx, *index).await,
     }
-    // Evidence for timeline explanations only: a server that will not say is no failure.
-    observed.timeline =
-        source::timeline(&server.client)
-            .await
-            .ok()
-            .map(|t| verify::RecoveredTimeline {
-                timeline: t.timeline,
-                parent: t.parent,
-            });
-    if !ledger.fixture_tables.is_empty() {
-        observed.fixture_tables = source::snapshot_tables(&server.client, &generated).await?;
-    }
-    let backup = ledger
-        .backup_for_step(backup_step)
-        .map_err(|e| BackendError::infra(e.to_string()))?;
-    let expected = ledger
-        .expected_at(resolved, s.recovery.exclusive, backup)
-        .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
-    let default_expect = crate::scenario::ExpectRecovered::default();
-    let expect = match &s.expect {
-        Expect::Recovered(r) => r,
-        Expect::Failed(_) => &default_expect,
-    };
-    Ok(verify::verify(
-        ledger,
-        &expected,
-        &observed,
-        archive,
-        s.seed,
-        expect,
-        rto_seconds,
-    ))
 }

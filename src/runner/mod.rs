@@ -4,13 +4,12 @@
 mod backup_choice;
 mod events;
 mod execute;
-mod fault;
-mod fault_content;
 mod monitor;
 pub mod pick;
-mod random;
 mod run;
-pub mod source;
+mod sql;
+mod state;
+mod steps;
 pub mod target;
 
 pub use crate::backend::{Phase, Rto};

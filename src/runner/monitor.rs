@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
-use super::source::{ArchiverStat, archiver_stat};
+use super::sql::{ArchiverStat, archiver_stat};
 
 /// How often the watch reads `pg_stat_archiver`.
 const POLL: Duration = Duration::from_millis(100);

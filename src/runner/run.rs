@@ -77,7 +77,7 @@ pub async fn run_all<B: Backend + 'static>(
         match t.await {
             Ok(r) => summary.results.push(r),
             Err(e) => {
-                eprintln!("pgdrill: a scenario task panicked: {e}");
+                tracing::error!("a scenario task panicked: {e}");
                 summary.panicked += 1;
             }
         }

@@ -151,8 +151,8 @@ pub struct KubeDrill {
 impl Drop for KubeDrill {
     fn drop(&mut self) {
         if !self.torn_down {
-            eprintln!(
-                "pgdrill: namespace {ns} was not torn down; remove it with `kubectl delete namespace {ns}`",
+            tracing::warn!(
+                "namespace {ns} was not torn down; remove it with `kubectl delete namespace {ns}`",
                 ns = self.ctx.namespace
             );
         }
@@ -333,16 +333,16 @@ impl Drill for KubeDrill {
         // cluster writes WAL into it.
         match self.session.delete_namespace(NAMESPACE_GONE_TIMEOUT).await {
             Ok(true) => {}
-            Ok(false) => eprintln!(
-                "pgdrill: teardown: namespace {ns} still terminating after {}s; its pods may \
+            Ok(false) => tracing::warn!(
+                "teardown: namespace {ns} still terminating after {}s; its pods may \
                  still write into {}",
                 NAMESPACE_GONE_TIMEOUT.as_secs(),
                 self.store.url()
             ),
-            Err(e) => eprintln!("pgdrill: teardown: {e}"),
+            Err(e) => tracing::warn!("teardown: {e}"),
         }
         if let Err(e) = self.store.delete_all().await {
-            eprintln!("pgdrill: teardown of {}: {e}", self.store.url());
+            tracing::warn!("teardown of {}: {e}", self.store.url());
         }
         Vec::new()
     }

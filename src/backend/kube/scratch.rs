@@ -46,8 +46,8 @@ pub struct KubeScratch {
 impl Drop for KubeScratch {
     fn drop(&mut self) {
         if !self.torn_down && self.state != NamespaceState::Absent {
-            eprintln!(
-                "pgdrill: namespace {ns} was not torn down; remove it with `kubectl delete namespace {ns}`",
+            tracing::warn!(
+                "namespace {ns} was not torn down; remove it with `kubectl delete namespace {ns}`",
                 ns = self.ctx.namespace
             );
         }
@@ -90,7 +90,7 @@ impl KubeScratch {
             Ok(Some(ns)) => ns.labels().get(RUN_ID_LABEL) == Some(&self.run_id_label()),
             Ok(None) => false,
             Err(e) => {
-                eprintln!("pgdrill: teardown: {e}");
+                tracing::warn!("teardown: {e}");
                 false
             }
         }
@@ -170,11 +170,11 @@ impl ScratchRestore for KubeScratch {
         }
         match self.session.delete_namespace(NAMESPACE_GONE_TIMEOUT).await {
             Ok(true) => {}
-            Ok(false) => eprintln!(
-                "pgdrill: teardown: namespace {ns} still terminating after {}s",
+            Ok(false) => tracing::warn!(
+                "teardown: namespace {ns} still terminating after {}s",
                 NAMESPACE_GONE_TIMEOUT.as_secs()
             ),
-            Err(e) => eprintln!("pgdrill: teardown: {e}"),
+            Err(e) => tracing::warn!("teardown: {e}"),
         }
         Vec::new()
     }

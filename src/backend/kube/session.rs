@@ -65,10 +65,10 @@ pub(super) async fn sweep(
         }
         let name = ns.metadata.name.clone().unwrap_or_default();
         if let Some(why) = conditions::sweep_blocker(&ns, Utc::now(), HEARTBEAT_STALE) {
-            eprintln!("pgdrill: namespace {name} of run {theirs} left alone: {why}");
+            tracing::warn!("namespace {name} of run {theirs} left alone: {why}");
             continue;
         }
-        eprintln!("pgdrill: sweeping namespace {name} left by run {theirs}");
+        tracing::warn!("sweeping namespace {name} left by run {theirs}");
         api.delete(&name, &DeleteParams::background())
             .await
             .map_err(|e| kerr(&format!("deleting namespace {name}"), e))?;

@@ -464,7 +464,7 @@ impl Drill for LocalDrill {
                 .stop(StopMode::Immediate, Duration::from_secs(30))
                 .await
             {
-                eprintln!("pgdrill: teardown: {e}");
+                tracing::warn!("teardown: {e}");
             }
         }
         if keep {
@@ -482,13 +482,10 @@ impl Drill for LocalDrill {
         if self.external_s3
             && let Err(e) = self.store.delete_all().await
         {
-            eprintln!("pgdrill: teardown of {}: {e}", self.store.url());
+            tracing::warn!("teardown of {}: {e}", self.store.url());
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "pgdrill: teardown: cannot remove {}: {e}",
-                self.dir.display()
-            );
+            tracing::warn!("teardown: cannot remove {}: {e}", self.dir.display());
         }
         kept
     }

@@ -305,8 +305,8 @@ impl PgInstance {
 impl Drop for PgInstance {
     fn drop(&mut self) {
         if self.is_running() {
-            eprintln!(
-                "pgdrill: {} still running at drop; killing its process group",
+            tracing::warn!(
+                "{} still running at drop; killing its process group",
                 self.name
             );
         }

@@ -213,8 +213,8 @@ impl S3Server {
 impl Drop for S3Server {
     fn drop(&mut self) {
         if let Some(t) = self.task.take() {
-            eprintln!(
-                "pgdrill: embedded S3 at {} dropped without shutdown; aborting it",
+            tracing::warn!(
+                "embedded S3 at {} dropped without shutdown; aborting it",
                 self.endpoint
             );
             t.abort();

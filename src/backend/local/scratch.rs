@@ -197,7 +197,7 @@ impl ScratchRestore for LocalScratch {
                 .stop(StopMode::Immediate, Duration::from_secs(30))
                 .await
             {
-                eprintln!("pgdrill: teardown: {e}");
+                tracing::warn!("teardown: {e}");
             }
         }
         if keep {
@@ -208,10 +208,7 @@ impl ScratchRestore for LocalScratch {
             return kept;
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!(
-                "pgdrill: teardown: cannot remove {}: {e}",
-                self.dir.display()
-            );
+            tracing::warn!("teardown: cannot remove {}: {e}", self.dir.display());
         }
         kept
     }

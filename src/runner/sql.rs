@@ -38,17 +38,28 @@ pub async fn create_tables(client: &Client, tables: &[String]) -> Result<(), Bac
     Ok(())
 }
 
+/// One ledger-recorded write: `rows` generated rows with ids `first_id..`, payloads from `seed`.
+pub struct Write<'a> {
+    pub seed: u64,
+    /// Its position in the ledger.
+    pub seq: u64,
+    pub step_id: &'a str,
+    pub table: &'a str,
+    pub first_id: u64,
+    pub rows: u64,
+}
+
 /// Insert generated rows in one transaction and return the ledger entry, all facts read from
 /// the server: txid, LSN before COMMIT, LSN after COMMIT, WAL file, commit timestamp.
-pub async fn write_rows(
-    client: &mut Client,
-    seed: u64,
-    seq: u64,
-    step_id: &str,
-    table: &str,
-    first_id: u64,
-    rows: u64,
-) -> Result<LedgerEntry, BackendError> {
+pub async fn write_rows(client: &mut Client, w: &Write<'_>) -> Result<LedgerEntry, BackendError> {
+    let Write {
+        seed,
+        seq,
+        step_id,
+        table,
+        first_id,
+        rows,
+    } = *w;
     let ids: Vec<i64> = (first_id..first_id + rows).map(|i| i as i64).collect();
     let payloads: Vec<String> = (first_id..first_id + rows)
         .map(|i| row_payload(seed, table, i))
@@ -215,7 +226,6 @@ pub struct ArchiverStat {
     pub server_time: chrono::DateTime<chrono::Utc>,
     pub last_archived_wal: Option<String>,
     pub last_archived_time: Option<chrono::DateTime<chrono::Utc>>,
-    pub archived_count: i64,
     pub failed_count: i64,
     /// Files waiting in `pg_wal/archive_status` (`.ready`).
     pub ready: i64,
@@ -225,7 +235,7 @@ pub struct ArchiverStat {
 pub async fn archiver_stat(client: &Client) -> Result<ArchiverStat, BackendError> {
     let row = client
         .query_one(
-            "SELECT now(), last_archived_wal, last_archived_time, archived_count, failed_count, \
+            "SELECT now(), last_archived_wal, last_archived_time, failed_count, \
                     (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') \
              FROM pg_stat_archiver",
             &[],
@@ -235,16 +245,16 @@ pub async fn archiver_stat(client: &Client) -> Result<ArchiverStat, BackendError
         server_time: row.get(0),
         last_archived_wal: row.get(1),
         last_archived_time: row.get(2),
-        archived_count: row.get(3),
-        failed_count: row.get(4),
-        ready: row.get(5),
+        failed_count: row.get(3),
+        ready: row.get(4),
     })
 }
 
+/// `last_archived_wal` names a segment (possibly `.partial` or a `.backup` label), not a
+/// history file.
 fn is_segment(name: &str) -> bool {
-    name.len() >= 24
-        && name[..24].bytes().all(|b| b.is_ascii_hexdigit())
-        && !name.ends_with(".history")
+    name.get(..24)
+        .is_some_and(|n| crate::wal::SegmentName::parse(n).is_some())
 }
 
 /// Row count and checksum of every user table except the generated ones and pgdrill's own.

@@ -3,33 +3,21 @@
 //! verifies each against the ledger and releases it. Never decides anything but each target's
 //! verdict and the scenario's summary of them.
 
-use crate::backend::{BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server};
-use crate::ledger::BackupRecord;
+use crate::backend::{BackendError, Drill, RecoveryAttempt, RecoveryRequest};
 use crate::plan::{default_recovery_server_name, random_target_server_name};
 use crate::scenario::{Compression, Expect, Scenario};
 
-use super::events::{RecoveryObservation, ScenarioResult, Status, TargetResult};
-use super::execute::{State, verify_server};
-use super::pick::{self, Pick};
-
-/// One picked target and what became of it so far.
-pub(crate) struct RandomTarget {
-    pick: Pick,
-    backup: BackupRecord,
-    /// The drill's name for its recovered instance.
-    instance: String,
-    server: Option<Server>,
-    result: TargetResult,
-    /// Its result is in the scenario's result.
-    reported: bool,
-}
+use super::super::events::{RecoveryObservation, ScenarioResult, Status, TargetResult};
+use super::super::pick;
+use super::super::state::{DrillState, RandomTarget, StepCx};
+use super::recover::{JudgedAt, verify_server};
 
 fn infra(what: &str, e: impl std::fmt::Display) -> BackendError {
     BackendError::infra(format!("{what}: {e}"))
 }
 
 /// The scenario's target as reports show it: `random: 6 targets, seed 1`.
-pub(super) fn describe(s: &Scenario) -> String {
+pub(in crate::runner) fn describe(s: &Scenario) -> String {
     format!(
         "random: {} target(s) (time, lsn, xid), seed {}{}{}",
         s.recovery.count.unwrap_or(1),
@@ -48,7 +36,7 @@ pub(super) fn describe(s: &Scenario) -> String {
 }
 
 /// The serverNames the recovered clusters archive to: `source-restored-1 … source-restored-6`.
-pub(super) fn server_names(s: &Scenario) -> String {
+pub(in crate::runner) fn server_names(s: &Scenario) -> String {
     let prefix = s
         .recovery
         .server_name
@@ -68,14 +56,14 @@ pub(super) fn server_names(s: &Scenario) -> String {
 
 /// Pick the targets, choose each one's base backup, and note which WAL segments the archive
 /// holds (for loss explanations). Returns the step log line, which carries the seed.
-pub(super) async fn pick<D: Drill>(
-    drill: &mut D,
-    st: &mut State,
+pub(in crate::runner) async fn pick<D: Drill>(
+    cx: &mut StepCx<'_, D>,
     count: u32,
     seed: u64,
     source_server_name: &str,
     backup: Option<&str>,
 ) -> Result<String, BackendError> {
+    let (drill, st) = (&mut *cx.drill, &mut *cx.state);
     let range = pick::recoverable_range(&st.ledger, backup)
         .map_err(|e| infra("cannot pick random targets", e))?;
     let picks = pick::pick(&range, count, seed);
@@ -135,34 +123,75 @@ pub(super) async fn pick<D: Drill>(
     Ok(detail)
 }
 
-/// The recovery request for target `index` (1-based).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn request(
-    st: &mut State,
+/// What every random target's recovery shares (`PlanStep::RecoverTarget(s)`).
+pub(in crate::runner) struct TargetRecovery<'a> {
+    pub exclusive: bool,
+    pub major: u32,
+    pub source_server_name: &'a str,
+    pub compression: Compression,
+}
+
+/// The recovery request for target `index` (1-based), archiving as `server_name`.
+fn request(
+    st: &mut DrillState,
     s: &Scenario,
     index: u32,
-    exclusive: bool,
-    major: u32,
-    source_server_name: &str,
+    r: &TargetRecovery<'_>,
     server_name: String,
-    compression: Compression,
 ) -> Result<RecoveryRequest, BackendError> {
     let t = target(st, index)?;
     t.result.server_name = server_name.clone();
     Ok(RecoveryRequest {
-        major,
-        source_server_name: source_server_name.to_string(),
+        major: r.major,
+        source_server_name: r.source_server_name.to_string(),
         server_name,
         backup: t.backup.clone(),
         target: t.pick.target.clone(),
-        exclusive,
-        compression,
+        exclusive: r.exclusive,
+        compression: r.compression,
         timeout_seconds: s.timeouts.recovery_seconds,
         instance: t.instance.clone(),
     })
 }
 
-fn target(st: &mut State, index: u32) -> Result<&mut RandomTarget, BackendError> {
+/// Recover target `index` into its own instance, archiving as `server_name`.
+pub(in crate::runner) async fn recover_one<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    index: u32,
+    r: &TargetRecovery<'_>,
+    server_name: String,
+) -> Result<String, BackendError> {
+    let req = request(cx.state, cx.scenario, index, r, server_name)?;
+    let attempt = cx.drill.recover(&req).await?;
+    Ok(record(cx.state, cx.scenario, cx.result, index, attempt))
+}
+
+/// Recover targets 1..=`count` at once, each into its own instance and serverName.
+pub(in crate::runner) async fn recover_all<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    count: u32,
+    r: &TargetRecovery<'_>,
+    server_name_prefix: &str,
+) -> Result<String, BackendError> {
+    let reqs = (1..=count)
+        .map(|index| {
+            let name = random_target_server_name(server_name_prefix, index);
+            request(cx.state, cx.scenario, index, r, name)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let attempts = cx.drill.recover_many(&reqs).await?;
+    let lines: Vec<String> = (1..=count)
+        .zip(attempts)
+        .map(|(index, attempt)| record(cx.state, cx.scenario, cx.result, index, attempt))
+        .collect();
+    Ok(format!(
+        "{} recoveries at once: {}",
+        count,
+        lines.join("; ")
+    ))
+}
+
+fn target(st: &mut DrillState, index: u32) -> Result<&mut RandomTarget, BackendError> {
     let n = st.random.len();
     st.random
         .get_mut((index as usize).wrapping_sub(1))
@@ -172,8 +201,8 @@ fn target(st: &mut State, index: u32) -> Result<&mut RandomTarget, BackendError>
 }
 
 /// Keep what a recovery attempt of target `index` gave; returns its log line.
-pub(super) fn record(
-    st: &mut State,
+fn record(
+    st: &mut DrillState,
     s: &Scenario,
     res: &mut ScenarioResult,
     index: u32,
@@ -213,36 +242,36 @@ pub(super) fn record(
 }
 
 /// Verify target `index` against the ledger, then release its instance (unless `--keep`).
-pub(super) async fn verify<D: Drill>(
-    drill: &mut D,
-    st: &mut State,
-    s: &Scenario,
-    res: &mut ScenarioResult,
+pub(in crate::runner) async fn verify<D: Drill>(
+    cx: &mut StepCx<'_, D>,
     index: u32,
 ) -> Result<String, BackendError> {
+    let StepCx {
+        drill,
+        scenario: s,
+        state: st,
+        result: res,
+        ..
+    } = cx;
     let keep = st.keep;
-    let State {
+    let DrillState {
         random,
         ledger,
         archive,
         ..
-    } = st;
+    } = &mut **st;
     let t = random
         .get_mut((index as usize).wrapping_sub(1))
         .ok_or_else(|| BackendError::infra(format!("random target {index} was not picked")))?;
     let label = t.result.label();
     let mut detail = match t.server.take() {
         Some(server) => {
-            let v = verify_server(
-                &server,
-                s,
-                ledger,
-                archive,
-                &t.pick.target,
-                &t.backup.step_id,
-                t.result.rto.as_ref().map(|r| r.seconds),
-            )
-            .await?;
+            let at = JudgedAt {
+                target: &t.pick.target,
+                backup_step: &t.backup.step_id,
+                rto_seconds: t.result.rto.as_ref().map(|r| r.seconds),
+            };
+            let v = verify_server(&server, s, ledger, archive, at).await?;
             // Close the connection before the server goes away.
             drop(server);
             let (expected, observed) = (
@@ -299,7 +328,7 @@ fn verdict_word(s: &Status) -> &'static str {
 
 /// At the end of a drill: close the connections of unverified targets and list the targets
 /// the drill never got to, so a stopped run still shows every pick.
-pub(super) fn finish(st: &mut State, res: &mut ScenarioResult) {
+pub(in crate::runner) fn finish(st: &mut DrillState, res: &mut ScenarioResult) {
     for t in &mut st.random {
         t.server = None;
         if !t.reported {
@@ -312,7 +341,7 @@ pub(super) fn finish(st: &mut State, res: &mut ScenarioResult) {
 /// The scenario's verdict from its targets: passed when every picked target was recovered and
 /// verified; otherwise failed, one reason per target that was not. Also sums up the
 /// observation and the resolved targets for the scenario-level report fields.
-pub(super) fn judge(s: &Scenario, res: &mut ScenarioResult) -> Status {
+pub(in crate::runner) fn judge(s: &Scenario, res: &mut ScenarioResult) -> Status {
     let count = s.recovery.count.unwrap_or(1) as usize;
     res.resolved_target = Some(
         res.targets

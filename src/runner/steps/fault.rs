@@ -8,19 +8,24 @@ use crate::backend::{BackendError, Drill};
 use crate::ledger::{ArchiverImpact, FaultRecord};
 use crate::scenario::{CrashMode, ErrorWindow, Fault, RequestFilter, Scenario, StoreError};
 
-use super::execute::{State, source, switch_and_wait};
-use super::monitor::{Seen, Watch};
-use super::source as sql;
+use super::super::monitor::{Seen, Watch};
+use super::super::sql;
+use super::super::state::{DrillState, StepCx};
 
 /// Inject one fault; returns the step log's detail line.
-pub(super) async fn inject<D: Drill>(
-    drill: &mut D,
+pub(in crate::runner) async fn inject<D: Drill>(
+    cx: &mut StepCx<'_, D>,
     id: &str,
     fault: &Fault,
-    s: &Scenario,
-    st: &mut State,
 ) -> Result<String, BackendError> {
-    let archive_timeout = s.timeouts.archive_seconds;
+    let archive_timeout = cx.archive_timeout();
+    let StepCx {
+        drill,
+        scenario: s,
+        state: st,
+        ..
+    } = cx;
+    let (drill, s, st): (&mut D, &Scenario, &mut DrillState) = (drill, s, st);
     match fault {
         Fault::DeleteWal(sel) if sel.last.is_some() => {
             let n = sel.last.unwrap_or(0) as usize;
@@ -69,7 +74,7 @@ pub(super) async fn inject<D: Drill>(
             // The segment must be in the archive before it can go missing from it; a crashed
             // source archives nothing more, so then it is either there or never will be.
             if !st.crashed {
-                switch_and_wait(st, id, archive_timeout, Some(&seg)).await?;
+                st.switch_and_wait(id, archive_timeout, Some(&seg)).await?;
             }
             let keys = drill
                 .store()
@@ -100,9 +105,9 @@ async fn crash<D: Drill>(
     drill: &mut D,
     id: &str,
     mode: CrashMode,
-    st: &mut State,
+    st: &mut DrillState,
 ) -> Result<String, BackendError> {
-    let stat = sql::archiver_stat(&source(st)?.client).await?;
+    let stat = sql::archiver_stat(&st.source()?.client).await?;
     st.source = None;
     drill.crash_source(mode).await?;
     st.crashed = true;
@@ -163,7 +168,7 @@ async fn open_window<D: Drill>(
     id: &str,
     w: &ErrorWindow,
     archive_timeout: u64,
-    st: &mut State,
+    st: &mut DrillState,
 ) -> Result<String, BackendError> {
     let client = drill.monitor_source().await?;
     let baseline = sql::archiver_stat(&client).await?;
@@ -189,7 +194,7 @@ async fn open_window<D: Drill>(
 
 /// End every open watch (waiting up to `grace` for each to finish by itself) and record what
 /// they saw in their fault records.
-pub(super) async fn finish_watches(st: &mut State, grace: Duration) {
+pub(in crate::runner) async fn finish_watches(st: &mut DrillState, grace: Duration) {
     let open = std::mem::take(&mut st.watches);
     for (i, w) in open {
         let seen = w.finish(grace).await;
@@ -199,7 +204,7 @@ pub(super) async fn finish_watches(st: &mut State, grace: Duration) {
 
 /// Turn a watch's readings into the fault record's `ArchiverImpact`; `crash` is the reading
 /// taken just before a crash, used when the window had not closed yet.
-fn record_seen(st: &mut State, i: usize, seen: Seen, crash: Option<&sql::ArchiverStat>) {
+fn record_seen(st: &mut DrillState, i: usize, seen: Seen, crash: Option<&sql::ArchiverStat>) {
     let stand = match (&seen.at_close, crash) {
         (Some(c), _) => Some(("window end", c)),
         (None, Some(c)) => Some(("crash", c)),

@@ -12,7 +12,7 @@ use crate::scenario::{BackupPart, CorruptMode, CorruptWal, DeleteBackup, DeleteH
 use crate::wal::Lsn;
 use crate::wal::SegmentName;
 
-use super::execute::{State, switch_and_wait};
+use super::super::state::DrillState;
 
 fn infra(e: impl std::fmt::Display) -> BackendError {
     BackendError::infra(e.to_string())
@@ -24,7 +24,7 @@ pub(super) async fn corrupt_wal<D: Drill>(
     id: &str,
     cw: &CorruptWal,
     s: &Scenario,
-    st: &mut State,
+    st: &mut DrillState,
 ) -> Result<String, BackendError> {
     let server = &s.backup.server_name;
     // The write whose commit record is damaged (crc), and the segment to rewrite.
@@ -56,7 +56,8 @@ pub(super) async fn corrupt_wal<D: Drill>(
         .unwrap_or_else(|| segment.clone());
     // (A crashed source archives nothing more: the segment is there or never will be.)
     if !st.crashed {
-        switch_and_wait(st, id, s.timeouts.archive_seconds, Some(&newest)).await?;
+        st.switch_and_wait(id, s.timeouts.archive_seconds, Some(&newest))
+            .await?;
     }
     let store = drill.store();
     let object = store.wal_object(server, &segment).await?;
@@ -126,7 +127,7 @@ pub(super) async fn delete_backup<D: Drill>(
     id: &str,
     db: &DeleteBackup,
     s: &Scenario,
-    st: &mut State,
+    st: &mut DrillState,
 ) -> Result<String, BackendError> {
     let server = &s.backup.server_name;
     let backup = st.ledger.backup_for_step(&db.step).map_err(infra)?.clone();
@@ -187,12 +188,13 @@ pub(super) async fn delete_history<D: Drill>(
     id: &str,
     dh: &DeleteHistory,
     s: &Scenario,
-    st: &mut State,
+    st: &mut DrillState,
 ) -> Result<String, BackendError> {
     let server = &s.backup.server_name;
     // A promoted server archives its history file first: wait for everything so far.
     if !st.crashed {
-        switch_and_wait(st, id, s.timeouts.archive_seconds, None).await?;
+        st.switch_and_wait(id, s.timeouts.archive_seconds, None)
+            .await?;
     }
     let store = drill.store();
     let found = store.history_objects(server, dh.timeline).await?;

@@ -1,0 +1,10 @@
+//! One handler file per kind of step; each handler takes the step context and the step's
+//! fields and returns the step log's detail line. Handlers never call `execute` and never
+//! decide a scenario's verdict.
+
+pub(super) mod archive;
+pub(super) mod fault;
+mod fault_content;
+pub(super) mod random;
+pub(super) mod recover;
+pub(super) mod source;

@@ -1,0 +1,205 @@
+//! Recovery to the scenario's target and its verification: choose the base backup from the
+//! archive's catalogue as CloudNativePG does, recover through the drill, then read the
+//! recovered tables back and compare them with the ledger. Records what it observed; the
+//! verdict is `execute`'s.
+
+use crate::backend::{BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server};
+use crate::ledger::{Ledger, ResolvedTarget};
+use crate::scenario::{Compression, Expect, ExpectRecovered, Scenario, Target};
+use crate::verify::{self, ArchiveFacts, Observed, Verification};
+
+use super::super::backup_choice::{self, Chosen};
+use super::super::events::RecoveryObservation;
+use super::super::sql;
+use super::super::state::StepCx;
+
+/// The recovery `PlanStep::Recover` asks for.
+pub(in crate::runner) struct Recovery<'a> {
+    pub target: &'a Target,
+    pub exclusive: bool,
+    pub major: u32,
+    pub source_server_name: &'a str,
+    pub server_name: &'a str,
+    pub backup: Option<&'a str>,
+    pub compression: Compression,
+}
+
+pub(in crate::runner) async fn recover<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    r: Recovery<'_>,
+) -> Result<String, BackendError> {
+    let (st, res) = (&mut *cx.state, &mut *cx.result);
+    // As CloudNativePG does: from the archive's catalogue, not from the ledger alone.
+    let found = backup_choice::for_target(
+        cx.drill.store(),
+        &st.ledger,
+        r.target,
+        r.backup,
+        r.source_server_name,
+    )
+    .await?;
+    let resolved = found.resolved;
+    let Chosen {
+        backup: chosen,
+        fallback,
+    } = match found.chosen {
+        Ok(c) => c,
+        Err(message) => {
+            res.resolved_target = Some(resolved.to_string());
+            res.observation = RecoveryObservation::Failed {
+                message: message.clone(),
+            };
+            st.recovery_failed = Some(message.clone());
+            return Ok(format!("recovery failed: {message}"));
+        }
+    };
+    res.backup_step = Some(chosen.step_id.clone());
+    res.backup_fallback = fallback.clone();
+    st.archive.segments = cx
+        .drill
+        .store()
+        .wal_segments(r.source_server_name)
+        .await?
+        .into_keys()
+        .collect();
+    res.backup_id = Some(chosen.backup_id.clone());
+    res.resolved_target = Some(resolved.to_string());
+    st.resolved = Some(resolved.clone());
+    st.backup_step = Some(chosen.step_id.clone());
+    let req = RecoveryRequest {
+        major: r.major,
+        source_server_name: r.source_server_name.to_string(),
+        server_name: r.server_name.to_string(),
+        backup: chosen.clone(),
+        target: resolved.clone(),
+        exclusive: r.exclusive,
+        compression: r.compression,
+        timeout_seconds: cx.scenario.timeouts.recovery_seconds,
+        instance: "recovered".into(),
+    };
+    Ok(match cx.drill.recover(&req).await? {
+        RecoveryAttempt::Recovered { server, mut rto } => {
+            if let Expect::Recovered(e) = &cx.scenario.expect {
+                rto.budget_seconds = e.rto_budget_seconds;
+            }
+            let mut d = format!(
+                "PostgreSQL {} recovered from backup {} to {resolved} in {:.2}s ({} WAL segments replayed)",
+                server.version, chosen.backup_id, rto.seconds, rto.wal_segments_replayed
+            );
+            if let Some(why) = &rto.replay_end {
+                d.push_str(&format!("; replay ended: {why}"));
+            }
+            if let Some(f) = &fallback {
+                d.push_str(&format!("; {f}"));
+            }
+            res.recovery_postgres = Some(server.version.clone());
+            res.observation = RecoveryObservation::Recovered;
+            res.rto = Some(rto);
+            st.recovered = Some(server);
+            d
+        }
+        RecoveryAttempt::Failed { message, rto } => {
+            res.observation = RecoveryObservation::Failed {
+                message: message.clone(),
+            };
+            res.rto = rto;
+            st.recovery_failed = Some(message.clone());
+            format!(
+                "recovery failed: {}{}",
+                message.lines().next().unwrap_or_default(),
+                fallback.map(|f| format!("; {f}")).unwrap_or_default()
+            )
+        }
+    })
+}
+
+/// Verify the recovered server of a single-target scenario.
+pub(in crate::runner) async fn verify<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+) -> Result<String, BackendError> {
+    let (st, res) = (&*cx.state, &mut *cx.result);
+    let server = st
+        .recovered
+        .as_ref()
+        .ok_or_else(|| BackendError::infra("nothing recovered to verify"))?;
+    let resolved = st.resolved.clone().unwrap_or(ResolvedTarget::Latest);
+    let at = JudgedAt {
+        target: &resolved,
+        backup_step: st.backup_step.as_deref().unwrap_or_default(),
+        rto_seconds: res.rto.as_ref().map(|r| r.seconds),
+    };
+    let v = verify_server(server, cx.scenario, &st.ledger, &st.archive, at).await?;
+    res.rows_expected = Some(v.expected_rows.values().sum());
+    res.rows_observed = Some(v.observed_rows.values().sum());
+    let d = format!(
+        "expected {} rows, observed {}, lost {}{}",
+        res.rows_expected.unwrap_or(0),
+        res.rows_observed.unwrap_or(0),
+        v.rows_lost,
+        if v.explanation.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", v.explanation[0])
+        }
+    );
+    res.verification = Some(v);
+    Ok(d)
+}
+
+/// The point a recovered server is judged at: its target, the ledger step of the backup it
+/// restored, and how long its recovery took.
+pub(in crate::runner) struct JudgedAt<'a> {
+    pub target: &'a ResolvedTarget,
+    pub backup_step: &'a str,
+    pub rto_seconds: Option<f64>,
+}
+
+/// Read the generated (and fixture) tables of `server` back and compare them with what the
+/// ledger says must exist at `at`.
+pub(in crate::runner) async fn verify_server(
+    server: &Server,
+    s: &Scenario,
+    ledger: &Ledger,
+    archive: &ArchiveFacts,
+    at: JudgedAt<'_>,
+) -> Result<Verification, BackendError> {
+    let mut observed = Observed::default();
+    let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
+    for t in &generated {
+        observed
+            .tables
+            .insert(t.clone(), sql::read_table(&server.client, t).await?);
+    }
+    // Evidence for timeline explanations only: a server that will not say is no failure.
+    observed.timeline =
+        sql::timeline(&server.client)
+            .await
+            .ok()
+            .map(|t| verify::RecoveredTimeline {
+                timeline: t.timeline,
+                parent: t.parent,
+            });
+    if !ledger.fixture_tables.is_empty() {
+        observed.fixture_tables = sql::snapshot_tables(&server.client, &generated).await?;
+    }
+    let backup = ledger
+        .backup_for_step(at.backup_step)
+        .map_err(|e| BackendError::infra(e.to_string()))?;
+    let expected = ledger
+        .expected_at(at.target, s.recovery.exclusive, backup)
+        .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
+    let default_expect = ExpectRecovered::default();
+    let expect = match &s.expect {
+        Expect::Recovered(r) => r,
+        Expect::Failed(_) => &default_expect,
+    };
+    let case = verify::Case {
+        ledger,
+        expected: &expected,
+        archive,
+        seed: s.seed,
+        expect,
+        rto_seconds: at.rto_seconds,
+    };
+    Ok(verify::verify(&case, &observed))
+}

@@ -1,0 +1,195 @@
+//! Steps on the source server: start it, create and fill tables, ledger-recorded writes,
+//! restore points, checkpoints, WAL switches, failover and stop. Each handler returns the
+//! step log's detail line; none touches object storage or decides a verdict.
+
+use std::time::Duration;
+
+use crate::backend::{BackendError, Drill, SourceSpec};
+use crate::ledger::{FailoverRecord, RestorePointRecord};
+use crate::scenario::SEED_STEP;
+
+use super::super::sql;
+use super::super::state::StepCx;
+use super::fault;
+
+/// Start the source server, archiving to the drill's destination.
+pub(in crate::runner) async fn start<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    spec: &SourceSpec,
+) -> Result<String, BackendError> {
+    let server = cx.drill.start_source(spec).await?;
+    let v = server.version.clone();
+    cx.result.source_postgres = Some(v.clone());
+    cx.state.source = Some(server);
+    Ok(format!(
+        "PostgreSQL {v} archiving to {}/{}",
+        cx.drill.destination(),
+        spec.server_name
+    ))
+}
+
+pub(in crate::runner) async fn create_tables<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    tables: &[String],
+) -> Result<String, BackendError> {
+    sql::create_tables(&cx.state.source()?.client, tables).await?;
+    Ok(format!("created {}", tables.join(", ")))
+}
+
+pub(in crate::runner) async fn load_fixture<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    path: &str,
+) -> Result<String, BackendError> {
+    let file = cx.fixtures_dir.join(path);
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| BackendError::infra(format!("{}: {e}", file.display())))?;
+    let generated: Vec<String> = cx
+        .scenario
+        .seed_data
+        .tables
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    let client = &cx.state.source()?.client;
+    client.batch_execute(&text).await?;
+    let snap = sql::snapshot_tables(client, &generated).await?;
+    let d = format!(
+        "loaded {path}: {}",
+        snap.iter()
+            .map(|t| format!("{} ({} rows)", t.table, t.rows))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    cx.state.ledger.fixture_tables = snap;
+    Ok(d)
+}
+
+pub(in crate::runner) async fn seed<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    table: &str,
+    first_id: u64,
+    rows: u64,
+) -> Result<String, BackendError> {
+    let e = cx
+        .state
+        .record_write(cx.scenario.seed, SEED_STEP, table, first_id, rows)
+        .await?;
+    Ok(format!(
+        "{rows} rows into {table}, txid {} at {} in {}",
+        e.txid, e.commit_lsn, e.segment
+    ))
+}
+
+/// A ledger-recorded write; with `own_segment`, WAL is switched after it and its segment
+/// waited for in the archive.
+pub(in crate::runner) async fn write<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    id: &str,
+    table: &str,
+    ids: std::ops::Range<u64>,
+    own_segment: bool,
+) -> Result<String, BackendError> {
+    let rows = ids.end - ids.start;
+    let e = cx
+        .state
+        .record_write(cx.scenario.seed, id, table, ids.start, rows)
+        .await?;
+    let mut d = format!(
+        "{rows} row(s) into {table}, txid {} committed at {} in {} ({})",
+        e.txid,
+        e.commit_lsn,
+        e.segment,
+        e.commit_time.format("%H:%M:%S%.6f")
+    );
+    if own_segment {
+        let timeout = cx.archive_timeout();
+        let archived = cx
+            .state
+            .switch_and_wait(id, timeout, Some(&e.segment))
+            .await?;
+        d.push_str(&format!("; switched, {archived} archived"));
+    }
+    Ok(d)
+}
+
+pub(in crate::runner) async fn restore_point<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    id: &str,
+    name: &str,
+) -> Result<String, BackendError> {
+    let lsn = sql::restore_point(&cx.state.source()?.client, name).await?;
+    cx.state.ledger.restore_points.push(RestorePointRecord {
+        step_id: id.to_string(),
+        name: name.to_string(),
+        lsn,
+    });
+    Ok(format!("restore point `{name}` at {lsn}"))
+}
+
+pub(in crate::runner) async fn checkpoint<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+) -> Result<String, BackendError> {
+    sql::checkpoint(&cx.state.source()?.client).await?;
+    Ok("checkpoint done".into())
+}
+
+pub(in crate::runner) async fn switch_wal<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    id: &str,
+) -> Result<String, BackendError> {
+    let timeout = cx.archive_timeout();
+    let seg = cx.state.switch_and_wait(id, timeout, None).await?;
+    Ok(format!("{seg} archived"))
+}
+
+pub(in crate::runner) async fn failover<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    id: &str,
+) -> Result<String, BackendError> {
+    // Everything so far reaches the archive first, as a primary that keeps archiving.
+    let timeout = cx.archive_timeout();
+    let seg = cx.state.switch_and_wait(id, timeout, None).await?;
+    cx.state.source = None;
+    let server = cx
+        .drill
+        .failover(cx.scenario.timeouts.recovery_seconds)
+        .await?;
+    let t = sql::timeline(&server.client).await?;
+    let tli = t.timeline;
+    cx.state.source = Some(server);
+    let switch = t.switch.filter(|_| tli > 1).ok_or_else(|| {
+        BackendError::infra(format!(
+            "after the failover the source is on timeline {tli}, not a new one"
+        ))
+    })?;
+    cx.state.ledger.failovers.push(FailoverRecord {
+        step_id: id.to_string(),
+        timeline: tli,
+        switch_lsn: switch,
+    });
+    Ok(format!(
+        "{seg} archived; source stopped, recovered from its own archive and promoted onto timeline {tli} at {switch}"
+    ))
+}
+
+pub(in crate::runner) async fn flush_archive<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+) -> Result<String, BackendError> {
+    sql::mark(&cx.state.source()?.client).await?;
+    let timeout = cx.archive_timeout();
+    let seg = cx
+        .state
+        .switch_and_wait("flush-archive", timeout, None)
+        .await?;
+    Ok(format!("marker committed; WAL archived through {seg}"))
+}
+
+pub(in crate::runner) async fn stop<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+) -> Result<String, BackendError> {
+    // Archiving has caught up (flush-archive waited for it): let the watches see it.
+    fault::finish_watches(cx.state, Duration::from_secs(5)).await;
+    cx.state.source = None;
+    cx.drill.stop_source().await?;
+    Ok("source stopped (fast shutdown)".into())
+}
