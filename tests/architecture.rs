@@ -677,6 +677,84 @@ fn the_check_finds_upward_imports_and_cycles_in_a_made_up_tree() {
     assert_eq!(findings.unplaced, vec!["high".to_string()]);
 }
 
+/// Every file opens with a `//!` line saying what it is for, and a `mod.rs` (or `lib.rs`)
+/// only declares modules and re-exports: anything else in one is reported.
+fn contract_problems(rel: &str, text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !text.trim_start().starts_with("//!") {
+        problems.push(format!("src/{rel}: does not open with a `//!` line"));
+    }
+    let (_, is_mod) = module_of(Path::new(rel));
+    if is_mod {
+        let code = blank_comments_and_strings(text);
+        for (n, line) in code.lines().enumerate() {
+            let l = line.trim();
+            let allowed = l.is_empty()
+                || l.starts_with("#[")
+                || l.starts_with('}')
+                || [
+                    "mod ",
+                    "pub mod ",
+                    "pub(crate) mod ",
+                    "pub(super) mod ",
+                    "use ",
+                    "pub use ",
+                ]
+                .iter()
+                .any(|p| l.starts_with(p))
+                || !l.contains(['(', '=', '{']) && !l.starts_with("pub ") && !l.starts_with("fn ");
+            if !allowed {
+                problems.push(format!(
+                    "src/{rel}:{}: a mod.rs only declares and re-exports: `{l}`",
+                    n + 1
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_file_says_what_it_is_for_and_mod_rs_only_declares() {
+    let src = root().join("src");
+    let mut problems = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path
+                    .strip_prefix(&src)
+                    .expect("under src")
+                    .display()
+                    .to_string();
+                let text = std::fs::read_to_string(&path).expect("readable source");
+                problems.extend(contract_problems(&rel, &text));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_contract_check_sees_a_missing_line_and_logic_in_a_mod_rs() {
+    assert!(contract_problems("a/b.rs", "//! What b is for.\nfn f() {}\n").is_empty());
+    assert!(contract_problems("a/mod.rs", "//! A.\nmod b;\npub use b::{C, D};\n").is_empty());
+    assert_eq!(
+        contract_problems("a/b.rs", "use x;\n"),
+        vec!["src/a/b.rs: does not open with a `//!` line".to_string()]
+    );
+    assert_eq!(
+        contract_problems("a/mod.rs", "//! A.\nmod b;\npub fn helper() {}\n"),
+        vec![
+            "src/a/mod.rs:3: a mod.rs only declares and re-exports: `pub fn helper() {}`"
+                .to_string()
+        ]
+    );
+}
+
 #[test]
 fn the_layers_block_is_read_lowest_first() {
     let doc = "x\n```layers\nwal      # primitives\nscenario\n\n```\n";
