@@ -21,8 +21,9 @@ KIND_KUBECONFIG          := target/kind-$(KIND_CLUSTER).kubeconfig
 KIND_ENV = KIND_CLUSTER='$(KIND_CLUSTER)' KIND_PLUGIN='$(KIND_PLUGIN)' KIND_NODE_IMAGE='$(KIND_NODE_IMAGE)' \
            KIND_S3_ENDPOINT='$(KIND_S3_ENDPOINT)' KIND_S3_BUCKET='$(KIND_S3_BUCKET)'
 
-.PHONY: all build setup system-deps drill test bench fmt lint kind-up kind-down drill-kind \
-        cluster-deps cluster-build cluster-up cluster-down cluster-status drill-cluster
+.PHONY: all build setup system-deps drill test test-offline test-local test-live test-tiers bench \
+        fmt lint kind-up kind-down drill-kind cluster-deps cluster-build cluster-up cluster-down \
+        cluster-status drill-cluster
 
 all: build
 
@@ -50,12 +51,47 @@ setup: system-deps build
 drill: setup
 	$(PGDRILL) run --jobs $(JOBS) scenarios
 
-# The live-cluster tier (tests/kube_live.rs) needs the one-node cluster: brought up here when
-# running as root (it stays up for the next run; make cluster-down stops it).
-test: setup
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory cluster-up; \
-	else echo "test: not root, so no live cluster: tests/kube_live.rs will say it did not run"; fi
-	$(CARGO) test --locked --all-targets
+# Tests in three tiers; an integration test's tier is the prefix of its file name:
+#   offline  unit and snapshot tests (lib, bin) and tests/offline_*.rs (manifests, the API-server
+#            double, the CLI's refusals; tests/architecture.rs too): no PostgreSQL, no S3
+#            endpoint, no cluster, no `make setup`. The edit-compile loop: `make test-offline`.
+#   local    tests/local_*.rs: real PostgreSQL and barman-cloud on this machine (`make setup`):
+#            local drills, and the kube backend against the API-server double where it needs a
+#            real PostgreSQL behind the double.
+#   live     tests/live_*.rs: the kube backend on the live one-node cluster, brought up here when
+#            running as root (it stays up for the next run; make cluster-down stops it).
+# `make test` runs every tier, and refuses a tests/*.rs file that is in none (test-tiers).
+tier_tests    = $(patsubst tests/%.rs,--test %,$(sort $(wildcard $(1))))
+OFFLINE_TESTS := $(call tier_tests,tests/offline_*.rs tests/architecture.rs)
+LOCAL_TESTS   := $(call tier_tests,tests/local_*.rs)
+LIVE_TESTS    := $(call tier_tests,tests/live_*.rs)
+UNTIERED      := $(filter-out tests/offline_% tests/local_% tests/live_% tests/architecture.rs,\
+                   $(wildcard tests/*.rs))
+TEST_OFFLINE   = $(CARGO) test --locked --lib --bins $(OFFLINE_TESTS)
+TEST_LOCAL     = $(CARGO) test --locked $(LOCAL_TESTS)
+TEST_LIVE      = $(CARGO) test --locked $(LIVE_TESTS)
+LIVE_CLUSTER   = if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory cluster-up; \
+                 else echo "$@: not root, so no live cluster: tests/live_kube.rs will say it did not run"; fi
+
+test: test-tiers setup
+	@$(LIVE_CLUSTER)
+	$(TEST_OFFLINE)
+	$(TEST_LOCAL)
+	$(TEST_LIVE)
+
+test-offline: test-tiers
+	$(TEST_OFFLINE)
+
+test-local: test-tiers setup
+	$(TEST_LOCAL)
+
+test-live: test-tiers setup
+	@$(LIVE_CLUSTER)
+	$(TEST_LIVE)
+
+test-tiers:
+	@untiered='$(strip $(UNTIERED))'; if [ -n "$$untiered" ]; then \
+	  echo "test-tiers: in no tier (name it offline_*, local_* or live_*): $$untiered"; exit 1; fi
 
 # Figures, never assertions: wall time, RTO phases, archive lag, peak memory of a fixed set of
 # drills run one at a time (BENCH_SCENARIOS to choose others).

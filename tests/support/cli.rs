@@ -1,5 +1,5 @@
-//! The pgdrill binary as the real-drill tests drive it, and readers for the reports it writes
-//! (run directory, JUnit testcases and properties). Runs nothing but `pgdrill`.
+//! The pgdrill binary as the tests drive it (any tier), and the run directory it writes
+//! (`support/junit.rs` reads the JUnit file in it). Runs nothing but `pgdrill`.
 
 #![allow(dead_code)]
 
@@ -35,23 +35,4 @@ pub fn run_dir(root: &Path) -> PathBuf {
         .collect();
     assert_eq!(dirs.len(), 1, "one run directory in {}", root.display());
     dirs[0].clone()
-}
-
-/// The `<testcase name="NAME" ...>...</testcase>` element of a JUnit file.
-pub fn testcase<'a>(junit: &'a str, name: &str) -> &'a str {
-    let start = junit
-        .find(&format!("<testcase name=\"{name}\""))
-        .unwrap_or_else(|| panic!("no testcase {name}:\n{junit}"));
-    let end = junit[start..]
-        .find("</testcase>")
-        .map(|e| start + e)
-        .unwrap_or(junit.len());
-    &junit[start..end]
-}
-
-/// A testcase property's value, if the testcase has it.
-pub fn property(case: &str, name: &str) -> Option<String> {
-    let at = case.find(&format!("<property name=\"{name}\" value=\""))?;
-    let rest = &case[at + name.len() + 25..];
-    rest.split('"').next().map(|v| v.replace("&apos;", "'"))
 }

@@ -47,7 +47,7 @@
 //!   whole seconds, log lines inside them). A source Cluster (initdb) gets its instance pod
 //!   and a healthy status at once: no initdb Job is played.
 //! - The Job's logs tell the live cluster's story, message for message where the backend
-//!   looks (checked against captures in `tests/kube_api_double_selftest.rs`), with fresh
+//!   looks (checked against captures in `tests/offline_kube_api_double.rs`), with fresh
 //!   timestamps: in-tree, `full-recovery` logs the archive check, the backup chosen,
 //!   barman-cloud-restore, PostgreSQL's replay (three `restored log file` segments from the
 //!   pinned backup's `beginWal`, the last read again after promotion) and the wrap-up; with the
@@ -85,6 +85,7 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use pgdrill::backend::local::postgres::PgInstance;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -107,6 +108,14 @@ pub enum PgTarget {
 }
 
 impl PgTarget {
+    /// The Unix socket a PostgreSQL of pgdrill's local backend listens on.
+    pub fn of(inst: &PgInstance) -> Self {
+        PgTarget::Unix {
+            socket_dir: inst.socket_dir(),
+            port: 5432,
+        }
+    }
+
     /// A `tokio_postgres` config for this target (database `postgres`).
     pub fn pg_config(&self, user: &str, password: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();

@@ -1,6 +1,8 @@
 //! A real PostgreSQL 15 for tests that need one without a whole drill: initdb'd in a temporary
-//! directory under the pgdrill home (reachable by the PostgreSQL OS user), Unix socket only.
-//! `make setup` installs what it needs.
+//! directory under the pgdrill home (reachable by the PostgreSQL OS user), Unix socket only;
+//! and a test-owned embedded S3 endpoint with local drills into it. `make setup` installs what
+//! it needs. Only tests of the local and live tiers declare this module; it knows nothing of
+//! the API-server double (`PgTarget::of` in `support/kube_api_double.rs` points it at one).
 
 #![allow(dead_code)]
 
@@ -9,8 +11,6 @@ use std::time::Duration;
 use pgdrill::backend::local::postgres::{PgInstance, StopMode};
 use pgdrill::backend::local::process::RunAs;
 use pgdrill::backend::local::toolchain::{Toolchain, default_home};
-
-use crate::kube_api_double::PgTarget;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -51,13 +51,6 @@ impl TestPg {
             panic!("PostgreSQL did not start: {e:?}");
         }
         Self { inst, _dir: dir }
-    }
-
-    pub fn target(&self) -> PgTarget {
-        PgTarget::Unix {
-            socket_dir: self.inst.socket_dir(),
-            port: 5432,
-        }
     }
 
     pub async fn stop(mut self) {

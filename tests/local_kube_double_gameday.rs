@@ -31,7 +31,7 @@ use pgdrill::runner::Status;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use kube_api_double::{ApiServerDouble, Call, Failure, SimulatedCnpg};
+use kube_api_double::{ApiServerDouble, Call, Failure, PgTarget, SimulatedCnpg};
 use test_pg::TestPg;
 
 const RUN_ID: &str = "20261122T000000Z-9a3e";
@@ -277,7 +277,7 @@ async fn in_tree_game_day_restores_the_chosen_backup_without_archiving() {
     let token = token();
     let pg = scratch_database(&token).await;
     let double = ApiServerDouble::start(SimulatedCnpg {
-        postgres: Some(pg.target()),
+        postgres: Some(PgTarget::of(&pg.inst)),
         ..Default::default()
     })
     .await
@@ -446,7 +446,7 @@ async fn plugin_game_day_archives_only_into_its_own_archive_at_a_time_target() {
     let token = token();
     let pg = scratch_database(&token).await;
     let double = ApiServerDouble::start(SimulatedCnpg {
-        postgres: Some(pg.target()),
+        postgres: Some(PgTarget::of(&pg.inst)),
         ..Default::default()
     })
     .await
@@ -692,40 +692,6 @@ async fn an_overlapping_scratch_archive_is_refused_before_any_api_call() {
     );
 }
 
-/// `pgdrill gameday --backend kube` with no usable kubeconfig: exit 3, and no report directory.
-#[test]
-fn without_a_kubeconfig_gameday_exits_3_before_writing_reports() {
-    let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("g.yaml");
-    std::fs::write(
-        &file,
-        "name: no-cluster\narchive:\n  destination: s3://backups/prod\n  server_name: pg-prod\n  \
-         endpoint: http://127.0.0.1:9\npostgres: 15\n",
-    )
-    .unwrap();
-    let reports = work.path().join("reports");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdrill"))
-        .args(["gameday", file.to_str().unwrap(), "--backend", "kube"])
-        .args(["--report-dir", reports.to_str().unwrap()])
-        .env("KUBECONFIG", work.path().join("no-such-kubeconfig"))
-        .env("HOME", work.path())
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("KUBERNETES_SERVICE_PORT")
-        .env("AWS_ACCESS_KEY_ID", "ak")
-        .env("AWS_SECRET_ACCESS_KEY", "sk")
-        .env_remove("PGDRILL_KEEP")
-        .output()
-        .expect("pgdrill runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{text}");
-    assert!(text.contains("no usable Kubernetes client"), "{text}");
-    assert!(
-        !reports.exists(),
-        "no report directory before the client exists"
-    );
-}
-
 /// The whole command: `pgdrill gameday --backend kube --flavour plugin` as a process, its
 /// kubeconfig pointing at the double, its audit reading the real archive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -734,7 +700,7 @@ async fn gameday_command_runs_on_kube_through_a_kubeconfig() {
     let token = token();
     let pg = scratch_database(&token).await;
     let double = ApiServerDouble::start(SimulatedCnpg {
-        postgres: Some(pg.target()),
+        postgres: Some(PgTarget::of(&pg.inst)),
         ..Default::default()
     })
     .await

@@ -3,7 +3,7 @@
 //! real port-forward websocket to a real PostgreSQL 15, real S3 (the embedded endpoint) for the
 //! drill's prefix. The double's simulated operator restores nothing: its "recovered" cluster is
 //! the same PostgreSQL as the source. These tests prove the sequence of API calls and the
-//! backend's decisions, not recovery (the local drills in `drills.rs` prove that).
+//! backend's decisions, not recovery (the local drills in `local_drills.rs` prove that).
 
 #[path = "support/kube_api_double.rs"]
 mod kube_api_double;
@@ -25,7 +25,7 @@ use pgdrill::runner::{Emitter, RecoveryObservation, Rto, ScenarioResult, Status,
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use kube_api_double::{ApiServerDouble, Call, Failure, SimulatedCnpg};
+use kube_api_double::{ApiServerDouble, Call, Failure, PgTarget, SimulatedCnpg};
 use test_pg::TestPg;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -67,7 +67,7 @@ impl Rig {
             secret_key: creds.secret_key.clone(),
         };
         let double = ApiServerDouble::start(SimulatedCnpg {
-            postgres: Some(pg.target()),
+            postgres: Some(PgTarget::of(&pg.inst)),
             // Recovery chooses its backup from the archive's catalogue, as CNPG does.
             archive: Some(target.clone()),
             ..Default::default()

@@ -10,7 +10,10 @@ use serde_json::Value;
 
 #[path = "support/cli.rs"]
 mod cli;
-use cli::{property, run_dir, testcase};
+#[path = "support/junit.rs"]
+mod junit;
+use cli::run_dir;
+use junit::Junit;
 
 fn scenario<'a>(rto: &'a Value, name: &str) -> &'a Value {
     rto["scenarios"]
@@ -65,7 +68,7 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
     let dir = run_dir(reports.path());
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let junit = Junit::read(&dir.join("junit.xml"));
     let rto: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap();
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
@@ -84,19 +87,21 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
         assert!(m["removed_by"].is_null(), "{m}");
         assert_eq!(m["segment_in_archive"], false, "{m}");
     }
-    let case = testcase(&junit, "crash-unarchived-writes");
+    let case = junit.case("crash-unarchived-writes");
     assert_eq!(
-        property(case, "fault.kill-primary.exposure.transactions").as_deref(),
+        case.property("fault.kill-primary.exposure.transactions")
+            .as_deref(),
         Some("2"),
         "{case}"
     );
     assert_eq!(
-        property(case, "rpo.transactions_lost").as_deref(),
+        case.property("rpo.transactions_lost").as_deref(),
         Some("2"),
         "{case}"
     );
     assert!(
-        case.contains("never archived: the source crashed at fault step `kill-primary`"),
+        case.out()
+            .contains("never archived: the source crashed at fault step `kill-primary`"),
         "{case}"
     );
 
@@ -175,9 +180,10 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
     assert_eq!(steps_of(&w["stand"]["exposed_steps"]), ["during"]);
     assert!(w["caught_up_after_seconds"].as_f64().is_some(), "{w}");
     assert_eq!(s["rows_lost"], 0, "{s}");
-    let case = testcase(&junit, "wrong-credentials");
+    let case = junit.case("wrong-credentials");
     assert!(
-        case.contains("403 InvalidAccessKeyId"),
+        case.property("fault.rotated-keys")
+            .is_some_and(|f| f.contains("403 InvalidAccessKeyId")),
         "the fault says what the store answered: {case}"
     );
     // The same shape with a 503 outage of every request and with a missing bucket.
@@ -204,87 +210,12 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
         .filter(|w| w["how"] == "switch")
         .count();
     assert_eq!(switches, 5, "four writes and the flush: {s}");
-    let case = testcase(&junit, "object-store-latency");
+    let case = junit.case("object-store-latency");
     assert_eq!(
-        property(case, "archive.waits").as_deref(),
+        case.property("archive.waits").as_deref(),
         Some("5"),
         "{case}"
     );
     assert!(summary.contains("**Archive lag:** 5 wait(s)"), "{summary}");
     assert!(summary.contains("### Faults"), "{summary}");
-}
-
-#[test]
-fn the_kube_backend_refuses_crashes_and_error_windows_before_any_api_call() {
-    for (file, what) in [
-        (
-            "scenarios/12-crash-unarchived-writes.yaml",
-            "`crash` (step `kill-primary`)",
-        ),
-        (
-            "scenarios/17-wrong-credentials.yaml",
-            "`object_store_errors` (step `rotated-keys`)",
-        ),
-    ] {
-        let reports = tempfile::tempdir().unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
-            .args(["run", "--backend", "kube", "--report-dir"])
-            .arg(reports.path())
-            .arg(file)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            // No cluster: reaching the API would be an infrastructure error (exit 3).
-            .env("KUBECONFIG", reports.path().join("no-such-kubeconfig"))
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .output()
-            .expect("pgdrill runs");
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{text}");
-        assert!(text.contains(file), "{text}");
-        assert!(text.contains(what), "{text}");
-        assert!(text.contains("--backend local"), "{text}");
-    }
-}
-
-#[test]
-fn skip_unsupported_leaves_local_only_scenarios_out_of_a_kube_run() {
-    let run = |files: &[&str]| {
-        let reports = tempfile::tempdir().unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
-            .args([
-                "run",
-                "--backend",
-                "kube",
-                "--skip-unsupported",
-                "--report-dir",
-            ])
-            .arg(reports.path())
-            .args(files)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("KUBECONFIG", reports.path().join("no-such-kubeconfig"))
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .output()
-            .expect("pgdrill runs");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    // The crash scenario is left out and said so; the clean one goes on to the API server,
-    // which does not exist here: an infrastructure error (3), not a refusal (2).
-    let (code, err) = run(&[
-        "scenarios/12-crash-unarchived-writes.yaml",
-        "scenarios/01-clean-restore-latest.yaml",
-    ]);
-    assert_eq!(code, Some(3), "{err}");
-    assert!(
-        err.contains("skipped scenarios/12-crash-unarchived-writes.yaml"),
-        "{err}"
-    );
-    assert!(!err.contains("skipped scenarios/01"), "{err}");
-    // Nothing left to run is a usage error.
-    let (code, err) = run(&["scenarios/12-crash-unarchived-writes.yaml"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("nothing to run"), "{err}");
 }

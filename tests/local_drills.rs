@@ -3,7 +3,10 @@
 
 #[path = "support/cli.rs"]
 mod cli;
-use cli::{pgdrill, run_dir, testcase, text};
+#[path = "support/junit.rs"]
+mod junit;
+use cli::{pgdrill, run_dir, text};
+use junit::Junit;
 
 #[test]
 fn shipped_fault_scenarios_catch_what_they_expect() {
@@ -20,49 +23,58 @@ fn shipped_fault_scenarios_catch_what_they_expect() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let dir = run_dir(reports.path());
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(
-        !junit.contains("<failure") && !junit.contains("<error"),
-        "{junit}"
-    );
+    let junit = Junit::read(&dir.join("junit.xml"));
+    assert!(junit.failed_or_errored().is_empty(), "{junit}");
 
-    let adr = testcase(&junit, "adr007-missing-wal-segment");
-    assert!(adr.contains(r#"name="rows.expected" value="27""#), "{adr}");
-    assert!(adr.contains(r#"name="rows.observed" value="25""#), "{adr}");
-    assert!(adr.contains(r#"name="rows.lost" value="2""#), "{adr}");
+    let adr = junit.case("adr007-missing-wal-segment");
+    assert_eq!(
+        adr.property("rows.expected").as_deref(),
+        Some("27"),
+        "{adr}"
+    );
+    assert_eq!(
+        adr.property("rows.observed").as_deref(),
+        Some("25"),
+        "{adr}"
+    );
+    assert_eq!(adr.property("rows.lost").as_deref(), Some("2"), "{adr}");
     assert!(
-        adr.contains("absent from the archive"),
+        adr.out().contains("absent from the archive"),
         "the loss names the missing segment: {adr}"
     );
     // The audit before recovery saw the same hole, predicted the same loss, and is cited.
     let gap = adr
-        .split(r#"name="audit.gaps" value=""#)
-        .nth(1)
-        .and_then(|s| s.split('"').next())
+        .property("audit.gaps")
         .unwrap_or_else(|| panic!("no audit.gaps property: {adr}"));
     assert_eq!(gap.len(), 24, "one segment: {adr}");
     assert!(
-        adr.contains(&format!("stopped before segment {gap}, which is absent")),
+        adr.out()
+            .contains(&format!("stopped before segment {gap}, which is absent")),
         "the loss and the audit name the same segment: {adr}"
     );
-    assert!(
-        adr.contains(r#"name="audit.predicted_rows_lost" value="2""#),
+    assert_eq!(
+        adr.property("audit.predicted_rows_lost").as_deref(),
+        Some("2"),
         "{adr}"
     );
-    assert!(
-        adr.contains(r#"name="rpo.transactions_lost" value="2""#),
+    assert_eq!(
+        adr.property("rpo.transactions_lost").as_deref(),
+        Some("2"),
         "the observed RPO counts w2 and w3: {adr}"
     );
     assert!(
-        adr.contains("The archive audit reported this gap before recovery started."),
+        adr.out()
+            .contains("The archive audit reported this gap before recovery started."),
         "{adr}"
     );
 
-    let wrong = testcase(&junit, "wrong-server-name");
-    assert!(wrong.contains("Expected empty archive"), "{wrong}");
-    let mismatch = testcase(&junit, "version-mismatch-15-to-16");
+    let wrong = junit.case("wrong-server-name");
+    assert!(wrong.out().contains("Expected empty archive"), "{wrong}");
+    let mismatch = junit.case("version-mismatch-15-to-16");
     assert!(
-        mismatch.contains("database files are incompatible with server"),
+        mismatch
+            .out()
+            .contains("database files are incompatible with server"),
         "{mismatch}"
     );
 
@@ -96,56 +108,23 @@ fn a_silent_loss_fails_a_drill_that_trusts_the_recovery() {
         "exit 1 = a drill failed its expectations\n{}",
         text(&out)
     );
-    let junit = std::fs::read_to_string(run_dir(reports.path()).join("junit.xml")).unwrap();
-    let case = testcase(&junit, "adr007-naive-expectation");
-    assert!(case.contains("<failure"), "{case}");
+    let junit = Junit::read(&run_dir(reports.path()).join("junit.xml"));
+    let case = junit.case("adr007-naive-expectation");
+    assert!(case.is_failure(), "{case}");
+    // Every reason is in the failure's description.
     assert!(
-        case.contains("unexpected data loss: 2 rows missing"),
+        case.description()
+            .contains("unexpected data loss: 2 rows missing"),
         "{case}"
     );
     assert!(
-        case.contains("over the budget of 0.0s"),
+        case.description().contains("over the budget of 0.0s"),
         "RPO budget: {case}"
     );
     assert!(
-        case.contains("the archive audit found gaps [0000000"),
+        case.description()
+            .contains("the archive audit found gaps [0000000"),
         "a wrong audit expectation is a failure reason too: {case}"
-    );
-}
-
-#[test]
-fn an_invalid_scenario_exits_2_and_runs_nothing() {
-    let reports = tempfile::tempdir().unwrap();
-    let root = reports.path().join("r");
-    let out = pgdrill(&[
-        "run",
-        "--report-dir",
-        root.to_str().unwrap(),
-        "tests/scenarios/invalid-unknown-key.yaml",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let msg = text(&out);
-    assert!(
-        msg.contains("tests/scenarios/invalid-unknown-key.yaml:7:"),
-        "file:line in {msg}"
-    );
-    assert!(msg.contains("own_segement"), "{msg}");
-    assert!(
-        !root.exists(),
-        "no report directory for a run that never started"
-    );
-    let out = pgdrill(&["validate", "tests/scenarios/invalid-unknown-key.yaml"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-}
-
-#[test]
-fn every_shipped_scenario_validates() {
-    let out = pgdrill(&["validate", "scenarios"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let listed = pgdrill(&["list"]);
-    assert_eq!(
-        String::from_utf8_lossy(&listed.stdout).lines().count(),
-        std::fs::read_dir("scenarios").unwrap().count()
     );
 }
 
@@ -162,23 +141,26 @@ fn seed_000_checksum_rejection_and_its_fix() {
         "scenarios/11-oracle-checksum-when-required.yaml",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let junit = std::fs::read_to_string(run_dir(reports.path()).join("junit.xml")).unwrap();
-    let default = testcase(&junit, "oracle-checksum-default-client");
+    let junit = Junit::read(&run_dir(reports.path()).join("junit.xml"));
+    let default = junit.case("oracle-checksum-default-client");
+    let observation = default.property("observation").unwrap_or_default();
     assert!(
-        default.contains("(NotImplemented) when calling the PutObject operation"),
+        observation.contains("(NotImplemented) when calling the PutObject operation"),
         "real barman-cloud, default SDK settings, rejected by the store: {default}"
     );
     assert!(
-        default.contains(r#"name="observation" value="step `base` failed:"#),
+        observation.starts_with("step `base` failed:"),
         "the failure is attributed to the base backup step, not to recovery: {default}"
     );
-    let fixed = testcase(&junit, "oracle-checksum-when-required");
-    assert!(
-        fixed.contains(r#"name="rows.observed" value="12""#),
+    let fixed = junit.case("oracle-checksum-when-required");
+    assert_eq!(
+        fixed.property("rows.observed").as_deref(),
+        Some("12"),
         "{fixed}"
     );
-    assert!(
-        fixed.contains(r#"name="audit.gaps" value="none""#),
+    assert_eq!(
+        fixed.property("audit.gaps").as_deref(),
+        Some("none"),
         "{fixed}"
     );
 }
@@ -199,11 +181,8 @@ fn every_target_kind_recovers_what_the_ledger_says() {
         "scenarios/09-immediate-second-backup.yaml",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let junit = std::fs::read_to_string(run_dir(reports.path()).join("junit.xml")).unwrap();
-    assert!(
-        !junit.contains("<failure") && !junit.contains("<error"),
-        "{junit}"
-    );
+    let junit = Junit::read(&run_dir(reports.path()).join("junit.xml"));
+    assert!(junit.failed_or_errored().is_empty(), "{junit}");
     // Each drill resolved its target to a server-side value of its own kind.
     for (case, kind) in [
         ("pitr-time-between-writes", "time "),
@@ -212,13 +191,15 @@ fn every_target_kind_recovers_what_the_ledger_says() {
         ("pitr-restore-point", "name "),
         ("immediate-newest-backup", "immediate"),
     ] {
-        let c = testcase(&junit, case);
+        let c = junit.case(case);
         assert!(
-            c.contains(&format!(r#"name="recovery.target.resolved" value="{kind}"#)),
+            c.property("recovery.target.resolved")
+                .is_some_and(|r| r.starts_with(kind)),
             "{case}: {c}"
         );
-        assert!(
-            c.contains(r#"name="rpo.transactions_lost" value="0""#),
+        assert_eq!(
+            c.property("rpo.transactions_lost").as_deref(),
+            Some("0"),
             "{case}: {c}"
         );
     }

@@ -4,11 +4,13 @@
 //! summary say. Needs `make setup`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[path = "support/cli.rs"]
 mod cli;
-use cli::{pgdrill, property, testcase, text};
+#[path = "support/junit.rs"]
+mod junit;
+use cli::{pgdrill, text};
+use junit::Junit;
 
 /// Run `scenarios` into a fresh report root; returns (exit code, output, run directory).
 fn run(scenarios: &[&str], root: &Path) -> (Option<i32>, String, PathBuf) {
@@ -78,28 +80,26 @@ fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
         &root,
     );
     assert_eq!(code, Some(0), "{out}");
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(
-        !junit.contains("<failure") && !junit.contains("<error"),
-        "{junit}"
-    );
+    let junit = Junit::read(&dir.join("junit.xml"));
+    assert!(junit.failed_or_errored().is_empty(), "{junit}");
     let rto: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap();
 
     // CRC: the object still decompresses; PostgreSQL rejects the damaged record and promotes.
-    let crc = testcase(&junit, "corrupt-wal-crc");
+    let crc = junit.case("corrupt-wal-crc");
     assert_eq!(
-        property(crc, "rows.expected").as_deref(),
+        crc.property("rows.expected").as_deref(),
         Some("27"),
         "{crc}"
     );
     assert_eq!(
-        property(crc, "rows.observed").as_deref(),
+        crc.property("rows.observed").as_deref(),
         Some("25"),
         "{crc}"
     );
-    assert_eq!(property(crc, "rows.lost").as_deref(), Some("2"), "{crc}");
-    let replay_end = property(crc, "recovery.replay_end")
+    assert_eq!(crc.property("rows.lost").as_deref(), Some("2"), "{crc}");
+    let replay_end = crc
+        .property("recovery.replay_end")
         .unwrap_or_else(|| panic!("PostgreSQL's reason is reported: {crc}"));
     assert!(
         replay_end.starts_with("incorrect resource manager data checksum in record at "),
@@ -107,33 +107,30 @@ fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
     );
     let damaged_at = replay_end.rsplit(' ').next().unwrap();
     assert!(
-        crc.contains(&format!(
+        crc.out().contains(&format!(
             "write `w2` lost: WAL segment 000000010000000000000004 was corrupted by fault step `corrupt-w2` (CRC); replay stops at the damaged record at {damaged_at}"
         )),
         "the fault, the segment and PostgreSQL's record agree: {crc}"
     );
     assert!(
-        crc.contains("unreachable past the damaged record"),
+        crc.out().contains("unreachable past the damaged record"),
         "w3: {crc}"
     );
     // The listing-only audit saw nothing, predicted nothing, and is not credited.
+    assert_eq!(crc.property("audit.gaps").as_deref(), Some("none"), "{crc}");
     assert_eq!(
-        property(crc, "audit.gaps").as_deref(),
-        Some("none"),
-        "{crc}"
-    );
-    assert_eq!(
-        property(crc, "audit.predicted_rows_lost").as_deref(),
+        crc.property("audit.predicted_rows_lost").as_deref(),
         Some("0"),
         "{crc}"
     );
     assert!(
-        crc.contains("The pre-recovery archive audit predicted no loss")
-            && crc.contains("cannot see damaged content"),
+        crc.out()
+            .contains("The pre-recovery archive audit predicted no loss")
+            && crc.out().contains("cannot see damaged content"),
         "{crc}"
     );
     assert!(
-        !crc.contains("The archive audit reported this gap"),
+        !crc.text().contains("The archive audit reported this gap"),
         "{crc}"
     );
     let s = scenario(&rto, "corrupt-wal-crc");
@@ -153,21 +150,21 @@ fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
     assert_eq!(s["audit"]["predicted_lost_rows"], 0, "{s}");
 
     // Undecompressable: barman-cloud-wal-restore fails on the segment; replay ends before it.
-    let un = testcase(&junit, "corrupt-wal-undecompressable");
-    assert_eq!(property(un, "rows.lost").as_deref(), Some("2"), "{un}");
-    assert_eq!(property(un, "rows.observed").as_deref(), Some("25"), "{un}");
+    let un = junit.case("corrupt-wal-undecompressable");
+    assert_eq!(un.property("rows.lost").as_deref(), Some("2"), "{un}");
+    assert_eq!(un.property("rows.observed").as_deref(), Some("25"), "{un}");
     assert!(
-        property(un, "recovery.replay_end")
+        un.property("recovery.replay_end")
             .is_some_and(|r| r.starts_with("barman-cloud-wal-restore failed: ")),
         "the restore_command's failure is the reason replay ended: {un}"
     );
     assert!(
-        un.contains(
+        un.out().contains(
             "write `w2` lost: WAL segment 000000010000000000000004 was damaged by fault step `garble-w2` (undecompressable): barman-cloud-wal-restore cannot decompress it"
         ),
         "{un}"
     );
-    assert_eq!(property(un, "audit.gaps").as_deref(), Some("none"), "{un}");
+    assert_eq!(un.property("audit.gaps").as_deref(), Some("none"), "{un}");
     let s = scenario(&rto, "corrupt-wal-undecompressable");
     assert_eq!(
         lost_steps(s),
@@ -178,14 +175,15 @@ fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
     );
 
     // By segment name: the segment's first record, right after its 40-byte long page header.
-    let seg = testcase(&junit, "corrupt-wal-crc-by-segment");
-    assert_eq!(property(seg, "rows.lost").as_deref(), Some("2"), "{seg}");
+    let seg = junit.case("corrupt-wal-crc-by-segment");
+    assert_eq!(seg.property("rows.lost").as_deref(), Some("2"), "{seg}");
     assert!(
-        seg.contains("flipped 8 byte(s) of the first record at 0/4000028"),
+        seg.out()
+            .contains("flipped 8 byte(s) of the first record at 0/4000028"),
         "{seg}"
     );
     assert_eq!(
-        property(seg, "recovery.replay_end").as_deref(),
+        seg.property("recovery.replay_end").as_deref(),
         Some("incorrect resource manager data checksum in record at 0/4000028"),
         "{seg}"
     );
@@ -198,42 +196,6 @@ fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
         "{summary}"
     );
     assert!(summary.contains("cannot see damaged content"), "{summary}");
-}
-
-#[test]
-fn an_undecompressable_fault_on_an_uncompressed_archive_is_refused_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("scenarios/21-corrupt-wal-undecompressable.yaml"),
-    )
-    .unwrap()
-    .replace("compression: bzip2", "compression: none");
-    let file = dir.path().join("uncompressed.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    let line = yaml
-        .lines()
-        .position(|l| l.contains("mode: undecompressable"))
-        .unwrap()
-        + 1;
-    let root = dir.path().join("reports");
-    let out = pgdrill(&[
-        "run",
-        "--report-dir",
-        root.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let msg = text(&out);
-    assert!(
-        msg.contains(&format!("uncompressed.yaml:{line}:")),
-        "file:line in {msg}"
-    );
-    assert!(
-        msg.contains("step `garble-w2`") && msg.contains("needs a compressed archive"),
-        "{msg}"
-    );
-    assert!(!root.exists(), "nothing ran");
 }
 
 /// With a base backup's `backup.info` deleted, recovery falls back to the older backup the
@@ -263,27 +225,21 @@ fn recovery_chooses_its_backup_from_the_archive_catalogue() {
         &root,
     );
     assert_eq!(code, Some(0), "{out}");
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(
-        !junit.contains("<failure") && !junit.contains("<error"),
-        "{junit}"
-    );
+    let junit = Junit::read(&dir.join("junit.xml"));
+    assert!(junit.failed_or_errored().is_empty(), "{junit}");
     let rto: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap();
 
     // backup.info gone: the older backup, more WAL, nothing lost.
-    let fb = testcase(&junit, "backup-info-deleted-fallback");
-    assert_eq!(
-        property(fb, "backup.step").as_deref(),
-        Some("base1"),
-        "{fb}"
-    );
-    assert_eq!(property(fb, "rows.expected").as_deref(), Some("15"), "{fb}");
-    assert_eq!(property(fb, "rows.observed").as_deref(), Some("15"), "{fb}");
-    assert_eq!(property(fb, "rows.lost").as_deref(), Some("0"), "{fb}");
-    let used = property(fb, "backup_id").unwrap();
-    let fallback =
-        property(fb, "backup.fallback").unwrap_or_else(|| panic!("the fallback is reported: {fb}"));
+    let fb = junit.case("backup-info-deleted-fallback");
+    assert_eq!(fb.property("backup.step").as_deref(), Some("base1"), "{fb}");
+    assert_eq!(fb.property("rows.expected").as_deref(), Some("15"), "{fb}");
+    assert_eq!(fb.property("rows.observed").as_deref(), Some("15"), "{fb}");
+    assert_eq!(fb.property("rows.lost").as_deref(), Some("0"), "{fb}");
+    let used = fb.property("backup_id").unwrap();
+    let fallback = fb
+        .property("backup.fallback")
+        .unwrap_or_else(|| panic!("the fallback is reported: {fb}"));
     assert!(
         fallback.starts_with("fell back from backup ")
             && fallback.contains("(step `base2`) to the older ")
@@ -292,7 +248,8 @@ fn recovery_chooses_its_backup_from_the_archive_catalogue() {
         "{fallback}"
     );
     assert!(
-        fb.contains(&format!("recovered from backup {used} to latest")),
+        fb.out()
+            .contains(&format!("recovered from backup {used} to latest")),
         "the step log names the backup used: {fb}"
     );
     let s = scenario(&rto, "backup-info-deleted-fallback");
@@ -307,20 +264,20 @@ fn recovery_chooses_its_backup_from_the_archive_catalogue() {
     );
 
     // Data gone, backup.info kept: barman still lists it, it is chosen, the restore fails.
-    let data = testcase(&junit, "backup-data-deleted");
+    let data = junit.case("backup-data-deleted");
     assert_eq!(
-        property(data, "backup.step").as_deref(),
+        data.property("backup.step").as_deref(),
         Some("base2"),
         "{data}"
     );
-    assert!(property(data, "backup.fallback").is_none(), "{data}");
+    assert!(data.property("backup.fallback").is_none(), "{data}");
     assert!(
-        property(data, "observation").is_some_and(|o| o
+        data.property("observation").is_some_and(|o| o
             .starts_with("recovery failed: barman-cloud-restore failed: ")
             && o.contains("Missing file")),
         "{data}"
     );
-    let audit = property(data, "audit.prediction").unwrap();
+    let audit = data.property("audit.prediction").unwrap();
     assert!(
         audit.ends_with("is incomplete in the archive: restore will fail"),
         "the audit flagged it before recovery: {audit}"
@@ -333,14 +290,14 @@ fn recovery_chooses_its_backup_from_the_archive_catalogue() {
     );
 
     // Nothing listed: recovery fails naming the situation, before any restore.
-    let none = testcase(&junit, "no-usable-backup");
-    let observed = property(none, "observation").unwrap();
+    let none = junit.case("no-usable-backup");
+    let observed = none.property("observation").unwrap();
     assert!(
         observed.starts_with("recovery failed: no usable base backup: none of the base backups that end before the target latest is in the archive's catalogue")
             && observed.contains("(step `base1`)"),
         "{observed}"
     );
-    assert!(property(none, "backup_id").is_none(), "{none}");
+    assert!(none.property("backup_id").is_none(), "{none}");
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(
         summary.contains("- **Backup fallback:** fell back from backup"),
@@ -362,60 +319,60 @@ fn a_deleted_history_file_makes_recovery_diverge_onto_its_own_timeline() {
         reports.path(),
     );
     assert_eq!(code, Some(0), "{out}");
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(
-        !junit.contains("<failure") && !junit.contains("<error"),
-        "{junit}"
-    );
+    let junit = Junit::read(&dir.join("junit.xml"));
+    assert!(junit.failed_or_errored().is_empty(), "{junit}");
     let rto: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap();
 
-    let gone = testcase(&junit, "timeline2-history-deleted");
+    let gone = junit.case("timeline2-history-deleted");
     // The failover really moved the source: writes after it are on timeline 2.
     assert!(
-        gone.contains("promoted onto timeline 2 at "),
+        gone.out().contains("promoted onto timeline 2 at "),
         "the failover step says so: {gone}"
     );
     for w in ["w3", "w4"] {
         let line = gone
+            .out()
             .lines()
             .find(|l| l.contains(&format!("] {w} (write):")))
             .unwrap_or_else(|| panic!("no {w} line: {gone}"));
         assert!(line.contains(" in 00000002"), "{line}");
     }
     assert!(
-        gone.contains("deleted pgdrill/") && gone.contains("/pg-src/wals/00000002.history"),
+        gone.out().contains("deleted pgdrill/")
+            && gone.out().contains("/pg-src/wals/00000002.history"),
         "{gone}"
     );
     assert_eq!(
-        property(gone, "rows.expected").as_deref(),
+        gone.property("rows.expected").as_deref(),
         Some("15"),
         "{gone}"
     );
     assert_eq!(
-        property(gone, "rows.observed").as_deref(),
+        gone.property("rows.observed").as_deref(),
         Some("9"),
         "{gone}"
     );
-    assert_eq!(property(gone, "rows.lost").as_deref(), Some("6"), "{gone}");
+    assert_eq!(gone.property("rows.lost").as_deref(), Some("6"), "{gone}");
     assert!(
-        gone.contains(
+        gone.out().contains(
             "diverged: recovery stayed on timeline 1, because 00000002.history was deleted by fault step `drop-tl2-history`"
-        ) && gone.contains("writes w3, w4 on timeline 2 lost (6 rows)"),
+        ) && gone.out().contains("writes w3, w4 on timeline 2 lost (6 rows)"),
         "{gone}"
     );
     assert!(
-        gone.contains("history says it left timeline 1 when it promoted onto its own timeline 2"),
+        gone.out()
+            .contains("history says it left timeline 1 when it promoted onto its own timeline 2"),
         "evidence from the recovered server itself: {gone}"
     );
     // The audit reads history files: it sees the missing one and predicts this loss.
     assert_eq!(
-        property(gone, "audit.gaps").as_deref(),
+        gone.property("audit.gaps").as_deref(),
         Some("none"),
         "{gone}"
     );
     assert_eq!(
-        property(gone, "audit.predicted_rows_lost").as_deref(),
+        gone.property("audit.predicted_rows_lost").as_deref(),
         Some("6"),
         "{gone}"
     );
@@ -433,15 +390,15 @@ fn a_deleted_history_file_makes_recovery_diverge_onto_its_own_timeline() {
         "{findings}"
     );
 
-    let kept = testcase(&junit, "timeline2-history-present");
+    let kept = junit.case("timeline2-history-present");
     assert_eq!(
-        property(kept, "rows.observed").as_deref(),
+        kept.property("rows.observed").as_deref(),
         Some("15"),
         "{kept}"
     );
-    assert_eq!(property(kept, "rows.lost").as_deref(), Some("0"), "{kept}");
+    assert_eq!(kept.property("rows.lost").as_deref(), Some("0"), "{kept}");
     assert_eq!(
-        property(kept, "audit.predicted_rows_lost").as_deref(),
+        kept.property("audit.predicted_rows_lost").as_deref(),
         Some("0"),
         "{kept}"
     );
@@ -452,35 +409,4 @@ fn a_deleted_history_file_makes_recovery_diverge_onto_its_own_timeline() {
         restored >= 4,
         "timeline 1 and timeline 2 segments: {restored}"
     );
-}
-
-/// The kube backend refuses a failover scenario before any API call (exit 2).
-#[test]
-fn the_kube_backend_refuses_a_failover_before_touching_a_cluster() {
-    let reports = tempfile::tempdir().unwrap();
-    let root = reports.path().join("r");
-    let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
-        .args([
-            "run",
-            "--backend",
-            "kube",
-            "--report-dir",
-            root.to_str().unwrap(),
-            "scenarios/24-timeline2-history-deleted.yaml",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        // No cluster and no credentials: a refusal that came later would exit 3.
-        .env("KUBECONFIG", reports.path().join("none"))
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let msg = text(&out);
-    assert!(
-        msg.contains("scenarios/24-timeline2-history-deleted.yaml")
-            && msg.contains("uses `failover` (step `f1`), which the kube backend does not support"),
-        "{msg}"
-    );
-    assert!(!root.exists(), "nothing ran, no report");
 }

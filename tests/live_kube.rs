@@ -15,8 +15,8 @@
 
 #[path = "support/cli.rs"]
 mod cli;
-#[path = "support/kube_api_double.rs"]
-mod kube_api_double;
+#[path = "support/junit.rs"]
+mod junit;
 #[path = "support/test_pg.rs"]
 mod test_pg;
 
@@ -32,7 +32,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde_json::Value;
 
-use cli::{property, run_dir, testcase};
+use cli::run_dir;
+use junit::Junit;
 
 /// What a test needs of the live cluster: its kubeconfig and its S3 endpoint for pods.
 struct Live {
@@ -227,7 +228,7 @@ async fn drills(flavour: &str) {
         .expect("pgdrill run");
     let text = cli::text(&out);
     let dir = run_dir(reports.path());
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).expect("junit.xml");
+    let junit = Junit::read(&dir.join("junit.xml"));
     assert_eq!(out.status.code(), Some(0), "every drill passes:\n{text}");
     let rto = rto_json(&dir);
 
@@ -239,20 +240,20 @@ async fn drills(flavour: &str) {
         "pitr-lsn-after-step",
         "corrupt-wal-crc",
     ] {
-        let case = testcase(&junit, name);
+        let case = junit.case(name);
         assert!(
-            !case.contains("<failure") && !case.contains("<error"),
+            !case.is_failure() && !case.is_error(),
             "{flavour}: {name} passed:\n{case}"
         );
-        assert_eq!(property(case, "backend").as_deref(), Some("kube"), "{case}");
+        assert_eq!(case.property("backend").as_deref(), Some("kube"), "{case}");
     }
 
     // Clean restore: every row, and the RTO split into the real operator's phases: the Job's
     // own log (restore, replay, promotion) between the pods' timestamps.
-    let clean = testcase(&junit, "clean-restore-latest");
-    assert_eq!(property(clean, "rows.expected").as_deref(), Some("145"));
-    assert_eq!(property(clean, "rows.observed").as_deref(), Some("145"));
-    assert_eq!(property(clean, "rows.lost").as_deref(), Some("0"));
+    let clean = junit.case("clean-restore-latest");
+    assert_eq!(clean.property("rows.expected").as_deref(), Some("145"));
+    assert_eq!(clean.property("rows.observed").as_deref(), Some("145"));
+    assert_eq!(clean.property("rows.lost").as_deref(), Some("0"));
     let phases: Vec<String> = scenario(&rto, "clean-restore-latest")["rto"]["phases"]
         .as_array()
         .unwrap()
@@ -274,7 +275,7 @@ async fn drills(flavour: &str) {
     );
     for p in &phases {
         assert!(
-            property(clean, &format!("rto.phase.{p}")).is_some(),
+            clean.property(&format!("rto.phase.{p}")).is_some(),
             "JUnit has rto.phase.{p}: {clean}"
         );
     }
@@ -289,7 +290,8 @@ async fn drills(flavour: &str) {
             "summary.md has the phase {p}:\n{summary}"
         );
     }
-    let replayed: u64 = property(clean, "rto.wal_segments_replayed")
+    let replayed: u64 = clean
+        .property("rto.wal_segments_replayed")
         .unwrap()
         .parse()
         .unwrap();
@@ -299,10 +301,10 @@ async fn drills(flavour: &str) {
     );
 
     // ADR 007: the silent loss is caught, attributed to the deleted segment, and was predicted.
-    let adr = testcase(&junit, "adr007-missing-wal-segment");
-    assert_eq!(property(adr, "rows.lost").as_deref(), Some("2"), "{adr}");
+    let adr = junit.case("adr007-missing-wal-segment");
+    assert_eq!(adr.property("rows.lost").as_deref(), Some("2"), "{adr}");
     assert_eq!(
-        property(adr, "audit.gaps").as_deref(),
+        adr.property("audit.gaps").as_deref(),
         Some("000000010000000000000005"),
         "{adr}"
     );
@@ -315,38 +317,39 @@ async fn drills(flavour: &str) {
 
     // Reused serverName: CNPG refuses, and the reason is its own message, from whichever
     // container logged it (the plugin logs it in its sidecar).
-    let reused = testcase(&junit, "wrong-server-name");
-    let observed = property(reused, "observation").unwrap_or_default();
+    let reused = junit.case("wrong-server-name");
+    let observed = reused.property("observation").unwrap_or_default();
     assert!(
         observed.contains("Expected empty archive"),
         "{flavour}: the operator's reason: {observed}"
     );
 
     // PITR by LSN: exactly the rows up to the target.
-    let pitr = testcase(&junit, "pitr-lsn-after-step");
+    let pitr = junit.case("pitr-lsn-after-step");
     assert_eq!(
-        property(pitr, "rows.expected"),
-        property(pitr, "rows.observed"),
+        pitr.property("rows.expected"),
+        pitr.property("rows.observed"),
         "{pitr}"
     );
     assert!(
-        property(pitr, "recovery.target").is_some_and(|t| t.starts_with("lsn")),
+        pitr.property("recovery.target")
+            .is_some_and(|t| t.starts_with("lsn")),
         "{pitr}"
     );
 
     // Content fault: replay stops at the damaged record, PostgreSQL says why, rows attributed.
-    let crc = testcase(&junit, "corrupt-wal-crc");
-    assert_eq!(property(crc, "rows.lost").as_deref(), Some("2"), "{crc}");
-    let why = property(crc, "recovery.replay_end").unwrap_or_default();
+    let crc = junit.case("corrupt-wal-crc");
+    assert_eq!(crc.property("rows.lost").as_deref(), Some("2"), "{crc}");
+    let why = crc.property("recovery.replay_end").unwrap_or_default();
     assert!(
         why.contains("checksum in record at"),
         "PostgreSQL's reason from the Job's log: {why}"
     );
 
     if flavour == "in-tree" {
-        let mismatch = testcase(&junit, "version-mismatch-15-to-16");
-        assert!(!mismatch.contains("<failure"), "{mismatch}");
-        let observed = property(mismatch, "observation").unwrap_or_default();
+        let mismatch = junit.case("version-mismatch-15-to-16");
+        assert!(!mismatch.is_failure(), "{mismatch}");
+        let observed = mismatch.property("observation").unwrap_or_default();
         assert!(
             observed.contains("database files are incompatible with server"),
             "{observed}"

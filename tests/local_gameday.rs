@@ -14,8 +14,6 @@ use pgdrill::runner::{ScenarioResult, Status};
 use pgdrill::scenario::Compression;
 use serde_json::Value;
 
-#[path = "support/kube_api_double.rs"]
-mod kube_api_double;
 #[path = "support/test_pg.rs"]
 mod test_pg;
 

@@ -5,11 +5,13 @@
 //! report, and the picks. Needs `make setup`.
 
 use std::path::Path;
-use std::process::Command;
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/junit.rs"]
+mod junit;
 use cli::{pgdrill, run_dir, text};
+use junit::Junit;
 
 const SCENARIO: &str = "scenarios/30-random-pitr-targets.yaml";
 const NAME: &str = "random-pitr-targets";
@@ -21,7 +23,7 @@ const COUNT: usize = 6;
 struct Picked {
     /// `(kind, where)` per target, in pick order: the places the seed chose.
     places: Vec<(String, String)>,
-    junit: String,
+    junit: Junit,
     rto: serde_json::Value,
     summary: String,
 }
@@ -38,7 +40,7 @@ fn run(file: &str, seed: Option<u64>) -> Picked {
     let out = pgdrill(&args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let dir = run_dir(reports.path());
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let junit = Junit::read(&dir.join("junit.xml"));
     let rto: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap();
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
@@ -63,28 +65,18 @@ fn run(file: &str, seed: Option<u64>) -> Picked {
 /// Every report says every target passed, names the seed used, and lists `COUNT` targets.
 fn assert_reports(p: &Picked, seed: u64) {
     // One testcase for the scenario, one per target, none failed.
-    let cases: Vec<&str> = p
-        .junit
-        .match_indices("<testcase name=\"")
-        .map(|(i, m)| {
-            let rest = &p.junit[i + m.len()..];
-            &rest[..rest.find('"').unwrap()]
-        })
-        .collect();
+    let cases: Vec<&str> = p.junit.cases().map(|c| c.0.name.as_str()).collect();
     assert_eq!(cases.len(), COUNT + 1, "{cases:?}");
     assert_eq!(cases[0], NAME);
     for (k, case) in cases[1..].iter().enumerate() {
         let prefix = format!("{NAME} [{}/{COUNT} ", k + 1);
         assert!(case.starts_with(&prefix), "{case}");
     }
-    assert!(
-        !p.junit.contains("<failure") && !p.junit.contains("<error"),
-        "{}",
-        p.junit
-    );
+    assert!(p.junit.failed_or_errored().is_empty(), "{}", p.junit);
     let seed_props = p
         .junit
-        .matches(&format!(r#"<property name="seed" value="{seed}"/>"#))
+        .cases()
+        .filter(|c| c.property("seed") == Some(seed.to_string()))
         .count();
     assert_eq!(seed_props, COUNT + 1, "every testcase carries the seed");
 
@@ -122,7 +114,7 @@ fn assert_reports(p: &Picked, seed: u64) {
     assert_eq!(names.len(), COUNT, "{names:?}");
     // The picks are in the step log (JUnit system-out of the scenario) with the seed.
     assert!(
-        p.junit.contains(&format!(
+        p.junit.case(NAME).out().contains(&format!(
             "pick-targets (pick_targets): seed {seed}: {COUNT} target(s)"
         )),
         "{}",
@@ -155,7 +147,11 @@ fn random_targets_recover_and_replay_with_their_seed() {
         first.places.iter().map(|(k, _)| k.as_str()).collect();
     assert!(kinds.len() > 1, "a mix of target kinds: {:?}", first.places);
     assert!(
-        first.junit.contains("recovered-1 released"),
+        first
+            .junit
+            .case(NAME)
+            .out()
+            .contains("recovered-1 released"),
         "sequential recoveries release each instance once verified"
     );
 
@@ -165,6 +161,8 @@ fn random_targets_recover_and_replay_with_their_seed() {
     assert!(
         again
             .junit
+            .case(NAME)
+            .out()
             .contains("recover-targets (recover_targets): 6 recoveries at once"),
         "{}",
         again.junit
@@ -174,63 +172,4 @@ fn random_targets_recover_and_replay_with_their_seed() {
     // Another seed: other targets, and the reports show the seed actually used.
     assert_reports(&other, SEED + 1);
     assert_ne!(first.places, other.places, "another seed, other targets");
-}
-
-#[test]
-fn the_kube_backend_refuses_random_targets_before_any_api_call() {
-    let reports = tempfile::tempdir().unwrap();
-    let root = reports.path().join("r");
-    let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
-        .args([
-            "run",
-            "--backend",
-            "kube",
-            "--report-dir",
-            root.to_str().unwrap(),
-            SCENARIO,
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        // No cluster and no credentials: the refusal must come first.
-        .env("KUBECONFIG", reports.path().join("none"))
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("`target: random`") && text(&out).contains("--backend local"),
-        "{}",
-        text(&out)
-    );
-    assert!(!root.exists(), "no report directory: nothing ran");
-
-    let out = pgdrill(&[
-        "render",
-        "--out",
-        reports.path().join("m").to_str().unwrap(),
-        SCENARIO,
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-}
-
-#[test]
-fn a_random_target_with_expectations_of_one_target_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.yaml");
-    let yaml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SCENARIO))
-        .unwrap()
-        .replace(
-            "    rto_budget_seconds: 120\n",
-            "    rows: { orders: 61 }\n    rto_budget_seconds: 120\n",
-        );
-    std::fs::write(&file, yaml).unwrap();
-    let out = pgdrill(&["validate", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let msg = text(&out);
-    assert!(msg.contains("bad.yaml:32:"), "file:line: {msg}");
-    assert!(
-        msg.contains("`expect.recovered.rows` cannot be checked with `target: random`"),
-        "{msg}"
-    );
 }

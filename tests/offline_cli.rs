@@ -1,0 +1,280 @@
+//! The `pgdrill` binary where it must stop before anything runs: invalid scenarios (exit 2,
+//! with file:line), and the kube backend refusing what it cannot run, or finding no cluster,
+//! before any API call (exit 2 or 3). Offline: no PostgreSQL, no S3 endpoint, no cluster.
+//! Asserts exit codes, messages, and that no report directory was written.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{pgdrill, text};
+
+/// The shipped `target: random` scenario.
+const RANDOM_TARGETS: &str = "scenarios/30-random-pitr-targets.yaml";
+
+/// `pgdrill run --backend kube --report-dir ROOT FILE` with no cluster (`KUBECONFIG` names a
+/// missing file under `dir`) and no AWS credentials: the refusal must come first, one that
+/// came later would exit 3.
+fn run_kube_without_cluster(dir: &Path, root: &Path, file: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args(["run", "--backend", "kube", "--report-dir"])
+        .arg(root)
+        .arg(file)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KUBECONFIG", dir.join("none"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("pgdrill runs")
+}
+
+// ---- Invalid scenarios: exit 2, nothing run.
+
+#[test]
+fn an_invalid_scenario_exits_2_and_runs_nothing() {
+    let reports = tempfile::tempdir().unwrap();
+    let root = reports.path().join("r");
+    let out = pgdrill(&[
+        "run",
+        "--report-dir",
+        root.to_str().unwrap(),
+        "tests/scenarios/invalid-unknown-key.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("tests/scenarios/invalid-unknown-key.yaml:7:"),
+        "file:line in {msg}"
+    );
+    assert!(msg.contains("own_segement"), "{msg}");
+    assert!(
+        !root.exists(),
+        "no report directory for a run that never started"
+    );
+    let out = pgdrill(&["validate", "tests/scenarios/invalid-unknown-key.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let out = pgdrill(&["validate", "scenarios"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = pgdrill(&["list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        std::fs::read_dir("scenarios").unwrap().count()
+    );
+}
+
+#[test]
+fn an_undecompressable_fault_on_an_uncompressed_archive_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/21-corrupt-wal-undecompressable.yaml"),
+    )
+    .unwrap()
+    .replace("compression: bzip2", "compression: none");
+    let file = dir.path().join("uncompressed.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let line = yaml
+        .lines()
+        .position(|l| l.contains("mode: undecompressable"))
+        .unwrap()
+        + 1;
+    let root = dir.path().join("reports");
+    let out = pgdrill(&[
+        "run",
+        "--report-dir",
+        root.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains(&format!("uncompressed.yaml:{line}:")),
+        "file:line in {msg}"
+    );
+    assert!(
+        msg.contains("step `garble-w2`") && msg.contains("needs a compressed archive"),
+        "{msg}"
+    );
+    assert!(!root.exists(), "nothing ran");
+}
+
+#[test]
+fn a_random_target_with_expectations_of_one_target_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    let yaml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(RANDOM_TARGETS))
+        .unwrap()
+        .replace(
+            "    rto_budget_seconds: 120\n",
+            "    rows: { orders: 61 }\n    rto_budget_seconds: 120\n",
+        );
+    std::fs::write(&file, yaml).unwrap();
+    let out = pgdrill(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains("bad.yaml:32:"), "file:line: {msg}");
+    assert!(
+        msg.contains("`expect.recovered.rows` cannot be checked with `target: random`"),
+        "{msg}"
+    );
+}
+
+// ---- The kube backend: what it cannot run is refused, and no cluster is exit 3, before any
+// ---- API call.
+
+#[test]
+fn the_kube_backend_refuses_crashes_and_error_windows_before_any_api_call() {
+    for (file, what) in [
+        (
+            "scenarios/12-crash-unarchived-writes.yaml",
+            "`crash` (step `kill-primary`)",
+        ),
+        (
+            "scenarios/17-wrong-credentials.yaml",
+            "`object_store_errors` (step `rotated-keys`)",
+        ),
+    ] {
+        let reports = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+            .args(["run", "--backend", "kube", "--report-dir"])
+            .arg(reports.path())
+            .arg(file)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            // No cluster: reaching the API would be an infrastructure error (exit 3).
+            .env("KUBECONFIG", reports.path().join("no-such-kubeconfig"))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("pgdrill runs");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains(file), "{text}");
+        assert!(text.contains(what), "{text}");
+        assert!(text.contains("--backend local"), "{text}");
+    }
+}
+
+/// The kube backend refuses a failover scenario before any API call (exit 2).
+#[test]
+fn the_kube_backend_refuses_a_failover_before_touching_a_cluster() {
+    let reports = tempfile::tempdir().unwrap();
+    let root = reports.path().join("r");
+    let out = run_kube_without_cluster(
+        reports.path(),
+        &root,
+        "scenarios/24-timeline2-history-deleted.yaml",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("scenarios/24-timeline2-history-deleted.yaml")
+            && msg.contains("uses `failover` (step `f1`), which the kube backend does not support"),
+        "{msg}"
+    );
+    assert!(!root.exists(), "nothing ran, no report");
+}
+
+#[test]
+fn the_kube_backend_refuses_random_targets_before_any_api_call() {
+    let reports = tempfile::tempdir().unwrap();
+    let root = reports.path().join("r");
+    let out = run_kube_without_cluster(reports.path(), &root, RANDOM_TARGETS);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("`target: random`") && text(&out).contains("--backend local"),
+        "{}",
+        text(&out)
+    );
+    assert!(!root.exists(), "no report directory: nothing ran");
+
+    let out = pgdrill(&[
+        "render",
+        "--out",
+        reports.path().join("m").to_str().unwrap(),
+        RANDOM_TARGETS,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn skip_unsupported_leaves_local_only_scenarios_out_of_a_kube_run() {
+    let run = |files: &[&str]| {
+        let reports = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+            .args([
+                "run",
+                "--backend",
+                "kube",
+                "--skip-unsupported",
+                "--report-dir",
+            ])
+            .arg(reports.path())
+            .args(files)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("KUBECONFIG", reports.path().join("no-such-kubeconfig"))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("pgdrill runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The crash scenario is left out and said so; the clean one goes on to the API server,
+    // which does not exist here: an infrastructure error (3), not a refusal (2).
+    let (code, err) = run(&[
+        "scenarios/12-crash-unarchived-writes.yaml",
+        "scenarios/01-clean-restore-latest.yaml",
+    ]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("skipped scenarios/12-crash-unarchived-writes.yaml"),
+        "{err}"
+    );
+    assert!(!err.contains("skipped scenarios/01"), "{err}");
+    // Nothing left to run is a usage error.
+    let (code, err) = run(&["scenarios/12-crash-unarchived-writes.yaml"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nothing to run"), "{err}");
+}
+
+/// `pgdrill gameday --backend kube` with no usable kubeconfig: exit 3, and no report directory.
+#[test]
+fn without_a_kubeconfig_gameday_exits_3_before_writing_reports() {
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("g.yaml");
+    std::fs::write(
+        &file,
+        "name: no-cluster\narchive:\n  destination: s3://backups/prod\n  server_name: pg-prod\n  \
+         endpoint: http://127.0.0.1:9\npostgres: 15\n",
+    )
+    .unwrap();
+    let reports = work.path().join("reports");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args(["gameday", file.to_str().unwrap(), "--backend", "kube"])
+        .args(["--report-dir", reports.to_str().unwrap()])
+        .env("KUBECONFIG", work.path().join("no-such-kubeconfig"))
+        .env("HOME", work.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("AWS_ACCESS_KEY_ID", "ak")
+        .env("AWS_SECRET_ACCESS_KEY", "sk")
+        .env_remove("PGDRILL_KEEP")
+        .output()
+        .expect("pgdrill runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("no usable Kubernetes client"), "{text}");
+    assert!(
+        !reports.exists(),
+        "no report directory before the client exists"
+    );
+}
