@@ -53,7 +53,7 @@ drill: setup
 
 # Tests in three tiers; an integration test's tier is the prefix of its file name:
 #   offline  unit and snapshot tests (lib, bin) and tests/offline_*.rs (manifests, the API-server
-#            double, the CLI's refusals; tests/architecture.rs too): no PostgreSQL, no S3
+#            double, the CLI's refusals, the architecture check): no PostgreSQL, no S3
 #            endpoint, no cluster, no `make setup`. The edit-compile loop: `make test-offline`.
 #   local    tests/local_*.rs: real PostgreSQL and barman-cloud on this machine (`make setup`):
 #            local drills, and the kube backend against the API-server double where it needs a
@@ -62,10 +62,10 @@ drill: setup
 #            running as root (it stays up for the next run; make cluster-down stops it).
 # `make test` runs every tier, and refuses a tests/*.rs file that is in none (test-tiers).
 tier_tests    = $(patsubst tests/%.rs,--test %,$(sort $(wildcard $(1))))
-OFFLINE_TESTS := $(call tier_tests,tests/offline_*.rs tests/architecture.rs)
+OFFLINE_TESTS := $(call tier_tests,tests/offline_*.rs)
 LOCAL_TESTS   := $(call tier_tests,tests/local_*.rs)
 LIVE_TESTS    := $(call tier_tests,tests/live_*.rs)
-UNTIERED      := $(filter-out tests/offline_% tests/local_% tests/live_% tests/architecture.rs,\
+UNTIERED      := $(filter-out tests/offline_% tests/local_% tests/live_%,\
                    $(wildcard tests/*.rs))
 TEST_OFFLINE   = $(CARGO) test --locked --lib --bins $(OFFLINE_TESTS)
 TEST_LOCAL     = $(CARGO) test --locked $(LOCAL_TESTS)
