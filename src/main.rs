@@ -4,6 +4,8 @@ mod cli;
 
 use clap::Parser;
 
+use pgdrill::error::{Error, exit};
+
 #[tokio::main]
 async fn main() {
     let cli = cli::Cli::parse();
@@ -11,8 +13,17 @@ async fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pgdrill: {e:#}");
-            cli::exit_code_of(&e)
+            exit_code_of(&e)
         }
     };
     std::process::exit(code);
+}
+
+/// The exit code for an error that reached `main`: typed errors keep their code, anything
+/// else is an infrastructure problem.
+fn exit_code_of(e: &anyhow::Error) -> i32 {
+    if let Some(err) = e.downcast_ref::<Error>() {
+        return err.exit_code();
+    }
+    exit::INFRASTRUCTURE
 }

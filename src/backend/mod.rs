@@ -9,8 +9,10 @@ pub mod local;
 pub mod objstore;
 pub mod objstore_content;
 pub mod pg_log;
+pub mod support;
 mod traits;
 pub mod wal_content;
 
 pub use error::BackendError;
+pub use support::Unsupported;
 pub use traits::*;

@@ -7,6 +7,7 @@ use crate::runner::Rto;
 use crate::scenario::{Compression, CrashMode, ErrorWindow, Scenario};
 
 use super::BackendError;
+use super::Unsupported;
 use super::objstore::ObjectStore;
 
 /// How the source cluster is configured.
@@ -69,6 +70,9 @@ pub enum RecoveryAttempt {
 pub trait Backend: Send + Sync {
     type Drill: Drill + Send;
     fn name(&self) -> &'static str;
+    /// Whether this backend can run `scenario` as written, and if not why: asked before a run
+    /// starts (`run`, `render`, `--skip-unsupported`) and again by `open`.
+    fn supports(scenario: &Scenario) -> Result<(), Unsupported>;
     /// Prepare an isolated place for one scenario (directories, bucket prefix, namespace).
     fn open(
         &self,

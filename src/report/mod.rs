@@ -9,14 +9,16 @@ mod progress;
 mod record;
 mod reporter;
 mod rto;
+mod task;
 
 #[cfg(test)]
 mod fixture;
 
-pub use dir::{LATEST, prepare_run_dir};
+pub use dir::{LATEST, new_run_id, prepare_run_dir};
 pub use error::ReportError;
 pub use junit::JunitReporter;
 pub use markdown::MarkdownReporter;
 pub use progress::ProgressReporter;
 pub use reporter::{Reporter, Reporters, standard_reporters};
 pub use rto::RtoJsonReporter;
+pub use task::ReporterTask;

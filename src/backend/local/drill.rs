@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
-    Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
+    Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec, Unsupported,
 };
 use crate::ledger::{BackupRecord, Lsn, ResolvedTarget, pg_timestamp};
 use crate::runner::{Phase, Rto};
@@ -52,6 +52,11 @@ impl Backend for LocalBackend {
 
     fn name(&self) -> &'static str {
         "local"
+    }
+
+    /// Every scenario: the local backend is the reference for every step and fault.
+    fn supports(_: &Scenario) -> Result<(), Unsupported> {
+        Ok(())
     }
 
     async fn open(&self, scenario: &Scenario) -> Result<LocalDrill, BackendError> {

@@ -23,9 +23,7 @@ pub struct RunAs {
 impl RunAs {
     /// The current user, or `user` when running as root (PostgreSQL refuses to run as root).
     pub fn detect(user: &str) -> Result<Self, BackendError> {
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        if euid != 0 {
+        if !super::os_user::is_root() {
             return Ok(RunAs {
                 name: current_user_name(),
                 ids: None,
