@@ -1,6 +1,6 @@
 //! The library's error types and the process exit codes they map to. Never prints.
 
-use crate::scenario::ScenarioError;
+use crate::scenario::{DiscoverError, ScenarioError};
 
 /// Exit codes, stable for CI.
 pub mod exit {
@@ -39,6 +39,16 @@ pub enum Error {
     Infrastructure(String),
     #[error("report: {0}")]
     Report(#[from] crate::report::ReportError),
+}
+
+impl From<DiscoverError> for Error {
+    /// Paths that hold no scenario are a usage error; invalid scenarios stay themselves.
+    fn from(e: DiscoverError) -> Self {
+        match e {
+            DiscoverError::Paths(m) => Error::Usage(m),
+            DiscoverError::Invalid(e) => Error::Scenario(e),
+        }
+    }
 }
 
 impl Error {

@@ -4,15 +4,62 @@ mod cli;
 
 use clap::Parser;
 
+use cli::{Cli, Command, audit, gameday, list, render, run, schema, serve_s3, setup, validate};
+use pgdrill::error::{Error, exit};
+
 #[tokio::main]
 async fn main() {
-    let cli = cli::Cli::parse();
-    let code = match cli::run(cli).await {
+    let cli = Cli::parse();
+    diagnostics(cli.verbose);
+    let code = match dispatch(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pgdrill: {e:#}");
-            cli::exit_code_of(&e)
+            exit_code_of(&e)
         }
     };
     std::process::exit(code);
+}
+
+/// The library's diagnostics (tracing) on stderr: warnings by default, more with -v/-vv, or
+/// whatever RUST_LOG says. Progress lines are not diagnostics: reporters print them.
+fn diagnostics(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgdrill={level},warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Run the command; the exit code its result maps to.
+async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(a) => run::run(a).await,
+        Command::Render(a) => render::run(a),
+        Command::Audit(a) => audit::run(a).await,
+        Command::Gameday(a) => gameday::run(a).await,
+        Command::Validate(a) => validate::run(a),
+        Command::List(a) => list::run(a),
+        Command::Setup(a) => setup::run(a).await,
+        Command::Schema => schema::run(),
+        Command::ServeS3(a) => serve_s3::run(a).await,
+    }
+}
+
+/// The exit code for an error that reached `main`: typed errors keep their code, anything
+/// else is an infrastructure problem.
+fn exit_code_of(e: &anyhow::Error) -> i32 {
+    if let Some(err) = e.downcast_ref::<Error>() {
+        return err.exit_code();
+    }
+    exit::INFRASTRUCTURE
 }

@@ -633,7 +633,11 @@ fn rendered_manifests_are_valid_and_well_formed() {
         let file_name = file.file_name().unwrap().to_string_lossy().into_owned();
         let loaded = load_file(file).unwrap_or_else(|e| panic!("{file_name}: {e}"));
         // The kube backend refuses these (run and render exit 2): nothing to validate.
-        if pgdrill::backend::kube::unsupported(&loaded.scenario).is_some() {
+        if <pgdrill::backend::kube::KubeBackend as pgdrill::backend::Backend>::supports(
+            &loaded.scenario,
+        )
+        .is_err()
+        {
             println!("{file_name}: not supported by the kube backend, skipped");
             continue;
         }

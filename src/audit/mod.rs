@@ -6,6 +6,7 @@ pub mod model;
 pub mod output;
 pub mod predict;
 pub mod reader;
+pub mod run;
 
 pub use analysis::analyze;
 pub use model::*;

@@ -10,6 +10,7 @@ pub mod objstore;
 pub mod objstore_content;
 pub mod pg_log;
 mod rto;
+pub mod support;
 mod traits;
 pub mod wal_content;
 

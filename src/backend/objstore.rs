@@ -10,6 +10,7 @@ use aws_sdk_s3::config::{
 use aws_smithy_http_client::tls;
 
 use super::BackendError;
+use super::credentials::KeyPair;
 use crate::wal::segment_of_key;
 
 /// Where and how to reach object storage. `Debug` redacts the secret.
@@ -31,6 +32,29 @@ impl std::fmt::Debug for S3Target {
             .field("access_key", &self.access_key)
             .field("secret_key", &"<redacted>")
             .finish()
+    }
+}
+
+impl S3Target {
+    /// Object storage at `endpoint`, signed with `keys`: every target is made here.
+    pub fn new(
+        endpoint: impl Into<String>,
+        region: impl Into<String>,
+        bucket: impl Into<String>,
+        keys: KeyPair,
+    ) -> Self {
+        S3Target {
+            endpoint: endpoint.into(),
+            region: region.into(),
+            bucket: bucket.into(),
+            access_key: keys.access_key,
+            secret_key: keys.secret_key,
+        }
+    }
+
+    /// AWS's own endpoint for `region`: the default of commands that read a real archive.
+    pub fn aws_endpoint(region: &str) -> String {
+        format!("https://s3.{region}.amazonaws.com")
     }
 }
 

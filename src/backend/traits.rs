@@ -1,5 +1,6 @@
 //! The contract between the runner and a backend.
 
+use std::fmt;
 use std::future::Future;
 
 use crate::backend::Rto;
@@ -8,6 +9,27 @@ use crate::scenario::{Compression, CrashMode, ErrorWindow, Scenario};
 
 use super::BackendError;
 use super::objstore::ObjectStore;
+
+/// `scenario` uses `feature`, which `backend` cannot do yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The backend that refuses (`kube`).
+    pub backend: &'static str,
+    /// What it lacks, as the scenario spells it, e.g. ``"`crash` (step `c1`)"``.
+    pub feature: String,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "uses {}, which the {} backend does not support yet; run it with --backend local",
+            self.feature, self.backend
+        )
+    }
+}
+
+impl std::error::Error for Unsupported {}
 
 /// How the source cluster is configured.
 #[derive(Debug, Clone)]
@@ -69,6 +91,9 @@ pub enum RecoveryAttempt {
 pub trait Backend: Send + Sync {
     type Drill: Drill + Send;
     fn name(&self) -> &'static str;
+    /// Whether this backend can run `scenario` as written, and if not why: asked before a run
+    /// starts (`run`, `render`, `--skip-unsupported`) and again by `open`.
+    fn supports(scenario: &Scenario) -> Result<(), Unsupported>;
     /// Prepare an isolated place for one scenario (directories, bucket prefix, namespace).
     fn open(
         &self,

@@ -13,9 +13,10 @@ use pgdrill::backend::local::scratch::LocalScratch;
 use pgdrill::backend::objstore::S3Target;
 use pgdrill::error::{Error, exit};
 use pgdrill::gameday::{self, GamedayOptions, GamedayRecord, GamedayTarget, LoadedGameday};
+use pgdrill::report;
 use pgdrill::runner::Status;
 
-use super::{BackendKind, Common, KubeArgs};
+use super::args::{BackendKind, Common, KubeArgs, parse_age};
 
 /// Arguments of `pgdrill gameday`.
 #[derive(Debug, clap::Args)]
@@ -46,10 +47,10 @@ pub struct GamedayArgs {
     #[arg(long, env = "PGDRILL_KEEP", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub keep: bool,
     /// Audit threshold: newest base backup older than this fails the audit suite.
-    #[arg(long, default_value = "25h", value_parser = super::parse_age)]
+    #[arg(long, default_value = "25h", value_parser = parse_age)]
     pub max_backup_age: u64,
     /// Audit threshold: newest WAL older than this fails the audit suite.
-    #[arg(long, default_value = "10m", value_parser = super::parse_age)]
+    #[arg(long, default_value = "10m", value_parser = parse_age)]
     pub max_wal_age: u64,
     #[command(flatten)]
     pub common: Common,
@@ -97,16 +98,10 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
         .endpoint
         .clone()
         .or_else(|| g.archive.endpoint.clone())
-        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        .unwrap_or_else(|| S3Target::aws_endpoint(&region));
     let (bucket, _) =
         pgdrill::backend::objstore::parse_s3_url(&g.archive.destination).map_err(Error::Usage)?;
-    let s3 = S3Target {
-        endpoint,
-        region,
-        bucket,
-        access_key: keys.access_key,
-        secret_key: keys.secret_key,
-    };
+    let s3 = S3Target::new(endpoint, region, bucket, keys);
     let seed = a.seed.or(g.seed).unwrap_or_else(rand::random);
     let operator = a
         .operator
@@ -132,7 +127,7 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
     // directory is written.
     match a.backend {
         BackendKind::Local => {
-            let tc = super::toolchain(&a.common)?;
+            let tc = a.common.toolchain()?;
             tc.check_barman()
                 .map_err(|e| Error::Infrastructure(e.to_string()))?;
             tc.pg_bin(g.postgres)
@@ -144,8 +139,8 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
             drive(restorer, &loaded, &opts, &report_dir).await
         }
         BackendKind::Kube => {
-            let client = super::kube_client().await?;
-            let settings = a.kube.settings(&super::new_run_id(), &s3.bucket);
+            let options = a.kube.options(&report::new_run_id(), s3).await?;
+            let settings = &options.settings;
             println!(
                 "kube: namespace {} ({} flavour); the pods reach the archive at {}",
                 pgdrill::backend::kube::render_scratch::gameday_namespace_name(
@@ -155,11 +150,7 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
                 settings.flavour.as_str(),
                 settings.cluster_s3_endpoint
             );
-            let restorer = KubeScratch::new(
-                a.kube.options(client, settings, s3),
-                &g.name,
-                &g.archive.destination,
-            );
+            let restorer = KubeScratch::new(options, &g.name, &g.archive.destination);
             create_report_dir(&report_dir)?;
             drive(restorer, &loaded, &opts, &report_dir).await
         }
@@ -178,7 +169,7 @@ async fn drive<R: ScratchRestore>(
     report_dir: &Path,
 ) -> anyhow::Result<i32> {
     let g = &loaded.gameday;
-    let cancel_rx = super::cancel_on_ctrl_c();
+    let cancel_rx = super::interrupt::cancel_on_ctrl_c();
     let cancelled = cancel_rx.clone();
     println!(
         "game day `{}`: {}/{} via {} (seed {})",

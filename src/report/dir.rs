@@ -11,6 +11,16 @@ use super::ReportError;
 /// Name of the symlink under the reports root that points at the newest run directory.
 pub const LATEST: &str = "latest";
 
+/// A fresh run id: the UTC time and a random suffix, e.g. `20261122T024830Z-0a1f`.
+pub fn new_run_id() -> String {
+    use rand::Rng;
+    let suffix: u16 = rand::rng().random();
+    format!(
+        "{}-{suffix:04x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    )
+}
+
 /// Create `reports_root/run_id` and point `reports_root/latest` at it.
 ///
 /// The symlink is relative (`latest -> run_id`) so the reports tree can be moved or archived.

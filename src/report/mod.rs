@@ -10,11 +10,12 @@ mod record;
 mod reporter;
 mod rto;
 mod standard;
+mod task;
 
 #[cfg(test)]
 mod fixture;
 
-pub use dir::{LATEST, prepare_run_dir};
+pub use dir::{LATEST, new_run_id, prepare_run_dir};
 pub use error::ReportError;
 pub use junit::JunitReporter;
 pub use markdown::MarkdownReporter;
@@ -22,3 +23,4 @@ pub use progress::ProgressReporter;
 pub use reporter::{Reporter, Reporters};
 pub use rto::RtoJsonReporter;
 pub use standard::standard_reporters;
+pub use task::ReporterTask;

@@ -108,6 +108,7 @@ pub async fn run_scenario<B: Backend>(
         keep,
         ..DrillState::default()
     };
+    tracing::info!(scenario = %s.name, backend = backend.name(), "opening the drill");
     let outcome = match backend.open(s).await {
         Err(e) => Err(e),
         Ok(mut drill) => {
@@ -128,6 +129,7 @@ pub async fn run_scenario<B: Backend>(
             state.source = None;
             state.recovered = None;
             random::finish(&mut state, &mut res);
+            tracing::info!(scenario = %s.name, keep, "tearing the drill down");
             res.kept = drill.teardown(keep).await;
             r
         }
@@ -225,6 +227,7 @@ async fn execute<D: Drill>(
             kind: kind.into(),
             at: Utc::now(),
         });
+        tracing::debug!(scenario = %name, step = %id, kind, "step");
         let began = Instant::now();
         let detail = match do_step(cx, step).await {
             Ok(d) => d,

@@ -1,11 +1,13 @@
 //! Scenario files: the strict serde model, loading with file:line:column errors, and the
 //! semantic validation serde cannot express. Never runs anything.
 
+mod discover;
 mod load;
 mod model;
 mod span;
 mod validate;
 
+pub use discover::{DEFAULT_DIR, DiscoverError, load_all, scenario_files};
 pub use load::{
     LoadedScenario, Problem, ScenarioError, json_schema, load_file, load_str,
     problem_from_yaml_error,

@@ -14,7 +14,9 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
 use crate::backend::objstore::{ObjectStore, S3Target};
-use crate::backend::{BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec};
+use crate::backend::{
+    Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec, Unsupported,
+};
 use crate::ledger::BackupRecord;
 use crate::scenario::{CrashMode, ErrorWindow, Scenario};
 
@@ -46,8 +48,8 @@ pub struct KubeBackend {
 }
 
 /// Why the kube backend cannot run `scenario` as written, if it cannot: checked by the CLI
-/// before any API call (exit 2) and again by `open`.
-pub fn unsupported(scenario: &Scenario) -> Option<String> {
+/// before any API call (exit 2) and again by `open` (see `Backend::supports`).
+fn unsupported(scenario: &Scenario) -> Option<Unsupported> {
     use crate::scenario::{Fault, Step};
     // Behaviour faults live in the local backend's embedded endpoint, the scenario `env` is
     // not passed to CNPG pods yet, and a CNPG instance manager restarts a crashed postmaster on
@@ -73,10 +75,9 @@ pub fn unsupported(scenario: &Scenario) -> Option<String> {
             _ => None,
         })
     };
-    what.map(|w| {
-        format!(
-            "uses {w}, which the kube backend does not support yet; run it with --backend local"
-        )
+    what.map(|feature| Unsupported {
+        backend: "kube",
+        feature,
     })
 }
 
@@ -86,15 +87,19 @@ impl KubeBackend {
     }
 }
 
-impl crate::backend::Backend for KubeBackend {
+impl Backend for KubeBackend {
     type Drill = KubeDrill;
 
     fn name(&self) -> &'static str {
         "kube"
     }
 
+    fn supports(scenario: &Scenario) -> Result<(), Unsupported> {
+        unsupported(scenario).map_or(Ok(()), Err)
+    }
+
     async fn open(&self, scenario: &Scenario) -> Result<KubeDrill, BackendError> {
-        if let Some(why) = unsupported(scenario) {
+        if let Err(why) = Self::supports(scenario) {
             return Err(BackendError::infra(format!(
                 "scenario `{}`: {why}",
                 scenario.name

@@ -535,7 +535,7 @@ fn preview_target(target: &Target, exclusive: bool, backup: &str) -> (RecoveryTa
     match target {
         Target::Latest => {}
         // Never planned as a `Recover` step: random targets have their own steps, which the
-        // kube backend refuses (`drill::unsupported`).
+        // kube backend refuses (`Backend::supports`).
         Target::Random => {}
         Target::Immediate => t.target_immediate = Some(true),
         Target::Name(n) => t.target_name = Some(n.clone()),
@@ -742,10 +742,10 @@ fn emit(v: &Value, indent: usize, out: &mut String) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn settings(flavour: Flavour) -> RenderSettings {
+    pub(in crate::backend::kube) fn settings(flavour: Flavour) -> RenderSettings {
         RenderSettings {
             run_id: "20261122T024830Z-0a1f".into(),
             flavour,

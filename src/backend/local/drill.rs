@@ -10,7 +10,7 @@ use crate::backend::Phase;
 use crate::backend::Rto;
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
-    Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec,
+    Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec, Unsupported,
 };
 use crate::ledger::{BackupRecord, ResolvedTarget, pg_timestamp};
 use crate::scenario::{Compression, CrashMode, ErrorWindow, RequestFilter, Scenario, Step};
@@ -54,6 +54,11 @@ impl Backend for LocalBackend {
 
     fn name(&self) -> &'static str {
         "local"
+    }
+
+    /// Every scenario: the local backend is the reference for every step and fault.
+    fn supports(_: &Scenario) -> Result<(), Unsupported> {
+        Ok(())
     }
 
     async fn open(&self, scenario: &Scenario) -> Result<LocalDrill, BackendError> {

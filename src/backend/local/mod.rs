@@ -3,8 +3,10 @@
 
 mod barman;
 mod drill;
+pub mod os_user;
 pub mod postgres;
 pub mod process;
+pub mod run;
 pub mod s3layer;
 pub mod s3server;
 pub mod scratch;

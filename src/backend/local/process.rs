@@ -23,9 +23,7 @@ pub struct RunAs {
 impl RunAs {
     /// The current user, or `user` when running as root (PostgreSQL refuses to run as root).
     pub fn detect(user: &str) -> Result<Self, BackendError> {
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        if euid != 0 {
+        if !is_root() {
             return Ok(RunAs {
                 name: current_user_name(),
                 ids: None,
@@ -223,4 +221,8 @@ pub async fn run(
             deadline.as_secs()
         ))),
     }
+}
+/// Whether pgdrill runs with root's effective user id.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
 }

@@ -32,8 +32,7 @@ pub fn default_home() -> PathBuf {
     if let Some(h) = std::env::var_os("PGDRILL_HOME") {
         return PathBuf::from(h);
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if super::process::is_root() {
         return PathBuf::from("/var/tmp/pgdrill");
     }
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {

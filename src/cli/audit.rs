@@ -1,0 +1,76 @@
+//! `pgdrill audit`: parses the archive's address and thresholds, calls the library's read-only
+//! audit, prints the table or JSON, writes the JUnit file, maps the verdict to an exit code.
+//! Never reads the archive or judges it itself.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use pgdrill::audit::run::{AuditError, AuditRequest, audit_archive};
+use pgdrill::audit::{Thresholds, output};
+use pgdrill::error::{Error, exit};
+
+use super::args::parse_age;
+
+/// Arguments of `pgdrill audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// `s3://BUCKET/PATH`: the folder holding the serverName folders (CNPG's destinationPath).
+    pub url: String,
+    pub server_name: String,
+    /// S3 endpoint (default: AWS). Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// AWS shared-credentials profile (default: the AWS_* variables, then AWS_PROFILE).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the checks as a JUnit file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Fail when the newest base backup is older (e.g. `25h`, `90m`).
+    #[arg(long, default_value = "25h", value_parser = parse_age)]
+    pub max_backup_age: u64,
+    /// Fail when the newest archived WAL segment is older (e.g. `10m`).
+    #[arg(long, default_value = "10m", value_parser = parse_age)]
+    pub max_wal_age: u64,
+}
+
+/// Read the archive, judge it, print it.
+pub async fn run(a: AuditArgs) -> anyhow::Result<i32> {
+    let req = AuditRequest {
+        url: a.url,
+        server_name: a.server_name,
+        endpoint: a.endpoint,
+        region: a.region,
+        profile: a.profile,
+        thresholds: Thresholds {
+            max_backup_age_seconds: a.max_backup_age,
+            max_wal_age_seconds: a.max_wal_age,
+        },
+    };
+    let audited = audit_archive(req).await.map_err(|e| match e {
+        AuditError::Request(m) => Error::Usage(m),
+        AuditError::Read(e) => Error::Infrastructure(e.to_string()),
+    })?;
+    let report = &audited.report;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", output::table(report, &audited.url));
+    }
+    if let Some(path) = a.junit {
+        let xml =
+            output::junit(report).map_err(|e| Error::Infrastructure(format!("JUnit: {e}")))?;
+        std::fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if report.ok() {
+        exit::PASSED
+    } else {
+        exit::DRILL_FAILED
+    })
+}
