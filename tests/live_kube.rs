@@ -121,8 +121,7 @@ impl Live {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    pgdrill::backend::local::process::is_root()
 }
 
 /// The live cluster, brought up once per test process; `None` when it cannot run here and this

@@ -5,7 +5,8 @@
 
 use std::process::Command;
 
-use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
+use pgdrill::backend::credentials::KeyPair;
+use pgdrill::backend::local::s3server::S3Server;
 use pgdrill::runner::Status;
 use serde_json::Value;
 
@@ -18,7 +19,7 @@ use junit::Junit;
 
 const PREFIX: &str = "pgdrill/audit-test";
 
-fn audit(s3: &S3Server, creds: &S3Credentials, server: &str, extra: &[&str]) -> (i32, String) {
+fn audit(s3: &S3Server, creds: &KeyPair, server: &str, extra: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
         .args([
             "audit",

@@ -17,9 +17,10 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::PostParams;
+use pgdrill::backend::credentials::KeyPair;
 use pgdrill::backend::kube::render::{Flavour, RenderSettings, namespace_name};
 use pgdrill::backend::kube::{KubeBackend, KubeOptions};
-use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
+use pgdrill::backend::local::s3server::S3Server;
 use pgdrill::backend::objstore::{ObjectStore, S3Target};
 use pgdrill::runner::{Emitter, RecoveryObservation, Rto, ScenarioResult, Status, run_scenario};
 use serde_json::json;
@@ -55,7 +56,7 @@ impl Rig {
         )
         .await;
         let s3_dir = tempfile::tempdir().expect("s3 dir");
-        let creds = S3Credentials::random();
+        let creds = KeyPair::random();
         let s3 = S3Server::start(s3_dir.path(), 0, &creds, &["pgdrill"])
             .await
             .expect("embedded S3");

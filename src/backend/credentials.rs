@@ -20,6 +20,26 @@ impl std::fmt::Debug for KeyPair {
     }
 }
 
+impl KeyPair {
+    /// A fresh random key pair, so nothing outside this run can use the endpoint.
+    pub fn random() -> Self {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let mut token = |n: usize| -> String {
+            (0..n)
+                .map(|_| {
+                    let c = rng.random_range(0..36u8);
+                    (if c < 10 { b'0' + c } else { b'A' + c - 10 }) as char
+                })
+                .collect()
+        };
+        Self {
+            access_key: format!("PGDRILL{}", token(13)),
+            secret_key: token(40),
+        }
+    }
+}
+
 /// The `[profile]` section of a shared credentials file (INI), if it has both keys.
 pub fn parse_profile(text: &str, profile: &str) -> Option<KeyPair> {
     let mut in_section = false;

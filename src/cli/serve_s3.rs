@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
+use pgdrill::backend::credentials::KeyPair;
+use pgdrill::backend::local::s3server::S3Server;
 use pgdrill::error::exit;
 
 /// Arguments of `pgdrill serve-s3`.
@@ -28,7 +29,7 @@ pub struct ServeS3Args {
 }
 
 pub async fn run(args: ServeS3Args) -> anyhow::Result<i32> {
-    let creds = S3Credentials {
+    let creds = KeyPair {
         access_key: args.access_key,
         secret_key: args.secret_key,
     };

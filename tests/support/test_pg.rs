@@ -62,7 +62,7 @@ impl TestPg {
 /// local drills that archive into it under `bucket_prefix`.
 pub struct TestArchive {
     pub s3: pgdrill::backend::local::s3server::S3Server,
-    pub creds: pgdrill::backend::local::s3server::S3Credentials,
+    pub creds: pgdrill::backend::credentials::KeyPair,
     pub target: pgdrill::backend::objstore::S3Target,
     pub toolchain: Toolchain,
     pub run_dir: tempfile::TempDir,
@@ -78,10 +78,11 @@ impl TestArchive {
     /// [`TestArchive::start`] listening on `address` (the live cluster's pods reach the node's
     /// bridge address).
     pub async fn start_on(address: std::net::IpAddr, dir_prefix: &str) -> Self {
-        use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
+        use pgdrill::backend::credentials::KeyPair;
+        use pgdrill::backend::local::s3server::S3Server;
         let (toolchain, run_dir) = run_dir(dir_prefix);
         let s3_dir = tempfile::tempdir().expect("s3 dir");
-        let creds = S3Credentials::random();
+        let creds = KeyPair::random();
         let s3 = S3Server::start_on(address, s3_dir.path(), 0, &creds, &["pgdrill"])
             .await
             .expect("embedded S3");

@@ -11,7 +11,7 @@ use crate::backend::objstore::S3Target;
 
 use super::drill::{LocalBackend, LocalOptions};
 use super::s3layer::FaultSwitch;
-use super::s3server::{S3Credentials, S3Server};
+use super::s3server::S3Server;
 use super::toolchain::Toolchain;
 
 /// The object storage a local run archives to.
@@ -31,7 +31,7 @@ impl S3Endpoint {
         region: &str,
         bucket: &str,
     ) -> Result<Self, BackendError> {
-        let creds = S3Credentials::random();
+        let creds = KeyPair::random();
         let server = S3Server::start(dir, 0, &creds, &[bucket]).await?;
         let keys = KeyPair {
             access_key: creds.access_key,

@@ -14,42 +14,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::backend::BackendError;
-
-/// Access key pair for the embedded endpoint. `Debug` redacts the secret.
-#[derive(Clone)]
-pub struct S3Credentials {
-    pub access_key: String,
-    pub secret_key: String,
-}
-
-impl std::fmt::Debug for S3Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Credentials")
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
-            .finish()
-    }
-}
-
-impl S3Credentials {
-    /// A fresh random key pair, so nothing outside this run can use the endpoint.
-    pub fn random() -> Self {
-        use rand::Rng;
-        let mut rng = rand::rng();
-        let mut token = |n: usize| -> String {
-            (0..n)
-                .map(|_| {
-                    let c = rng.random_range(0..36u8);
-                    (if c < 10 { b'0' + c } else { b'A' + c - 10 }) as char
-                })
-                .collect()
-        };
-        Self {
-            access_key: format!("PGDRILL{}", token(13)),
-            secret_key: token(40),
-        }
-    }
-}
+use crate::backend::credentials::KeyPair;
 
 /// A running embedded endpoint. Owner of the listener task: `shutdown` stops it; dropping it
 /// aborts the task.
@@ -130,7 +95,7 @@ impl S3Server {
     pub async fn start(
         root: &Path,
         port: u16,
-        creds: &S3Credentials,
+        creds: &KeyPair,
         buckets: &[&str],
     ) -> Result<Self, BackendError> {
         Self::start_on(IpAddr::from([127, 0, 0, 1]), root, port, creds, buckets).await
@@ -141,7 +106,7 @@ impl S3Server {
         address: IpAddr,
         root: &Path,
         port: u16,
-        creds: &S3Credentials,
+        creds: &KeyPair,
         buckets: &[&str],
     ) -> Result<Self, BackendError> {
         for b in buckets {
