@@ -37,6 +37,11 @@ pub enum Error {
     Usage(String),
     #[error("infrastructure: {0}")]
     Infrastructure(String),
+    /// A backend's error, typed (the exit code follows it; its cause is `.0.source()`), with
+    /// the text of `Infrastructure(e.to_string())`. Not this error's `source()`: the text
+    /// already ends with the cause's, and the binary prints chains (`{:#}`).
+    #[error("infrastructure: {0}")]
+    Backend(crate::backend::BackendError),
     #[error("report: {0}")]
     Report(#[from] crate::report::ReportError),
 }
@@ -51,11 +56,18 @@ impl From<DiscoverError> for Error {
     }
 }
 
+impl From<crate::backend::BackendError> for Error {
+    fn from(e: crate::backend::BackendError) -> Self {
+        Error::Backend(e)
+    }
+}
+
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Scenario(_) | Error::Usage(_) => exit::INVALID,
-            Error::Infrastructure(_) | Error::Report(_) => exit::INFRASTRUCTURE,
+            Error::Backend(crate::backend::BackendError::Cancelled) => exit::INTERRUPTED,
+            Error::Infrastructure(_) | Error::Backend(_) | Error::Report(_) => exit::INFRASTRUCTURE,
         }
     }
 }
@@ -71,5 +83,26 @@ mod tests {
         assert_eq!(exit::of_run(&s), exit::PASSED);
         s.panicked = 1;
         assert_eq!(exit::of_run(&s), exit::INFRASTRUCTURE);
+    }
+
+    #[test]
+    fn a_backend_error_keeps_its_text_cause_and_exit_code() {
+        use super::Error;
+        use crate::backend::BackendError;
+        use std::error::Error as _;
+        let io = std::io::Error::other("denied");
+        let e = Error::from(BackendError::io("cannot create /x", io));
+        assert_eq!(e.to_string(), "infrastructure: cannot create /x: denied");
+        // Printed as a chain (as the binary's `{:#}` does), the cause is not repeated.
+        assert!(e.source().is_none());
+        let Error::Backend(inner) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(inner.source().unwrap().to_string(), "denied");
+        assert_eq!(e.exit_code(), exit::INFRASTRUCTURE);
+        assert_eq!(
+            Error::from(BackendError::Cancelled).exit_code(),
+            exit::INTERRUPTED
+        );
     }
 }

@@ -5,6 +5,7 @@ mod cli;
 use clap::Parser;
 
 use cli::{Cli, Command, audit, gameday, list, render, run, schema, serve_s3, setup, validate};
+use pgdrill::backend::BackendError;
 use pgdrill::error::{Error, exit};
 
 #[tokio::main]
@@ -14,7 +15,7 @@ async fn main() {
     let code = match dispatch(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pgdrill: {e:#}");
+            eprintln!("pgdrill: {}", describe(&e));
             exit_code_of(&e)
         }
     };
@@ -53,6 +54,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Schema => schema::run(),
         Command::ServeS3(a) => serve_s3::run(a).await,
     }
+}
+
+/// The error and its causes on one line, as `{:#}` would print them, except that pgdrill's own
+/// errors already end with what caused them: their causes are not repeated.
+fn describe(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.is::<Error>() || cause.is::<BackendError>() {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// The exit code for an error that reached `main`: typed errors keep their code, anything

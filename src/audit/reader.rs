@@ -16,16 +16,6 @@ pub struct ArchiveReader {
     root: String,
 }
 
-fn s3_err<E>(what: &str, e: aws_sdk_s3::error::SdkError<E>) -> BackendError
-where
-    E: std::error::Error + 'static,
-{
-    BackendError::infra(format!(
-        "{what}: {}",
-        aws_sdk_s3::error::DisplayErrorContext(&e)
-    ))
-}
-
 impl ArchiveReader {
     /// `target.bucket` is replaced by `bucket`; `prefix` may be empty.
     pub fn new(target: &S3Target, bucket: &str, prefix: &str, server_name: &str) -> Self {
@@ -66,15 +56,15 @@ impl ArchiveReader {
             .key(key)
             .send()
             .await
-            .map_err(|e| s3_err(&format!("reading s3://{}/{key}", self.bucket), e))?;
+            .map_err(|e| BackendError::s3(format!("reading s3://{}/{key}", self.bucket), e))?;
         let bytes = out
             .body
             .collect()
             .await
-            .map_err(|e| BackendError::infra(format!("reading s3://{}/{key}: {e}", self.bucket)))?
+            .map_err(|e| BackendError::io(format!("reading s3://{}/{key}", self.bucket), e.into()))?
             .into_bytes();
         let text = decompress(key, &bytes).map_err(|e| {
-            BackendError::infra(format!("decompressing s3://{}/{key}: {e}", self.bucket))
+            BackendError::io(format!("decompressing s3://{}/{key}", self.bucket), e)
         })?;
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
@@ -91,7 +81,7 @@ impl ArchiveReader {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_err(&format!("listing {}", self.url()), e))?;
+            let page = page.map_err(|e| BackendError::s3(format!("listing {}", self.url()), e))?;
             for o in page.contents() {
                 let Some(key) = o.key() else { continue };
                 let Some(rel) = key.strip_prefix(&prefix) else {

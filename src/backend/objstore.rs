@@ -147,11 +147,7 @@ impl ObjectStore {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                BackendError::infra(format!(
-                    "listing s3://{}/{prefix}: {}",
-                    self.bucket,
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ))
+                BackendError::s3(format!("listing s3://{}/{prefix}", self.bucket), e)
             })?;
             for o in page.contents() {
                 if let Some(k) = o.key() {
@@ -187,13 +183,7 @@ impl ObjectStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| {
-                BackendError::infra(format!(
-                    "deleting s3://{}/{key}: {}",
-                    self.bucket,
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(|e| BackendError::s3(format!("deleting s3://{}/{key}", self.bucket), e))?;
         Ok(())
     }
 

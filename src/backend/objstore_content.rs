@@ -108,17 +108,12 @@ impl ObjectStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| {
-                BackendError::infra(format!(
-                    "reading s3://{bucket}/{key}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(|e| BackendError::s3(format!("reading s3://{bucket}/{key}"), e))?;
         let body = out
             .body
             .collect()
             .await
-            .map_err(|e| BackendError::infra(format!("reading s3://{bucket}/{key}: {e}")))?;
+            .map_err(|e| BackendError::io(format!("reading s3://{bucket}/{key}"), e.into()))?;
         Ok(body.into_bytes().to_vec())
     }
 
@@ -133,12 +128,7 @@ impl ObjectStore {
             .body(bytes.into())
             .send()
             .await
-            .map_err(|e| {
-                BackendError::infra(format!(
-                    "writing s3://{bucket}/{key}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(|e| BackendError::s3(format!("writing s3://{bucket}/{key}"), e))?;
         Ok(())
     }
 

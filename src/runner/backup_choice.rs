@@ -117,7 +117,7 @@ pub(super) async fn for_target(
     server_name: &str,
 ) -> Result<ForTarget, BackendError> {
     let resolved = target::resolve(target, ledger)
-        .map_err(|e| BackendError::infra(format!("cannot resolve the recovery target: {e}")))?;
+        .map_err(|e| BackendError::ledger("cannot resolve the recovery target", e))?;
     let (url, report) = read(store, server_name).await?;
     let chosen = choose(ledger, &resolved, named, &report);
     Ok(ForTarget {

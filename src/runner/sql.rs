@@ -210,11 +210,14 @@ pub async fn wait_archived(
         if start.elapsed() >= deadline {
             let failed: String = row.get(1);
             let count: i64 = row.get(2);
-            return Err(BackendError::infra(format!(
-                "WAL segment {segment} was not archived within {}s (pg_stat_archiver: last archived `{archived}`, \
-                 last failed `{failed}`, {count} failures; see the server log)",
-                deadline.as_secs()
-            )));
+            return Err(BackendError::timeout(
+                format!("WAL segment {segment} was not archived"),
+                deadline,
+                format!(
+                    " (pg_stat_archiver: last archived `{archived}`, \
+                     last failed `{failed}`, {count} failures; see the server log)"
+                ),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

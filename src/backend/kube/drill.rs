@@ -217,12 +217,13 @@ impl Drill for KubeDrill {
         let backup = match waited {
             Ok(Ok(Some(b))) => b,
             Ok(Ok(None)) => return Err(BackendError::infra(format!("Backup {name} was deleted"))),
-            Ok(Err(e)) => return Err(BackendError::infra(format!("watching Backup {name}: {e}"))),
+            Ok(Err(e)) => return Err(BackendError::kube(format!("watching Backup {name}"), e)),
             Err(_) => {
-                return Err(BackendError::infra(format!(
-                    "Backup {name} not finished within {timeout_seconds}s{}",
-                    self.archiving_note().await
-                )));
+                return Err(BackendError::timeout(
+                    format!("Backup {name} not finished"),
+                    Duration::from_secs(timeout_seconds),
+                    self.archiving_note().await,
+                ));
             }
         };
         match conditions::backup_state(&backup) {
@@ -283,11 +284,12 @@ impl Drill for KubeDrill {
             Ok(Ok(None)) => Err(BackendError::infra(
                 "the source cluster was deleted while hibernating",
             )),
-            Ok(Err(e)) => Err(BackendError::infra(format!("watching hibernation: {e}"))),
-            Err(_) => Err(BackendError::infra(format!(
-                "source cluster not hibernated within {}s",
-                self.ready_timeout.as_secs()
-            ))),
+            Ok(Err(e)) => Err(BackendError::kube("watching hibernation", e)),
+            Err(_) => Err(BackendError::timeout(
+                "source cluster not hibernated",
+                self.ready_timeout,
+                "",
+            )),
         }
     }
 

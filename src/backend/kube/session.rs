@@ -32,7 +32,7 @@ const MANAGER: &str = "pgdrill";
 const PG_PORT: u16 = 5432;
 
 pub(super) fn kerr(what: &str, e: kube::Error) -> BackendError {
-    BackendError::infra(format!("{what}: {e}"))
+    BackendError::kube(what, e)
 }
 
 /// How often a run renews the heartbeat of its namespaces.
@@ -183,10 +183,10 @@ impl Session {
             .await
         {
             Ok(Ok(_)) => Ok(true),
-            Ok(Err(e)) => Err(BackendError::infra(format!(
-                "watching namespace {} go: {e}",
-                self.namespace
-            ))),
+            Ok(Err(e)) => Err(BackendError::kube(
+                format!("watching namespace {} go", self.namespace),
+                e,
+            )),
             Err(_) => Ok(false),
         }
     }
@@ -240,7 +240,7 @@ impl Session {
                 ))),
             },
             Ok(Ok(None)) => Err(BackendError::infra(format!("cluster {name} was deleted"))),
-            Ok(Err(e)) => Err(BackendError::infra(format!("watching cluster {name}: {e}"))),
+            Ok(Err(e)) => Err(BackendError::kube(format!("watching cluster {name}"), e)),
             Err(_) => {
                 let phase = api
                     .get_opt(name)
@@ -252,10 +252,11 @@ impl Session {
                         _ => "settled".into(),
                     })
                     .unwrap_or_else(|| "absent".into());
-                Err(BackendError::infra(format!(
-                    "cluster {name} not ready within {}s (phase `{phase}`)",
-                    timeout.as_secs()
-                )))
+                Err(BackendError::timeout(
+                    format!("cluster {name} not ready"),
+                    timeout,
+                    format!(" (phase `{phase}`)"),
+                ))
             }
         }
     }
@@ -299,7 +300,7 @@ impl Session {
         let (client, connection) = cfg
             .connect_raw(stream, tokio_postgres::NoTls)
             .await
-            .map_err(|e| BackendError::infra(format!("connecting to {pod}: {e}")))?;
+            .map_err(|e| BackendError::connect(format!("connecting to {pod}"), e))?;
         self.tasks.push(tokio::spawn(async move {
             let _ = connection.await;
             drop(pf);

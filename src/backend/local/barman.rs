@@ -51,8 +51,7 @@ impl Barman {
     /// Write the AWS config file into `home`.
     pub fn prepare_home(&self) -> Result<(), BackendError> {
         let p = self.home.join("aws-config");
-        std::fs::write(&p, AWS_CONFIG)
-            .map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
+        std::fs::write(&p, AWS_CONFIG).map_err(|e| BackendError::io(p.display().to_string(), e))?;
         self.run_as.chown(&p)
     }
 
@@ -148,15 +147,10 @@ impl Barman {
             .run("barman-cloud-backup-list", &a, Duration::from_secs(120))
             .await?;
         if !out.success {
-            return Err(BackendError::infra(format!(
-                "barman-cloud-backup-list: {}",
-                out.text()
-            )));
+            return Err(out.failure("barman-cloud-backup-list"));
         }
         let parsed: BackupList = serde_json::from_str(&out.stdout).map_err(|e| {
-            BackendError::infra(format!(
-                "barman-cloud-backup-list printed unexpected JSON: {e}"
-            ))
+            BackendError::parse("barman-cloud-backup-list printed unexpected JSON", e)
         })?;
         Ok(parsed.backups_list)
     }

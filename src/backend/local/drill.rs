@@ -73,7 +73,7 @@ impl Backend for LocalBackend {
             )));
         }
         std::fs::create_dir_all(&dir)
-            .map_err(|e| BackendError::infra(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
         o.toolchain.run_as.chown(&dir)?;
         let root = format!("{}/{}", o.bucket_prefix.trim_matches('/'), scenario.name);
         let store = ObjectStore::new(&o.s3, &root);
@@ -208,14 +208,17 @@ impl Drill for LocalDrill {
         let client = match inst.wait_ready(Duration::from_secs(60)).await {
             Ok(c) => c,
             Err(NotReady::Exited(f)) => {
-                return Err(BackendError::infra(format!(
-                    "source PostgreSQL exited at start:\n{f}"
-                )));
+                return Err(BackendError::Exited {
+                    what: "source PostgreSQL exited at start".into(),
+                    log: f,
+                });
             }
             Err(NotReady::Timeout(t)) => {
-                return Err(BackendError::infra(format!(
-                    "source PostgreSQL not ready within 60s:\n{t}"
-                )));
+                return Err(BackendError::timeout(
+                    "source PostgreSQL not ready",
+                    Duration::from_secs(60),
+                    format!(":\n{t}"),
+                ));
             }
         };
         Server::from_client(client).await
@@ -241,10 +244,7 @@ impl Drill for LocalDrill {
             )
             .await?;
         if !out.success {
-            return Err(BackendError::infra(format!(
-                "barman-cloud-backup failed: {}",
-                out.text()
-            )));
+            return Err(out.failure("barman-cloud-backup failed"));
         }
         let list = self.barman.list_backups(&spec.server_name).await?;
         let b = list
@@ -349,16 +349,17 @@ impl Drill for LocalDrill {
         let client = match inst.wait_ready(Duration::from_secs(timeout_seconds)).await {
             Ok(c) => c,
             Err(NotReady::Exited(f)) => {
-                return Err(BackendError::infra(format!(
-                    "the source exited during its failover recovery:\n{}",
-                    self.barman.redact(&f)
-                )));
+                return Err(BackendError::Exited {
+                    what: "the source exited during its failover recovery".into(),
+                    log: self.barman.redact(&f),
+                });
             }
             Err(NotReady::Timeout(t)) => {
-                return Err(BackendError::infra(format!(
-                    "the source was not promoted within {timeout_seconds}s of its failover:\n{}",
-                    self.barman.redact(&t)
-                )));
+                return Err(BackendError::timeout(
+                    "the source was not promoted",
+                    Duration::from_secs(timeout_seconds),
+                    format!(" of its failover:\n{}", self.barman.redact(&t)),
+                ));
             }
         };
         Server::from_client(client).await
@@ -448,7 +449,7 @@ impl Drill for LocalDrill {
         inst.stop(StopMode::Immediate, Duration::from_secs(30))
             .await?;
         std::fs::remove_dir_all(&inst.dir)
-            .map_err(|e| BackendError::infra(format!("cannot remove {}: {e}", inst.dir.display())))
+            .map_err(|e| BackendError::io(format!("cannot remove {}", inst.dir.display()), e))
     }
 
     async fn teardown(mut self, keep: bool) -> Vec<String> {

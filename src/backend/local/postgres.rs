@@ -43,7 +43,7 @@ impl PgInstance {
     pub fn new(name: &str, dir: &Path, bin: &Path, run_as: &RunAs) -> Result<Self, BackendError> {
         for d in [dir.to_path_buf(), dir.join("sock"), dir.join("bin")] {
             std::fs::create_dir_all(&d)
-                .map_err(|e| BackendError::infra(format!("cannot create {}: {e}", d.display())))?;
+                .map_err(|e| BackendError::io(format!("cannot create {}", d.display()), e))?;
             run_as.chown(&d)?;
         }
         Ok(Self {
@@ -90,11 +90,7 @@ impl PgInstance {
         )
         .await?;
         if !out.success {
-            return Err(BackendError::infra(format!(
-                "initdb for {} failed: {}",
-                self.name,
-                out.text()
-            )));
+            return Err(out.failure(format!("initdb for {} failed", self.name)));
         }
         Ok(())
     }
@@ -106,13 +102,13 @@ impl PgInstance {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
-            .map_err(|e| BackendError::infra(format!("{}: {e}", path.display())))?;
+            .map_err(|e| BackendError::io(path.display().to_string(), e))?;
         let mut text = String::from("\n# --- pgdrill ---\n");
         for (k, v) in settings {
             text.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
         }
         f.write_all(text.as_bytes())
-            .map_err(|e| BackendError::infra(format!("{}: {e}", path.display())))
+            .map_err(|e| BackendError::io(path.display().to_string(), e))
     }
 
     /// Settings every pgdrill instance has: sockets in its own directory, no TCP, UTC logs.
@@ -138,10 +134,9 @@ impl PgInstance {
     pub fn write_file(&self, rel: &str, content: &str, mode: u32) -> Result<PathBuf, BackendError> {
         use std::os::unix::fs::PermissionsExt;
         let p = self.dir.join(rel);
-        std::fs::write(&p, content)
-            .map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
+        std::fs::write(&p, content).map_err(|e| BackendError::io(p.display().to_string(), e))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| BackendError::infra(format!("{}: {e}", p.display())))?;
+            .map_err(|e| BackendError::io(p.display().to_string(), e))?;
         self.run_as.chown(&p)?;
         Ok(p)
     }
@@ -152,10 +147,10 @@ impl PgInstance {
             .create(true)
             .append(true)
             .open(self.log_path())
-            .map_err(|e| BackendError::infra(format!("{}: {e}", self.log_path().display())))?;
+            .map_err(|e| BackendError::io(self.log_path().display().to_string(), e))?;
         let log2 = log
             .try_clone()
-            .map_err(|e| BackendError::infra(format!("{}: {e}", self.log_path().display())))?;
+            .map_err(|e| BackendError::io(self.log_path().display().to_string(), e))?;
         let mut c = self.command(self.bin.join("postgres"));
         c.arg("-D")
             .arg(self.data())
@@ -259,11 +254,11 @@ impl PgInstance {
             Err(_) => {
                 process::signal_group(pm.pgid, libc::SIGKILL);
                 let _ = pm.wait().await;
-                Err(BackendError::infra(format!(
-                    "{} did not stop within {}s; killed",
-                    self.name,
-                    deadline.as_secs()
-                )))
+                Err(BackendError::timeout(
+                    format!("{} did not stop", self.name),
+                    deadline,
+                    "; killed",
+                ))
             }
         }
     }

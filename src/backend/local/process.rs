@@ -48,7 +48,7 @@ impl RunAs {
     pub fn chown(&self, path: &Path) -> Result<(), BackendError> {
         if let Some((uid, gid)) = self.ids {
             std::os::unix::fs::chown(path, Some(uid), Some(gid))
-                .map_err(|e| BackendError::infra(format!("chown {}: {e}", path.display())))?;
+                .map_err(|e| BackendError::io(format!("chown {}", path.display()), e))?;
         }
         Ok(())
     }
@@ -142,9 +142,7 @@ pub fn command(program: impl AsRef<OsStr>, run_as: &RunAs, home: &Path) -> Comma
 
 /// Spawn and register.
 pub fn spawn(cmd: &mut Command, what: &str) -> Result<Spawned, BackendError> {
-    let child = cmd
-        .spawn()
-        .map_err(|e| BackendError::infra(format!("cannot start {what}: {e}")))?;
+    let child = cmd.spawn().map_err(|e| BackendError::spawn(what, e))?;
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
     if let Ok(mut g) = GROUPS.lock() {
         g.insert(pgid);
@@ -172,6 +170,15 @@ impl ToolOutput {
             s.push_str(self.stdout.trim());
         }
         s
+    }
+
+    /// The error of a tool that ran and failed: `{what}: {stderr and stdout}`.
+    pub fn failure(&self, what: impl Into<String>) -> BackendError {
+        BackendError::Tool {
+            what: what.into(),
+            code: self.code,
+            output: self.text(),
+        }
     }
 }
 
@@ -215,11 +222,12 @@ pub async fn run(
             stdout: String::from_utf8_lossy(&o).into_owned(),
             stderr: String::from_utf8_lossy(&e).into_owned(),
         }),
-        Ok(Err(e)) => Err(BackendError::infra(format!("{what}: {e}"))),
-        Err(_) => Err(BackendError::infra(format!(
-            "{what} did not finish within {}s",
-            deadline.as_secs()
-        ))),
+        Ok(Err(e)) => Err(BackendError::io(what, e)),
+        Err(_) => Err(BackendError::timeout(
+            format!("{what} did not finish"),
+            deadline,
+            "",
+        )),
     }
 }
 /// Whether pgdrill runs with root's effective user id.

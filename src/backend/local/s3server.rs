@@ -109,6 +109,8 @@ impl S3Server {
         creds: &KeyPair,
         buckets: &[&str],
     ) -> Result<Self, BackendError> {
+        // Messages, not `BackendError::io`: `pgdrill serve-s3` prints these through anyhow's
+        // `{:#}`, which would repeat a kept cause after the text that already ends with it.
         for b in buckets {
             std::fs::create_dir_all(root.join(b)).map_err(|e| {
                 BackendError::infra(format!(

@@ -42,7 +42,7 @@ impl LocalScratch {
             )));
         }
         std::fs::create_dir_all(&dir)
-            .map_err(|e| BackendError::infra(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
         toolchain.run_as.chown(&dir)?;
         let source = Barman {
             bin,
@@ -70,7 +70,7 @@ fn configure(source: &Barman, inst: &PgInstance, req: &ScratchRequest) -> Result
     let auto = data.join("postgresql.auto.conf");
     if auto.exists() {
         std::fs::rename(&auto, data.join("postgresql.auto.conf.pgdrill-orig"))
-            .map_err(|e| BackendError::infra(format!("{}: {e}", auto.display())))?;
+            .map_err(|e| BackendError::io(auto.display().to_string(), e))?;
     }
     let _ = std::fs::remove_file(data.join(".check-empty-wal-archive"));
     let _ = std::fs::remove_file(data.join("standby.signal"));

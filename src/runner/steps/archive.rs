@@ -51,9 +51,11 @@ pub(in crate::runner) async fn wait_failure<D: Drill>(
             ));
         }
         if Instant::now() >= until {
-            return Err(BackendError::infra(format!(
-                "pg_stat_archiver showed no failed attempt within {timeout}s of the error window (is anything being archived? set `backup.archive_timeout_seconds` and write during the window)"
-            )));
+            return Err(BackendError::timeout(
+                "pg_stat_archiver showed no failed attempt",
+                Duration::from_secs(timeout),
+                " of the error window (is anything being archived? set `backup.archive_timeout_seconds` and write during the window)",
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -66,12 +68,7 @@ pub(in crate::runner) async fn wait_archived<D: Drill>(
     write: &str,
 ) -> Result<String, BackendError> {
     let timeout = cx.archive_timeout();
-    let e = cx
-        .state
-        .ledger
-        .entry_for_step(write)
-        .map_err(|e| BackendError::infra(e.to_string()))?
-        .clone();
+    let e = cx.state.ledger.entry_for_step(write)?.clone();
     let client = &cx.state.source()?.client;
     sql::wait_archived(client, &e.segment, Duration::from_secs(timeout)).await?;
     let stat = sql::archiver_stat(client).await?;
@@ -106,7 +103,7 @@ pub(in crate::runner) async fn audit<D: Drill>(
     let (url, report, resolved, chosen) = if s.recovery.target == Target::Random {
         let (url, report) = backup_choice::read(cx.drill.store(), server_name).await?;
         let range = pick::recoverable_range(ledger, named)
-            .map_err(|e| BackendError::infra(format!("cannot pick random targets: {e}")))?;
+            .map_err(|e| BackendError::ledger("cannot pick random targets", e))?;
         (url, report, ResolvedTarget::Latest, range.floor.clone())
     } else {
         let found = backup_choice::for_target(
@@ -123,14 +120,14 @@ pub(in crate::runner) async fn audit<D: Drill>(
             Ok(c) => c.backup,
             Err(_) => ledger
                 .choose_backup(&found.resolved, named)
-                .map_err(|e| BackendError::infra(format!("cannot choose a base backup: {e}")))?
+                .map_err(|e| BackendError::ledger("cannot choose a base backup", e))?
                 .clone(),
         };
         (found.url, found.report, found.resolved, chosen)
     };
     let expected = ledger
         .expected_at(&resolved, s.recovery.exclusive, &chosen)
-        .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
+        .map_err(|e| BackendError::ledger("ledger", e))?;
     let v = crate::audit::predict::verdict(&url, &report, &chosen.backup_id, &expected);
     let d = format!(
         "{} gap(s){}; {}",

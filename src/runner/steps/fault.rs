@@ -63,12 +63,7 @@ pub(in crate::runner) async fn inject<D: Drill>(
         Fault::DeleteWal(sel) => {
             let seg = match (&sel.segment, &sel.holding_step) {
                 (Some(seg), _) => seg.clone(),
-                (None, Some(step)) => st
-                    .ledger
-                    .entry_for_step(step)
-                    .map_err(|e| BackendError::infra(e.to_string()))?
-                    .segment
-                    .clone(),
+                (None, Some(step)) => st.ledger.entry_for_step(step)?.segment.clone(),
                 (None, None) => return Err(BackendError::infra("delete_wal names no segment")),
             };
             // The segment must be in the archive before it can go missing from it; a crashed

@@ -69,7 +69,7 @@ pub(super) async fn corrupt_wal<D: Drill>(
         CorruptMode::Crc => {
             let mut raw = codec
                 .decompress(&original)
-                .map_err(|e| infra(format!("decompressing {}: {e}", object.key)))?;
+                .map_err(|e| BackendError::io(format!("decompressing {}", object.key), e))?;
             let copy = raw.clone();
             let seg = Segment::new(name, &copy).map_err(infra)?;
             let record = match &entry {
@@ -81,7 +81,7 @@ pub(super) async fn corrupt_wal<D: Drill>(
             let flipped = flip_record_data(&mut raw, &seg, &record).map_err(infra)?;
             let again = codec
                 .compress(&raw)
-                .map_err(|e| infra(format!("recompressing {}: {e}", object.key)))?;
+                .map_err(|e| BackendError::io(format!("recompressing {}", object.key), e))?;
             let detail = format!(
                 "flipped {} byte(s) of the {} record at {} (offset {:#X} in {segment}), recompressed",
                 flipped.len(),

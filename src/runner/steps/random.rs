@@ -12,10 +12,6 @@ use super::super::pick;
 use super::super::state::{DrillState, RandomTarget, StepCx};
 use super::recover::{JudgedAt, verify_server};
 
-fn infra(what: &str, e: impl std::fmt::Display) -> BackendError {
-    BackendError::infra(format!("{what}: {e}"))
-}
-
 /// The scenario's target as reports show it: `random: 6 targets, seed 1`.
 pub(in crate::runner) fn describe(s: &Scenario) -> String {
     format!(
@@ -65,7 +61,7 @@ pub(in crate::runner) async fn pick<D: Drill>(
 ) -> Result<String, BackendError> {
     let (drill, st) = (&mut *cx.drill, &mut *cx.state);
     let range = pick::recoverable_range(&st.ledger, backup)
-        .map_err(|e| infra("cannot pick random targets", e))?;
+        .map_err(|e| BackendError::ledger("cannot pick random targets", e))?;
     let picks = pick::pick(&range, count, seed);
     let mut lines = Vec::new();
     let mut targets = Vec::new();
@@ -74,8 +70,8 @@ pub(in crate::runner) async fn pick<D: Drill>(
             .ledger
             .choose_backup(&p.target, backup)
             .map_err(|e| {
-                infra(
-                    &format!("target {}: cannot choose a base backup", p.index),
+                BackendError::ledger(
+                    format!("target {}: cannot choose a base backup", p.index),
                     e,
                 )
             })?

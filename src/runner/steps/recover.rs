@@ -182,12 +182,10 @@ pub(in crate::runner) async fn verify_server(
     if !ledger.fixture_tables.is_empty() {
         observed.fixture_tables = sql::snapshot_tables(&server.client, &generated).await?;
     }
-    let backup = ledger
-        .backup_for_step(at.backup_step)
-        .map_err(|e| BackendError::infra(e.to_string()))?;
+    let backup = ledger.backup_for_step(at.backup_step)?;
     let expected = ledger
         .expected_at(at.target, s.recovery.exclusive, backup)
-        .map_err(|e| BackendError::infra(format!("ledger: {e}")))?;
+        .map_err(|e| BackendError::ledger("ledger", e))?;
     let default_expect = ExpectRecovered::default();
     let expect = match &s.expect {
         Expect::Recovered(r) => r,

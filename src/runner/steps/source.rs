@@ -42,7 +42,7 @@ pub(in crate::runner) async fn load_fixture<D: Drill>(
 ) -> Result<String, BackendError> {
     let file = cx.fixtures_dir.join(path);
     let text = std::fs::read_to_string(&file)
-        .map_err(|e| BackendError::infra(format!("{}: {e}", file.display())))?;
+        .map_err(|e| BackendError::io(file.display().to_string(), e))?;
     let generated: Vec<String> = cx
         .scenario
         .seed_data
