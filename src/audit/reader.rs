@@ -8,6 +8,7 @@ use crate::backend::BackendError;
 use crate::backend::objstore::{ObjectStore, S3Target, s3_client};
 
 use super::model::{ArchiveListing, ArchiveObject};
+use crate::backend::objstore::list_all;
 
 /// A read-only view of `<prefix>/<server_name>/` in one bucket.
 pub struct ArchiveReader {
@@ -73,29 +74,21 @@ impl ArchiveReader {
     pub async fn read(&self) -> Result<ArchiveListing, BackendError> {
         let prefix = format!("{}/", self.root);
         let mut listing = ArchiveListing::default();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| BackendError::s3(format!("listing {}", self.url()), e))?;
-            for o in page.contents() {
-                let Some(key) = o.key() else { continue };
-                let Some(rel) = key.strip_prefix(&prefix) else {
-                    continue;
-                };
-                let last_modified = o
-                    .last_modified()
-                    .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
-                listing.objects.push(ArchiveObject {
-                    key: rel.to_string(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    last_modified,
-                });
-            }
+        let what = format!("listing {}", self.url());
+        let objects = list_all(&self.client, &self.bucket, &prefix, &what).await?;
+        for o in &objects {
+            let Some(key) = o.key() else { continue };
+            let Some(rel) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let last_modified = o
+                .last_modified()
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+            listing.objects.push(ArchiveObject {
+                key: rel.to_string(),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                last_modified,
+            });
         }
         listing.objects.sort_by(|a, b| a.key.cmp(&b.key));
         for o in &listing.objects {

@@ -73,6 +73,28 @@ pub struct ObjectStore {
     root: String,
 }
 
+/// Every object under `prefix` in `bucket`, all pages of ListObjectsV2; `what` names the
+/// listing in an error.
+pub async fn list_all(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    what: &str,
+) -> Result<Vec<aws_sdk_s3::types::Object>, BackendError> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| BackendError::s3(what, e))?;
+        out.extend(page.contents().iter().cloned());
+    }
+    Ok(out)
+}
+
 /// An aws-sdk-s3 client for `target` (path-style, rustls with ring).
 pub fn s3_client(target: &S3Target) -> aws_sdk_s3::Client {
     let http = aws_smithy_http_client::Builder::new()
@@ -137,28 +159,17 @@ impl ObjectStore {
     /// Every object under `root/sub`.
     pub async fn list(&self, sub: &str) -> Result<Vec<ObjectInfo>, BackendError> {
         let prefix = format!("{}/{}", self.root, sub.trim_start_matches('/'));
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                BackendError::s3(format!("listing s3://{}/{prefix}", self.bucket), e)
-            })?;
-            for o in page.contents() {
-                if let Some(k) = o.key() {
-                    out.push(ObjectInfo {
-                        key: k.to_string(),
-                        size: o.size().unwrap_or(0).max(0) as u64,
-                    });
-                }
-            }
-        }
-        Ok(out)
+        let what = format!("listing s3://{}/{prefix}", self.bucket);
+        let objects = list_all(&self.client, &self.bucket, &prefix, &what).await?;
+        Ok(objects
+            .iter()
+            .filter_map(|o| {
+                o.key().map(|k| ObjectInfo {
+                    key: k.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                })
+            })
+            .collect())
     }
 
     /// Archived WAL segments of `server_name`: segment name → object.
