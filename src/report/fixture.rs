@@ -30,7 +30,7 @@ fn phases(start_ms: i64, durations_ms: [i64; 4]) -> Vec<Phase> {
     let names = [
         "restore_base_backup",
         "replay_until_consistent",
-        "promotion",
+        "replay_and_promotion",
         "first_query",
     ];
     let mut t = start_ms;
