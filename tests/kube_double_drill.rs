@@ -287,7 +287,7 @@ fn assert_recovery_rto(double: &ApiServerDouble, flavour: Flavour, rto: &Rto) {
         .expect("the Job's log names the last transaction replayed");
     assert_eq!(rto.last_replayed_commit, Some(logged));
 
-    let phase = |name: &str| rto.phases.iter().find(|p| p.name == name).unwrap();
+    let phase = |name: &str| rto.phases.iter().find(|p| p.name.as_str() == name).unwrap();
     assert_eq!(phase("job_scheduling").finished_at, started);
     // The restore ends at `Restore completed` in-tree; with the plugin that line is the
     // sidecar's, and `full-recovery` marks it with `Creating new data directory`.

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::audit::AuditVerdict;
 use crate::backend::Phase;
+use crate::backend::PhaseName;
 use crate::backend::Rto;
 use crate::runner::{Event, RecoveryObservation, RunInfo, ScenarioResult, Status, TargetResult};
 use crate::verify::{MissingWrite, ObservedRpo, Verification};
@@ -28,10 +29,10 @@ pub fn at(ms: i64) -> DateTime<Utc> {
 
 fn phases(start_ms: i64, durations_ms: [i64; 4]) -> Vec<Phase> {
     let names = [
-        "restore_base_backup",
-        "replay_until_consistent",
-        "replay_and_promotion",
-        "first_query",
+        PhaseName::RestoreBaseBackup,
+        PhaseName::ReplayUntilConsistent,
+        PhaseName::ReplayAndPromotion,
+        PhaseName::FirstQuery,
     ];
     let mut t = start_ms;
     names
@@ -39,7 +40,7 @@ fn phases(start_ms: i64, durations_ms: [i64; 4]) -> Vec<Phase> {
         .zip(durations_ms)
         .map(|(name, d)| {
             let p = Phase {
-                name: name.to_string(),
+                name: *name,
                 started_at: at(t),
                 finished_at: at(t + d),
                 seconds: d as f64 / 1000.0,

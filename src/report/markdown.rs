@@ -387,7 +387,7 @@ fn rto_section(md: &mut Md, rto: &Rto) {
     for p in &rto.phases {
         md.line(format!(
             "| {} | {} | {} | {:.2} |",
-            cell(&p.name),
+            cell(p.name.as_str()),
             p.started_at.format("%H:%M:%S%.3f"),
             p.finished_at.format("%H:%M:%S%.3f"),
             p.seconds

@@ -184,7 +184,7 @@ fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
             .phases
             .iter()
             .map(|p| PhaseDoc {
-                name: &p.name,
+                name: p.name.as_str(),
                 started_at: p.started_at,
                 finished_at: p.finished_at,
                 seconds: ms(p.seconds),
