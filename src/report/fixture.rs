@@ -10,6 +10,7 @@ use crate::audit::AuditVerdict;
 use crate::backend::Phase;
 use crate::backend::PhaseName;
 use crate::backend::Rto;
+use crate::runner::pick::TargetKind;
 use crate::runner::{Event, RecoveryObservation, RunInfo, ScenarioResult, Status, TargetResult};
 use crate::verify::{MissingWrite, ObservedRpo, Verification};
 
@@ -405,7 +406,7 @@ pub const RANDOM_SCENARIO: &str = "random-pitr-targets";
 /// One random target's result: `rows` expected and observed, an RTO when it recovered.
 fn target(
     index: u32,
-    kind: &str,
+    kind: TargetKind,
     value: &str,
     around: &str,
     rows: (u64, u64),
@@ -414,7 +415,7 @@ fn target(
     TargetResult {
         index,
         count: 3,
-        kind: kind.into(),
+        kind,
         target: format!("{kind} {value}"),
         around: around.into(),
         server_name: format!("source-restored-{index}"),
@@ -526,7 +527,7 @@ pub fn random_events() -> Vec<Event> {
     r.expected_outcome = "recovered, 0 rows lost".into();
     let t1 = target(
         1,
-        "time",
+        TargetKind::Time,
         "2026-11-22 10:00:04.500000+00",
         "between the commits of `w1` and `w2`",
         (25, 25),
@@ -534,7 +535,7 @@ pub fn random_events() -> Vec<Event> {
     );
     let mut t2 = target(
         2,
-        "lsn",
+        TargetKind::Lsn,
         "0/4000200",
         "right after the commit of `w2`",
         (26, 25),
@@ -564,7 +565,14 @@ pub fn random_events() -> Vec<Event> {
     t2.status = Status::Failed {
         reasons: vec!["unexpected data loss: 1 row missing".into()],
     };
-    let mut t3 = target(3, "xid", "746", "the transaction of `w2`", (0, 0), None);
+    let mut t3 = target(
+        3,
+        TargetKind::Xid,
+        "746",
+        "the transaction of `w2`",
+        (0, 0),
+        None,
+    );
     let fatal = "FATAL:  recovery ended before configured recovery target was reached";
     t3.observation = RecoveryObservation::Failed {
         message: fatal.into(),

@@ -146,7 +146,7 @@ fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
             some("backend", Some(r.backend.clone())),
             some("seed", Some(r.seed.to_string())),
             some("recovery.target", Some(t.target.clone())),
-            some("recovery.target.kind", Some(t.kind.clone())),
+            some("recovery.target.kind", Some(t.kind.to_string())),
             some("recovery.target.around", Some(t.around.clone())),
             some(
                 "recovery.target.index",

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::audit::AuditVerdict;
 use crate::backend::Rto;
+use crate::runner::pick::TargetKind;
 use crate::runner::{Event, RecoveryObservation, ScenarioResult, TargetResult};
 use crate::verify::{MissingWrite, ObservedRpo};
 
@@ -87,7 +88,7 @@ struct TargetDoc<'a> {
     index: u32,
     count: u32,
     /// `time`, `lsn` or `xid`.
-    kind: &'a str,
+    kind: TargetKind,
     target: &'a str,
     around: &'a str,
     server_name: &'a str,
@@ -109,7 +110,7 @@ fn target_doc(t: &TargetResult) -> TargetDoc<'_> {
     TargetDoc {
         index: t.index,
         count: t.count,
-        kind: &t.kind,
+        kind: t.kind,
         target: &t.target,
         around: &t.around,
         server_name: &t.server_name,

@@ -10,6 +10,8 @@ use crate::audit::AuditVerdict;
 use crate::backend::Rto;
 use crate::verify::Verification;
 
+use super::pick::TargetKind;
+
 /// Something that happened during a run, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -137,9 +139,8 @@ pub struct TargetResult {
     /// 1-based position among the picks, and how many were picked.
     pub index: u32,
     pub count: u32,
-    /// `time`, `lsn` or `xid`.
-    pub kind: String,
-    /// As given to PostgreSQL, e.g. `lsn 0/3000060`.
+    pub kind: TargetKind,
+    /// As given to PostgreSQL, its kind first, e.g. `lsn 0/3000060`.
     pub target: String,
     /// Where it falls among the writes, e.g. "between the commits of `w3` and `w4`".
     pub around: String,
@@ -157,11 +158,7 @@ pub struct TargetResult {
 impl TargetResult {
     /// `3/6 lsn 0/3000060`: how reports name the target.
     pub fn label(&self) -> String {
-        let value = self
-            .target
-            .strip_prefix(&format!("{} ", self.kind))
-            .unwrap_or(&self.target);
-        format!("{}/{} {} {value}", self.index, self.count, self.kind)
+        format!("{}/{} {}", self.index, self.count, self.target)
     }
 }
 

@@ -89,7 +89,7 @@ pub(in crate::runner) async fn pick<D: Drill>(
             result: TargetResult {
                 index: p.index,
                 count,
-                kind: p.kind().to_string(),
+                kind: p.kind,
                 target: p.target.to_string(),
                 around: p.around.clone(),
                 server_name: String::new(),
