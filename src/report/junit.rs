@@ -292,7 +292,7 @@ fn fault_properties(r: &ScenarioResult) -> Vec<Property> {
             a.failed_attempts.to_string(),
         ));
         if let Some(s) = &a.stand {
-            out.push(Property::new(key("exposure.moment"), s.moment.clone()));
+            out.push(Property::new(key("exposure.moment"), s.moment.to_string()));
             out.push(Property::new(
                 key("exposure.seconds"),
                 format!("{:.3}", s.exposure_seconds),

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::ledger::Moment;
 use crate::runner::{Event, RecoveryObservation, RunInfo, ScenarioResult, Status};
 
 use super::ReportError;
@@ -214,7 +215,9 @@ pub(super) fn fault_lines(r: &ScenarioResult) -> Vec<String> {
             let mut line = format!("`{}`: {}", f.step_id, f.action);
             if let Some(a) = &f.archiver {
                 let mut parts = Vec::new();
-                if a.stand.as_ref().is_none_or(|s| s.moment != "crash") || a.failed_attempts > 0 {
+                if a.stand.as_ref().is_none_or(|s| s.moment != Moment::Crash)
+                    || a.failed_attempts > 0
+                {
                     parts.push(match a.failing_after_seconds {
                         Some(s) => format!(
                             "pg_stat_archiver showed failures after {s:.1}s ({} failed attempt(s))",
@@ -239,7 +242,7 @@ pub(super) fn fault_lines(r: &ScenarioResult) -> Vec<String> {
                 }
                 if let Some(c) = a.caught_up_after_seconds {
                     parts.push(format!("archiving caught up {c:.1}s after the window"));
-                } else if a.stand.as_ref().is_some_and(|s| s.moment == "window end") {
+                } else if a.stand.as_ref().is_some_and(|s| s.moment == Moment::WindowEnd) {
                     parts.push("catching up was not observed".to_string());
                 }
                 line.push_str("; ");

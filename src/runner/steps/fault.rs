@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backend::{BackendError, Drill};
-use crate::ledger::{ArchiverImpact, FaultRecord};
+use crate::ledger::{ArchiverImpact, FaultRecord, Moment};
 use crate::scenario::{CrashMode, ErrorWindow, Fault, RequestFilter, Scenario, StoreError};
 
 use super::super::monitor::{Seen, Watch};
@@ -117,9 +117,11 @@ async fn crash<D: Drill>(
         let seen = w.finish(Duration::ZERO).await;
         record_seen(st, i, seen, Some(&stat));
     }
-    let stand = st
-        .ledger
-        .stand("crash", stat.server_time, stat.last_archived_wal.as_deref());
+    let stand = st.ledger.stand(
+        Moment::Crash,
+        stat.server_time,
+        stat.last_archived_wal.as_deref(),
+    );
     let unarchived = stand.exposed_segments.clone();
     let how = match mode {
         CrashMode::Immediate => "immediate shutdown (SIGQUIT, no checkpoint)",
@@ -206,8 +208,8 @@ pub(in crate::runner) async fn finish_watches(st: &mut DrillState, grace: Durati
 /// taken just before a crash, used when the window had not closed yet.
 fn record_seen(st: &mut DrillState, i: usize, seen: Seen, crash: Option<&sql::ArchiverStat>) {
     let stand = match (&seen.at_close, crash) {
-        (Some(c), _) => Some(("window end", c)),
-        (None, Some(c)) => Some(("crash", c)),
+        (Some(c), _) => Some((Moment::WindowEnd, c)),
+        (None, Some(c)) => Some((Moment::Crash, c)),
         (None, None) => None,
     }
     .map(|(moment, c)| {
