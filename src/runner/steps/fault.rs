@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{BackendError, Drill};
 use crate::ledger::{ArchiverImpact, FaultRecord, Moment};
-use crate::scenario::{CrashMode, ErrorWindow, Fault, RequestFilter, Scenario, StoreError};
+use crate::scenario::{
+    CrashMode, ErrorWindow, Fault, OneSegment, RequestFilter, Scenario, StoreError, WalSelector,
+};
 
 use super::super::monitor::{Seen, Watch};
 use super::super::sql;
@@ -27,8 +29,8 @@ pub(in crate::runner) async fn inject<D: Drill>(
     } = cx;
     let (drill, s, st): (&mut D, &Scenario, &mut DrillState) = (drill, s, st);
     match fault {
-        Fault::DeleteWal(sel) if sel.last.is_some() => {
-            let n = sel.last.unwrap_or(0) as usize;
+        Fault::DeleteWal(WalSelector::Last(n)) => {
+            let n = *n as usize;
             let server = &s.backup.server_name;
             let mut segments: Vec<String> = drill
                 .store()
@@ -60,16 +62,15 @@ pub(in crate::runner) async fn inject<D: Drill>(
             });
             Ok(format!("deleted {}", keys.join(", ")))
         }
-        Fault::DeleteWal(sel) => {
-            let seg = match (&sel.segment, &sel.holding_step) {
-                (Some(seg), _) => seg.clone(),
-                (None, Some(step)) => st
+        Fault::DeleteWal(WalSelector::One(one)) => {
+            let seg = match one {
+                OneSegment::Segment(seg) => seg.clone(),
+                OneSegment::HoldingStep(step) => st
                     .ledger
                     .entry_for_step(step)
                     .map_err(|e| BackendError::infra(e.to_string()))?
                     .segment
                     .clone(),
-                (None, None) => return Err(BackendError::infra("delete_wal names no segment")),
             };
             // The segment must be in the archive before it can go missing from it; a crashed
             // source archives nothing more, so then it is either there or never will be.
