@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::PostParams;
+use pgdrill::backend::Keep;
 use pgdrill::backend::kube::render::{Flavour, RenderSettings, namespace_name};
 use pgdrill::backend::kube::{KubeBackend, KubeOptions};
 use pgdrill::backend::local::s3server::{S3Credentials, S3Server};
@@ -116,7 +117,7 @@ impl Rig {
                 Path::new("fixtures"),
                 &Emitter { tx },
                 cancel_rx,
-                false,
+                Keep::Nothing,
             ),
         )
         .await

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
+use crate::backend::Keep;
 use crate::backend::{Backend, BackendError, Drill, SourceSpec};
 use crate::plan::{self, PlanStep};
 use crate::scenario::{Expect, LoadedScenario, Target};
@@ -48,7 +49,7 @@ pub async fn run_scenario<B: Backend>(
     fixtures_dir: &Path,
     emit: &Emitter,
     cancel: watch::Receiver<bool>,
-    keep: bool,
+    keep: Keep,
 ) -> ScenarioResult {
     let s = &loaded.scenario;
     let plan = plan::build(s);

@@ -137,7 +137,7 @@ impl TestArchive {
                 std::path::Path::new("fixtures"),
                 &pgdrill::runner::Emitter { tx },
                 cancel,
-                keep,
+                keep.into(),
             ),
         )
         .await

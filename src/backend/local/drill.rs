@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use crate::backend::Keep;
 use crate::backend::Phase;
 use crate::backend::PhaseName;
 use crate::backend::Rto;
@@ -447,13 +448,13 @@ impl Drill for LocalDrill {
             .map_err(|e| BackendError::infra(format!("cannot remove {}: {e}", inst.dir.display())))
     }
 
-    async fn teardown(mut self, keep: bool) -> Vec<String> {
+    async fn teardown(mut self, keep: Keep) -> Vec<String> {
         if let Some((switch, scope, _)) = self.fault_scope.take() {
             switch.set(&scope, Behaviour::default());
         }
         let mut kept = Vec::new();
         for inst in self.recovered.iter_mut().chain(self.source.as_mut()) {
-            if keep && inst.is_running() {
+            if keep == Keep::Everything && inst.is_running() {
                 kept.push(format!(
                     "{} server (socket {})",
                     inst.name,
@@ -468,7 +469,7 @@ impl Drill for LocalDrill {
                 tracing::warn!("teardown: {e}");
             }
         }
-        if keep {
+        if keep == Keep::Everything {
             kept.push(format!("directory {}", self.dir.display()));
             kept.push(format!("archive {}", self.store.url()));
             // Keep the postmasters alive past our exit: forget them without killing.

@@ -3,6 +3,7 @@
 //! verifies each against the ledger and releases it. Never decides anything but each target's
 //! verdict and the scenario's summary of them.
 
+use crate::backend::Keep;
 use crate::backend::{BackendError, Drill, RecoveryAttempt, RecoveryRequest};
 use crate::plan::{default_recovery_server_name, random_target_server_name};
 use crate::scenario::{Compression, Expect, Scenario};
@@ -307,7 +308,7 @@ pub(in crate::runner) async fn verify<D: Drill>(
             _ => format!("target {label}: not verified, not recovered"),
         },
     };
-    if keep {
+    if keep == Keep::Everything {
         detail.push_str("; kept");
     } else {
         drill.release(&t.instance).await?;
