@@ -371,14 +371,17 @@ async fn clean_restore_through_the_double(flavour: Flavour) {
         res.status,
         res.log.join("\n")
     );
-    assert_eq!(res.backend, "kube");
-    assert!(matches!(res.observation, RecoveryObservation::Recovered));
-    assert!(res.rows_expected.is_some_and(|n| n > 0));
-    assert_eq!(res.rows_expected, res.rows_observed);
-    let rto = res.rto.as_ref().expect("an RTO for a recovery");
+    assert_eq!(res.scenario.backend, "kube");
+    assert!(matches!(
+        res.recovery.observation,
+        RecoveryObservation::Recovered
+    ));
+    assert!(res.outcome.rows_expected.is_some_and(|n| n > 0));
+    assert_eq!(res.outcome.rows_expected, res.outcome.rows_observed);
+    let rto = res.outcome.rto.as_ref().expect("an RTO for a recovery");
     assert_recovery_rto(&rig.double, flavour, rto);
     // The ledger chose a backup whose id came from the Backup's status.
-    let backup_id = res.backup_id.clone().expect("backup id");
+    let backup_id = res.recovery.backup_id.clone().expect("backup id");
     assert!(backup_id.starts_with("20"), "{backup_id}");
     // …and the recovery Cluster pins exactly that backup.
     let applied = rig.double.applied("/clusters/recovered");
@@ -504,8 +507,11 @@ async fn expected_empty_archive_is_detected(flavour: Flavour) {
         res.status,
         res.log.join("\n")
     );
-    let RecoveryObservation::Failed { message } = &res.observation else {
-        panic!("expected a failed recovery, got {:?}", res.observation);
+    let RecoveryObservation::Failed { message } = &res.recovery.observation else {
+        panic!(
+            "expected a failed recovery, got {:?}",
+            res.recovery.observation
+        );
     };
     assert!(message.contains("Expected empty archive"), "{message}");
     assert!(

@@ -74,7 +74,7 @@ impl Archive {
         );
         Self {
             a,
-            backup_id: res.backup_id.expect("the drill's backup id"),
+            backup_id: res.recovery.backup_id.expect("the drill's backup id"),
             work: tempfile::tempdir().expect("work dir"),
         }
     }

@@ -222,7 +222,7 @@ fn record(
                 "target {label} recovered from backup {} in {:.2}s ({} WAL segments replayed)",
                 t.backup.backup_id, rto.seconds, rto.wal_segments_replayed
             );
-            res.recovery_postgres = Some(server.version.clone());
+            res.servers.recovery_postgres = Some(server.version.clone());
             t.result.observation = RecoveryObservation::Recovered;
             t.result.rto = Some(rto);
             t.server = Some(server);
@@ -344,7 +344,7 @@ pub(in crate::runner) fn finish(st: &mut DrillState, res: &mut ScenarioResult) {
 /// observation and the resolved targets for the scenario-level report fields.
 pub(in crate::runner) fn judge(s: &Scenario, res: &mut ScenarioResult) -> Status {
     let count = s.recovery.count.unwrap_or(1) as usize;
-    res.resolved_target = Some(
+    res.recovery.resolved_target = Some(
         res.targets
             .iter()
             .map(|t| format!("{}: {}", t.index, t.target))
@@ -356,7 +356,7 @@ pub(in crate::runner) fn judge(s: &Scenario, res: &mut ScenarioResult) -> Status
         .iter()
         .filter(|t| matches!(t.observation, RecoveryObservation::Failed { .. }))
         .collect();
-    res.observation = match failed_recoveries.first() {
+    res.recovery.observation = match failed_recoveries.first() {
         None if res.targets.len() == count => RecoveryObservation::Recovered,
         None => RecoveryObservation::NotAttempted,
         Some(first) => RecoveryObservation::Failed {
