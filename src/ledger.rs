@@ -136,8 +136,7 @@ pub struct ArchiverImpact {
 /// had not (they would be lost if the primary died right then).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchiveStand {
-    /// `window end` or `crash`.
-    pub moment: String,
+    pub moment: Moment,
     /// Server-side `now()`.
     pub server_time: DateTime<Utc>,
     /// `pg_stat_archiver.last_archived_wal`.
@@ -151,6 +150,26 @@ pub struct ArchiveStand {
     pub exposed_segments: Vec<String>,
     /// Age of the oldest of them at that moment: the RPO if the primary died then.
     pub exposure_seconds: f64,
+}
+
+/// When an [`ArchiveStand`] was taken. Serialised, and printed, as `window end` and `crash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Moment {
+    /// An object-store error window closed.
+    #[serde(rename = "window end")]
+    WindowEnd,
+    /// Just before the source crashed.
+    #[serde(rename = "crash")]
+    Crash,
+}
+
+impl fmt::Display for Moment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Moment::WindowEnd => "window end",
+            Moment::Crash => "crash",
+        })
+    }
 }
 
 /// Which part of which base backup a fault deleted.
@@ -279,7 +298,7 @@ impl Ledger {
     /// made by then whose segment comes later (not archived) and the age of the oldest.
     pub fn stand(
         &self,
-        moment: &str,
+        moment: Moment,
         server_time: DateTime<Utc>,
         last_archived_wal: Option<&str>,
     ) -> ArchiveStand {
@@ -303,7 +322,7 @@ impl Ledger {
             }
         }
         ArchiveStand {
-            moment: moment.to_string(),
+            moment,
             server_time,
             last_archived_wal: last_archived_wal.map(str::to_string),
             exposed_transactions: exposed.len() as u64,
@@ -505,7 +524,7 @@ mod tests {
     fn a_stand_exposes_the_commits_after_the_last_archived_segment() {
         let (ledger, _) = adr007();
         // Segment 8 (w1) archived, 9 and A not; at 10:00:35 w2 (0:20) and w3 (0:30) are exposed.
-        let st = ledger.stand("crash", t(35, 0), Some("000000010000000000000008"));
+        let st = ledger.stand(Moment::Crash, t(35, 0), Some("000000010000000000000008"));
         assert_eq!(st.exposed_steps, ["w2", "w3"]);
         assert_eq!(
             st.exposed_segments,
@@ -514,15 +533,26 @@ mod tests {
         assert_eq!(st.exposed_transactions, 2);
         assert_eq!(st.exposure_seconds, 35.0 - 20.0);
         // A commit after the moment does not count; nothing archived exposes everything.
-        let early = ledger.stand("window end", t(25, 0), Some("000000010000000000000008"));
+        let early = ledger.stand(
+            Moment::WindowEnd,
+            t(25, 0),
+            Some("000000010000000000000008"),
+        );
         assert_eq!(early.exposed_steps, ["w2"]);
-        let none = ledger.stand("crash", t(35, 0), None);
+        let none = ledger.stand(Moment::Crash, t(35, 0), None);
         assert_eq!(none.exposed_transactions, ledger.entries.len() as u64);
         // A history file as last archived name is no segment: everything counts as exposed.
-        let hist = ledger.stand("crash", t(35, 0), Some("00000002.history"));
+        let hist = ledger.stand(Moment::Crash, t(35, 0), Some("00000002.history"));
         assert_eq!(hist.exposed_transactions, ledger.entries.len() as u64);
-        let all = ledger.stand("crash", t(35, 0), Some("00000001000000000000000A"));
+        let all = ledger.stand(Moment::Crash, t(35, 0), Some("00000001000000000000000A"));
         assert_eq!((all.exposed_transactions, all.exposure_seconds), (0, 0.0));
+    }
+
+    #[test]
+    fn moments_print_as_they_serialise() {
+        for m in [Moment::WindowEnd, Moment::Crash] {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.to_string());
+        }
     }
 
     /// Seed (24 rows) before the backup, then three single-row writes in segments 8, 9, A,

@@ -415,7 +415,7 @@ async fn game_day_on_the_live_cluster() {
         made.status,
         pgdrill::runner::Status::Passed,
         "the local drill that makes the archive: {:?}",
-        made.observation
+        made.recovery.observation
     );
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("kube-live.yaml");

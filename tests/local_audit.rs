@@ -50,7 +50,7 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
         )
         .await;
     assert!(matches!(res.status, Status::Passed), "{:?}", res.status);
-    let v = res.verification.as_ref().expect("verified");
+    let v = res.outcome.verification.as_ref().expect("verified");
     let removed: Vec<&str> = v
         .missing
         .iter()

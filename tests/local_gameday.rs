@@ -242,7 +242,7 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
 
     // 3. The ADR 007 archive: the restore "succeeds" but the game day fails, naming the gap
     // the audit found, and the checks show what is missing.
-    let deleted = gap.audit.as_ref().expect("drill audit").gaps[0].clone();
+    let deleted = gap.recovery.audit.as_ref().expect("drill audit").gaps[0].clone();
     env.s3.operations.clear();
     let body = format!(
         "{}checks:\n  - {{ name: events, sql: select count(*) from moderation_event, equals: \"27\" }}\n",

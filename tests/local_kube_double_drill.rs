@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::PostParams;
+use pgdrill::backend::Keep;
 use pgdrill::backend::credentials::KeyPair;
 use pgdrill::backend::kube::render::{Flavour, RenderSettings, namespace_name};
 use pgdrill::backend::kube::{KubeBackend, KubeOptions};
@@ -117,7 +118,7 @@ impl Rig {
                 Path::new("fixtures"),
                 &Emitter { tx },
                 cancel_rx,
-                false,
+                Keep::Nothing,
             ),
         )
         .await
@@ -288,7 +289,7 @@ fn assert_recovery_rto(double: &ApiServerDouble, flavour: Flavour, rto: &Rto) {
         .expect("the Job's log names the last transaction replayed");
     assert_eq!(rto.last_replayed_commit, Some(logged));
 
-    let phase = |name: &str| rto.phases.iter().find(|p| p.name == name).unwrap();
+    let phase = |name: &str| rto.phases.iter().find(|p| p.name.as_str() == name).unwrap();
     assert_eq!(phase("job_scheduling").finished_at, started);
     // The restore ends at `Restore completed` in-tree; with the plugin that line is the
     // sidecar's, and `full-recovery` marks it with `Creating new data directory`.
@@ -371,14 +372,17 @@ async fn clean_restore_through_the_double(flavour: Flavour) {
         res.status,
         res.log.join("\n")
     );
-    assert_eq!(res.backend, "kube");
-    assert!(matches!(res.observation, RecoveryObservation::Recovered));
-    assert!(res.rows_expected.is_some_and(|n| n > 0));
-    assert_eq!(res.rows_expected, res.rows_observed);
-    let rto = res.rto.as_ref().expect("an RTO for a recovery");
+    assert_eq!(res.scenario.backend, "kube");
+    assert!(matches!(
+        res.recovery.observation,
+        RecoveryObservation::Recovered
+    ));
+    assert!(res.outcome.rows_expected.is_some_and(|n| n > 0));
+    assert_eq!(res.outcome.rows_expected, res.outcome.rows_observed);
+    let rto = res.outcome.rto.as_ref().expect("an RTO for a recovery");
     assert_recovery_rto(&rig.double, flavour, rto);
     // The ledger chose a backup whose id came from the Backup's status.
-    let backup_id = res.backup_id.clone().expect("backup id");
+    let backup_id = res.recovery.backup_id.clone().expect("backup id");
     assert!(backup_id.starts_with("20"), "{backup_id}");
     // …and the recovery Cluster pins exactly that backup.
     let applied = rig.double.applied("/clusters/recovered");
@@ -504,8 +508,11 @@ async fn expected_empty_archive_is_detected(flavour: Flavour) {
         res.status,
         res.log.join("\n")
     );
-    let RecoveryObservation::Failed { message } = &res.observation else {
-        panic!("expected a failed recovery, got {:?}", res.observation);
+    let RecoveryObservation::Failed { message } = &res.recovery.observation else {
+        panic!(
+            "expected a failed recovery, got {:?}",
+            res.recovery.observation
+        );
     };
     assert!(message.contains("Expected empty archive"), "{message}");
     assert!(

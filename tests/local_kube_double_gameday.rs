@@ -24,7 +24,7 @@ use pgdrill::backend::kube::render::{Flavour, RenderSettings};
 use pgdrill::backend::kube::render_scratch::gameday_namespace_name;
 use pgdrill::backend::kube::{KubeOptions, KubeScratch};
 use pgdrill::backend::objstore::S3Target;
-use pgdrill::backend::{ScratchRequest, ScratchRestore};
+use pgdrill::backend::{Keep, ScratchRequest, ScratchRestore};
 use pgdrill::gameday::{GamedayOptions, GamedayRecord, LoadedGameday, RestoreOutcome, run_gameday};
 use pgdrill::ledger::ResolvedTarget;
 use pgdrill::runner::Status;
@@ -74,7 +74,7 @@ impl Archive {
         );
         Self {
             a,
-            backup_id: res.backup_id.expect("the drill's backup id"),
+            backup_id: res.recovery.backup_id.expect("the drill's backup id"),
             work: tempfile::tempdir().expect("work dir"),
         }
     }
@@ -683,7 +683,7 @@ async fn an_overlapping_scratch_archive_is_refused_before_any_api_call() {
             };
             assert!(err.contains("overlaps the source archive"), "{err}");
         }
-        assert!(restorer.teardown(false).await.is_empty());
+        assert!(restorer.teardown(Keep::Nothing).await.is_empty());
     }
     assert_eq!(
         double.call_lines(),

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Ledger, LedgerEntry};
-use crate::scenario::ExpectAudit;
+use crate::scenario::{ExpectAudit, OneSegment, WalSelectorSpec};
 
 use super::model::AuditReport;
 use crate::wal::SegmentName;
@@ -145,14 +145,13 @@ pub fn check_expectation(
     verdict: &AuditVerdict,
 ) -> Vec<String> {
     let mut want = Vec::new();
-    for sel in &expect.gaps {
-        match (&sel.segment, &sel.holding_step) {
-            (Some(s), _) => want.push(s.clone()),
-            (None, Some(step)) => match ledger.entry_for_step(step) {
+    for one in expect.gaps.iter().filter_map(WalSelectorSpec::one) {
+        match one {
+            OneSegment::Segment(s) => want.push(s),
+            OneSegment::HoldingStep(step) => match ledger.entry_for_step(&step) {
                 Ok(e) => want.push(e.segment.clone()),
                 Err(e) => return vec![format!("audit.gaps: {e}")],
             },
-            (None, None) => {}
         }
     }
     want.sort();
@@ -173,7 +172,6 @@ mod tests {
     use super::*;
     use crate::audit::model::{BackupAudit, Gap, Thresholds};
     use crate::ledger::LedgerEntry;
-    use crate::scenario::WalSelector;
     use crate::wal::Lsn;
     use chrono::Utc;
 
@@ -339,7 +337,7 @@ mod tests {
         let es: Vec<&LedgerEntry> = ledger.entries.iter().collect();
         let v = verdict("u", &report(Some("000000010000000000000004")), "B1", &es);
         let by_step = ExpectAudit {
-            gaps: vec![WalSelector {
+            gaps: vec![WalSelectorSpec {
                 segment: None,
                 holding_step: Some("w2".into()),
                 last: None,
@@ -347,7 +345,7 @@ mod tests {
         };
         assert!(check_expectation(&by_step, &ledger, &v).is_empty());
         let wrong = ExpectAudit {
-            gaps: vec![WalSelector {
+            gaps: vec![WalSelectorSpec {
                 segment: None,
                 holding_step: Some("w1".into()),
                 last: None,

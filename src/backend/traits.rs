@@ -168,8 +168,30 @@ pub trait Drill {
     /// the caller), so a drill recovering many times holds one at a time. Its archive prefix
     /// stays until teardown.
     fn release(&mut self, instance: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
-    /// Release everything; with `keep`, leave it in place and say where. Returns what was kept.
-    fn teardown(self, keep: bool) -> impl Future<Output = Vec<String>> + Send;
+    /// Release everything, or with [`Keep::Everything`] leave it in place and say where.
+    /// Returns what was kept.
+    fn teardown(self, keep: Keep) -> impl Future<Output = Vec<String>> + Send;
+}
+
+/// What teardown leaves in place (`--keep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// Release every server, directory, namespace and archive prefix.
+    #[default]
+    Nothing,
+    /// Leave them all in place to look at, and say where they are.
+    Everything,
+}
+
+impl From<bool> for Keep {
+    /// The `--keep` flag: `true` keeps everything.
+    fn from(keep: bool) -> Keep {
+        if keep {
+            Keep::Everything
+        } else {
+            Keep::Nothing
+        }
+    }
 }
 
 /// What a game day asks a backend to restore from a real archive.
@@ -195,6 +217,6 @@ pub trait ScratchRestore {
         &mut self,
         req: &ScratchRequest,
     ) -> impl Future<Output = Result<RecoveryAttempt, BackendError>> + Send;
-    /// Release everything; with `keep`, leave it and say where.
-    fn teardown(self, keep: bool) -> impl Future<Output = Vec<String>> + Send;
+    /// Release everything, or with [`Keep::Everything`] leave it and say where.
+    fn teardown(self, keep: Keep) -> impl Future<Output = Vec<String>> + Send;
 }

@@ -272,8 +272,8 @@ pub fn markdown(r: &GamedayRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Phase;
     use crate::backend::Rto;
+    use crate::backend::{Phase, PhaseName};
     use crate::gameday::plan::{CheckResult, Rpo};
     use chrono::{TimeZone, Utc};
 
@@ -302,7 +302,7 @@ mod tests {
             rto: Some(Rto {
                 seconds: 12.5,
                 phases: vec![Phase {
-                    name: "restore_base_backup".into(),
+                    name: PhaseName::RestoreBaseBackup,
                     started_at: at(1),
                     finished_at: at(9),
                     seconds: 8.0,

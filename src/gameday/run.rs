@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::audit::reader::ArchiveReader;
 use crate::audit::{AuditReport, Thresholds, analyze};
+use crate::backend::Keep;
 use crate::backend::objstore::S3Target;
 use crate::backend::objstore::parse_s3_url;
 use crate::backend::{BackendError, RecoveryAttempt, ScratchRequest, ScratchRestore};
@@ -80,7 +81,7 @@ pub async fn run_gameday<R: ScratchRestore>(
         r = execute(&mut restorer, loaded, opts, &mut rec) => r,
         _ = cancelled(cancel) => Err(BackendError::Cancelled),
     };
-    rec.kept = restorer.teardown(opts.keep).await;
+    rec.kept = restorer.teardown(Keep::from(opts.keep)).await;
     rec.status = match outcome {
         Err(e) => Status::Error {
             message: e.to_string(),

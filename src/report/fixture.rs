@@ -8,8 +8,13 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::audit::AuditVerdict;
 use crate::backend::Phase;
+use crate::backend::PhaseName;
 use crate::backend::Rto;
-use crate::runner::{Event, RecoveryObservation, RunInfo, ScenarioResult, Status, TargetResult};
+use crate::runner::pick::TargetKind;
+use crate::runner::{
+    ArchiveFacts, Event, Outcome, RecoveryFacts, RecoveryObservation, RunInfo, ScenarioInfo,
+    ScenarioResult, Servers, Status, TargetResult,
+};
 use crate::verify::{MissingWrite, ObservedRpo, Verification};
 
 use super::{ReportError, Reporter};
@@ -28,10 +33,10 @@ pub fn at(ms: i64) -> DateTime<Utc> {
 
 fn phases(start_ms: i64, durations_ms: [i64; 4]) -> Vec<Phase> {
     let names = [
-        "restore_base_backup",
-        "replay_until_consistent",
-        "promotion",
-        "first_query",
+        PhaseName::RestoreBaseBackup,
+        PhaseName::ReplayUntilConsistent,
+        PhaseName::ReplayAndPromotion,
+        PhaseName::FirstQuery,
     ];
     let mut t = start_ms;
     names
@@ -39,7 +44,7 @@ fn phases(start_ms: i64, durations_ms: [i64; 4]) -> Vec<Phase> {
         .zip(durations_ms)
         .map(|(name, d)| {
             let p = Phase {
-                name: name.to_string(),
+                name: *name,
                 started_at: at(t),
                 finished_at: at(t + d),
                 seconds: d as f64 / 1000.0,
@@ -62,34 +67,36 @@ fn run_info() -> RunInfo {
 
 fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
     ScenarioResult {
-        name: name.into(),
-        file: PathBuf::from(format!("scenarios/{name}.yaml")),
-        description: String::new(),
-        tags: vec![],
-        seed: 7,
-        backend: "local".into(),
-        started_at: at(started_ms),
-        seconds,
-        source_postgres: Some("16.6".into()),
-        recovery_postgres: Some("16.6".into()),
-        server_name: "source".into(),
-        recovery_server_name: "source-restored".into(),
-        destination: format!("s3://pgdrill/drills/{RUN_ID}/{name}"),
-        backup_id: Some("20261122T100003".into()),
-        backup_step: None,
-        backup_fallback: None,
-        recovery_target: "latest".into(),
-        resolved_target: Some("latest".into()),
-        expected_outcome: "recovered with no data loss".into(),
-        observation: RecoveryObservation::Recovered,
-        audit: None,
-        rows_expected: None,
-        rows_observed: None,
-        verification: None,
-        rto: None,
+        scenario: ScenarioInfo {
+            name: name.into(),
+            file: PathBuf::from(format!("scenarios/{name}.yaml")),
+            description: String::new(),
+            tags: vec![],
+            seed: 7,
+            backend: "local".into(),
+            started_at: at(started_ms),
+            seconds,
+        },
+        servers: Servers {
+            source_postgres: Some("16.6".into()),
+            recovery_postgres: Some("16.6".into()),
+            server_name: "source".into(),
+            recovery_server_name: "source-restored".into(),
+            destination: format!("s3://pgdrill/drills/{RUN_ID}/{name}"),
+        },
+        recovery: RecoveryFacts {
+            backup_id: Some("20261122T100003".into()),
+            backup_step: None,
+            backup_fallback: None,
+            recovery_target: "latest".into(),
+            resolved_target: Some("latest".into()),
+            expected_outcome: "recovered with no data loss".into(),
+            observation: RecoveryObservation::Recovered,
+            audit: None,
+        },
+        outcome: Outcome::default(),
         status: Status::Passed,
-        faults: vec![],
-        archive_waits: vec![],
+        archive: ArchiveFacts::default(),
         log: vec![],
         kept: vec![],
         targets: vec![],
@@ -150,19 +157,19 @@ fn passed() -> Vec<Event> {
         ],
     );
     let mut r = base_result(name, 1_000, 12.3);
-    r.description = "Recover to the commit of w1 and find w1 but not w2.".into();
-    r.tags = vec!["pitr".into(), "smoke".into()];
-    r.recovery_target = "after_step: w1".into();
-    r.resolved_target = Some("lsn 0/8000200 (inclusive)".into());
-    r.expected_outcome = "recovered; rows as of w1".into();
-    r.rows_expected = Some(25);
-    r.rows_observed = Some(25);
-    r.verification = Some(Verification {
+    r.scenario.description = "Recover to the commit of w1 and find w1 but not w2.".into();
+    r.scenario.tags = vec!["pitr".into(), "smoke".into()];
+    r.recovery.recovery_target = "after_step: w1".into();
+    r.recovery.resolved_target = Some("lsn 0/8000200 (inclusive)".into());
+    r.recovery.expected_outcome = "recovered; rows as of w1".into();
+    r.outcome.rows_expected = Some(25);
+    r.outcome.rows_observed = Some(25);
+    r.outcome.verification = Some(Verification {
         expected_rows: BTreeMap::from([("events".into(), 25)]),
         observed_rows: BTreeMap::from([("events".into(), 25)]),
         ..Default::default()
     });
-    r.rto = Some(Rto {
+    r.outcome.rto = Some(Rto {
         seconds: 2.1,
         phases: phases(9_000, [1_200, 600, 200, 100]),
         wal_segments_replayed: 3,
@@ -227,14 +234,14 @@ fn failed() -> Vec<Event> {
         "events: expected 27 rows, observed 25".to_string(),
     ];
     let mut r = base_result(name, 14_000, 20.6);
-    r.description = "A WAL segment deleted from the archive must not go unnoticed: \
+    r.scenario.description = "A WAL segment deleted from the archive must not go unnoticed: \
                      recovery to latest stops at the gap and promotes anyway."
         .into();
-    r.tags = vec!["fault".into(), "wal".into()];
-    r.backup_id = Some("20261122T100014".into());
-    r.rows_expected = Some(27);
-    r.rows_observed = Some(25);
-    r.verification = Some(Verification {
+    r.scenario.tags = vec!["fault".into(), "wal".into()];
+    r.recovery.backup_id = Some("20261122T100014".into());
+    r.outcome.rows_expected = Some(27);
+    r.outcome.rows_observed = Some(25);
+    r.outcome.verification = Some(Verification {
         expected_rows: BTreeMap::from([("events".into(), 27)]),
         observed_rows: BTreeMap::from([("events".into(), 25)]),
         missing: vec![
@@ -293,7 +300,7 @@ fn failed() -> Vec<Event> {
         }),
         failures: reasons.clone(),
     });
-    r.audit = Some(AuditVerdict {
+    r.recovery.audit = Some(AuditVerdict {
         url: format!("s3://pgdrill/drills/{RUN_ID}/{name}/source"),
         ok: false,
         gaps: vec![GAP.into()],
@@ -311,7 +318,7 @@ fn failed() -> Vec<Event> {
             "error: segment {GAP} is missing on timeline 1: recovery from backup 20261122T100014 stops before it"
         )],
     });
-    r.rto = Some(Rto {
+    r.outcome.rto = Some(Rto {
         seconds: 3.0,
         phases: phases(29_000, [1_500, 1_000, 300, 200]),
         wal_segments_replayed: 1,
@@ -347,14 +354,14 @@ fn errored() -> Vec<Event> {
     });
     log.push("base (base_backup) failed after 4.20s".into());
     let mut r = base_result(name, 35_000, 4.2);
-    r.description =
+    r.scenario.description =
         "Recover to a named restore point while the object store is unreachable.".into();
     // A `|` in a restore point name must not break the Markdown table.
-    r.recovery_target = "name: pre-migration|v2".into();
-    r.resolved_target = None;
-    r.backup_id = None;
-    r.recovery_postgres = None;
-    r.observation = RecoveryObservation::NotAttempted;
+    r.recovery.recovery_target = "name: pre-migration|v2".into();
+    r.recovery.resolved_target = None;
+    r.recovery.backup_id = None;
+    r.servers.recovery_postgres = None;
+    r.recovery.observation = RecoveryObservation::NotAttempted;
     r.status = Status::Error {
         message: "barman-cloud-backup exited with status 4\n\
                   ERROR: Barman cloud backup exception: Could not connect to the endpoint URL: \
@@ -404,7 +411,7 @@ pub const RANDOM_SCENARIO: &str = "random-pitr-targets";
 /// One random target's result: `rows` expected and observed, an RTO when it recovered.
 fn target(
     index: u32,
-    kind: &str,
+    kind: TargetKind,
     value: &str,
     around: &str,
     rows: (u64, u64),
@@ -413,7 +420,7 @@ fn target(
     TargetResult {
         index,
         count: 3,
-        kind: kind.into(),
+        kind,
         target: format!("{kind} {value}"),
         around: around.into(),
         server_name: format!("source-restored-{index}"),
@@ -513,19 +520,19 @@ pub fn random_events() -> Vec<Event> {
         ],
     );
     let mut r = base_result(name, 1_000, 14.2);
-    r.description =
+    r.scenario.description =
         "Recover to seeded random times, LSNs and xids; each must match the ledger.".into();
-    r.tags = vec!["pitr".into(), "random".into()];
-    r.seed = 42;
-    r.recovery_server_name = "source-restored-1 … source-restored-3".into();
-    r.backup_id = None;
-    r.recovery_target = "random: 3 target(s) (time, lsn, xid), seed 42".into();
-    r.resolved_target =
+    r.scenario.tags = vec!["pitr".into(), "random".into()];
+    r.scenario.seed = 42;
+    r.servers.recovery_server_name = "source-restored-1 … source-restored-3".into();
+    r.recovery.backup_id = None;
+    r.recovery.recovery_target = "random: 3 target(s) (time, lsn, xid), seed 42".into();
+    r.recovery.resolved_target =
         Some("1: time 2026-11-22 10:00:04.500000+00, 2: lsn 0/4000200, 3: xid 746".into());
-    r.expected_outcome = "recovered, 0 rows lost".into();
+    r.recovery.expected_outcome = "recovered, 0 rows lost".into();
     let t1 = target(
         1,
-        "time",
+        TargetKind::Time,
         "2026-11-22 10:00:04.500000+00",
         "between the commits of `w1` and `w2`",
         (25, 25),
@@ -533,7 +540,7 @@ pub fn random_events() -> Vec<Event> {
     );
     let mut t2 = target(
         2,
-        "lsn",
+        TargetKind::Lsn,
         "0/4000200",
         "right after the commit of `w2`",
         (26, 25),
@@ -563,7 +570,14 @@ pub fn random_events() -> Vec<Event> {
     t2.status = Status::Failed {
         reasons: vec!["unexpected data loss: 1 row missing".into()],
     };
-    let mut t3 = target(3, "xid", "746", "the transaction of `w2`", (0, 0), None);
+    let mut t3 = target(
+        3,
+        TargetKind::Xid,
+        "746",
+        "the transaction of `w2`",
+        (0, 0),
+        None,
+    );
     let fatal = "FATAL:  recovery ended before configured recovery target was reached";
     t3.observation = RecoveryObservation::Failed {
         message: fatal.into(),
@@ -574,7 +588,7 @@ pub fn random_events() -> Vec<Event> {
     t3.status = Status::Failed {
         reasons: vec![format!("recovery failed: {fatal}")],
     };
-    r.observation = RecoveryObservation::Failed {
+    r.recovery.observation = RecoveryObservation::Failed {
         message: format!("1 of 3 recoveries failed; target 3/3 xid 746: {fatal}"),
     };
     r.status = Status::Failed {

@@ -77,10 +77,10 @@ impl Reporter for JunitReporter {
 fn test_case(r: &ScenarioResult) -> TestCase {
     let explanation = record::explanation(r);
     let status = case_status(&r.status, explanation, "drill failed");
-    let mut case = TestCase::new(r.name.as_str(), status);
-    case.set_classname(format!("pgdrill.{}", r.backend));
-    case.set_timestamp(r.started_at.fixed_offset());
-    if let Some(d) = duration(r.seconds) {
+    let mut case = TestCase::new(r.scenario.name.as_str(), status);
+    case.set_classname(format!("pgdrill.{}", r.scenario.backend));
+    case.set_timestamp(r.scenario.started_at.fixed_offset());
+    if let Some(d) = duration(r.scenario.seconds) {
         case.set_time(d);
     }
     case.add_properties(properties(r));
@@ -134,8 +134,8 @@ fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
         .as_ref()
         .map_or(&[], |v| v.explanation.as_slice());
     let status = case_status(&t.status, explanation, "target failed");
-    let mut case = TestCase::new(format!("{} [{}]", r.name, t.label()), status);
-    case.set_classname(format!("pgdrill.{}", r.backend));
+    let mut case = TestCase::new(format!("{} [{}]", r.scenario.name, t.label()), status);
+    case.set_classname(format!("pgdrill.{}", r.scenario.backend));
     if let Some(d) = t.rto.as_ref().and_then(|x| duration(x.seconds)) {
         case.set_time(d);
     }
@@ -143,10 +143,10 @@ fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
     let rpo = t.verification.as_ref().and_then(|v| v.rpo.as_ref());
     case.add_properties(
         [
-            some("backend", Some(r.backend.clone())),
-            some("seed", Some(r.seed.to_string())),
+            some("backend", Some(r.scenario.backend.clone())),
+            some("seed", Some(r.scenario.seed.to_string())),
             some("recovery.target", Some(t.target.clone())),
-            some("recovery.target.kind", Some(t.kind.clone())),
+            some("recovery.target.kind", Some(t.kind.to_string())),
             some("recovery.target.around", Some(t.around.clone())),
             some(
                 "recovery.target.index",
@@ -184,31 +184,43 @@ fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
 fn properties(r: &ScenarioResult) -> Vec<Property> {
     let some = |name: &str, value: Option<String>| value.map(|v| Property::new(name, v));
     [
-        some("backend", Some(r.backend.clone())),
-        some("postgres.source", r.source_postgres.clone()),
-        some("postgres.recovery", r.recovery_postgres.clone()),
-        some("server_name", Some(r.server_name.clone())),
-        some("recovery.server_name", Some(r.recovery_server_name.clone())),
-        some("destination", Some(r.destination.clone())),
-        some("backup_id", r.backup_id.clone()),
-        some("backup.step", r.backup_step.clone()),
-        some("backup.fallback", r.backup_fallback.clone()),
-        some("recovery.target", Some(r.recovery_target.clone())),
-        some("recovery.target.resolved", r.resolved_target.clone()),
-        some("rows.expected", r.rows_expected.map(|n| n.to_string())),
-        some("rows.observed", r.rows_observed.map(|n| n.to_string())),
+        some("backend", Some(r.scenario.backend.clone())),
+        some("postgres.source", r.servers.source_postgres.clone()),
+        some("postgres.recovery", r.servers.recovery_postgres.clone()),
+        some("server_name", Some(r.servers.server_name.clone())),
+        some(
+            "recovery.server_name",
+            Some(r.servers.recovery_server_name.clone()),
+        ),
+        some("destination", Some(r.servers.destination.clone())),
+        some("backup_id", r.recovery.backup_id.clone()),
+        some("backup.step", r.recovery.backup_step.clone()),
+        some("backup.fallback", r.recovery.backup_fallback.clone()),
+        some("recovery.target", Some(r.recovery.recovery_target.clone())),
+        some(
+            "recovery.target.resolved",
+            r.recovery.resolved_target.clone(),
+        ),
+        some(
+            "rows.expected",
+            r.outcome.rows_expected.map(|n| n.to_string()),
+        ),
+        some(
+            "rows.observed",
+            r.outcome.rows_observed.map(|n| n.to_string()),
+        ),
         some("rows.lost", record::rows_lost(r).map(|n| n.to_string())),
         some(
             "rto.seconds",
-            r.rto.as_ref().map(|t| format!("{:.3}", t.seconds)),
+            r.outcome.rto.as_ref().map(|t| format!("{:.3}", t.seconds)),
         ),
         some(
             "recovery.replay_end",
-            r.rto.as_ref().and_then(|t| t.replay_end.clone()),
+            r.outcome.rto.as_ref().and_then(|t| t.replay_end.clone()),
         ),
         some(
             "audit.gaps",
-            r.audit.as_ref().map(|a| {
+            r.recovery.audit.as_ref().map(|a| {
                 if a.gaps.is_empty() {
                     "none".to_string()
                 } else {
@@ -218,11 +230,14 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
         ),
         some(
             "audit.predicted_rows_lost",
-            r.audit.as_ref().map(|a| a.predicted_lost_rows.to_string()),
+            r.recovery
+                .audit
+                .as_ref()
+                .map(|a| a.predicted_lost_rows.to_string()),
         ),
         some(
             "audit.prediction",
-            r.audit.as_ref().map(|a| a.prediction.clone()),
+            r.recovery.audit.as_ref().map(|a| a.prediction.clone()),
         ),
         some(
             "rpo.seconds",
@@ -244,9 +259,15 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
             "archive.lag.max_seconds",
             record::archive_lag(r).map(|(_, _, x)| format!("{x:.3}")),
         ),
-        some("seed", Some(r.seed.to_string())),
-        some("expected_outcome", Some(r.expected_outcome.clone())),
-        some("observation", Some(record::observation(&r.observation))),
+        some("seed", Some(r.scenario.seed.to_string())),
+        some(
+            "expected_outcome",
+            Some(r.recovery.expected_outcome.clone()),
+        ),
+        some(
+            "observation",
+            Some(record::observation(&r.recovery.observation)),
+        ),
     ]
     .into_iter()
     .flatten()
@@ -258,7 +279,7 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
 /// `rto.phase.<name>` (seconds, in the order the phases ran) and `rto.wal_segments_replayed`,
 /// so a CI dashboard shows where a recovery's time went without opening rto.json.
 fn rto_properties(r: &ScenarioResult) -> Vec<Property> {
-    let Some(rto) = &r.rto else {
+    let Some(rto) = &r.outcome.rto else {
         return Vec::new();
     };
     rto.phases
@@ -274,7 +295,7 @@ fn rto_properties(r: &ScenarioResult) -> Vec<Property> {
 /// `fault.<step>` and, when measured, what it did to archiving.
 fn fault_properties(r: &ScenarioResult) -> Vec<Property> {
     let mut out = Vec::new();
-    for f in &r.faults {
+    for f in &r.archive.faults {
         let key = |k: &str| format!("fault.{}.{k}", f.step_id);
         out.push(Property::new(
             format!("fault.{}", f.step_id),
@@ -292,7 +313,7 @@ fn fault_properties(r: &ScenarioResult) -> Vec<Property> {
             a.failed_attempts.to_string(),
         ));
         if let Some(s) = &a.stand {
-            out.push(Property::new(key("exposure.moment"), s.moment.clone()));
+            out.push(Property::new(key("exposure.moment"), s.moment.to_string()));
             out.push(Property::new(
                 key("exposure.seconds"),
                 format!("{:.3}", s.exposure_seconds),

@@ -53,13 +53,14 @@ impl MarkdownReporter {
         for r in &results {
             md.line(format!(
                 "| {} | {} | {} | {} / {} | {} | {} |",
-                cell(&r.name),
+                cell(&r.scenario.name),
                 record::verdict(&r.status),
-                cell(&code(&r.recovery_target)),
-                opt(r.rows_expected),
-                opt(r.rows_observed),
+                cell(&code(&r.recovery.recovery_target)),
+                opt(r.outcome.rows_expected),
+                opt(r.outcome.rows_observed),
                 opt(record::rows_lost(r)),
-                r.rto
+                r.outcome
+                    .rto
                     .as_ref()
                     .map_or_else(|| "–".to_string(), |t| format!("{:.1}", t.seconds)),
             ));
@@ -131,10 +132,14 @@ impl Md {
 
 /// One scenario's section.
 fn scenario(md: &mut Md, r: &ScenarioResult) {
-    md.line(format!("## {}: {}", r.name, record::verdict(&r.status)));
+    md.line(format!(
+        "## {}: {}",
+        r.scenario.name,
+        record::verdict(&r.status)
+    ));
     md.blank();
-    if !r.description.trim().is_empty() {
-        md.line(r.description.trim());
+    if !r.scenario.description.trim().is_empty() {
+        md.line(r.scenario.description.trim());
         md.blank();
     }
     match &r.status {
@@ -161,60 +166,67 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
     md.blank();
     md.line(format!(
         "- **Scenario file:** {}",
-        code(&r.file.display().to_string())
+        code(&r.scenario.file.display().to_string())
     ));
-    if !r.tags.is_empty() {
-        let tags: Vec<String> = r.tags.iter().map(|t| code(t)).collect();
+    if !r.scenario.tags.is_empty() {
+        let tags: Vec<String> = r.scenario.tags.iter().map(|t| code(t)).collect();
         md.line(format!("- **Tags:** {}", tags.join(", ")));
     }
-    md.line(format!("- **Seed:** {}", r.seed));
+    md.line(format!("- **Seed:** {}", r.scenario.seed));
     md.line(format!(
         "- **Started:** {}, took {:.1} s",
-        time(r.started_at),
-        r.seconds
+        time(r.scenario.started_at),
+        r.scenario.seconds
     ));
     md.line(format!(
         "- **PostgreSQL:** {} → {}",
-        r.source_postgres.as_deref().unwrap_or("unknown"),
-        r.recovery_postgres.as_deref().unwrap_or("not started")
+        r.servers.source_postgres.as_deref().unwrap_or("unknown"),
+        r.servers
+            .recovery_postgres
+            .as_deref()
+            .unwrap_or("not started")
     ));
     md.line(format!(
         "- **Server names:** {} → {}",
-        code(&r.server_name),
-        code(&r.recovery_server_name)
+        code(&r.servers.server_name),
+        code(&r.servers.recovery_server_name)
     ));
-    md.line(format!("- **Destination:** {}", code(&r.destination)));
+    md.line(format!(
+        "- **Destination:** {}",
+        code(&r.servers.destination)
+    ));
     md.line(format!(
         "- **Base backup:** {}{}",
-        match r.backup_id.as_deref() {
+        match r.recovery.backup_id.as_deref() {
             Some(b) => code(b),
             None if !r.targets.is_empty() => "one per target (below)".to_string(),
             None => "none".to_string(),
         },
-        r.backup_step
+        r.recovery
+            .backup_step
             .as_deref()
             .map_or(String::new(), |s| format!(" (step {})", code(s)))
     ));
-    if let Some(f) = &r.backup_fallback {
+    if let Some(f) = &r.recovery.backup_fallback {
         md.line(format!("- **Backup fallback:** {}", one_line(f)));
     }
-    match &r.resolved_target {
-        Some(resolved) if *resolved != r.recovery_target => md.line(format!(
+    match &r.recovery.resolved_target {
+        Some(resolved) if *resolved != r.recovery.recovery_target => md.line(format!(
             "- **Recovery target:** {}, resolved to {}",
-            code(&r.recovery_target),
+            code(&r.recovery.recovery_target),
             code(resolved)
         )),
         Some(_) => md.line(format!(
             "- **Recovery target:** {}",
-            code(&r.recovery_target)
+            code(&r.recovery.recovery_target)
         )),
         None => md.line(format!(
             "- **Recovery target:** {} (never resolved)",
-            code(&r.recovery_target)
+            code(&r.recovery.recovery_target)
         )),
     }
-    md.line(format!("- **Expected:** {}", r.expected_outcome));
-    match &r.observation {
+    md.line(format!("- **Expected:** {}", r.recovery.expected_outcome));
+    match &r.recovery.observation {
         // What the server said goes in verbatim: FATAL lines are the point of the record.
         RecoveryObservation::Failed { message } if message.contains('\n') => {
             md.line("- **Observed:** recovery failed:");
@@ -233,11 +245,11 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
             one_line(&record::observation(o))
         )),
     }
-    if r.rows_expected.is_some() || r.rows_observed.is_some() {
+    if r.outcome.rows_expected.is_some() || r.outcome.rows_observed.is_some() {
         md.line(format!(
             "- **Rows:** {} expected, {} observed",
-            opt(r.rows_expected),
-            opt(r.rows_observed)
+            opt(r.outcome.rows_expected),
+            opt(r.outcome.rows_observed)
         ));
     }
 
@@ -253,7 +265,7 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         ));
     }
 
-    if let Some(a) = &r.audit {
+    if let Some(a) = &r.recovery.audit {
         md.blank();
         md.line("### Archive audit before recovery");
         md.blank();
@@ -300,13 +312,17 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         ));
     }
 
-    if let Some(rto) = &r.rto {
+    if let Some(rto) = &r.outcome.rto {
         md.blank();
         rto_section(md, rto);
     }
 
     let explanation = record::explanation(r);
-    let problems = r.verification.as_ref().map_or(&[][..], |v| &v.problems[..]);
+    let problems = r
+        .outcome
+        .verification
+        .as_ref()
+        .map_or(&[][..], |v| &v.problems[..]);
     if !explanation.is_empty() || !problems.is_empty() {
         md.blank();
         md.line("### Data loss");
@@ -321,7 +337,7 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
 
     if !r.targets.is_empty() {
         md.blank();
-        targets_section(md, r.seed, &r.targets);
+        targets_section(md, r.scenario.seed, &r.targets);
     }
 
     if !r.kept.is_empty() {
@@ -387,7 +403,7 @@ fn rto_section(md: &mut Md, rto: &Rto) {
     for p in &rto.phases {
         md.line(format!(
             "| {} | {} | {} | {:.2} |",
-            cell(&p.name),
+            cell(p.name.as_str()),
             p.started_at.format("%H:%M:%S%.3f"),
             p.finished_at.format("%H:%M:%S%.3f"),
             p.seconds
@@ -517,7 +533,7 @@ mod tests {
         let mut events = fixture::events();
         for e in &mut events {
             if let Event::ScenarioFinished(r) = e {
-                r.observation = RecoveryObservation::Failed {
+                r.recovery.observation = RecoveryObservation::Failed {
                     message: "FATAL:  could not locate required checkpoint record\n\
                               HINT:  If you are restoring from a backup, ..."
                         .into(),

@@ -98,11 +98,12 @@ impl ProgressReporter {
 
     /// The permanent lines for a finished scenario.
     fn verdict_lines(&self, r: &ScenarioResult) -> Vec<String> {
-        let p = format!("[{}]", r.name);
+        let p = format!("[{}]", r.scenario.name);
         let mut lines = Vec::new();
         match &r.status {
             Status::Passed => {
                 let rto = r
+                    .outcome
                     .rto
                     .as_ref()
                     .map(|t| format!(" (RTO {:.1}s)", t.seconds))
@@ -110,7 +111,7 @@ impl ProgressReporter {
                 lines.push(format!(
                     "{p} {} in {:.1}s{rto}",
                     self.paint("PASSED", GREEN),
-                    r.seconds
+                    r.scenario.seconds
                 ));
             }
             Status::Failed { reasons } => {
@@ -121,7 +122,7 @@ impl ProgressReporter {
                 lines.push(format!(
                     "{p} {} in {:.1}s: {first}",
                     self.paint("FAILED", RED),
-                    r.seconds
+                    r.scenario.seconds
                 ));
                 // A random-target drill's reasons are its targets' lines, below.
                 let more = if r.targets.is_empty() {
@@ -141,7 +142,7 @@ impl ProgressReporter {
                 lines.push(format!(
                     "{p} {} in {:.1}s: {}",
                     self.paint("ERROR", YELLOW),
-                    r.seconds,
+                    r.scenario.seconds,
                     msg.next().unwrap_or("harness error")
                 ));
                 for l in msg {
@@ -171,7 +172,10 @@ impl ProgressReporter {
             ));
         }
         if !r.targets.is_empty() {
-            lines.push(format!("{p}   replay these targets with --seed {}", r.seed));
+            lines.push(format!(
+                "{p}   replay these targets with --seed {}",
+                r.scenario.seed
+            ));
         }
         for k in &r.kept {
             lines.push(format!("{p}   kept: {k}"));
@@ -236,7 +240,7 @@ impl Reporter for ProgressReporter {
                 }
             }
             Event::ScenarioFinished(r) => {
-                self.running.retain(|(n, _)| *n != r.name);
+                self.running.retain(|(n, _)| *n != r.scenario.name);
                 self.totals.count(&r.status);
                 let lines = self.verdict_lines(r);
                 self.emit(&lines)

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::ledger::Moment;
 use crate::runner::{Event, RecoveryObservation, RunInfo, ScenarioResult, Status};
 
 use super::ReportError;
@@ -88,7 +89,8 @@ impl RunRecord {
             }
             Event::StepStarted { .. } | Event::StepFinished { .. } => {}
             Event::ScenarioFinished(result) => {
-                self.results.retain(|r| r.name != result.name);
+                self.results
+                    .retain(|r| r.scenario.name != result.scenario.name);
                 self.results.push(result.as_ref().clone());
             }
             Event::RunFinished { at, seconds } => self.finished = Some((*at, *seconds)),
@@ -107,7 +109,7 @@ impl RunRecord {
     /// Results in plan order (the order of `RunInfo::scenarios`), then any others as they finished.
     pub fn results(&self) -> Vec<&ScenarioResult> {
         let mut out: Vec<&ScenarioResult> = self.results.iter().collect();
-        out.sort_by_key(|r| self.plan_position(&r.name));
+        out.sort_by_key(|r| self.plan_position(&r.scenario.name));
         out
     }
 
@@ -125,7 +127,7 @@ impl RunRecord {
         }
         names
             .into_iter()
-            .filter(|n| !self.results.iter().any(|r| r.name == *n))
+            .filter(|n| !self.results.iter().any(|r| r.scenario.name == *n))
             .map(|name| Unfinished {
                 name: name.to_string(),
                 started_at: self
@@ -195,7 +197,8 @@ pub(super) fn observation(o: &RecoveryObservation) -> String {
 
 /// The loss explanation lines of a result, if it was verified.
 pub(super) fn explanation(r: &ScenarioResult) -> &[String] {
-    r.verification
+    r.outcome
+        .verification
         .as_ref()
         .map(|v| v.explanation.as_slice())
         .unwrap_or(&[])
@@ -203,18 +206,20 @@ pub(super) fn explanation(r: &ScenarioResult) -> &[String] {
 
 /// The observed RPO, when recovery was verified.
 pub(super) fn rpo(r: &ScenarioResult) -> Option<&crate::verify::ObservedRpo> {
-    r.verification.as_ref().and_then(|v| v.rpo.as_ref())
+    r.outcome.verification.as_ref().and_then(|v| v.rpo.as_ref())
 }
 
 /// One sentence per injected fault, with what it did to archiving when that was measured.
 pub(super) fn fault_lines(r: &ScenarioResult) -> Vec<String> {
-    r.faults
+    r.archive.faults
         .iter()
         .map(|f| {
             let mut line = format!("`{}`: {}", f.step_id, f.action);
             if let Some(a) = &f.archiver {
                 let mut parts = Vec::new();
-                if a.stand.as_ref().is_none_or(|s| s.moment != "crash") || a.failed_attempts > 0 {
+                if a.stand.as_ref().is_none_or(|s| s.moment != Moment::Crash)
+                    || a.failed_attempts > 0
+                {
                     parts.push(match a.failing_after_seconds {
                         Some(s) => format!(
                             "pg_stat_archiver showed failures after {s:.1}s ({} failed attempt(s))",
@@ -239,7 +244,7 @@ pub(super) fn fault_lines(r: &ScenarioResult) -> Vec<String> {
                 }
                 if let Some(c) = a.caught_up_after_seconds {
                     parts.push(format!("archiving caught up {c:.1}s after the window"));
-                } else if a.stand.as_ref().is_some_and(|s| s.moment == "window end") {
+                } else if a.stand.as_ref().is_some_and(|s| s.moment == Moment::WindowEnd) {
                     parts.push("catching up was not observed".to_string());
                 }
                 line.push_str("; ");
@@ -252,12 +257,13 @@ pub(super) fn fault_lines(r: &ScenarioResult) -> Vec<String> {
 
 /// Archive lag over the scenario's waits: (waits, mean seconds, max seconds).
 pub(super) fn archive_lag(r: &ScenarioResult) -> Option<(usize, f64, f64)> {
-    let n = r.archive_waits.len();
+    let n = r.archive.archive_waits.len();
     if n == 0 {
         return None;
     }
-    let sum: f64 = r.archive_waits.iter().map(|w| w.seconds).sum();
+    let sum: f64 = r.archive.archive_waits.iter().map(|w| w.seconds).sum();
     let max = r
+        .archive
         .archive_waits
         .iter()
         .map(|w| w.seconds)
@@ -266,7 +272,7 @@ pub(super) fn archive_lag(r: &ScenarioResult) -> Option<(usize, f64, f64)> {
 }
 
 pub(super) fn rows_lost(r: &ScenarioResult) -> Option<u64> {
-    r.verification.as_ref().map(|v| v.rows_lost)
+    r.outcome.verification.as_ref().map(|v| v.rows_lost)
 }
 
 /// `24.0 MiB`.
@@ -289,6 +295,35 @@ mod tests {
     use super::*;
     use crate::report::fixture;
 
+    /// A result is held in parts but serialised flat, as one object, and reads back.
+    #[test]
+    fn a_result_serialises_flat_and_reads_back() {
+        let results = fixture::events()
+            .into_iter()
+            .chain(fixture::random_events())
+            .filter_map(|e| match e {
+                Event::ScenarioFinished(r) => Some(r),
+                _ => None,
+            });
+        for r in results {
+            let v = serde_json::to_value(&r).unwrap();
+            for key in [
+                "name",
+                "server_name",
+                "backup_id",
+                "rows_expected",
+                "status",
+                "log",
+            ] {
+                assert!(v.get(key).is_some(), "{key} in {v}");
+            }
+            for part in ["scenario", "servers", "recovery", "outcome", "archive"] {
+                assert!(v.get(part).is_none(), "{part} in {v}");
+            }
+            assert_eq!(serde_json::from_value::<ScenarioResult>(v).unwrap(), *r);
+        }
+    }
+
     #[test]
     fn results_come_in_plan_order_and_unfinished_are_named() {
         let mut rec = RunRecord::default();
@@ -300,7 +335,11 @@ mod tests {
         for e in others.iter().chain(finished.iter().rev()) {
             rec.record(e);
         }
-        let names: Vec<&str> = rec.results().iter().map(|r| r.name.as_str()).collect();
+        let names: Vec<&str> = rec
+            .results()
+            .iter()
+            .map(|r| r.scenario.name.as_str())
+            .collect();
         assert_eq!(names, fixture::SCENARIOS);
         assert!(rec.unfinished().is_empty());
         assert_eq!(

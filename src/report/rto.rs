@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::audit::AuditVerdict;
 use crate::backend::Rto;
+use crate::runner::pick::TargetKind;
 use crate::runner::{Event, RecoveryObservation, ScenarioResult, TargetResult};
 use crate::verify::{MissingWrite, ObservedRpo};
 
@@ -87,7 +88,7 @@ struct TargetDoc<'a> {
     index: u32,
     count: u32,
     /// `time`, `lsn` or `xid`.
-    kind: &'a str,
+    kind: TargetKind,
     target: &'a str,
     around: &'a str,
     server_name: &'a str,
@@ -109,7 +110,7 @@ fn target_doc(t: &TargetResult) -> TargetDoc<'_> {
     TargetDoc {
         index: t.index,
         count: t.count,
-        kind: &t.kind,
+        kind: t.kind,
         target: &t.target,
         around: &t.around,
         server_name: &t.server_name,
@@ -184,7 +185,7 @@ fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
             .phases
             .iter()
             .map(|p| PhaseDoc {
-                name: &p.name,
+                name: p.name.as_str(),
                 started_at: p.started_at,
                 finished_at: p.finished_at,
                 seconds: ms(p.seconds),
@@ -198,32 +199,33 @@ fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
 
 fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
     ScenarioDoc {
-        name: &r.name,
+        name: &r.scenario.name,
         status: record::status_key(&r.status),
         reasons: record::reasons(&r.status),
-        started_at: r.started_at,
-        seconds: ms(r.seconds),
-        seed: r.seed,
-        backup_id: r.backup_id.as_deref(),
-        backup_step: r.backup_step.as_deref(),
-        backup_fallback: r.backup_fallback.as_deref(),
-        recovery_target: &r.recovery_target,
-        resolved_target: r.resolved_target.as_deref(),
-        observation: &r.observation,
-        rto: r.rto.as_ref().map(rto_doc),
-        rows_expected: r.rows_expected,
-        rows_observed: r.rows_observed,
+        started_at: r.scenario.started_at,
+        seconds: ms(r.scenario.seconds),
+        seed: r.scenario.seed,
+        backup_id: r.recovery.backup_id.as_deref(),
+        backup_step: r.recovery.backup_step.as_deref(),
+        backup_fallback: r.recovery.backup_fallback.as_deref(),
+        recovery_target: &r.recovery.recovery_target,
+        resolved_target: r.recovery.resolved_target.as_deref(),
+        observation: &r.recovery.observation,
+        rto: r.outcome.rto.as_ref().map(rto_doc),
+        rows_expected: r.outcome.rows_expected,
+        rows_observed: r.outcome.rows_observed,
         rows_lost: record::rows_lost(r),
         loss_explanation: record::explanation(r),
         missing: r
+            .outcome
             .verification
             .as_ref()
             .map(|v| v.missing.as_slice())
             .unwrap_or(&[]),
         rpo: record::rpo(r),
-        audit: r.audit.as_ref(),
-        faults: &r.faults,
-        archive_waits: &r.archive_waits,
+        audit: r.recovery.audit.as_ref(),
+        faults: &r.archive.faults,
+        archive_waits: &r.archive.archive_waits,
         targets: r.targets.iter().map(target_doc).collect(),
     }
 }

@@ -10,6 +10,8 @@ use crate::audit::AuditVerdict;
 use crate::backend::Rto;
 use crate::verify::Verification;
 
+use super::pick::TargetKind;
+
 /// Something that happened during a run, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -76,9 +78,33 @@ pub enum RecoveryObservation {
     NotAttempted,
 }
 
-/// Everything known about one scenario when it finished.
+/// Everything known about one scenario when it finished, in parts a reader can take one at a
+/// time. Serialised flat, as one object with every part's fields (`#[serde(flatten)]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioResult {
+    #[serde(flatten)]
+    pub scenario: ScenarioInfo,
+    #[serde(flatten)]
+    pub servers: Servers,
+    #[serde(flatten)]
+    pub recovery: RecoveryFacts,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub status: Status,
+    #[serde(flatten)]
+    pub archive: ArchiveFacts,
+    /// The step log, one line per step, for JUnit system-out.
+    pub log: Vec<String>,
+    /// Resources kept because of `--keep`, with where they are.
+    pub kept: Vec<String>,
+    /// `target: random`: one result per picked target, in pick order (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetResult>,
+}
+
+/// Which scenario ran, on which backend, when and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
     pub name: String,
     pub file: PathBuf,
     pub description: String,
@@ -87,6 +113,11 @@ pub struct ScenarioResult {
     pub backend: String,
     pub started_at: DateTime<Utc>,
     pub seconds: f64,
+}
+
+/// The servers of the drill and where it archived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Servers {
     /// Full server versions, e.g. `15.18`.
     pub source_postgres: Option<String>,
     pub recovery_postgres: Option<String>,
@@ -94,6 +125,11 @@ pub struct ScenarioResult {
     pub recovery_server_name: String,
     /// Object-store location of the drill: `s3://bucket/prefix`.
     pub destination: String,
+}
+
+/// What recovery started from and aimed at, and how the attempt ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryFacts {
     pub backup_id: Option<String>,
     /// The `base_backup` step that took the restored backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,24 +147,27 @@ pub struct ScenarioResult {
     /// The read-only audit of the source archive made just before recovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditVerdict>,
+}
+
+/// What recovery gave: the rows expected and read back, their verification against the
+/// ledger, and the recovery time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
     pub rows_expected: Option<u64>,
     pub rows_observed: Option<u64>,
     pub verification: Option<Verification>,
     pub rto: Option<Rto>,
-    pub status: Status,
-    /// Faults injected, with what they did to archiving (error windows, crashes).
+}
+
+/// What the source's archive went through: the faults injected, with what they did to
+/// archiving (error windows, crashes), and every wait for a segment to be archived.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveFacts {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<crate::ledger::FaultRecord>,
-    /// Every wait for a segment to be archived: the archive lag the source showed.
+    /// The archive lag the source showed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archive_waits: Vec<ArchiveWait>,
-    /// The step log, one line per step, for JUnit system-out.
-    pub log: Vec<String>,
-    /// Resources kept because of `--keep`, with where they are.
-    pub kept: Vec<String>,
-    /// `target: random`: one result per picked target, in pick order (empty otherwise).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub targets: Vec<TargetResult>,
 }
 
 /// One random recovery target of a `target: random` drill, recovered and verified on its own.
@@ -137,9 +176,8 @@ pub struct TargetResult {
     /// 1-based position among the picks, and how many were picked.
     pub index: u32,
     pub count: u32,
-    /// `time`, `lsn` or `xid`.
-    pub kind: String,
-    /// As given to PostgreSQL, e.g. `lsn 0/3000060`.
+    pub kind: TargetKind,
+    /// As given to PostgreSQL, its kind first, e.g. `lsn 0/3000060`.
     pub target: String,
     /// Where it falls among the writes, e.g. "between the commits of `w3` and `w4`".
     pub around: String,
@@ -157,11 +195,7 @@ pub struct TargetResult {
 impl TargetResult {
     /// `3/6 lsn 0/3000060`: how reports name the target.
     pub fn label(&self) -> String {
-        let value = self
-            .target
-            .strip_prefix(&format!("{} ", self.kind))
-            .unwrap_or(&self.target);
-        format!("{}/{} {} {value}", self.index, self.count, self.kind)
+        format!("{}/{} {}", self.index, self.count, self.target)
     }
 }
 

@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
+use crate::backend::Keep;
 use crate::backend::{Backend, BackendError, Drill, SourceSpec};
 use crate::plan::{self, PlanStep};
 use crate::scenario::{Expect, LoadedScenario, Target};
 
-use super::events::{Event, RecoveryObservation, ScenarioResult, Status};
+use super::events::{
+    ArchiveFacts, Event, Outcome, RecoveryFacts, RecoveryObservation, ScenarioInfo, ScenarioResult,
+    Servers, Status,
+};
 use super::state::{DrillState, StepCx};
 use super::steps::random::TargetRecovery;
 use super::steps::recover::Recovery;
@@ -48,7 +52,7 @@ pub async fn run_scenario<B: Backend>(
     fixtures_dir: &Path,
     emit: &Emitter,
     cancel: watch::Receiver<bool>,
-    keep: bool,
+    keep: Keep,
 ) -> ScenarioResult {
     let s = &loaded.scenario;
     let plan = plan::build(s);
@@ -61,48 +65,50 @@ pub async fn run_scenario<B: Backend>(
         _ => None,
     });
     let mut res = ScenarioResult {
-        name: s.name.clone(),
-        file: loaded.path.clone(),
-        description: s.description.clone(),
-        tags: s.tags.clone(),
-        seed: s.seed,
-        backend: backend.name().to_string(),
-        started_at: Utc::now(),
-        seconds: 0.0,
-        source_postgres: None,
-        recovery_postgres: None,
-        server_name: s.backup.server_name.clone(),
-        recovery_server_name: recover_step.unwrap_or_default(),
-        destination: String::new(),
-        backup_id: None,
-        backup_step: None,
-        backup_fallback: None,
-        recovery_target: if s.recovery.target == Target::Random {
-            random::describe(s)
-        } else {
-            target::describe(&s.recovery.target, s.recovery.exclusive)
+        scenario: ScenarioInfo {
+            name: s.name.clone(),
+            file: loaded.path.clone(),
+            description: s.description.clone(),
+            tags: s.tags.clone(),
+            seed: s.seed,
+            backend: backend.name().to_string(),
+            started_at: Utc::now(),
+            seconds: 0.0,
         },
-        resolved_target: None,
-        expected_outcome: match &s.expect {
-            Expect::Recovered(r) => format!("recovered, {} rows lost", r.data_loss.rows),
-            Expect::Failed(f) => format!("failed with `{}`", f.error_contains),
+        servers: Servers {
+            source_postgres: None,
+            recovery_postgres: None,
+            server_name: s.backup.server_name.clone(),
+            recovery_server_name: recover_step.unwrap_or_default(),
+            destination: String::new(),
         },
-        observation: RecoveryObservation::NotAttempted,
-        audit: None,
-        rows_expected: None,
-        rows_observed: None,
-        verification: None,
-        rto: None,
+        recovery: RecoveryFacts {
+            backup_id: None,
+            backup_step: None,
+            backup_fallback: None,
+            recovery_target: if s.recovery.target == Target::Random {
+                random::describe(s)
+            } else {
+                target::describe(&s.recovery.target, s.recovery.exclusive)
+            },
+            resolved_target: None,
+            expected_outcome: match &s.expect {
+                Expect::Recovered(r) => format!("recovered, {} rows lost", r.data_loss.rows),
+                Expect::Failed(f) => format!("failed with `{}`", f.error_contains),
+            },
+            observation: RecoveryObservation::NotAttempted,
+            audit: None,
+        },
+        outcome: Outcome::default(),
         status: Status::Passed,
-        faults: Vec::new(),
-        archive_waits: Vec::new(),
+        archive: ArchiveFacts::default(),
         log: Vec::new(),
         kept: Vec::new(),
         targets: Vec::new(),
     };
     emit.emit(Event::ScenarioStarted {
         scenario: s.name.clone(),
-        at: res.started_at,
+        at: res.scenario.started_at,
     });
     let mut state = DrillState {
         keep,
@@ -112,7 +118,7 @@ pub async fn run_scenario<B: Backend>(
     let outcome = match backend.open(s).await {
         Err(e) => Err(e),
         Ok(mut drill) => {
-            res.destination = drill.destination();
+            res.servers.destination = drill.destination();
             let mut cx = StepCx {
                 drill: &mut drill,
                 scenario: s,
@@ -129,21 +135,21 @@ pub async fn run_scenario<B: Backend>(
             state.source = None;
             state.recovered = None;
             random::finish(&mut state, &mut res);
-            tracing::info!(scenario = %s.name, keep, "tearing the drill down");
+            tracing::info!(scenario = %s.name, keep = ?keep, "tearing the drill down");
             res.kept = drill.teardown(keep).await;
             r
         }
     };
     res.log = std::mem::take(&mut state.log);
-    res.faults = state.ledger.faults.clone();
-    res.archive_waits = std::mem::take(&mut state.archive_waits);
+    res.archive.faults = state.ledger.faults.clone();
+    res.archive.archive_waits = std::mem::take(&mut state.archive_waits);
     res.status = match outcome {
         // A step (a base backup, an archive wait) failed the way the scenario expects.
         Err(e)
             if !matches!(e, BackendError::Cancelled)
                 && matches!(&s.expect, Expect::Failed(f) if e.to_string().contains(&f.error_contains)) =>
         {
-            res.observation = RecoveryObservation::StepFailed {
+            res.recovery.observation = RecoveryObservation::StepFailed {
                 step: state.failed_step.clone().unwrap_or_default(),
                 message: e.to_string(),
             };
@@ -158,14 +164,14 @@ pub async fn run_scenario<B: Backend>(
             } else {
                 judge(&s.expect, &res, state.recovery_failed.as_deref())
             };
-            if let (Some(want), Some(got)) = (s.expect.audit(), &res.audit) {
+            if let (Some(want), Some(got)) = (s.expect.audit(), &res.recovery.audit) {
                 let unmet = crate::audit::predict::check_expectation(want, &state.ledger, got);
                 status = add_reasons(status, unmet);
             }
             status
         }
     };
-    res.seconds = started.elapsed().as_secs_f64();
+    res.scenario.seconds = started.elapsed().as_secs_f64();
     res
 }
 
@@ -200,7 +206,7 @@ fn judge(expect: &Expect, res: &ScenarioResult, failed: Option<&str>) -> Status 
         (Expect::Recovered(_), Some(msg)) => Status::Failed {
             reasons: vec![format!("recovery failed: {msg}")],
         },
-        (Expect::Recovered(_), None) => match &res.verification {
+        (Expect::Recovered(_), None) => match &res.outcome.verification {
             Some(v) if v.passed() => Status::Passed,
             Some(v) => Status::Failed {
                 reasons: v.failures.clone(),

@@ -12,7 +12,7 @@ mod state;
 mod steps;
 pub mod target;
 
-pub use crate::backend::{Phase, Rto};
+pub use crate::backend::{Phase, PhaseName, Rto};
 pub use events::*;
 pub use execute::{Emitter, cancelled, run_scenario};
 pub use run::{RunOptions, RunSummary, run_all};

@@ -8,16 +8,45 @@
 //! ledger's commits, never inside a commit record, so the ledger's rules in `expected_at` say
 //! exactly which writes PostgreSQL keeps.
 
+use std::fmt;
+
 use chrono::{Duration, SubsecRound};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::ledger::{BackupRecord, Ledger, LedgerEntry, ResolvedTarget};
 use crate::wal::Lsn;
 
 /// The target kinds a pick can be, in the order they are cycled through.
-pub const KINDS: [&str; 3] = ["time", "lsn", "xid"];
+pub const KINDS: [TargetKind; 3] = [TargetKind::Time, TargetKind::Lsn, TargetKind::Xid];
+
+/// What a picked target is: a commit time, an LSN or a transaction id. Serialised, and
+/// printed, as `time`, `lsn` and `xid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Time,
+    Lsn,
+    Xid,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Time => "time",
+            TargetKind::Lsn => "lsn",
+            TargetKind::Xid => "xid",
+        }
+    }
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Attempts at drawing a target no earlier pick has, before a repeat is accepted.
 const DRAWS: usize = 16;
@@ -27,28 +56,11 @@ const DRAWS: usize = 16;
 pub struct Pick {
     /// 1-based position among the picks.
     pub index: u32,
+    pub kind: TargetKind,
+    /// A target of that kind.
     pub target: ResolvedTarget,
     /// Where it falls among the writes, e.g. "between the commits of `w3` and `w4`".
     pub around: String,
-}
-
-impl Pick {
-    /// `time`, `lsn` or `xid`.
-    pub fn kind(&self) -> &'static str {
-        kind_of(&self.target)
-    }
-}
-
-/// `time`, `lsn`, `xid`, or the target's own word for the other kinds.
-pub fn kind_of(t: &ResolvedTarget) -> &'static str {
-    match t {
-        ResolvedTarget::Time(_) => "time",
-        ResolvedTarget::Lsn(_) => "lsn",
-        ResolvedTarget::Xid(_) => "xid",
-        ResolvedTarget::Latest => "latest",
-        ResolvedTarget::Immediate => "immediate",
-        ResolvedTarget::Name(_) => "name",
-    }
 }
 
 /// Where targets may be picked: after `floor` ended, up to the last write.
@@ -147,6 +159,7 @@ pub fn pick(range: &Range<'_>, count: u32, seed: u64) -> Vec<Pick> {
         }
         out.push(Pick {
             index: k + 1,
+            kind,
             target: p.0,
             around: p.1,
         });
@@ -158,7 +171,7 @@ pub fn pick(range: &Range<'_>, count: u32, seed: u64) -> Vec<Pick> {
 /// it and the next write. Every draw takes the same random numbers whatever the ledger's
 /// times and LSNs, so two runs of one scenario with one seed pick the same places (the same
 /// writes, kinds and gaps) even though their clocks and WAL positions differ.
-fn draw(range: &Range<'_>, kind: &str, rng: &mut ChaCha8Rng) -> (ResolvedTarget, String) {
+fn draw(range: &Range<'_>, kind: TargetKind, rng: &mut ChaCha8Rng) -> (ResolvedTarget, String) {
     let w = &range.writes;
     let i = rng.random_range(0..w.len());
     let (this, next) = (w[i], w.get(i + 1).copied());
@@ -166,7 +179,7 @@ fn draw(range: &Range<'_>, kind: &str, rng: &mut ChaCha8Rng) -> (ResolvedTarget,
     // Where in the gap, as a fraction in [0, 1).
     let f: f64 = rng.random();
     match (kind, next) {
-        ("time", Some(n)) if between => {
+        (TargetKind::Time, Some(n)) if between => {
             // Strictly between the two commit times, whole microseconds as PostgreSQL compares.
             let gap = (n.commit_time - this.commit_time)
                 .num_microseconds()
@@ -184,9 +197,9 @@ fn draw(range: &Range<'_>, kind: &str, rng: &mut ChaCha8Rng) -> (ResolvedTarget,
                     );
                 }
             }
-            at_commit(this, "time")
+            at_commit(this, TargetKind::Time)
         }
-        ("lsn", Some(n)) if between => {
+        (TargetKind::Lsn, Some(n)) if between => {
             // From the end of this commit record up to, not into, the next commit record, and
             // never inside a base backup's own WAL span.
             let (from, to) = (this.commit_lsn.0, n.pre_commit_lsn.0);
@@ -203,7 +216,7 @@ fn draw(range: &Range<'_>, kind: &str, rng: &mut ChaCha8Rng) -> (ResolvedTarget,
                     );
                 }
             }
-            at_commit(this, "lsn")
+            at_commit(this, TargetKind::Lsn)
         }
         (kind, _) => at_commit(this, kind),
     }
@@ -211,17 +224,17 @@ fn draw(range: &Range<'_>, kind: &str, rng: &mut ChaCha8Rng) -> (ResolvedTarget,
 
 /// The target exactly at `e`'s commit: its commit time, the LSN right after its commit record,
 /// or its xid.
-fn at_commit(e: &LedgerEntry, kind: &str) -> (ResolvedTarget, String) {
+fn at_commit(e: &LedgerEntry, kind: TargetKind) -> (ResolvedTarget, String) {
     match kind {
-        "time" => (
+        TargetKind::Time => (
             ResolvedTarget::Time(e.commit_time.trunc_subsecs(6)),
             format!("at the commit of `{}`", e.step_id),
         ),
-        "lsn" => (
+        TargetKind::Lsn => (
             ResolvedTarget::Lsn(e.commit_lsn),
             format!("right after the commit of `{}`", e.step_id),
         ),
-        _ => (
+        TargetKind::Xid => (
             ResolvedTarget::Xid(e.txid),
             format!("the transaction of `{}`", e.step_id),
         ),
@@ -358,13 +371,21 @@ mod tests {
             recoverable_range(&other, None).unwrap(),
         );
         for seed in 0..50 {
-            let places = |r: &Range<'_>| -> Vec<(&'static str, String)> {
+            let places = |r: &Range<'_>| -> Vec<(TargetKind, String)> {
                 pick(r, 6, seed)
                     .into_iter()
-                    .map(|p| (p.kind(), p.around))
+                    .map(|p| (p.kind, p.around))
                     .collect()
             };
             assert_eq!(places(&a), places(&b), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn kinds_print_as_they_serialise() {
+        for k in KINDS {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(k.to_string(), k.as_str());
         }
     }
 
@@ -374,9 +395,9 @@ mod tests {
         let r = recoverable_range(&l, None).unwrap();
         for seed in 0..50 {
             let picks = pick(&r, 3, seed);
-            let mut kinds: Vec<&str> = picks.iter().map(Pick::kind).collect();
+            let mut kinds: Vec<TargetKind> = picks.iter().map(|p| p.kind).collect();
             kinds.sort();
-            assert_eq!(kinds, ["lsn", "time", "xid"], "seed {seed}");
+            assert_eq!(kinds, KINDS, "seed {seed}");
         }
     }
 

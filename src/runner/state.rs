@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::backend::Keep;
 use crate::backend::{BackendError, Drill, Server};
 use crate::ledger::{BackupRecord, Ledger, LedgerEntry, ResolvedTarget};
 use crate::scenario::Scenario;
@@ -37,7 +38,7 @@ pub(super) struct DrillState {
     pub(super) window_opened: Option<(i64, Instant)>,
     pub(super) log: Vec<String>,
     /// `--keep`: recovered instances are never released before teardown.
-    pub(super) keep: bool,
+    pub(super) keep: Keep,
     /// `target: random`: the picked targets and what became of each.
     pub(super) random: Vec<RandomTarget>,
 }

@@ -888,6 +888,37 @@ expect:
         load_str(path(), &text).unwrap();
     }
 
+    /// Exactly one key makes a selector, which serialises (in plans) as the file wrote it.
+    #[test]
+    fn a_wal_selector_is_exactly_one_key() {
+        use crate::scenario::{OneSegment, WalSelector, WalSelectorSpec};
+        let seg = "000000010000000000000003";
+        for (yaml, want) in [
+            (
+                format!("{{ segment: {seg} }}"),
+                Some(WalSelector::One(OneSegment::Segment(seg.into()))),
+            ),
+            (
+                "{ holding_step: w1 }".to_string(),
+                Some(WalSelector::One(OneSegment::HoldingStep("w1".into()))),
+            ),
+            ("{ last: 2 }".to_string(), Some(WalSelector::Last(2))),
+            ("{}".to_string(), None),
+            ("{ last: 2, holding_step: w1 }".to_string(), None),
+            (format!("{{ segment: {seg}, holding_step: w1 }}"), None),
+        ] {
+            let spec: WalSelectorSpec = yaml_serde::from_str(&yaml).unwrap();
+            assert_eq!(spec.selector(), want, "{yaml}");
+            if let Some(sel) = want {
+                assert_eq!(
+                    serde_json::to_value(&sel).unwrap(),
+                    serde_json::to_value(&spec).unwrap(),
+                    "{yaml}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn unknown_key_suggests_the_closest_one() {
         let text = edit(MINIMAL, "own_segment", "own_segement");

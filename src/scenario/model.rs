@@ -261,7 +261,7 @@ pub struct FaultStep {
     /// Delete one archived WAL segment from object storage, or with `last: N` the newest N
     /// (tail loss, after a `crash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_wal: Option<WalSelector>,
+    pub delete_wal: Option<WalSelectorSpec>,
     /// Crash the source primary: `immediate` (SIGQUIT, no checkpoint) or `sigkill` (SIGKILL of
     /// the postmaster). Its disk is treated as lost: recovery has only the archive. Writes whose
     /// segments were not archived yet are lost; only object-storage faults may follow.
@@ -329,10 +329,14 @@ pub enum RequestFilter {
 }
 
 impl FaultStep {
-    /// The fault this step injects, if exactly one is set (validation guarantees it).
+    /// The fault this step injects, if exactly one is set and, for `delete_wal`, it names its
+    /// segments with exactly one key (validation guarantees both).
     pub fn fault(&self) -> Option<Fault> {
         let set: Vec<Fault> = [
-            self.delete_wal.clone().map(Fault::DeleteWal),
+            self.delete_wal
+                .as_ref()
+                .and_then(WalSelectorSpec::selector)
+                .map(Fault::DeleteWal),
             self.crash.map(Fault::Crash),
             self.object_store_errors
                 .clone()
@@ -387,8 +391,8 @@ pub struct CorruptWal {
 
 impl CorruptWal {
     /// The segment selector part.
-    pub fn selector(&self) -> WalSelector {
-        WalSelector {
+    pub fn selector(&self) -> WalSelectorSpec {
+        WalSelectorSpec {
             segment: self.segment.clone(),
             holding_step: self.holding_step.clone(),
             last: None,
@@ -453,10 +457,13 @@ pub struct DeleteHistory {
     pub timeline: u32,
 }
 
+// The selector as the file writes it: validation checks it and locates its problems in the
+// file, `selector()` then gives the `WalSelector` the plan and the runner use. Serde's messages
+// and the JSON Schema (which takes the doc line below) call it `WalSelector`, as they always did.
 /// Which WAL segment a fault acts on. Exactly one field is set.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WalSelector {
+#[serde(deny_unknown_fields, rename = "WalSelector")]
+pub struct WalSelectorSpec {
     /// A segment file name, e.g. `000000010000000000000009`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
@@ -466,6 +473,46 @@ pub struct WalSelector {
     /// The newest N segments in the archive (`delete_wal` after a `crash` only: tail loss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<u32>,
+}
+
+impl WalSelectorSpec {
+    /// The selector, if exactly one key is set.
+    pub fn selector(&self) -> Option<WalSelector> {
+        match (&self.segment, &self.holding_step, self.last) {
+            (None, None, Some(n)) => Some(WalSelector::Last(n)),
+            _ => self.one().map(WalSelector::One),
+        }
+    }
+
+    /// The one segment, if exactly one of `segment` and `holding_step` is set (and not `last`).
+    pub fn one(&self) -> Option<OneSegment> {
+        match (&self.segment, &self.holding_step, self.last) {
+            (Some(s), None, None) => Some(OneSegment::Segment(s.clone())),
+            (None, Some(h), None) => Some(OneSegment::HoldingStep(h.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// Which WAL segments a fault acts on. Serialised as the scenario file writes it: `{ last: 2 }`,
+/// `{ segment: … }`, `{ holding_step: … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalSelector {
+    /// The newest N segments in the archive (`delete_wal` after a `crash` only: tail loss).
+    Last(u32),
+    #[serde(untagged)]
+    One(OneSegment),
+}
+
+/// One WAL segment, by name or by the write whose commit record it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OneSegment {
+    /// A segment file name, e.g. `000000010000000000000009`.
+    Segment(String),
+    /// The segment holding the commit record of this write step.
+    HoldingStep(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -620,7 +667,7 @@ pub struct ExpectRecovered {
 pub struct ExpectAudit {
     /// The WAL segments the audit must report missing on recovery's path, and no others.
     /// `[]` asserts a clean archive.
-    pub gaps: Vec<WalSelector>,
+    pub gaps: Vec<WalSelectorSpec>,
 }
 
 /// `none`, or `{ rows: N, steps: [ids] }`.

@@ -6,7 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path};
 
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
-use super::model::{Compression, CorruptMode, Expect, Fault, Scenario, Step, Target, WalSelector};
+use super::model::{
+    Compression, CorruptMode, Expect, FaultStep, Scenario, Step, Target, WalSelectorSpec,
+};
 use super::span::{SpanIndex, step_index};
 use crate::scenario::SEED_STEP;
 use crate::wal::Lsn;
@@ -80,6 +82,22 @@ fn is_step_id(s: &str) -> bool {
 
 fn is_segment_name(s: &str) -> bool {
     crate::wal::SegmentName::parse(s).is_some()
+}
+
+/// The fault keys a fault step sets, in the model's order (exactly one is valid).
+fn faults_set(f: &FaultStep) -> Vec<&'static str> {
+    [
+        ("delete_wal", f.delete_wal.is_some()),
+        ("crash", f.crash.is_some()),
+        ("object_store_errors", f.object_store_errors.is_some()),
+        ("corrupt_wal", f.corrupt_wal.is_some()),
+        ("delete_backup", f.delete_backup.is_some()),
+        ("delete_history", f.delete_history.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, on)| *on)
+    .map(|(n, _)| n)
+    .collect()
 }
 
 /// `Some Text_1` → `some-text-1`: a suggestion for a name that must be lowercase and dashed.
@@ -400,7 +418,7 @@ impl<'a> Validator<'a> {
             if let Some(c) = crashed_at {
                 // A second crash gets its own message below.
                 let later_ok = matches!(step, Step::Fault(f)
-                    if f.crash.is_some() || f.fault().is_some_and(|f| !f.stops_source() && !matches!(f, Fault::ObjectStoreErrors(_))));
+                    if f.crash.is_some() || matches!(faults_set(f)[..], [one] if one != "object_store_errors"));
                 if !later_ok {
                     self.report(
                         &base,
@@ -484,18 +502,7 @@ impl<'a> Validator<'a> {
                     }
                 }
                 Step::Fault(f) => {
-                    let set: Vec<&str> = [
-                        ("delete_wal", f.delete_wal.is_some()),
-                        ("crash", f.crash.is_some()),
-                        ("object_store_errors", f.object_store_errors.is_some()),
-                        ("corrupt_wal", f.corrupt_wal.is_some()),
-                        ("delete_backup", f.delete_backup.is_some()),
-                        ("delete_history", f.delete_history.is_some()),
-                    ]
-                    .into_iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(n, _)| n)
-                    .collect();
+                    let set = faults_set(f);
                     match set.len() {
                         0 => self.report(
                             &base,
@@ -697,7 +704,13 @@ impl<'a> Validator<'a> {
 
     /// Checks a WAL selector at `path`. With `before`, a `holding_step` must come before
     /// step index `before` (a fault can only act on WAL that exists).
-    fn wal_selector(&mut self, path: &str, what: &str, sel: &WalSelector, before: Option<usize>) {
+    fn wal_selector(
+        &mut self,
+        path: &str,
+        what: &str,
+        sel: &WalSelectorSpec,
+        before: Option<usize>,
+    ) {
         if let Some(n) = sel.last {
             let lpath = format!("{path}.last");
             if what != "delete_wal" {

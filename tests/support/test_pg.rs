@@ -131,7 +131,7 @@ impl TestArchive {
                 std::path::Path::new("fixtures"),
                 &pgdrill::runner::Emitter { tx },
                 cancel,
-                keep,
+                keep.into(),
             ),
         )
         .await

@@ -23,6 +23,7 @@ use kube::runtime::wait::Condition as WaitCondition;
 use serde_json::Value;
 
 use crate::backend::Phase;
+use crate::backend::PhaseName;
 use crate::backend::kube::resources::{Backup, Cluster, ClusterStatus};
 use crate::ledger::BackupRecord;
 use crate::wal::Lsn;
@@ -678,9 +679,9 @@ fn to_utc(t: &Time) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
 }
 
-fn phase(name: &str, started_at: DateTime<Utc>, finished_at: DateTime<Utc>) -> Phase {
+fn phase(name: PhaseName, started_at: DateTime<Utc>, finished_at: DateTime<Utc>) -> Phase {
     Phase {
-        name: name.to_string(),
+        name,
         started_at,
         finished_at,
         seconds: (finished_at - started_at).num_milliseconds() as f64 / 1000.0,
@@ -803,7 +804,7 @@ pub fn recovery_phases(
     if let Some(started) = started.filter(|s| *s <= finished) {
         let start = started.max(applied_at);
         if applied_at <= started + chrono::Duration::seconds(1) {
-            phases.push(phase("job_scheduling", applied_at, start));
+            phases.push(phase(PhaseName::JobScheduling, applied_at, start));
         }
         // The log's marks, kept only when they run in order inside the container's lifetime.
         let lifetime_end = finished + chrono::Duration::seconds(1);
@@ -815,12 +816,16 @@ pub fn recovery_phases(
         match marks {
             Some([restored, consistent, promoted]) => {
                 job_end = finished.max(promoted);
-                phases.push(phase("restore_base_backup", start, restored));
-                phases.push(phase("replay_until_consistent", restored, consistent));
-                phases.push(phase("replay_and_promotion", consistent, promoted));
-                phases.push(phase("job_wrap_up", promoted, job_end));
+                phases.push(phase(PhaseName::RestoreBaseBackup, start, restored));
+                phases.push(phase(
+                    PhaseName::ReplayUntilConsistent,
+                    restored,
+                    consistent,
+                ));
+                phases.push(phase(PhaseName::ReplayAndPromotion, consistent, promoted));
+                phases.push(phase(PhaseName::JobWrapUp, promoted, job_end));
             }
-            None => phases.push(phase("recovery_job", start, finished)),
+            None => phases.push(phase(PhaseName::RecoveryJob, start, finished)),
         }
     }
 
@@ -843,7 +848,7 @@ pub fn recovery_phases(
             to_utc(cond.last_transition_time.as_ref()?)
         });
     if let Some(ready) = ready_at.filter(|r| *r >= finished) {
-        phases.push(phase("instance_start", job_end, ready.max(job_end)));
+        phases.push(phase(PhaseName::InstanceStart, job_end, ready.max(job_end)));
     }
     phases
 }
@@ -1561,19 +1566,19 @@ mod tests {
             phases,
             vec![
                 Phase {
-                    name: "job_scheduling".to_string(),
+                    name: PhaseName::JobScheduling,
                     started_at: at("2026-11-22T02:50:02Z"),
                     finished_at: at("2026-11-22T02:50:10Z"),
                     seconds: 8.0,
                 },
                 Phase {
-                    name: "recovery_job".to_string(),
+                    name: PhaseName::RecoveryJob,
                     started_at: at("2026-11-22T02:50:10Z"),
                     finished_at: at("2026-11-22T02:50:41Z"),
                     seconds: 31.0,
                 },
                 Phase {
-                    name: "instance_start".to_string(),
+                    name: PhaseName::InstanceStart,
                     started_at: at("2026-11-22T02:50:41Z"),
                     finished_at: at("2026-11-22T02:50:52Z"),
                     seconds: 11.0,

@@ -13,6 +13,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
+use crate::backend::Keep;
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
     Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec, Unsupported,
@@ -134,7 +135,7 @@ impl Backend for KubeBackend {
         };
         let secret = drill.ctx.s3_secret(&o.s3.access_key, &o.s3.secret_key);
         if let Err(e) = drill.session.apply(&secret).await {
-            drill.teardown(false).await;
+            drill.teardown(Keep::Nothing).await;
             return Err(e);
         }
         Ok(drill)
@@ -326,11 +327,11 @@ impl Drill for KubeDrill {
         ))
     }
 
-    async fn teardown(mut self, keep: bool) -> Vec<String> {
+    async fn teardown(mut self, keep: Keep) -> Vec<String> {
         self.torn_down = true;
         self.session.abort_tasks();
         let ns = self.ctx.namespace.clone();
-        if keep {
+        if keep == Keep::Everything {
             return vec![
                 format!("namespace {ns} (kubectl -n {ns} get clusters,backups,pods)"),
                 format!("archive {}", self.store.url()),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use kube::ResourceExt;
 
+use crate::backend::Keep;
 use crate::backend::{BackendError, RecoveryAttempt, ScratchRequest, ScratchRestore};
 
 use super::drill::KubeOptions;
@@ -149,7 +150,7 @@ impl ScratchRestore for KubeScratch {
             .await
     }
 
-    async fn teardown(mut self, keep: bool) -> Vec<String> {
+    async fn teardown(mut self, keep: Keep) -> Vec<String> {
         self.torn_down = true;
         self.session.abort_tasks();
         let ns = self.ctx.namespace.clone();
@@ -162,7 +163,7 @@ impl ScratchRestore for KubeScratch {
         if !exists {
             return Vec::new();
         }
-        if keep {
+        if keep == Keep::Everything {
             return vec![format!(
                 "namespace {ns} (kubectl -n {ns} get cluster {SCRATCH_CLUSTER},pods; \
                  kubectl -n {ns} port-forward svc/{SCRATCH_CLUSTER}-rw 5432)"

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Phase;
+use crate::backend::PhaseName;
 use crate::backend::Rto;
 use crate::backend::{BackendError, RecoveryAttempt, Server, pg_log};
 
@@ -486,7 +487,7 @@ fn ready_rto(
     let mut phases = conditions::recovery_phases(pods, log, started_at);
     let from = phases.last().map(|p| p.finished_at).unwrap_or(started_at);
     phases.push(Phase {
-        name: "first_query".into(),
+        name: PhaseName::FirstQuery,
         started_at: from,
         finished_at: answered,
         seconds: (answered - from).num_milliseconds().max(0) as f64 / 1000.0,

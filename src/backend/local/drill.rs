@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use crate::backend::Keep;
 use crate::backend::Phase;
+use crate::backend::PhaseName;
 use crate::backend::Rto;
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
@@ -452,13 +454,13 @@ impl Drill for LocalDrill {
             .map_err(|e| BackendError::io(format!("cannot remove {}", inst.dir.display()), e))
     }
 
-    async fn teardown(mut self, keep: bool) -> Vec<String> {
+    async fn teardown(mut self, keep: Keep) -> Vec<String> {
         if let Some((switch, scope, _)) = self.fault_scope.take() {
             switch.set(&scope, Behaviour::default());
         }
         let mut kept = Vec::new();
         for inst in self.recovered.iter_mut().chain(self.source.as_mut()) {
-            if keep && inst.is_running() {
+            if keep == Keep::Everything && inst.is_running() {
                 kept.push(format!(
                     "{} server (socket {})",
                     inst.name,
@@ -473,7 +475,7 @@ impl Drill for LocalDrill {
                 tracing::warn!("teardown: {e}");
             }
         }
-        if keep {
+        if keep == Keep::Everything {
             kept.push(format!("directory {}", self.dir.display()));
             kept.push(format!("archive {}", self.store.url()));
             // Keep the postmasters alive past our exit: forget them without killing.
@@ -705,28 +707,28 @@ pub fn rto_from_log(
     answered_at: DateTime<Utc>,
     seconds: f64,
 ) -> Rto {
-    let phase = |name: &str, a: DateTime<Utc>, b: DateTime<Utc>| Phase {
-        name: name.into(),
+    let phase = |name: PhaseName, a: DateTime<Utc>, b: DateTime<Utc>| Phase {
+        name,
         started_at: a,
         finished_at: b,
         seconds: (b - a).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6,
     };
-    let mut phases = vec![phase("restore_base_backup", started_at, restored_at)];
+    let mut phases = vec![phase(PhaseName::RestoreBaseBackup, started_at, restored_at)];
     let consistent = first_time(log, "consistent recovery state reached").unwrap_or(restored_at);
     let ready =
         first_time(log, "database system is ready to accept connections").unwrap_or(answered_at);
     phases.push(phase(
-        "replay_until_consistent",
+        PhaseName::ReplayUntilConsistent,
         restored_at,
         consistent.max(restored_at),
     ));
     phases.push(phase(
-        "replay_and_promotion",
+        PhaseName::ReplayAndPromotion,
         consistent.max(restored_at),
         ready.max(consistent),
     ));
     phases.push(phase(
-        "first_query",
+        PhaseName::FirstQuery,
         ready.max(consistent),
         answered_at.max(ready),
     ));

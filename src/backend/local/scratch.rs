@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use crate::backend::Keep;
 use crate::backend::objstore::S3Target;
 use crate::backend::{BackendError, RecoveryAttempt, ScratchRequest, ScratchRestore, Server};
 use crate::scenario::Compression;
@@ -185,10 +186,10 @@ impl ScratchRestore for LocalScratch {
         }
     }
 
-    async fn teardown(mut self, keep: bool) -> Vec<String> {
+    async fn teardown(mut self, keep: Keep) -> Vec<String> {
         let mut kept = Vec::new();
         if let Some(inst) = self.instance.as_mut() {
-            if keep && inst.is_running() {
+            if keep == Keep::Everything && inst.is_running() {
                 kept.push(format!(
                     "scratch server (socket {})",
                     inst.socket_dir().display()
@@ -200,7 +201,7 @@ impl ScratchRestore for LocalScratch {
                 tracing::warn!("teardown: {e}");
             }
         }
-        if keep {
+        if keep == Keep::Everything {
             kept.push(format!("directory {}", self.dir.display()));
             if let Some(inst) = self.instance.take() {
                 std::mem::forget(inst);

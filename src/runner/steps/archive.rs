@@ -143,6 +143,6 @@ pub(in crate::runner) async fn audit<D: Drill>(
     archive.audit_gaps = v.gaps.iter().cloned().collect();
     archive.audited = true;
     archive.audit_predicted = v.predicted_lost_steps.iter().cloned().collect();
-    cx.result.audit = Some(v);
+    cx.result.recovery.audit = Some(v);
     Ok(d)
 }

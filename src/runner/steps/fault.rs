@@ -5,8 +5,10 @@
 use std::time::{Duration, Instant};
 
 use crate::backend::{BackendError, Drill};
-use crate::ledger::{ArchiverImpact, FaultRecord};
-use crate::scenario::{CrashMode, ErrorWindow, Fault, RequestFilter, Scenario, StoreError};
+use crate::ledger::{ArchiverImpact, FaultRecord, Moment};
+use crate::scenario::{
+    CrashMode, ErrorWindow, Fault, OneSegment, RequestFilter, Scenario, StoreError, WalSelector,
+};
 
 use super::super::monitor::{Seen, Watch};
 use super::super::sql;
@@ -27,8 +29,8 @@ pub(in crate::runner) async fn inject<D: Drill>(
     } = cx;
     let (drill, s, st): (&mut D, &Scenario, &mut DrillState) = (drill, s, st);
     match fault {
-        Fault::DeleteWal(sel) if sel.last.is_some() => {
-            let n = sel.last.unwrap_or(0) as usize;
+        Fault::DeleteWal(WalSelector::Last(n)) => {
+            let n = *n as usize;
             let server = &s.backup.server_name;
             let mut segments: Vec<String> = drill
                 .store()
@@ -60,11 +62,10 @@ pub(in crate::runner) async fn inject<D: Drill>(
             });
             Ok(format!("deleted {}", keys.join(", ")))
         }
-        Fault::DeleteWal(sel) => {
-            let seg = match (&sel.segment, &sel.holding_step) {
-                (Some(seg), _) => seg.clone(),
-                (None, Some(step)) => st.ledger.entry_for_step(step)?.segment.clone(),
-                (None, None) => return Err(BackendError::infra("delete_wal names no segment")),
+        Fault::DeleteWal(WalSelector::One(one)) => {
+            let seg = match one {
+                OneSegment::Segment(seg) => seg.clone(),
+                OneSegment::HoldingStep(step) => st.ledger.entry_for_step(step)?.segment.clone(),
             };
             // The segment must be in the archive before it can go missing from it; a crashed
             // source archives nothing more, so then it is either there or never will be.
@@ -112,9 +113,11 @@ async fn crash<D: Drill>(
         let seen = w.finish(Duration::ZERO).await;
         record_seen(st, i, seen, Some(&stat));
     }
-    let stand = st
-        .ledger
-        .stand("crash", stat.server_time, stat.last_archived_wal.as_deref());
+    let stand = st.ledger.stand(
+        Moment::Crash,
+        stat.server_time,
+        stat.last_archived_wal.as_deref(),
+    );
     let unarchived = stand.exposed_segments.clone();
     let how = match mode {
         CrashMode::Immediate => "immediate shutdown (SIGQUIT, no checkpoint)",
@@ -201,8 +204,8 @@ pub(in crate::runner) async fn finish_watches(st: &mut DrillState, grace: Durati
 /// taken just before a crash, used when the window had not closed yet.
 fn record_seen(st: &mut DrillState, i: usize, seen: Seen, crash: Option<&sql::ArchiverStat>) {
     let stand = match (&seen.at_close, crash) {
-        (Some(c), _) => Some(("window end", c)),
-        (None, Some(c)) => Some(("crash", c)),
+        (Some(c), _) => Some((Moment::WindowEnd, c)),
+        (None, Some(c)) => Some((Moment::Crash, c)),
         (None, None) => None,
     }
     .map(|(moment, c)| {

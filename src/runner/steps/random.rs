@@ -3,6 +3,7 @@
 //! verifies each against the ledger and releases it. Never decides anything but each target's
 //! verdict and the scenario's summary of them.
 
+use crate::backend::Keep;
 use crate::backend::{BackendError, Drill, RecoveryAttempt, RecoveryRequest};
 use crate::plan::{default_recovery_server_name, random_target_server_name};
 use crate::scenario::{Compression, Expect, Scenario};
@@ -85,7 +86,7 @@ pub(in crate::runner) async fn pick<D: Drill>(
             result: TargetResult {
                 index: p.index,
                 count,
-                kind: p.kind().to_string(),
+                kind: p.kind,
                 target: p.target.to_string(),
                 around: p.around.clone(),
                 server_name: String::new(),
@@ -217,7 +218,7 @@ fn record(
                 "target {label} recovered from backup {} in {:.2}s ({} WAL segments replayed)",
                 t.backup.backup_id, rto.seconds, rto.wal_segments_replayed
             );
-            res.recovery_postgres = Some(server.version.clone());
+            res.servers.recovery_postgres = Some(server.version.clone());
             t.result.observation = RecoveryObservation::Recovered;
             t.result.rto = Some(rto);
             t.server = Some(server);
@@ -303,7 +304,7 @@ pub(in crate::runner) async fn verify<D: Drill>(
             _ => format!("target {label}: not verified, not recovered"),
         },
     };
-    if keep {
+    if keep == Keep::Everything {
         detail.push_str("; kept");
     } else {
         drill.release(&t.instance).await?;
@@ -339,7 +340,7 @@ pub(in crate::runner) fn finish(st: &mut DrillState, res: &mut ScenarioResult) {
 /// observation and the resolved targets for the scenario-level report fields.
 pub(in crate::runner) fn judge(s: &Scenario, res: &mut ScenarioResult) -> Status {
     let count = s.recovery.count.unwrap_or(1) as usize;
-    res.resolved_target = Some(
+    res.recovery.resolved_target = Some(
         res.targets
             .iter()
             .map(|t| format!("{}: {}", t.index, t.target))
@@ -351,7 +352,7 @@ pub(in crate::runner) fn judge(s: &Scenario, res: &mut ScenarioResult) -> Status
         .iter()
         .filter(|t| matches!(t.observation, RecoveryObservation::Failed { .. }))
         .collect();
-    res.observation = match failed_recoveries.first() {
+    res.recovery.observation = match failed_recoveries.first() {
         None if res.targets.len() == count => RecoveryObservation::Recovered,
         None => RecoveryObservation::NotAttempted,
         Some(first) => RecoveryObservation::Failed {

@@ -45,16 +45,16 @@ pub(in crate::runner) async fn recover<D: Drill>(
     } = match found.chosen {
         Ok(c) => c,
         Err(message) => {
-            res.resolved_target = Some(resolved.to_string());
-            res.observation = RecoveryObservation::Failed {
+            res.recovery.resolved_target = Some(resolved.to_string());
+            res.recovery.observation = RecoveryObservation::Failed {
                 message: message.clone(),
             };
             st.recovery_failed = Some(message.clone());
             return Ok(format!("recovery failed: {message}"));
         }
     };
-    res.backup_step = Some(chosen.step_id.clone());
-    res.backup_fallback = fallback.clone();
+    res.recovery.backup_step = Some(chosen.step_id.clone());
+    res.recovery.backup_fallback = fallback.clone();
     st.archive.segments = cx
         .drill
         .store()
@@ -62,8 +62,8 @@ pub(in crate::runner) async fn recover<D: Drill>(
         .await?
         .into_keys()
         .collect();
-    res.backup_id = Some(chosen.backup_id.clone());
-    res.resolved_target = Some(resolved.to_string());
+    res.recovery.backup_id = Some(chosen.backup_id.clone());
+    res.recovery.resolved_target = Some(resolved.to_string());
     st.resolved = Some(resolved.clone());
     st.backup_step = Some(chosen.step_id.clone());
     let req = RecoveryRequest {
@@ -92,17 +92,17 @@ pub(in crate::runner) async fn recover<D: Drill>(
             if let Some(f) = &fallback {
                 d.push_str(&format!("; {f}"));
             }
-            res.recovery_postgres = Some(server.version.clone());
-            res.observation = RecoveryObservation::Recovered;
-            res.rto = Some(rto);
+            res.servers.recovery_postgres = Some(server.version.clone());
+            res.recovery.observation = RecoveryObservation::Recovered;
+            res.outcome.rto = Some(rto);
             st.recovered = Some(server);
             d
         }
         RecoveryAttempt::Failed { message, rto } => {
-            res.observation = RecoveryObservation::Failed {
+            res.recovery.observation = RecoveryObservation::Failed {
                 message: message.clone(),
             };
-            res.rto = rto;
+            res.outcome.rto = rto;
             st.recovery_failed = Some(message.clone());
             format!(
                 "recovery failed: {}{}",
@@ -126,15 +126,15 @@ pub(in crate::runner) async fn verify<D: Drill>(
     let at = JudgedAt {
         target: &resolved,
         backup_step: st.backup_step.as_deref().unwrap_or_default(),
-        rto_seconds: res.rto.as_ref().map(|r| r.seconds),
+        rto_seconds: res.outcome.rto.as_ref().map(|r| r.seconds),
     };
     let v = verify_server(server, cx.scenario, &st.ledger, &st.archive, at).await?;
-    res.rows_expected = Some(v.expected_rows.values().sum());
-    res.rows_observed = Some(v.observed_rows.values().sum());
+    res.outcome.rows_expected = Some(v.expected_rows.values().sum());
+    res.outcome.rows_observed = Some(v.observed_rows.values().sum());
     let d = format!(
         "expected {} rows, observed {}, lost {}{}",
-        res.rows_expected.unwrap_or(0),
-        res.rows_observed.unwrap_or(0),
+        res.outcome.rows_expected.unwrap_or(0),
+        res.outcome.rows_observed.unwrap_or(0),
         v.rows_lost,
         if v.explanation.is_empty() {
             String::new()
@@ -142,7 +142,7 @@ pub(in crate::runner) async fn verify<D: Drill>(
             format!(": {}", v.explanation[0])
         }
     );
-    res.verification = Some(v);
+    res.outcome.verification = Some(v);
     Ok(d)
 }
 

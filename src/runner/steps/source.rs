@@ -19,7 +19,7 @@ pub(in crate::runner) async fn start<D: Drill>(
 ) -> Result<String, BackendError> {
     let server = cx.drill.start_source(spec).await?;
     let v = server.version.clone();
-    cx.result.source_postgres = Some(v.clone());
+    cx.result.servers.source_postgres = Some(v.clone());
     cx.state.source = Some(server);
     Ok(format!(
         "PostgreSQL {v} archiving to {}/{}",
