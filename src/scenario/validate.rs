@@ -6,7 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path};
 
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
-use super::model::{Compression, CorruptMode, Expect, Fault, Scenario, Step, Target, WalSelector};
+use super::model::{
+    Compression, CorruptMode, ErrorWindow, Expect, Fault, FaultStep, RestorePointStep, Scenario,
+    Step, Target, WaitArchivedStep, WalSelector, WriteStep,
+};
 use super::span::{SpanIndex, step_index};
 use crate::scenario::SEED_STEP;
 use crate::wal::Lsn;
@@ -53,6 +56,24 @@ struct Validator<'a> {
     problems: Vec<Problem>,
 }
 
+/// The step that first used `key` in `seen`, unless that is step `i` itself (then `key` is
+/// recorded as first used by `i`).
+fn earlier<'a>(seen: &mut HashMap<&'a str, usize>, key: &'a str, i: usize) -> Option<usize> {
+    let first = *seen.entry(key).or_insert(i);
+    (first != i).then_some(first)
+}
+
+/// What `check_steps` remembers of the steps before the current one.
+#[derive(Default)]
+struct SeenSteps<'a> {
+    /// First step with each id.
+    ids: HashMap<&'a str, usize>,
+    /// First step creating each restore point.
+    points: HashMap<&'a str, usize>,
+    /// The first step that crashed the source.
+    crashed_at: Option<usize>,
+}
+
 fn is_lower_name(s: &str) -> bool {
     s.bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -83,6 +104,15 @@ fn is_segment_name(s: &str) -> bool {
 }
 
 /// `Some Text_1` → `some-text-1`: a suggestion for a name that must be lowercase and dashed.
+/// The names of the fields that are set, in the order given.
+fn fields_set<const N: usize>(fields: [(&'static str, bool); N]) -> Vec<&'static str> {
+    fields
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| n)
+        .collect()
+}
+
 fn slug(s: &str, sep: char) -> String {
     let mut out = String::new();
     for c in s.trim().chars() {
@@ -352,254 +382,25 @@ impl<'a> Validator<'a> {
     }
 
     fn check_steps(&mut self) {
+        let s = self.s;
         let tables = self.table_names();
-        let mut seen_ids: HashMap<&str, usize> = HashMap::new();
-        let mut seen_points: HashMap<&str, usize> = HashMap::new();
-        let mut crashed_at: Option<usize> = None;
-        for (i, step) in self.s.steps.iter().enumerate() {
+        let mut seen = SeenSteps::default();
+        for (i, step) in s.steps.iter().enumerate() {
             let base = self.step_path(i);
             let id = step.id();
-            let id_path = format!("{base}.id");
-            if id == SEED_STEP {
-                self.report(
-                    &id_path,
-                    format!(
-                        "step id `{SEED_STEP}` is reserved for the rows loaded from `seed_data`"
-                    ),
-                    "pick another id; the ledger records the seed rows under `seed`".to_string(),
-                );
-            } else if !is_step_id(id) {
-                let s = slug(id, '-');
-                let hint = if s.is_empty() {
-                    "use lowercase letters, digits, `_` and `-`, e.g. `w1`".to_string()
-                } else {
-                    format!("use lowercase letters, digits, `_` and `-`, e.g. `{s}`")
-                };
-                self.report(
-                    &id_path,
-                    format!("step id `{id}` may only hold lowercase letters, digits, `_` and `-`"),
-                    hint,
-                );
-            }
-            if let Some(&first) = seen_ids.get(id) {
-                let line = self
-                    .spans
-                    .locate(&format!("{}.id", self.step_path(first)))
-                    .map_or(String::new(), |m| format!(" on line {}", m.line));
-                self.report(
-                    &id_path,
-                    format!(
-                        "step id `{id}` is already used by the `{}` step{line}",
-                        self.s.steps[first].kind()
-                    ),
-                    "give every step its own id".to_string(),
-                );
-            } else {
-                seen_ids.insert(id, i);
-            }
-            if let Some(c) = crashed_at {
-                // A second crash gets its own message below.
-                let later_ok = matches!(step, Step::Fault(f)
-                    if f.crash.is_some() || f.fault().is_some_and(|f| !f.stops_source() && !matches!(f, Fault::ObjectStoreErrors(_))));
-                if !later_ok {
-                    self.report(
-                        &base,
-                        format!(
-                            "step `{id}` ({}) comes after the source crashed at step `{}`",
-                            step.kind(),
-                            self.s.steps[c].id()
-                        ),
-                        "only object-storage faults such as `delete_wal` can follow a crash; move this step before it".to_string(),
-                    );
-                }
+            self.check_step_id(&base, id, earlier(&mut seen.ids, id, i));
+            if let Some(c) = seen.crashed_at {
+                self.check_after_crash(&base, step, c);
             }
             match step {
-                Step::Write(w) => {
-                    if !tables.contains(&w.table.as_str()) {
-                        let hint = if tables.is_empty() {
-                            format!(
-                                "declare it under `seed_data.tables`, e.g. `tables: [{{ name: {}, rows: 0 }}]`",
-                                w.table
-                            )
-                        } else if let Some(c) = closest(&w.table, tables.iter().copied()) {
-                            format!(
-                                "did you mean `{c}`? The seed_data tables are {}",
-                                list(&tables)
-                            )
-                        } else {
-                            format!(
-                                "write to one of {}, or declare `{}` under `seed_data.tables`",
-                                list(&tables),
-                                w.table
-                            )
-                        };
-                        self.report(
-                            &format!("{base}.table"),
-                            format!("table `{}` is not one of the `seed_data.tables`", w.table),
-                            hint,
-                        );
-                    }
-                    if w.rows == 0 || w.rows > MAX_WRITE_ROWS {
-                        self.report(
-                            &format!("{base}.rows"),
-                            format!("a write inserts 1 to {MAX_WRITE_ROWS} rows, not {}", w.rows),
-                            if w.rows == 0 {
-                                "remove `rows` for a single row, or set it to 1 or more".to_string()
-                            } else {
-                                "split the rows over several write steps".to_string()
-                            },
-                        );
-                    }
-                }
+                Step::Write(w) => self.check_write(&base, w, &tables),
                 Step::RestorePoint(rp) => {
-                    let path = format!("{base}.name");
-                    let name = rp.name.as_str();
-                    if name.is_empty() {
-                        self.report(
-                            &path,
-                            "restore point name is empty".to_string(),
-                            "name it so a target can refer to it, e.g. `before-w3`".to_string(),
-                        );
-                    } else if name.len() > MAX_NAME {
-                        self.report(
-                            &path,
-                            format!(
-                                "restore point name `{name}` is {} bytes long, more than PostgreSQL's {MAX_NAME}",
-                                name.len()
-                            ),
-                            "PostgreSQL truncates longer names; pick a short one such as `before-w3`".to_string(),
-                        );
-                    }
-                    if let Some(&first) = seen_points.get(name) {
-                        self.report(
-                            &path,
-                            format!(
-                                "restore point `{name}` is also created by step `{}`",
-                                self.s.steps[first].id()
-                            ),
-                            "give each restore point its own name so `target: { name: ... }` is unambiguous".to_string(),
-                        );
-                    } else {
-                        seen_points.insert(name, i);
-                    }
+                    let first = earlier(&mut seen.points, &rp.name, i);
+                    self.check_restore_point(&base, rp, first);
                 }
-                Step::Fault(f) => {
-                    let set: Vec<&str> = [
-                        ("delete_wal", f.delete_wal.is_some()),
-                        ("crash", f.crash.is_some()),
-                        ("object_store_errors", f.object_store_errors.is_some()),
-                        ("corrupt_wal", f.corrupt_wal.is_some()),
-                        ("delete_backup", f.delete_backup.is_some()),
-                        ("delete_history", f.delete_history.is_some()),
-                    ]
-                    .into_iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(n, _)| n)
-                    .collect();
-                    match set.len() {
-                        0 => self.report(
-                            &base,
-                            format!("fault step `{id}` injects no fault"),
-                            "set one fault, e.g. `delete_wal: { holding_step: w2 }`".to_string(),
-                        ),
-                        1 => {}
-                        _ => self.report(
-                            &format!("{base}.{}", set[1]),
-                            format!(
-                                "fault step `{id}` sets {} faults: {}",
-                                set.len(),
-                                list(&set)
-                            ),
-                            "one fault per step: split them into several `fault` steps".to_string(),
-                        ),
-                    }
-                    if let Some(sel) = &f.delete_wal {
-                        let path = format!("{base}.delete_wal");
-                        if sel.last.is_some() && crashed_at.is_none() {
-                            self.report(
-                                &format!("{path}.last"),
-                                "`delete_wal: { last: N }` (tail loss) needs the source crashed first".to_string(),
-                                "put `- fault: { id: crash, crash: immediate }` before it: a running source would archive new segments after the deleted tail".to_string(),
-                            );
-                        }
-                        self.wal_selector(&path, "delete_wal", sel, Some(i));
-                    }
-                    if let Some(w) = &f.object_store_errors {
-                        let path = format!("{base}.object_store_errors.seconds");
-                        if w.seconds == 0 || w.seconds > MAX_ERROR_WINDOW {
-                            self.report(
-                                &path,
-                                format!(
-                                    "an error window lasts 1 to {MAX_ERROR_WINDOW} seconds, not {}",
-                                    w.seconds
-                                ),
-                                "scale the outage down: a few seconds show the same effects"
-                                    .to_string(),
-                            );
-                        } else if w.seconds >= self.s.timeouts.archive_seconds {
-                            self.report(
-                                &path,
-                                format!(
-                                    "the error window ({}s) is not shorter than `timeouts.archive_seconds` ({}s), so archiving cannot catch up in time",
-                                    w.seconds, self.s.timeouts.archive_seconds
-                                ),
-                                format!(
-                                    "raise `timeouts.archive_seconds` to at least {}",
-                                    w.seconds + 30
-                                ),
-                            );
-                        }
-                    }
-                    if f.crash.is_some() {
-                        if let Some(first) = crashed_at {
-                            self.report(
-                                &format!("{base}.crash"),
-                                format!(
-                                    "the source already crashed at step `{}`",
-                                    self.s.steps[first].id()
-                                ),
-                                "crash it once; recovery uses what the archive holds".to_string(),
-                            );
-                        }
-                        crashed_at.get_or_insert(i);
-                    }
-                    self.check_content_fault(&base, i, f);
-                }
-                Step::WaitArchiveFailure(_) => {
-                    let window_before = self.s.steps[..i]
-                        .iter()
-                        .any(|st| matches!(st, Step::Fault(f) if f.object_store_errors.is_some()));
-                    if !window_before {
-                        self.report(
-                            &base,
-                            format!(
-                                "step `{id}` waits for an archive failure, but no `object_store_errors` fault comes before it"
-                            ),
-                            "open an error window first, e.g. `- fault: { id: outage, object_store_errors: { error: slow_down, seconds: 20 } }`".to_string(),
-                        );
-                    }
-                }
-                Step::WaitArchived(w) => {
-                    let wpath = format!("{base}.write");
-                    if let Some(r) = self.write_ref(&wpath, &w.write, "`write`")
-                        && r.index > i
-                    {
-                        self.report(
-                            &wpath,
-                            format!("`write` names `{}`, which comes after this step", w.write),
-                            "wait for a write that already happened".to_string(),
-                        );
-                    }
-                    if self.s.backup.archive_timeout_seconds.is_none() {
-                        self.report(
-                            &base,
-                            format!(
-                                "step `{id}` waits for archiving without a WAL switch, but `backup.archive_timeout_seconds` is not set"
-                            ),
-                            "set e.g. `backup: { archive_timeout_seconds: 2 }`, or use `own_segment: true` on the write".to_string(),
-                        );
-                    }
-                }
+                Step::Fault(f) => self.check_fault(&base, i, f, &mut seen.crashed_at),
+                Step::WaitArchiveFailure(_) => self.check_wait_archive_failure(&base, i, id),
+                Step::WaitArchived(w) => self.check_wait_archived(&base, i, w),
                 Step::BaseBackup(_) | Step::Checkpoint(_) | Step::SwitchWal(_) => {}
                 Step::Failover(_) => {}
             }
@@ -619,8 +420,269 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A step's id: its form, not reserved, not used by the `earlier` step.
+    fn check_step_id(&mut self, base: &str, id: &str, earlier: Option<usize>) {
+        let id_path = format!("{base}.id");
+        if id == SEED_STEP {
+            self.report(
+                &id_path,
+                format!("step id `{SEED_STEP}` is reserved for the rows loaded from `seed_data`"),
+                "pick another id; the ledger records the seed rows under `seed`".to_string(),
+            );
+        } else if !is_step_id(id) {
+            let s = slug(id, '-');
+            let hint = if s.is_empty() {
+                "use lowercase letters, digits, `_` and `-`, e.g. `w1`".to_string()
+            } else {
+                format!("use lowercase letters, digits, `_` and `-`, e.g. `{s}`")
+            };
+            self.report(
+                &id_path,
+                format!("step id `{id}` may only hold lowercase letters, digits, `_` and `-`"),
+                hint,
+            );
+        }
+        if let Some(first) = earlier {
+            let line = self
+                .spans
+                .locate(&format!("{}.id", self.step_path(first)))
+                .map_or(String::new(), |m| format!(" on line {}", m.line));
+            self.report(
+                &id_path,
+                format!(
+                    "step id `{id}` is already used by the `{}` step{line}",
+                    self.s.steps[first].kind()
+                ),
+                "give every step its own id".to_string(),
+            );
+        }
+    }
+
+    /// A step after the source crashed at step `crashed_at`: only some faults may follow.
+    fn check_after_crash(&mut self, base: &str, step: &Step, crashed_at: usize) {
+        // A second crash gets its own message in `check_fault`.
+        let later_ok = matches!(step, Step::Fault(f)
+            if f.crash.is_some() || f.fault().is_some_and(|f| !f.stops_source() && !matches!(f, Fault::ObjectStoreErrors(_))));
+        if !later_ok {
+            self.report(
+                base,
+                format!(
+                    "step `{}` ({}) comes after the source crashed at step `{}`",
+                    step.id(),
+                    step.kind(),
+                    self.s.steps[crashed_at].id()
+                ),
+                "only object-storage faults such as `delete_wal` can follow a crash; move this step before it".to_string(),
+            );
+        }
+    }
+
+    /// A `write` step: a declared table and a row count in range.
+    fn check_write(&mut self, base: &str, w: &WriteStep, tables: &[&str]) {
+        if !tables.contains(&w.table.as_str()) {
+            let hint = if tables.is_empty() {
+                format!(
+                    "declare it under `seed_data.tables`, e.g. `tables: [{{ name: {}, rows: 0 }}]`",
+                    w.table
+                )
+            } else if let Some(c) = closest(&w.table, tables.iter().copied()) {
+                format!(
+                    "did you mean `{c}`? The seed_data tables are {}",
+                    list(tables)
+                )
+            } else {
+                format!(
+                    "write to one of {}, or declare `{}` under `seed_data.tables`",
+                    list(tables),
+                    w.table
+                )
+            };
+            self.report(
+                &format!("{base}.table"),
+                format!("table `{}` is not one of the `seed_data.tables`", w.table),
+                hint,
+            );
+        }
+        if w.rows == 0 || w.rows > MAX_WRITE_ROWS {
+            self.report(
+                &format!("{base}.rows"),
+                format!("a write inserts 1 to {MAX_WRITE_ROWS} rows, not {}", w.rows),
+                if w.rows == 0 {
+                    "remove `rows` for a single row, or set it to 1 or more".to_string()
+                } else {
+                    "split the rows over several write steps".to_string()
+                },
+            );
+        }
+    }
+
+    /// A `restore_point` step: a name PostgreSQL keeps whole, not already created by the
+    /// `earlier` step.
+    fn check_restore_point(&mut self, base: &str, rp: &RestorePointStep, earlier: Option<usize>) {
+        let path = format!("{base}.name");
+        let name = rp.name.as_str();
+        if name.is_empty() {
+            self.report(
+                &path,
+                "restore point name is empty".to_string(),
+                "name it so a target can refer to it, e.g. `before-w3`".to_string(),
+            );
+        } else if name.len() > MAX_NAME {
+            self.report(
+                &path,
+                format!(
+                    "restore point name `{name}` is {} bytes long, more than PostgreSQL's {MAX_NAME}",
+                    name.len()
+                ),
+                "PostgreSQL truncates longer names; pick a short one such as `before-w3`".to_string(),
+            );
+        }
+        if let Some(first) = earlier {
+            self.report(
+                &path,
+                format!(
+                    "restore point `{name}` is also created by step `{}`",
+                    self.s.steps[first].id()
+                ),
+                "give each restore point its own name so `target: { name: ... }` is unambiguous"
+                    .to_string(),
+            );
+        }
+    }
+
+    /// A `fault` step at index `i`: exactly one fault, each checked; a crash is recorded in
+    /// `crashed_at` (the first one).
+    fn check_fault(&mut self, base: &str, i: usize, f: &FaultStep, crashed_at: &mut Option<usize>) {
+        self.check_fault_count(base, f);
+        if let Some(sel) = &f.delete_wal {
+            let path = format!("{base}.delete_wal");
+            if sel.last.is_some() && crashed_at.is_none() {
+                self.report(
+                    &format!("{path}.last"),
+                    "`delete_wal: { last: N }` (tail loss) needs the source crashed first".to_string(),
+                    "put `- fault: { id: crash, crash: immediate }` before it: a running source would archive new segments after the deleted tail".to_string(),
+                );
+            }
+            self.wal_selector(&path, "delete_wal", sel, Some(i));
+        }
+        if let Some(w) = &f.object_store_errors {
+            self.check_error_window(base, w);
+        }
+        if f.crash.is_some() {
+            if let Some(first) = *crashed_at {
+                self.report(
+                    &format!("{base}.crash"),
+                    format!(
+                        "the source already crashed at step `{}`",
+                        self.s.steps[first].id()
+                    ),
+                    "crash it once; recovery uses what the archive holds".to_string(),
+                );
+            }
+            crashed_at.get_or_insert(i);
+        }
+        self.check_content_fault(base, i, f);
+    }
+
+    /// A fault step sets exactly one fault.
+    fn check_fault_count(&mut self, base: &str, f: &FaultStep) {
+        let set = fields_set([
+            ("delete_wal", f.delete_wal.is_some()),
+            ("crash", f.crash.is_some()),
+            ("object_store_errors", f.object_store_errors.is_some()),
+            ("corrupt_wal", f.corrupt_wal.is_some()),
+            ("delete_backup", f.delete_backup.is_some()),
+            ("delete_history", f.delete_history.is_some()),
+        ]);
+        let id = &f.id;
+        match set.len() {
+            0 => self.report(
+                base,
+                format!("fault step `{id}` injects no fault"),
+                "set one fault, e.g. `delete_wal: { holding_step: w2 }`".to_string(),
+            ),
+            1 => {}
+            _ => self.report(
+                &format!("{base}.{}", set[1]),
+                format!(
+                    "fault step `{id}` sets {} faults: {}",
+                    set.len(),
+                    list(&set)
+                ),
+                "one fault per step: split them into several `fault` steps".to_string(),
+            ),
+        }
+    }
+
+    /// An `object_store_errors` window: short, and shorter than archiving may take.
+    fn check_error_window(&mut self, base: &str, w: &ErrorWindow) {
+        let path = format!("{base}.object_store_errors.seconds");
+        if w.seconds == 0 || w.seconds > MAX_ERROR_WINDOW {
+            self.report(
+                &path,
+                format!(
+                    "an error window lasts 1 to {MAX_ERROR_WINDOW} seconds, not {}",
+                    w.seconds
+                ),
+                "scale the outage down: a few seconds show the same effects".to_string(),
+            );
+        } else if w.seconds >= self.s.timeouts.archive_seconds {
+            self.report(
+                &path,
+                format!(
+                    "the error window ({}s) is not shorter than `timeouts.archive_seconds` ({}s), so archiving cannot catch up in time",
+                    w.seconds, self.s.timeouts.archive_seconds
+                ),
+                format!(
+                    "raise `timeouts.archive_seconds` to at least {}",
+                    w.seconds + 30
+                ),
+            );
+        }
+    }
+
+    /// A `wait_archive_failure` step at index `i` needs an error window opened before it.
+    fn check_wait_archive_failure(&mut self, base: &str, i: usize, id: &str) {
+        let window_before = self.s.steps[..i]
+            .iter()
+            .any(|st| matches!(st, Step::Fault(f) if f.object_store_errors.is_some()));
+        if !window_before {
+            self.report(
+                base,
+                format!(
+                    "step `{id}` waits for an archive failure, but no `object_store_errors` fault comes before it"
+                ),
+                "open an error window first, e.g. `- fault: { id: outage, object_store_errors: { error: slow_down, seconds: 20 } }`".to_string(),
+            );
+        }
+    }
+
+    /// A `wait_archived` step at index `i`: an earlier write, and an `archive_timeout` to wait on.
+    fn check_wait_archived(&mut self, base: &str, i: usize, w: &WaitArchivedStep) {
+        let wpath = format!("{base}.write");
+        if let Some(r) = self.write_ref(&wpath, &w.write, "`write`")
+            && r.index > i
+        {
+            self.report(
+                &wpath,
+                format!("`write` names `{}`, which comes after this step", w.write),
+                "wait for a write that already happened".to_string(),
+            );
+        }
+        if self.s.backup.archive_timeout_seconds.is_none() {
+            self.report(
+                base,
+                format!(
+                    "step `{}` waits for archiving without a WAL switch, but `backup.archive_timeout_seconds` is not set",
+                    w.id
+                ),
+                "set e.g. `backup: { archive_timeout_seconds: 2 }`, or use `own_segment: true` on the write".to_string(),
+            );
+        }
+    }
+
     /// `corrupt_wal`, `delete_backup`, `delete_history` of the fault step at index `i`.
-    fn check_content_fault(&mut self, base: &str, i: usize, f: &super::model::FaultStep) {
+    fn check_content_fault(&mut self, base: &str, i: usize, f: &FaultStep) {
         if let Some(cw) = &f.corrupt_wal {
             let path = format!("{base}.corrupt_wal");
             self.wal_selector(&path, "corrupt_wal", &cw.selector(), Some(i));
@@ -854,15 +916,11 @@ impl<'a> Validator<'a> {
             Target::Latest | Target::Immediate | Target::Random => {}
             Target::Time(t) => {
                 let base = "recovery.target.time";
-                let set: Vec<&str> = [
+                let set = fields_set([
                     ("at", t.at.is_some()),
                     ("after_step", t.after_step.is_some()),
                     ("between", t.between.is_some()),
-                ]
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(n, _)| n)
-                .collect();
+                ]);
                 self.exactly_one(base, &set, &["at", "after_step", "between"]);
                 if let Some(s) = &t.after_step {
                     let p = format!("{base}.after_step");
@@ -898,14 +956,10 @@ impl<'a> Validator<'a> {
             }
             Target::Lsn(l) => {
                 let base = "recovery.target.lsn";
-                let set: Vec<&str> = [
+                let set = fields_set([
                     ("at", l.at.is_some()),
                     ("after_step", l.after_step.is_some()),
-                ]
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(n, _)| n)
-                .collect();
+                ]);
                 self.exactly_one(base, &set, &["at", "after_step"]);
                 if let Some(at) = &l.at
                     && let Err(e) = at.parse::<Lsn>()
@@ -925,11 +979,7 @@ impl<'a> Validator<'a> {
             }
             Target::Xid(x) => {
                 let base = "recovery.target.xid";
-                let set: Vec<&str> = [("at", x.at.is_some()), ("of_step", x.of_step.is_some())]
-                    .into_iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(n, _)| n)
-                    .collect();
+                let set = fields_set([("at", x.at.is_some()), ("of_step", x.of_step.is_some())]);
                 self.exactly_one(base, &set, &["at", "of_step"]);
                 if let Some(at) = x.at
                     && at < 3
