@@ -7,8 +7,8 @@ use std::path::{Component, Path};
 
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
 use super::model::{
-    Compression, CorruptMode, ErrorWindow, Expect, Fault, FaultStep, RestorePointStep, Scenario,
-    Step, Target, WaitArchivedStep, WalSelector, WriteStep,
+    Compression, CorruptMode, ErrorWindow, Expect, Fault, FaultStep, LsnTarget, RestorePointStep,
+    Scenario, Step, Target, TimeTarget, WaitArchivedStep, WalSelector, WriteStep, XidTarget,
 };
 use super::span::{SpanIndex, step_index};
 use crate::scenario::SEED_STEP;
@@ -62,6 +62,9 @@ fn earlier<'a>(seen: &mut HashMap<&'a str, usize>, key: &'a str, i: usize) -> Op
     let first = *seen.entry(key).or_insert(i);
     (first != i).then_some(first)
 }
+
+/// Steps a recovery target refers to, each with the path of the reference.
+type Refs<'a> = Vec<(String, StepRef<'a>)>;
 
 /// What `check_steps` remembers of the steps before the current one.
 #[derive(Default)]
@@ -908,199 +911,229 @@ impl<'a> Validator<'a> {
 
     fn check_recovery(&mut self) {
         let floor = self.backup_floor();
-        let named_backup = self.s.recovery.backup.is_some();
-        // Steps the target refers to, with the path of the reference.
-        let mut refs: Vec<(String, StepRef<'a>)> = Vec::new();
         let target = self.s.recovery.target.clone();
-        match &target {
-            Target::Latest | Target::Immediate | Target::Random => {}
-            Target::Time(t) => {
-                let base = "recovery.target.time";
-                let set = fields_set([
-                    ("at", t.at.is_some()),
-                    ("after_step", t.after_step.is_some()),
-                    ("between", t.between.is_some()),
-                ]);
-                self.exactly_one(base, &set, &["at", "after_step", "between"]);
-                if let Some(s) = &t.after_step {
-                    let p = format!("{base}.after_step");
-                    if let Some(r) = self.write_ref(&p, s, "`time.after_step`") {
-                        refs.push((p, r));
-                    }
-                }
-                if let Some([a, b]) = &t.between {
-                    let pa = format!("{base}.between[0]");
-                    let pb = format!("{base}.between[1]");
-                    let ra = self.write_ref(&pa, a, "`time.between`");
-                    let rb = self.write_ref(&pb, b, "`time.between`");
-                    if let (Some(ra), Some(rb)) = (ra, rb) {
-                        if ra.index >= rb.index {
-                            self.report(
-                                &pb,
-                                if ra.index == rb.index {
-                                    format!("`time.between` names `{a}` twice")
-                                } else {
-                                    format!("`time.between` names `{b}` after `{a}`, but `{b}` is written first")
-                                },
-                                if ra.index == rb.index {
-                                    "name two different write steps, the earlier first".to_string()
-                                } else {
-                                    format!("name the earlier write first: `between: [{b}, {a}]`")
-                                },
-                            );
-                        }
-                        refs.push((pa, ra));
-                        refs.push((pb, rb));
-                    }
-                }
-            }
-            Target::Lsn(l) => {
-                let base = "recovery.target.lsn";
-                let set = fields_set([
-                    ("at", l.at.is_some()),
-                    ("after_step", l.after_step.is_some()),
-                ]);
-                self.exactly_one(base, &set, &["at", "after_step"]);
-                if let Some(at) = &l.at
-                    && let Err(e) = at.parse::<Lsn>()
-                {
-                    self.report(
-                        &format!("{base}.at"),
-                        format!("`lsn.at`: {e}"),
-                        "an LSN is two hex numbers separated by `/`, e.g. `0/3000060`".to_string(),
-                    );
-                }
-                if let Some(s) = &l.after_step {
-                    let p = format!("{base}.after_step");
-                    if let Some(r) = self.write_ref(&p, s, "`lsn.after_step`") {
-                        refs.push((p, r));
-                    }
-                }
-            }
-            Target::Xid(x) => {
-                let base = "recovery.target.xid";
-                let set = fields_set([("at", x.at.is_some()), ("of_step", x.of_step.is_some())]);
-                self.exactly_one(base, &set, &["at", "of_step"]);
-                if let Some(at) = x.at
-                    && at < 3
-                {
-                    self.report(
-                        &format!("{base}.at"),
-                        format!("transaction id {at} is reserved by PostgreSQL, never a real transaction"),
-                        "normal transaction ids start at 3; prefer `of_step: <write step id>`".to_string(),
-                    );
-                }
-                if let Some(s) = &x.of_step {
-                    let p = format!("{base}.of_step");
-                    if let Some(r) = self.write_ref(&p, s, "`xid.of_step`") {
-                        refs.push((p, r));
-                    }
-                }
-            }
-            Target::Name(n) => {
-                let p = "recovery.target.name";
-                let found = self
-                    .s
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .find_map(|(index, st)| match st {
-                        Step::RestorePoint(rp) if rp.name == *n => Some(StepRef {
-                            index,
-                            id: st.id(),
-                            kind: st.kind(),
-                        }),
-                        _ => None,
-                    });
-                match found {
-                    Some(r) => refs.push((p.to_string(), r)),
-                    None => {
-                        let mut names: Vec<&str> = Vec::new();
-                        for st in &self.s.steps {
-                            if let Step::RestorePoint(rp) = st
-                                && !rp.name.is_empty()
-                                && !names.contains(&rp.name.as_str())
-                            {
-                                names.push(&rp.name);
-                            }
-                        }
-                        let hint = if let Some(c) = closest(n, names.iter().copied()) {
-                            format!("did you mean `{c}`?")
-                        } else if names.is_empty() {
-                            format!(
-                                "add a step `- restore_point: {{ id: rp1, name: {n} }}` after the base backup"
-                            )
-                        } else {
-                            format!("name one of the restore points: {}", list(&names))
-                        };
-                        self.report(
-                            p,
-                            format!("no `restore_point` step creates the restore point `{n}`"),
-                            hint,
-                        );
-                    }
-                }
-            }
-            Target::AfterStep(s) => {
-                let p = "recovery.target.after_step";
-                if let Some(r) = self.write_ref(p, s, "`target.after_step`") {
-                    refs.push((p.to_string(), r));
-                }
-            }
-        }
-
+        let refs = self.target_refs(&target);
         // Recovery cannot stop before the backup it starts from is consistent.
         if let Some(floor) = floor {
             for (path, r) in &refs {
                 if r.index < floor.index {
-                    let what = if r.kind == "restore_point" {
-                        format!("restore point step `{}`", r.id)
-                    } else {
-                        format!("write `{}`", r.id)
-                    };
-                    let backup = if named_backup {
-                        format!("base backup `{}` named in `recovery.backup`", floor.id)
-                    } else {
-                        format!("the first base backup, `{}`", floor.id)
-                    };
-                    let hint = if named_backup {
-                        format!(
-                            "target a step after `{}`, or name an earlier backup in `recovery.backup`",
-                            floor.id
-                        )
-                    } else {
-                        format!(
-                            "target a step after `{}`, or add a `base_backup` step before `{}`",
-                            floor.id, r.id
-                        )
-                    };
-                    self.report(
-                        path,
-                        format!(
-                            "the target is unreachable: {what} comes before {backup}, and recovery cannot stop before the backup is consistent"
-                        ),
-                        hint,
-                    );
+                    self.report_before_backup(path, *r, floor);
                 }
             }
         }
-
         if self.s.recovery.exclusive {
-            let kind = match target {
-                Target::Latest => Some("latest"),
-                Target::Immediate => Some("immediate"),
-                Target::Name(_) => Some("name"),
-                Target::AfterStep(_) => Some("after_step"),
-                Target::Time(_) | Target::Lsn(_) | Target::Xid(_) | Target::Random => None,
-            };
-            if let Some(kind) = kind {
-                self.report(
-                    "recovery.exclusive",
-                    format!("`exclusive: true` means nothing with a `{kind}` target"),
-                    "remove `exclusive`; it only applies to `time`, `lsn` and `xid` targets"
-                        .to_string(),
-                );
+            self.check_exclusive(&target);
+        }
+    }
+
+    /// Checks the target's own fields; returns the steps it refers to, with the path of each
+    /// reference.
+    fn target_refs(&mut self, target: &Target) -> Refs<'a> {
+        let mut refs = Vec::new();
+        match target {
+            Target::Latest | Target::Immediate | Target::Random => {}
+            Target::Time(t) => self.check_time_target(t, &mut refs),
+            Target::Lsn(l) => self.check_lsn_target(l, &mut refs),
+            Target::Xid(x) => self.check_xid_target(x, &mut refs),
+            Target::Name(n) => {
+                let p = "recovery.target.name";
+                if let Some(r) = self.restore_point_ref(p, n) {
+                    refs.push((p.to_string(), r));
+                }
             }
+            Target::AfterStep(s) => {
+                let p = "recovery.target.after_step";
+                self.add_write_ref(&mut refs, p.to_string(), s, "`target.after_step`");
+            }
+        }
+        refs
+    }
+
+    /// `write_ref` at `path`; a write found is added to `refs`.
+    fn add_write_ref(&mut self, refs: &mut Refs<'a>, path: String, id: &str, what: &str) {
+        if let Some(r) = self.write_ref(&path, id, what) {
+            refs.push((path, r));
+        }
+    }
+
+    /// `target: { time: ... }`: one of its forms, with writes in the right order.
+    fn check_time_target(&mut self, t: &TimeTarget, refs: &mut Refs<'a>) {
+        let base = "recovery.target.time";
+        self.exactly_one(
+            base,
+            [
+                ("at", t.at.is_some()),
+                ("after_step", t.after_step.is_some()),
+                ("between", t.between.is_some()),
+            ],
+        );
+        if let Some(s) = &t.after_step {
+            self.add_write_ref(refs, format!("{base}.after_step"), s, "`time.after_step`");
+        }
+        if let Some([a, b]) = &t.between {
+            let pa = format!("{base}.between[0]");
+            let pb = format!("{base}.between[1]");
+            let ra = self.write_ref(&pa, a, "`time.between`");
+            let rb = self.write_ref(&pb, b, "`time.between`");
+            if let (Some(ra), Some(rb)) = (ra, rb) {
+                if ra.index >= rb.index {
+                    self.report(
+                        &pb,
+                        if ra.index == rb.index {
+                            format!("`time.between` names `{a}` twice")
+                        } else {
+                            format!(
+                                "`time.between` names `{b}` after `{a}`, but `{b}` is written first"
+                            )
+                        },
+                        if ra.index == rb.index {
+                            "name two different write steps, the earlier first".to_string()
+                        } else {
+                            format!("name the earlier write first: `between: [{b}, {a}]`")
+                        },
+                    );
+                }
+                refs.push((pa, ra));
+                refs.push((pb, rb));
+            }
+        }
+    }
+
+    /// `target: { lsn: ... }`: one of its forms, a parseable LSN.
+    fn check_lsn_target(&mut self, l: &LsnTarget, refs: &mut Refs<'a>) {
+        let base = "recovery.target.lsn";
+        self.exactly_one(
+            base,
+            [
+                ("at", l.at.is_some()),
+                ("after_step", l.after_step.is_some()),
+            ],
+        );
+        if let Some(at) = &l.at
+            && let Err(e) = at.parse::<Lsn>()
+        {
+            self.report(
+                &format!("{base}.at"),
+                format!("`lsn.at`: {e}"),
+                "an LSN is two hex numbers separated by `/`, e.g. `0/3000060`".to_string(),
+            );
+        }
+        if let Some(s) = &l.after_step {
+            self.add_write_ref(refs, format!("{base}.after_step"), s, "`lsn.after_step`");
+        }
+    }
+
+    /// `target: { xid: ... }`: one of its forms, a transaction id that can be real.
+    fn check_xid_target(&mut self, x: &XidTarget, refs: &mut Refs<'a>) {
+        let base = "recovery.target.xid";
+        self.exactly_one(
+            base,
+            [("at", x.at.is_some()), ("of_step", x.of_step.is_some())],
+        );
+        if let Some(at) = x.at
+            && at < 3
+        {
+            self.report(
+                &format!("{base}.at"),
+                format!("transaction id {at} is reserved by PostgreSQL, never a real transaction"),
+                "normal transaction ids start at 3; prefer `of_step: <write step id>`".to_string(),
+            );
+        }
+        if let Some(s) = &x.of_step {
+            self.add_write_ref(refs, format!("{base}.of_step"), s, "`xid.of_step`");
+        }
+    }
+
+    /// The `restore_point` step creating the restore point `name`; a problem at `path` when
+    /// none does.
+    fn restore_point_ref(&mut self, path: &str, name: &str) -> Option<StepRef<'a>> {
+        let s = self.s;
+        let found = s.steps.iter().enumerate().find_map(|(index, st)| match st {
+            Step::RestorePoint(rp) if rp.name == name => Some(StepRef {
+                index,
+                id: st.id(),
+                kind: st.kind(),
+            }),
+            _ => None,
+        });
+        if found.is_none() {
+            let mut names: Vec<&str> = Vec::new();
+            for st in &s.steps {
+                if let Step::RestorePoint(rp) = st
+                    && !rp.name.is_empty()
+                    && !names.contains(&rp.name.as_str())
+                {
+                    names.push(&rp.name);
+                }
+            }
+            let hint = if let Some(c) = closest(name, names.iter().copied()) {
+                format!("did you mean `{c}`?")
+            } else if names.is_empty() {
+                format!(
+                    "add a step `- restore_point: {{ id: rp1, name: {name} }}` after the base backup"
+                )
+            } else {
+                format!("name one of the restore points: {}", list(&names))
+            };
+            self.report(
+                path,
+                format!("no `restore_point` step creates the restore point `{name}`"),
+                hint,
+            );
+        }
+        found
+    }
+
+    /// The target at `path` refers to step `r`, which comes before the backup recovery starts
+    /// from (`floor`).
+    fn report_before_backup(&mut self, path: &str, r: StepRef<'a>, floor: StepRef<'a>) {
+        let named_backup = self.s.recovery.backup.is_some();
+        let what = if r.kind == "restore_point" {
+            format!("restore point step `{}`", r.id)
+        } else {
+            format!("write `{}`", r.id)
+        };
+        let backup = if named_backup {
+            format!("base backup `{}` named in `recovery.backup`", floor.id)
+        } else {
+            format!("the first base backup, `{}`", floor.id)
+        };
+        let hint = if named_backup {
+            format!(
+                "target a step after `{}`, or name an earlier backup in `recovery.backup`",
+                floor.id
+            )
+        } else {
+            format!(
+                "target a step after `{}`, or add a `base_backup` step before `{}`",
+                floor.id, r.id
+            )
+        };
+        self.report(
+            path,
+            format!(
+                "the target is unreachable: {what} comes before {backup}, and recovery cannot stop before the backup is consistent"
+            ),
+            hint,
+        );
+    }
+
+    /// `exclusive: true` only with a target it applies to.
+    fn check_exclusive(&mut self, target: &Target) {
+        let kind = match target {
+            Target::Latest => Some("latest"),
+            Target::Immediate => Some("immediate"),
+            Target::Name(_) => Some("name"),
+            Target::AfterStep(_) => Some("after_step"),
+            Target::Time(_) | Target::Lsn(_) | Target::Xid(_) | Target::Random => None,
+        };
+        if let Some(kind) = kind {
+            self.report(
+                "recovery.exclusive",
+                format!("`exclusive: true` means nothing with a `{kind}` target"),
+                "remove `exclusive`; it only applies to `time`, `lsn` and `xid` targets"
+                    .to_string(),
+            );
         }
     }
 
@@ -1217,7 +1250,11 @@ impl<'a> Validator<'a> {
     }
 
     /// Reports a target struct that sets none or several of its alternatives.
-    fn exactly_one(&mut self, base: &str, set: &[&str], all: &[&str]) {
+    fn exactly_one<const N: usize>(&mut self, base: &str, fields: [(&'static str, bool); N]) {
+        let all = fields.map(|(n, _)| n);
+        let set = fields_set(fields);
+        let all = &all[..];
+        let set = &set[..];
         let field = base.rsplit('.').next().unwrap_or(base);
         match set.len() {
             1 => {}
