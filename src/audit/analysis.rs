@@ -447,16 +447,8 @@ fn examples(items: &[String]) -> String {
     }
 }
 
-/// Audit one serverName's archive.
-pub fn analyze(
-    server_name: &str,
-    listing: &ArchiveListing,
-    now: DateTime<Utc>,
-    thresholds: Thresholds,
-) -> AuditReport {
-    let mut findings = Findings::new(Check::Backups);
-
-    // Backups: every folder under base/ and every backup.info read.
+/// Every backup: each folder under `base/` and each `backup.info` read, in report order.
+fn read_backups(listing: &ArchiveListing) -> Vec<Backup> {
     let mut folders: BTreeMap<&str, bool> = BTreeMap::new();
     for o in &listing.objects {
         let parts: Vec<&str> = o.key.split('/').collect();
@@ -480,8 +472,11 @@ pub fn analyze(
         })
         .collect();
     backups.sort_by_key(Backup::sort_key);
+    backups
+}
 
-    // Segment size: the newest backup.info that states a valid one.
+/// The segment size the newest `backup.info` that states a valid one gives, else the default.
+fn choose_segment_size(backups: &[Backup], findings: &mut Findings) -> u64 {
     let mut segment_size = None;
     let mut sizes = BTreeSet::new();
     for b in backups.iter().rev() {
@@ -504,29 +499,49 @@ pub fn analyze(
             sizes
         ));
     }
+    segment_size
+}
 
-    // WAL objects.
-    let mut wal = Wal {
-        segment_size,
-        present: BTreeMap::new(),
-        partials: BTreeMap::new(),
-        history_keys: BTreeMap::new(),
-        histories: listing
-            .histories
-            .iter()
-            .map(|(t, text)| (*t, parse_history(*t, text)))
-            .collect(),
-    };
-    let mut ignored = Vec::new();
-    let mut empty = Vec::new();
-    for o in &listing.objects {
-        let Some(rel) = o.key.strip_prefix("wals/") else {
-            continue;
+/// Keys under `wals/` recovery will not use, sorted.
+#[derive(Default)]
+struct Unused {
+    /// Not WAL that `barman-cloud-wal-restore` would find.
+    ignored: Vec<String>,
+    /// Segments of 0 bytes.
+    empty: Vec<String>,
+}
+
+impl Wal {
+    /// Everything under `wals/` in `listing`, and the keys recovery will not use.
+    fn read(listing: &ArchiveListing, segment_size: u64) -> (Self, Unused) {
+        let mut wal = Wal {
+            segment_size,
+            present: BTreeMap::new(),
+            partials: BTreeMap::new(),
+            history_keys: BTreeMap::new(),
+            histories: listing
+                .histories
+                .iter()
+                .map(|(t, text)| (*t, parse_history(*t, text)))
+                .collect(),
         };
+        let mut unused = Unused::default();
+        for o in &listing.objects {
+            if let Some(rel) = o.key.strip_prefix("wals/") {
+                wal.add(o, rel, &mut unused);
+            }
+        }
+        unused.ignored.sort();
+        unused.empty.sort();
+        (wal, unused)
+    }
+
+    /// Record one object under `wals/` (`rel` is its key below `wals/`).
+    fn add(&mut self, o: &ArchiveObject, rel: &str, unused: &mut Unused) {
         match classify_wal(rel) {
-            WalObject::Segment(s) => match s.position(segment_size) {
+            WalObject::Segment(s) => match s.position(self.segment_size) {
                 Some(p) => {
-                    let seen = wal
+                    let seen = self
                         .present
                         .entry(s.timeline)
                         .or_default()
@@ -534,43 +549,125 @@ pub fn analyze(
                         .or_default();
                     *seen = (*seen).max(o.last_modified);
                     if o.size == 0 {
-                        empty.push(o.key.clone());
+                        unused.empty.push(o.key.clone());
                     }
                 }
-                None => ignored.push(o.key.clone()),
+                None => unused.ignored.push(o.key.clone()),
             },
-            WalObject::Partial(s) => match s.position(segment_size) {
+            WalObject::Partial(s) => match s.position(self.segment_size) {
                 Some(p) => {
                     let file = rel.rsplit('/').next().unwrap_or(rel).to_string();
-                    let e = wal.partials.entry((s.timeline, p)).or_insert(file.clone());
+                    let e = self.partials.entry((s.timeline, p)).or_insert(file.clone());
                     *e = e.clone().min(file);
                 }
-                None => ignored.push(o.key.clone()),
+                None => unused.ignored.push(o.key.clone()),
             },
             WalObject::BackupLabel => {}
             WalObject::History(t) => {
-                let e = wal.history_keys.entry(t).or_insert(o.key.clone());
+                let e = self.history_keys.entry(t).or_insert(o.key.clone());
                 *e = e.clone().min(o.key.clone());
             }
-            WalObject::Misplaced | WalObject::Unknown => ignored.push(o.key.clone()),
+            WalObject::Misplaced | WalObject::Unknown => unused.ignored.push(o.key.clone()),
         }
     }
-    ignored.sort();
-    empty.sort();
 
-    let timelines: Vec<u32> = wal
-        .present
-        .keys()
-        .copied()
-        .chain(wal.partials.keys().map(|(t, _)| *t))
-        .chain(wal.history_keys.keys().copied())
-        .chain(wal.histories.keys().copied())
-        .filter(|t| *t > 0)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    /// Every timeline found (from segment names and history files), ascending.
+    fn timelines(&self) -> Vec<u32> {
+        self.present
+            .keys()
+            .copied()
+            .chain(self.partials.keys().map(|(t, _)| *t))
+            .chain(self.history_keys.keys().copied())
+            .chain(self.histories.keys().copied())
+            .filter(|t| *t > 0)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
 
-    // History files recovery needs.
+    /// How far recovery along `legs` from `begin` gets, and whether it gets past `end`.
+    fn recover(&self, legs: &[Leg], begin: u64, end: Option<u64>) -> Walk {
+        let (missing, last) = self.walk(legs, begin, end);
+        let until = match missing.first() {
+            Some(g) if g.from > begin => Some((Wal::leg_timeline(legs, g.from - 1), g.from - 1)),
+            Some(_) => None,
+            None => Some(last),
+        };
+        let to_end = end.is_some_and(|e| missing.iter().all(|r| r.from > e));
+        Walk {
+            missing,
+            until,
+            to_end,
+        }
+    }
+
+    /// The error when `latest` stops at `target` short of a newer timeline recovery from
+    /// `start` should reach, because probing for history files stops at the first missing one.
+    fn stranded(&self, start: Start, target: u32) -> Option<String> {
+        let Start {
+            id,
+            timeline: tli,
+            begin_lsn,
+        } = start;
+        let skipped = target.saturating_add(1);
+        let newer = self
+            .histories
+            .iter()
+            .filter(|(t, _)| **t > skipped)
+            .filter_map(|(t, h)| h.as_ref().ok().map(|h| (*t, h)))
+            .filter(|(_, h)| {
+                h.iter().any(|e| e.parent == tli && begin_lsn < e.switch)
+                    && h.iter().any(|e| e.parent == target)
+            })
+            .map(|(t, _)| t)
+            .max()?;
+        if self.has_wal(skipped) {
+            return None;
+        }
+        Some(format!(
+            "recovery from {id} with recovery_target_timeline=latest stops at \
+             timeline {target}: {skipped:08X}.history is missing, so it never \
+             reaches timeline {newer} (PostgreSQL looks for history files one \
+             timeline at a time)"
+        ))
+    }
+
+    /// What a gap finding says is missing.
+    fn describe_gap(&self, run: &Run) -> String {
+        if run.from == run.to {
+            format!(
+                "WAL gap: {} (timeline {}) is missing",
+                self.name(run.timeline, run.from),
+                run.timeline
+            )
+        } else {
+            format!(
+                "WAL gap: {} to {} ({} segments, timeline {}) are missing",
+                self.name(run.timeline, run.from),
+                self.name(run.timeline, run.to),
+                run.to - run.from + 1,
+                run.timeline
+            )
+        }
+    }
+
+    /// The `.partial` files archived within `run`, as a gap finding mentions them.
+    fn partial_note(&self, run: &Run) -> String {
+        let partial: Vec<String> = self
+            .partials
+            .range((run.timeline, run.from)..=(run.timeline, run.to))
+            .map(|(_, f)| f.clone())
+            .collect();
+        if partial.is_empty() {
+            String::new()
+        } else {
+            format!(" (only {} is archived)", examples(&partial))
+        }
+    }
+}
+
+/// Errors for timelines whose history file recovery needs but cannot read.
+fn history_findings(wal: &Wal, timelines: &[u32]) -> Findings {
     let mut history_findings = Findings::new(Check::WalContinuity);
     for &t in timelines.iter().filter(|t| **t > 1) {
         if !wal.history_exists(t) {
@@ -593,13 +690,76 @@ pub fn analyze(
             Some(Ok(_)) => {}
         }
     }
+    history_findings
+}
 
-    // Per backup.
-    let mut audits = Vec::new();
-    let mut walks: Vec<Option<Walk>> = Vec::new();
-    let mut usable = Vec::new();
-    let mut backup_warnings = Findings::new(Check::Backups);
-    let mut route_findings = Findings::new(Check::WalContinuity);
+/// Where recovery from one backup starts.
+#[derive(Debug, Clone, Copy)]
+struct Start<'a> {
+    id: &'a str,
+    timeline: u32,
+    begin_lsn: u64,
+}
+
+/// Every backup's audit and how far recovery from it gets, with the findings on the way.
+struct Audited {
+    audits: Vec<BackupAudit>,
+    /// Per backup (same index), `None` where its begin_wal is unreadable.
+    walks: Vec<Option<Walk>>,
+    /// Indices of the usable backups, in report order.
+    usable: Vec<usize>,
+    /// Why backups are not usable.
+    warnings: Findings,
+    /// Where `recovery_target_timeline=latest` goes wrong for a usable backup.
+    routes: Findings,
+}
+
+impl Audited {
+    /// The usable backups' indices and walks, in report order.
+    fn usable_walks(&self) -> impl Iterator<Item = (usize, &Walk)> {
+        self.usable
+            .iter()
+            .filter_map(|&i| self.walks[i].as_ref().map(|w| (i, w)))
+    }
+
+    /// For each usable backup whose path misses part of `run`: where its recovery stops.
+    fn hurt(&self, run: &Run) -> Vec<String> {
+        let mut hurt = Vec::new();
+        for (i, w) in self.usable_walks() {
+            if !w
+                .missing
+                .iter()
+                .any(|r| r.timeline == run.timeline && r.from <= run.to && run.from <= r.to)
+            {
+                continue;
+            }
+            let a = &self.audits[i];
+            let mut clause = match &a.recoverable_until {
+                None => format!("recovery from {} cannot start", a.id),
+                Some(u) => format!("recovery from {} stops at {}", a.id, u.segment),
+            };
+            if !a.recoverable_to_end && a.recoverable_until.is_some() {
+                clause.push_str(&format!(
+                    ", before the backup is consistent (it ends at {})",
+                    a.end_wal
+                ));
+            }
+            hurt.push(clause);
+        }
+        hurt
+    }
+}
+
+/// Audit each backup in turn: walk its recovery path and say why it is not usable.
+fn audit_backups(backups: &[Backup], wal: &Wal) -> Audited {
+    let segment_size = wal.segment_size;
+    let mut out = Audited {
+        audits: Vec::new(),
+        walks: Vec::new(),
+        usable: Vec::new(),
+        warnings: Findings::new(Check::Backups),
+        routes: Findings::new(Check::WalContinuity),
+    };
     for (i, b) in backups.iter().enumerate() {
         let begin = b.begin.and_then(|s| s.position(segment_size));
         let end = b
@@ -607,151 +767,151 @@ pub fn analyze(
             .and_then(|s| s.position(segment_size))
             .filter(|e| begin.is_some_and(|b| *e >= b));
         let walk = match (b.timeline, begin) {
-            (Some(tli), Some(begin)) => {
-                let begin_lsn = b.begin_lsn.unwrap_or(begin.saturating_mul(segment_size));
-                let (target, legs, problem) = wal.route(tli, begin, begin_lsn);
-                let (missing, last) = wal.walk(&legs, begin, end);
-                let until = match missing.first() {
-                    Some(g) if g.from > begin => {
-                        Some((Wal::leg_timeline(&legs, g.from - 1), g.from - 1))
-                    }
-                    Some(_) => None,
-                    None => Some(last),
+            (Some(timeline), Some(begin)) => {
+                let start = Start {
+                    id: &b.id,
+                    timeline,
+                    begin_lsn: b.begin_lsn.unwrap_or(begin.saturating_mul(segment_size)),
                 };
-                let to_end = end.is_some_and(|e| missing.iter().all(|r| r.from > e));
-                let walk = Walk {
-                    missing,
-                    until,
-                    to_end,
-                };
-                let is_usable = b.status == "DONE" && b.complete() && end.is_some();
-                if is_usable {
-                    match problem {
-                        Some(RouteProblem::NotAChild { target, fork }) => {
-                            let when = fork.map_or(String::new(), |f| {
-                                format!(
-                                    " (timeline {target} left timeline {tli} at {}, before the \
-                                     backup started at {})",
-                                    Lsn(f),
-                                    Lsn(begin_lsn)
-                                )
-                            });
-                            route_findings.warn(format!(
-                                "backup {} (timeline {tli}) is not on the history of timeline \
-                                 {target}{when}: recovery_target_timeline=latest would fail \
-                                 with \"requested timeline {target} is not a child of this \
-                                 server's history\"; its WAL was checked on timeline {tli} only",
-                                b.id
-                            ));
-                        }
-                        Some(RouteProblem::Unreadable) | None => {}
+                let (target, legs, problem) = wal.route(timeline, begin, start.begin_lsn);
+                let walk = wal.recover(&legs, begin, end);
+                if b.status == "DONE" && b.complete() && end.is_some() {
+                    if let Some(RouteProblem::NotAChild { target, fork }) = problem {
+                        out.routes.warn(not_a_child(start, target, fork));
                     }
-                    // A newer timeline recovery should reach but cannot, because probing for
-                    // history files stops at the first missing one.
-                    let skipped = target.saturating_add(1);
-                    let beyond = wal
-                        .histories
-                        .iter()
-                        .filter(|(t, _)| **t > skipped)
-                        .filter_map(|(t, h)| h.as_ref().ok().map(|h| (*t, h)))
-                        .filter(|(_, h)| {
-                            h.iter().any(|e| e.parent == tli && begin_lsn < e.switch)
-                                && h.iter().any(|e| e.parent == target)
-                        })
-                        .map(|(t, _)| t)
-                        .max();
-                    if let Some(newer) = beyond
-                        && !wal.has_wal(skipped)
-                    {
-                        route_findings.error(format!(
-                            "recovery from {} with recovery_target_timeline=latest stops at \
-                             timeline {target}: {skipped:08X}.history is missing, so it never \
-                             reaches timeline {newer} (PostgreSQL looks for history files one \
-                             timeline at a time)",
-                            b.id
-                        ));
+                    if let Some(error) = wal.stranded(start, target) {
+                        out.routes.error(error);
                     }
-                    usable.push(i);
+                    out.usable.push(i);
                 }
                 Some(walk)
             }
             _ => None,
         };
-        // Why a backup is not usable.
-        if !b.has_info {
-            backup_warnings.warn(format!(
-                "base/{}/ has no backup.info: the backup is not usable (upload interrupted or \
-                 still running?)",
-                b.id
-            ));
-        } else if b.status != "DONE" {
-            backup_warnings.warn(format!(
-                "backup {} has status {}: it is not usable for recovery",
-                b.id, b.status
-            ));
-        } else if !b.has_data {
-            backup_warnings.warn(format!(
-                "backup {} is DONE but base/{}/ has no data.tar*: it is not usable for recovery, \
-                 yet barman still lists it, so a recovery that picks it (CloudNativePG picks the \
-                 newest) fails in barman-cloud-restore",
-                b.id, b.id
-            ));
-        } else if walk.is_none() || end.is_none() {
-            backup_warnings.warn(format!(
-                "backup {} has no readable begin_wal/end_wal in its backup.info: it is not usable \
-                 for recovery",
-                b.id
-            ));
+        if let Some(why) = unusable(b, walk.is_some() && end.is_some()) {
+            out.warnings.warn(why);
         }
-        let gap = |(t, p): (u32, u64)| Gap {
-            segment: wal.name(t, p),
-            timeline: t,
-        };
-        audits.push(BackupAudit {
-            id: b.id.clone(),
-            status: b.status.clone(),
-            timeline: b.timeline.unwrap_or(0),
-            begin_wal: b.begin_wal.clone(),
-            end_wal: b.end_wal.clone(),
-            begin_time: b.begin_time,
-            end_time: b.end_time,
-            complete: b.complete(),
-            recoverable_to_end: walk.as_ref().is_some_and(|w| w.to_end),
-            recoverable_until: walk.as_ref().and_then(|w| w.until).map(gap),
-            first_gap: walk
-                .as_ref()
-                .and_then(|w| w.missing.first())
-                .map(|r| gap((r.timeline, r.from))),
-        });
-        walks.push(walk);
+        out.audits.push(backup_audit(b, walk.as_ref(), wal));
+        out.walks.push(walk);
     }
+    out
+}
 
-    // Gaps: on the oldest usable backup's path, each missing segment once.
+/// The warning for a backup the target timeline's history does not pass through.
+fn not_a_child(start: Start, target: u32, fork: Option<u64>) -> String {
+    let Start {
+        id,
+        timeline: tli,
+        begin_lsn,
+    } = start;
+    let when = fork.map_or(String::new(), |f| {
+        format!(
+            " (timeline {target} left timeline {tli} at {}, before the \
+             backup started at {})",
+            Lsn(f),
+            Lsn(begin_lsn)
+        )
+    });
+    format!(
+        "backup {id} (timeline {tli}) is not on the history of timeline \
+         {target}{when}: recovery_target_timeline=latest would fail \
+         with \"requested timeline {target} is not a child of this \
+         server's history\"; its WAL was checked on timeline {tli} only"
+    )
+}
+
+/// Why a backup is not usable for recovery, if it is not (`readable`: its begin_wal and
+/// end_wal were understood).
+fn unusable(b: &Backup, readable: bool) -> Option<String> {
+    if !b.has_info {
+        Some(format!(
+            "base/{}/ has no backup.info: the backup is not usable (upload interrupted or \
+             still running?)",
+            b.id
+        ))
+    } else if b.status != "DONE" {
+        Some(format!(
+            "backup {} has status {}: it is not usable for recovery",
+            b.id, b.status
+        ))
+    } else if !b.has_data {
+        Some(format!(
+            "backup {} is DONE but base/{}/ has no data.tar*: it is not usable for recovery, \
+             yet barman still lists it, so a recovery that picks it (CloudNativePG picks the \
+             newest) fails in barman-cloud-restore",
+            b.id, b.id
+        ))
+    } else if !readable {
+        Some(format!(
+            "backup {} has no readable begin_wal/end_wal in its backup.info: it is not usable \
+             for recovery",
+            b.id
+        ))
+    } else {
+        None
+    }
+}
+
+/// A backup's line in the report.
+fn backup_audit(b: &Backup, walk: Option<&Walk>, wal: &Wal) -> BackupAudit {
+    let gap = |(t, p): (u32, u64)| Gap {
+        segment: wal.name(t, p),
+        timeline: t,
+    };
+    BackupAudit {
+        id: b.id.clone(),
+        status: b.status.clone(),
+        timeline: b.timeline.unwrap_or(0),
+        begin_wal: b.begin_wal.clone(),
+        end_wal: b.end_wal.clone(),
+        begin_time: b.begin_time,
+        end_time: b.end_time,
+        complete: b.complete(),
+        recoverable_to_end: walk.is_some_and(|w| w.to_end),
+        recoverable_until: walk.and_then(|w| w.until).map(gap),
+        first_gap: walk
+            .and_then(|w| w.missing.first())
+            .map(|r| gap((r.timeline, r.from))),
+    }
+}
+
+/// The gaps list: on the oldest usable backup's path, each missing segment once, at most
+/// `MAX_LISTED_GAPS` (a warning in `findings` says when more are missing).
+fn listed_gaps(wal: &Wal, audited: &Audited, findings: &mut Findings) -> Vec<Gap> {
     let mut gaps = Vec::new();
-    if let Some(w) = usable.first().and_then(|i| walks[*i].as_ref()) {
-        let total: u64 = w.missing.iter().map(|r| r.to - r.from + 1).sum();
-        'runs: for r in &w.missing {
-            for p in r.from..=r.to {
-                if gaps.len() >= MAX_LISTED_GAPS {
-                    break 'runs;
-                }
-                gaps.push(Gap {
-                    segment: wal.name(r.timeline, p),
-                    timeline: r.timeline,
-                });
+    let Some(w) = audited
+        .usable
+        .first()
+        .and_then(|i| audited.walks[*i].as_ref())
+    else {
+        return gaps;
+    };
+    let total: u64 = w.missing.iter().map(|r| r.to - r.from + 1).sum();
+    'runs: for r in &w.missing {
+        for p in r.from..=r.to {
+            if gaps.len() >= MAX_LISTED_GAPS {
+                break 'runs;
             }
-        }
-        if total > gaps.len() as u64 {
-            findings.warn(format!(
-                "{total} segments are missing; the gaps list shows the first {}",
-                gaps.len()
-            ));
+            gaps.push(Gap {
+                segment: wal.name(r.timeline, p),
+                timeline: r.timeline,
+            });
         }
     }
+    if total > gaps.len() as u64 {
+        findings.warn(format!(
+            "{total} segments are missing; the gaps list shows the first {}",
+            gaps.len()
+        ));
+    }
+    gaps
+}
 
-    // Gap findings: every run missing on any usable backup's path, merged, with who it hurts.
+/// Every run missing on any usable backup's path, overlapping and adjacent runs merged, by
+/// position then timeline.
+fn merged_runs(audited: &Audited) -> Vec<Run> {
     let mut by_tli: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
-    for w in usable.iter().filter_map(|i| walks[*i].as_ref()) {
+    for (_, w) in audited.usable_walks() {
         for r in &w.missing {
             by_tli.entry(r.timeline).or_default().push((r.from, r.to));
         }
@@ -783,60 +943,37 @@ pub fn analyze(
         }
     }
     merged.sort_by_key(|r| (r.from, r.timeline));
-    let mut gap_findings = Findings::new(Check::WalContinuity);
-    for run in &merged {
-        let what = if run.from == run.to {
-            format!(
-                "WAL gap: {} (timeline {}) is missing",
-                wal.name(run.timeline, run.from),
-                run.timeline
-            )
-        } else {
-            format!(
-                "WAL gap: {} to {} ({} segments, timeline {}) are missing",
-                wal.name(run.timeline, run.from),
-                wal.name(run.timeline, run.to),
-                run.to - run.from + 1,
-                run.timeline
-            )
-        };
-        let partial: Vec<String> = wal
-            .partials
-            .range((run.timeline, run.from)..=(run.timeline, run.to))
-            .map(|(_, f)| f.clone())
-            .collect();
-        let partial = if partial.is_empty() {
-            String::new()
-        } else {
-            format!(" (only {} is archived)", examples(&partial))
-        };
-        let mut hurt = Vec::new();
-        for &i in &usable {
-            let Some(w) = walks[i].as_ref() else { continue };
-            if !w
-                .missing
-                .iter()
-                .any(|r| r.timeline == run.timeline && r.from <= run.to && run.from <= r.to)
-            {
-                continue;
-            }
-            let a = &audits[i];
-            let mut clause = match &a.recoverable_until {
-                None => format!("recovery from {} cannot start", a.id),
-                Some(u) => format!("recovery from {} stops at {}", a.id, u.segment),
-            };
-            if !a.recoverable_to_end && a.recoverable_until.is_some() {
-                clause.push_str(&format!(
-                    ", before the backup is consistent (it ends at {})",
-                    a.end_wal
-                ));
-            }
-            hurt.push(clause);
-        }
-        gap_findings.error(format!("{what}{partial}; {}", hurt.join("; ")));
-    }
+    merged
+}
 
-    // Freshness of the newest usable backup.
+/// Gap findings: every run missing on any usable backup's path, merged, with who it hurts.
+fn gap_findings(wal: &Wal, audited: &Audited) -> Findings {
+    let mut gap_findings = Findings::new(Check::WalContinuity);
+    for run in &merged_runs(audited) {
+        gap_findings.error(format!(
+            "{}{}; {}",
+            wal.describe_gap(run),
+            wal.partial_note(run),
+            audited.hurt(run).join("; ")
+        ));
+    }
+    gap_findings
+}
+
+/// The newest backup or WAL segment, its age, and the findings on its freshness.
+struct Newest {
+    name: Option<String>,
+    age_seconds: Option<i64>,
+    findings: Findings,
+}
+
+/// Freshness of the newest usable backup.
+fn backup_freshness(
+    backups: &[Backup],
+    usable: &[usize],
+    now: DateTime<Utc>,
+    thresholds: Thresholds,
+) -> Newest {
     let newest = usable
         .iter()
         .filter(|i| backups[**i].end_time.is_some())
@@ -876,8 +1013,20 @@ pub fn analyze(
         }
         _ => {}
     }
+    Newest {
+        name: newest_backup,
+        age_seconds: newest_backup_age_seconds,
+        findings: fresh,
+    }
+}
 
-    // Freshness of the newest WAL: the newest timeline that has segments.
+/// Freshness of the newest WAL: the newest timeline that has segments.
+fn wal_freshness(
+    wal: &Wal,
+    timelines: &[u32],
+    now: DateTime<Utc>,
+    thresholds: Thresholds,
+) -> Newest {
     let mut wal_fresh = Findings::new(Check::WalAge);
     let wal_tli = timelines
         .iter()
@@ -911,8 +1060,15 @@ pub fn analyze(
             )),
         _ => {}
     }
+    Newest {
+        name: newest_wal,
+        age_seconds: newest_wal_age_seconds,
+        findings: wal_fresh,
+    }
+}
 
-    // Notes on objects recovery will not use.
+/// Notes on objects recovery will not use.
+fn object_notes(wal: &Wal, unused: &Unused) -> Findings {
     let mut notes = Findings::new(Check::Objects);
     for ((t, p), file) in &wal.partials {
         let continued = wal
@@ -930,30 +1086,52 @@ pub fn analyze(
             "{file} (timeline {t}) is a partial segment: recovery does not replay it{continued}"
         ));
     }
-    if !empty.is_empty() {
+    if !unused.empty.is_empty() {
         notes.warn(format!(
             "{} WAL objects are empty (0 bytes) and will fail to restore: {}",
-            empty.len(),
-            examples(&empty)
+            unused.empty.len(),
+            examples(&unused.empty)
         ));
     }
-    if !ignored.is_empty() {
+    if !unused.ignored.is_empty() {
         notes.warn(format!(
             "{} objects under wals/ are not WAL that barman-cloud-wal-restore would find with \
              {} MiB segments: {}",
-            ignored.len(),
-            segment_size >> 20,
-            examples(&ignored)
+            unused.ignored.len(),
+            wal.segment_size >> 20,
+            examples(&unused.ignored)
         ));
     }
+    notes
+}
+
+/// Audit one serverName's archive.
+pub fn analyze(
+    server_name: &str,
+    listing: &ArchiveListing,
+    now: DateTime<Utc>,
+    thresholds: Thresholds,
+) -> AuditReport {
+    let mut findings = Findings::new(Check::Backups);
+    let backups = read_backups(listing);
+    let segment_size = choose_segment_size(&backups, &mut findings);
+    let (wal, unused) = Wal::read(listing, segment_size);
+    let timelines = wal.timelines();
+    let history_findings = history_findings(&wal, &timelines);
+    let audited = audit_backups(&backups, &wal);
+    let gaps = listed_gaps(&wal, &audited, &mut findings);
+    let gap_findings = gap_findings(&wal, &audited);
+    let newest_backup = backup_freshness(&backups, &audited.usable, now, thresholds);
+    let newest_wal = wal_freshness(&wal, &timelines, now, thresholds);
+    let notes = object_notes(&wal, &unused);
 
     findings.0.splice(0..0, gap_findings.0);
     for group in [
         history_findings,
-        route_findings,
-        fresh,
-        wal_fresh,
-        backup_warnings,
+        audited.routes,
+        newest_backup.findings,
+        newest_wal.findings,
+        audited.warnings,
         notes,
     ] {
         findings.0.extend(group.0);
@@ -964,12 +1142,12 @@ pub fn analyze(
         checked_at: now,
         wal_segment_size: segment_size,
         timelines,
-        backups: audits,
+        backups: audited.audits,
         gaps,
-        newest_backup,
-        newest_backup_age_seconds,
-        newest_wal,
-        newest_wal_age_seconds,
+        newest_backup: newest_backup.name,
+        newest_backup_age_seconds: newest_backup.age_seconds,
+        newest_wal: newest_wal.name,
+        newest_wal_age_seconds: newest_wal.age_seconds,
         thresholds,
         findings: findings.sorted(),
     }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::AuditVerdict;
 use crate::backend::Rto;
 use crate::runner::{Event, RecoveryObservation, ScenarioResult, Status, TargetResult};
 
@@ -132,6 +133,34 @@ impl Md {
 
 /// One scenario's section.
 fn scenario(md: &mut Md, r: &ScenarioResult) {
+    verdict_section(md, r);
+    details_section(md, r);
+    outcome_lines(md, r);
+    if let Some(a) = &r.recovery.audit {
+        md.blank();
+        audit_section(md, a);
+    }
+    item_section(md, "Faults", &record::fault_lines(r));
+    if let Some((n, mean, max)) = record::archive_lag(r) {
+        md.blank();
+        md.line(format!(
+            "- **Archive lag:** {n} wait(s), mean {mean:.2} s, max {max:.2} s"
+        ));
+    }
+    if let Some(rto) = &r.outcome.rto {
+        md.blank();
+        rto_section(md, rto);
+    }
+    data_loss_section(md, r);
+    if !r.targets.is_empty() {
+        md.blank();
+        targets_section(md, r.scenario.seed, &r.targets);
+    }
+    item_section(md, "Kept resources", &r.kept);
+}
+
+/// The scenario's heading, description and verdict with its reasons.
+fn verdict_section(md: &mut Md, r: &ScenarioResult) {
     md.line(format!(
         "## {}: {}",
         r.scenario.name,
@@ -161,7 +190,10 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         }
     }
     md.blank();
+}
 
+/// The first lines of the details list: what ran, where, from which backup.
+fn details_section(md: &mut Md, r: &ScenarioResult) {
     md.line("### Details");
     md.blank();
     md.line(format!(
@@ -210,6 +242,10 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
     if let Some(f) = &r.recovery.backup_fallback {
         md.line(format!("- **Backup fallback:** {}", one_line(f)));
     }
+}
+
+/// The rest of the details list: target, expected and observed outcome, rows, RPO.
+fn outcome_lines(md: &mut Md, r: &ScenarioResult) {
     match &r.recovery.resolved_target {
         Some(resolved) if *resolved != r.recovery.recovery_target => md.line(format!(
             "- **Recovery target:** {}, resolved to {}",
@@ -226,7 +262,30 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         )),
     }
     md.line(format!("- **Expected:** {}", r.recovery.expected_outcome));
-    match &r.recovery.observation {
+    observed_line(md, &r.recovery.observation);
+    if r.outcome.rows_expected.is_some() || r.outcome.rows_observed.is_some() {
+        md.line(format!(
+            "- **Rows:** {} expected, {} observed",
+            opt(r.outcome.rows_expected),
+            opt(r.outcome.rows_observed)
+        ));
+    }
+    if let Some(rpo) = record::rpo(r) {
+        md.line(format!(
+            "- **RPO observed:** {:.3} s, {} transaction(s) lost (last expected {}, last present {}){}",
+            rpo.seconds,
+            rpo.transactions_lost,
+            rpo.last_expected,
+            rpo.last_present,
+            rpo.budget_seconds
+                .map_or(String::new(), |b| format!("; budget {b:.1} s"))
+        ));
+    }
+}
+
+/// What recovery did; a server's message of several lines goes in verbatim, fenced.
+fn observed_line(md: &mut Md, observation: &RecoveryObservation) {
+    match observation {
         // What the server said goes in verbatim: FATAL lines are the point of the record.
         RecoveryObservation::Failed { message } if message.contains('\n') => {
             md.line("- **Observed:** recovery failed:");
@@ -245,108 +304,68 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
             one_line(&record::observation(o))
         )),
     }
-    if r.outcome.rows_expected.is_some() || r.outcome.rows_observed.is_some() {
-        md.line(format!(
-            "- **Rows:** {} expected, {} observed",
-            opt(r.outcome.rows_expected),
-            opt(r.outcome.rows_observed)
-        ));
-    }
+}
 
-    if let Some(rpo) = record::rpo(r) {
-        md.line(format!(
-            "- **RPO observed:** {:.3} s, {} transaction(s) lost (last expected {}, last present {}){}",
-            rpo.seconds,
-            rpo.transactions_lost,
-            rpo.last_expected,
-            rpo.last_present,
-            rpo.budget_seconds
-                .map_or(String::new(), |b| format!("; budget {b:.1} s"))
-        ));
-    }
-
-    if let Some(a) = &r.recovery.audit {
-        md.blank();
-        md.line("### Archive audit before recovery");
-        md.blank();
-        md.line(format!(
-            "- **Audited:** {} ({})",
-            code(&a.url),
-            if a.ok {
-                "no failing check"
-            } else {
-                "failing checks"
-            }
-        ));
-        md.line(format!(
-            "- **Gaps (recovery from the oldest usable backup):** {}",
-            if a.gaps.is_empty() {
-                "none".to_string()
-            } else {
-                a.gaps
-                    .iter()
-                    .map(|g| code(g))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        ));
-        md.line(format!("- **Prediction:** {}", one_line(&a.prediction)));
-        for f in &a.findings {
-            md.line(item(&format!("Finding: {f}")));
+/// What the archive audit before recovery found.
+fn audit_section(md: &mut Md, a: &AuditVerdict) {
+    md.line("### Archive audit before recovery");
+    md.blank();
+    md.line(format!(
+        "- **Audited:** {} ({})",
+        code(&a.url),
+        if a.ok {
+            "no failing check"
+        } else {
+            "failing checks"
         }
-    }
-
-    let faults = record::fault_lines(r);
-    if !faults.is_empty() {
-        md.blank();
-        md.line("### Faults");
-        md.blank();
-        for f in &faults {
-            md.line(item(f));
+    ));
+    md.line(format!(
+        "- **Gaps (recovery from the oldest usable backup):** {}",
+        if a.gaps.is_empty() {
+            "none".to_string()
+        } else {
+            a.gaps
+                .iter()
+                .map(|g| code(g))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
+    ));
+    md.line(format!("- **Prediction:** {}", one_line(&a.prediction)));
+    for f in &a.findings {
+        md.line(item(&format!("Finding: {f}")));
     }
-    if let Some((n, mean, max)) = record::archive_lag(r) {
-        md.blank();
-        md.line(format!(
-            "- **Archive lag:** {n} wait(s), mean {mean:.2} s, max {max:.2} s"
-        ));
-    }
+}
 
-    if let Some(rto) = &r.outcome.rto {
-        md.blank();
-        rto_section(md, rto);
-    }
-
-    let explanation = record::explanation(r);
+/// Which rows were lost and why, and what verification found wrong; nothing when neither.
+fn data_loss_section(md: &mut Md, r: &ScenarioResult) {
     let problems = r
         .outcome
         .verification
         .as_ref()
         .map_or(&[][..], |v| &v.problems[..]);
-    if !explanation.is_empty() || !problems.is_empty() {
-        md.blank();
-        md.line("### Data loss");
-        md.blank();
-        for e in explanation {
-            md.line(item(e));
-        }
-        for p in problems {
-            md.line(item(&format!("{}: {} (ids {:?})", p.table, p.what, p.ids)));
-        }
-    }
+    let lines: Vec<String> = record::explanation(r)
+        .iter()
+        .cloned()
+        .chain(
+            problems
+                .iter()
+                .map(|p| format!("{}: {} (ids {:?})", p.table, p.what, p.ids)),
+        )
+        .collect();
+    item_section(md, "Data loss", &lines);
+}
 
-    if !r.targets.is_empty() {
-        md.blank();
-        targets_section(md, r.scenario.seed, &r.targets);
+/// A `### title` section listing `items`; nothing when there are none.
+fn item_section(md: &mut Md, title: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
     }
-
-    if !r.kept.is_empty() {
-        md.blank();
-        md.line("### Kept resources");
-        md.blank();
-        for k in &r.kept {
-            md.line(item(k));
-        }
+    md.blank();
+    md.line(format!("### {title}"));
+    md.blank();
+    for i in items {
+        md.line(item(i));
     }
 }
 

@@ -7,7 +7,8 @@ use std::path::{Component, Path};
 
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
 use super::model::{
-    Compression, CorruptMode, Expect, FaultStep, Scenario, Step, Target, WalSelectorSpec,
+    Compression, CorruptMode, ErrorWindow, Expect, FaultStep, LsnTarget, RestorePointStep,
+    Scenario, Step, Target, TimeTarget, WaitArchivedStep, WalSelectorSpec, WriteStep, XidTarget,
 };
 use super::span::{SpanIndex, step_index};
 use crate::scenario::SEED_STEP;
@@ -55,6 +56,27 @@ struct Validator<'a> {
     problems: Vec<Problem>,
 }
 
+/// The step that first used `key` in `seen`, unless that is step `i` itself (then `key` is
+/// recorded as first used by `i`).
+fn earlier<'a>(seen: &mut HashMap<&'a str, usize>, key: &'a str, i: usize) -> Option<usize> {
+    let first = *seen.entry(key).or_insert(i);
+    (first != i).then_some(first)
+}
+
+/// Steps a recovery target refers to, each with the path of the reference.
+type Refs<'a> = Vec<(String, StepRef<'a>)>;
+
+/// What `check_steps` remembers of the steps before the current one.
+#[derive(Default)]
+struct SeenSteps<'a> {
+    /// First step with each id.
+    ids: HashMap<&'a str, usize>,
+    /// First step creating each restore point.
+    points: HashMap<&'a str, usize>,
+    /// The first step that crashed the source.
+    crashed_at: Option<usize>,
+}
+
 fn is_lower_name(s: &str) -> bool {
     s.bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -86,21 +108,26 @@ fn is_segment_name(s: &str) -> bool {
 
 /// The fault keys a fault step sets, in the model's order (exactly one is valid).
 fn faults_set(f: &FaultStep) -> Vec<&'static str> {
-    [
+    fields_set([
         ("delete_wal", f.delete_wal.is_some()),
         ("crash", f.crash.is_some()),
         ("object_store_errors", f.object_store_errors.is_some()),
         ("corrupt_wal", f.corrupt_wal.is_some()),
         ("delete_backup", f.delete_backup.is_some()),
         ("delete_history", f.delete_history.is_some()),
-    ]
-    .into_iter()
-    .filter(|(_, on)| *on)
-    .map(|(n, _)| n)
-    .collect()
+    ])
 }
 
 /// `Some Text_1` → `some-text-1`: a suggestion for a name that must be lowercase and dashed.
+/// The names of the fields that are set, in the order given.
+fn fields_set<const N: usize>(fields: [(&'static str, bool); N]) -> Vec<&'static str> {
+    fields
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| n)
+        .collect()
+}
+
 fn slug(s: &str, sep: char) -> String {
     let mut out = String::new();
     for c in s.trim().chars() {
@@ -370,243 +397,25 @@ impl<'a> Validator<'a> {
     }
 
     fn check_steps(&mut self) {
+        let s = self.s;
         let tables = self.table_names();
-        let mut seen_ids: HashMap<&str, usize> = HashMap::new();
-        let mut seen_points: HashMap<&str, usize> = HashMap::new();
-        let mut crashed_at: Option<usize> = None;
-        for (i, step) in self.s.steps.iter().enumerate() {
+        let mut seen = SeenSteps::default();
+        for (i, step) in s.steps.iter().enumerate() {
             let base = self.step_path(i);
             let id = step.id();
-            let id_path = format!("{base}.id");
-            if id == SEED_STEP {
-                self.report(
-                    &id_path,
-                    format!(
-                        "step id `{SEED_STEP}` is reserved for the rows loaded from `seed_data`"
-                    ),
-                    "pick another id; the ledger records the seed rows under `seed`".to_string(),
-                );
-            } else if !is_step_id(id) {
-                let s = slug(id, '-');
-                let hint = if s.is_empty() {
-                    "use lowercase letters, digits, `_` and `-`, e.g. `w1`".to_string()
-                } else {
-                    format!("use lowercase letters, digits, `_` and `-`, e.g. `{s}`")
-                };
-                self.report(
-                    &id_path,
-                    format!("step id `{id}` may only hold lowercase letters, digits, `_` and `-`"),
-                    hint,
-                );
-            }
-            if let Some(&first) = seen_ids.get(id) {
-                let line = self
-                    .spans
-                    .locate(&format!("{}.id", self.step_path(first)))
-                    .map_or(String::new(), |m| format!(" on line {}", m.line));
-                self.report(
-                    &id_path,
-                    format!(
-                        "step id `{id}` is already used by the `{}` step{line}",
-                        self.s.steps[first].kind()
-                    ),
-                    "give every step its own id".to_string(),
-                );
-            } else {
-                seen_ids.insert(id, i);
-            }
-            if let Some(c) = crashed_at {
-                // A second crash gets its own message below.
-                let later_ok = matches!(step, Step::Fault(f)
-                    if f.crash.is_some() || matches!(faults_set(f)[..], [one] if one != "object_store_errors"));
-                if !later_ok {
-                    self.report(
-                        &base,
-                        format!(
-                            "step `{id}` ({}) comes after the source crashed at step `{}`",
-                            step.kind(),
-                            self.s.steps[c].id()
-                        ),
-                        "only object-storage faults such as `delete_wal` can follow a crash; move this step before it".to_string(),
-                    );
-                }
+            self.check_step_id(&base, id, earlier(&mut seen.ids, id, i));
+            if let Some(c) = seen.crashed_at {
+                self.check_after_crash(&base, step, c);
             }
             match step {
-                Step::Write(w) => {
-                    if !tables.contains(&w.table.as_str()) {
-                        let hint = if tables.is_empty() {
-                            format!(
-                                "declare it under `seed_data.tables`, e.g. `tables: [{{ name: {}, rows: 0 }}]`",
-                                w.table
-                            )
-                        } else if let Some(c) = closest(&w.table, tables.iter().copied()) {
-                            format!(
-                                "did you mean `{c}`? The seed_data tables are {}",
-                                list(&tables)
-                            )
-                        } else {
-                            format!(
-                                "write to one of {}, or declare `{}` under `seed_data.tables`",
-                                list(&tables),
-                                w.table
-                            )
-                        };
-                        self.report(
-                            &format!("{base}.table"),
-                            format!("table `{}` is not one of the `seed_data.tables`", w.table),
-                            hint,
-                        );
-                    }
-                    if w.rows == 0 || w.rows > MAX_WRITE_ROWS {
-                        self.report(
-                            &format!("{base}.rows"),
-                            format!("a write inserts 1 to {MAX_WRITE_ROWS} rows, not {}", w.rows),
-                            if w.rows == 0 {
-                                "remove `rows` for a single row, or set it to 1 or more".to_string()
-                            } else {
-                                "split the rows over several write steps".to_string()
-                            },
-                        );
-                    }
-                }
+                Step::Write(w) => self.check_write(&base, w, &tables),
                 Step::RestorePoint(rp) => {
-                    let path = format!("{base}.name");
-                    let name = rp.name.as_str();
-                    if name.is_empty() {
-                        self.report(
-                            &path,
-                            "restore point name is empty".to_string(),
-                            "name it so a target can refer to it, e.g. `before-w3`".to_string(),
-                        );
-                    } else if name.len() > MAX_NAME {
-                        self.report(
-                            &path,
-                            format!(
-                                "restore point name `{name}` is {} bytes long, more than PostgreSQL's {MAX_NAME}",
-                                name.len()
-                            ),
-                            "PostgreSQL truncates longer names; pick a short one such as `before-w3`".to_string(),
-                        );
-                    }
-                    if let Some(&first) = seen_points.get(name) {
-                        self.report(
-                            &path,
-                            format!(
-                                "restore point `{name}` is also created by step `{}`",
-                                self.s.steps[first].id()
-                            ),
-                            "give each restore point its own name so `target: { name: ... }` is unambiguous".to_string(),
-                        );
-                    } else {
-                        seen_points.insert(name, i);
-                    }
+                    let first = earlier(&mut seen.points, &rp.name, i);
+                    self.check_restore_point(&base, rp, first);
                 }
-                Step::Fault(f) => {
-                    let set = faults_set(f);
-                    match set.len() {
-                        0 => self.report(
-                            &base,
-                            format!("fault step `{id}` injects no fault"),
-                            "set one fault, e.g. `delete_wal: { holding_step: w2 }`".to_string(),
-                        ),
-                        1 => {}
-                        _ => self.report(
-                            &format!("{base}.{}", set[1]),
-                            format!(
-                                "fault step `{id}` sets {} faults: {}",
-                                set.len(),
-                                list(&set)
-                            ),
-                            "one fault per step: split them into several `fault` steps".to_string(),
-                        ),
-                    }
-                    if let Some(sel) = &f.delete_wal {
-                        let path = format!("{base}.delete_wal");
-                        if sel.last.is_some() && crashed_at.is_none() {
-                            self.report(
-                                &format!("{path}.last"),
-                                "`delete_wal: { last: N }` (tail loss) needs the source crashed first".to_string(),
-                                "put `- fault: { id: crash, crash: immediate }` before it: a running source would archive new segments after the deleted tail".to_string(),
-                            );
-                        }
-                        self.wal_selector(&path, "delete_wal", sel, Some(i));
-                    }
-                    if let Some(w) = &f.object_store_errors {
-                        let path = format!("{base}.object_store_errors.seconds");
-                        if w.seconds == 0 || w.seconds > MAX_ERROR_WINDOW {
-                            self.report(
-                                &path,
-                                format!(
-                                    "an error window lasts 1 to {MAX_ERROR_WINDOW} seconds, not {}",
-                                    w.seconds
-                                ),
-                                "scale the outage down: a few seconds show the same effects"
-                                    .to_string(),
-                            );
-                        } else if w.seconds >= self.s.timeouts.archive_seconds {
-                            self.report(
-                                &path,
-                                format!(
-                                    "the error window ({}s) is not shorter than `timeouts.archive_seconds` ({}s), so archiving cannot catch up in time",
-                                    w.seconds, self.s.timeouts.archive_seconds
-                                ),
-                                format!(
-                                    "raise `timeouts.archive_seconds` to at least {}",
-                                    w.seconds + 30
-                                ),
-                            );
-                        }
-                    }
-                    if f.crash.is_some() {
-                        if let Some(first) = crashed_at {
-                            self.report(
-                                &format!("{base}.crash"),
-                                format!(
-                                    "the source already crashed at step `{}`",
-                                    self.s.steps[first].id()
-                                ),
-                                "crash it once; recovery uses what the archive holds".to_string(),
-                            );
-                        }
-                        crashed_at.get_or_insert(i);
-                    }
-                    self.check_content_fault(&base, i, f);
-                }
-                Step::WaitArchiveFailure(_) => {
-                    let window_before = self.s.steps[..i]
-                        .iter()
-                        .any(|st| matches!(st, Step::Fault(f) if f.object_store_errors.is_some()));
-                    if !window_before {
-                        self.report(
-                            &base,
-                            format!(
-                                "step `{id}` waits for an archive failure, but no `object_store_errors` fault comes before it"
-                            ),
-                            "open an error window first, e.g. `- fault: { id: outage, object_store_errors: { error: slow_down, seconds: 20 } }`".to_string(),
-                        );
-                    }
-                }
-                Step::WaitArchived(w) => {
-                    let wpath = format!("{base}.write");
-                    if let Some(r) = self.write_ref(&wpath, &w.write, "`write`")
-                        && r.index > i
-                    {
-                        self.report(
-                            &wpath,
-                            format!("`write` names `{}`, which comes after this step", w.write),
-                            "wait for a write that already happened".to_string(),
-                        );
-                    }
-                    if self.s.backup.archive_timeout_seconds.is_none() {
-                        self.report(
-                            &base,
-                            format!(
-                                "step `{id}` waits for archiving without a WAL switch, but `backup.archive_timeout_seconds` is not set"
-                            ),
-                            "set e.g. `backup: { archive_timeout_seconds: 2 }`, or use `own_segment: true` on the write".to_string(),
-                        );
-                    }
-                }
+                Step::Fault(f) => self.check_fault(&base, i, f, &mut seen.crashed_at),
+                Step::WaitArchiveFailure(_) => self.check_wait_archive_failure(&base, i, id),
+                Step::WaitArchived(w) => self.check_wait_archived(&base, i, w),
                 Step::BaseBackup(_) | Step::Checkpoint(_) | Step::SwitchWal(_) => {}
                 Step::Failover(_) => {}
             }
@@ -626,8 +435,262 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A step's id: its form, not reserved, not used by the `earlier` step.
+    fn check_step_id(&mut self, base: &str, id: &str, earlier: Option<usize>) {
+        let id_path = format!("{base}.id");
+        if id == SEED_STEP {
+            self.report(
+                &id_path,
+                format!("step id `{SEED_STEP}` is reserved for the rows loaded from `seed_data`"),
+                "pick another id; the ledger records the seed rows under `seed`".to_string(),
+            );
+        } else if !is_step_id(id) {
+            let s = slug(id, '-');
+            let hint = if s.is_empty() {
+                "use lowercase letters, digits, `_` and `-`, e.g. `w1`".to_string()
+            } else {
+                format!("use lowercase letters, digits, `_` and `-`, e.g. `{s}`")
+            };
+            self.report(
+                &id_path,
+                format!("step id `{id}` may only hold lowercase letters, digits, `_` and `-`"),
+                hint,
+            );
+        }
+        if let Some(first) = earlier {
+            let line = self
+                .spans
+                .locate(&format!("{}.id", self.step_path(first)))
+                .map_or(String::new(), |m| format!(" on line {}", m.line));
+            self.report(
+                &id_path,
+                format!(
+                    "step id `{id}` is already used by the `{}` step{line}",
+                    self.s.steps[first].kind()
+                ),
+                "give every step its own id".to_string(),
+            );
+        }
+    }
+
+    /// A step after the source crashed at step `crashed_at`: only some faults may follow.
+    fn check_after_crash(&mut self, base: &str, step: &Step, crashed_at: usize) {
+        // A second crash gets its own message in `check_fault`.
+        let later_ok = matches!(step, Step::Fault(f)
+            if f.crash.is_some() || matches!(faults_set(f)[..], [one] if one != "object_store_errors"));
+        if !later_ok {
+            self.report(
+                base,
+                format!(
+                    "step `{}` ({}) comes after the source crashed at step `{}`",
+                    step.id(),
+                    step.kind(),
+                    self.s.steps[crashed_at].id()
+                ),
+                "only object-storage faults such as `delete_wal` can follow a crash; move this step before it".to_string(),
+            );
+        }
+    }
+
+    /// A `write` step: a declared table and a row count in range.
+    fn check_write(&mut self, base: &str, w: &WriteStep, tables: &[&str]) {
+        if !tables.contains(&w.table.as_str()) {
+            let hint = if tables.is_empty() {
+                format!(
+                    "declare it under `seed_data.tables`, e.g. `tables: [{{ name: {}, rows: 0 }}]`",
+                    w.table
+                )
+            } else if let Some(c) = closest(&w.table, tables.iter().copied()) {
+                format!(
+                    "did you mean `{c}`? The seed_data tables are {}",
+                    list(tables)
+                )
+            } else {
+                format!(
+                    "write to one of {}, or declare `{}` under `seed_data.tables`",
+                    list(tables),
+                    w.table
+                )
+            };
+            self.report(
+                &format!("{base}.table"),
+                format!("table `{}` is not one of the `seed_data.tables`", w.table),
+                hint,
+            );
+        }
+        if w.rows == 0 || w.rows > MAX_WRITE_ROWS {
+            self.report(
+                &format!("{base}.rows"),
+                format!("a write inserts 1 to {MAX_WRITE_ROWS} rows, not {}", w.rows),
+                if w.rows == 0 {
+                    "remove `rows` for a single row, or set it to 1 or more".to_string()
+                } else {
+                    "split the rows over several write steps".to_string()
+                },
+            );
+        }
+    }
+
+    /// A `restore_point` step: a name PostgreSQL keeps whole, not already created by the
+    /// `earlier` step.
+    fn check_restore_point(&mut self, base: &str, rp: &RestorePointStep, earlier: Option<usize>) {
+        let path = format!("{base}.name");
+        let name = rp.name.as_str();
+        if name.is_empty() {
+            self.report(
+                &path,
+                "restore point name is empty".to_string(),
+                "name it so a target can refer to it, e.g. `before-w3`".to_string(),
+            );
+        } else if name.len() > MAX_NAME {
+            self.report(
+                &path,
+                format!(
+                    "restore point name `{name}` is {} bytes long, more than PostgreSQL's {MAX_NAME}",
+                    name.len()
+                ),
+                "PostgreSQL truncates longer names; pick a short one such as `before-w3`".to_string(),
+            );
+        }
+        if let Some(first) = earlier {
+            self.report(
+                &path,
+                format!(
+                    "restore point `{name}` is also created by step `{}`",
+                    self.s.steps[first].id()
+                ),
+                "give each restore point its own name so `target: { name: ... }` is unambiguous"
+                    .to_string(),
+            );
+        }
+    }
+
+    /// A `fault` step at index `i`: exactly one fault, each checked; a crash is recorded in
+    /// `crashed_at` (the first one).
+    fn check_fault(&mut self, base: &str, i: usize, f: &FaultStep, crashed_at: &mut Option<usize>) {
+        self.check_fault_count(base, f);
+        if let Some(sel) = &f.delete_wal {
+            let path = format!("{base}.delete_wal");
+            if sel.last.is_some() && crashed_at.is_none() {
+                self.report(
+                    &format!("{path}.last"),
+                    "`delete_wal: { last: N }` (tail loss) needs the source crashed first".to_string(),
+                    "put `- fault: { id: crash, crash: immediate }` before it: a running source would archive new segments after the deleted tail".to_string(),
+                );
+            }
+            self.wal_selector(&path, "delete_wal", sel, Some(i));
+        }
+        if let Some(w) = &f.object_store_errors {
+            self.check_error_window(base, w);
+        }
+        if f.crash.is_some() {
+            if let Some(first) = *crashed_at {
+                self.report(
+                    &format!("{base}.crash"),
+                    format!(
+                        "the source already crashed at step `{}`",
+                        self.s.steps[first].id()
+                    ),
+                    "crash it once; recovery uses what the archive holds".to_string(),
+                );
+            }
+            crashed_at.get_or_insert(i);
+        }
+        self.check_content_fault(base, i, f);
+    }
+
+    /// A fault step sets exactly one fault.
+    fn check_fault_count(&mut self, base: &str, f: &FaultStep) {
+        let set = faults_set(f);
+        let id = &f.id;
+        match set.len() {
+            0 => self.report(
+                base,
+                format!("fault step `{id}` injects no fault"),
+                "set one fault, e.g. `delete_wal: { holding_step: w2 }`".to_string(),
+            ),
+            1 => {}
+            _ => self.report(
+                &format!("{base}.{}", set[1]),
+                format!(
+                    "fault step `{id}` sets {} faults: {}",
+                    set.len(),
+                    list(&set)
+                ),
+                "one fault per step: split them into several `fault` steps".to_string(),
+            ),
+        }
+    }
+
+    /// An `object_store_errors` window: short, and shorter than archiving may take.
+    fn check_error_window(&mut self, base: &str, w: &ErrorWindow) {
+        let path = format!("{base}.object_store_errors.seconds");
+        if w.seconds == 0 || w.seconds > MAX_ERROR_WINDOW {
+            self.report(
+                &path,
+                format!(
+                    "an error window lasts 1 to {MAX_ERROR_WINDOW} seconds, not {}",
+                    w.seconds
+                ),
+                "scale the outage down: a few seconds show the same effects".to_string(),
+            );
+        } else if w.seconds >= self.s.timeouts.archive_seconds {
+            self.report(
+                &path,
+                format!(
+                    "the error window ({}s) is not shorter than `timeouts.archive_seconds` ({}s), so archiving cannot catch up in time",
+                    w.seconds, self.s.timeouts.archive_seconds
+                ),
+                format!(
+                    "raise `timeouts.archive_seconds` to at least {}",
+                    w.seconds + 30
+                ),
+            );
+        }
+    }
+
+    /// A `wait_archive_failure` step at index `i` needs an error window opened before it.
+    fn check_wait_archive_failure(&mut self, base: &str, i: usize, id: &str) {
+        let window_before = self.s.steps[..i]
+            .iter()
+            .any(|st| matches!(st, Step::Fault(f) if f.object_store_errors.is_some()));
+        if !window_before {
+            self.report(
+                base,
+                format!(
+                    "step `{id}` waits for an archive failure, but no `object_store_errors` fault comes before it"
+                ),
+                "open an error window first, e.g. `- fault: { id: outage, object_store_errors: { error: slow_down, seconds: 20 } }`".to_string(),
+            );
+        }
+    }
+
+    /// A `wait_archived` step at index `i`: an earlier write, and an `archive_timeout` to wait on.
+    fn check_wait_archived(&mut self, base: &str, i: usize, w: &WaitArchivedStep) {
+        let wpath = format!("{base}.write");
+        if let Some(r) = self.write_ref(&wpath, &w.write, "`write`")
+            && r.index > i
+        {
+            self.report(
+                &wpath,
+                format!("`write` names `{}`, which comes after this step", w.write),
+                "wait for a write that already happened".to_string(),
+            );
+        }
+        if self.s.backup.archive_timeout_seconds.is_none() {
+            self.report(
+                base,
+                format!(
+                    "step `{}` waits for archiving without a WAL switch, but `backup.archive_timeout_seconds` is not set",
+                    w.id
+                ),
+                "set e.g. `backup: { archive_timeout_seconds: 2 }`, or use `own_segment: true` on the write".to_string(),
+            );
+        }
+    }
+
     /// `corrupt_wal`, `delete_backup`, `delete_history` of the fault step at index `i`.
-    fn check_content_fault(&mut self, base: &str, i: usize, f: &super::model::FaultStep) {
+    fn check_content_fault(&mut self, base: &str, i: usize, f: &FaultStep) {
         if let Some(cw) = &f.corrupt_wal {
             let path = format!("{base}.corrupt_wal");
             self.wal_selector(&path, "corrupt_wal", &cw.selector(), Some(i));
@@ -859,211 +922,229 @@ impl<'a> Validator<'a> {
 
     fn check_recovery(&mut self) {
         let floor = self.backup_floor();
-        let named_backup = self.s.recovery.backup.is_some();
-        // Steps the target refers to, with the path of the reference.
-        let mut refs: Vec<(String, StepRef<'a>)> = Vec::new();
         let target = self.s.recovery.target.clone();
-        match &target {
-            Target::Latest | Target::Immediate | Target::Random => {}
-            Target::Time(t) => {
-                let base = "recovery.target.time";
-                let set: Vec<&str> = [
-                    ("at", t.at.is_some()),
-                    ("after_step", t.after_step.is_some()),
-                    ("between", t.between.is_some()),
-                ]
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(n, _)| n)
-                .collect();
-                self.exactly_one(base, &set, &["at", "after_step", "between"]);
-                if let Some(s) = &t.after_step {
-                    let p = format!("{base}.after_step");
-                    if let Some(r) = self.write_ref(&p, s, "`time.after_step`") {
-                        refs.push((p, r));
-                    }
-                }
-                if let Some([a, b]) = &t.between {
-                    let pa = format!("{base}.between[0]");
-                    let pb = format!("{base}.between[1]");
-                    let ra = self.write_ref(&pa, a, "`time.between`");
-                    let rb = self.write_ref(&pb, b, "`time.between`");
-                    if let (Some(ra), Some(rb)) = (ra, rb) {
-                        if ra.index >= rb.index {
-                            self.report(
-                                &pb,
-                                if ra.index == rb.index {
-                                    format!("`time.between` names `{a}` twice")
-                                } else {
-                                    format!("`time.between` names `{b}` after `{a}`, but `{b}` is written first")
-                                },
-                                if ra.index == rb.index {
-                                    "name two different write steps, the earlier first".to_string()
-                                } else {
-                                    format!("name the earlier write first: `between: [{b}, {a}]`")
-                                },
-                            );
-                        }
-                        refs.push((pa, ra));
-                        refs.push((pb, rb));
-                    }
-                }
-            }
-            Target::Lsn(l) => {
-                let base = "recovery.target.lsn";
-                let set: Vec<&str> = [
-                    ("at", l.at.is_some()),
-                    ("after_step", l.after_step.is_some()),
-                ]
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(n, _)| n)
-                .collect();
-                self.exactly_one(base, &set, &["at", "after_step"]);
-                if let Some(at) = &l.at
-                    && let Err(e) = at.parse::<Lsn>()
-                {
-                    self.report(
-                        &format!("{base}.at"),
-                        format!("`lsn.at`: {e}"),
-                        "an LSN is two hex numbers separated by `/`, e.g. `0/3000060`".to_string(),
-                    );
-                }
-                if let Some(s) = &l.after_step {
-                    let p = format!("{base}.after_step");
-                    if let Some(r) = self.write_ref(&p, s, "`lsn.after_step`") {
-                        refs.push((p, r));
-                    }
-                }
-            }
-            Target::Xid(x) => {
-                let base = "recovery.target.xid";
-                let set: Vec<&str> = [("at", x.at.is_some()), ("of_step", x.of_step.is_some())]
-                    .into_iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(n, _)| n)
-                    .collect();
-                self.exactly_one(base, &set, &["at", "of_step"]);
-                if let Some(at) = x.at
-                    && at < 3
-                {
-                    self.report(
-                        &format!("{base}.at"),
-                        format!("transaction id {at} is reserved by PostgreSQL, never a real transaction"),
-                        "normal transaction ids start at 3; prefer `of_step: <write step id>`".to_string(),
-                    );
-                }
-                if let Some(s) = &x.of_step {
-                    let p = format!("{base}.of_step");
-                    if let Some(r) = self.write_ref(&p, s, "`xid.of_step`") {
-                        refs.push((p, r));
-                    }
-                }
-            }
-            Target::Name(n) => {
-                let p = "recovery.target.name";
-                let found = self
-                    .s
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .find_map(|(index, st)| match st {
-                        Step::RestorePoint(rp) if rp.name == *n => Some(StepRef {
-                            index,
-                            id: st.id(),
-                            kind: st.kind(),
-                        }),
-                        _ => None,
-                    });
-                match found {
-                    Some(r) => refs.push((p.to_string(), r)),
-                    None => {
-                        let mut names: Vec<&str> = Vec::new();
-                        for st in &self.s.steps {
-                            if let Step::RestorePoint(rp) = st
-                                && !rp.name.is_empty()
-                                && !names.contains(&rp.name.as_str())
-                            {
-                                names.push(&rp.name);
-                            }
-                        }
-                        let hint = if let Some(c) = closest(n, names.iter().copied()) {
-                            format!("did you mean `{c}`?")
-                        } else if names.is_empty() {
-                            format!(
-                                "add a step `- restore_point: {{ id: rp1, name: {n} }}` after the base backup"
-                            )
-                        } else {
-                            format!("name one of the restore points: {}", list(&names))
-                        };
-                        self.report(
-                            p,
-                            format!("no `restore_point` step creates the restore point `{n}`"),
-                            hint,
-                        );
-                    }
-                }
-            }
-            Target::AfterStep(s) => {
-                let p = "recovery.target.after_step";
-                if let Some(r) = self.write_ref(p, s, "`target.after_step`") {
-                    refs.push((p.to_string(), r));
-                }
-            }
-        }
-
+        let refs = self.target_refs(&target);
         // Recovery cannot stop before the backup it starts from is consistent.
         if let Some(floor) = floor {
             for (path, r) in &refs {
                 if r.index < floor.index {
-                    let what = if r.kind == "restore_point" {
-                        format!("restore point step `{}`", r.id)
-                    } else {
-                        format!("write `{}`", r.id)
-                    };
-                    let backup = if named_backup {
-                        format!("base backup `{}` named in `recovery.backup`", floor.id)
-                    } else {
-                        format!("the first base backup, `{}`", floor.id)
-                    };
-                    let hint = if named_backup {
-                        format!(
-                            "target a step after `{}`, or name an earlier backup in `recovery.backup`",
-                            floor.id
-                        )
-                    } else {
-                        format!(
-                            "target a step after `{}`, or add a `base_backup` step before `{}`",
-                            floor.id, r.id
-                        )
-                    };
-                    self.report(
-                        path,
-                        format!(
-                            "the target is unreachable: {what} comes before {backup}, and recovery cannot stop before the backup is consistent"
-                        ),
-                        hint,
-                    );
+                    self.report_before_backup(path, *r, floor);
                 }
             }
         }
-
         if self.s.recovery.exclusive {
-            let kind = match target {
-                Target::Latest => Some("latest"),
-                Target::Immediate => Some("immediate"),
-                Target::Name(_) => Some("name"),
-                Target::AfterStep(_) => Some("after_step"),
-                Target::Time(_) | Target::Lsn(_) | Target::Xid(_) | Target::Random => None,
-            };
-            if let Some(kind) = kind {
-                self.report(
-                    "recovery.exclusive",
-                    format!("`exclusive: true` means nothing with a `{kind}` target"),
-                    "remove `exclusive`; it only applies to `time`, `lsn` and `xid` targets"
-                        .to_string(),
-                );
+            self.check_exclusive(&target);
+        }
+    }
+
+    /// Checks the target's own fields; returns the steps it refers to, with the path of each
+    /// reference.
+    fn target_refs(&mut self, target: &Target) -> Refs<'a> {
+        let mut refs = Vec::new();
+        match target {
+            Target::Latest | Target::Immediate | Target::Random => {}
+            Target::Time(t) => self.check_time_target(t, &mut refs),
+            Target::Lsn(l) => self.check_lsn_target(l, &mut refs),
+            Target::Xid(x) => self.check_xid_target(x, &mut refs),
+            Target::Name(n) => {
+                let p = "recovery.target.name";
+                if let Some(r) = self.restore_point_ref(p, n) {
+                    refs.push((p.to_string(), r));
+                }
             }
+            Target::AfterStep(s) => {
+                let p = "recovery.target.after_step";
+                self.add_write_ref(&mut refs, p.to_string(), s, "`target.after_step`");
+            }
+        }
+        refs
+    }
+
+    /// `write_ref` at `path`; a write found is added to `refs`.
+    fn add_write_ref(&mut self, refs: &mut Refs<'a>, path: String, id: &str, what: &str) {
+        if let Some(r) = self.write_ref(&path, id, what) {
+            refs.push((path, r));
+        }
+    }
+
+    /// `target: { time: ... }`: one of its forms, with writes in the right order.
+    fn check_time_target(&mut self, t: &TimeTarget, refs: &mut Refs<'a>) {
+        let base = "recovery.target.time";
+        self.exactly_one(
+            base,
+            [
+                ("at", t.at.is_some()),
+                ("after_step", t.after_step.is_some()),
+                ("between", t.between.is_some()),
+            ],
+        );
+        if let Some(s) = &t.after_step {
+            self.add_write_ref(refs, format!("{base}.after_step"), s, "`time.after_step`");
+        }
+        if let Some([a, b]) = &t.between {
+            let pa = format!("{base}.between[0]");
+            let pb = format!("{base}.between[1]");
+            let ra = self.write_ref(&pa, a, "`time.between`");
+            let rb = self.write_ref(&pb, b, "`time.between`");
+            if let (Some(ra), Some(rb)) = (ra, rb) {
+                if ra.index >= rb.index {
+                    self.report(
+                        &pb,
+                        if ra.index == rb.index {
+                            format!("`time.between` names `{a}` twice")
+                        } else {
+                            format!(
+                                "`time.between` names `{b}` after `{a}`, but `{b}` is written first"
+                            )
+                        },
+                        if ra.index == rb.index {
+                            "name two different write steps, the earlier first".to_string()
+                        } else {
+                            format!("name the earlier write first: `between: [{b}, {a}]`")
+                        },
+                    );
+                }
+                refs.push((pa, ra));
+                refs.push((pb, rb));
+            }
+        }
+    }
+
+    /// `target: { lsn: ... }`: one of its forms, a parseable LSN.
+    fn check_lsn_target(&mut self, l: &LsnTarget, refs: &mut Refs<'a>) {
+        let base = "recovery.target.lsn";
+        self.exactly_one(
+            base,
+            [
+                ("at", l.at.is_some()),
+                ("after_step", l.after_step.is_some()),
+            ],
+        );
+        if let Some(at) = &l.at
+            && let Err(e) = at.parse::<Lsn>()
+        {
+            self.report(
+                &format!("{base}.at"),
+                format!("`lsn.at`: {e}"),
+                "an LSN is two hex numbers separated by `/`, e.g. `0/3000060`".to_string(),
+            );
+        }
+        if let Some(s) = &l.after_step {
+            self.add_write_ref(refs, format!("{base}.after_step"), s, "`lsn.after_step`");
+        }
+    }
+
+    /// `target: { xid: ... }`: one of its forms, a transaction id that can be real.
+    fn check_xid_target(&mut self, x: &XidTarget, refs: &mut Refs<'a>) {
+        let base = "recovery.target.xid";
+        self.exactly_one(
+            base,
+            [("at", x.at.is_some()), ("of_step", x.of_step.is_some())],
+        );
+        if let Some(at) = x.at
+            && at < 3
+        {
+            self.report(
+                &format!("{base}.at"),
+                format!("transaction id {at} is reserved by PostgreSQL, never a real transaction"),
+                "normal transaction ids start at 3; prefer `of_step: <write step id>`".to_string(),
+            );
+        }
+        if let Some(s) = &x.of_step {
+            self.add_write_ref(refs, format!("{base}.of_step"), s, "`xid.of_step`");
+        }
+    }
+
+    /// The `restore_point` step creating the restore point `name`; a problem at `path` when
+    /// none does.
+    fn restore_point_ref(&mut self, path: &str, name: &str) -> Option<StepRef<'a>> {
+        let s = self.s;
+        let found = s.steps.iter().enumerate().find_map(|(index, st)| match st {
+            Step::RestorePoint(rp) if rp.name == name => Some(StepRef {
+                index,
+                id: st.id(),
+                kind: st.kind(),
+            }),
+            _ => None,
+        });
+        if found.is_none() {
+            let mut names: Vec<&str> = Vec::new();
+            for st in &s.steps {
+                if let Step::RestorePoint(rp) = st
+                    && !rp.name.is_empty()
+                    && !names.contains(&rp.name.as_str())
+                {
+                    names.push(&rp.name);
+                }
+            }
+            let hint = if let Some(c) = closest(name, names.iter().copied()) {
+                format!("did you mean `{c}`?")
+            } else if names.is_empty() {
+                format!(
+                    "add a step `- restore_point: {{ id: rp1, name: {name} }}` after the base backup"
+                )
+            } else {
+                format!("name one of the restore points: {}", list(&names))
+            };
+            self.report(
+                path,
+                format!("no `restore_point` step creates the restore point `{name}`"),
+                hint,
+            );
+        }
+        found
+    }
+
+    /// The target at `path` refers to step `r`, which comes before the backup recovery starts
+    /// from (`floor`).
+    fn report_before_backup(&mut self, path: &str, r: StepRef<'a>, floor: StepRef<'a>) {
+        let named_backup = self.s.recovery.backup.is_some();
+        let what = if r.kind == "restore_point" {
+            format!("restore point step `{}`", r.id)
+        } else {
+            format!("write `{}`", r.id)
+        };
+        let backup = if named_backup {
+            format!("base backup `{}` named in `recovery.backup`", floor.id)
+        } else {
+            format!("the first base backup, `{}`", floor.id)
+        };
+        let hint = if named_backup {
+            format!(
+                "target a step after `{}`, or name an earlier backup in `recovery.backup`",
+                floor.id
+            )
+        } else {
+            format!(
+                "target a step after `{}`, or add a `base_backup` step before `{}`",
+                floor.id, r.id
+            )
+        };
+        self.report(
+            path,
+            format!(
+                "the target is unreachable: {what} comes before {backup}, and recovery cannot stop before the backup is consistent"
+            ),
+            hint,
+        );
+    }
+
+    /// `exclusive: true` only with a target it applies to.
+    fn check_exclusive(&mut self, target: &Target) {
+        let kind = match target {
+            Target::Latest => Some("latest"),
+            Target::Immediate => Some("immediate"),
+            Target::Name(_) => Some("name"),
+            Target::AfterStep(_) => Some("after_step"),
+            Target::Time(_) | Target::Lsn(_) | Target::Xid(_) | Target::Random => None,
+        };
+        if let Some(kind) = kind {
+            self.report(
+                "recovery.exclusive",
+                format!("`exclusive: true` means nothing with a `{kind}` target"),
+                "remove `exclusive`; it only applies to `time`, `lsn` and `xid` targets"
+                    .to_string(),
+            );
         }
     }
 
@@ -1180,7 +1261,11 @@ impl<'a> Validator<'a> {
     }
 
     /// Reports a target struct that sets none or several of its alternatives.
-    fn exactly_one(&mut self, base: &str, set: &[&str], all: &[&str]) {
+    fn exactly_one<const N: usize>(&mut self, base: &str, fields: [(&'static str, bool); N]) {
+        let all = fields.map(|(n, _)| n);
+        let set = fields_set(fields);
+        let all = &all[..];
+        let set = &set[..];
         let field = base.rsplit('.').next().unwrap_or(base);
         match set.len() {
             1 => {}
