@@ -183,7 +183,7 @@ async fn game_day(
             max_backup_age_seconds: 86_400,
             max_wal_age_seconds: 86_400,
         },
-        keep,
+        keep: keep.into(),
     };
     let (_cancel_tx, cancel_rx) = watch::channel(false);
     tokio::time::timeout(

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::Utc;
 
-use pgdrill::backend::ScratchRestore;
 use pgdrill::backend::credentials;
 use pgdrill::backend::kube::KubeScratch;
 use pgdrill::backend::local::scratch::LocalScratch;
 use pgdrill::backend::objstore::S3Target;
+use pgdrill::backend::{Keep, ScratchRestore};
 use pgdrill::error::{Error, exit};
 use pgdrill::gameday::{self, GamedayOptions, GamedayRecord, GamedayTarget, LoadedGameday};
 use pgdrill::report;
@@ -120,7 +120,7 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
             max_backup_age_seconds: a.max_backup_age,
             max_wal_age_seconds: a.max_wal_age,
         },
-        keep: a.keep,
+        keep: Keep::from(a.keep),
     };
 
     // Everything this machine or the cluster must provide is checked before the report

@@ -11,7 +11,7 @@ use pgdrill::backend::kube::KubeBackend;
 use pgdrill::backend::local::LocalBackend;
 use pgdrill::backend::local::run::{LocalRun, LocalRunError};
 use pgdrill::backend::objstore::S3Target;
-use pgdrill::backend::{Backend, support};
+use pgdrill::backend::{Backend, Keep, support};
 use pgdrill::error::{Error, exit};
 use pgdrill::report::{self, ReporterTask};
 use pgdrill::runner::{self, RunOptions};
@@ -149,7 +149,7 @@ async fn run_local(
             other => anyhow::Error::from(other),
         })?;
     let outcome = drive(Arc::new(local.backend()), loaded, run_id, &report_dir, args).await;
-    match local.finish(args.keep).await {
+    match local.finish(Keep::from(args.keep)).await {
         Ok(kept) => kept.iter().for_each(|k| println!("{k}")),
         Err(e) => eprintln!("pgdrill: {e}"),
     }
@@ -191,7 +191,7 @@ async fn drive<B: Backend + 'static>(
     let opts = RunOptions {
         run_id: run_id.to_string(),
         jobs: args.jobs,
-        keep: args.keep,
+        keep: Keep::from(args.keep),
         fixtures_dir: args.common.fixtures.clone(),
         report_dir: report_dir.to_path_buf(),
     };

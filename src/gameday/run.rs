@@ -30,7 +30,7 @@ pub struct GamedayOptions {
     pub operator: String,
     pub seed: u64,
     pub thresholds: Thresholds,
-    pub keep: bool,
+    pub keep: Keep,
 }
 
 /// Run the game day; failures become the record's status, never a panic.
@@ -81,7 +81,7 @@ pub async fn run_gameday<R: ScratchRestore>(
         r = execute(&mut restorer, loaded, opts, &mut rec) => r,
         _ = cancelled(cancel) => Err(BackendError::Cancelled),
     };
-    rec.kept = restorer.teardown(Keep::from(opts.keep)).await;
+    rec.kept = restorer.teardown(opts.keep).await;
     rec.status = match outcome {
         Err(e) => Status::Error {
             message: e.to_string(),

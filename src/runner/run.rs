@@ -16,8 +16,8 @@ use super::execute::{Emitter, run_scenario};
 pub struct RunOptions {
     pub run_id: String,
     pub jobs: usize,
-    /// `--keep`: leave every drill's resources in place (the runner reads it as a [`Keep`]).
-    pub keep: bool,
+    /// `--keep`: leave every drill's resources in place.
+    pub keep: Keep,
     pub fixtures_dir: PathBuf,
     pub report_dir: PathBuf,
 }
@@ -65,7 +65,7 @@ pub async fn run_all<B: Backend + 'static>(
     for loaded in scenarios {
         let (backend, sem, cancel) = (backend.clone(), sem.clone(), cancel.clone());
         let emit = Emitter { tx: tx.clone() };
-        let (fixtures, keep) = (opts.fixtures_dir.clone(), Keep::from(opts.keep));
+        let (fixtures, keep) = (opts.fixtures_dir.clone(), opts.keep);
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.expect("semaphore open");
             let r = run_scenario(&*backend, &loaded, &fixtures, &emit, cancel, keep).await;

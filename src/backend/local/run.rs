@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backend::BackendError;
 use crate::backend::credentials::KeyPair;
 use crate::backend::objstore::S3Target;
+use crate::backend::{BackendError, Keep};
 
 use super::drill::{LocalBackend, LocalOptions};
 use super::s3layer::FaultSwitch;
@@ -133,10 +133,10 @@ impl LocalRun {
 
     /// Stop the endpoint, then remove the run directory; with `keep`, leave it and return what
     /// to tell the user about it.
-    pub async fn finish(self, keep: bool) -> Result<Vec<String>, RemoveError> {
+    pub async fn finish(self, keep: Keep) -> Result<Vec<String>, RemoveError> {
         let external = self.endpoint.is_external();
         self.endpoint.shutdown().await;
-        if !keep {
+        if keep == Keep::Nothing {
             return std::fs::remove_dir_all(&self.dir)
                 .map(|()| Vec::new())
                 .map_err(|error| RemoveError {
@@ -194,7 +194,7 @@ mod tests {
             assert_eq!(o.bucket_prefix, format!("pgdrill/{id}"));
             assert!(o.faults.is_some() && o.s3.endpoint.starts_with("http://127.0.0.1:"));
             assert!(dir.join("s3/pgdrill").is_dir());
-            let kept = run.finish(keep).await.unwrap();
+            let kept = run.finish(Keep::from(keep)).await.unwrap();
             assert_eq!(dir.exists(), keep);
             let said = kept.join("\n");
             assert_eq!(said.contains("pgdrill serve-s3 --dir"), keep, "{said}");
@@ -223,7 +223,7 @@ mod tests {
             ("http://s3.example:9000", "eu-west-1", "b")
         );
         assert!(!home.path().join("runs/ext/s3").exists());
-        let kept = run.finish(true).await.unwrap();
+        let kept = run.finish(Keep::Everything).await.unwrap();
         assert_eq!(kept.len(), 1, "{kept:?}");
     }
 }
