@@ -23,7 +23,9 @@ async fn main() {
 }
 
 /// The library's diagnostics (tracing) on stderr: warnings by default, more with -v/-vv, or
-/// whatever RUST_LOG says. Progress lines are not diagnostics: reporters print them.
+/// whatever RUST_LOG says. Only pgdrill's own: the libraries' logs (the embedded S3 server
+/// logs every refused request) need RUST_LOG. Progress lines are not diagnostics: reporters
+/// print them.
 fn diagnostics(verbose: u8) {
     let level = match verbose {
         0 => "warn",
@@ -31,7 +33,7 @@ fn diagnostics(verbose: u8) {
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgdrill={level},warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("off,pgdrill={level}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
