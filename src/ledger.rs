@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 #[cfg(test)]
 use crate::scenario::SEED_STEP;
-use crate::wal::Lsn;
+use crate::wal::{Lsn, SegmentName};
 
 /// The deterministic payload of one generated row. Verification recomputes it.
 pub fn row_payload(seed: u64, table: &str, id: u64) -> String {
@@ -302,14 +302,18 @@ impl Ledger {
         server_time: DateTime<Utc>,
         last_archived_wal: Option<&str>,
     ) -> ArchiveStand {
+        // `last_archived_wal` may be a segment, a `.partial` or `.backup` file (their first 24
+        // characters name a segment) or a history file (no segment: everything is exposed).
         let archived = last_archived_wal
-            .filter(|w| w.len() >= 24 && !w.ends_with(".history"))
-            .map(|w| &w[..24]);
+            .and_then(|w| w.get(..24))
+            .and_then(SegmentName::parse);
         let exposed: Vec<&LedgerEntry> = self
             .entries
             .iter()
             .filter(|e| e.commit_time <= server_time)
-            .filter(|e| archived.is_none_or(|a| e.segment.as_str() > a))
+            .filter(|e| {
+                archived.is_none_or(|a| SegmentName::parse(&e.segment).is_none_or(|s| s > a))
+            })
             .collect();
         let oldest = exposed.iter().map(|e| e.commit_time).min();
         let (mut steps, mut segments): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
@@ -546,6 +550,13 @@ mod tests {
         assert_eq!(hist.exposed_transactions, ledger.entries.len() as u64);
         let all = ledger.stand(Moment::Crash, t(35, 0), Some("00000001000000000000000A"));
         assert_eq!((all.exposed_transactions, all.exposure_seconds), (0, 0.0));
+        // A `.partial` or `.backup` file names its segment; segments compare as segments.
+        let partial = ledger.stand(
+            Moment::Crash,
+            t(35, 0),
+            Some("000000010000000000000009.partial"),
+        );
+        assert_eq!(partial.exposed_steps, ["w3"]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::backend::{BackendError, Drill, Server};
 use crate::ledger::{BackupRecord, Ledger, LedgerEntry, ResolvedTarget};
 use crate::scenario::Scenario;
 use crate::verify;
+use crate::wal::SegmentName;
 
 use super::events::{ArchiveWait, ScenarioResult, TargetResult, WaitHow};
 use super::monitor::Watch;
@@ -96,8 +97,13 @@ impl DrillState {
     ) -> Result<String, BackendError> {
         let src = self.source()?;
         let switched = sql::switch_wal(&src.client).await?;
+        // Wait for the later of the two, compared as segments (timeline, log, segment).
+        let later = at_least
+            .and_then(SegmentName::parse)
+            .zip(SegmentName::parse(&switched))
+            .is_some_and(|(want, got)| want > got);
         let seg = match at_least {
-            Some(s) if s > switched.as_str() => s.to_string(),
+            Some(s) if later => s.to_string(),
             _ => switched,
         };
         let took = sql::wait_archived(&src.client, &seg, Duration::from_secs(timeout)).await?;
