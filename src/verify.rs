@@ -620,6 +620,26 @@ mod tests {
     use crate::wal::Lsn;
     use chrono::{TimeZone, Utc};
 
+    /// `verify` with the tests' payload seed (7).
+    fn judge(
+        ledger: &Ledger,
+        expected: &[&LedgerEntry],
+        observed: &Observed,
+        archive: &ArchiveFacts,
+        expect: &ExpectRecovered,
+        rto_seconds: Option<f64>,
+    ) -> Verification {
+        let case = Case {
+            ledger,
+            expected,
+            archive,
+            seed: 7,
+            expect,
+            rto_seconds,
+        };
+        verify(&case, observed)
+    }
+
     fn entry(seq: u64, step: &str, first_id: u64, rows: u64, seg: u8) -> LedgerEntry {
         LedgerEntry {
             seq,
@@ -687,17 +707,7 @@ mod tests {
         let l = ledger();
         let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
         let exp = ExpectRecovered::default();
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &archive(),
-                seed: 7,
-                expect: &exp,
-                rto_seconds: Some(3.0),
-            },
-            &rows(1..=25),
-        );
+        let v = judge(&l, &expected, &rows(1..=25), &archive(), &exp, Some(3.0));
         assert_eq!(v.rows_lost, 2);
         assert_eq!(v.expected_rows["events"], 27);
         assert_eq!(v.observed_rows["events"], 25);
@@ -718,34 +728,14 @@ mod tests {
             },
             ..ExpectRecovered::default()
         };
-        let over = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &archive(),
-                seed: 7,
-                expect: &budget,
-                rto_seconds: None,
-            },
-            &rows(1..=25),
-        );
+        let over = judge(&l, &expected, &rows(1..=25), &archive(), &budget, None);
         assert_eq!(over.failures.len(), 1, "{:?}", over.failures);
         assert!(
             over.failures[0].starts_with("RPO 2.0s"),
             "{:?}",
             over.failures
         );
-        let all = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &archive(),
-                seed: 7,
-                expect: &budget,
-                rto_seconds: None,
-            },
-            &rows(1..=27),
-        );
+        let all = judge(&l, &expected, &rows(1..=27), &archive(), &budget, None);
         assert_eq!(all.rpo.as_ref().unwrap().seconds, 0.0);
         assert!(
             v.explanation[0].contains("000000010000000000000009"),
@@ -770,17 +760,7 @@ mod tests {
             rows: Some([("events".to_string(), 25)].into()),
             ..Default::default()
         };
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &archive(),
-                seed: 7,
-                expect: &exp,
-                rto_seconds: Some(3.0),
-            },
-            &rows(1..=25),
-        );
+        let v = judge(&l, &expected, &rows(1..=25), &archive(), &exp, Some(3.0));
         assert!(v.passed(), "{:?}", v.failures);
     }
 
@@ -811,17 +791,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &every,
-                seed: 7,
-                expect: &exp,
-                rto_seconds: None,
-            },
-            &rows(1..=25),
-        );
+        let v = judge(&l, &expected, &rows(1..=25), &every, &exp, None);
         assert!(v.passed(), "{:?}", v.failures);
         assert_eq!(v.missing[0].caused_by.as_deref(), Some("corrupt-w2"));
         assert_eq!(v.missing[1].caused_by.as_deref(), Some("corrupt-w2"));
@@ -844,17 +814,7 @@ mod tests {
 
         // Undecompressable: replay ends before the segment.
         l.faults[0].damage = Some("undecompressable".into());
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &every,
-                seed: 7,
-                expect: &exp,
-                rto_seconds: None,
-            },
-            &rows(1..=25),
-        );
+        let v = judge(&l, &expected, &rows(1..=25), &every, &exp, None);
         assert!(
             v.explanation[0].contains("barman-cloud-wal-restore cannot decompress it"),
             "{:?}",
@@ -862,17 +822,7 @@ mod tests {
         );
         // A damaged record after every expected commit explains nothing.
         l.faults[0].damaged_from_lsn = Some(Lsn(0x0B00_0000));
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &every,
-                seed: 7,
-                expect: &exp,
-                rto_seconds: None,
-            },
-            &rows(1..=25),
-        );
+        let v = judge(&l, &expected, &rows(1..=25), &every, &exp, None);
         assert!(v.missing.iter().all(|m| m.caused_by.is_none()));
         assert!(
             v.explanation[0].contains("although every segment"),
@@ -909,16 +859,13 @@ mod tests {
             parent: Some(1),
         });
         let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &facts,
-                seed: 7,
-                expect: &ExpectRecovered::default(),
-                rto_seconds: None,
-            },
+        let v = judge(
+            &l,
+            &expected,
             &seen,
+            &facts,
+            &ExpectRecovered::default(),
+            None,
         );
         assert_eq!(v.rows_lost, 2);
         assert!(
@@ -956,16 +903,13 @@ mod tests {
         let expected: Vec<&LedgerEntry> = l.entries.iter().take(2).collect();
         let mut o = rows(1..=26);
         o.tables.get_mut("events").unwrap()[0].payload = "tampered".into();
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &archive(),
-                seed: 7,
-                expect: &ExpectRecovered::default(),
-                rto_seconds: None,
-            },
+        let v = judge(
+            &l,
+            &expected,
             &o,
+            &archive(),
+            &ExpectRecovered::default(),
+            None,
         );
         assert_eq!(v.problems.len(), 2);
         assert_eq!(v.problems[0].ids, vec![26]);
@@ -981,29 +925,9 @@ mod tests {
             rto_budget_seconds: Some(2.0),
             ..Default::default()
         };
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &archive(),
-                seed: 7,
-                expect: &exp,
-                rto_seconds: Some(1.5),
-            },
-            &rows(1..=27),
-        );
+        let v = judge(&l, &expected, &rows(1..=27), &archive(), &exp, Some(1.5));
         assert!(v.passed(), "{:?}", v.failures);
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &archive(),
-                seed: 7,
-                expect: &exp,
-                rto_seconds: Some(2.5),
-            },
-            &rows(1..=27),
-        );
+        let v = judge(&l, &expected, &rows(1..=27), &archive(), &exp, Some(2.5));
         assert_eq!(v.failures.len(), 1);
         assert!(v.failures[0].contains("RTO"));
     }
@@ -1013,16 +937,13 @@ mod tests {
         let mut l = ledger();
         l.entries[3].rows = 3; // w3 wrote ids 27..=29
         let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
-        let v = verify(
-            &Case {
-                ledger: &l,
-                expected: &expected,
-                archive: &archive(),
-                seed: 7,
-                expect: &ExpectRecovered::default(),
-                rto_seconds: None,
-            },
+        let v = judge(
+            &l,
+            &expected,
             &rows(1..=28),
+            &archive(),
+            &ExpectRecovered::default(),
+            None,
         );
         assert!(v.problems.iter().any(|p| p.what.contains("partly present")));
         assert_eq!(v.rows_lost, 1);
