@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 mod cli;
 #[path = "support/junit.rs"]
 mod junit;
-use cli::{pgdrill, text};
+use cli::{pgdrill, run_dir, text};
 use junit::Junit;
 
 /// Run `scenarios` into a fresh report root; returns (exit code, output, run directory).
@@ -17,14 +17,7 @@ fn run(scenarios: &[&str], root: &Path) -> (Option<i32>, String, PathBuf) {
     let mut args = vec!["run", "--jobs", "2", "--report-dir", root.to_str().unwrap()];
     args.extend_from_slice(scenarios);
     let out = pgdrill(&args);
-    let dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap() != "latest")
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run directory: {}", text(&out));
-    (out.status.code(), text(&out), dirs[0].clone())
+    (out.status.code(), text(&out), run_dir(root))
 }
 
 fn scenario<'a>(rto: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
