@@ -98,12 +98,8 @@ impl DrillState {
         let src = self.source()?;
         let switched = sql::switch_wal(&src.client).await?;
         // Wait for the later of the two, compared as segments (timeline, log, segment).
-        let later = at_least
-            .and_then(SegmentName::parse)
-            .zip(SegmentName::parse(&switched))
-            .is_some_and(|(want, got)| want > got);
         let seg = match at_least {
-            Some(s) if later => s.to_string(),
+            Some(s) if SegmentName::parse(s) > SegmentName::parse(&switched) => s.to_string(),
             _ => switched,
         };
         let took = sql::wait_archived(&src.client, &seg, Duration::from_secs(timeout)).await?;
