@@ -278,3 +278,28 @@ fn without_a_kubeconfig_gameday_exits_3_before_writing_reports() {
         "no report directory before the client exists"
     );
 }
+
+// ---- Credentials never appear in help text.
+
+#[test]
+fn help_never_shows_credential_values_from_the_environment() {
+    let (key, secret) = ("AKIAHELPTESTKEY00001", "help-test-secret-value");
+    let commands: [&[&str]; 4] = [
+        &["--help"],
+        &["run", "--help"],
+        &["audit", "--help"],
+        &["serve-s3", "--help"],
+    ];
+    for args in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .output()
+            .expect("pgdrill runs");
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {msg}");
+        assert!(!msg.contains(key), "{args:?} shows the access key: {msg}");
+        assert!(!msg.contains(secret), "{args:?} shows the secret: {msg}");
+    }
+}

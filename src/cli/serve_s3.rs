@@ -20,7 +20,7 @@ pub struct ServeS3Args {
     address: IpAddr,
     #[arg(long, default_value_t = 9000)]
     port: u16,
-    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
     access_key: String,
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     secret_key: String,
