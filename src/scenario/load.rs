@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::limits;
 use super::model::Scenario;
 use super::span::{Mark, SpanIndex, step_index};
 
@@ -89,8 +90,10 @@ pub struct LoadedScenario {
     pub scenario: Scenario,
 }
 
-/// Parse `text` as the scenario file `path` (used only in problems).
+/// Parse `text` as the scenario file `path` (used only in problems), after the size and
+/// nesting limits (`limits.rs`).
 pub fn load_str(path: &Path, text: &str) -> Result<LoadedScenario, ScenarioError> {
+    limits::check(path, text, "scenario file")?;
     let de = yaml_serde::Deserializer::from_str(text);
     let scenario: Scenario = yaml_serde::with::singleton_map_recursive::deserialize(de)
         .map_err(|e| ScenarioError::new(vec![problem_from_yaml_error(path, text, &e)]))?;
@@ -101,19 +104,9 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedScenario, ScenarioError
     })
 }
 
-/// Read and parse the scenario file at `path`.
+/// Read (at most `limits::MAX_FILE_BYTES`) and parse the scenario file at `path`.
 pub fn load_file(path: &Path) -> Result<LoadedScenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ScenarioError::new(vec![Problem {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            scenario: None,
-            step: None,
-            message: format!("cannot read the scenario file: {e}"),
-            hint: None,
-        }])
-    })?;
+    let text = limits::read_bounded(path, "scenario file")?;
     load_str(path, &text)
 }
 
