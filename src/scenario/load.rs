@@ -457,20 +457,43 @@ pub(super) fn closest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(2);
+    let len = word.chars().count();
+    let limit = (len / 3).max(2);
     candidates
         .into_iter()
+        // The distance is at least the difference in length: candidates that cannot pass the
+        // filter below are not measured (a 1 MiB unknown key once cost a second here).
+        .filter(|c| {
+            let gap = len.abs_diff(c.chars().count());
+            gap <= limit && gap < c.chars().count().max(1)
+        })
+        .take(MAX_LISTED)
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, c)| *d <= limit && *d < c.chars().count().max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
-/// `` `a`, `b` and `c` ``.
+/// Most candidates [`closest`] measures, and most names [`list`] shows, with at most
+/// [`MAX_LISTED_CHARS`] characters of each: a hostile file with thousands of names, each
+/// misspelt once, would otherwise cost time and text quadratic in its size.
+const MAX_LISTED: usize = 24;
+const MAX_LISTED_CHARS: usize = 64;
+
+/// `` `a`, `b` and `c` ``; past [`MAX_LISTED`] names, `` `a`, … `x` and 3 more ``.
 pub(super) fn list(names: &[&str]) -> String {
-    let ticked: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    let ticked: Vec<String> = names
+        .iter()
+        .take(MAX_LISTED)
+        .map(|n| match n.char_indices().nth(MAX_LISTED_CHARS) {
+            Some((cut, _)) => format!("`{}…`", &n[..cut]),
+            None => format!("`{n}`"),
+        })
+        .collect();
+    let more = names.len() - ticked.len();
     match ticked.len() {
         0 => String::new(),
+        _ if more > 0 => format!("{} and {more} more", ticked.join(", ")),
         1 => ticked[0].clone(),
         n => format!("{} and {}", ticked[..n - 1].join(", "), ticked[n - 1]),
     }
@@ -1069,7 +1092,18 @@ expect:
             Some("own_segment")
         );
         assert_eq!(closest("retention", ["name", "seed", "steps"]), None);
+        assert_eq!(closest(&"x".repeat(1 << 20), ["name", "xxxx"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(list(&["a", "b", "c"]), "`a`, `b` and `c`");
+        let many: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(
+            list(&many).ends_with("`t22`, `t23` and 76 more"),
+            "{}",
+            list(&many)
+        );
+        let long = "y".repeat(1000);
+        assert_eq!(list(&[&long]), format!("`{}…`", "y".repeat(64)));
     }
 
     #[test]
