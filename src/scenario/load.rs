@@ -90,10 +90,34 @@ pub struct LoadedScenario {
     pub scenario: Scenario,
 }
 
+/// A refusal of `limits.rs` as the problem of the file `path`.
+fn refused(path: &Path, r: limits::Refusal) -> ScenarioError {
+    ScenarioError::new(vec![Problem {
+        file: path.to_path_buf(),
+        line: r.line,
+        column: r.column,
+        scenario: None,
+        step: None,
+        message: r.message,
+        hint: r.hint,
+    }])
+}
+
+/// Refuses `text`, the `what` (`game-day file`) at `path`, over the size or nesting limits
+/// of `limits.rs`.
+pub fn check_limits(path: &Path, text: &str, what: &str) -> Result<(), ScenarioError> {
+    limits::check(text, what).map_err(|r| refused(path, r))
+}
+
+/// Reads the `what` at `path`, at most `limits::MAX_FILE_BYTES` of it, as UTF-8.
+pub fn read_bounded(path: &Path, what: &str) -> Result<String, ScenarioError> {
+    limits::read_bounded(path, what).map_err(|r| refused(path, r))
+}
+
 /// Parse `text` as the scenario file `path` (used only in problems), after the size and
 /// nesting limits (`limits.rs`).
 pub fn load_str(path: &Path, text: &str) -> Result<LoadedScenario, ScenarioError> {
-    limits::check(path, text, "scenario file")?;
+    check_limits(path, text, "scenario file")?;
     let de = yaml_serde::Deserializer::from_str(text);
     let scenario: Scenario = yaml_serde::with::singleton_map_recursive::deserialize(de)
         .map_err(|e| ScenarioError::new(vec![problem_from_yaml_error(path, text, &e)]))?;
@@ -106,7 +130,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedScenario, ScenarioError
 
 /// Read (at most `limits::MAX_FILE_BYTES`) and parse the scenario file at `path`.
 pub fn load_file(path: &Path) -> Result<LoadedScenario, ScenarioError> {
-    let text = limits::read_bounded(path, "scenario file")?;
+    let text = read_bounded(path, "scenario file")?;
     load_str(path, &text)
 }
 
