@@ -21,7 +21,7 @@ KIND_KUBECONFIG          := target/kind-$(KIND_CLUSTER).kubeconfig
 KIND_ENV = KIND_CLUSTER='$(KIND_CLUSTER)' KIND_PLUGIN='$(KIND_PLUGIN)' KIND_NODE_IMAGE='$(KIND_NODE_IMAGE)' \
            KIND_S3_ENDPOINT='$(KIND_S3_ENDPOINT)' KIND_S3_BUCKET='$(KIND_S3_BUCKET)'
 
-.PHONY: all build setup system-deps drill test test-offline test-local test-live test-tiers bench \
+.PHONY: all build setup system-deps drill test test-offline test-local test-live test-tiers fuzz bench \
         fmt lint kind-up kind-down drill-kind cluster-deps cluster-build cluster-up cluster-down \
         cluster-status drill-cluster
 
@@ -92,6 +92,15 @@ test-live: test-tiers setup
 test-tiers:
 	@untiered='$(strip $(UNTIERED))'; if [ -n "$$untiered" ]; then \
 	  echo "test-tiers: in no tier (name it offline_*, local_* or live_*): $$untiered"; exit 1; fi
+
+# Longer fuzzing of what pgdrill reads from others (tests/offline_fuzz.rs; `make test` runs it
+# for about 24 s with a fixed seed): FUZZ_SECONDS in all, a new seed each run unless FUZZ_SEED
+# is given. A failure prints the seed, the case, how it was made and where its input was saved.
+FUZZ_SECONDS ?= 300
+FUZZ_SEED    ?= $(shell date +%s)
+fuzz:
+	PGDRILL_FUZZ_SECONDS=$(FUZZ_SECONDS) PGDRILL_FUZZ_SEED=$(FUZZ_SEED) \
+	  $(CARGO) test --locked --test offline_fuzz -- --nocapture
 
 # Figures, never assertions: wall time, RTO phases, archive lag, peak memory of a fixed set of
 # drills run one at a time (BENCH_SCENARIOS to choose others).

@@ -57,6 +57,47 @@ fn an_invalid_scenario_exits_2_and_runs_nothing() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
+/// `name: [[[[…]]]]` 100,000 deep once took minutes and 23 GB (libyaml's scanner is quadratic
+/// in flow nesting, the position index was quadratic in path length): now the nesting limit
+/// refuses it at the first list too deep, for scenario and game-day files alike, and a file
+/// over 1 MiB is refused unread.
+#[test]
+fn deep_nesting_and_huge_files_are_refused_with_their_position() {
+    let work = tempfile::tempdir().unwrap();
+    let deep = work.path().join("deep.yaml");
+    let depth = 100_000;
+    std::fs::write(
+        &deep,
+        format!("name: {}{}\n", "[".repeat(depth), "]".repeat(depth)),
+    )
+    .unwrap();
+    let deep = deep.to_str().unwrap();
+    for args in [vec!["validate", deep], vec!["gameday", deep]] {
+        let out = pgdrill(&args);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {msg}");
+        assert!(
+            msg.contains(&format!(
+                "{deep}:1:70: maps and lists are nested more than 64"
+            )),
+            "{args:?}: {msg}"
+        );
+    }
+    let big = work.path().join("big.yaml");
+    std::fs::write(
+        &big,
+        format!("name: big\ndescription: {}\n", "x".repeat(2 << 20)),
+    )
+    .unwrap();
+    let out = pgdrill(&["validate", big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("scenario file is larger than 1048576 bytes"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn every_shipped_scenario_validates() {
     let out = pgdrill(&["validate", "scenarios"]);

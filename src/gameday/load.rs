@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::backend::objstore::{parse_s3_url, scratch_overlaps_source};
-use crate::scenario::{Problem, ScenarioError, SpanIndex, problem_from_yaml_error};
+use crate::scenario::{
+    Problem, ScenarioError, SpanIndex, check_limits, problem_from_yaml_error, read_bounded,
+};
 
 use super::model::{CheckSpec, Gameday};
 
@@ -18,24 +20,16 @@ pub struct LoadedGameday {
     pub sql: Vec<String>,
 }
 
-/// Read, parse and validate the game-day file at `path`.
+/// Read (at most 1 MiB), parse and validate the game-day file at `path`.
 pub fn load_file(path: &Path) -> Result<LoadedGameday, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ScenarioError::new(vec![Problem {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            scenario: None,
-            step: None,
-            message: format!("cannot read the game-day file: {e}"),
-            hint: None,
-        }])
-    })?;
+    let text = read_bounded(path, "game-day file")?;
     load_str(path, &text)
 }
 
-/// Parse and validate `text` as the game-day file `path` (SQL files resolve next to it).
+/// Parse and validate `text` as the game-day file `path` (SQL files resolve next to it),
+/// after the scenario files' size and nesting limits.
 pub fn load_str(path: &Path, text: &str) -> Result<LoadedGameday, ScenarioError> {
+    check_limits(path, text, "game-day file")?;
     let de = yaml_serde::Deserializer::from_str(text);
     let g: Gameday = yaml_serde::with::singleton_map_recursive::deserialize(de)
         .map_err(|e| ScenarioError::new(vec![problem_from_yaml_error(path, text, &e)]))?;

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::limits;
 use super::model::Scenario;
 use super::span::{Mark, SpanIndex, step_index};
 
@@ -89,8 +90,34 @@ pub struct LoadedScenario {
     pub scenario: Scenario,
 }
 
-/// Parse `text` as the scenario file `path` (used only in problems).
+/// A refusal of `limits.rs` as the problem of the file `path`.
+fn refused(path: &Path, r: limits::Refusal) -> ScenarioError {
+    ScenarioError::new(vec![Problem {
+        file: path.to_path_buf(),
+        line: r.line,
+        column: r.column,
+        scenario: None,
+        step: None,
+        message: r.message,
+        hint: r.hint,
+    }])
+}
+
+/// Refuses `text`, the `what` (`game-day file`) at `path`, over the size or nesting limits
+/// of `limits.rs`.
+pub fn check_limits(path: &Path, text: &str, what: &str) -> Result<(), ScenarioError> {
+    limits::check(text, what).map_err(|r| refused(path, r))
+}
+
+/// Reads the `what` at `path`, at most `limits::MAX_FILE_BYTES` of it, as UTF-8.
+pub fn read_bounded(path: &Path, what: &str) -> Result<String, ScenarioError> {
+    limits::read_bounded(path, what).map_err(|r| refused(path, r))
+}
+
+/// Parse `text` as the scenario file `path` (used only in problems), after the size and
+/// nesting limits (`limits.rs`).
 pub fn load_str(path: &Path, text: &str) -> Result<LoadedScenario, ScenarioError> {
+    check_limits(path, text, "scenario file")?;
     let de = yaml_serde::Deserializer::from_str(text);
     let scenario: Scenario = yaml_serde::with::singleton_map_recursive::deserialize(de)
         .map_err(|e| ScenarioError::new(vec![problem_from_yaml_error(path, text, &e)]))?;
@@ -101,19 +128,9 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedScenario, ScenarioError
     })
 }
 
-/// Read and parse the scenario file at `path`.
+/// Read (at most `limits::MAX_FILE_BYTES`) and parse the scenario file at `path`.
 pub fn load_file(path: &Path) -> Result<LoadedScenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ScenarioError::new(vec![Problem {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            scenario: None,
-            step: None,
-            message: format!("cannot read the scenario file: {e}"),
-            hint: None,
-        }])
-    })?;
+    let text = read_bounded(path, "scenario file")?;
     load_str(path, &text)
 }
 
@@ -464,20 +481,43 @@ pub(super) fn closest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(2);
+    let len = word.chars().count();
+    let limit = (len / 3).max(2);
     candidates
         .into_iter()
+        // The distance is at least the difference in length: candidates that cannot pass the
+        // filter below are not measured (a 1 MiB unknown key once cost a second here).
+        .filter(|c| {
+            let gap = len.abs_diff(c.chars().count());
+            gap <= limit && gap < c.chars().count().max(1)
+        })
+        .take(MAX_LISTED)
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, c)| *d <= limit && *d < c.chars().count().max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
-/// `` `a`, `b` and `c` ``.
+/// Most candidates [`closest`] measures, and most names [`list`] shows, with at most
+/// [`MAX_LISTED_CHARS`] characters of each: a hostile file with thousands of names, each
+/// misspelt once, would otherwise cost time and text quadratic in its size.
+const MAX_LISTED: usize = 24;
+const MAX_LISTED_CHARS: usize = 64;
+
+/// `` `a`, `b` and `c` ``; past [`MAX_LISTED`] names, `` `a`, … `x` and 3 more ``.
 pub(super) fn list(names: &[&str]) -> String {
-    let ticked: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    let ticked: Vec<String> = names
+        .iter()
+        .take(MAX_LISTED)
+        .map(|n| match n.char_indices().nth(MAX_LISTED_CHARS) {
+            Some((cut, _)) => format!("`{}…`", &n[..cut]),
+            None => format!("`{n}`"),
+        })
+        .collect();
+    let more = names.len() - ticked.len();
     match ticked.len() {
         0 => String::new(),
+        _ if more > 0 => format!("{} and {more} more", ticked.join(", ")),
         1 => ticked[0].clone(),
         n => format!("{} and {}", ticked[..n - 1].join(", "), ticked[n - 1]),
     }
@@ -1076,7 +1116,18 @@ expect:
             Some("own_segment")
         );
         assert_eq!(closest("retention", ["name", "seed", "steps"]), None);
+        assert_eq!(closest(&"x".repeat(1 << 20), ["name", "xxxx"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(list(&["a", "b", "c"]), "`a`, `b` and `c`");
+        let many: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(
+            list(&many).ends_with("`t22`, `t23` and 76 more"),
+            "{}",
+            list(&many)
+        );
+        let long = "y".repeat(1000);
+        assert_eq!(list(&[&long]), format!("`{}…`", "y".repeat(64)));
     }
 
     #[test]

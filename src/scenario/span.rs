@@ -64,28 +64,65 @@ enum Ev {
     Other,
 }
 
-/// Runs libyaml's event parser over `text`. Returns the events read and whether the whole
-/// stream parsed without a syntax error.
-fn raw_events(text: &str) -> (Vec<(Ev, Mark, Mark)>, bool) {
-    let mut events = Vec::new();
-    let mut ok = true;
-    // SAFETY: the parser lives in a heap allocation that never moves (libyaml keeps a pointer
-    // to it as its read-handler data), is initialized before use and deleted exactly once
-    // before `text`, whose bytes it reads, goes out of scope. Each event is read only after
-    // `yaml_parser_parse` succeeded, and deleted once, after its scalar bytes were copied.
-    unsafe {
+/// libyaml's event parser over one text, one event at a time: a caller that has seen enough
+/// stops early, and nothing is kept that the caller does not keep. After the last event,
+/// [`Events::failed`] says whether the stream stopped on a syntax error.
+struct Events<'t> {
+    /// Initialized by `yaml_parser_initialize` when `live`; libyaml keeps a pointer to it as
+    /// its read-handler data, so it is boxed and never moves.
+    parser: Box<MaybeUninit<sys::yaml_parser_t>>,
+    live: bool,
+    done: bool,
+    failed: bool,
+    text: std::marker::PhantomData<&'t str>,
+}
+
+impl<'t> Events<'t> {
+    fn new(text: &'t str) -> Events<'t> {
         let mut parser: Box<MaybeUninit<sys::yaml_parser_t>> = Box::new(MaybeUninit::uninit());
         let p = parser.as_mut_ptr();
-        if sys::yaml_parser_initialize(p).fail {
-            return (events, false);
+        // SAFETY: `p` points at the boxed, never-moved parser; libyaml initializes it here
+        // and reads `text`'s bytes, which outlive `Events<'t>`, until `Drop` deletes it.
+        let live = unsafe {
+            if sys::yaml_parser_initialize(p).fail {
+                false
+            } else {
+                sys::yaml_parser_set_encoding(p, sys::YAML_UTF8_ENCODING);
+                sys::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as _);
+                true
+            }
+        };
+        Events {
+            parser,
+            live,
+            done: !live,
+            failed: !live,
+            text: std::marker::PhantomData,
         }
-        sys::yaml_parser_set_encoding(p, sys::YAML_UTF8_ENCODING);
-        sys::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as _);
-        loop {
+    }
+
+    /// Whether the stream stopped on a syntax error (or the parser could not start).
+    fn failed(&self) -> bool {
+        self.failed
+    }
+}
+
+impl Iterator for Events<'_> {
+    type Item = (Ev, Mark, Mark);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let p = self.parser.as_mut_ptr();
+        // SAFETY: the parser is live (`done` is set otherwise). Each event is read only after
+        // `yaml_parser_parse` succeeded, and deleted once, after its scalar bytes were copied.
+        unsafe {
             let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
             if sys::yaml_parser_parse(p, event.as_mut_ptr()).fail {
-                ok = false;
-                break;
+                self.done = true;
+                self.failed = true;
+                return None;
             }
             let e = event.as_mut_ptr();
             let start = Mark::from_sys((*e).start_mark);
@@ -109,14 +146,39 @@ fn raw_events(text: &str) -> (Vec<(Ev, Mark, Mark)>, bool) {
                 _ => Ev::Other,
             };
             sys::yaml_event_delete(e);
-            events.push((ev, start, end));
-            if kind == sys::YAML_STREAM_END_EVENT {
-                break;
-            }
+            self.done = kind == sys::YAML_STREAM_END_EVENT;
+            Some((ev, start, end))
         }
-        sys::yaml_parser_delete(p);
     }
-    (events, ok)
+}
+
+impl Drop for Events<'_> {
+    fn drop(&mut self) {
+        if self.live {
+            // SAFETY: initialized in `new`, deleted exactly once, here.
+            unsafe { sys::yaml_parser_delete(self.parser.as_mut_ptr()) };
+        }
+    }
+}
+
+/// Where the first map or list nested more than `limit` deep starts, if one is. Reads events
+/// only up to there, so a hostile file costs time linear in the part read; stops quietly on a
+/// syntax error (the loader reports it).
+pub fn nested_deeper_than(text: &str, limit: usize) -> Option<Mark> {
+    let mut depth = 0usize;
+    for (ev, start, _) in Events::new(text) {
+        match ev {
+            Ev::SeqStart | Ev::MapStart => {
+                depth += 1;
+                if depth > limit {
+                    return Some(start);
+                }
+            }
+            Ev::SeqEnd | Ev::MapEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 enum Kind {
@@ -144,16 +206,24 @@ fn join(parent: &str, key: &str) -> String {
     }
 }
 
+/// Most bytes of paths (and scalar copies) one index keeps. A path repeats every key above
+/// its node, so a long key over many children, or deep nesting, would otherwise cost memory
+/// and time quadratic in the file's size; past this budget nodes are not indexed and
+/// problems there are located at their nearest indexed ancestor. Real files use a few KiB.
+const MAX_INDEX_BYTES: usize = 16 << 20;
+
 impl SpanIndex {
     /// Index the first document of `text`.
     pub fn parse(text: &str) -> SpanIndex {
-        let (events, ok) = raw_events(text);
+        let mut events = Events::new(text);
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
         let mut repeated: BTreeMap<String, Mark> = BTreeMap::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut documents = 0;
-        for (ev, start, end) in events {
+        let mut budget = MAX_INDEX_BYTES;
+        for (ev, start, end) in events.by_ref() {
             let is_start = matches!(ev, Ev::MapStart | Ev::SeqStart);
+            let is_map_start = matches!(ev, Ev::MapStart);
             match ev {
                 Ev::Other => {
                     // Document boundaries: index the first document only.
@@ -176,20 +246,32 @@ impl SpanIndex {
             if documents > 1 {
                 break;
             }
-            // Where this node goes.
+            // Where this node goes (no path is built for a node that is not indexed).
+            let exhausted = budget == 0;
             let (path, key, skip) = match stack.last_mut() {
                 None => (String::new(), None, false),
                 Some(frame) => {
-                    let skip = frame.skip;
-                    let parent = frame.path.clone();
+                    let skip = frame.skip || exhausted;
                     match &mut frame.kind {
                         Kind::Seq { next } => {
-                            let path = format!("{parent}[{next}]");
+                            let i = *next;
                             *next += 1;
+                            let path = if skip {
+                                String::new()
+                            } else {
+                                format!("{}[{i}]", frame.path)
+                            };
                             (path, None, skip)
                         }
                         Kind::Map { pending } => match pending.take() {
-                            Some((k, key_mark)) => (join(&parent, &k), Some(key_mark), skip),
+                            Some((k, key_mark)) => {
+                                let path = if skip {
+                                    String::new()
+                                } else {
+                                    join(&frame.path, &k)
+                                };
+                                (path, Some(key_mark), skip)
+                            }
                             None => {
                                 // This node is a key.
                                 match &ev {
@@ -213,11 +295,19 @@ impl SpanIndex {
                     }
                 }
             };
+            // An indexed node keeps its path twice (its own key, its parent's children) and
+            // its scalar once.
+            let skip = skip || {
+                let cost = 2 * path.len() + if let Ev::Scalar(s) = &ev { s.len() } else { 0 };
+                let over = cost > budget;
+                budget = if over { 0 } else { budget - cost };
+                over
+            };
             if !skip && nodes.contains_key(&path) {
                 repeated.entry(path.clone()).or_insert(key.unwrap_or(start));
             } else if !skip {
-                if let Some(parent) = stack.last().map(|f| f.path.clone())
-                    && let Some(p) = nodes.get_mut(&parent)
+                if let Some(frame) = stack.last()
+                    && let Some(p) = nodes.get_mut(&frame.path)
                 {
                     p.children.push(path.clone());
                 }
@@ -227,8 +317,8 @@ impl SpanIndex {
                         key,
                         start,
                         end,
-                        scalar: match &ev {
-                            Ev::Scalar(s) => Some(s.clone()),
+                        scalar: match ev {
+                            Ev::Scalar(s) => Some(s),
                             _ => None,
                         },
                         children: Vec::new(),
@@ -238,7 +328,7 @@ impl SpanIndex {
             if is_start {
                 stack.push(Frame {
                     path,
-                    kind: if matches!(ev, Ev::MapStart) {
+                    kind: if is_map_start {
                         Kind::Map { pending: None }
                     } else {
                         Kind::Seq { next: 0 }
@@ -247,10 +337,12 @@ impl SpanIndex {
                 });
             }
         }
+        // Whether the text is valid YAML is about all of it, later documents included.
+        events.by_ref().for_each(drop);
         SpanIndex {
             nodes,
             repeated,
-            complete: ok,
+            complete: !events.failed(),
         }
     }
 
@@ -420,6 +512,39 @@ after: 1
         let s = SpanIndex::parse("name: x\nsteps: [a\npostgres: 1\n");
         assert!(!s.is_complete());
         assert_eq!(s.scalar("name"), Some("x"));
+    }
+
+    #[test]
+    fn a_long_key_over_many_items_stays_within_the_index_budget() {
+        // Unbounded, the items' paths would repeat the key: 200,000 × 100 KB.
+        let key = "k".repeat(100_000);
+        let text = format!(
+            "name: x\n? {key}\n: [{}1]\nafter: 1\n",
+            "1,".repeat(200_000)
+        );
+        let s = SpanIndex::parse(&text);
+        assert!(s.is_complete());
+        let kept: usize = s
+            .nodes
+            .iter()
+            .map(|(k, n)| 2 * k.len() + n.scalar.as_ref().map_or(0, String::len))
+            .sum();
+        assert!(kept <= MAX_INDEX_BYTES, "{kept} bytes kept");
+        assert_eq!(s.scalar("name"), Some("x"));
+        assert_eq!(s.locate(&format!("{key}[0]")), Some(at(3, 4)));
+        // Past the budget, nodes are located at their nearest indexed ancestor.
+        assert_eq!(s.locate(&format!("{key}[199999]")), s.locate(&key));
+        assert_eq!(s.locate("after"), Some(at(1, 1)));
+    }
+
+    #[test]
+    fn nesting_depth_is_found_without_reading_further() {
+        let deep = format!("a: {}{}\n", "[".repeat(1000), "]".repeat(1000));
+        assert_eq!(nested_deeper_than(&deep, 3), Some(at(1, 6)));
+        assert_eq!(nested_deeper_than(&deep, 1001), None);
+        assert_eq!(nested_deeper_than("a: [1, {b: [2]}]\n", 4), None);
+        assert_eq!(nested_deeper_than("a: [1, {b: [2]}]\n", 3), Some(at(1, 12)));
+        assert_eq!(nested_deeper_than("a: [1, {b: [2]}]\n", 2), Some(at(1, 8)));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! references, targets recovery cannot reach). Every problem is collected, located at the
 //! offending YAML node, and carries a hint.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Component, Path};
 
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
@@ -18,6 +18,9 @@ use crate::wal::Lsn;
 pub const SUPPORTED_POSTGRES: std::ops::RangeInclusive<u32> = 13..=18;
 /// Most rows one `write` step may insert.
 pub const MAX_WRITE_ROWS: u64 = 1_000_000;
+/// Most rows one `seed_data` table may start with (row ids of every table fit a `u64`, and the
+/// seeding ends in minutes).
+pub const MAX_SEED_ROWS: u64 = 10_000_000;
 /// Most targets `target: random` may pick (each is a full recovery).
 pub const MAX_RANDOM_TARGETS: u32 = 32;
 /// PostgreSQL identifiers and restore point names are at most 63 bytes.
@@ -349,6 +352,16 @@ impl<'a> Validator<'a> {
             } else {
                 seen.insert(name, i);
             }
+            if t.rows > MAX_SEED_ROWS {
+                self.report(
+                    &format!("seed_data.tables[{i}].rows"),
+                    format!(
+                        "a table is seeded with 0 to {MAX_SEED_ROWS} rows, not {}",
+                        t.rows
+                    ),
+                    "a drill needs a few rows per table; add `write` steps for more".to_string(),
+                );
+            }
         }
         if let Some(sql) = self.s.seed_data.sql.clone() {
             self.check_fixture("seed_data.sql", &sql);
@@ -399,6 +412,7 @@ impl<'a> Validator<'a> {
     fn check_steps(&mut self) {
         let s = self.s;
         let tables = self.table_names();
+        let known: HashSet<&str> = tables.iter().copied().collect();
         let mut seen = SeenSteps::default();
         for (i, step) in s.steps.iter().enumerate() {
             let base = self.step_path(i);
@@ -408,7 +422,7 @@ impl<'a> Validator<'a> {
                 self.check_after_crash(&base, step, c);
             }
             match step {
-                Step::Write(w) => self.check_write(&base, w, &tables),
+                Step::Write(w) => self.check_write(&base, w, &tables, &known),
                 Step::RestorePoint(rp) => {
                     let first = earlier(&mut seen.points, &rp.name, i);
                     self.check_restore_point(&base, rp, first);
@@ -492,9 +506,10 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// A `write` step: a declared table and a row count in range.
-    fn check_write(&mut self, base: &str, w: &WriteStep, tables: &[&str]) {
-        if !tables.contains(&w.table.as_str()) {
+    /// A `write` step: a declared table (one of `tables`, looked up in `known`: thousands of
+    /// steps and tables must not cost their product) and a row count in range.
+    fn check_write(&mut self, base: &str, w: &WriteStep, tables: &[&str], known: &HashSet<&str>) {
+        if !known.contains(w.table.as_str()) {
             let hint = if tables.is_empty() {
                 format!(
                     "declare it under `seed_data.tables`, e.g. `tables: [{{ name: {}, rows: 0 }}]`",
@@ -1658,6 +1673,25 @@ mod tests {
             "target: { time: { after_step: w1, between: [w1, w2] } }",
         );
         insta::assert_snapshot!("several_values_for_one_target", problems(&text));
+    }
+
+    /// u64::MAX seed rows once validated, and planning the next write's row ids overflowed.
+    #[test]
+    fn seed_rows_are_bounded() {
+        let text = edit(
+            MINIMAL,
+            "      rows: 10\n",
+            "      rows: 18446744073709551615\n",
+        );
+        let p = problems(&text);
+        assert!(
+            p.starts_with(
+                "scenarios/example.yaml:6:13: scenario `minimal`: a table is seeded with 0 to 10000000 rows"
+            ),
+            "{p}"
+        );
+        let text = edit(MINIMAL, "      rows: 10\n", "      rows: 10000000\n");
+        check(&text).expect("at the limit");
     }
 
     #[test]
