@@ -212,14 +212,11 @@ impl Validator<'_> {
                     return String::new();
                 }
                 let full = self.path.parent().unwrap_or(Path::new(".")).join(rel);
-                match std::fs::read_to_string(&full) {
+                // Bounded like the game-day file itself: a check is a query, not a dump.
+                match read_bounded(&full, "check's SQL file") {
                     Ok(s) => s,
                     Err(e) => {
-                        self.report(
-                            &format!("{at}.file"),
-                            format!("cannot read {}: {e}", full.display()),
-                            None,
-                        );
+                        self.report(&format!("{at}.file"), e.to_string(), None);
                         String::new()
                     }
                 }
@@ -247,6 +244,7 @@ impl Validator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::MAX_FILE_BYTES;
 
     const GOOD: &str = "\
 name: orders-quarterly
@@ -266,6 +264,25 @@ checks:
         load_str(Path::new("gameday.yaml"), text)
             .expect_err("invalid")
             .to_string()
+    }
+
+    #[test]
+    fn a_check_file_larger_than_the_limit_is_refused_without_reading_it_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let checks = dir.path().join("checks");
+        std::fs::create_dir(&checks).unwrap();
+        std::fs::write(checks.join("big.sql"), "-- x\n".repeat(MAX_FILE_BYTES)).unwrap();
+        std::fs::write(checks.join("ok.sql"), "select 1").unwrap();
+        let text =
+            |f: &str| GOOD.replace("sql: select count(*) from orders", &format!("file: {f}"));
+        let file = dir.path().join("gameday.yaml");
+        let p = load_str(&file, &text("checks/big.sql"))
+            .expect_err("too large")
+            .to_string();
+        assert!(p.contains("checks.0.file") || p.contains("big.sql"), "{p}");
+        assert!(p.contains("larger than"), "{p}");
+        let ok = load_str(&file, &text("checks/ok.sql")).expect("a small check file loads");
+        assert_eq!(ok.sql, vec!["select 1".to_string()]);
     }
 
     #[test]
