@@ -115,6 +115,41 @@ pub struct FaultRecord {
     /// The timeline whose `.history` file the fault deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_removed: Option<u32>,
+    /// The base backup the source crashed in the middle of, and what it left in the archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_interrupted: Option<InterruptedBackup>,
+    /// What recovery's reads met under an object-store error window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_errors: Option<ReadErrors>,
+}
+
+/// A base backup the source crashed in the middle of (`base_backup: { crash_source }`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InterruptedBackup {
+    /// The `base_backup` step.
+    pub step_id: String,
+    /// The backup id barman gave it, if it left anything under `base/`.
+    pub backup_id: Option<String>,
+    /// The status its `backup.info` says (`FAILED`, `STARTED`); `None`: no backup.info.
+    pub status: Option<String>,
+    /// What barman-cloud-backup said when it gave up (its last error line) and its exit code.
+    pub tool_said: String,
+}
+
+/// What recovery's reads met under an object-store error window (`recovery.object_store_errors`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadErrors {
+    /// How the store answered, e.g. `503 SlowDown`.
+    pub error: String,
+    /// Requests the store failed.
+    pub errors_answered: u64,
+    /// WAL segments whose reads failed at least once, ascending.
+    pub failed_segments: Vec<String>,
+    /// The first of them that was never read successfully: `restore_command` gave up on it, and
+    /// PostgreSQL, taking that for the end of the archive, ended recovery before it.
+    pub ended_before: Option<String>,
+    /// Replay's end in WAL terms: the first LSN of `ended_before`.
+    pub ended_before_lsn: Option<Lsn>,
 }
 
 /// How archiving fared under a fault, from `pg_stat_archiver` and server-side clocks.

@@ -365,8 +365,14 @@ fn cause_of<'a>(ledger: &'a Ledger, e: &LedgerEntry) -> Option<&'a FaultRecord> 
     let damaged = ledger
         .faults
         .iter()
-        .filter(|f| f.damaged_from_lsn.is_some_and(|l| l < e.commit_lsn))
-        .min_by_key(|f| f.damaged_from_lsn);
+        .filter_map(|f| {
+            let from = f
+                .damaged_from_lsn
+                .or_else(|| f.read_errors.as_ref().and_then(|r| r.ended_before_lsn));
+            from.filter(|l| *l < e.commit_lsn).map(|l| (l, f))
+        })
+        .min_by_key(|(l, _)| *l)
+        .map(|(_, f)| f);
     damaged.or_else(|| {
         let tli = crate::wal::timeline_of(&e.segment);
         ledger
@@ -374,6 +380,20 @@ fn cause_of<'a>(ledger: &'a Ledger, e: &LedgerEntry) -> Option<&'a FaultRecord> 
             .iter()
             .find(|f| f.history_removed.is_some_and(|t| t <= tli))
     })
+}
+
+/// One lost write's line in an explanation, with where its commit is.
+fn write_line(m: &MissingWrite, whereabouts: &str) -> String {
+    format!(
+        "step `{}`: {} row(s) of {} ({}), txid {}, commit at {} in segment {} ({whereabouts})",
+        m.step_id,
+        m.rows,
+        m.table,
+        id_range(m),
+        m.txid,
+        m.commit_lsn,
+        m.segment,
+    )
 }
 
 fn id_range(m: &MissingWrite) -> String {
@@ -512,24 +532,37 @@ fn explain_faults(
             }
         ));
         for m in &v.missing {
-            lines.push(format!(
-                "step `{}`: {} row(s) of {} ({}), txid {}, commit at {} in segment {} ({})",
-                m.step_id,
-                m.rows,
-                m.table,
-                id_range(m),
-                m.txid,
-                m.commit_lsn,
-                m.segment,
-                if m.caused_by.is_some() {
-                    format!(
-                        "on timeline {}, which recovery never followed",
-                        crate::wal::timeline_of(&m.segment)
-                    )
-                } else {
-                    "present in the archive".to_string()
-                }
-            ));
+            let whereabouts = if m.caused_by.is_some() {
+                format!(
+                    "on timeline {}, which recovery never followed",
+                    crate::wal::timeline_of(&m.segment)
+                )
+            } else {
+                "present in the archive".to_string()
+            };
+            lines.push(write_line(m, &whereabouts));
+        }
+    } else if let Some(r) = &fault.read_errors
+        && let Some(segment) = &r.ended_before
+    {
+        let cut = format!(
+            "recovery ended at segment {segment} because restore_command failed while the object \
+             store answered {} (fault `{}`: {} failed request(s)); PostgreSQL takes a failing \
+             restore_command for the end of the archive",
+            r.error, fault.step_id, r.errors_answered
+        );
+        lines.push(format!(
+            "{} rows lost: {cut}, so it promoted without them although every segment is in the \
+             archive: silent data loss.",
+            v.rows_lost
+        ));
+        for m in &v.missing {
+            let whereabouts = if m.caused_by.is_some() {
+                format!("present in the archive, never read: replay ended before {segment}")
+            } else {
+                "present in the archive".to_string()
+            };
+            lines.push(write_line(m, &whereabouts));
         }
     } else {
         return;
@@ -762,6 +795,46 @@ mod tests {
         };
         let v = judge(&l, &expected, &rows(1..=25), &archive(), &exp, Some(3.0));
         assert!(v.passed(), "{:?}", v.failures);
+    }
+
+    #[test]
+    fn recovery_ended_by_failing_reads_is_attributed_to_the_error_window() {
+        let mut l = ledger();
+        l.faults = vec![FaultRecord {
+            step_id: "recovery-errors".into(),
+            action: "object store answers 503 SlowDown".into(),
+            read_errors: Some(crate::ledger::ReadErrors {
+                error: "503 SlowDown".into(),
+                errors_answered: 10,
+                failed_segments: vec!["000000010000000000000009".into()],
+                ended_before: Some("000000010000000000000009".into()),
+                ended_before_lsn: Some(Lsn(0x0900_0000)),
+            }),
+            ..Default::default()
+        }];
+        let mut a = archive();
+        a.segments.insert("000000010000000000000009".into());
+        a.audit_gaps.clear();
+        a.audit_predicted.clear();
+        let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
+        let exp = ExpectRecovered {
+            data_loss: DataLoss {
+                rows: 2,
+                steps: Some(vec!["w2".into(), "w3".into()]),
+            },
+            ..Default::default()
+        };
+        let v = judge(&l, &expected, &rows(1..=25), &a, &exp, Some(3.0));
+        assert!(v.passed(), "{:?}", v.failures);
+        assert_eq!(v.missing[0].caused_by.as_deref(), Some("recovery-errors"));
+        assert_eq!(v.missing[1].caused_by.as_deref(), Some("recovery-errors"));
+        let e = &v.explanation;
+        assert!(
+            e[0].starts_with("2 rows lost: recovery ended at segment 000000010000000000000009 because restore_command failed while the object store answered 503 SlowDown"),
+            "{e:?}"
+        );
+        assert!(e[0].contains("silent data loss"), "{e:?}");
+        assert!(e[1].contains("never read"), "{e:?}");
     }
 
     #[test]

@@ -180,6 +180,18 @@ fn the_kube_backend_refuses_crashes_and_error_windows_before_any_api_call() {
             "scenarios/17-wrong-credentials.yaml",
             "`object_store_errors` (step `rotated-keys`)",
         ),
+        (
+            "scenarios/25-recovery-read-errors.yaml",
+            "`recovery.object_store_errors` (an error window over recovery's reads)",
+        ),
+        (
+            "scenarios/26-crash-during-base-backup.yaml",
+            "`crash_source` (base backup `base2`, a crash in the middle of a backup)",
+        ),
+        (
+            "scenarios/27-recovering-server-killed.yaml",
+            "`recovery.restart` (a kill of the recovering server mid-replay)",
+        ),
     ] {
         let reports = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))

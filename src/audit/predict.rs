@@ -36,6 +36,10 @@ pub struct AuditVerdict {
     pub prediction: String,
     /// Every finding, as `severity: message`.
     pub findings: Vec<String>,
+    /// Backups the audit found not usable for recovery (no backup.info, a status other than
+    /// DONE, no data files), ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unusable_backups: Vec<String>,
 }
 
 fn at_or_after(segment: &str, gap: &str) -> bool {
@@ -117,7 +121,15 @@ pub fn verdict(
         ),
         (Some(_), None) => format!("no gap on the path from backup {backup_id}: no loss predicted"),
     };
+    let mut unusable_backups: Vec<String> = report
+        .backups
+        .iter()
+        .filter(|b| b.status != "DONE" || !b.complete)
+        .map(|b| b.id.clone())
+        .collect();
+    unusable_backups.sort();
     AuditVerdict {
+        unusable_backups,
         url: url.to_string(),
         ok: report.ok(),
         gaps: report.gaps.iter().map(|g| g.segment.clone()).collect(),
@@ -156,13 +168,61 @@ pub fn check_expectation(
     }
     want.sort();
     want.dedup();
-    if want == verdict.gaps {
-        Vec::new()
-    } else {
-        vec![format!(
+    let mut unmet = Vec::new();
+    if want != verdict.gaps {
+        unmet.push(format!(
             "the archive audit found gaps [{}], the scenario expects [{}]",
             verdict.gaps.join(", "),
             want.join(", ")
+        ));
+    }
+    if let Some(steps) = &expect.unusable_backups {
+        unmet.extend(check_unusable(steps, ledger, verdict));
+    }
+    unmet
+}
+
+/// The backup id of a `base_backup` step: taken (the ledger's backups) or interrupted (its fault
+/// record).
+fn backup_id_of(ledger: &Ledger, step: &str) -> Option<String> {
+    ledger
+        .backups
+        .iter()
+        .find(|b| b.step_id == step)
+        .map(|b| b.backup_id.clone())
+        .or_else(|| {
+            ledger
+                .faults
+                .iter()
+                .filter_map(|f| f.backup_interrupted.as_ref())
+                .find(|i| i.step_id == step)
+                .and_then(|i| i.backup_id.clone())
+        })
+}
+
+/// `audit.unusable_backups`: the audit flagged exactly the backups of these steps.
+fn check_unusable(steps: &[String], ledger: &Ledger, verdict: &AuditVerdict) -> Vec<String> {
+    let mut want = Vec::new();
+    for step in steps {
+        match backup_id_of(ledger, step) {
+            Some(id) => want.push(id),
+            None => {
+                return vec![format!(
+                    "audit.unusable_backups: base backup step `{step}` left no backup in the archive for the audit to flag"
+                )];
+            }
+        }
+    }
+    want.sort();
+    want.dedup();
+    if want == verdict.unusable_backups {
+        Vec::new()
+    } else {
+        vec![format!(
+            "the archive audit found unusable backups [{}], the scenario expects [{}] (steps {})",
+            verdict.unusable_backups.join(", "),
+            want.join(", "),
+            steps.join(", ")
         )]
     }
 }
@@ -342,6 +402,7 @@ mod tests {
                 holding_step: Some("w2".into()),
                 last: None,
             }],
+            unusable_backups: None,
         };
         assert!(check_expectation(&by_step, &ledger, &v).is_empty());
         let wrong = ExpectAudit {
@@ -350,11 +411,50 @@ mod tests {
                 holding_step: Some("w1".into()),
                 last: None,
             }],
+            unusable_backups: None,
         };
         let f = check_expectation(&wrong, &ledger, &v);
         assert_eq!(f.len(), 1);
         assert!(f[0].contains("000000010000000000000003"), "{f:?}");
-        let clean = ExpectAudit { gaps: vec![] };
+        let clean = ExpectAudit {
+            gaps: vec![],
+            unusable_backups: None,
+        };
         assert_eq!(check_expectation(&clean, &ledger, &v).len(), 1);
+    }
+
+    #[test]
+    fn unusable_backups_resolve_interrupted_steps_through_the_fault_records() {
+        use crate::ledger::{FaultRecord, InterruptedBackup};
+        let ledger = Ledger {
+            entries: vec![entry(0, "w1", 3)],
+            faults: vec![FaultRecord {
+                step_id: "b2".into(),
+                backup_interrupted: Some(InterruptedBackup {
+                    step_id: "b2".into(),
+                    backup_id: Some("B2".into()),
+                    status: Some("FAILED".into()),
+                    tool_said: String::new(),
+                }),
+                ..FaultRecord::default()
+            }],
+            ..Ledger::default()
+        };
+        let es: Vec<&LedgerEntry> = ledger.entries.iter().collect();
+        let mut v = verdict("u", &report(None), "B1", &es);
+        let want = ExpectAudit {
+            gaps: vec![],
+            unusable_backups: Some(vec!["b2".into()]),
+        };
+        let f = check_expectation(&want, &ledger, &v);
+        assert_eq!(f.len(), 1, "nothing flagged yet: {f:?}");
+        assert!(f[0].contains("[B2]"), "{f:?}");
+        v.unusable_backups = vec!["B2".into()];
+        assert!(check_expectation(&want, &ledger, &v).is_empty());
+        let unknown = ExpectAudit {
+            gaps: vec![],
+            unusable_backups: Some(vec!["w1".into()]),
+        };
+        assert!(check_expectation(&unknown, &ledger, &v)[0].contains("left no backup"));
     }
 }

@@ -16,7 +16,8 @@ pub struct Phase {
 }
 
 /// The phases the backends time. Local: `restore_base_backup`, `replay_until_consistent`,
-/// `replay_and_promotion`, `first_query`. Kube: `job_scheduling`, then either those of the
+/// `replay_and_promotion`, `first_query` (with `recovery.restart`, `replay_until_kill` and
+/// `restart_and_replay` instead of the two replay phases). Kube: `job_scheduling`, then either those of the
 /// Job's log (`restore_base_backup`, `replay_until_consistent`, `replay_and_promotion`,
 /// `job_wrap_up`) or one `recovery_job`, then `instance_start`, `first_query`. Serialised, and
 /// printed by reporters, as these snake_case names.
@@ -34,6 +35,11 @@ pub enum PhaseName {
     RecoveryJob,
     /// Kube: the Job's end → the instance pod ready.
     InstanceStart,
+    /// Local, `recovery.restart`: the restore's end → the recovering server killed mid-replay.
+    ReplayUntilKill,
+    /// Local, `recovery.restart`: the kill → the restarted server promoted (its replay resumed
+    /// from its last restartpoint).
+    RestartAndReplay,
     FirstQuery,
 }
 
@@ -48,6 +54,8 @@ impl PhaseName {
             PhaseName::JobWrapUp => "job_wrap_up",
             PhaseName::RecoveryJob => "recovery_job",
             PhaseName::InstanceStart => "instance_start",
+            PhaseName::ReplayUntilKill => "replay_until_kill",
+            PhaseName::RestartAndReplay => "restart_and_replay",
             PhaseName::FirstQuery => "first_query",
         }
     }
@@ -95,6 +103,8 @@ mod tests {
             "job_wrap_up",
             "recovery_job",
             "instance_start",
+            "replay_until_kill",
+            "restart_and_replay",
             "first_query",
         ] {
             let p: PhaseName = serde_json::from_value(serde_json::json!(name)).unwrap();

@@ -5,7 +5,8 @@ use std::future::Future;
 
 use crate::backend::Rto;
 use crate::ledger::{BackupRecord, ResolvedTarget};
-use crate::scenario::{Compression, CrashMode, ErrorWindow, Scenario};
+use crate::scenario::{Compression, CrashMode, ErrorWindow, RecoveryReads, Scenario, StoreError};
+use crate::wal::Lsn;
 
 use super::BackendError;
 use super::objstore::ObjectStore;
@@ -87,6 +88,69 @@ pub enum RecoveryAttempt {
     Failed { message: String, rto: Option<Rto> },
 }
 
+/// What a base backup interrupted by a crash of the source left behind.
+pub struct InterruptedBackupOutcome {
+    /// The backup id barman gave it, if it left a `backup.info`.
+    pub backup_id: Option<String>,
+    /// Its `backup.info` status (`FAILED`, `STARTED`).
+    pub status: Option<String>,
+    /// barman-cloud-backup's exit code and last error line.
+    pub tool_said: String,
+    /// The source, restarted from its own disk after crash recovery.
+    pub restarted: Server,
+}
+
+/// Faults a backend injects into the next recovery, resolved from the ledger by the runner.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryFaults {
+    /// An error window over recovery's reads, opened when the restore starts.
+    pub errors: Option<RecoveryErrors>,
+    /// Kill the recovering server once replay passes a point, and start it again.
+    pub restart: Option<RecoveryRestart>,
+}
+
+/// `recovery.object_store_errors`, resolved.
+#[derive(Debug, Clone)]
+pub struct RecoveryErrors {
+    pub error: StoreError,
+    pub seconds: u64,
+    pub reads: RecoveryReads,
+    /// Only WAL segments from this one on fail.
+    pub from_segment: Option<String>,
+}
+
+/// `recovery.restart`, resolved: kill once `pg_last_wal_replay_lsn()` reaches `after_lsn`
+/// (reads of WAL after `segment`, the one holding it, are held until then).
+#[derive(Debug, Clone)]
+pub struct RecoveryRestart {
+    pub after_lsn: Lsn,
+    pub segment: String,
+    pub mode: CrashMode,
+}
+
+/// What the recovery faults saw, read back after the recovery.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryFaultsSeen {
+    /// Requests the error window failed.
+    pub errors_answered: u64,
+    /// WAL segments whose reads failed, ascending.
+    pub failed_segments: Vec<String>,
+    /// WAL segments read successfully while the faults were armed.
+    pub served_segments: Vec<String>,
+    /// The kill of the recovering server, if it happened.
+    pub restart: Option<RestartSeen>,
+}
+
+/// The recovering server killed mid-replay and started again.
+#[derive(Debug, Clone)]
+pub struct RestartSeen {
+    /// `pg_last_wal_replay_lsn()` read just before the kill.
+    pub replay_lsn_at_kill: Lsn,
+    /// Seconds from the start of recovery to the kill.
+    pub killed_after_seconds: f64,
+    pub mode: CrashMode,
+}
+
 /// A backend: opens one drill per scenario.
 pub trait Backend: Send + Sync {
     type Drill: Drill + Send;
@@ -152,6 +216,38 @@ pub trait Drill {
                 "this backend cannot fail the source over: `failover` steps run on the local backend only",
             ))
         }
+    }
+    /// Take a base backup and crash the source in the middle of it, once barman-cloud-backup
+    /// has started it and announced it in the archive; then restart the source from its own
+    /// disk. Only the local backend can; others refuse (see `Backend::supports`).
+    fn base_backup_with_crash(
+        &mut self,
+        step_id: &str,
+        mode: CrashMode,
+        timeout_seconds: u64,
+    ) -> impl Future<Output = Result<InterruptedBackupOutcome, BackendError>> + Send {
+        let _ = (step_id, mode, timeout_seconds);
+        async {
+            Err(BackendError::infra(
+                "this backend cannot crash the source during a base backup: local backend only",
+            ))
+        }
+    }
+    /// Arm faults for the next `recover`. Only the local backend can.
+    fn arm_recovery_faults(
+        &mut self,
+        faults: &RecoveryFaults,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = faults;
+        async {
+            Err(BackendError::infra(
+                "this backend cannot inject faults into recovery: local backend only",
+            ))
+        }
+    }
+    /// What the armed recovery faults saw, and disarm them.
+    fn recovery_faults_seen(&mut self) -> RecoveryFaultsSeen {
+        RecoveryFaultsSeen::default()
     }
     /// Bootstrap a new cluster from the archive.
     fn recover(

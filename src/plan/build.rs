@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::scenario::{Compression, Fault, Scenario, Step, Target};
+use crate::scenario::{
+    Compression, CrashMode, Fault, RecoveryErrorWindow, ReplayRestart, Scenario, Step, Target,
+};
 
 /// One thing the runner does, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,6 +36,20 @@ pub enum PlanStep {
     },
     BaseBackup {
         id: String,
+    },
+    /// A base backup with the source crashed in the middle of it, then restarted from its own
+    /// disk (`base_backup: { crash_source }`).
+    InterruptedBackup {
+        id: String,
+        crash: CrashMode,
+    },
+    /// Arm the faults of the recovery that follows: an error window over its reads (opened
+    /// when the restore starts), a kill of the recovering server mid-replay.
+    ArmRecoveryFaults {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_store_errors: Option<RecoveryErrorWindow>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        restart: Option<ReplayRestart>,
     },
     Write {
         id: String,
@@ -136,6 +152,7 @@ impl PlanStep {
             PlanStep::LoadFixture { .. } => "load-fixture".into(),
             PlanStep::Seed { table, .. } => format!("seed-{table}"),
             PlanStep::BaseBackup { id }
+            | PlanStep::InterruptedBackup { id, .. }
             | PlanStep::Write { id, .. }
             | PlanStep::RestorePoint { id, .. }
             | PlanStep::Checkpoint { id }
@@ -147,6 +164,7 @@ impl PlanStep {
             PlanStep::FlushArchive => "flush-archive".into(),
             PlanStep::StopSource => "stop-source".into(),
             PlanStep::AuditArchive { .. } => "audit-archive".into(),
+            PlanStep::ArmRecoveryFaults { .. } => "arm-recovery-faults".into(),
             PlanStep::Recover { .. } => "recover".into(),
             PlanStep::Verify => "verify".into(),
             PlanStep::PickTargets { .. } => "pick-targets".into(),
@@ -163,6 +181,8 @@ impl PlanStep {
             PlanStep::LoadFixture { .. } => "load_fixture",
             PlanStep::Seed { .. } => "seed",
             PlanStep::BaseBackup { .. } => "base_backup",
+            PlanStep::InterruptedBackup { .. } => "interrupted_backup",
+            PlanStep::ArmRecoveryFaults { .. } => "arm_recovery_faults",
             PlanStep::Write { .. } => "write",
             PlanStep::RestorePoint { .. } => "restore_point",
             PlanStep::Checkpoint { .. } => "checkpoint",
@@ -232,7 +252,13 @@ pub fn build(s: &Scenario) -> Plan {
             crashed |= f.fault().is_some_and(|f| f.stops_source());
         }
         steps.push(match step {
-            Step::BaseBackup(b) => PlanStep::BaseBackup { id: b.id.clone() },
+            Step::BaseBackup(b) => match b.crash_source {
+                Some(crash) => PlanStep::InterruptedBackup {
+                    id: b.id.clone(),
+                    crash,
+                },
+                None => PlanStep::BaseBackup { id: b.id.clone() },
+            },
             Step::Write(w) => PlanStep::Write {
                 id: w.id.clone(),
                 table: w.table.clone(),
@@ -271,6 +297,12 @@ pub fn build(s: &Scenario) -> Plan {
         .server_name
         .clone()
         .unwrap_or_else(|| default_recovery_server_name(&s.backup.server_name));
+    if s.recovery.object_store_errors.is_some() || s.recovery.restart.is_some() {
+        steps.push(PlanStep::ArmRecoveryFaults {
+            object_store_errors: s.recovery.object_store_errors.clone(),
+            restart: s.recovery.restart.clone(),
+        });
+    }
     if s.recovery.target == Target::Random {
         random_steps(s, server_name, &mut steps);
     } else {
@@ -468,6 +500,54 @@ expect:
             &p.steps[at + 1],
             PlanStep::Fault { fault: Fault::DeleteHistory(h), .. } if h.timeline == 2
         ));
+    }
+
+    #[test]
+    fn faults_during_backup_and_recovery_are_steps_of_their_own() {
+        let text = ADR007
+            .replace(
+                "  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }\n",
+                "  - base_backup: { id: base2, crash_source: sigkill }\n",
+            )
+            .replace(
+                "target: { time: { between: [w1, w2] } }",
+                "target: latest\n  object_store_errors: { error: slow_down, seconds: 30, from: { holding_step: w2 } }",
+            );
+        let s = crate::scenario::load_str(std::path::Path::new("x.yaml"), &text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        let kinds: Vec<&str> = p.steps.iter().map(PlanStep::kind).collect();
+        let at = kinds
+            .iter()
+            .position(|k| *k == "arm_recovery_faults")
+            .unwrap();
+        assert_eq!(
+            kinds[at - 1..=at + 1],
+            ["audit_archive", "arm_recovery_faults", "recover"]
+        );
+        let tail: Vec<&PlanStep> = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kind(), "interrupted_backup" | "arm_recovery_faults"))
+            .collect();
+        insta::assert_yaml_snapshot!("faults_during_backup_and_recovery", tail);
+        let restart = build(
+            &crate::scenario::load_str(
+                std::path::Path::new("x.yaml"),
+                &ADR007.replace(
+                    "target: { time: { between: [w1, w2] } }",
+                    "target: latest\n  restart: { after_step: w2 }",
+                ),
+            )
+            .unwrap()
+            .scenario,
+        );
+        assert!(restart.steps.iter().any(|s| matches!(
+            s,
+            PlanStep::ArmRecoveryFaults { restart: Some(r), object_store_errors: None }
+                if r.after_step == "w2" && r.mode == CrashMode::Sigkill
+        )));
     }
 
     #[test]

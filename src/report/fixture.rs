@@ -317,6 +317,7 @@ fn failed() -> Vec<Event> {
         findings: vec![format!(
             "error: segment {GAP} is missing on timeline 1: recovery from backup 20261122T100014 stops before it"
         )],
+        unusable_backups: vec![],
     });
     r.outcome.rto = Some(Rto {
         seconds: 3.0,

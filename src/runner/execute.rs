@@ -20,7 +20,7 @@ use super::events::{
 use super::state::{DrillState, StepCx};
 use super::steps::random::TargetRecovery;
 use super::steps::recover::Recovery;
-use super::steps::{archive, fault, random, recover, source};
+use super::steps::{archive, fault, fault_recovery, random, recover, source};
 use super::target;
 
 /// Sends events for one scenario.
@@ -164,6 +164,18 @@ pub async fn run_scenario<B: Backend>(
             } else {
                 judge(&s.expect, &res, state.recovery_failed.as_deref())
             };
+            if let Expect::Recovered(r) = &s.expect
+                && let Some(want) = &r.backup
+                && res.recovery.backup_step.as_ref() != Some(want)
+            {
+                status = add_reasons(
+                    status,
+                    vec![format!(
+                        "recovery restored the backup of step `{}`, the scenario expects step `{want}`",
+                        res.recovery.backup_step.as_deref().unwrap_or("none")
+                    )],
+                );
+            }
             if let (Some(want), Some(got)) = (s.expect.audit(), &res.recovery.audit) {
                 let unmet = crate::audit::predict::check_expectation(want, &state.ledger, got);
                 status = add_reasons(status, unmet);
@@ -305,6 +317,13 @@ async fn do_step<D: Drill>(
         PlanStep::FlushArchive => source::flush_archive(cx).await,
         PlanStep::StopSource => source::stop(cx).await,
         PlanStep::BaseBackup { id } => archive::base_backup(cx, id).await,
+        PlanStep::InterruptedBackup { id, crash } => {
+            fault_recovery::interrupted_backup(cx, id, *crash).await
+        }
+        PlanStep::ArmRecoveryFaults {
+            object_store_errors,
+            restart,
+        } => fault_recovery::arm(cx, object_store_errors.as_ref(), restart.as_ref()).await,
         PlanStep::WaitArchiveFailure { .. } => archive::wait_failure(cx).await,
         PlanStep::WaitArchived { id, write } => archive::wait_archived(cx, id, write).await,
         PlanStep::AuditArchive { server_name } => archive::audit(cx, server_name).await,
@@ -327,7 +346,8 @@ async fn do_step<D: Drill>(
                 backup: backup.as_deref(),
                 compression: *compression,
             };
-            recover::recover(cx, r).await
+            let detail = recover::recover(cx, r).await?;
+            Ok(fault_recovery::observe(cx, detail))
         }
         PlanStep::Verify => recover::verify(cx).await,
         PlanStep::PickTargets {

@@ -215,6 +215,13 @@ pub struct IdOnly {
 #[serde(deny_unknown_fields)]
 pub struct BaseBackupStep {
     pub id: String,
+    /// Crash the source primary in the middle of this backup: once `barman-cloud-backup` has
+    /// started it in PostgreSQL and announces it in the archive (its `STARTED` backup.info
+    /// upload reaches the object store, which holds that request until the crash). The source
+    /// then restarts from its own disk (crash recovery, like a pod restart) and later steps
+    /// use it; the backup is left unfinished. Local backend only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_source: Option<CrashMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -543,6 +550,71 @@ pub struct Recovery {
     /// (local backend). Default: one after the other, each released once verified.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub parallel: bool,
+    /// The object store answers recovery's own reads with an error for a while, armed when
+    /// recovery starts (local backend's embedded endpoint): `barman-cloud-restore` and
+    /// `restore_command` retry, fail, or end recovery early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store_errors: Option<RecoveryErrorWindow>,
+    /// Kill the recovering server in the middle of WAL replay and start it again on the same
+    /// data directory (local backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<ReplayRestart>,
+}
+
+/// An error window over recovery's reads of the archive, armed when recovery starts.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryErrorWindow {
+    /// What the store answers.
+    pub error: StoreError,
+    /// How long the window lasts, from the start of recovery.
+    pub seconds: u64,
+    /// Which reads fail. Default: reads of WAL (`restore_command`).
+    #[serde(default)]
+    pub requests: RecoveryReads,
+    /// Spare the WAL before this segment: only reads of this segment and later ones fail, so
+    /// replay reaches consistency first. A `segment:` name or a `holding_step:` write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<WalSelectorSpec>,
+}
+
+/// Which of recovery's reads an error window affects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryReads {
+    /// Reads of archived WAL (`barman-cloud-wal-restore` as `restore_command`).
+    #[default]
+    WalGets,
+    /// Reads of the base backup (`barman-cloud-restore`).
+    BackupGets,
+    /// Every request.
+    All,
+}
+
+impl RecoveryReads {
+    pub fn label(self) -> &'static str {
+        match self {
+            RecoveryReads::WalGets => "every read of archived WAL",
+            RecoveryReads::BackupGets => "every read of the base backup",
+            RecoveryReads::All => "every request",
+        }
+    }
+}
+
+/// `recovery.restart`: when the recovering server is killed, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRestart {
+    /// A write step: the kill comes once `pg_last_wal_replay_lsn()` on the recovering server
+    /// has passed its commit (reads of later WAL are held by the object store until then).
+    pub after_step: String,
+    /// How the recovering postmaster dies. Default: `sigkill`.
+    #[serde(default = "default_restart_mode")]
+    pub mode: CrashMode,
+}
+
+fn default_restart_mode() -> CrashMode {
+    CrashMode::Sigkill
 }
 
 impl Default for Recovery {
@@ -555,6 +627,8 @@ impl Default for Recovery {
             backup: None,
             count: None,
             parallel: false,
+            object_store_errors: None,
+            restart: None,
         }
     }
 }
@@ -659,6 +733,10 @@ pub struct ExpectRecovered {
     /// What the archive audit run just before recovery must find.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<ExpectAudit>,
+    /// The `base_backup` step whose backup recovery must restore, as chosen from the archive's
+    /// catalogue (e.g. the previous one, when the newest was interrupted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
 }
 
 /// Findings the pre-recovery archive audit must report, exactly.
@@ -668,6 +746,10 @@ pub struct ExpectAudit {
     /// The WAL segments the audit must report missing on recovery's path, and no others.
     /// `[]` asserts a clean archive.
     pub gaps: Vec<WalSelectorSpec>,
+    /// The `base_backup` steps whose backups the audit must flag as not usable (interrupted,
+    /// FAILED, incomplete), and no others. Omitted: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable_backups: Option<Vec<String>>,
 }
 
 /// `none`, or `{ rows: N, steps: [ids] }`.

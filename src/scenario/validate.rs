@@ -227,6 +227,7 @@ impl<'a> Validator<'a> {
         self.check_steps();
         self.check_recovery();
         self.check_random();
+        self.check_recovery_faults();
         self.check_expect();
         self.check_env();
         self.check_timeouts();
@@ -1165,6 +1166,165 @@ impl<'a> Validator<'a> {
 
     /// `target: random` and its settings: `count` and `parallel` only with it, a sane count,
     /// writes to pick from, and no expectation that only means something for one target.
+    /// The base backup steps that crash the source in the middle (`crash_source`).
+    fn interrupted_backups(&self) -> Vec<&'a str> {
+        self.s
+            .steps
+            .iter()
+            .filter(|st| matches!(st, Step::BaseBackup(b) if b.crash_source.is_some()))
+            .map(Step::id)
+            .collect()
+    }
+
+    /// Checks that `id` (at `path`) names a `base_backup` step; `finished`: one that completes
+    /// (no `crash_source`).
+    fn backup_ref(&mut self, path: &str, id: &str, what: &str, finished: bool) {
+        let backups: Vec<&str> = self
+            .s
+            .steps
+            .iter()
+            .filter(|st| matches!(st, Step::BaseBackup(_)))
+            .map(Step::id)
+            .collect();
+        match self.by_id.get(id).copied() {
+            Some(r) if r.kind == "base_backup" => {
+                if finished && self.interrupted_backups().contains(&id) {
+                    self.report(
+                        path,
+                        format!("{what} names `{id}`, a base backup the source crashes in the middle of (`crash_source`): it never finishes"),
+                        "name a base backup that completes".to_string(),
+                    );
+                }
+            }
+            found => {
+                let message = match found {
+                    Some(r) => format!(
+                        "{what} names `{id}`, a `{}` step, not a `base_backup` step",
+                        r.kind
+                    ),
+                    None => format!("{what} names step `{id}`, which does not exist"),
+                };
+                let hint = match closest(id, backups.iter().copied()) {
+                    Some(c) if found.is_none() => format!("did you mean `{c}`?"),
+                    _ => format!("name a base backup step: {}", list(&backups)),
+                };
+                self.report(path, message, hint);
+            }
+        }
+    }
+
+    /// Faults during a base backup or a recovery: `crash_source`, `recovery.object_store_errors`
+    /// and `recovery.restart`.
+    fn check_recovery_faults(&mut self) {
+        let interrupted = self.interrupted_backups();
+        let finished = self
+            .s
+            .steps
+            .iter()
+            .filter(|st| matches!(st, Step::BaseBackup(_)))
+            .count()
+            - interrupted.len();
+        if !interrupted.is_empty() && finished == 0 {
+            let i = self
+                .s
+                .steps
+                .iter()
+                .position(|st| st.id() == interrupted[0])
+                .unwrap_or_default();
+            self.report(
+                &format!("{}.base_backup.crash_source", self.step_path(i)),
+                "every `base_backup` crashes the source in the middle: recovery has no backup to restore".to_string(),
+                "take a base backup without `crash_source` first".to_string(),
+            );
+        }
+        if let Some(b) = self.s.recovery.backup.clone()
+            && interrupted.contains(&b.as_str())
+        {
+            self.backup_ref("recovery.backup", &b, "`recovery.backup`", true);
+        }
+        let r = &self.s.recovery;
+        let random = r.target == Target::Random;
+        let (errors, restart) = (r.object_store_errors.clone(), r.restart.clone());
+        if let Some(w) = &errors {
+            let base = "recovery.object_store_errors";
+            if w.seconds == 0 || w.seconds > MAX_ERROR_WINDOW {
+                self.report(
+                    &format!("{base}.seconds"),
+                    format!(
+                        "an error window lasts 1 to {MAX_ERROR_WINDOW} seconds, not {}",
+                        w.seconds
+                    ),
+                    "a window a little longer than the tools' retries ends recovery early; a shorter one is ridden out".to_string(),
+                );
+            }
+            if let Some(from) = &w.from {
+                if w.requests != crate::scenario::RecoveryReads::WalGets {
+                    self.report(
+                        &format!("{base}.from"),
+                        "`from` narrows reads of WAL only, and `requests` is not `wal_gets`"
+                            .to_string(),
+                        "remove `from`, or set `requests: wal_gets`".to_string(),
+                    );
+                } else {
+                    self.wal_selector(&format!("{base}.from"), "from", from, None);
+                }
+            }
+            if random {
+                self.report(
+                    base,
+                    "`recovery.object_store_errors` with `target: random`: several recoveries would share one window".to_string(),
+                    "recover to one target, or drop the window".to_string(),
+                );
+            }
+        }
+        if let Some(rs) = &restart {
+            self.write_ref(
+                "recovery.restart.after_step",
+                &rs.after_step,
+                "`restart.after_step`",
+            );
+            if random {
+                self.report(
+                    "recovery.restart",
+                    "`recovery.restart` with `target: random`: which of the recoveries would be killed?".to_string(),
+                    "recover to one target, or drop the restart".to_string(),
+                );
+            }
+            if errors.is_some() {
+                self.report(
+                    "recovery.restart",
+                    "`recovery.restart` together with `recovery.object_store_errors`: one recovery fault at a time".to_string(),
+                    "split them into two scenarios".to_string(),
+                );
+            }
+        }
+        if let Expect::Recovered(e) = &self.s.expect
+            && let Some(b) = e.backup.clone()
+        {
+            self.backup_ref(
+                "expect.recovered.backup",
+                &b,
+                "`expect.recovered.backup`",
+                true,
+            );
+        }
+        let outcome = match &self.s.expect {
+            Expect::Recovered(_) => "recovered",
+            Expect::Failed(_) => "failed",
+        };
+        if let Some(steps) = self
+            .s
+            .expect
+            .audit()
+            .and_then(|a| a.unusable_backups.clone())
+        {
+            for (i, b) in steps.iter().enumerate() {
+                let p = format!("expect.{outcome}.audit.unusable_backups[{i}]");
+                self.backup_ref(&p, b, "`audit.unusable_backups`", false);
+            }
+        }
+    }
+
     fn check_random(&mut self) {
         let r = &self.s.recovery;
         let random = r.target == Target::Random;
@@ -1790,6 +1950,48 @@ timeouts:
             &text[text.find("recovery:").unwrap()..]
         );
         insta::assert_snapshot!("random_with_no_write_after_the_backup", problems(&text));
+    }
+
+    const RECOVERY_FAULTS: &str = "name: rf\npostgres: 15\nseed_data:\n  tables: [{ name: t, rows: 1 }]\nsteps:\n  - base_backup: { id: b1 }\n  - write: { id: w1, table: t }\n  - base_backup: { id: b2, crash_source: sigkill }\n  - write: { id: w2, table: t }\nrecovery:\n  target: latest\n";
+
+    #[test]
+    fn faults_during_backup_and_recovery_are_valid() {
+        let ok = format!(
+            "{RECOVERY_FAULTS}  object_store_errors: {{ error: slow_down, seconds: 40, from: {{ holding_step: w2 }} }}\nexpect:\n  recovered:\n    backup: b1\n    audit: {{ gaps: [], unusable_backups: [b2] }}\n"
+        );
+        check(&ok).unwrap_or_else(|e| panic!("{e}"));
+        let restart = format!(
+            "{RECOVERY_FAULTS}  restart: {{ after_step: w1, mode: immediate }}\nexpect:\n  recovered: {{ data_loss: none }}\n"
+        );
+        check(&restart).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn recovery_fault_problems() {
+        let bad = RECOVERY_FAULTS.replace(
+            "  - base_backup: { id: b1 }\n",
+            "  - base_backup: { id: b1, crash_source: immediate }\n",
+        ) + "  object_store_errors: { error: slow_down, seconds: 0, requests: backup_gets, from: { holding_step: w2 } }\n  restart: { after_step: b2 }\n  backup: b2\nexpect:\n  recovered:\n    backup: w1\n    audit: { gaps: [], unusable_backups: [b3] }\n";
+        let p = problems(&bad);
+        for want in [
+            "every `base_backup` crashes the source in the middle",
+            "an error window lasts 1 to 600 seconds, not 0",
+            "`from` narrows reads of WAL only",
+            "`restart.after_step` names `b2`, a `base_backup` step, not a `write` step",
+            "one recovery fault at a time",
+            "`recovery.backup` names `b2`, a base backup the source crashes in the middle of",
+            "`expect.recovered.backup` names `w1`, a `write` step, not a `base_backup` step",
+            "`audit.unusable_backups` names step `b3`, which does not exist",
+        ] {
+            assert!(p.contains(want), "missing {want:?} in:\n{p}");
+        }
+        insta::assert_snapshot!("recovery_fault_problems", p);
+        let bad_from = format!(
+            "{RECOVERY_FAULTS}  object_store_errors: {{ error: slow_down, seconds: 5, from: {{ segment: zz }} }}\n  restart: {{ after_step: w9 }}\nexpect:\n  recovered: {{ data_loss: none }}\n"
+        );
+        let p = problems(&bad_from);
+        assert!(p.contains("`zz` is not a WAL segment file name"), "{p}");
+        assert!(p.contains("names step `w9`, which does not exist"), "{p}");
     }
 
     #[test]

@@ -61,11 +61,23 @@ fn unsupported(scenario: &Scenario) -> Option<Unsupported> {
         Some("`object_store`".to_string())
     } else if !scenario.env.is_empty() {
         Some("`env`".to_string())
+    } else if scenario.recovery.object_store_errors.is_some() {
+        // The error window lives in the local backend's embedded endpoint.
+        Some("`recovery.object_store_errors` (an error window over recovery's reads)".to_string())
+    } else if scenario.recovery.restart.is_some() {
+        // CNPG's instance manager owns the recovering postmaster inside its Job's pod.
+        Some("`recovery.restart` (a kill of the recovering server mid-replay)".to_string())
     } else {
         scenario.steps.iter().find_map(|st| match st {
             // A failover restarts the source through archive recovery, which only the local
             // backend can do to its own server (CNPG would fail over by itself).
             Step::Failover(f) => Some(format!("`failover` (step `{}`)", f.id)),
+            // The crash is timed by holding barman's STARTED backup.info in the embedded
+            // endpoint, and CNPG would restart the pod by itself.
+            Step::BaseBackup(b) if b.crash_source.is_some() => Some(format!(
+                "`crash_source` (base backup `{}`, a crash in the middle of a backup)",
+                b.id
+            )),
             Step::Fault(f) => match f.fault() {
                 Some(Fault::Crash(_)) => Some(format!("`crash` (step `{}`)", f.id)),
                 Some(Fault::ObjectStoreErrors(_)) => {

@@ -12,15 +12,20 @@ use crate::backend::PhaseName;
 use crate::backend::Rto;
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
-    Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec, Unsupported,
+    Backend, BackendError, Drill, InterruptedBackupOutcome, RecoveryAttempt, RecoveryFaults,
+    RecoveryFaultsSeen, RecoveryRequest, RecoveryRestart, RestartSeen, Server, SourceSpec,
+    Unsupported,
 };
 use crate::ledger::{BackupRecord, ResolvedTarget, pg_timestamp};
-use crate::scenario::{Compression, CrashMode, ErrorWindow, RequestFilter, Scenario, Step};
+use crate::scenario::{
+    Compression, CrashMode, ErrorWindow, RecoveryReads, RequestFilter, Scenario, Step,
+};
 use crate::wal::Lsn;
+use crate::wal::SegmentName;
 
 use super::barman::Barman;
 use super::postgres::{NotReady, PgInstance, StopMode};
-use super::s3layer::{ActiveErrors, Behaviour, FaultSwitch};
+use super::s3layer::{ActiveErrors, Behaviour, ErrorScope, FaultSwitch, HoldRule, Probe};
 use super::toolchain::Toolchain;
 use crate::backend::pg_log::{
     last_replayed_commit, replay_end, replayed_segment_count, restored_segments,
@@ -83,11 +88,20 @@ impl Backend for LocalBackend {
             reject_checksum_headers: scenario.object_store.reject_checksum_headers,
             latency: scenario.object_store.latency_ms.map(Duration::from_millis),
             errors: None,
+            probe: None,
         };
         let windows = scenario
             .steps
             .iter()
             .any(|st| matches!(st, Step::Fault(f) if f.object_store_errors.is_some()));
+        // Faults during a base backup or a recovery hold or fail requests in the endpoint too.
+        let windows = windows
+            || scenario.recovery.object_store_errors.is_some()
+            || scenario.recovery.restart.is_some()
+            || scenario
+                .steps
+                .iter()
+                .any(|st| matches!(st, Step::BaseBackup(b) if b.crash_source.is_some()));
         let fault_scope = if scenario.object_store.is_default() && !windows {
             None
         } else {
@@ -124,6 +138,7 @@ impl Backend for LocalBackend {
             recovered: Vec::new(),
             external_s3: o.external_s3,
             fault_scope,
+            recovery_faults: None,
         })
     }
 }
@@ -142,6 +157,15 @@ pub struct LocalDrill {
     /// Where this drill switched behaviour faults on, and the scenario's standing behaviour;
     /// switched off at teardown.
     fault_scope: Option<(FaultSwitch, String, Behaviour)>,
+    /// Faults armed for the next recovery, with the probe they report through.
+    recovery_faults: Option<ArmedRecovery>,
+}
+
+/// Recovery faults armed by `arm_recovery_faults`, and what they saw so far.
+struct ArmedRecovery {
+    faults: RecoveryFaults,
+    probe: Probe,
+    restart: Option<RestartSeen>,
 }
 
 impl LocalDrill {
@@ -311,7 +335,10 @@ impl Drill for LocalDrill {
                 errors: Some(ActiveErrors {
                     error: w.error,
                     until: Instant::now() + Duration::from_secs(w.seconds),
-                    wal_puts_only: w.requests == RequestFilter::WalPuts,
+                    scope: match w.requests {
+                        RequestFilter::All => ErrorScope::All,
+                        RequestFilter::WalPuts => ErrorScope::WalPuts,
+                    },
                 }),
                 ..base.clone()
             },
@@ -348,23 +375,176 @@ impl Drill for LocalDrill {
         ])?;
         inst.write_file("data/recovery.signal", "", 0o600)?;
         inst.start(&env)?;
-        let client = match inst.wait_ready(Duration::from_secs(timeout_seconds)).await {
-            Ok(c) => c,
-            Err(NotReady::Exited(f)) => {
-                return Err(BackendError::Exited {
-                    what: "the source exited during its failover recovery".into(),
-                    log: self.barman.redact(&f),
-                });
-            }
-            Err(NotReady::Timeout(t)) => {
-                return Err(BackendError::timeout(
-                    "the source was not promoted",
-                    Duration::from_secs(timeout_seconds),
-                    format!(" of its failover:\n{}", self.barman.redact(&t)),
-                ));
+        let deadline = Duration::from_secs(timeout_seconds);
+        let ready = inst.wait_ready(deadline).await;
+        let client = source_ready(
+            &self.barman,
+            ready,
+            deadline,
+            (
+                "the source exited during its failover recovery",
+                "the source was not promoted",
+                " of its failover",
+            ),
+        )?;
+        Server::from_client(client).await
+    }
+
+    async fn base_backup_with_crash(
+        &mut self,
+        step_id: &str,
+        mode: CrashMode,
+        timeout_seconds: u64,
+    ) -> Result<InterruptedBackupOutcome, BackendError> {
+        let (Some(spec), Some((switch, scope, base))) = (&self.source_spec, &self.fault_scope)
+        else {
+            return Err(BackendError::infra(
+                "a crash during a base backup needs a running source and the embedded S3 endpoint",
+            ));
+        };
+        let (spec, switch, scope, base) =
+            (spec.clone(), switch.clone(), scope.clone(), base.clone());
+        let probe = Probe::new(Some(HoldRule::BackupInfoPut));
+        switch.set(
+            &scope,
+            Behaviour {
+                probe: Some(probe.clone()),
+                ..base.clone()
+            },
+        );
+        let name = format!("pgdrill-{step_id}");
+        let deadline = Duration::from_secs(timeout_seconds);
+        let socket = self
+            .source
+            .as_ref()
+            .ok_or_else(|| BackendError::infra("base backup before the source started"))?
+            .socket_dir();
+        let barman = self.barman.clone();
+        let backup = barman.backup(
+            &spec.server_name,
+            &socket,
+            spec.compression,
+            &name,
+            deadline,
+        );
+        tokio::pin!(backup);
+        // The named condition: barman-cloud-backup's STARTED backup.info is held by the store.
+        let until = Instant::now() + deadline;
+        let finished_first = loop {
+            tokio::select! {
+                out = &mut backup => break Some(out),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if probe.readings().held_now > 0 {
+                        break None;
+                    }
+                    if Instant::now() >= until {
+                        probe.release();
+                        switch.set(&scope, base.clone());
+                        return Err(BackendError::timeout(
+                            "barman-cloud-backup did not announce a STARTED backup",
+                            deadline,
+                            "",
+                        ));
+                    }
+                }
             }
         };
-        Server::from_client(client).await
+        if let Some(out) = finished_first {
+            switch.set(&scope, base);
+            let out = out?;
+            return Err(BackendError::infra(format!(
+                "barman-cloud-backup ended before pgdrill could crash the source in the middle of it (exit {}): \
+                 this barman does not upload a STARTED backup.info",
+                if out.success { "0" } else { "non-zero" }
+            )));
+        }
+        let crashed = self.crash_source(mode).await;
+        probe.release();
+        let out = backup.await;
+        switch.set(&scope, base);
+        crashed?;
+        let out = out?;
+        let text = out.text();
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("ERROR"))
+            .unwrap_or_else(|| text.lines().last().unwrap_or_default());
+        // Without barman's timestamp and pid: `Backup failed uploading data (…)`.
+        let last = line
+            .split_once("ERROR: ")
+            .map_or(line, |(_, m)| m)
+            .trim()
+            .to_string();
+        let tool_said = if out.success {
+            format!("exit 0: {last}")
+        } else {
+            format!("failed: {last}")
+        };
+        let list = self.barman.list_backups(&spec.server_name).await?;
+        let left = list
+            .into_iter()
+            .find(|b| b.backup_name.as_deref() == Some(name.as_str()));
+        // Restart from its own disk: crash recovery, as a pod restarting on its volume.
+        let env = self.env();
+        let inst = self.source.as_mut().expect("checked above");
+        inst.start(&env)?;
+        let ready = inst.wait_ready(Duration::from_secs(60)).await;
+        let client = source_ready(
+            &self.barman,
+            ready,
+            Duration::from_secs(60),
+            (
+                "the source exited in crash recovery after the interrupted backup",
+                "the source did not come back after the interrupted backup",
+                "",
+            ),
+        )?;
+        Ok(InterruptedBackupOutcome {
+            backup_id: left.as_ref().map(|b| b.backup_id.clone()),
+            status: left.and_then(|b| b.status),
+            tool_said,
+            restarted: Server::from_client(client).await?,
+        })
+    }
+
+    async fn arm_recovery_faults(&mut self, faults: &RecoveryFaults) -> Result<(), BackendError> {
+        if self.fault_scope.is_none() {
+            return Err(BackendError::infra(
+                "faults during recovery need the embedded S3 endpoint (not --s3-endpoint)",
+            ));
+        }
+        let hold = match &faults.restart {
+            Some(r) => Some(HoldRule::WalReadsAfter(
+                SegmentName::parse(&r.segment).ok_or_else(|| {
+                    BackendError::infra(format!("`{}` is not a WAL segment name", r.segment))
+                })?,
+            )),
+            None => None,
+        };
+        self.recovery_faults = Some(ArmedRecovery {
+            faults: faults.clone(),
+            probe: Probe::new(hold),
+            restart: None,
+        });
+        Ok(())
+    }
+
+    fn recovery_faults_seen(&mut self) -> RecoveryFaultsSeen {
+        let Some(armed) = self.recovery_faults.take() else {
+            return RecoveryFaultsSeen::default();
+        };
+        armed.probe.release();
+        if let Some((switch, scope, base)) = &self.fault_scope {
+            switch.set(scope, base.clone());
+        }
+        let r = armed.probe.readings();
+        RecoveryFaultsSeen {
+            errors_answered: r.errors_answered,
+            failed_segments: r.failed_wal.into_iter().collect(),
+            served_segments: r.served_wal.into_iter().collect(),
+            restart: armed.restart,
+        }
     }
 
     async fn recover(&mut self, req: &RecoveryRequest) -> Result<RecoveryAttempt, BackendError> {
@@ -379,7 +559,30 @@ impl Drill for LocalDrill {
         // Owned by the drill before it starts, so teardown stops it whatever happens next.
         self.recovered.push(ready.inst);
         let inst = self.recovered.last_mut().expect("just pushed");
-        run_to_ready(&self.barman, &self.store, &env, inst, req, ready.timing).await
+        let Some(armed) = self
+            .recovery_faults
+            .as_mut()
+            .filter(|a| a.faults.restart.is_some())
+        else {
+            return run_to_ready(&self.barman, &self.store, &env, inst, req, ready.timing).await;
+        };
+        let restart = armed.faults.restart.clone().expect("filtered");
+        let mut k = Killing {
+            restart: &restart,
+            probe: &armed.probe,
+            seen: &mut armed.restart,
+        };
+        let env2 = env.clone();
+        run_to_ready_killed(
+            &self.barman,
+            &self.store,
+            &env2,
+            inst,
+            req,
+            ready.timing,
+            &mut k,
+        )
+        .await
     }
 
     async fn recover_many(
@@ -499,6 +702,28 @@ impl Drill for LocalDrill {
     }
 }
 
+/// A restarted source's `wait_ready` outcome as an error saying what happened: (`exited`,
+/// `late`, what the deadline was of) and the server's redacted log lines.
+fn source_ready(
+    barman: &Barman,
+    ready: Result<tokio_postgres::Client, NotReady>,
+    deadline: Duration,
+    (exited, late, of): (&str, &str, &str),
+) -> Result<tokio_postgres::Client, BackendError> {
+    match ready {
+        Ok(c) => Ok(c),
+        Err(NotReady::Exited(f)) => Err(BackendError::Exited {
+            what: exited.into(),
+            log: barman.redact(&f),
+        }),
+        Err(NotReady::Timeout(t)) => Err(BackendError::timeout(
+            late,
+            deadline,
+            format!("{of}:\n{}", barman.redact(&t)),
+        )),
+    }
+}
+
 /// When a recovery started and its restore finished: the RTO's clock.
 #[derive(Debug, Clone, Copy)]
 struct Timing {
@@ -524,6 +749,33 @@ enum Prepared {
 }
 
 impl LocalDrill {
+    /// Switch the armed recovery faults on in the endpoint: the error window starts now.
+    fn switch_recovery_faults_on(&self) {
+        let (Some(armed), Some((switch, scope, base))) = (&self.recovery_faults, &self.fault_scope)
+        else {
+            return;
+        };
+        let errors = armed.faults.errors.as_ref().map(|e| ActiveErrors {
+            error: e.error,
+            until: Instant::now() + Duration::from_secs(e.seconds),
+            scope: match e.reads {
+                RecoveryReads::WalGets => {
+                    ErrorScope::WalReads(e.from_segment.as_deref().and_then(SegmentName::parse))
+                }
+                RecoveryReads::BackupGets => ErrorScope::BackupReads,
+                RecoveryReads::All => ErrorScope::All,
+            },
+        });
+        switch.set(
+            scope,
+            Behaviour {
+                errors,
+                probe: Some(armed.probe.clone()),
+                ..base.clone()
+            },
+        );
+    }
+
     /// Everything before the server starts: the empty-archive check, the restore into the
     /// instance `req.instance`, and its configuration. Takes `&self`: several run at once.
     async fn prepare(&self, req: &RecoveryRequest) -> Result<Prepared, BackendError> {
@@ -548,6 +800,7 @@ impl LocalDrill {
             &self.toolchain.run_as,
         )?;
         let deadline = Duration::from_secs(req.timeout_seconds);
+        self.switch_recovery_faults_on();
         let restore = self
             .barman
             .restore(
@@ -584,6 +837,15 @@ impl LocalDrill {
             ("recovery_target_timeline", "latest".to_string()),
         ]);
         settings.extend(target_settings(&req.target, req.exclusive));
+        if self
+            .recovery_faults
+            .as_ref()
+            .is_some_and(|a| a.faults.restart.is_some())
+        {
+            // Replay must reach the kill point before the held read of the next segment
+            // blocks it: no read-ahead past the record being replayed.
+            settings.push(("recovery_prefetch", "off".to_string()));
+        }
         inst.append_conf(&settings)?;
         inst.write_file("data/recovery.signal", "", 0o600)?;
         inst.write_file("data/.check-empty-wal-archive", "", 0o600)?;
@@ -645,6 +907,113 @@ async fn run_to_ready(
             rto: None,
         }),
     }
+}
+
+/// The kill of a recovering server: when, how, and where to say what happened.
+struct Killing<'a> {
+    restart: &'a RecoveryRestart,
+    probe: &'a Probe,
+    seen: &'a mut Option<RestartSeen>,
+}
+
+/// `run_to_ready` with a kill in the middle of replay: start, poll the named condition
+/// `pg_last_wal_replay_lsn() >= after_lsn` on the hot standby (reads of later WAL are held, so
+/// replay cannot finish first), kill the postmaster, release the hold, start again on the same
+/// data directory and wait as usual. The RTO's phases show the kill and the restart.
+async fn run_to_ready_killed(
+    barman: &Barman,
+    store: &ObjectStore,
+    env: &[(String, String)],
+    inst: &mut PgInstance,
+    req: &RecoveryRequest,
+    timing: Timing,
+    k: &mut Killing<'_>,
+) -> Result<RecoveryAttempt, BackendError> {
+    inst.start(env)?;
+    let deadline = Duration::from_secs(req.timeout_seconds);
+    let target = k.restart.after_lsn;
+    let replayed = loop {
+        if !inst.is_running() {
+            // Exited before the point: the usual path reports why.
+            k.probe.release();
+            return Ok(RecoveryAttempt::Failed {
+                message: barman.redact(&inst.fatal_lines()),
+                rto: None,
+            });
+        }
+        if let Ok(c) = inst.connect().await
+            && let Ok(row) = c
+                .query_one("SELECT pg_last_wal_replay_lsn()::text", &[])
+                .await
+            && let Some(l) = row.get::<_, Option<String>>(0).and_then(|l| Lsn::parse(&l))
+            && l >= target
+        {
+            break l;
+        }
+        if timing.t0.elapsed() >= deadline {
+            k.probe.release();
+            return Err(BackendError::timeout(
+                format!(
+                    "replay did not pass {target} (pg_last_wal_replay_lsn) to kill the recovering server"
+                ),
+                deadline,
+                "",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let killed_after = timing.t0.elapsed().as_secs_f64();
+    let killed_at = Utc::now();
+    // Release first: a restore_command stuck on a held read would outlive the postmaster.
+    k.probe.release();
+    match k.restart.mode {
+        CrashMode::Sigkill => inst.kill_postmaster(Duration::from_secs(30)).await?,
+        CrashMode::Immediate => {
+            inst.stop(StopMode::Immediate, Duration::from_secs(30))
+                .await?
+        }
+    }
+    // Its children run in their own sessions: wait until they have let go of its memory.
+    inst.wait_shared_memory_released(Duration::from_secs(30))
+        .await?;
+    *k.seen = Some(RestartSeen {
+        replay_lsn_at_kill: replayed,
+        killed_after_seconds: killed_after,
+        mode: k.restart.mode,
+    });
+    let mut attempt = run_to_ready(barman, store, env, inst, req, timing).await?;
+    if let RecoveryAttempt::Recovered { rto, .. } = &mut attempt {
+        restart_phases(rto, timing.restored_at, killed_at);
+    }
+    Ok(attempt)
+}
+
+/// Split the replay of a recovery killed at `killed_at` into the replay before the kill and
+/// the restart with its replay to promotion.
+fn restart_phases(rto: &mut Rto, restored_at: DateTime<Utc>, killed_at: DateTime<Utc>) {
+    let ready = rto
+        .phases
+        .iter()
+        .find(|p| p.name == PhaseName::FirstQuery)
+        .map(|p| p.started_at)
+        .unwrap_or(killed_at)
+        .max(killed_at);
+    let phase = |name, a: DateTime<Utc>, b: DateTime<Utc>| Phase {
+        name,
+        started_at: a,
+        finished_at: b,
+        seconds: (b - a).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6,
+    };
+    rto.phases.retain(|p| {
+        !matches!(
+            p.name,
+            PhaseName::ReplayUntilConsistent | PhaseName::ReplayAndPromotion
+        )
+    });
+    rto.phases
+        .insert(1, phase(PhaseName::ReplayUntilKill, restored_at, killed_at));
+    rto.phases
+        .insert(2, phase(PhaseName::RestartAndReplay, killed_at, ready));
 }
 
 /// Bytes fetched: the base backup's objects plus every WAL object named as restored in the log.

@@ -297,6 +297,56 @@ impl PgInstance {
     }
 }
 
+impl PgInstance {
+    /// After a kill: poll until no process is attached to the killed server's shared memory
+    /// (its children exit on their own once they notice the postmaster is gone), so a new
+    /// postmaster on the same data directory can start. Reads the segment from
+    /// `postmaster.pid`; no file or no segment counts as released.
+    pub async fn wait_shared_memory_released(
+        &self,
+        deadline: Duration,
+    ) -> Result<(), BackendError> {
+        let pid_file = self.data().join("postmaster.pid");
+        let Some(shmid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| shmid_of_pid_file(&t))
+        else {
+            return Ok(());
+        };
+        let until = Instant::now() + deadline;
+        loop {
+            // SAFETY: IPC_STAT only reads the segment's status into a zeroed struct we own.
+            let attached = unsafe {
+                let mut ds: libc::shmid_ds = std::mem::zeroed();
+                if libc::shmctl(shmid, libc::IPC_STAT, &mut ds) == 0 {
+                    ds.shm_nattch
+                } else {
+                    0
+                }
+            };
+            if attached == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(BackendError::timeout(
+                    format!(
+                        "{}: {attached} process(es) of the killed server still attached to its shared memory",
+                        self.name
+                    ),
+                    deadline,
+                    "",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The SysV shared memory id in `postmaster.pid` (line 7: `key id`).
+fn shmid_of_pid_file(text: &str) -> Option<i32> {
+    text.lines().nth(6)?.split_whitespace().nth(1)?.parse().ok()
+}
+
 impl Drop for PgInstance {
     fn drop(&mut self) {
         if self.is_running() {
@@ -329,6 +379,13 @@ pub fn fatal_lines(log: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shared_memory_id_comes_from_line_seven() {
+        let pid = "4242\n/data\n1764670000\n5432\n/sock\n\n  1064961     32785\nready   \n";
+        assert_eq!(shmid_of_pid_file(pid), Some(32785));
+        assert_eq!(shmid_of_pid_file("4242\n/data\n"), None);
+    }
 
     #[test]
     fn fatal_lines_keep_details() {

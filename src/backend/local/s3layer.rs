@@ -1,15 +1,18 @@
 //! The S3 API the embedded endpoint serves: `s3s-fs` underneath, with request normalisation
 //! where real clients and `s3s-fs` disagree, and the behaviour-fault layer drills switch on
 //! per bucket prefix (checksum-header rejection as Oracle Object Storage does, latency, error
-//! windows: 503 SlowDown, 403 InvalidAccessKeyId, 404 NoSuchBucket for a while).
-//! Never stores anything itself.
+//! windows: 503 SlowDown, 403 InvalidAccessKeyId, 404 NoSuchBucket for a while, over every
+//! request, WAL uploads, or recovery's reads), and the probes a drill reads back (what an error
+//! window failed, requests held until the drill releases them). Never stores anything itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
+
+use crate::wal::{SegmentName, segment_of_key};
 
 /// How the endpoint misbehaves for requests under one prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub struct Behaviour {
     pub latency: Option<Duration>,
     /// Answer with an error until a deadline.
     pub errors: Option<ActiveErrors>,
+    /// Count what the error window fails and serves, and hold requests, for the drill to read.
+    pub probe: Option<Probe>,
 }
 
 /// Requests fail with `error` until `until`.
@@ -29,14 +34,46 @@ pub struct Behaviour {
 pub struct ActiveErrors {
     pub error: crate::scenario::StoreError,
     pub until: Instant,
-    /// Only WAL uploads (`PutObject` and multipart parts under `.../wals/`) fail.
-    pub wal_puts_only: bool,
+    /// Which requests fail.
+    pub scope: ErrorScope,
+}
+
+/// Which requests an error window fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorScope {
+    All,
+    /// WAL uploads (`PutObject` and multipart parts under `.../wals/`).
+    WalPuts,
+    /// Reads (Get, Head, List) under `.../wals/`; with a segment, only those naming that
+    /// segment or a later one (a listing of one segment's keys names it).
+    WalReads(Option<SegmentName>),
+    /// Reads under `.../base/` (the base backup).
+    BackupReads,
+}
+
+fn is_read(op: &str) -> bool {
+    matches!(
+        op,
+        "GetObject" | "HeadObject" | "ListObjectsV2" | "ListObjects"
+    )
 }
 
 impl ActiveErrors {
     /// Whether a request of operation `op` on `path` fails now.
     pub fn applies(&self, op: &str, path: &str, now: Instant) -> bool {
-        now < self.until && (!self.wal_puts_only || is_wal_put(op, path))
+        now < self.until
+            && match &self.scope {
+                ErrorScope::All => true,
+                ErrorScope::WalPuts => is_wal_put(op, path),
+                ErrorScope::WalReads(from) => {
+                    is_read(op)
+                        && path.contains("/wals/")
+                        && from.is_none_or(|f| {
+                            segment_of_key(path).is_some_and(|s| (s.log, s.seg) >= (f.log, f.seg))
+                        })
+                }
+                ErrorScope::BackupReads => is_read(op) && path.contains("/base/"),
+            }
     }
 
     /// The error S3 would answer with.
@@ -61,6 +98,134 @@ pub fn is_wal_put(op: &str, path: &str) -> bool {
         op,
         "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload"
     ) && path.contains("/wals/")
+}
+
+/// What a drill holds back: requests matching this wait until the probe is released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldRule {
+    /// The first upload of a base backup's `backup.info` (barman-cloud-backup announcing a
+    /// STARTED backup).
+    BackupInfoPut,
+    /// Reads of WAL segments after this one.
+    WalReadsAfter(SegmentName),
+}
+
+impl HoldRule {
+    pub fn applies(&self, op: &str, path: &str) -> bool {
+        match self {
+            HoldRule::BackupInfoPut => {
+                op == "PutObject" && path.contains("/base/") && path.ends_with("/backup.info")
+            }
+            HoldRule::WalReadsAfter(x) => {
+                is_read(op)
+                    && path.contains("/wals/")
+                    && segment_of_key(path).is_some_and(|s| (s.log, s.seg) > (x.log, x.seg))
+            }
+        }
+    }
+}
+
+/// What a probe saw, for the drill that switched it on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeReadings {
+    /// Requests the error window failed.
+    pub errors_answered: u64,
+    /// WAL segments whose reads the error window failed.
+    pub failed_wal: BTreeSet<String>,
+    /// WAL segments read successfully (a `GetObject` answered).
+    pub served_wal: BTreeSet<String>,
+    /// Requests held now (waiting for `release`).
+    pub held_now: u64,
+    /// Requests held in total.
+    pub held_total: u64,
+}
+
+/// A drill's view into the endpoint: readings, and an optional hold it releases once.
+#[derive(Debug, Clone)]
+pub struct Probe(Arc<ProbeInner>);
+
+#[derive(Debug)]
+struct ProbeInner {
+    hold: Option<HoldRule>,
+    readings: Mutex<ProbeReadings>,
+    released: tokio::sync::watch::Sender<bool>,
+}
+
+impl PartialEq for Probe {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for Probe {}
+
+impl Probe {
+    pub fn new(hold: Option<HoldRule>) -> Self {
+        Probe(Arc::new(ProbeInner {
+            hold,
+            readings: Mutex::new(ProbeReadings::default()),
+            released: tokio::sync::watch::channel(false).0,
+        }))
+    }
+
+    pub fn readings(&self) -> ProbeReadings {
+        self.0
+            .readings
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// Let every held request (and every later one) through.
+    pub fn release(&self) {
+        self.0.released.send_replace(true);
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ProbeReadings)) {
+        if let Ok(mut r) = self.0.readings.lock() {
+            f(&mut r);
+        }
+    }
+
+    /// Hold a request matching the rule until released.
+    pub async fn hold(&self, op: &str, path: &str) {
+        if !self.0.hold.as_ref().is_some_and(|h| h.applies(op, path)) {
+            return;
+        }
+        let mut rx = self.0.released.subscribe();
+        if *rx.borrow() {
+            return;
+        }
+        self.update(|r| {
+            r.held_now += 1;
+            r.held_total += 1;
+        });
+        let _ = rx.wait_for(|released| *released).await;
+        self.update(|r| r.held_now -= 1);
+    }
+
+    /// Record a failed request.
+    pub fn failed(&self, path: &str) {
+        self.update(|r| {
+            r.errors_answered += 1;
+            if path.contains("/wals/")
+                && let Some(s) = segment_of_key(path)
+            {
+                r.failed_wal.insert(s.to_string());
+            }
+        });
+    }
+
+    /// Record an answered request.
+    pub fn served(&self, op: &str, path: &str) {
+        if op == "GetObject"
+            && path.contains("/wals/")
+            && let Some(s) = segment_of_key(path)
+        {
+            self.update(|r| {
+                r.served_wal.insert(s.to_string());
+            });
+        }
+    }
 }
 
 /// Behaviours by `bucket/prefix`, shared between the endpoint and the drills that switch them.
@@ -291,7 +456,7 @@ mod tests {
         let w = ActiveErrors {
             error: crate::scenario::StoreError::SlowDown,
             until: now + Duration::from_secs(5),
-            wal_puts_only: true,
+            scope: ErrorScope::WalPuts,
         };
         let wal = "b/p/srv/wals/0000000100000000/000000010000000000000003.gz";
         assert!(w.applies("PutObject", wal, now));
@@ -300,7 +465,7 @@ mod tests {
         assert!(!w.applies("PutObject", "b/p/srv/base/x/data.tar.gz", now));
         assert!(!w.applies("PutObject", wal, now + Duration::from_secs(5)));
         let all = ActiveErrors {
-            wal_puts_only: false,
+            scope: ErrorScope::All,
             ..w.clone()
         };
         assert!(all.applies("ListObjectsV2", "b/p/srv", now));
@@ -315,6 +480,75 @@ mod tests {
             ..w
         };
         assert_eq!(gone.s3_error().code().as_str(), "NoSuchBucket");
+    }
+
+    #[test]
+    fn recovery_read_windows_spare_uploads_and_earlier_segments() {
+        let now = Instant::now();
+        let from = SegmentName::parse("000000010000000000000005");
+        let w = ActiveErrors {
+            error: crate::scenario::StoreError::SlowDown,
+            until: now + Duration::from_secs(5),
+            scope: ErrorScope::WalReads(from),
+        };
+        let key = |n: u8| format!("b/p/srv/wals/0000000100000000/0000000100000000000000{n:02X}.gz");
+        assert!(w.applies("GetObject", &key(5), now));
+        assert!(
+            w.applies("ListObjectsV2", &key(6), now),
+            "a listing of one segment"
+        );
+        assert!(!w.applies("GetObject", &key(4), now), "before `from`");
+        assert!(!w.applies("PutObject", &key(6), now), "uploads are spared");
+        assert!(!w.applies("GetObject", "b/p/srv/wals/00000002.history", now));
+        assert!(!w.applies("GetObject", "b/p/srv/base/x/data.tar.gz", now));
+        let base = ActiveErrors {
+            scope: ErrorScope::BackupReads,
+            ..w
+        };
+        assert!(base.applies("GetObject", "b/p/srv/base/x/data.tar.gz", now));
+        assert!(!base.applies("GetObject", &key(6), now));
+    }
+
+    #[test]
+    fn holds_match_their_rule_only() {
+        let info = HoldRule::BackupInfoPut;
+        assert!(info.applies("PutObject", "b/p/srv/base/20260101T000000/backup.info"));
+        assert!(!info.applies("GetObject", "b/p/srv/base/20260101T000000/backup.info"));
+        assert!(!info.applies("PutObject", "b/p/srv/base/20260101T000000/data.tar.gz"));
+        let after =
+            HoldRule::WalReadsAfter(SegmentName::parse("000000010000000000000005").unwrap());
+        assert!(after.applies(
+            "GetObject",
+            "b/p/srv/wals/0000000100000000/000000010000000000000006.gz"
+        ));
+        assert!(!after.applies(
+            "GetObject",
+            "b/p/srv/wals/0000000100000000/000000010000000000000005.gz"
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_probe_counts_and_releases() {
+        let p = Probe::new(Some(HoldRule::BackupInfoPut));
+        p.failed("b/p/srv/wals/0000000100000000/000000010000000000000007.gz");
+        p.served(
+            "GetObject",
+            "b/p/srv/wals/0000000100000000/000000010000000000000006.gz",
+        );
+        p.hold("GetObject", "b/p/x").await;
+        let held = tokio::spawn({
+            let p = p.clone();
+            async move { p.hold("PutObject", "b/p/srv/base/i/backup.info").await }
+        });
+        while p.readings().held_now == 0 {
+            tokio::task::yield_now().await;
+        }
+        p.release();
+        held.await.unwrap();
+        let r = p.readings();
+        assert_eq!((r.errors_answered, r.held_now, r.held_total), (1, 0, 1));
+        assert!(r.failed_wal.contains("000000010000000000000007"));
+        assert!(r.served_wal.contains("000000010000000000000006"));
     }
 
     #[test]
@@ -337,6 +571,7 @@ mod tests {
             reject_checksum_headers: false,
             latency: Some(Duration::from_millis(5)),
             errors: None,
+            probe: None,
         };
         f.set("pgdrill/run/a/pg/", slow.clone());
         assert_eq!(

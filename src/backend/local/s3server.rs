@@ -69,10 +69,22 @@ impl s3s::access::S3Access for RecordingAccess {
         if let Some(d) = b.latency {
             tokio::time::sleep(d).await;
         }
+        let op = cx.s3_op().name();
+        // A listing's scope names what it lists (a WAL segment's keys, say).
+        let scope = super::s3layer::request_scope(&path, cx.uri().query());
+        if let Some(p) = &b.probe {
+            p.hold(op, &scope).await;
+        }
         if let Some(w) = &b.errors
-            && w.applies(cx.s3_op().name(), &path, std::time::Instant::now())
+            && w.applies(op, &scope, std::time::Instant::now())
         {
+            if let Some(p) = &b.probe {
+                p.failed(&scope);
+            }
             return Err(w.s3_error());
+        }
+        if let Some(p) = &b.probe {
+            p.served(op, &scope);
         }
         if b.reject_checksum_headers
             && let Some(h) = super::s3layer::checksum_header(cx.headers())

@@ -1,0 +1,286 @@
+//! Faults that hit base backup and recovery themselves: the source crashed in the middle of a
+//! base backup (and restarted from its own disk), an object-store error window over recovery's
+//! reads, the recovering server killed mid-replay. Records what each did and saw in the
+//! ledger's fault records so verification can attribute a loss; never decides a verdict.
+
+use crate::backend::{
+    BackendError, Drill, RecoveryErrors, RecoveryFaults, RecoveryFaultsSeen, RecoveryRestart,
+};
+use crate::ledger::{FaultRecord, InterruptedBackup, ReadErrors};
+use crate::scenario::{
+    CrashMode, OneSegment, RecoveryErrorWindow, ReplayRestart, StoreError, WalSelectorSpec,
+};
+use crate::wal::{Lsn, SegmentName};
+
+use super::super::state::StepCx;
+
+/// The fault record of a recovery error window.
+pub(in crate::runner) const ERRORS_STEP: &str = "recovery-errors";
+/// The fault record of a kill of the recovering server.
+pub(in crate::runner) const RESTART_STEP: &str = "recovery-restart";
+/// WAL segment size of every drill's servers (initdb's default).
+const SEGMENT_SIZE: u64 = 16 << 20;
+
+fn crash_how(mode: CrashMode) -> &'static str {
+    match mode {
+        CrashMode::Immediate => "immediate shutdown (SIGQUIT)",
+        CrashMode::Sigkill => "SIGKILL of the postmaster",
+    }
+}
+
+fn store_error(e: StoreError) -> &'static str {
+    match e {
+        StoreError::SlowDown => "503 SlowDown",
+        StoreError::WrongCredentials => "403 InvalidAccessKeyId",
+        StoreError::MissingBucket => "404 NoSuchBucket",
+    }
+}
+
+/// A base backup with the source crashed in the middle of it; the source restarts from its own
+/// disk and later steps use it.
+pub(in crate::runner) async fn interrupted_backup<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    id: &str,
+    mode: CrashMode,
+) -> Result<String, BackendError> {
+    cx.state.source = None;
+    let out = cx
+        .drill
+        .base_backup_with_crash(id, mode, cx.scenario.timeouts.backup_seconds)
+        .await?;
+    cx.state.source = Some(out.restarted);
+    let left = match (&out.backup_id, &out.status) {
+        (Some(b), Some(s)) => format!("backup {b} with status {s} in its backup.info"),
+        (Some(b), None) => format!("backup {b} without a backup.info"),
+        (None, _) => "no backup.info at all".to_string(),
+    };
+    let action = format!(
+        "crashed the source ({}) in the middle of base backup `{id}`: barman-cloud-backup {}, leaving {left}; the source restarted from its own disk (crash recovery) and kept writing",
+        crash_how(mode),
+        out.tool_said
+    );
+    cx.state.ledger.faults.push(FaultRecord {
+        step_id: id.to_string(),
+        action: action.clone(),
+        backup_interrupted: Some(InterruptedBackup {
+            step_id: id.to_string(),
+            backup_id: out.backup_id,
+            status: out.status,
+            tool_said: out.tool_said,
+        }),
+        ..Default::default()
+    });
+    Ok(action)
+}
+
+/// The segment a `from:` selector names.
+fn segment_of<D: Drill>(cx: &StepCx<'_, D>, sel: &WalSelectorSpec) -> Result<String, BackendError> {
+    match sel.one() {
+        Some(OneSegment::Segment(s)) => Ok(s),
+        Some(OneSegment::HoldingStep(step)) => {
+            Ok(cx.state.ledger.entry_for_step(&step)?.segment.to_string())
+        }
+        None => Err(BackendError::infra("`from` names no single segment")),
+    }
+}
+
+/// Resolve and arm the recovery's faults; they switch on when the restore starts.
+pub(in crate::runner) async fn arm<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    errors: Option<&RecoveryErrorWindow>,
+    restart: Option<&ReplayRestart>,
+) -> Result<String, BackendError> {
+    let mut faults = RecoveryFaults::default();
+    let mut said = Vec::new();
+    if let Some(w) = errors {
+        let from_segment = w.from.as_ref().map(|f| segment_of(cx, f)).transpose()?;
+        let action = format!(
+            "object store answers {} to {}{} for {}s from the start of recovery",
+            store_error(w.error),
+            w.requests.label(),
+            from_segment
+                .as_deref()
+                .map(|s| format!(" from segment {s} on"))
+                .unwrap_or_default(),
+            w.seconds
+        );
+        said.push(action.clone());
+        cx.state.ledger.faults.push(FaultRecord {
+            step_id: ERRORS_STEP.into(),
+            action,
+            ..Default::default()
+        });
+        faults.errors = Some(RecoveryErrors {
+            error: w.error,
+            seconds: w.seconds,
+            reads: w.requests,
+            from_segment,
+        });
+    }
+    if let Some(r) = restart {
+        let e = cx.state.ledger.entry_for_step(&r.after_step)?;
+        let action = format!(
+            "kill the recovering server ({}) once replay passes {} (the commit of `{}`), then start it again on the same data directory",
+            crash_how(r.mode),
+            e.commit_lsn,
+            r.after_step
+        );
+        said.push(action.clone());
+        faults.restart = Some(RecoveryRestart {
+            after_lsn: e.commit_lsn,
+            segment: e.segment.to_string(),
+            mode: r.mode,
+        });
+        cx.state.ledger.faults.push(FaultRecord {
+            step_id: RESTART_STEP.into(),
+            action,
+            ..Default::default()
+        });
+    }
+    cx.drill.arm_recovery_faults(&faults).await?;
+    Ok(format!("armed: {}", said.join("; ")))
+}
+
+/// After a recovery: what its armed faults saw, recorded in their fault records, and the
+/// recover step's detail line with the outcome said in words (retried and recovered fully,
+/// ended early, or failed, and why).
+pub(in crate::runner) fn observe<D: Drill>(cx: &mut StepCx<'_, D>, detail: String) -> String {
+    let armed = cx
+        .state
+        .ledger
+        .faults
+        .iter()
+        .any(|f| f.step_id == ERRORS_STEP || f.step_id == RESTART_STEP);
+    if !armed {
+        return detail;
+    }
+    let seen = cx.drill.recovery_faults_seen();
+    let failed = cx.state.recovery_failed.clone();
+    let mut lines = vec![detail];
+    if let Some(f) = cx
+        .state
+        .ledger
+        .faults
+        .iter_mut()
+        .find(|f| f.step_id == ERRORS_STEP)
+    {
+        let error = cx
+            .scenario
+            .recovery
+            .object_store_errors
+            .as_ref()
+            .map(|w| store_error(w.error))
+            .unwrap_or("an error");
+        let (outcome, read_errors) = read_outcome(&seen, error, failed.as_deref());
+        f.action = format!("{}: {outcome}", f.action);
+        f.read_errors = Some(read_errors);
+        lines.push(outcome);
+    }
+    if let Some(f) = cx
+        .state
+        .ledger
+        .faults
+        .iter_mut()
+        .find(|f| f.step_id == RESTART_STEP)
+    {
+        let said = match &seen.restart {
+            Some(r) => format!(
+                "the recovering server was killed {:.2}s into recovery with replay at {}, started again on the same data directory, and {}",
+                r.killed_after_seconds,
+                r.replay_lsn_at_kill,
+                if failed.is_some() {
+                    "failed after the restart"
+                } else {
+                    "resumed replay to promotion"
+                }
+            ),
+            None => "the recovering server was never killed: replay did not reach the point".into(),
+        };
+        f.action = format!("{}: {said}", f.action);
+        lines.push(said);
+    }
+    lines.join("; ")
+}
+
+/// Which of the three outcomes an error window over recovery's reads had, in words, and the
+/// record verification attributes a loss with.
+fn read_outcome(
+    seen: &RecoveryFaultsSeen,
+    error: &str,
+    failed: Option<&str>,
+) -> (String, ReadErrors) {
+    let ended_before = seen
+        .failed_segments
+        .iter()
+        .find(|s| !seen.served_segments.contains(s))
+        .cloned();
+    let mut r = ReadErrors {
+        error: error.to_string(),
+        errors_answered: seen.errors_answered,
+        failed_segments: seen.failed_segments.clone(),
+        ended_before: None,
+        ended_before_lsn: None,
+    };
+    let n = seen.errors_answered;
+    let outcome = match (failed, &ended_before) {
+        _ if n == 0 => {
+            "the error window failed no request: recovery's reads did not meet it".to_string()
+        }
+        (Some(_), _) => format!(
+            "recovery failed: the object store answered {error} to {n} request(s) and the tools' retries gave up"
+        ),
+        (None, Some(seg)) => {
+            r.ended_before = Some(seg.clone());
+            r.ended_before_lsn = SegmentName::parse(seg)
+                .and_then(|s| s.start_lsn(SEGMENT_SIZE))
+                .map(Lsn);
+            format!(
+                "recovery ended early: restore_command (barman-cloud-wal-restore) failed for segment {seg} while the object store answered {error} ({n} failed request(s), botocore's retries exhausted); PostgreSQL takes a failing restore_command for the end of the archive, so it promoted without the WAL from {seg} on"
+            )
+        }
+        (None, None) => format!(
+            "retried and recovered fully: the object store answered {error} to {n} request(s){}, and the retries rode the window out",
+            if seen.failed_segments.is_empty() {
+                String::new()
+            } else {
+                format!(" (reads of {})", seen.failed_segments.join(", "))
+            }
+        ),
+    };
+    (outcome, r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(failed: &[&str], served: &[&str], n: u64) -> RecoveryFaultsSeen {
+        RecoveryFaultsSeen {
+            errors_answered: n,
+            failed_segments: failed.iter().map(|s| s.to_string()).collect(),
+            served_segments: served.iter().map(|s| s.to_string()).collect(),
+            restart: None,
+        }
+    }
+
+    const S5: &str = "000000010000000000000005";
+    const S6: &str = "000000010000000000000006";
+
+    #[test]
+    fn the_three_outcomes_are_told_apart() {
+        let (o, r) = read_outcome(&seen(&[S5], &[S5, S6], 3), "503 SlowDown", None);
+        assert!(o.starts_with("retried and recovered fully"), "{o}");
+        assert_eq!(r.ended_before, None);
+        let (o, r) = read_outcome(&seen(&[S5, S6], &[S5], 9), "503 SlowDown", None);
+        assert!(
+            o.starts_with("recovery ended early") && o.contains(S6),
+            "{o}"
+        );
+        assert_eq!(r.ended_before.as_deref(), Some(S6));
+        assert_eq!(r.ended_before_lsn, Some(Lsn(0x0600_0000)));
+        let (o, _) = read_outcome(&seen(&[], &[], 4), "503 SlowDown", Some("boom"));
+        assert!(o.starts_with("recovery failed"), "{o}");
+        let (o, _) = read_outcome(&seen(&[], &[], 0), "503 SlowDown", None);
+        assert!(o.contains("failed no request"), "{o}");
+    }
+}
