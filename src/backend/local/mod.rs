@@ -3,6 +3,7 @@
 
 mod barman;
 mod drill;
+pub mod lock;
 pub mod os_user;
 pub mod postgres;
 pub mod process;
