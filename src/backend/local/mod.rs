@@ -11,6 +11,8 @@ pub mod run;
 pub mod s3layer;
 pub mod s3server;
 pub mod scratch;
+pub mod stale;
+pub mod sweep;
 pub mod toolchain;
 
 pub use barman::{Barman, BarmanBackup, sh_quote};
