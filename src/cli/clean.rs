@@ -81,7 +81,7 @@ fn describe(s: &Surveyed) -> String {
                         "stop the server on {} (postmaster pid {}, {} processes)",
                         v.data_dir.display(),
                         v.postmaster.pid,
-                        v.processes
+                        v.processes()
                     )
                 })
                 .collect();

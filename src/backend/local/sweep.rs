@@ -20,8 +20,15 @@ pub struct LeftServer {
     pub data_dir: PathBuf,
     /// The postmaster, as /proc showed it serving `data_dir`.
     pub postmaster: Owner,
-    /// Processes in its process group (the postmaster and its children).
-    pub processes: usize,
+    /// Its children then (each PostgreSQL child leads its own process group).
+    pub children: Vec<Owner>,
+}
+
+impl LeftServer {
+    /// The postmaster and its children.
+    pub fn processes(&self) -> usize {
+        1 + self.children.len()
+    }
 }
 
 /// One directory under `<home>/runs/` and what a sweep makes of it.
@@ -126,7 +133,7 @@ fn server_of(data_dir: &Path) -> Option<LeftServer> {
         return None;
     }
     Some(LeftServer {
-        processes: group_members(pid as i32),
+        children: children_of(pid),
         data_dir,
         postmaster,
     })
@@ -140,17 +147,26 @@ fn is_zombie(pid: u32) -> bool {
     proc_stat(pid).is_some_and(|s| stat_field(&s, 3) == Some("Z"))
 }
 
-/// Live (not zombie) processes whose process group is `pgid`.
-fn group_members(pgid: i32) -> usize {
-    let pgid = pgid.to_string();
+/// Live (not zombie) children of `parent`.
+fn children_of(parent: u32) -> Vec<Owner> {
+    let parent = parent.to_string();
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(proc_stat)
-        .filter(|s| stat_field(s, 5) == Some(pgid.as_str()) && stat_field(s, 3) != Some("Z"))
-        .count()
+        .filter(|pid| {
+            proc_stat(*pid).is_some_and(|s| {
+                stat_field(&s, 4) == Some(parent.as_str()) && stat_field(&s, 3) != Some("Z")
+            })
+        })
+        .filter_map(Owner::of_pid)
+        .collect()
+}
+
+/// Whether this very process still runs (a zombie does not).
+fn running(p: &Owner) -> bool {
+    p.is_alive() && !is_zombie(p.pid)
 }
 
 /// What a sweep did to one stale run.
@@ -201,15 +217,16 @@ impl SweepReport {
 
 impl Swept {
     fn describe(&self) -> String {
-        let procs: usize = self.servers.iter().map(|s| s.processes).sum();
-        let mut parts = vec![format!(
-            "{} (pid {}): {} server{} stopped ({procs} process{})",
-            self.id,
-            self.pid,
-            self.servers.len(),
-            if self.servers.len() == 1 { "" } else { "s" },
-            if procs == 1 { "" } else { "es" },
-        )];
+        let procs: usize = self.servers.iter().map(LeftServer::processes).sum();
+        let n = self.servers.len();
+        let servers = match n {
+            0 => "no server running".to_string(),
+            _ => format!(
+                "{n} server{} stopped ({procs} processes)",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        let mut parts = vec![format!("{} (pid {}): {servers}", self.id, self.pid)];
         parts.extend(
             self.prefixes_deleted
                 .iter()
@@ -282,32 +299,36 @@ pub async fn sweep_stale(
     Ok(sweep(survey(home, false)?, s3).await)
 }
 
-/// Immediate shutdown (SIGQUIT: the postmaster stops its children and exits), then SIGKILL
-/// of its process group past a deadline. Signals only the process /proc showed serving the
-/// data directory, and only while it is that same process.
+/// Immediate shutdown (SIGQUIT: the postmaster stops its children and exits), then, past a
+/// deadline, SIGKILL of the postmaster's and its children's process groups. Signals only the
+/// processes /proc showed serving the data directory, and only while each is that same process.
 async fn stop_server(s: &LeftServer) -> Result<(), String> {
-    let pid = s.postmaster.pid as i32;
-    let same = || s.postmaster.is_alive() && !is_zombie(s.postmaster.pid);
-    let gone = || !same() && group_members(pid) == 0;
-    if same() {
+    let all = || std::iter::once(&s.postmaster).chain(&s.children);
+    let gone = || !all().any(running);
+    if running(&s.postmaster) {
         // SAFETY: kill(2) of the process checked just above to be this data directory's postmaster.
-        unsafe { libc::kill(pid, libc::SIGQUIT) };
+        unsafe { libc::kill(s.postmaster.pid as i32, libc::SIGQUIT) };
     }
     if wait_for(gone, Duration::from_secs(15)).await {
         return Ok(());
     }
-    // The group is the postmaster's own (started as its leader) and, while it has members, its
-    // id cannot be reused.
-    if group_members(pid) > 0 {
-        // SAFETY: kill(2) of the postmaster's process group, which only it and its children hold.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    for p in all().filter(|p| running(p)) {
+        let pid = p.pid as i32;
+        // A PostgreSQL process leads its own process group (its archive or restore command is
+        // in it); anything else gets the signal alone.
+        let leads =
+            proc_stat(p.pid).is_some_and(|st| stat_field(&st, 5) == Some(&*pid.to_string()));
+        // SAFETY: kill(2) of a process (or the group it leads) checked just above to be one of
+        // the server's.
+        unsafe { libc::kill(if leads { -pid } else { pid }, libc::SIGKILL) };
     }
     if wait_for(gone, Duration::from_secs(10)).await {
         Ok(())
     } else {
         Err(format!(
-            "the server on {} (pid {pid}) did not stop",
-            s.data_dir.display()
+            "the server on {} (pid {}) did not stop",
+            s.data_dir.display(),
+            s.postmaster.pid
         ))
     }
 }
