@@ -4,7 +4,9 @@ mod cli;
 
 use clap::Parser;
 
-use cli::{Cli, Command, audit, gameday, list, render, run, schema, serve_s3, setup, validate};
+use cli::{
+    Cli, Command, audit, clean, gameday, list, render, run, schema, serve_s3, setup, validate,
+};
 use pgdrill::backend::BackendError;
 use pgdrill::error::{Error, exit};
 
@@ -55,6 +57,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Setup(a) => setup::run(a).await,
         Command::Schema => schema::run(),
         Command::ServeS3(a) => serve_s3::run(a).await,
+        Command::Clean(a) => clean::run(a).await,
     }
 }
 

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/junit.rs"]
 mod junit;
 use junit::Junit;
@@ -111,28 +113,8 @@ fn an_external_endpoint_keeps_everything_outside_the_drill_prefix() {
     let foreign = store.path().join("pgdrill/other-team/base/important.tar");
     std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
     std::fs::write(&foreign, b"not ours").unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut server = bin()
-        .args([
-            "serve-s3",
-            "--dir",
-            store.path().to_str().unwrap(),
-            "--port",
-            &port.to_string(),
-        ])
-        .env("AWS_ACCESS_KEY_ID", "PGDRILLTESTKEY")
-        .env("AWS_SECRET_ACCESS_KEY", "pgdrill-test-secret-value")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.contains("serving"), "{first}");
+    let (mut server, endpoint) =
+        cli::serve_s3(store.path(), "PGDRILLTESTKEY", "pgdrill-test-secret-value");
 
     let reports = tempfile::tempdir().unwrap();
     let out = bin()
@@ -141,7 +123,7 @@ fn an_external_endpoint_keeps_everything_outside_the_drill_prefix() {
             "--report-dir",
             reports.path().to_str().unwrap(),
             "--s3-endpoint",
-            &format!("http://127.0.0.1:{port}"),
+            &endpoint,
             "scenarios/03-adr007-missing-wal-segment.yaml",
         ])
         .env("AWS_ACCESS_KEY_ID", "PGDRILLTESTKEY")

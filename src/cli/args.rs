@@ -14,7 +14,7 @@ use pgdrill::backend::local::toolchain::{Toolchain, default_home};
 use pgdrill::backend::objstore::S3Target;
 use pgdrill::error::Error;
 
-use super::{audit, gameday, list, render, run, serve_s3, setup, validate};
+use super::{audit, clean, gameday, list, render, run, serve_s3, setup, validate};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,6 +53,10 @@ pub enum Command {
     Schema,
     /// Serve a directory as an S3 endpoint on loopback (the embedded endpoint, standalone).
     ServeS3(serve_s3::ServeS3Args),
+    /// Stop and remove what local runs and game days killed mid-way left under the pgdrill
+    /// home (every local `run` and `gameday` does this first); runs still going are never
+    /// touched.
+    Clean(clean::CleanArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

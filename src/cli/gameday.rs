@@ -132,6 +132,7 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
                 .map_err(|e| Error::Infrastructure(e.to_string()))?;
             tc.pg_bin(g.postgres)
                 .map_err(|e| Error::Infrastructure(e.to_string()))?;
+            super::clean::sweep_before(&tc.home, None).await;
             create_report_dir(&report_dir)?;
             let work = tc.home.join("runs").join(&id);
             let restorer = LocalScratch::new(tc.clone(), work, s3, &g.archive.destination)

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod clean;
 pub mod gameday;
 pub mod interrupt;
 pub mod list;

@@ -141,6 +141,7 @@ async fn run_local(
         Some(endpoint) => Some((endpoint.clone(), env_credentials("--s3-endpoint")?)),
         None => None,
     };
+    super::clean::sweep_before(&tc.home, external.as_ref()).await;
     let report_dir = report::prepare_run_dir(&args.report_dir, run_id).map_err(Error::Report)?;
     let local = LocalRun::start(&tc, run_id, &s3.s3_region, &s3.s3_bucket, external)
         .await

@@ -3,8 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// Run `pgdrill ARGS` from the crate root, never in keep mode.
 pub fn pgdrill(args: &[&str]) -> Output {
@@ -35,4 +36,27 @@ pub fn run_dir(root: &Path) -> PathBuf {
         .collect();
     assert_eq!(dirs.len(), 1, "one run directory in {}", root.display());
     dirs[0].clone()
+}
+
+/// `pgdrill serve-s3` over `dir` on a free loopback port with these keys, once it serves;
+/// (the child, its endpoint URL). Stop it with SIGINT.
+pub fn serve_s3(dir: &Path, access_key: &str, secret_key: &str) -> (Child, String) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args(["serve-s3", "--dir", dir.to_str().unwrap()])
+        .args(["--port", &port.to_string()])
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret_key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("serving"), "{first}");
+    (server, format!("http://127.0.0.1:{port}"))
 }

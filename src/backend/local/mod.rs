@@ -3,6 +3,7 @@
 
 mod barman;
 mod drill;
+pub mod lock;
 pub mod os_user;
 pub mod postgres;
 pub mod process;
@@ -10,6 +11,8 @@ pub mod run;
 pub mod s3layer;
 pub mod s3server;
 pub mod scratch;
+pub mod stale;
+pub mod sweep;
 pub mod toolchain;
 
 pub use barman::{Barman, BarmanBackup, sh_quote};

@@ -1,6 +1,8 @@
 //! Child processes for the local backend: each runs in its own process group, optionally as
 //! the unprivileged PostgreSQL OS user, with a clean environment and a deadline. A registry of
-//! live process groups lets a second Ctrl-C kill everything at once.
+//! live process groups lets a second Ctrl-C kill everything at once; tools run to completion
+//! also die with pgdrill (parent-death signal), a postmaster does not (`--keep` outlives
+//! pgdrill; a crashed run's servers are the sweep's, `sweep.rs`).
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -182,7 +184,30 @@ impl ToolOutput {
     }
 }
 
-/// Run to completion with a deadline; on timeout the whole group is killed.
+/// SIGKILL the child when the thread that spawns it exits: with pgdrill, even on SIGKILL.
+///
+/// Only for commands spawned from a runtime worker thread and awaited there (`run`): the
+/// signal follows the spawning *thread*, and a blocking-pool thread exits when idle. Set in
+/// the child after its switch to the PostgreSQL user (std applies uid/gid before `pre_exec`
+/// closures), since a credential change clears it; if pgdrill died before, the child exits.
+fn die_with_parent(cmd: &mut Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe
+    // system calls (prctl, getppid); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("pgdrill exited"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Run to completion with a deadline, dying with pgdrill; on timeout the whole group is killed.
 pub async fn run(
     mut cmd: Command,
     what: &str,
@@ -190,6 +215,7 @@ pub async fn run(
 ) -> Result<ToolOutput, BackendError> {
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
+    die_with_parent(&mut cmd);
     let mut sp = spawn(&mut cmd, what)?;
     let mut out = sp.child.stdout.take();
     let mut err = sp.child.stderr.take();

@@ -1,7 +1,8 @@
 //! One local run's own resources, around its drills: the run directory
 //! (`<home>/runs/<run-id>/`, owned by the PostgreSQL user) and the S3 endpoint, embedded or
-//! external. `finish` is their explicit teardown. Never touches a drill's directory or objects
-//! (each `LocalDrill` removes its own) and never prints.
+//! external, and the lock that says which process owns them (`lock.rs`; a later run sweeps
+//! them if that process dies without tearing down). `finish` is their explicit teardown. Never
+//! touches a drill's directory or objects (each `LocalDrill` removes its own) and never prints.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use crate::backend::objstore::S3Target;
 use crate::backend::{BackendError, Keep};
 
 use super::drill::{LocalBackend, LocalOptions};
+use super::lock::{CreatedPrefix, RunKind, RunLock};
 use super::s3layer::FaultSwitch;
 use super::s3server::S3Server;
 use super::toolchain::Toolchain;
@@ -87,11 +89,13 @@ pub struct LocalRun {
     dir: PathBuf,
     bucket_prefix: String,
     endpoint: S3Endpoint,
+    lock: RunLock,
 }
 
 impl LocalRun {
-    /// Create `<home>/runs/<run_id>/` for the PostgreSQL user, then start the embedded endpoint
-    /// under it, or use `external` (an endpoint and its keys) when given.
+    /// Create `<home>/runs/<run_id>/` for the PostgreSQL user and lock it for this process
+    /// (recording the bucket prefix the run will write on an external endpoint), then start the
+    /// embedded endpoint under it, or use `external` (an endpoint and its keys) when given.
     pub async fn start(
         toolchain: &Toolchain,
         run_id: &str,
@@ -99,12 +103,26 @@ impl LocalRun {
         bucket: &str,
         external: Option<(String, KeyPair)>,
     ) -> Result<Self, LocalRunError> {
-        let dir = toolchain.home.join("runs").join(run_id);
-        std::fs::create_dir_all(&dir).map_err(|source| LocalRunError::CreateDir {
-            path: dir.clone(),
-            source,
-        })?;
+        let runs = toolchain.home.join("runs");
+        let dir = runs.join(run_id);
+        std::fs::create_dir_all(&runs)
+            .and_then(|()| std::fs::create_dir(&dir))
+            .map_err(|source| LocalRunError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
         toolchain.run_as.chown(&dir)?;
+        let bucket_prefix = format!("pgdrill/{run_id}");
+        let created = match &external {
+            Some((endpoint, _)) => vec![CreatedPrefix {
+                endpoint: endpoint.clone(),
+                region: region.to_string(),
+                bucket: bucket.to_string(),
+                prefix: bucket_prefix.clone(),
+            }],
+            None => Vec::new(),
+        };
+        let lock = RunLock::create(&dir, RunKind::Run, created)?;
         let endpoint = match external {
             Some((endpoint, keys)) => {
                 S3Endpoint::External(S3Target::new(&endpoint, region, bucket, keys))
@@ -114,8 +132,9 @@ impl LocalRun {
         Ok(LocalRun {
             toolchain: toolchain.clone(),
             dir,
-            bucket_prefix: format!("pgdrill/{run_id}"),
+            bucket_prefix,
             endpoint,
+            lock,
         })
     }
 
@@ -131,9 +150,9 @@ impl LocalRun {
         })
     }
 
-    /// Stop the endpoint, then remove the run directory; with `keep`, leave it and return what
-    /// to tell the user about it.
-    pub async fn finish(self, keep: Keep) -> Result<Vec<String>, RemoveError> {
+    /// Stop the endpoint, then remove the run directory (the lock last); with `keep`, leave
+    /// it, mark it kept so no sweep takes it, and return what to tell the user about it.
+    pub async fn finish(mut self, keep: Keep) -> Result<Vec<String>, RemoveError> {
         let external = self.endpoint.is_external();
         self.endpoint.shutdown().await;
         if keep == Keep::Nothing {
@@ -144,8 +163,11 @@ impl LocalRun {
                     error,
                 });
         }
+        if let Err(e) = self.lock.mark_kept() {
+            tracing::warn!("{e}: the next run may sweep {}", self.dir.display());
+        }
         let mut kept = vec![format!(
-            "kept (PGDRILL_KEEP): run directory {}",
+            "kept (PGDRILL_KEEP): run directory {} (`pgdrill clean --kept` stops and removes it)",
             self.dir.display()
         )];
         if !external {
@@ -168,6 +190,7 @@ pub struct RemoveError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::lock::{self, Tried};
     use super::super::process::RunAs;
     use super::*;
 
@@ -194,8 +217,13 @@ mod tests {
             assert_eq!(o.bucket_prefix, format!("pgdrill/{id}"));
             assert!(o.faults.is_some() && o.s3.endpoint.starts_with("http://127.0.0.1:"));
             assert!(dir.join("s3/pgdrill").is_dir());
+            assert!(matches!(lock::try_lock(&dir).unwrap(), Tried::Held { .. }));
             let kept = run.finish(Keep::from(keep)).await.unwrap();
             assert_eq!(dir.exists(), keep);
+            if keep {
+                let record = lock::record_when_free(&dir).unwrap();
+                assert!(record.kept, "a kept run is marked kept");
+            }
             let said = kept.join("\n");
             assert_eq!(said.contains("pgdrill serve-s3 --dir"), keep, "{said}");
         }
@@ -223,6 +251,10 @@ mod tests {
             ("http://s3.example:9000", "eu-west-1", "b")
         );
         assert!(!home.path().join("runs/ext/s3").exists());
+        let created = &run.lock.record().prefixes;
+        assert_eq!(created.len(), 1, "{created:?}");
+        assert_eq!(created[0].url(), "s3://b/pgdrill/ext");
+        assert_eq!(created[0].endpoint, "http://s3.example:9000");
         let kept = run.finish(Keep::Everything).await.unwrap();
         assert_eq!(kept.len(), 1, "{kept:?}");
     }

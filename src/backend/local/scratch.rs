@@ -1,6 +1,7 @@
 //! `LocalScratch`: a game day's restore of a real archive into a scratch PostgreSQL instance
 //! on this machine. It only reads the archive under test (barman-cloud-restore and
-//! barman-cloud-wal-restore); the instance archives nowhere unless given its own archive.
+//! barman-cloud-wal-restore); the instance archives nowhere unless given its own archive. Its
+//! directory is locked for this process (`lock.rs`), so a later run sweeps it after a crash.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use crate::scenario::Compression;
 
 use super::barman::Barman;
 use super::drill::{rto_from_log, target_settings};
+use super::lock::{RunKind, RunLock};
 use super::postgres::{NotReady, PgInstance, StopMode};
 use super::toolchain::Toolchain;
 
@@ -24,6 +26,7 @@ pub struct LocalScratch {
     /// Reads the archive under test.
     source: Barman,
     instance: Option<PgInstance>,
+    lock: RunLock,
 }
 
 impl LocalScratch {
@@ -45,6 +48,7 @@ impl LocalScratch {
         std::fs::create_dir_all(&dir)
             .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
         toolchain.run_as.chown(&dir)?;
+        let lock = RunLock::create(&dir, RunKind::Gameday, Vec::new())?;
         let source = Barman {
             bin,
             s3,
@@ -59,6 +63,7 @@ impl LocalScratch {
             dir,
             source,
             instance: None,
+            lock,
         })
     }
 }
@@ -202,7 +207,13 @@ impl ScratchRestore for LocalScratch {
             }
         }
         if keep == Keep::Everything {
-            kept.push(format!("directory {}", self.dir.display()));
+            if let Err(e) = self.lock.mark_kept() {
+                tracing::warn!("{e}: the next run may sweep {}", self.dir.display());
+            }
+            kept.push(format!(
+                "directory {} (`pgdrill clean --kept` stops and removes it)",
+                self.dir.display()
+            ));
             if let Some(inst) = self.instance.take() {
                 std::mem::forget(inst);
             }
