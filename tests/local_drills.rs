@@ -94,6 +94,24 @@ fn shipped_fault_scenarios_catch_what_they_expect() {
 }
 
 #[test]
+fn the_longest_scenario_name_still_recovers() {
+    // Its servers' socket paths under the run directory are too long for a Unix socket:
+    // PostgreSQL used to refuse to start ("could not create any Unix-domain sockets").
+    let reports = tempfile::tempdir().unwrap();
+    let out = pgdrill(&[
+        "run",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "tests/scenarios/longest-name.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let junit = Junit::read(&run_dir(reports.path()).join("junit.xml"));
+    let case = junit.case("restore-with-the-longest-name-a-scenario-may-use");
+    assert!(!case.is_failure() && !case.is_error(), "{case}");
+    assert!(case.out().contains("recovered"), "the step log: {case}");
+}
+
+#[test]
 fn a_silent_loss_fails_a_drill_that_trusts_the_recovery() {
     let reports = tempfile::tempdir().unwrap();
     let out = pgdrill(&[

@@ -1,6 +1,7 @@
 //! One PostgreSQL server process owned by pgdrill: initdb, configuration, start, readiness,
-//! stop. Unix sockets only (no TCP port), logs in the instance directory. Never deletes
-//! anything outside its own directory.
+//! stop. Unix sockets only (no TCP port), in the instance directory or, when that path is too
+//! long for a socket, a short private directory it made under the temporary directory; logs in
+//! the instance directory. Never deletes anything else outside its own directory.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,13 +36,86 @@ pub struct PgInstance {
     pub dir: PathBuf,
     pub bin: PathBuf,
     pub run_as: RunAs,
+    socket: SocketDir,
     postmaster: Option<Spawned>,
+}
+
+/// Longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL); PostgreSQL
+/// refuses a `unix_socket_directories` entry whose `.s.PGSQL.5432` path is longer.
+const MAX_SOCKET_PATH: usize = 107;
+/// The socket file inside a socket directory.
+const SOCKET_FILE: &str = ".s.PGSQL.5432";
+/// Name prefix of the short socket directories under the temporary directory.
+pub const SHORT_SOCKET_PREFIX: &str = "pgdrill-sock-";
+
+/// Where a server's Unix socket lives: `<instance>/sock`, or, when that path is too long for a
+/// socket (a long pgdrill home or scenario name), a private directory under the temporary
+/// directory, removed when its owner is dropped (the sweep removes one a killed run left).
+struct SocketDir {
+    path: PathBuf,
+    /// Whether `path` is the short directory outside the instance directory.
+    short: bool,
+}
+
+impl SocketDir {
+    fn for_instance(dir: &Path, run_as: &RunAs) -> Result<Self, BackendError> {
+        let inside = dir.join("sock");
+        if inside.join(SOCKET_FILE).as_os_str().len() <= MAX_SOCKET_PATH {
+            std::fs::create_dir_all(&inside)
+                .map_err(|e| BackendError::io(format!("cannot create {}", inside.display()), e))?;
+            run_as.chown(&inside)?;
+            return Ok(Self {
+                path: inside,
+                short: false,
+            });
+        }
+        // Named by the instance directory (and this process: two homes may hold the same
+        // relative layout), private to the PostgreSQL user.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&(dir, std::process::id()), &mut h);
+        let name = format!(
+            "{SHORT_SOCKET_PREFIX}{:016x}",
+            std::hash::Hasher::finish(&h)
+        );
+        let path = std::env::temp_dir().join(name);
+        let create = || {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().mode(0o700).create(&path)
+        };
+        // An empty one left by a killed run of the same directory is reused; a full one never.
+        if let Err(e) = create().or_else(|_| std::fs::remove_dir(&path).and_then(|()| create())) {
+            return Err(BackendError::io(
+                format!("cannot create {}", path.display()),
+                e,
+            ));
+        }
+        run_as.chown(&path)?;
+        tracing::debug!(
+            "{}: socket path too long, socket in {}",
+            inside.display(),
+            path.display()
+        );
+        Ok(Self { path, short: true })
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        // Only the short directory is ours to remove here; only once its server is gone
+        // (remove_dir, not remove_dir_all: a kept server's socket stays).
+        if self.short
+            && let Err(e) = std::fs::remove_dir(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!("cannot remove {}: {e}", self.path.display());
+        }
+    }
 }
 
 impl PgInstance {
     /// A fresh instance directory `dir` (must not exist yet) owned by the PostgreSQL user.
     pub fn new(name: &str, dir: &Path, bin: &Path, run_as: &RunAs) -> Result<Self, BackendError> {
-        for d in [dir.to_path_buf(), dir.join("sock"), dir.join("bin")] {
+        for d in [dir.to_path_buf(), dir.join("bin")] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| BackendError::io(format!("cannot create {}", d.display()), e))?;
             run_as.chown(&d)?;
@@ -50,6 +124,7 @@ impl PgInstance {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             bin: bin.to_path_buf(),
+            socket: SocketDir::for_instance(dir, run_as)?,
             run_as: run_as.clone(),
             postmaster: None,
         })
@@ -59,7 +134,7 @@ impl PgInstance {
         self.dir.join("data")
     }
     pub fn socket_dir(&self) -> PathBuf {
-        self.dir.join("sock")
+        self.socket.path.clone()
     }
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("postgres.log")

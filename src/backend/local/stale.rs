@@ -3,9 +3,10 @@
 //! serving the data directory, and which recorded bucket prefixes may be deleted. Never reads
 //! a file, looks at /proc or signals anything itself.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::lock::{CreatedPrefix, LockRecord, Owner};
+use super::postgres::SHORT_SOCKET_PREFIX;
 
 /// What a sweep found of a run directory's lock.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +69,18 @@ pub fn postmaster_pid(
     (pid > 1 && !named.is_empty() && resolve(named) == data_dir.to_string_lossy()).then_some(pid)
 }
 
+/// The socket directory a `postmaster.pid` names (its fifth line) when it is one of the short
+/// directories pgdrill makes under the temporary directory `tmp` for servers whose own socket
+/// path would be too long; `None` for any other directory.
+pub fn short_socket_dir(text: &str, tmp: &Path) -> Option<PathBuf> {
+    let dir = Path::new(text.lines().nth(4)?.trim());
+    let name = dir.file_name()?.to_str()?;
+    (dir.parent() == Some(tmp)
+        && name.starts_with(SHORT_SOCKET_PREFIX)
+        && name.len() > SHORT_SOCKET_PREFIX.len())
+    .then(|| dir.to_path_buf())
+}
+
 /// Whether a process serves `data_dir`: its working directory is the data directory (a
 /// postmaster changes into it), or its command line is `… -D <data_dir> …`.
 pub fn serves(data_dir: &Path, cwd: Option<&Path>, cmdline: &[u8]) -> bool {
@@ -112,6 +125,27 @@ mod tests {
 
     use super::super::lock::RunKind;
     use super::*;
+
+    #[test]
+    fn only_short_socket_directories_under_tmp_are_named() {
+        let pid = |sock: &str| format!("4242\n/runs/x/data\n1764600000\n5432\n{sock}\n\n");
+        let tmp = Path::new("/tmp");
+        assert_eq!(
+            short_socket_dir(&pid("/tmp/pgdrill-sock-Ab12Cd"), tmp),
+            Some(PathBuf::from("/tmp/pgdrill-sock-Ab12Cd"))
+        );
+        for other in [
+            "/var/tmp/pgdrill/runs/r/s/source/sock",
+            "/tmp",
+            "/tmp/pgdrill-sock-",
+            "/tmp/other-dir",
+            "/tmp/x/pgdrill-sock-Ab12Cd",
+            "",
+        ] {
+            assert_eq!(short_socket_dir(&pid(other), tmp), None, "{other}");
+        }
+        assert_eq!(short_socket_dir("4242\n/d\n", tmp), None, "a short file");
+    }
 
     fn record(kept: bool) -> LockRecord {
         LockRecord {

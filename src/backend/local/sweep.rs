@@ -22,6 +22,9 @@ pub struct LeftServer {
     pub postmaster: Owner,
     /// Its children then (each PostgreSQL child leads its own process group).
     pub children: Vec<Owner>,
+    /// Its socket directory when that is a short one outside the run directory (see
+    /// `postgres.rs`), removed once the server is stopped.
+    pub short_socket_dir: Option<PathBuf>,
 }
 
 impl LeftServer {
@@ -134,6 +137,7 @@ fn server_of(data_dir: &Path) -> Option<LeftServer> {
     }
     Some(LeftServer {
         children: children_of(pid),
+        short_socket_dir: stale::short_socket_dir(&text, &std::env::temp_dir()),
         data_dir,
         postmaster,
     })
@@ -260,8 +264,14 @@ pub async fn sweep(surveyed: Vec<Surveyed>, s3: Option<&(String, KeyPair)>) -> S
         let id = s.id();
         let mut errors = Vec::new();
         for server in &s.servers {
-            if let Err(e) = stop_server(server).await {
-                errors.push(e);
+            match stop_server(server).await {
+                Err(e) => errors.push(e),
+                // Empty once its server is gone (remove_dir never removes content).
+                Ok(()) => {
+                    if let Some(d) = &server.short_socket_dir {
+                        let _ = std::fs::remove_dir(d);
+                    }
+                }
             }
         }
         let (mut deleted, mut left) = (Vec::new(), Vec::new());
