@@ -1,5 +1,6 @@
 //! Faults that hit base backup and recovery themselves, as real drills: real PostgreSQL, real
-//! barman-cloud, the embedded S3 endpoint. Runs the shipped scenarios 25-27 and asserts what
+//! barman-cloud, the embedded S3 endpoint. Runs the shipped scenarios 25-28 (and a restore that
+//! fails on read errors, from tests/scenarios) and asserts what
 //! happened and why (rows lost and the fault they are attributed to, the backup recovery fell
 //! back to, the restart of the recovering server), not only the verdict. Needs `make setup`.
 
@@ -176,4 +177,40 @@ fn the_recovering_server_killed_mid_replay_resumes_and_loses_nothing() {
         .and_then(|r| r.split(' ').next())
         .unwrap();
     assert!(lsn(at) >= lsn(w2), "killed at {at}, point {w2}");
+}
+
+#[test]
+fn a_blip_of_read_errors_is_ridden_out_by_the_retries_and_nothing_is_lost() {
+    let (s, log, _keep) = run("scenarios/28-recovery-read-blip.yaml");
+    assert_eq!(
+        (s["rows_expected"].clone(), s["rows_lost"].clone()),
+        (46.into(), 0.into()),
+        "{s}"
+    );
+    let f = &fault(&s, "recovery-errors")["read_errors"];
+    assert_eq!(
+        f["errors_answered"], 2,
+        "exactly the window's two failures: {f}"
+    );
+    assert_eq!(f["ended_before"], serde_json::Value::Null, "{f}");
+    assert!(
+        log.contains(
+            "retried and recovered fully: the object store answered 503 SlowDown to 2 request(s)"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn read_errors_on_the_base_backup_fail_the_restore_and_the_report_says_why() {
+    let (s, log, _keep) = run("tests/scenarios/recovery-backup-read-errors.yaml");
+    // The scenario expects the failure; the report carries barman's reason and the count.
+    assert!(
+        log.contains("barman-cloud-restore failed")
+            && log.contains("SlowDown")
+            && log.contains("the tools' retries gave up"),
+        "{log}"
+    );
+    let f = &fault(&s, "recovery-errors")["read_errors"];
+    assert!(f["errors_answered"].as_u64().unwrap() >= 1, "{f}");
 }

@@ -117,6 +117,8 @@ pub struct RecoveryErrors {
     pub reads: RecoveryReads,
     /// Only WAL segments from this one on fail.
     pub from_segment: Option<String>,
+    /// At most this many requests fail.
+    pub failures: Option<u32>,
 }
 
 /// `recovery.restart`, resolved: kill once `pg_last_wal_replay_lsn()` reaches `after_lsn`

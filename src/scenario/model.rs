@@ -576,6 +576,10 @@ pub struct RecoveryErrorWindow {
     /// replay reaches consistency first. A `segment:` name or a `holding_step:` write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<WalSelectorSpec>,
+    /// Fail at most this many requests, then answer again although the window is still open:
+    /// a blip the tools' retries can ride out, whatever their backoff. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u32>,
 }
 
 /// Which of recovery's reads an error window affects.

@@ -1257,6 +1257,13 @@ impl<'a> Validator<'a> {
                     "a window a little longer than the tools' retries ends recovery early; a shorter one is ridden out".to_string(),
                 );
             }
+            if w.failures == Some(0) {
+                self.report(
+                    &format!("{base}.failures"),
+                    "`failures: 0` fails no request".to_string(),
+                    "remove `failures` (no limit), or set it to 1 or more".to_string(),
+                );
+            }
             if let Some(from) = &w.from {
                 if w.requests != crate::scenario::RecoveryReads::WalGets {
                     self.report(
@@ -1992,6 +1999,18 @@ timeouts:
         let p = problems(&bad_from);
         assert!(p.contains("`zz` is not a WAL segment file name"), "{p}");
         assert!(p.contains("names step `w9`, which does not exist"), "{p}");
+        let no_failures = format!(
+            "{RECOVERY_FAULTS}  object_store_errors: {{ error: slow_down, seconds: 5, failures: 0 }}\nexpect:\n  recovered: {{ data_loss: none }}\n"
+        );
+        let p = problems(&no_failures);
+        assert!(
+            p.contains(":12:66: scenario `rf`: `failures: 0` fails no request"),
+            "{p}"
+        );
+        assert!(
+            check(&no_failures.replace("failures: 0", "failures: 1")).is_ok(),
+            "one failure is a blip"
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ use crate::wal::SegmentName;
 
 use super::barman::Barman;
 use super::postgres::{NotReady, PgInstance, StopMode};
-use super::s3layer::{ActiveErrors, Behaviour, ErrorScope, FaultSwitch, HoldRule, Probe};
+use super::s3layer::{
+    ActiveErrors, Behaviour, ErrorScope, FailureBudget, FaultSwitch, HoldRule, Probe,
+};
 use super::toolchain::Toolchain;
 use crate::backend::pg_log::{
     last_replayed_commit, replay_end, replayed_segment_count, restored_segments,
@@ -339,6 +341,7 @@ impl Drill for LocalDrill {
                         RequestFilter::All => ErrorScope::All,
                         RequestFilter::WalPuts => ErrorScope::WalPuts,
                     },
+                    budget: None,
                 }),
                 ..base.clone()
             },
@@ -765,6 +768,7 @@ impl LocalDrill {
                 RecoveryReads::BackupGets => ErrorScope::BackupReads,
                 RecoveryReads::All => ErrorScope::All,
             },
+            budget: e.failures.map(|n| FailureBudget::new(n.into())),
         });
         switch.set(
             scope,

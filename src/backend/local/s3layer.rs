@@ -29,14 +29,42 @@ pub struct Behaviour {
     pub probe: Option<Probe>,
 }
 
-/// Requests fail with `error` until `until`.
+/// Requests fail with `error` until `until`, at most `budget` of them when it is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveErrors {
     pub error: crate::scenario::StoreError,
     pub until: Instant,
     /// Which requests fail.
     pub scope: ErrorScope,
+    /// How many more requests may fail (shared by the clones of one window); `None`: any number.
+    pub budget: Option<FailureBudget>,
 }
+
+/// The failures an error window has left, shared by every clone of it.
+#[derive(Debug, Clone)]
+pub struct FailureBudget(Arc<std::sync::atomic::AtomicU64>);
+
+impl FailureBudget {
+    pub fn new(failures: u64) -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicU64::new(failures)))
+    }
+
+    /// Spend one failure; false when none is left.
+    fn take(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// Two budgets are equal when they are the same window's.
+impl PartialEq for FailureBudget {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for FailureBudget {}
 
 /// Which requests an error window fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +102,12 @@ impl ActiveErrors {
                 }
                 ErrorScope::BackupReads => is_read(op) && path.contains("/base/"),
             }
+    }
+
+    /// Whether this request fails: it [`applies`](Self::applies), and the window's failure
+    /// budget, if any, has one left (spent here).
+    pub fn fails(&self, op: &str, path: &str, now: Instant) -> bool {
+        self.applies(op, path, now) && self.budget.as_ref().is_none_or(FailureBudget::take)
     }
 
     /// The error S3 would answer with.
@@ -457,6 +491,7 @@ mod tests {
             error: crate::scenario::StoreError::SlowDown,
             until: now + Duration::from_secs(5),
             scope: ErrorScope::WalPuts,
+            budget: None,
         };
         let wal = "b/p/srv/wals/0000000100000000/000000010000000000000003.gz";
         assert!(w.applies("PutObject", wal, now));
@@ -490,6 +525,7 @@ mod tests {
             error: crate::scenario::StoreError::SlowDown,
             until: now + Duration::from_secs(5),
             scope: ErrorScope::WalReads(from),
+            budget: None,
         };
         let key = |n: u8| format!("b/p/srv/wals/0000000100000000/0000000100000000000000{n:02X}.gz");
         assert!(w.applies("GetObject", &key(5), now));
@@ -507,6 +543,38 @@ mod tests {
         };
         assert!(base.applies("GetObject", "b/p/srv/base/x/data.tar.gz", now));
         assert!(!base.applies("GetObject", &key(6), now));
+    }
+
+    #[test]
+    fn a_failure_budget_is_spent_by_failing_requests_only_and_shared_by_clones() {
+        let now = Instant::now();
+        let w = ActiveErrors {
+            error: crate::scenario::StoreError::SlowDown,
+            until: now + Duration::from_secs(5),
+            scope: ErrorScope::BackupReads,
+            budget: Some(FailureBudget::new(2)),
+        };
+        let data = "b/p/srv/base/x/data.tar.gz";
+        let wal = "b/p/srv/wals/0000000100000000/000000010000000000000006.gz";
+        assert!(
+            !w.fails("GetObject", wal, now),
+            "out of scope: spends nothing"
+        );
+        assert!(w.fails("GetObject", data, now));
+        assert!(
+            w.clone().fails("GetObject", data, now),
+            "a clone spends the same budget"
+        );
+        assert!(
+            !w.fails("GetObject", data, now),
+            "spent: the store answers again"
+        );
+        assert!(
+            w.applies("GetObject", data, now),
+            "although the window is open"
+        );
+        let unlimited = ActiveErrors { budget: None, ..w };
+        assert!((0..100).all(|_| unlimited.fails("GetObject", data, now)));
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl s3s::access::S3Access for RecordingAccess {
             p.hold(op, &scope).await;
         }
         if let Some(w) = &b.errors
-            && w.applies(op, &scope, std::time::Instant::now())
+            && w.fails(op, &scope, std::time::Instant::now())
         {
             if let Some(p) = &b.probe {
                 p.failed(&scope);

@@ -95,14 +95,17 @@ pub(in crate::runner) async fn arm<D: Drill>(
     if let Some(w) = errors {
         let from_segment = w.from.as_ref().map(|f| segment_of(cx, f)).transpose()?;
         let action = format!(
-            "object store answers {} to {}{} for {}s from the start of recovery",
+            "object store answers {} to {}{} for {}s from the start of recovery{}",
             store_error(w.error),
             w.requests.label(),
             from_segment
                 .as_deref()
                 .map(|s| format!(" from segment {s} on"))
                 .unwrap_or_default(),
-            w.seconds
+            w.seconds,
+            w.failures
+                .map(|n| format!(", at most {n} request(s)"))
+                .unwrap_or_default()
         );
         said.push(action.clone());
         cx.state.ledger.faults.push(FaultRecord {
@@ -115,6 +118,7 @@ pub(in crate::runner) async fn arm<D: Drill>(
             seconds: w.seconds,
             reads: w.requests,
             from_segment,
+            failures: w.failures,
         });
     }
     if let Some(r) = restart {
@@ -239,7 +243,7 @@ fn read_outcome(
             )
         }
         (None, None) => format!(
-            "retried and recovered fully: the object store answered {error} to {n} request(s){}, and the retries rode the window out",
+            "retried and recovered fully: the object store answered {error} to {n} request(s){}, and the tools' retries rode them out",
             if seen.failed_segments.is_empty() {
                 String::new()
             } else {
