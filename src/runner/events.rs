@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::AuditVerdict;
 use crate::backend::Rto;
 use crate::verify::Verification;
+use crate::wal::SegmentName;
 
 use super::pick::TargetKind;
 
@@ -203,7 +204,7 @@ impl TargetResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchiveWait {
     pub step: String,
-    pub segment: String,
+    pub segment: SegmentName,
     pub how: WaitHow,
     pub seconds: f64,
 }

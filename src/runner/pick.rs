@@ -262,7 +262,7 @@ mod tests {
             txid: 740 + seq,
             pre_commit_lsn: Lsn(lsn - 0x40),
             commit_lsn: Lsn(lsn),
-            segment: format!("0000000100000000000000{:02X}", lsn >> 24),
+            segment: crate::wal::SegmentName::containing(lsn, 1, crate::wal::DEFAULT_SEGMENT_SIZE),
             // Odd microseconds, as real commit timestamps have.
             commit_time: t(ms) + Duration::microseconds(137),
         }

@@ -78,7 +78,7 @@ pub(in crate::runner) async fn wait_archived<D: Drill>(
         .unwrap_or(0.0);
     cx.state.archive_waits.push(ArchiveWait {
         step: id.to_string(),
-        segment: e.segment.clone(),
+        segment: e.segment,
         how: WaitHow::ArchiveTimeout,
         seconds: lag,
     });

@@ -9,6 +9,7 @@ use crate::ledger::{ArchiverImpact, FaultRecord, Moment};
 use crate::scenario::{
     CrashMode, ErrorWindow, Fault, OneSegment, RequestFilter, Scenario, StoreError, WalSelector,
 };
+use crate::wal::SegmentName;
 
 use super::super::monitor::{Seen, Watch};
 use super::super::sql;
@@ -32,14 +33,14 @@ pub(in crate::runner) async fn inject<D: Drill>(
         Fault::DeleteWal(WalSelector::Last(n)) => {
             let n = *n as usize;
             let server = &s.backup.server_name;
-            let mut segments: Vec<String> = drill
+            // In order: timeline, log, segment.
+            let mut segments: Vec<SegmentName> = drill
                 .store()
                 .wal_segments(server)
                 .await?
                 .into_keys()
                 .collect();
-            segments.sort();
-            let tail: Vec<String> = segments.split_off(segments.len().saturating_sub(n));
+            let tail = segments.split_off(segments.len().saturating_sub(n));
             if tail.len() < n {
                 return Err(BackendError::infra(format!(
                     "delete_wal asks for the last {n} segment(s), the archive holds {}",
@@ -54,7 +55,7 @@ pub(in crate::runner) async fn inject<D: Drill>(
                 step_id: id.to_string(),
                 action: format!(
                     "deleted the newest {n} WAL segment(s) from the archive ({})",
-                    tail.join(", ")
+                    SegmentName::list(&tail)
                 ),
                 segments_removed: tail,
                 objects_deleted: keys.clone(),
@@ -64,13 +65,14 @@ pub(in crate::runner) async fn inject<D: Drill>(
         }
         Fault::DeleteWal(WalSelector::One(one)) => {
             let seg = match one {
-                OneSegment::Segment(seg) => seg.clone(),
-                OneSegment::HoldingStep(step) => st.ledger.entry_for_step(step)?.segment.clone(),
+                OneSegment::Segment(seg) => SegmentName::parse(seg)
+                    .ok_or_else(|| BackendError::infra(format!("`{seg}` is not a segment name")))?,
+                OneSegment::HoldingStep(step) => st.ledger.entry_for_step(step)?.segment,
             };
             // The segment must be in the archive before it can go missing from it; a crashed
             // source archives nothing more, so then it is either there or never will be.
             if !st.crashed {
-                st.switch_and_wait(id, archive_timeout, Some(&seg)).await?;
+                st.switch_and_wait(id, archive_timeout, Some(seg)).await?;
             }
             let keys = drill
                 .store()
@@ -79,7 +81,7 @@ pub(in crate::runner) async fn inject<D: Drill>(
             st.ledger.faults.push(FaultRecord {
                 step_id: id.to_string(),
                 action: format!("deleted WAL segment {seg} from the archive"),
-                segments_removed: vec![seg.clone()],
+                segments_removed: vec![seg],
                 objects_deleted: keys.clone(),
                 ..Default::default()
             });

@@ -33,45 +33,38 @@ pub(super) async fn corrupt_wal<D: Drill>(
         None => None,
     };
     let segment = match (&cw.segment, &entry) {
-        (Some(seg), _) => seg.clone(),
+        (Some(seg), _) => SegmentName::parse(seg)
+            .ok_or_else(|| infra(format!("`{seg}` is not a segment name")))?,
         (None, Some(e)) => match cw.mode {
             // The record starts where the insert position was just before COMMIT; usually in
             // the segment holding its end, sometimes in the one before.
-            CorruptMode::Crc => {
-                let tli = SegmentName::parse(&e.segment)
-                    .ok_or_else(|| infra(format!("`{}` is not a segment name", e.segment)))?
-                    .timeline;
-                SegmentName::containing(e.pre_commit_lsn.0, tli, crate::wal::DEFAULT_SEGMENT_SIZE)
-                    .to_string()
-            }
-            CorruptMode::Undecompressable => e.segment.clone(),
+            CorruptMode::Crc => SegmentName::containing(
+                e.pre_commit_lsn.0,
+                e.segment.timeline,
+                crate::wal::DEFAULT_SEGMENT_SIZE,
+            ),
+            CorruptMode::Undecompressable => e.segment,
         },
         (None, None) => return Err(infra("corrupt_wal names no segment")),
     };
     // The segment must be in the archive before its archived copy can be damaged.
-    let newest = entry
-        .as_ref()
-        .map(|e| e.segment.clone())
-        .filter(|s| *s > segment)
-        .unwrap_or_else(|| segment.clone());
+    let newest = entry.as_ref().map_or(segment, |e| e.segment.max(segment));
     // (A crashed source archives nothing more: the segment is there or never will be.)
     if !st.crashed {
-        st.switch_and_wait(id, s.timeouts.archive_seconds, Some(&newest))
+        st.switch_and_wait(id, s.timeouts.archive_seconds, Some(newest))
             .await?;
     }
     let store = drill.store();
     let object = store.wal_object(server, &segment).await?;
     let codec = Codec::of_key(&object.key).map_err(infra)?;
     let original = store.get(&object.key).await?;
-    let name = SegmentName::parse(&segment)
-        .ok_or_else(|| infra(format!("`{segment}` is not a segment name")))?;
     let (damaged, from, detail) = match cw.mode {
         CorruptMode::Crc => {
             let mut raw = codec
                 .decompress(&original)
                 .map_err(|e| BackendError::io(format!("decompressing {}", object.key), e))?;
             let copy = raw.clone();
-            let seg = Segment::new(name, &copy).map_err(infra)?;
+            let seg = Segment::new(segment, &copy).map_err(infra)?;
             let record = match &entry {
                 Some(e) => seg
                     .commit_record(e.txid as u32, e.pre_commit_lsn.0, e.commit_lsn.0)
@@ -92,7 +85,7 @@ pub(super) async fn corrupt_wal<D: Drill>(
             (again, record.lsn, detail)
         }
         CorruptMode::Undecompressable => {
-            let start = name
+            let start = segment
                 .start_lsn(crate::wal::DEFAULT_SEGMENT_SIZE)
                 .ok_or_else(|| infra(format!("`{segment}` is not a valid segment")))?;
             let d = codec
@@ -113,7 +106,7 @@ pub(super) async fn corrupt_wal<D: Drill>(
             "corrupted WAL segment {segment} in the archive ({})",
             cw.mode.label()
         ),
-        segments_damaged: vec![segment.clone()],
+        segments_damaged: vec![segment],
         damaged_from_lsn: Some(Lsn(from)),
         damage: Some(cw.mode.label().to_string()),
         ..FaultRecord::default()

@@ -105,7 +105,7 @@ pub(in crate::runner) async fn write<D: Drill>(
         let timeout = cx.archive_timeout();
         let archived = cx
             .state
-            .switch_and_wait(id, timeout, Some(&e.segment))
+            .switch_and_wait(id, timeout, Some(e.segment))
             .await?;
         d.push_str(&format!("; switched, {archived} archived"));
     }
