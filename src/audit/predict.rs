@@ -147,7 +147,7 @@ pub fn check_expectation(
     let mut want = Vec::new();
     for one in expect.gaps.iter().filter_map(WalSelectorSpec::one) {
         match one {
-            OneSegment::Segment(s) => want.push(s),
+            OneSegment::Segment(s) => want.push(s.to_string()),
             OneSegment::HoldingStep(step) => match ledger.entry_for_step(&step) {
                 Ok(e) => want.push(e.segment.to_string()),
                 Err(e) => return vec![format!("audit.gaps: {e}")],

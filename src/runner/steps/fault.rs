@@ -65,8 +65,7 @@ pub(in crate::runner) async fn inject<D: Drill>(
         }
         Fault::DeleteWal(WalSelector::One(one)) => {
             let seg = match one {
-                OneSegment::Segment(seg) => SegmentName::parse(seg)
-                    .ok_or_else(|| BackendError::infra(format!("`{seg}` is not a segment name")))?,
+                OneSegment::Segment(seg) => *seg,
                 OneSegment::HoldingStep(step) => st.ledger.entry_for_step(step)?.segment,
             };
             // The segment must be in the archive before it can go missing from it; a crashed

@@ -8,7 +8,9 @@ use crate::backend::objstore_content::Codec;
 use crate::backend::wal_content::{Segment, flip_record_data};
 use crate::backend::{BackendError, Drill};
 use crate::ledger::{DeletedBackupPart, FaultRecord};
-use crate::scenario::{BackupPart, CorruptMode, CorruptWal, DeleteBackup, DeleteHistory, Scenario};
+use crate::scenario::{
+    BackupPart, CorruptMode, CorruptWal, DeleteBackup, DeleteHistory, OneSegment, Scenario,
+};
 use crate::wal::Lsn;
 use crate::wal::SegmentName;
 
@@ -28,24 +30,22 @@ pub(super) async fn corrupt_wal<D: Drill>(
 ) -> Result<String, BackendError> {
     let server = &s.backup.server_name;
     // The write whose commit record is damaged (crc), and the segment to rewrite.
-    let entry = match &cw.holding_step {
-        Some(step) => Some(st.ledger.entry_for_step(step).map_err(infra)?.clone()),
-        None => None,
-    };
-    let segment = match (&cw.segment, &entry) {
-        (Some(seg), _) => SegmentName::parse(seg)
-            .ok_or_else(|| infra(format!("`{seg}` is not a segment name")))?,
-        (None, Some(e)) => match cw.mode {
-            // The record starts where the insert position was just before COMMIT; usually in
-            // the segment holding its end, sometimes in the one before.
-            CorruptMode::Crc => SegmentName::containing(
-                e.pre_commit_lsn.0,
-                e.segment.timeline,
-                crate::wal::DEFAULT_SEGMENT_SIZE,
-            ),
-            CorruptMode::Undecompressable => e.segment,
-        },
-        (None, None) => return Err(infra("corrupt_wal names no segment")),
+    let (segment, entry) = match &cw.segment {
+        OneSegment::Segment(seg) => (*seg, None),
+        OneSegment::HoldingStep(step) => {
+            let e = st.ledger.entry_for_step(step).map_err(infra)?.clone();
+            let seg = match cw.mode {
+                // The record starts where the insert position was just before COMMIT; usually
+                // in the segment holding its end, sometimes in the one before.
+                CorruptMode::Crc => SegmentName::containing(
+                    e.pre_commit_lsn.0,
+                    e.segment.timeline,
+                    crate::wal::DEFAULT_SEGMENT_SIZE,
+                ),
+                CorruptMode::Undecompressable => e.segment,
+            };
+            (seg, Some(e))
+        }
     };
     // The segment must be in the archive before its archived copy can be damaged.
     let newest = entry.as_ref().map_or(segment, |e| e.segment.max(segment));
