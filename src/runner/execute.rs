@@ -17,6 +17,7 @@ use super::events::{
     ArchiveFacts, Event, Outcome, RecoveryFacts, RecoveryObservation, ScenarioInfo, ScenarioResult,
     Servers, Status,
 };
+use super::outcome::StepOutcome;
 use super::state::{DrillState, StepCx};
 use super::steps::random::TargetRecovery;
 use super::steps::recover::Recovery;
@@ -235,8 +236,8 @@ async fn execute<D: Drill>(
         });
         tracing::debug!(scenario = %name, step = %id, kind, "step");
         let began = Instant::now();
-        let detail = match do_step(cx, step).await {
-            Ok(d) => d,
+        let outcome = match do_step(cx, step).await {
+            Ok(o) => o,
             Err(e) => {
                 cx.state.failed_step = Some(id.clone());
                 cx.state.log.push(format!(
@@ -247,7 +248,7 @@ async fn execute<D: Drill>(
             }
         };
         cx.state.log.push(format!(
-            "[{:>7.2}s] {id} ({kind}): {detail}",
+            "[{:>7.2}s] {id} ({kind}): {outcome}",
             t0.elapsed().as_secs_f64()
         ));
         emit.emit(Event::StepFinished {
@@ -255,7 +256,7 @@ async fn execute<D: Drill>(
             step: id,
             kind: kind.into(),
             seconds: began.elapsed().as_secs_f64(),
-            detail,
+            outcome,
         });
         if cx.state.recovery_failed.is_some() {
             break;
@@ -264,11 +265,11 @@ async fn execute<D: Drill>(
     Ok(())
 }
 
-/// One step, to its handler; returns the step log's detail line.
+/// One step, to its handler; returns what it did.
 async fn do_step<D: Drill>(
     cx: &mut StepCx<'_, D>,
     step: &PlanStep,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     match step {
         PlanStep::StartSource {
             major,
