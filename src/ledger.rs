@@ -50,7 +50,7 @@ pub struct LedgerEntry {
     /// `pg_current_wal_insert_lsn()` read right after COMMIT: the end of the commit record.
     pub commit_lsn: Lsn,
     /// The WAL segment file holding the commit record.
-    pub segment: String,
+    pub segment: SegmentName,
     /// Server-side commit time (`pg_xact_commit_timestamp`).
     pub commit_time: DateTime<Utc>,
 }
@@ -89,19 +89,19 @@ pub struct FaultRecord {
     /// What was done, e.g. `deleted WAL segment 000000010000000000000009`.
     pub action: String,
     /// WAL segments the fault removed from the archive.
-    pub segments_removed: Vec<String>,
+    pub segments_removed: Vec<SegmentName>,
     /// Object keys it deleted.
     pub objects_deleted: Vec<String>,
     /// Segments holding ledger writes that `pg_stat_archiver` had not archived when the
     /// source crashed (a `crash` fault): their commits exist nowhere else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub segments_unarchived: Vec<String>,
+    pub segments_unarchived: Vec<SegmentName>,
     /// What the source's archiver did under this fault (error windows, crashes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archiver: Option<ArchiverImpact>,
     /// WAL segments whose archived content the fault damaged (they are still listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub segments_damaged: Vec<String>,
+    pub segments_damaged: Vec<SegmentName>,
     /// Replay cannot get past this LSN: the damaged record, or the start of a segment that no
     /// longer decompresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,10 +144,10 @@ pub struct ReadErrors {
     /// Requests the store failed.
     pub errors_answered: u64,
     /// WAL segments whose reads failed at least once, ascending.
-    pub failed_segments: Vec<String>,
+    pub failed_segments: Vec<SegmentName>,
     /// The first of them that was never read successfully: `restore_command` gave up on it, and
     /// PostgreSQL, taking that for the end of the archive, ended recovery before it.
-    pub ended_before: Option<String>,
+    pub ended_before: Option<SegmentName>,
     /// Replay's end in WAL terms: the first LSN of `ended_before`.
     pub ended_before_lsn: Option<Lsn>,
 }
@@ -182,7 +182,7 @@ pub struct ArchiveStand {
     pub exposed_steps: Vec<String>,
     /// The segments holding them.
     #[serde(default)]
-    pub exposed_segments: Vec<String>,
+    pub exposed_segments: Vec<SegmentName>,
     /// Age of the oldest of them at that moment: the RPO if the primary died then.
     pub exposure_seconds: f64,
 }
@@ -339,25 +339,21 @@ impl Ledger {
     ) -> ArchiveStand {
         // `last_archived_wal` may be a segment, a `.partial` or `.backup` file (their first 24
         // characters name a segment) or a history file (no segment: everything is exposed).
-        let archived = last_archived_wal
-            .and_then(|w| w.get(..24))
-            .and_then(SegmentName::parse);
+        let archived = last_archived_wal.and_then(crate::wal::segment_of_file);
         let exposed: Vec<&LedgerEntry> = self
             .entries
             .iter()
             .filter(|e| e.commit_time <= server_time)
-            .filter(|e| {
-                archived.is_none_or(|a| SegmentName::parse(&e.segment).is_none_or(|s| s > a))
-            })
+            .filter(|e| archived.is_none_or(|a| e.segment > a))
             .collect();
         let oldest = exposed.iter().map(|e| e.commit_time).min();
-        let (mut steps, mut segments): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+        let (mut steps, mut segments): (Vec<String>, Vec<SegmentName>) = (Vec::new(), Vec::new());
         for e in &exposed {
             if !steps.contains(&e.step_id) {
                 steps.push(e.step_id.clone());
             }
             if !segments.contains(&e.segment) {
-                segments.push(e.segment.clone());
+                segments.push(e.segment);
             }
         }
         ArchiveStand {
@@ -554,7 +550,7 @@ mod tests {
             txid: 700 + seq,
             pre_commit_lsn: Lsn(lsn - 0x40),
             commit_lsn: Lsn(lsn),
-            segment: format!("0000000100000000000000{:02X}", lsn >> 24),
+            segment: SegmentName::containing(lsn, 1, crate::wal::DEFAULT_SEGMENT_SIZE),
             commit_time: t(sec, 0),
         }
     }
@@ -566,7 +562,10 @@ mod tests {
         let st = ledger.stand(Moment::Crash, t(35, 0), Some("000000010000000000000008"));
         assert_eq!(st.exposed_steps, ["w2", "w3"]);
         assert_eq!(
-            st.exposed_segments,
+            st.exposed_segments
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             ["000000010000000000000009", "00000001000000000000000A"]
         );
         assert_eq!(st.exposed_transactions, 2);
@@ -592,6 +591,15 @@ mod tests {
             Some("000000010000000000000009.partial"),
         );
         assert_eq!(partial.exposed_steps, ["w3"]);
+    }
+
+    #[test]
+    fn segments_serialise_as_their_names() {
+        let (ledger, _) = adr007();
+        let v = serde_json::to_value(&ledger.entries[3]).unwrap();
+        assert_eq!(v["segment"], "00000001000000000000000A");
+        let back: LedgerEntry = serde_json::from_value(v).unwrap();
+        assert_eq!(back, ledger.entries[3]);
     }
 
     #[test]

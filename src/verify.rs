@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::{FaultRecord, FixtureTable, Ledger, LedgerEntry, row_payload};
 use crate::scenario::ExpectRecovered;
+use crate::wal::SegmentName;
 
 /// One row read back from a pgdrill-generated table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub struct MissingWrite {
     pub rows: u64,
     pub txid: u64,
     pub commit_lsn: String,
-    pub segment: String,
+    pub segment: SegmentName,
     /// Whether the segment holding the commit is in the archive at recovery time.
     pub segment_in_archive: bool,
     /// The fault step that removed the segment, if one did.
@@ -165,8 +166,8 @@ impl Verification {
 /// What was known about the source's archive when recovery ran.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ArchiveFacts {
-    /// WAL segment names present in the archive.
-    pub segments: BTreeSet<String>,
+    /// WAL segments present in the archive.
+    pub segments: BTreeSet<SegmentName>,
     /// Segments the pre-recovery audit reported missing on recovery's path.
     pub audit_gaps: BTreeSet<String>,
     /// The pre-recovery audit ran (it lists objects and reads only backup.info and history
@@ -280,9 +281,9 @@ pub fn verify(case: &Case<'_>, observed: &Observed) -> Verification {
                 rows: e.rows - present,
                 txid: e.txid,
                 commit_lsn: e.commit_lsn.to_string(),
-                segment: e.segment.clone(),
+                segment: e.segment,
                 segment_in_archive: in_archive,
-                audit_gap: archive.audit_gaps.contains(&e.segment),
+                audit_gap: archive.audit_gaps.contains(&e.segment.to_string()),
                 removed_by,
                 unarchived_at_crash,
             });
@@ -374,7 +375,7 @@ fn cause_of<'a>(ledger: &'a Ledger, e: &LedgerEntry) -> Option<&'a FaultRecord> 
         .min_by_key(|(l, _)| *l)
         .map(|(_, f)| f);
     damaged.or_else(|| {
-        let tli = crate::wal::timeline_of(&e.segment);
+        let tli = e.segment.timeline;
         ledger
             .faults
             .iter()
@@ -535,7 +536,7 @@ fn explain_faults(
             let whereabouts = if m.caused_by.is_some() {
                 format!(
                     "on timeline {}, which recovery never followed",
-                    crate::wal::timeline_of(&m.segment)
+                    m.segment.timeline
                 )
             } else {
                 "present in the archive".to_string()
@@ -673,6 +674,10 @@ mod tests {
         verify(&case, observed)
     }
 
+    fn seg(name: &str) -> SegmentName {
+        name.parse().unwrap()
+    }
+
     fn entry(seq: u64, step: &str, first_id: u64, rows: u64, seg: u8) -> LedgerEntry {
         LedgerEntry {
             seq,
@@ -684,7 +689,7 @@ mod tests {
             txid: 700 + seq,
             pre_commit_lsn: Lsn(((seg as u64) << 24) + 0x100),
             commit_lsn: Lsn(((seg as u64) << 24) + 0x200),
-            segment: format!("0000000100000000000000{seg:02X}"),
+            segment: format!("0000000100000000000000{seg:02X}").parse().unwrap(),
             commit_time: Utc
                 .with_ymd_and_hms(2026, 11, 22, 10, 0, seq as u32)
                 .unwrap(),
@@ -702,7 +707,7 @@ mod tests {
             faults: vec![FaultRecord {
                 step_id: "drop-w2".into(),
                 action: "deleted WAL segment".into(),
-                segments_removed: vec!["000000010000000000000009".into()],
+                segments_removed: vec![seg("000000010000000000000009")],
                 objects_deleted: vec![],
                 ..Default::default()
             }],
@@ -727,7 +732,7 @@ mod tests {
     fn archive() -> ArchiveFacts {
         ArchiveFacts {
             segments: ["000000010000000000000008", "00000001000000000000000A"]
-                .map(String::from)
+                .map(seg)
                 .into(),
             audit_gaps: ["000000010000000000000009".to_string()].into(),
             audited: true,
@@ -806,14 +811,15 @@ mod tests {
             read_errors: Some(crate::ledger::ReadErrors {
                 error: "503 SlowDown".into(),
                 errors_answered: 10,
-                failed_segments: vec!["000000010000000000000009".into()],
-                ended_before: Some("000000010000000000000009".into()),
+                failed_segments: vec![SegmentName::parse("000000010000000000000009").unwrap()],
+                ended_before: SegmentName::parse("000000010000000000000009"),
                 ended_before_lsn: Some(Lsn(0x0900_0000)),
             }),
             ..Default::default()
         }];
         let mut a = archive();
-        a.segments.insert("000000010000000000000009".into());
+        a.segments
+            .insert(SegmentName::parse("000000010000000000000009").unwrap());
         a.audit_gaps.clear();
         a.audit_predicted.clear();
         let expected: Vec<&LedgerEntry> = l.entries.iter().collect();
@@ -843,14 +849,14 @@ mod tests {
         l.faults = vec![FaultRecord {
             step_id: "corrupt-w2".into(),
             action: "corrupted".into(),
-            segments_damaged: vec!["000000010000000000000009".into()],
+            segments_damaged: vec![seg("000000010000000000000009")],
             damaged_from_lsn: Some(Lsn(0x0900_0100)),
             damage: Some("CRC".into()),
             ..FaultRecord::default()
         }];
         let every = ArchiveFacts {
             segments: ["08", "09", "0A"]
-                .map(|s| format!("0000000100000000000000{s}"))
+                .map(|s| seg(&format!("0000000100000000000000{s}")))
                 .into(),
             audit_gaps: BTreeSet::new(),
             audited: true,
@@ -908,8 +914,8 @@ mod tests {
     fn a_deleted_history_file_explains_a_divergence() {
         let mut l = ledger();
         // w2 and w3 were written after a failover, on timeline 2.
-        l.entries[2].segment = "000000020000000000000009".into();
-        l.entries[3].segment = "00000002000000000000000A".into();
+        l.entries[2].segment = seg("000000020000000000000009");
+        l.entries[3].segment = seg("00000002000000000000000A");
         l.failovers.push(crate::ledger::FailoverRecord {
             step_id: "f1".into(),
             timeline: 2,
@@ -921,7 +927,7 @@ mod tests {
             ..FaultRecord::default()
         }];
         let facts = ArchiveFacts {
-            segments: l.entries.iter().map(|e| e.segment.clone()).collect(),
+            segments: l.entries.iter().map(|e| e.segment).collect(),
             audit_gaps: BTreeSet::new(),
             audited: true,
             audit_predicted: ["w2".to_string(), "w3".to_string()].into(),

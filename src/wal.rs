@@ -141,6 +141,15 @@ impl SegmentName {
             .then_some(next)
     }
 
+    /// Names, comma-separated, as messages list segments.
+    pub fn list(segments: &[SegmentName]) -> String {
+        segments
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// First LSN in this segment.
     pub fn start_lsn(&self, segment_size: u64) -> Option<u64> {
         self.position(segment_size)?.checked_mul(segment_size)
@@ -153,9 +162,33 @@ impl fmt::Display for SegmentName {
     }
 }
 
-/// The timeline of a segment name; 0 when `segment` is not one.
-pub fn timeline_of(segment: &str) -> u32 {
-    SegmentName::parse(segment).map_or(0, |s| s.timeline)
+impl FromStr for SegmentName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| format!("`{s}` is not a WAL segment name"))
+    }
+}
+
+/// Serialised as its name, as reports always wrote segments.
+impl Serialize for SegmentName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SegmentName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The segment a WAL file name is about: the segment itself, its `.partial` file or a `.backup`
+/// label (their first 24 characters name it), as `pg_stat_archiver.last_archived_wal` reports
+/// them; `None` for a history file.
+pub fn segment_of_file(name: &str) -> Option<SegmentName> {
+    name.get(..24).and_then(SegmentName::parse)
 }
 
 /// The WAL segment an archived object key holds (`…/wals/<dir>/<segment>[.gz…]`), if it is a
@@ -203,8 +236,13 @@ mod tests {
         ] {
             assert_eq!(SegmentName::parse(bad), None, "{bad}");
         }
-        assert_eq!(timeline_of("00000003000000000000000B"), 3);
-        assert_eq!(timeline_of("history"), 0);
+        // Serialised as its name; a name that is not a segment does not deserialise.
+        assert_eq!(serde_json::to_value(s).unwrap(), "00000002000000010000000A");
+        assert_eq!(
+            serde_json::from_value::<SegmentName>("00000002000000010000000A".into()).unwrap(),
+            s
+        );
+        assert!(serde_json::from_value::<SegmentName>("00000002000000010000000a".into()).is_err());
     }
 
     #[test]
@@ -244,6 +282,14 @@ mod tests {
         ] {
             assert_eq!(segment_of_key(other), None, "{other}");
         }
+        let nine = SegmentName::parse("000000010000000000000009");
+        assert_eq!(segment_of_file("000000010000000000000009.partial"), nine);
+        assert_eq!(
+            segment_of_file("000000010000000000000009.00000028.backup"),
+            nine
+        );
+        assert_eq!(segment_of_file("00000002.history"), None);
+        assert_eq!(segment_of_file(""), None);
         assert_eq!(
             strip_compression("00000002.history.zst"),
             "00000002.history"

@@ -51,14 +51,14 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
         .await;
     assert!(matches!(res.status, Status::Passed), "{:?}", res.status);
     let v = res.outcome.verification.as_ref().expect("verified");
-    let removed: Vec<&str> = v
+    let removed: Vec<String> = v
         .missing
         .iter()
         .filter(|m| m.removed_by.is_some())
-        .map(|m| m.segment.as_str())
+        .map(|m| m.segment.to_string())
         .collect();
     assert_eq!(removed.len(), 1, "{:?}", v.missing);
-    let deleted = removed[0].to_string();
+    let deleted = removed[0].clone();
 
     // The source archive: one backup, the deleted segment is a gap on timeline 1.
     s3.operations.clear();

@@ -1,6 +1,7 @@
 //! The `pgdrill` binary where it must stop before anything runs: invalid scenarios (exit 2,
-//! with file:line), and the kube backend refusing what it cannot run, or finding no cluster,
-//! before any API call (exit 2 or 3). Offline: no PostgreSQL, no S3 endpoint, no cluster.
+//! with file:line), the kube backend refusing what it cannot run, or finding no cluster,
+//! before any API call (exit 2 or 3), and `serve-s3` unable to start (exit 3, its cause said
+//! once). Offline: no PostgreSQL, no S3 endpoint, no cluster.
 //! Asserts exit codes, messages, and that no report directory was written.
 
 use std::path::Path;
@@ -355,4 +356,44 @@ fn help_never_shows_credential_values_from_the_environment() {
         assert!(!msg.contains(key), "{args:?} shows the access key: {msg}");
         assert!(!msg.contains(secret), "{args:?} shows the secret: {msg}");
     }
+}
+
+// ---- serve-s3: a start-up error says its cause once, exit 3, nothing served.
+
+#[test]
+fn serve_s3_says_once_why_it_cannot_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let serve = |root: &Path| {
+        pgdrill(&[
+            "serve-s3",
+            "--dir",
+            root.to_str().unwrap(),
+            "--port",
+            &port,
+            "--access-key",
+            "a",
+            "--secret-key",
+            "b",
+        ])
+    };
+    let out = serve(dir.path());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    let want = format!("pgdrill: embedded S3 cannot bind 127.0.0.1:{port}: ");
+    assert!(msg.starts_with(&want), "{msg}");
+    assert_eq!(msg.matches("os error").count(), 1, "the cause once: {msg}");
+    assert!(out.stdout.is_empty(), "nothing served");
+
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let out = serve(&file);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.starts_with("pgdrill: cannot create bucket dir under"),
+        "{msg}"
+    );
+    assert_eq!(msg.matches("os error").count(), 1, "the cause once: {msg}");
 }

@@ -140,14 +140,14 @@ fn listing(text: &str) -> pgdrill::audit::ArchiveListing {
 /// parse every key and word as the WAL primitives do.
 fn audit(input: &[u8]) {
     use pgdrill::gameday::GamedayTarget;
-    use pgdrill::wal::{Lsn, SegmentName, segment_of_key, strip_compression, timeline_of};
+    use pgdrill::wal::{Lsn, SegmentName, segment_of_file, segment_of_key, strip_compression};
     let text = String::from_utf8_lossy(input);
     let l = listing(&text);
     for word in text.split(|c: char| c.is_whitespace() || c == '=') {
         black_box((
             Lsn::parse(word),
             SegmentName::parse(word),
-            timeline_of(word),
+            segment_of_file(word),
         ));
         black_box((segment_of_key(word), strip_compression(word)));
     }

@@ -42,11 +42,11 @@ pub struct AuditVerdict {
     pub unusable_backups: Vec<String>,
 }
 
-fn at_or_after(segment: &str, gap: &str) -> bool {
-    match (SegmentName::parse(segment), SegmentName::parse(gap)) {
+fn at_or_after(s: SegmentName, gap: &str) -> bool {
+    match SegmentName::parse(gap) {
         // Positions are comparable across timelines; the segment size does not matter for order.
-        (Some(s), Some(g)) => (s.log, s.seg) >= (g.log, g.seg),
-        _ => segment >= gap,
+        Some(g) => (s.log, s.seg) >= (g.log, g.seg),
+        None => s.to_string().as_str() >= gap,
     }
 }
 
@@ -65,7 +65,7 @@ pub fn verdict(
     let lost: Vec<&&LedgerEntry> = match &first_gap {
         Some(g) => expected
             .iter()
-            .filter(|e| at_or_after(&e.segment, g))
+            .filter(|e| at_or_after(e.segment, g))
             .collect(),
         None => Vec::new(),
     };
@@ -78,7 +78,7 @@ pub fn verdict(
     let stranded: Vec<&&LedgerEntry> = match end_timeline {
         Some(t) => expected
             .iter()
-            .filter(|e| SegmentName::parse(&e.segment).is_some_and(|s| s.timeline > t))
+            .filter(|e| e.segment.timeline > t)
             .filter(|e| !lost.iter().any(|l| l.seq == e.seq))
             .collect(),
         None => Vec::new(),
@@ -159,9 +159,9 @@ pub fn check_expectation(
     let mut want = Vec::new();
     for one in expect.gaps.iter().filter_map(WalSelectorSpec::one) {
         match one {
-            OneSegment::Segment(s) => want.push(s),
+            OneSegment::Segment(s) => want.push(s.to_string()),
             OneSegment::HoldingStep(step) => match ledger.entry_for_step(&step) {
-                Ok(e) => want.push(e.segment.clone()),
+                Ok(e) => want.push(e.segment.to_string()),
                 Err(e) => return vec![format!("audit.gaps: {e}")],
             },
         }
@@ -235,6 +235,10 @@ mod tests {
     use crate::wal::Lsn;
     use chrono::Utc;
 
+    fn seg(name: &str) -> SegmentName {
+        SegmentName::parse(name).unwrap()
+    }
+
     fn entry(seq: u64, step: &str, seg: u8) -> LedgerEntry {
         LedgerEntry {
             seq,
@@ -246,7 +250,7 @@ mod tests {
             txid: 700 + seq,
             pre_commit_lsn: Lsn(u64::from(seg) << 24),
             commit_lsn: Lsn((u64::from(seg) << 24) + 0x100),
-            segment: format!("0000000100000000000000{seg:02X}"),
+            segment: SegmentName::parse(&format!("0000000100000000000000{seg:02X}")).unwrap(),
             commit_time: Utc::now(),
         }
     }
@@ -347,8 +351,8 @@ mod tests {
     #[test]
     fn writes_on_a_timeline_recovery_cannot_follow_are_predicted_lost() {
         let mut es = [entry(0, "w1", 3), entry(1, "w2", 5), entry(2, "w3", 6)];
-        es[1].segment = "000000020000000000000005".into();
-        es[2].segment = "000000020000000000000006".into();
+        es[1].segment = seg("000000020000000000000005");
+        es[2].segment = seg("000000020000000000000006");
         let expected: Vec<&LedgerEntry> = es.iter().collect();
         // Replay from B1 ends on timeline 1 (no 00000002.history): w2 and w3 are stranded.
         let v = verdict("u", &report(None), "B1", &expected);
@@ -375,15 +379,15 @@ mod tests {
         // A write on timeline 2 past a gap found on timeline 1's segment position is lost;
         // one before it is not.
         assert!(at_or_after(
-            "000000020000000000000005",
+            seg("000000020000000000000005"),
             "000000010000000000000004"
         ));
         assert!(!at_or_after(
-            "000000020000000000000003",
+            seg("000000020000000000000003"),
             "000000010000000000000004"
         ));
         assert!(at_or_after(
-            "000000010000000100000000",
+            seg("000000010000000100000000"),
             "0000000100000000000000FF"
         ));
     }

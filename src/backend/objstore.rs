@@ -11,7 +11,7 @@ use aws_smithy_http_client::tls;
 
 use super::BackendError;
 use super::credentials::KeyPair;
-use crate::wal::segment_of_key;
+use crate::wal::{SegmentName, segment_of_key};
 
 /// Where and how to reach object storage. `Debug` redacts the secret.
 #[derive(Clone)]
@@ -176,12 +176,31 @@ impl ObjectStore {
     pub async fn wal_segments(
         &self,
         server_name: &str,
-    ) -> Result<BTreeMap<String, ObjectInfo>, BackendError> {
+    ) -> Result<BTreeMap<SegmentName, ObjectInfo>, BackendError> {
         Ok(self
             .list(&format!("{server_name}/wals/"))
             .await?
             .into_iter()
-            .filter_map(|o| segment_of_key(&o.key).map(|s| (s.to_string(), o)))
+            .filter_map(|o| segment_of_key(&o.key).map(|s| (s, o)))
+            .collect())
+    }
+
+    /// The archived objects of one WAL segment (any compression; not its `.partial` or
+    /// `.backup` files).
+    pub async fn wal_segment_objects(
+        &self,
+        server_name: &str,
+        segment: &SegmentName,
+    ) -> Result<Vec<ObjectInfo>, BackendError> {
+        let dir = format!(
+            "{server_name}/wals/{:08X}{:08X}/{segment}",
+            segment.timeline, segment.log
+        );
+        Ok(self
+            .list(&dir)
+            .await?
+            .into_iter()
+            .filter(|o| segment_of_key(&o.key) == Some(*segment))
             .collect())
     }
 
@@ -202,18 +221,9 @@ impl ObjectStore {
     pub async fn delete_wal_segment(
         &self,
         server_name: &str,
-        segment: &str,
+        segment: &SegmentName,
     ) -> Result<Vec<String>, BackendError> {
-        let dir = format!(
-            "{server_name}/wals/{}/{segment}",
-            &segment[..16.min(segment.len())]
-        );
-        let found: Vec<ObjectInfo> = self
-            .list(&dir)
-            .await?
-            .into_iter()
-            .filter(|o| segment_of_key(&o.key).is_some_and(|s| s.to_string() == segment))
-            .collect();
+        let found = self.wal_segment_objects(server_name, segment).await?;
         if found.is_empty() {
             return Err(BackendError::infra(format!(
                 "WAL segment {segment} is not in the archive {}/{server_name}",

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 
 use super::BackendError;
 use super::objstore::{ObjectInfo, ObjectStore};
-use crate::wal::{COMPRESSION_SUFFIXES, segment_of_key};
+use crate::wal::{COMPRESSION_SUFFIXES, SegmentName};
 
 /// A barman-cloud compression pgdrill can read and write, named by the object's suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,18 +136,9 @@ impl ObjectStore {
     pub async fn wal_object(
         &self,
         server_name: &str,
-        segment: &str,
+        segment: &SegmentName,
     ) -> Result<ObjectInfo, BackendError> {
-        let dir = format!(
-            "{server_name}/wals/{}/{segment}",
-            &segment[..16.min(segment.len())]
-        );
-        let mut found: Vec<ObjectInfo> = self
-            .list(&dir)
-            .await?
-            .into_iter()
-            .filter(|o| segment_of_key(&o.key).is_some_and(|s| s.to_string() == segment))
-            .collect();
+        let mut found = self.wal_segment_objects(server_name, segment).await?;
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => Err(BackendError::infra(format!(

@@ -2,13 +2,14 @@
 //! `restore_command` brought back from the archive and the reason replay ended. Pure text
 //! functions over log lines (`... LOG:  message`); they never read a file or a pod.
 
-/// Segments the server logged as `restored log file "X" from archive`.
-pub fn restored_segments(log: &str) -> Vec<String> {
+use crate::wal::SegmentName;
+
+/// Segments the server logged as `restored log file "X" from archive` (not history files).
+pub fn restored_segments(log: &str) -> Vec<SegmentName> {
     log.lines()
         .filter_map(|l| l.split("restored log file \"").nth(1))
         .filter_map(|rest| rest.split('"').next())
-        .filter(|name| name.len() == 24)
-        .map(str::to_string)
+        .filter_map(SegmentName::parse)
         .collect()
 }
 
@@ -105,8 +106,12 @@ mod tests {
 
     #[test]
     fn restored_segments_are_the_wal_files_not_history_files() {
+        let names: Vec<String> = restored_segments(LOG)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
-            restored_segments(LOG),
+            names,
             ["000000010000000000000003", "000000010000000000000004"]
         );
     }

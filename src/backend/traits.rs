@@ -6,7 +6,7 @@ use std::future::Future;
 use crate::backend::Rto;
 use crate::ledger::{BackupRecord, ResolvedTarget};
 use crate::scenario::{Compression, CrashMode, ErrorWindow, RecoveryReads, Scenario, StoreError};
-use crate::wal::Lsn;
+use crate::wal::{Lsn, SegmentName};
 
 use super::BackendError;
 use super::objstore::ObjectStore;
@@ -116,7 +116,7 @@ pub struct RecoveryErrors {
     pub seconds: u64,
     pub reads: RecoveryReads,
     /// Only WAL segments from this one on fail.
-    pub from_segment: Option<String>,
+    pub from_segment: Option<SegmentName>,
     /// At most this many requests fail.
     pub failures: Option<u32>,
 }
@@ -126,7 +126,7 @@ pub struct RecoveryErrors {
 #[derive(Debug, Clone)]
 pub struct RecoveryRestart {
     pub after_lsn: Lsn,
-    pub segment: String,
+    pub segment: SegmentName,
     pub mode: CrashMode,
 }
 
@@ -136,9 +136,9 @@ pub struct RecoveryFaultsSeen {
     /// Requests the error window failed.
     pub errors_answered: u64,
     /// WAL segments whose reads failed, ascending.
-    pub failed_segments: Vec<String>,
+    pub failed_segments: Vec<SegmentName>,
     /// WAL segments read successfully while the faults were armed.
-    pub served_segments: Vec<String>,
+    pub served_segments: Vec<SegmentName>,
     /// The kill of the recovering server, if it happened.
     pub restart: Option<RestartSeen>,
 }

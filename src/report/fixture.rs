@@ -10,12 +10,16 @@ use crate::audit::AuditVerdict;
 use crate::backend::Phase;
 use crate::backend::PhaseName;
 use crate::backend::Rto;
+use crate::ledger::ResolvedTarget;
 use crate::runner::pick::TargetKind;
 use crate::runner::{
-    ArchiveFacts, Event, Outcome, RecoveryFacts, RecoveryObservation, RunInfo, ScenarioInfo,
-    ScenarioResult, Servers, Status, TargetResult,
+    ArchiveFacts, Commit, Event, Outcome, PickRange, PickedTarget, Picks, RecoveryFacts,
+    RecoveryObservation, Release, RunInfo, ScenarioInfo, ScenarioResult, Servers, Status,
+    StepOutcome, TargetAttempt, TargetCheck, TargetRef, TargetResult, TargetVerification, WriteAt,
+    Written,
 };
 use crate::verify::{MissingWrite, ObservedRpo, Verification};
+use crate::wal::Lsn;
 
 use super::{ReportError, Reporter};
 
@@ -103,14 +107,14 @@ fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
     }
 }
 
-/// (step, kind, seconds, detail)
-type StepLine = (&'static str, &'static str, f64, &'static str);
+/// (step, kind, seconds, outcome)
+type StepLine = (&'static str, &'static str, f64, StepOutcome);
 
-fn steps(scenario: &str, start_ms: i64, steps: &[StepLine]) -> (Vec<Event>, Vec<String>) {
+fn steps(scenario: &str, start_ms: i64, steps: Vec<StepLine>) -> (Vec<Event>, Vec<String>) {
     let mut events = Vec::new();
     let mut log = Vec::new();
     let mut t = start_ms;
-    for (step, kind, seconds, detail) in steps {
+    for (step, kind, seconds, outcome) in steps {
         events.push(Event::StepStarted {
             scenario: scenario.into(),
             step: step.to_string(),
@@ -121,13 +125,40 @@ fn steps(scenario: &str, start_ms: i64, steps: &[StepLine]) -> (Vec<Event>, Vec<
             scenario: scenario.into(),
             step: step.to_string(),
             kind: kind.to_string(),
-            seconds: *seconds,
-            detail: detail.to_string(),
+            seconds,
+            outcome: outcome.clone(),
         });
-        log.push(format!("{step} ({kind}) {seconds:.2}s {detail}"));
+        log.push(format!("{step} ({kind}) {seconds:.2}s {outcome}"));
         t += (seconds * 1000.0) as i64;
     }
     (events, log)
+}
+
+/// A base backup's outcome: one segment, from `lsn - 0xD8` to `lsn`.
+fn backup(id: &str, lsn: u64) -> StepOutcome {
+    let wal = format!("0000000100000000{:08X}", lsn >> 24);
+    StepOutcome::BaseBackup {
+        backup_id: id.into(),
+        begin_lsn: Lsn(lsn - 0xD8),
+        end_lsn: Lsn(lsn),
+        begin_wal: wal.clone(),
+        end_wal: wal,
+    }
+}
+
+/// A one-row write into `events`, committed at `lsn` at `ms`, without a switch.
+fn write(txid: u64, lsn: u64, ms: i64) -> StepOutcome {
+    StepOutcome::Written(Written {
+        commit: Commit {
+            table: "events".into(),
+            rows: 1,
+            txid,
+            commit_lsn: Lsn(lsn),
+            segment: crate::wal::SegmentName::containing(lsn, 1, crate::wal::DEFAULT_SEGMENT_SIZE),
+            commit_time: at(ms),
+        },
+        switched: None,
+    })
 }
 
 fn passed() -> Vec<Event> {
@@ -135,25 +166,15 @@ fn passed() -> Vec<Event> {
     let (mut events, log) = steps(
         name,
         1_000,
-        &[
+        vec![
             (
                 "base",
                 "base_backup",
                 3.10,
-                "backup 20261122T100003 ended at 0/7000100",
+                backup("20261122T100003", 0x0700_0100),
             ),
-            (
-                "w1",
-                "write",
-                0.21,
-                "committed txid 745 at 0/8000200 in 000000010000000000000008",
-            ),
-            (
-                "w2",
-                "write",
-                0.19,
-                "committed txid 746 at 0/8000480 in 000000010000000000000008",
-            ),
+            ("w1", "write", 0.21, write(745, 0x0800_0200, 4_310)),
+            ("w2", "write", 0.19, write(746, 0x0800_0480, 4_500)),
         ],
     );
     let mut r = base_result(name, 1_000, 12.3);
@@ -196,36 +217,26 @@ fn failed() -> Vec<Event> {
     let (mut events, log) = steps(
         name,
         14_000,
-        &[
+        vec![
             (
                 "base",
                 "base_backup",
                 2.90,
-                "backup 20261122T100014 ended at 0/7000100",
+                backup("20261122T100014", 0x0700_0100),
             ),
-            (
-                "w1",
-                "write",
-                0.22,
-                "committed txid 746 at 0/8000200 in 000000010000000000000008",
-            ),
-            (
-                "w2",
-                "write",
-                0.20,
-                "committed txid 747 at 0/9000200 in 000000010000000000000009",
-            ),
-            (
-                "w3",
-                "write",
-                0.18,
-                "committed txid 748 at 0/A000200 in 00000001000000000000000A",
-            ),
+            ("w1", "write", 0.22, write(746, 0x0800_0200, 27_000)),
+            ("w2", "write", 0.20, write(747, 0x0900_0200, 27_200)),
+            ("w3", "write", 0.18, write(748, 0x0A00_0200, 27_410)),
             (
                 "drop-w2",
                 "fault",
                 0.05,
-                "deleted 000000010000000000000009 from the archive",
+                StepOutcome::WalDeleted {
+                    segments: vec![GAP.parse().unwrap()],
+                    keys: vec![format!(
+                        "drills/{RUN_ID}/{name}/source/wals/0000000100000000/{GAP}.gz"
+                    )],
+                },
             ),
         ],
     );
@@ -252,7 +263,7 @@ fn failed() -> Vec<Event> {
                 rows: 1,
                 txid: 747,
                 commit_lsn: "0/9000200".into(),
-                segment: GAP.into(),
+                segment: GAP.parse().unwrap(),
                 segment_in_archive: false,
                 removed_by: Some("drop-w2".into()),
                 audit_gap: true,
@@ -266,7 +277,7 @@ fn failed() -> Vec<Event> {
                 rows: 1,
                 txid: 748,
                 commit_lsn: "0/A000200".into(),
-                segment: AFTER_GAP.into(),
+                segment: AFTER_GAP.parse().unwrap(),
                 segment_in_archive: true,
                 removed_by: None,
                 audit_gap: false,
@@ -346,7 +357,7 @@ fn failed() -> Vec<Event> {
 
 fn errored() -> Vec<Event> {
     let name = SCENARIOS[2];
-    let (mut events, mut log) = steps(name, 35_000, &[]);
+    let (mut events, mut log) = steps(name, 35_000, vec![]);
     events.push(Event::StepStarted {
         scenario: name.into(),
         step: "base".into(),
@@ -451,72 +462,123 @@ fn target(
 /// lost a row, and an xid target whose recovery failed.
 pub fn random_events() -> Vec<Event> {
     let name = RANDOM_SCENARIO;
+    let fatal = "FATAL:  recovery ended before configured recovery target was reached";
+    let lost = "1 row lost: step `w2`: 1 row(s) of events (id 26), txid 746, commit at 0/4000200 in \
+                segment 000000010000000000000004 (present in the archive)";
+    let time = ResolvedTarget::Time(at(4_500));
+    let (lsn, xid) = (
+        ResolvedTarget::Lsn(Lsn(0x0400_0200)),
+        ResolvedTarget::Xid(746),
+    );
+    let reference = |index: u32, t: &ResolvedTarget| TargetRef {
+        index,
+        count: 3,
+        target: t.to_string(),
+    };
+    let recovered = |index: u32, t: &ResolvedTarget, seconds: f64| StepOutcome::TargetRecovered {
+        attempt: TargetAttempt::Recovered {
+            target: reference(index, t),
+            backup_id: "20261122T100003".into(),
+            seconds,
+            wal_segments_replayed: 2,
+        },
+    };
+    let verified = |index: u32, t: &ResolvedTarget, check: TargetCheck| {
+        StepOutcome::TargetVerified(TargetVerification {
+            target: reference(index, t),
+            check,
+            release: Release::Released(format!("recovered-{index}")),
+        })
+    };
+    let rows = |expected: u64, lost: u64, explanation: Option<&str>| TargetCheck::Verified {
+        rows_expected: expected,
+        rows_observed: expected - lost,
+        rows_lost: lost,
+        passed: lost == 0,
+        explanation: explanation.map(str::to_string),
+    };
+    let picked = |index: u32, target: &ResolvedTarget, around: &str| PickedTarget {
+        index,
+        target: target.clone(),
+        around: around.into(),
+        backup_step: "base".into(),
+    };
+    let picks = StepOutcome::TargetsPicked(Picks {
+        seed: 42,
+        count: 3,
+        range: PickRange {
+            backup_step: "base".into(),
+            backup_end: Lsn(0x0200_0100),
+            writes: 2,
+            first: WriteAt {
+                step: "w1".into(),
+                commit_lsn: Lsn(0x0300_0200),
+            },
+            last: WriteAt {
+                step: "w2".into(),
+                commit_lsn: Lsn(0x0400_0200),
+            },
+        },
+        picks: vec![
+            picked(1, &time, "between the commits of `w1` and `w2`"),
+            picked(2, &lsn, "right after the commit of `w2`"),
+            picked(3, &xid, "the transaction of `w2`"),
+        ],
+    });
     let (mut events, log) = steps(
         name,
         1_000,
-        &[
+        vec![
             (
                 "base",
                 "base_backup",
                 3.10,
-                "backup 20261122T100003 from 0/2000028 to 0/2000100",
+                backup("20261122T100003", 0x0200_0100),
             ),
-            (
-                "w1",
-                "write",
-                0.21,
-                "1 row(s) into events, txid 745 committed at 0/3000200",
-            ),
-            (
-                "w2",
-                "write",
-                0.19,
-                "1 row(s) into events, txid 746 committed at 0/4000200",
-            ),
-            (
-                "pick-targets",
-                "pick_targets",
-                0.01,
-                "seed 42: 3 target(s) after base backup `base` (ends at 0/2000100): 2 write(s), \
-                 `w1` at 0/3000200 to `w2` at 0/4000200: 1: time 2026-11-22 10:00:04.500000+00 \
-                 (between the commits of `w1` and `w2`), from `base`; 2: lsn 0/4000200 (right \
-                 after the commit of `w2`), from `base`; 3: xid 746 (the transaction of `w2`), from `base`",
-            ),
+            ("w1", "write", 0.21, write(745, 0x0300_0200, 4_200)),
+            ("w2", "write", 0.19, write(746, 0x0400_0200, 4_800)),
+            ("pick-targets", "pick_targets", 0.01, picks),
             (
                 "recover-1",
                 "recover_target",
                 2.40,
-                "target 1/3 time 2026-11-22 10:00:04.500000+00 recovered",
+                recovered(1, &time, 2.4),
             ),
             (
                 "verify-1",
                 "verify_target",
                 0.05,
-                "target 1/3 time 2026-11-22 10:00:04.500000+00: expected 25 rows, observed 25, lost 0: PASSED",
+                verified(1, &time, rows(25, 0, None)),
             ),
-            (
-                "recover-2",
-                "recover_target",
-                2.60,
-                "target 2/3 lsn 0/4000200 recovered",
-            ),
+            ("recover-2", "recover_target", 2.60, recovered(2, &lsn, 2.6)),
             (
                 "verify-2",
                 "verify_target",
                 0.05,
-                "target 2/3 lsn 0/4000200: expected 26 rows, observed 25, lost 1: FAILED",
+                verified(2, &lsn, rows(26, 1, Some(lost))),
             ),
             (
                 "recover-3",
                 "recover_target",
                 1.10,
-                "target 3/3 xid 746: recovery failed",
+                StepOutcome::TargetRecovered {
+                    attempt: TargetAttempt::Failed {
+                        target: reference(3, &xid),
+                        message: fatal.into(),
+                    },
+                },
             ),
             (
                 "verify-3",
                 "verify_target",
                 0.01,
-                "target 3/3 xid 746: not verified",
+                verified(
+                    3,
+                    &xid,
+                    TargetCheck::RecoveryFailed {
+                        message: fatal.into(),
+                    },
+                ),
             ),
         ],
     );
@@ -547,8 +609,6 @@ pub fn random_events() -> Vec<Event> {
         (26, 25),
         Some((8_000, [1_300, 700, 500, 100])),
     );
-    let lost = "1 row lost: step `w2`: 1 row(s) of events (id 26), txid 746, commit at 0/4000200 in \
-                segment 000000010000000000000004 (present in the archive)";
     if let Some(v) = t2.verification.as_mut() {
         v.rows_lost = 1;
         v.explanation = vec![lost.into()];
@@ -559,7 +619,7 @@ pub fn random_events() -> Vec<Event> {
             rows: 1,
             txid: 746,
             commit_lsn: "0/4000200".into(),
-            segment: "000000010000000000000004".into(),
+            segment: "000000010000000000000004".parse().unwrap(),
             segment_in_archive: true,
             removed_by: None,
             audit_gap: false,
@@ -579,7 +639,6 @@ pub fn random_events() -> Vec<Event> {
         (0, 0),
         None,
     );
-    let fatal = "FATAL:  recovery ended before configured recovery target was reached";
     t3.observation = RecoveryObservation::Failed {
         message: fatal.into(),
     };

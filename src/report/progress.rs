@@ -225,9 +225,9 @@ impl Reporter for ProgressReporter {
                 step,
                 kind,
                 seconds,
-                detail,
+                outcome,
             } => {
-                let line = format!("[{scenario}] step {step} ({kind}) {seconds:.2}s {detail}");
+                let line = format!("[{scenario}] step {step} ({kind}) {seconds:.2}s {outcome}");
                 let line = line.trim_end().to_string();
                 self.set_running(
                     scenario,
@@ -295,7 +295,9 @@ mod tests {
         let out = run(&fixture::events(), false);
         assert!(!out.contains('\x1b'), "no escapes in plain mode");
         insta::assert_snapshot!("progress-plain", out);
-        assert!(out.contains("[pitr-after-step] step w1 (write) 0.21s committed txid 745"));
+        assert!(out.contains(
+            "[pitr-after-step] step w1 (write) 0.21s 1 row(s) into events, txid 745 committed at 0/8000200"
+        ));
         assert!(out.contains("[pitr-after-step] PASSED in 12.3s (RTO 2.1s)\n"));
         assert!(out.contains(
             "[wal-gap-silent-loss] FAILED in 20.6s: unexpected data loss: 2 rows missing\n"
@@ -334,7 +336,7 @@ mod tests {
         assert!(out.contains("\r\x1b[J"), "clears the live block");
         assert!(out.contains("\x1b[1A"), "moves up over the live line");
         assert!(out.contains("[pitr-after-step] step w2 (write) …"));
-        assert!(!out.contains("[pitr-after-step] step w1 (write) 0.21s committed"));
+        assert!(!out.contains("[pitr-after-step] step w1 (write) 0.21s 1 row(s)"));
         assert!(out.contains("[pitr-after-step] \x1b[32;1mPASSED\x1b[0m in 12.3s"));
         // Once the last verdict is printed there is no live line left to redraw.
         let tail = out.rsplit("\r\x1b[J").next().unwrap();

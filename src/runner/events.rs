@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::audit::AuditVerdict;
 use crate::backend::Rto;
 use crate::verify::Verification;
+use crate::wal::SegmentName;
 
+use super::outcome::{StepOutcome, TargetRef};
 use super::pick::TargetKind;
 
 /// Something that happened during a run, in order.
@@ -32,8 +34,9 @@ pub enum Event {
         step: String,
         kind: String,
         seconds: f64,
-        /// One line saying what the step did, e.g. `committed txid 745 at 0/8000200 in 000000010000000000000008`.
-        detail: String,
+        /// What the step did; its `Display` is the step log's line, e.g. `1 row(s) into events,
+        /// txid 745 committed at 0/8000200 in 000000010000000000000008 (10:00:01.000000)`.
+        outcome: StepOutcome,
     },
     ScenarioFinished(Box<ScenarioResult>),
     RunFinished {
@@ -195,7 +198,16 @@ pub struct TargetResult {
 impl TargetResult {
     /// `3/6 lsn 0/3000060`: how reports name the target.
     pub fn label(&self) -> String {
-        format!("{}/{} {}", self.index, self.count, self.target)
+        self.reference().to_string()
+    }
+
+    /// The target as a step's outcome names it.
+    pub fn reference(&self) -> TargetRef {
+        TargetRef {
+            index: self.index,
+            count: self.count,
+            target: self.target.clone(),
+        }
     }
 }
 
@@ -203,7 +215,7 @@ impl TargetResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchiveWait {
     pub step: String,
-    pub segment: String,
+    pub segment: SegmentName,
     pub how: WaitHow,
     pub seconds: f64,
 }

@@ -17,6 +17,7 @@ use super::events::{
     ArchiveFacts, Event, Outcome, RecoveryFacts, RecoveryObservation, ScenarioInfo, ScenarioResult,
     Servers, Status,
 };
+use super::outcome::StepOutcome;
 use super::state::{DrillState, StepCx};
 use super::steps::random::TargetRecovery;
 use super::steps::recover::Recovery;
@@ -247,8 +248,8 @@ async fn execute<D: Drill>(
         });
         tracing::debug!(scenario = %name, step = %id, kind, "step");
         let began = Instant::now();
-        let detail = match do_step(cx, step).await {
-            Ok(d) => d,
+        let outcome = match do_step(cx, step).await {
+            Ok(o) => o,
             Err(e) => {
                 cx.state.failed_step = Some(id.clone());
                 cx.state.log.push(format!(
@@ -259,7 +260,7 @@ async fn execute<D: Drill>(
             }
         };
         cx.state.log.push(format!(
-            "[{:>7.2}s] {id} ({kind}): {detail}",
+            "[{:>7.2}s] {id} ({kind}): {outcome}",
             t0.elapsed().as_secs_f64()
         ));
         emit.emit(Event::StepFinished {
@@ -267,7 +268,7 @@ async fn execute<D: Drill>(
             step: id,
             kind: kind.into(),
             seconds: began.elapsed().as_secs_f64(),
-            detail,
+            outcome,
         });
         if cx.state.recovery_failed.is_some() {
             break;
@@ -276,11 +277,11 @@ async fn execute<D: Drill>(
     Ok(())
 }
 
-/// One step, to its handler; returns the step log's detail line.
+/// One step, to its handler; returns what it did.
 async fn do_step<D: Drill>(
     cx: &mut StepCx<'_, D>,
     step: &PlanStep,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     match step {
         PlanStep::StartSource {
             major,
@@ -346,8 +347,8 @@ async fn do_step<D: Drill>(
                 backup: backup.as_deref(),
                 compression: *compression,
             };
-            let detail = recover::recover(cx, r).await?;
-            Ok(fault_recovery::observe(cx, detail))
+            let recovery = recover::recover(cx, r).await?;
+            Ok(fault_recovery::observe(cx, recovery))
         }
         PlanStep::Verify => recover::verify(cx).await,
         PlanStep::PickTargets {

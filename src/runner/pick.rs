@@ -74,23 +74,6 @@ pub struct Range<'a> {
     pub backups: &'a [BackupRecord],
 }
 
-impl std::fmt::Display for Range<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (first, last) = (self.writes[0], self.writes[self.writes.len() - 1]);
-        write!(
-            f,
-            "after base backup `{}` (ends at {}): {} write(s), `{}` at {} to `{}` at {}",
-            self.floor.step_id,
-            self.floor.end_lsn,
-            self.writes.len(),
-            first.step_id,
-            first.commit_lsn,
-            last.step_id,
-            last.commit_lsn
-        )
-    }
-}
-
 /// Why no target can be picked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PickError {
@@ -262,7 +245,7 @@ mod tests {
             txid: 740 + seq,
             pre_commit_lsn: Lsn(lsn - 0x40),
             commit_lsn: Lsn(lsn),
-            segment: format!("0000000100000000000000{:02X}", lsn >> 24),
+            segment: crate::wal::SegmentName::containing(lsn, 1, crate::wal::DEFAULT_SEGMENT_SIZE),
             // Odd microseconds, as real commit timestamps have.
             commit_time: t(ms) + Duration::microseconds(137),
         }

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use crate::backend::BackendError;
 use crate::ledger::{FixtureTable, LedgerEntry, row_payload, rows_digest};
 use crate::verify::ObservedRow;
-use crate::wal::Lsn;
+use crate::wal::{Lsn, SegmentName, segment_of_file};
 
 /// pgdrill's own schema on the source (never verified as user data).
 pub const META_SCHEMA: &str = "pgdrill_meta";
@@ -21,6 +21,12 @@ fn ident(name: &str) -> String {
 
 fn lsn(s: &str) -> Result<Lsn, BackendError> {
     s.parse().map_err(BackendError::infra)
+}
+
+/// A segment name as `pg_walfile_name()` returns it.
+fn segment(s: &str) -> Result<SegmentName, BackendError> {
+    SegmentName::parse(s)
+        .ok_or_else(|| BackendError::infra(format!("`{s}` is not a WAL segment name")))
 }
 
 /// Create the generated tables and pgdrill's marker table.
@@ -91,7 +97,7 @@ pub async fn write_rows(client: &mut Client, w: &Write<'_>) -> Result<LedgerEntr
         )
         .await?;
     let commit_lsn: String = row.get(0);
-    let segment: String = row.get(1);
+    let walfile: String = row.get(1);
     let commit_time: Option<DateTime<Utc>> = row.get(2);
     Ok(LedgerEntry {
         seq,
@@ -103,7 +109,7 @@ pub async fn write_rows(client: &mut Client, w: &Write<'_>) -> Result<LedgerEntr
         txid: txid as u64,
         pre_commit_lsn: lsn(&pre)?,
         commit_lsn: lsn(&commit_lsn)?,
-        segment,
+        segment: segment(&walfile)?,
         commit_time: commit_time.ok_or_else(|| {
             BackendError::infra("no commit timestamp: track_commit_timestamp must be on")
         })?,
@@ -124,11 +130,11 @@ pub async fn checkpoint(client: &Client) -> Result<(), BackendError> {
 }
 
 /// `pg_switch_wal()` and the name of the segment it completed.
-pub async fn switch_wal(client: &Client) -> Result<String, BackendError> {
+pub async fn switch_wal(client: &Client) -> Result<SegmentName, BackendError> {
     let row = client
         .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
         .await?;
-    Ok(row.get(0))
+    segment(row.get::<_, &str>(0))
 }
 
 /// Commit a marker row, as a live primary keeps committing.
@@ -192,7 +198,7 @@ fn parse_history_tail(text: &str) -> (Option<u32>, Option<Lsn>) {
 /// Poll `pg_stat_archiver` until `segment` (or a later one) is archived, with a deadline.
 pub async fn wait_archived(
     client: &Client,
-    segment: &str,
+    segment: &SegmentName,
     deadline: Duration,
 ) -> Result<Duration, BackendError> {
     let start = Instant::now();
@@ -204,7 +210,7 @@ pub async fn wait_archived(
             )
             .await?;
         let archived: String = row.get(0);
-        if is_segment(&archived) && archived[..24] >= *segment {
+        if segment_of_file(&archived).is_some_and(|a| a >= *segment) {
             return Ok(start.elapsed());
         }
         if start.elapsed() >= deadline {
@@ -251,13 +257,6 @@ pub async fn archiver_stat(client: &Client) -> Result<ArchiverStat, BackendError
         failed_count: row.get(3),
         ready: row.get(4),
     })
-}
-
-/// `last_archived_wal` names a segment (possibly `.partial` or a `.backup` label), not a
-/// history file.
-fn is_segment(name: &str) -> bool {
-    name.get(..24)
-        .is_some_and(|n| crate::wal::SegmentName::parse(n).is_some())
 }
 
 /// Row count and checksum of every user table except the generated ones and pgdrill's own.
@@ -324,13 +323,5 @@ mod tests {
         let t = "1\t0/5000108\tno recovery target specified\n\n2\t0/7000060\tno recovery target specified\n";
         assert_eq!(parse_history_tail(t), (Some(2), Some(Lsn(0x0700_0060))));
         assert_eq!(parse_history_tail(""), (None, None));
-    }
-
-    #[test]
-    fn archiver_names_are_classified() {
-        assert!(is_segment("000000010000000000000009"));
-        assert!(is_segment("00000001000000000000000A.partial"));
-        assert!(!is_segment("00000002.history"));
-        assert!(!is_segment(""));
     }
 }

@@ -93,19 +93,16 @@ impl DrillState {
         &mut self,
         step: &str,
         timeout: u64,
-        at_least: Option<&str>,
-    ) -> Result<String, BackendError> {
+        at_least: Option<SegmentName>,
+    ) -> Result<SegmentName, BackendError> {
         let src = self.source()?;
         let switched = sql::switch_wal(&src.client).await?;
-        // Wait for the later of the two, compared as segments (timeline, log, segment).
-        let seg = match at_least {
-            Some(s) if SegmentName::parse(s) > SegmentName::parse(&switched) => s.to_string(),
-            _ => switched,
-        };
+        // Wait for the later of the two (timeline, log, segment).
+        let seg = at_least.map_or(switched, |s| s.max(switched));
         let took = sql::wait_archived(&src.client, &seg, Duration::from_secs(timeout)).await?;
         self.archive_waits.push(ArchiveWait {
             step: step.to_string(),
-            segment: seg.clone(),
+            segment: seg,
             how: WaitHow::Switch,
             seconds: took.as_secs_f64(),
         });

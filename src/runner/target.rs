@@ -98,7 +98,7 @@ mod tests {
             txid: 740 + sec as u64,
             pre_commit_lsn: Lsn(lsn - 8),
             commit_lsn: Lsn(lsn),
-            segment: String::new(),
+            segment: crate::wal::SegmentName::containing(lsn, 1, crate::wal::DEFAULT_SEGMENT_SIZE),
             commit_time: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, sec).unwrap()
                 + chrono::Duration::microseconds(micros),
         }

@@ -928,6 +928,17 @@ expect:
         load_str(path(), &text).unwrap();
     }
 
+    /// A typed form, when there is one, serialises (in plans) as the file wrote it.
+    fn as_written(typed: Option<impl serde::Serialize>, spec: &impl serde::Serialize, yaml: &str) {
+        if let Some(t) = typed {
+            assert_eq!(
+                serde_json::to_value(&t).unwrap(),
+                serde_json::to_value(spec).unwrap(),
+                "{yaml}"
+            );
+        }
+    }
+
     /// Exactly one key makes a selector, which serialises (in plans) as the file wrote it.
     #[test]
     fn a_wal_selector_is_exactly_one_key() {
@@ -936,7 +947,7 @@ expect:
         for (yaml, want) in [
             (
                 format!("{{ segment: {seg} }}"),
-                Some(WalSelector::One(OneSegment::Segment(seg.into()))),
+                Some(WalSelector::One(OneSegment::Segment(seg.parse().unwrap()))),
             ),
             (
                 "{ holding_step: w1 }".to_string(),
@@ -946,16 +957,49 @@ expect:
             ("{}".to_string(), None),
             ("{ last: 2, holding_step: w1 }".to_string(), None),
             (format!("{{ segment: {seg}, holding_step: w1 }}"), None),
+            // Not a segment name (validation says so): no selector either.
+            ("{ segment: 00000001000000000000000a }".to_string(), None),
         ] {
             let spec: WalSelectorSpec = yaml_serde::from_str(&yaml).unwrap();
             assert_eq!(spec.selector(), want, "{yaml}");
-            if let Some(sel) = want {
-                assert_eq!(
-                    serde_json::to_value(&sel).unwrap(),
-                    serde_json::to_value(&spec).unwrap(),
-                    "{yaml}"
-                );
-            }
+            as_written(want, &spec, &yaml);
+        }
+    }
+
+    /// `corrupt_wal` names one segment, by a valid name or a write; its typed form serialises
+    /// (in plans) as the file wrote it.
+    #[test]
+    fn corrupt_wal_names_one_segment() {
+        use crate::scenario::{CorruptMode, CorruptWal, CorruptWalSpec, OneSegment};
+        let seg = "000000010000000000000003";
+        for (yaml, want) in [
+            (
+                format!("{{ segment: {seg}, mode: crc }}"),
+                Some(CorruptWal {
+                    segment: OneSegment::Segment(seg.parse().unwrap()),
+                    mode: CorruptMode::Crc,
+                }),
+            ),
+            (
+                "{ holding_step: w2, mode: undecompressable }".to_string(),
+                Some(CorruptWal {
+                    segment: OneSegment::HoldingStep("w2".into()),
+                    mode: CorruptMode::Undecompressable,
+                }),
+            ),
+            ("{ mode: crc }".to_string(), None),
+            (
+                format!("{{ segment: {seg}, holding_step: w2, mode: crc }}"),
+                None,
+            ),
+            (
+                "{ segment: 00000001000000000000000a, mode: crc }".to_string(),
+                None,
+            ),
+        ] {
+            let spec: CorruptWalSpec = yaml_serde::from_str(&yaml).unwrap();
+            assert_eq!(spec.corrupt_wal(), want, "{yaml}");
+            as_written(want, &spec, &yaml);
         }
     }
 

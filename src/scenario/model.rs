@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::wal::SegmentName;
+
 /// The step id under which seed rows are recorded in the ledger; no step may take it.
 pub const SEED_STEP: &str = "seed";
 
@@ -281,7 +283,7 @@ pub struct FaultStep {
     pub object_store_errors: Option<ErrorWindow>,
     /// Damage the content of one archived WAL segment, in place under the same key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corrupt_wal: Option<CorruptWal>,
+    pub corrupt_wal: Option<CorruptWalSpec>,
     /// Delete one base backup's data files or its `backup.info` from the archive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_backup: Option<DeleteBackup>,
@@ -336,8 +338,9 @@ pub enum RequestFilter {
 }
 
 impl FaultStep {
-    /// The fault this step injects, if exactly one is set and, for `delete_wal`, it names its
-    /// segments with exactly one key (validation guarantees both).
+    /// The fault this step injects, if exactly one is set and, for `delete_wal` and
+    /// `corrupt_wal`, it names its segments with exactly one key and a valid segment name
+    /// (validation guarantees all of it).
     pub fn fault(&self) -> Option<Fault> {
         let set: Vec<Fault> = [
             self.delete_wal
@@ -348,7 +351,10 @@ impl FaultStep {
             self.object_store_errors
                 .clone()
                 .map(Fault::ObjectStoreErrors),
-            self.corrupt_wal.clone().map(Fault::CorruptWal),
+            self.corrupt_wal
+                .as_ref()
+                .and_then(CorruptWalSpec::corrupt_wal)
+                .map(Fault::CorruptWal),
             self.delete_backup.clone().map(Fault::DeleteBackup),
             self.delete_history.clone().map(Fault::DeleteHistory),
         ]
@@ -382,11 +388,15 @@ impl Fault {
     }
 }
 
+// `corrupt_wal` as the file writes it: validation checks its selector and locates its problems
+// in the file, `corrupt_wal()` then gives the `CorruptWal` the plan and the runner use. Serde's
+// messages and the JSON Schema (which takes the doc line below) call it `CorruptWal`, as they
+// always did.
 /// `corrupt_wal`: which segment, and how to damage it. Exactly one of `segment` and
 /// `holding_step` is set.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CorruptWal {
+#[serde(deny_unknown_fields, rename = "CorruptWal")]
+pub struct CorruptWalSpec {
     /// A segment file name, e.g. `000000010000000000000009`: its first record is damaged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
@@ -396,7 +406,7 @@ pub struct CorruptWal {
     pub mode: CorruptMode,
 }
 
-impl CorruptWal {
+impl CorruptWalSpec {
     /// The segment selector part.
     pub fn selector(&self) -> WalSelectorSpec {
         WalSelectorSpec {
@@ -405,6 +415,23 @@ impl CorruptWal {
             last: None,
         }
     }
+
+    /// The fault, if the selector names exactly one segment, by a valid name or a step.
+    pub fn corrupt_wal(&self) -> Option<CorruptWal> {
+        Some(CorruptWal {
+            segment: self.selector().one()?,
+            mode: self.mode,
+        })
+    }
+}
+
+/// `corrupt_wal`, validated: the one segment and how to damage it. Serialised as the file
+/// writes it: `{ holding_step: w2, mode: crc }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CorruptWal {
+    #[serde(flatten)]
+    pub segment: OneSegment,
+    pub mode: CorruptMode,
 }
 
 /// How `corrupt_wal` damages a segment.
@@ -483,7 +510,7 @@ pub struct WalSelectorSpec {
 }
 
 impl WalSelectorSpec {
-    /// The selector, if exactly one key is set.
+    /// The selector, if exactly one key is set (and a segment name is one).
     pub fn selector(&self) -> Option<WalSelector> {
         match (&self.segment, &self.holding_step, self.last) {
             (None, None, Some(n)) => Some(WalSelector::Last(n)),
@@ -491,10 +518,11 @@ impl WalSelectorSpec {
         }
     }
 
-    /// The one segment, if exactly one of `segment` and `holding_step` is set (and not `last`).
+    /// The one segment, if exactly one of `segment` (a valid segment name) and `holding_step`
+    /// is set (and not `last`).
     pub fn one(&self) -> Option<OneSegment> {
         match (&self.segment, &self.holding_step, self.last) {
-            (Some(s), None, None) => Some(OneSegment::Segment(s.clone())),
+            (Some(s), None, None) => SegmentName::parse(s).map(OneSegment::Segment),
             (None, Some(h), None) => Some(OneSegment::HoldingStep(h.clone())),
             _ => None,
         }
@@ -516,8 +544,8 @@ pub enum WalSelector {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OneSegment {
-    /// A segment file name, e.g. `000000010000000000000009`.
-    Segment(String),
+    /// A segment, e.g. `000000010000000000000009`.
+    Segment(SegmentName),
     /// The segment holding the commit record of this write step.
     HoldingStep(String),
 }

@@ -1731,7 +1731,10 @@ mod tests {
         assert_eq!(log.consistent, Some(at("2026-12-02T05:28:36.311314196Z")));
         assert_eq!(log.promoted, Some(at("2026-12-02T05:28:40.142533024Z")));
         assert_eq!(
-            crate::backend::pg_log::restored_segments(&log.text),
+            crate::backend::pg_log::restored_segments(&log.text)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             [
                 "000000010000000000000003",
                 "000000010000000000000004",

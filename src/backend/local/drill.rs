@@ -21,7 +21,6 @@ use crate::scenario::{
     Compression, CrashMode, ErrorWindow, RecoveryReads, RequestFilter, Scenario, Step,
 };
 use crate::wal::Lsn;
-use crate::wal::SegmentName;
 
 use super::barman::Barman;
 use super::postgres::{NotReady, PgInstance, StopMode};
@@ -517,14 +516,10 @@ impl Drill for LocalDrill {
                 "faults during recovery need the embedded S3 endpoint (not --s3-endpoint)",
             ));
         }
-        let hold = match &faults.restart {
-            Some(r) => Some(HoldRule::WalReadsAfter(
-                SegmentName::parse(&r.segment).ok_or_else(|| {
-                    BackendError::infra(format!("`{}` is not a WAL segment name", r.segment))
-                })?,
-            )),
-            None => None,
-        };
+        let hold = faults
+            .restart
+            .as_ref()
+            .map(|r| HoldRule::WalReadsAfter(r.segment));
         self.recovery_faults = Some(ArmedRecovery {
             faults: faults.clone(),
             probe: Probe::new(hold),
@@ -762,9 +757,7 @@ impl LocalDrill {
             error: e.error,
             until: Instant::now() + Duration::from_secs(e.seconds),
             scope: match e.reads {
-                RecoveryReads::WalGets => {
-                    ErrorScope::WalReads(e.from_segment.as_deref().and_then(SegmentName::parse))
-                }
+                RecoveryReads::WalGets => ErrorScope::WalReads(e.from_segment),
                 RecoveryReads::BackupGets => ErrorScope::BackupReads,
                 RecoveryReads::All => ErrorScope::All,
             },

@@ -165,9 +165,9 @@ pub struct ProbeReadings {
     /// Requests the error window failed.
     pub errors_answered: u64,
     /// WAL segments whose reads the error window failed.
-    pub failed_wal: BTreeSet<String>,
+    pub failed_wal: BTreeSet<SegmentName>,
     /// WAL segments read successfully (a `GetObject` answered).
-    pub served_wal: BTreeSet<String>,
+    pub served_wal: BTreeSet<SegmentName>,
     /// Requests held now (waiting for `release`).
     pub held_now: u64,
     /// Requests held in total.
@@ -244,7 +244,7 @@ impl Probe {
             if path.contains("/wals/")
                 && let Some(s) = segment_of_key(path)
             {
-                r.failed_wal.insert(s.to_string());
+                r.failed_wal.insert(s);
             }
         });
     }
@@ -256,7 +256,7 @@ impl Probe {
             && let Some(s) = segment_of_key(path)
         {
             self.update(|r| {
-                r.served_wal.insert(s.to_string());
+                r.served_wal.insert(s);
             });
         }
     }
@@ -615,8 +615,9 @@ mod tests {
         held.await.unwrap();
         let r = p.readings();
         assert_eq!((r.errors_answered, r.held_now, r.held_total), (1, 0, 1));
-        assert!(r.failed_wal.contains("000000010000000000000007"));
-        assert!(r.served_wal.contains("000000010000000000000006"));
+        let seg = |n: &str| SegmentName::parse(n).unwrap();
+        assert!(r.failed_wal.contains(&seg("000000010000000000000007")));
+        assert!(r.served_wal.contains(&seg("000000010000000000000006")));
     }
 
     #[test]

@@ -101,6 +101,20 @@ impl s3s::access::S3Access for RecordingAccess {
     }
 }
 
+/// What `s3s_fs::FileSystem::new` failed on, as the I/O error it was: s3s-fs's error has only a
+/// debug form and keeps its cause private (an I/O error: the directory, or its leftover
+/// temporary files), reachable only through `S3Error`.
+fn fs_cause(e: s3s_fs::Error) -> std::io::Error {
+    let e = s3s::S3Error::from(e);
+    match e.source().and_then(|c| c.downcast_ref::<std::io::Error>()) {
+        Some(io) => io.raw_os_error().map_or_else(
+            || std::io::Error::new(io.kind(), io.to_string()),
+            std::io::Error::from_raw_os_error,
+        ),
+        None => std::io::Error::other(format!("{e}")),
+    }
+}
+
 impl S3Server {
     /// Serve `root` on `127.0.0.1:port` (0 picks a free port). Every top-level directory of
     /// `root` is a bucket; `buckets` are created if missing.
@@ -121,18 +135,16 @@ impl S3Server {
         creds: &KeyPair,
         buckets: &[&str],
     ) -> Result<Self, BackendError> {
-        // Messages, not `BackendError::io`: `pgdrill serve-s3` prints these through anyhow's
-        // `{:#}`, which would repeat a kept cause after the text that already ends with it.
         for b in buckets {
             std::fs::create_dir_all(root.join(b)).map_err(|e| {
-                BackendError::infra(format!(
-                    "cannot create bucket dir under {}: {e}",
-                    root.display()
-                ))
+                BackendError::io(
+                    format!("cannot create bucket dir under {}", root.display()),
+                    e,
+                )
             })?;
         }
         let fs = s3s_fs::FileSystem::new(root).map_err(|e| {
-            BackendError::infra(format!("embedded S3 at {}: {e:?}", root.display()))
+            BackendError::io(format!("embedded S3 at {}", root.display()), fs_cause(e))
         })?;
         let mut b = S3ServiceBuilder::new(super::s3layer::DrillS3::new(fs));
         b.set_auth(SimpleAuth::from_single(
@@ -144,11 +156,11 @@ impl S3Server {
         b.set_access(RecordingAccess(operations.clone(), faults.clone()));
         let service = b.build();
         let listener = TcpListener::bind((address, port)).await.map_err(|e| {
-            BackendError::infra(format!("embedded S3 cannot bind {address}:{port}: {e}"))
+            BackendError::io(format!("embedded S3 cannot bind {address}:{port}"), e)
         })?;
         let addr = listener
             .local_addr()
-            .map_err(|e| BackendError::infra(format!("embedded S3: {e}")))?;
+            .map_err(|e| BackendError::io("embedded S3", e))?;
         let (stop_tx, mut stop_rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());
@@ -198,5 +210,75 @@ impl Drop for S3Server {
             );
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io::ErrorKind;
+
+    use super::*;
+
+    fn creds() -> KeyPair {
+        KeyPair {
+            access_key: "a".into(),
+            secret_key: "b".into(),
+        }
+    }
+
+    /// Why the endpoint did not start, or `None` if it did.
+    async fn refusal(root: &Path, port: u16) -> BackendError {
+        match S3Server::start(root, port, &creds(), &["pgdrill"]).await {
+            Ok(s) => {
+                s.shutdown().await;
+                panic!("the endpoint started on {}", root.display())
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// The I/O error a start-up error keeps as its cause; its text ends the error's own.
+    fn io_cause(e: &BackendError) -> &std::io::Error {
+        let cause = e
+            .source()
+            .and_then(|c| c.downcast_ref::<std::io::Error>())
+            .unwrap_or_else(|| panic!("no I/O cause kept: {e:?}"));
+        assert!(e.to_string().ends_with(&format!(": {cause}")), "{e}");
+        cause
+    }
+
+    #[tokio::test]
+    async fn start_up_errors_keep_the_io_error_as_their_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let e = refusal(dir.path(), port).await;
+        assert_eq!(io_cause(&e).kind(), ErrorKind::AddrInUse);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("embedded S3 cannot bind 127.0.0.1:{port}: ")),
+            "{e}"
+        );
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let e = refusal(&file, 0).await;
+        assert_eq!(io_cause(&e).kind(), ErrorKind::NotADirectory);
+        assert!(
+            e.to_string().starts_with("cannot create bucket dir under"),
+            "{e}"
+        );
+
+        // s3s-fs refuses a root holding a leftover temporary file it cannot remove; its error
+        // has only a debug form, the cause is the I/O error underneath.
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join(".tmp.1.internal.part")).unwrap();
+        let e = refusal(&root, 0).await;
+        assert_eq!(io_cause(&e).kind(), ErrorKind::IsADirectory);
+        assert_eq!(
+            e.to_string(),
+            format!("embedded S3 at {}: {}", root.display(), io_cause(&e))
+        );
     }
 }

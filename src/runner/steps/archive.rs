@@ -1,6 +1,6 @@
 //! Steps about the archive: base backups, waits for archiving (by switch, by
 //! `archive_timeout`, for an error window's first failure) and the pre-recovery audit with its
-//! prediction. Each handler returns the step log's detail line; none decides a verdict.
+//! prediction. Each handler returns what it did (a `StepOutcome`); none decides a verdict.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use crate::scenario::Target;
 
 use super::super::backup_choice;
 use super::super::events::{ArchiveWait, WaitHow};
+use super::super::outcome::StepOutcome;
 use super::super::pick;
 use super::super::sql;
 use super::super::state::StepCx;
@@ -17,23 +18,26 @@ use super::super::state::StepCx;
 pub(in crate::runner) async fn base_backup<D: Drill>(
     cx: &mut StepCx<'_, D>,
     id: &str,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let b = cx
         .drill
         .base_backup(id, cx.scenario.timeouts.backup_seconds)
         .await?;
-    let d = format!(
-        "backup {} from {} to {} ({} .. {})",
-        b.backup_id, b.begin_lsn, b.end_lsn, b.begin_wal, b.end_wal
-    );
+    let outcome = StepOutcome::BaseBackup {
+        backup_id: b.backup_id.clone(),
+        begin_lsn: b.begin_lsn,
+        end_lsn: b.end_lsn,
+        begin_wal: b.begin_wal.clone(),
+        end_wal: b.end_wal.clone(),
+    };
     cx.state.ledger.backups.push(b);
-    Ok(d)
+    Ok(outcome)
 }
 
 /// Poll `pg_stat_archiver` until it counts a failed attempt since the error window opened.
 pub(in crate::runner) async fn wait_failure<D: Drill>(
     cx: &mut StepCx<'_, D>,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let timeout = cx.archive_timeout();
     let (baseline, opened) = cx
         .state
@@ -44,11 +48,10 @@ pub(in crate::runner) async fn wait_failure<D: Drill>(
     loop {
         let stat = sql::archiver_stat(client).await?;
         if stat.failed_count > baseline {
-            return Ok(format!(
-                "pg_stat_archiver counts {} failed attempt(s) {:.2}s after the window opened",
-                stat.failed_count - baseline,
-                opened.elapsed().as_secs_f64()
-            ));
+            return Ok(StepOutcome::ArchiveFailing {
+                failed_attempts: (stat.failed_count - baseline) as u64,
+                after_seconds: opened.elapsed().as_secs_f64(),
+            });
         }
         if Instant::now() >= until {
             return Err(BackendError::timeout(
@@ -66,7 +69,7 @@ pub(in crate::runner) async fn wait_archived<D: Drill>(
     cx: &mut StepCx<'_, D>,
     id: &str,
     write: &str,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let timeout = cx.archive_timeout();
     let e = cx.state.ledger.entry_for_step(write)?.clone();
     let client = &cx.state.source()?.client;
@@ -78,15 +81,16 @@ pub(in crate::runner) async fn wait_archived<D: Drill>(
         .unwrap_or(0.0);
     cx.state.archive_waits.push(ArchiveWait {
         step: id.to_string(),
-        segment: e.segment.clone(),
+        segment: e.segment,
         how: WaitHow::ArchiveTimeout,
         seconds: lag,
     });
-    Ok(format!(
-        "{} (holding `{write}`) archived {lag:.2}s after its commit, without a switch (archive_timeout {}s)",
-        e.segment,
-        cx.scenario.backup.archive_timeout_seconds.unwrap_or(0)
-    ))
+    Ok(StepOutcome::ArchivedWithoutSwitch {
+        segment: e.segment,
+        write: write.to_string(),
+        lag_seconds: lag,
+        archive_timeout_seconds: cx.scenario.backup.archive_timeout_seconds.unwrap_or(0),
+    })
 }
 
 /// Audit `server_name`'s archive before recovery and predict, from the ledger, which writes
@@ -94,7 +98,7 @@ pub(in crate::runner) async fn wait_archived<D: Drill>(
 pub(in crate::runner) async fn audit<D: Drill>(
     cx: &mut StepCx<'_, D>,
     server_name: &str,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let s = cx.scenario;
     let ledger = &cx.state.ledger;
     let named = s.recovery.backup.as_deref();
@@ -129,20 +133,14 @@ pub(in crate::runner) async fn audit<D: Drill>(
         .expected_at(&resolved, s.recovery.exclusive, &chosen)
         .map_err(|e| BackendError::ledger("ledger", e))?;
     let v = crate::audit::predict::verdict(&url, &report, &chosen.backup_id, &expected);
-    let d = format!(
-        "{} gap(s){}; {}",
-        v.gaps.len(),
-        if v.gaps.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", v.gaps.join(", "))
-        },
-        v.prediction
-    );
+    let outcome = StepOutcome::Audited {
+        gaps: v.gaps.clone(),
+        prediction: v.prediction.clone(),
+    };
     let archive = &mut cx.state.archive;
     archive.audit_gaps = v.gaps.iter().cloned().collect();
     archive.audited = true;
     archive.audit_predicted = v.predicted_lost_steps.iter().cloned().collect();
     cx.result.recovery.audit = Some(v);
-    Ok(d)
+    Ok(outcome)
 }

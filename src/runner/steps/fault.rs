@@ -6,20 +6,20 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{BackendError, Drill};
 use crate::ledger::{ArchiverImpact, FaultRecord, Moment};
-use crate::scenario::{
-    CrashMode, ErrorWindow, Fault, OneSegment, RequestFilter, Scenario, StoreError, WalSelector,
-};
+use crate::scenario::{CrashMode, ErrorWindow, Fault, OneSegment, Scenario, WalSelector};
+use crate::wal::SegmentName;
 
 use super::super::monitor::{Seen, Watch};
+use super::super::outcome::{Crash, StepOutcome, crash_how, describe_window};
 use super::super::sql;
 use super::super::state::{DrillState, StepCx};
 
-/// Inject one fault; returns the step log's detail line.
+/// Inject one fault; returns what it did.
 pub(in crate::runner) async fn inject<D: Drill>(
     cx: &mut StepCx<'_, D>,
     id: &str,
     fault: &Fault,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let archive_timeout = cx.archive_timeout();
     let StepCx {
         drill,
@@ -32,14 +32,14 @@ pub(in crate::runner) async fn inject<D: Drill>(
         Fault::DeleteWal(WalSelector::Last(n)) => {
             let n = *n as usize;
             let server = &s.backup.server_name;
-            let mut segments: Vec<String> = drill
+            // In order: timeline, log, segment.
+            let mut segments: Vec<SegmentName> = drill
                 .store()
                 .wal_segments(server)
                 .await?
                 .into_keys()
                 .collect();
-            segments.sort();
-            let tail: Vec<String> = segments.split_off(segments.len().saturating_sub(n));
+            let tail = segments.split_off(segments.len().saturating_sub(n));
             if tail.len() < n {
                 return Err(BackendError::infra(format!(
                     "delete_wal asks for the last {n} segment(s), the archive holds {}",
@@ -54,23 +54,26 @@ pub(in crate::runner) async fn inject<D: Drill>(
                 step_id: id.to_string(),
                 action: format!(
                     "deleted the newest {n} WAL segment(s) from the archive ({})",
-                    tail.join(", ")
+                    SegmentName::list(&tail)
                 ),
-                segments_removed: tail,
+                segments_removed: tail.clone(),
                 objects_deleted: keys.clone(),
                 ..Default::default()
             });
-            Ok(format!("deleted {}", keys.join(", ")))
+            Ok(StepOutcome::WalDeleted {
+                segments: tail,
+                keys,
+            })
         }
         Fault::DeleteWal(WalSelector::One(one)) => {
             let seg = match one {
-                OneSegment::Segment(seg) => seg.clone(),
-                OneSegment::HoldingStep(step) => st.ledger.entry_for_step(step)?.segment.clone(),
+                OneSegment::Segment(seg) => *seg,
+                OneSegment::HoldingStep(step) => st.ledger.entry_for_step(step)?.segment,
             };
             // The segment must be in the archive before it can go missing from it; a crashed
             // source archives nothing more, so then it is either there or never will be.
             if !st.crashed {
-                st.switch_and_wait(id, archive_timeout, Some(&seg)).await?;
+                st.switch_and_wait(id, archive_timeout, Some(seg)).await?;
             }
             let keys = drill
                 .store()
@@ -79,11 +82,14 @@ pub(in crate::runner) async fn inject<D: Drill>(
             st.ledger.faults.push(FaultRecord {
                 step_id: id.to_string(),
                 action: format!("deleted WAL segment {seg} from the archive"),
-                segments_removed: vec![seg.clone()],
+                segments_removed: vec![seg],
                 objects_deleted: keys.clone(),
                 ..Default::default()
             });
-            Ok(format!("deleted {}", keys.join(", ")))
+            Ok(StepOutcome::WalDeleted {
+                segments: vec![seg],
+                keys,
+            })
         }
         Fault::CorruptWal(cw) => super::fault_content::corrupt_wal(drill, id, cw, s, st).await,
         Fault::DeleteBackup(db) => super::fault_content::delete_backup(drill, id, db, s, st).await,
@@ -102,7 +108,7 @@ async fn crash<D: Drill>(
     id: &str,
     mode: CrashMode,
     st: &mut DrillState,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let stat = sql::archiver_stat(&st.source()?.client).await?;
     st.source = None;
     drill.crash_source(mode).await?;
@@ -118,46 +124,17 @@ async fn crash<D: Drill>(
         stat.server_time,
         stat.last_archived_wal.as_deref(),
     );
-    let unarchived = stand.exposed_segments.clone();
-    let how = match mode {
-        CrashMode::Immediate => "immediate shutdown (SIGQUIT, no checkpoint)",
-        CrashMode::Sigkill => "SIGKILL of the postmaster",
-    };
-    let detail = format!(
-        "source crashed ({how}); last archived {}; {} committed transaction(s) not archived ({}), oldest {:.2}s old",
-        stat.last_archived_wal.as_deref().unwrap_or("nothing"),
-        stand.exposed_transactions,
-        if stand.exposed_steps.is_empty() {
-            "none".to_string()
-        } else {
-            stand.exposed_steps.join(", ")
-        },
-        stand.exposure_seconds
-    );
     st.ledger.faults.push(FaultRecord {
         step_id: id.to_string(),
-        action: format!("crashed the source: {how}"),
-        segments_unarchived: unarchived,
+        action: format!("crashed the source: {}", crash_how(mode)),
+        segments_unarchived: stand.exposed_segments.clone(),
         archiver: Some(ArchiverImpact {
-            stand: Some(stand),
+            stand: Some(stand.clone()),
             ..Default::default()
         }),
         ..Default::default()
     });
-    Ok(detail)
-}
-
-fn describe(w: &ErrorWindow) -> String {
-    let error = match w.error {
-        StoreError::SlowDown => "503 SlowDown",
-        StoreError::WrongCredentials => "403 InvalidAccessKeyId",
-        StoreError::MissingBucket => "404 NoSuchBucket",
-    };
-    let which = match w.requests {
-        RequestFilter::All => "every request",
-        RequestFilter::WalPuts => "every WAL upload",
-    };
-    format!("object store answers {error} to {which} for {}s", w.seconds)
+    Ok(StepOutcome::Crashed(Crash { mode, stand }))
 }
 
 /// Open an error window and start watching the archiver through it.
@@ -167,16 +144,15 @@ async fn open_window<D: Drill>(
     w: &ErrorWindow,
     archive_timeout: u64,
     st: &mut DrillState,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let client = drill.monitor_source().await?;
     let baseline = sql::archiver_stat(&client).await?;
     let started = Instant::now();
     st.window_opened = Some((baseline.failed_count, started));
     drill.open_error_window(w).await?;
-    let what = describe(w);
     st.ledger.faults.push(FaultRecord {
         step_id: id.to_string(),
-        action: what.clone(),
+        action: describe_window(w),
         ..Default::default()
     });
     let watch = Watch::spawn(
@@ -187,7 +163,7 @@ async fn open_window<D: Drill>(
         Duration::from_secs(archive_timeout),
     );
     st.watches.push((st.ledger.faults.len() - 1, watch));
-    Ok(format!("{what}; watching pg_stat_archiver"))
+    Ok(StepOutcome::ErrorWindowOpened { window: w.clone() })
 }
 
 /// End every open watch (waiting up to `grace` for each to finish by itself) and record what

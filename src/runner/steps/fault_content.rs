@@ -7,11 +7,14 @@
 use crate::backend::objstore_content::Codec;
 use crate::backend::wal_content::{Segment, flip_record_data};
 use crate::backend::{BackendError, Drill};
-use crate::ledger::{DeletedBackupPart, FaultRecord};
-use crate::scenario::{BackupPart, CorruptMode, CorruptWal, DeleteBackup, DeleteHistory, Scenario};
+use crate::ledger::{DeletedBackupPart, FaultRecord, LedgerEntry};
+use crate::scenario::{
+    BackupPart, CorruptMode, CorruptWal, DeleteBackup, DeleteHistory, OneSegment, Scenario,
+};
 use crate::wal::Lsn;
 use crate::wal::SegmentName;
 
+use super::super::outcome::{Corruption, Damage, DamagedRecord, StepOutcome};
 use super::super::state::DrillState;
 
 fn infra(e: impl std::fmt::Display) -> BackendError {
@@ -25,86 +28,40 @@ pub(super) async fn corrupt_wal<D: Drill>(
     cw: &CorruptWal,
     s: &Scenario,
     st: &mut DrillState,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let server = &s.backup.server_name;
     // The write whose commit record is damaged (crc), and the segment to rewrite.
-    let entry = match &cw.holding_step {
-        Some(step) => Some(st.ledger.entry_for_step(step).map_err(infra)?.clone()),
-        None => None,
-    };
-    let segment = match (&cw.segment, &entry) {
-        (Some(seg), _) => seg.clone(),
-        (None, Some(e)) => match cw.mode {
-            // The record starts where the insert position was just before COMMIT; usually in
-            // the segment holding its end, sometimes in the one before.
-            CorruptMode::Crc => {
-                let tli = SegmentName::parse(&e.segment)
-                    .ok_or_else(|| infra(format!("`{}` is not a segment name", e.segment)))?
-                    .timeline;
-                SegmentName::containing(e.pre_commit_lsn.0, tli, crate::wal::DEFAULT_SEGMENT_SIZE)
-                    .to_string()
-            }
-            CorruptMode::Undecompressable => e.segment.clone(),
-        },
-        (None, None) => return Err(infra("corrupt_wal names no segment")),
+    let (segment, entry) = match &cw.segment {
+        OneSegment::Segment(seg) => (*seg, None),
+        OneSegment::HoldingStep(step) => {
+            let e = st.ledger.entry_for_step(step).map_err(infra)?.clone();
+            let seg = match cw.mode {
+                // The record starts where the insert position was just before COMMIT; usually
+                // in the segment holding its end, sometimes in the one before.
+                CorruptMode::Crc => SegmentName::containing(
+                    e.pre_commit_lsn.0,
+                    e.segment.timeline,
+                    crate::wal::DEFAULT_SEGMENT_SIZE,
+                ),
+                CorruptMode::Undecompressable => e.segment,
+            };
+            (seg, Some(e))
+        }
     };
     // The segment must be in the archive before its archived copy can be damaged.
-    let newest = entry
-        .as_ref()
-        .map(|e| e.segment.clone())
-        .filter(|s| *s > segment)
-        .unwrap_or_else(|| segment.clone());
+    let newest = entry.as_ref().map_or(segment, |e| e.segment.max(segment));
     // (A crashed source archives nothing more: the segment is there or never will be.)
     if !st.crashed {
-        st.switch_and_wait(id, s.timeouts.archive_seconds, Some(&newest))
+        st.switch_and_wait(id, s.timeouts.archive_seconds, Some(newest))
             .await?;
     }
     let store = drill.store();
     let object = store.wal_object(server, &segment).await?;
     let codec = Codec::of_key(&object.key).map_err(infra)?;
     let original = store.get(&object.key).await?;
-    let name = SegmentName::parse(&segment)
-        .ok_or_else(|| infra(format!("`{segment}` is not a segment name")))?;
-    let (damaged, from, detail) = match cw.mode {
-        CorruptMode::Crc => {
-            let mut raw = codec
-                .decompress(&original)
-                .map_err(|e| BackendError::io(format!("decompressing {}", object.key), e))?;
-            let copy = raw.clone();
-            let seg = Segment::new(name, &copy).map_err(infra)?;
-            let record = match &entry {
-                Some(e) => seg
-                    .commit_record(e.txid as u32, e.pre_commit_lsn.0, e.commit_lsn.0)
-                    .map_err(infra)?,
-                None => seg.first_record().map_err(infra)?,
-            };
-            let flipped = flip_record_data(&mut raw, &seg, &record).map_err(infra)?;
-            let again = codec
-                .compress(&raw)
-                .map_err(|e| BackendError::io(format!("recompressing {}", object.key), e))?;
-            let detail = format!(
-                "flipped {} byte(s) of the {} record at {} (offset {:#X} in {segment}), recompressed",
-                flipped.len(),
-                if entry.is_some() { "commit" } else { "first" },
-                Lsn(record.lsn),
-                flipped.first().map_or(0, |p| p - seg.start)
-            );
-            (again, record.lsn, detail)
-        }
-        CorruptMode::Undecompressable => {
-            let start = name
-                .start_lsn(crate::wal::DEFAULT_SEGMENT_SIZE)
-                .ok_or_else(|| infra(format!("`{segment}` is not a valid segment")))?;
-            let d = codec
-                .damage(&original)
-                .map_err(|e| infra(format!("{}: {e}", object.key)))?;
-            let detail = format!(
-                "damaged the compressed stream ({} of {} bytes kept, scrambled from byte 20)",
-                d.len(),
-                original.len()
-            );
-            (d, start, detail)
-        }
+    let (damaged, from, damage) = match cw.mode {
+        CorruptMode::Crc => flip_a_record(codec, &original, &object.key, segment, entry.as_ref())?,
+        CorruptMode::Undecompressable => scramble(codec, &original, &object.key, segment)?,
     };
     store.put(&object.key, damaged).await?;
     st.ledger.faults.push(FaultRecord {
@@ -113,12 +70,75 @@ pub(super) async fn corrupt_wal<D: Drill>(
             "corrupted WAL segment {segment} in the archive ({})",
             cw.mode.label()
         ),
-        segments_damaged: vec![segment.clone()],
+        segments_damaged: vec![segment],
         damaged_from_lsn: Some(Lsn(from)),
         damage: Some(cw.mode.label().to_string()),
         ..FaultRecord::default()
     });
-    Ok(format!("{}: {detail}", object.key))
+    Ok(StepOutcome::WalCorrupted(Corruption {
+        key: object.key,
+        segment,
+        damage,
+    }))
+}
+
+/// `crc`: flip bytes in the commit record of `entry` (or the segment's first record) of the
+/// object `key` holding `segment`; the object recompressed, the damaged record's LSN, and what
+/// was done.
+fn flip_a_record(
+    codec: Codec,
+    original: &[u8],
+    key: &str,
+    segment: SegmentName,
+    entry: Option<&LedgerEntry>,
+) -> Result<(Vec<u8>, u64, Damage), BackendError> {
+    let mut raw = codec
+        .decompress(original)
+        .map_err(|e| BackendError::io(format!("decompressing {key}"), e))?;
+    let copy = raw.clone();
+    let seg = Segment::new(segment, &copy).map_err(infra)?;
+    let record = match entry {
+        Some(e) => seg
+            .commit_record(e.txid as u32, e.pre_commit_lsn.0, e.commit_lsn.0)
+            .map_err(infra)?,
+        None => seg.first_record().map_err(infra)?,
+    };
+    let flipped = flip_record_data(&mut raw, &seg, &record).map_err(infra)?;
+    let again = codec
+        .compress(&raw)
+        .map_err(|e| BackendError::io(format!("recompressing {key}"), e))?;
+    let damage = Damage::Crc {
+        bytes_flipped: flipped.len() as u64,
+        record: if entry.is_some() {
+            DamagedRecord::Commit
+        } else {
+            DamagedRecord::First
+        },
+        record_lsn: Lsn(record.lsn),
+        offset: flipped.first().map_or(0, |p| p - seg.start),
+    };
+    Ok((again, record.lsn, damage))
+}
+
+/// `undecompressable`: scramble the compressed stream of the object `key` holding `segment`;
+/// the damaged object, the segment's first LSN (replay ends before it), and what was done.
+fn scramble(
+    codec: Codec,
+    original: &[u8],
+    key: &str,
+    segment: SegmentName,
+) -> Result<(Vec<u8>, u64, Damage), BackendError> {
+    let start = segment
+        .start_lsn(crate::wal::DEFAULT_SEGMENT_SIZE)
+        .ok_or_else(|| infra(format!("`{segment}` is not a valid segment")))?;
+    let d = codec
+        .damage(original)
+        .map_err(|e| infra(format!("{key}: {e}")))?;
+    let damage = Damage::Undecompressable {
+        kept: d.len() as u64,
+        of: original.len() as u64,
+    };
+    Ok((d, start, damage))
 }
 
 /// `delete_backup`: delete a base backup's `data.tar*` objects or its `backup.info`.
@@ -128,7 +148,7 @@ pub(super) async fn delete_backup<D: Drill>(
     db: &DeleteBackup,
     s: &Scenario,
     st: &mut DrillState,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let server = &s.backup.server_name;
     let backup = st.ledger.backup_for_step(&db.step).map_err(infra)?.clone();
     let store = drill.store();
@@ -179,7 +199,12 @@ pub(super) async fn delete_backup<D: Drill>(
         }),
         ..FaultRecord::default()
     });
-    Ok(format!("deleted {}", wanted.join(", ")))
+    Ok(StepOutcome::BackupPartDeleted {
+        step: db.step.clone(),
+        backup_id: backup.backup_id,
+        part: db.part,
+        keys: wanted,
+    })
 }
 
 /// `delete_history`: delete `<TLI>.history` (any compression) from the archive.
@@ -189,7 +214,7 @@ pub(super) async fn delete_history<D: Drill>(
     dh: &DeleteHistory,
     s: &Scenario,
     st: &mut DrillState,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let server = &s.backup.server_name;
     // A promoted server archives its history file first: wait for everything so far.
     if !st.crashed {
@@ -220,5 +245,8 @@ pub(super) async fn delete_history<D: Drill>(
         history_removed: Some(dh.timeline),
         ..FaultRecord::default()
     });
-    Ok(format!("deleted {}", keys.join(", ")))
+    Ok(StepOutcome::HistoryDeleted {
+        timeline: dh.timeline,
+        keys,
+    })
 }

@@ -7,34 +7,16 @@ use crate::backend::{
     BackendError, Drill, RecoveryErrors, RecoveryFaults, RecoveryFaultsSeen, RecoveryRestart,
 };
 use crate::ledger::{FaultRecord, InterruptedBackup, ReadErrors};
-use crate::scenario::{
-    CrashMode, OneSegment, RecoveryErrorWindow, ReplayRestart, StoreError, WalSelectorSpec,
-};
+use crate::scenario::{CrashMode, OneSegment, RecoveryErrorWindow, ReplayRestart, WalSelectorSpec};
 use crate::wal::{Lsn, SegmentName};
 
+use super::super::outcome::{ArmedFault, Interrupted, StepOutcome, store_error};
 use super::super::state::StepCx;
 
 /// The fault record of a recovery error window.
 pub(in crate::runner) const ERRORS_STEP: &str = "recovery-errors";
 /// The fault record of a kill of the recovering server.
 pub(in crate::runner) const RESTART_STEP: &str = "recovery-restart";
-/// WAL segment size of every drill's servers (initdb's default).
-const SEGMENT_SIZE: u64 = 16 << 20;
-
-fn crash_how(mode: CrashMode) -> &'static str {
-    match mode {
-        CrashMode::Immediate => "immediate shutdown (SIGQUIT)",
-        CrashMode::Sigkill => "SIGKILL of the postmaster",
-    }
-}
-
-fn store_error(e: StoreError) -> &'static str {
-    match e {
-        StoreError::SlowDown => "503 SlowDown",
-        StoreError::WrongCredentials => "403 InvalidAccessKeyId",
-        StoreError::MissingBucket => "404 NoSuchBucket",
-    }
-}
 
 /// A base backup with the source crashed in the middle of it; the source restarts from its own
 /// disk and later steps use it.
@@ -42,44 +24,42 @@ pub(in crate::runner) async fn interrupted_backup<D: Drill>(
     cx: &mut StepCx<'_, D>,
     id: &str,
     mode: CrashMode,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     cx.state.source = None;
     let out = cx
         .drill
         .base_backup_with_crash(id, mode, cx.scenario.timeouts.backup_seconds)
         .await?;
     cx.state.source = Some(out.restarted);
-    let left = match (&out.backup_id, &out.status) {
-        (Some(b), Some(s)) => format!("backup {b} with status {s} in its backup.info"),
-        (Some(b), None) => format!("backup {b} without a backup.info"),
-        (None, _) => "no backup.info at all".to_string(),
+    let interrupted = Interrupted {
+        step: id.to_string(),
+        mode,
+        backup_id: out.backup_id,
+        status: out.status,
+        tool_said: out.tool_said,
     };
-    let action = format!(
-        "crashed the source ({}) in the middle of base backup `{id}`: barman-cloud-backup {}, leaving {left}; the source restarted from its own disk (crash recovery) and kept writing",
-        crash_how(mode),
-        out.tool_said
-    );
     cx.state.ledger.faults.push(FaultRecord {
         step_id: id.to_string(),
-        action: action.clone(),
+        action: interrupted.to_string(),
         backup_interrupted: Some(InterruptedBackup {
             step_id: id.to_string(),
-            backup_id: out.backup_id,
-            status: out.status,
-            tool_said: out.tool_said,
+            backup_id: interrupted.backup_id.clone(),
+            status: interrupted.status.clone(),
+            tool_said: interrupted.tool_said.clone(),
         }),
         ..Default::default()
     });
-    Ok(action)
+    Ok(StepOutcome::BackupInterrupted(interrupted))
 }
 
 /// The segment a `from:` selector names.
-fn segment_of<D: Drill>(cx: &StepCx<'_, D>, sel: &WalSelectorSpec) -> Result<String, BackendError> {
+fn segment_of<D: Drill>(
+    cx: &StepCx<'_, D>,
+    sel: &WalSelectorSpec,
+) -> Result<SegmentName, BackendError> {
     match sel.one() {
         Some(OneSegment::Segment(s)) => Ok(s),
-        Some(OneSegment::HoldingStep(step)) => {
-            Ok(cx.state.ledger.entry_for_step(&step)?.segment.to_string())
-        }
+        Some(OneSegment::HoldingStep(step)) => Ok(cx.state.ledger.entry_for_step(&step)?.segment),
         None => Err(BackendError::infra("`from` names no single segment")),
     }
 }
@@ -89,30 +69,24 @@ pub(in crate::runner) async fn arm<D: Drill>(
     cx: &mut StepCx<'_, D>,
     errors: Option<&RecoveryErrorWindow>,
     restart: Option<&ReplayRestart>,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let mut faults = RecoveryFaults::default();
-    let mut said = Vec::new();
+    let mut armed = Vec::new();
     if let Some(w) = errors {
         let from_segment = w.from.as_ref().map(|f| segment_of(cx, f)).transpose()?;
-        let action = format!(
-            "object store answers {} to {}{} for {}s from the start of recovery{}",
-            store_error(w.error),
-            w.requests.label(),
-            from_segment
-                .as_deref()
-                .map(|s| format!(" from segment {s} on"))
-                .unwrap_or_default(),
-            w.seconds,
-            w.failures
-                .map(|n| format!(", at most {n} request(s)"))
-                .unwrap_or_default()
-        );
-        said.push(action.clone());
+        let fault = ArmedFault::ReadErrors {
+            error: w.error,
+            reads: w.requests,
+            from_segment,
+            seconds: w.seconds,
+            failures: w.failures,
+        };
         cx.state.ledger.faults.push(FaultRecord {
             step_id: ERRORS_STEP.into(),
-            action,
+            action: fault.to_string(),
             ..Default::default()
         });
+        armed.push(fault);
         faults.errors = Some(RecoveryErrors {
             error: w.error,
             seconds: w.seconds,
@@ -123,32 +97,34 @@ pub(in crate::runner) async fn arm<D: Drill>(
     }
     if let Some(r) = restart {
         let e = cx.state.ledger.entry_for_step(&r.after_step)?;
-        let action = format!(
-            "kill the recovering server ({}) once replay passes {} (the commit of `{}`), then start it again on the same data directory",
-            crash_how(r.mode),
-            e.commit_lsn,
-            r.after_step
-        );
-        said.push(action.clone());
+        let fault = ArmedFault::Restart {
+            mode: r.mode,
+            after_step: r.after_step.clone(),
+            after_lsn: e.commit_lsn,
+        };
         faults.restart = Some(RecoveryRestart {
             after_lsn: e.commit_lsn,
-            segment: e.segment.to_string(),
+            segment: e.segment,
             mode: r.mode,
         });
         cx.state.ledger.faults.push(FaultRecord {
             step_id: RESTART_STEP.into(),
-            action,
+            action: fault.to_string(),
             ..Default::default()
         });
+        armed.push(fault);
     }
     cx.drill.arm_recovery_faults(&faults).await?;
-    Ok(format!("armed: {}", said.join("; ")))
+    Ok(StepOutcome::RecoveryFaultsArmed { faults: armed })
 }
 
 /// After a recovery: what its armed faults saw, recorded in their fault records, and the
 /// recover step's detail line with the outcome said in words (retried and recovered fully,
 /// ended early, or failed, and why).
-pub(in crate::runner) fn observe<D: Drill>(cx: &mut StepCx<'_, D>, detail: String) -> String {
+pub(in crate::runner) fn observe<D: Drill>(
+    cx: &mut StepCx<'_, D>,
+    recovery: StepOutcome,
+) -> StepOutcome {
     let armed = cx
         .state
         .ledger
@@ -156,11 +132,11 @@ pub(in crate::runner) fn observe<D: Drill>(cx: &mut StepCx<'_, D>, detail: Strin
         .iter()
         .any(|f| f.step_id == ERRORS_STEP || f.step_id == RESTART_STEP);
     if !armed {
-        return detail;
+        return recovery;
     }
     let seen = cx.drill.recovery_faults_seen();
     let failed = cx.state.recovery_failed.clone();
-    let mut lines = vec![detail];
+    let mut observed = Vec::new();
     if let Some(f) = cx
         .state
         .ledger
@@ -178,7 +154,7 @@ pub(in crate::runner) fn observe<D: Drill>(cx: &mut StepCx<'_, D>, detail: Strin
         let (outcome, read_errors) = read_outcome(&seen, error, failed.as_deref());
         f.action = format!("{}: {outcome}", f.action);
         f.read_errors = Some(read_errors);
-        lines.push(outcome);
+        observed.push(outcome);
     }
     if let Some(f) = cx
         .state
@@ -201,9 +177,12 @@ pub(in crate::runner) fn observe<D: Drill>(cx: &mut StepCx<'_, D>, detail: Strin
             None => "the recovering server was never killed: replay did not reach the point".into(),
         };
         f.action = format!("{}: {said}", f.action);
-        lines.push(said);
+        observed.push(said);
     }
-    lines.join("; ")
+    StepOutcome::RecoveredUnderFaults {
+        recovery: Box::new(recovery),
+        observed,
+    }
 }
 
 /// Which of the three outcomes an error window over recovery's reads had, in words, and the
@@ -234,10 +213,8 @@ fn read_outcome(
             "recovery failed: the object store answered {error} to {n} request(s) and the tools' retries gave up"
         ),
         (None, Some(seg)) => {
-            r.ended_before = Some(seg.clone());
-            r.ended_before_lsn = SegmentName::parse(seg)
-                .and_then(|s| s.start_lsn(SEGMENT_SIZE))
-                .map(Lsn);
+            r.ended_before = Some(*seg);
+            r.ended_before_lsn = seg.start_lsn(crate::wal::DEFAULT_SEGMENT_SIZE).map(Lsn);
             format!(
                 "recovery ended early: restore_command (barman-cloud-wal-restore) failed for segment {seg} while the object store answered {error} ({n} failed request(s), botocore's retries exhausted); PostgreSQL takes a failing restore_command for the end of the archive, so it promoted without the WAL from {seg} on"
             )
@@ -247,11 +224,16 @@ fn read_outcome(
             if seen.failed_segments.is_empty() {
                 String::new()
             } else {
-                format!(" (reads of {})", seen.failed_segments.join(", "))
+                format!(" (reads of {})", join(&seen.failed_segments))
             }
         ),
     };
     (outcome, r)
+}
+
+fn join(segments: &[SegmentName]) -> String {
+    let names: Vec<String> = segments.iter().map(ToString::to_string).collect();
+    names.join(", ")
 }
 
 #[cfg(test)]
@@ -261,8 +243,14 @@ mod tests {
     fn seen(failed: &[&str], served: &[&str], n: u64) -> RecoveryFaultsSeen {
         RecoveryFaultsSeen {
             errors_answered: n,
-            failed_segments: failed.iter().map(|s| s.to_string()).collect(),
-            served_segments: served.iter().map(|s| s.to_string()).collect(),
+            failed_segments: failed
+                .iter()
+                .map(|s| SegmentName::parse(s).unwrap())
+                .collect(),
+            served_segments: served
+                .iter()
+                .map(|s| SegmentName::parse(s).unwrap())
+                .collect(),
             restart: None,
         }
     }
@@ -280,7 +268,7 @@ mod tests {
             o.starts_with("recovery ended early") && o.contains(S6),
             "{o}"
         );
-        assert_eq!(r.ended_before.as_deref(), Some(S6));
+        assert_eq!(r.ended_before, SegmentName::parse(S6));
         assert_eq!(r.ended_before_lsn, Some(Lsn(0x0600_0000)));
         let (o, _) = read_outcome(&seen(&[], &[], 4), "503 SlowDown", Some("boom"));
         assert!(o.starts_with("recovery failed"), "{o}");

@@ -1,6 +1,7 @@
 //! One handler file per kind of step; each handler takes the step context and the step's
-//! fields and returns the step log's detail line. Handlers never call `execute` and never
-//! decide a scenario's verdict.
+//! fields and returns what the step did, a typed `StepOutcome` (its `Display` is the step log's
+//! line). Handlers never call `execute`, never format the step log and never decide a
+//! scenario's verdict.
 
 pub(super) mod archive;
 pub(super) mod fault;

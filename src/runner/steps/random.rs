@@ -9,6 +9,10 @@ use crate::plan::{default_recovery_server_name, random_target_server_name};
 use crate::scenario::{Compression, Expect, Scenario};
 
 use super::super::events::{RecoveryObservation, ScenarioResult, Status, TargetResult};
+use super::super::outcome::{
+    PickRange, PickedTarget, Picks, Release, StepOutcome, TargetAttempt, TargetCheck,
+    TargetVerification,
+};
 use super::super::pick;
 use super::super::state::{DrillState, RandomTarget, StepCx};
 use super::recover::{JudgedAt, verify_server};
@@ -52,19 +56,19 @@ pub(in crate::runner) fn server_names(s: &Scenario) -> String {
 }
 
 /// Pick the targets, choose each one's base backup, and note which WAL segments the archive
-/// holds (for loss explanations). Returns the step log line, which carries the seed.
+/// holds (for loss explanations). Returns the picks, with the seed.
 pub(in crate::runner) async fn pick<D: Drill>(
     cx: &mut StepCx<'_, D>,
     count: u32,
     seed: u64,
     source_server_name: &str,
     backup: Option<&str>,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let (drill, st) = (&mut *cx.drill, &mut *cx.state);
     let range = pick::recoverable_range(&st.ledger, backup)
         .map_err(|e| BackendError::ledger("cannot pick random targets", e))?;
     let picks = pick::pick(&range, count, seed);
-    let mut lines = Vec::new();
+    let mut picked = Vec::new();
     let mut targets = Vec::new();
     for p in picks {
         let chosen = st
@@ -77,10 +81,12 @@ pub(in crate::runner) async fn pick<D: Drill>(
                 )
             })?
             .clone();
-        lines.push(format!(
-            "{}: {} ({}), from `{}`",
-            p.index, p.target, p.around, chosen.step_id
-        ));
+        picked.push(PickedTarget {
+            index: p.index,
+            target: p.target.clone(),
+            around: p.around.clone(),
+            backup_step: chosen.step_id.clone(),
+        });
         targets.push(RandomTarget {
             instance: format!("recovered-{}", p.index),
             result: TargetResult {
@@ -106,10 +112,12 @@ pub(in crate::runner) async fn pick<D: Drill>(
             reported: false,
         });
     }
-    let detail = format!(
-        "seed {seed}: {count} target(s) {range}: {}",
-        lines.join("; ")
-    );
+    let outcome = StepOutcome::TargetsPicked(Picks {
+        seed,
+        count,
+        range: PickRange::from(&range),
+        picks: picked,
+    });
     st.random = targets;
     st.archive.segments = drill
         .store()
@@ -117,7 +125,7 @@ pub(in crate::runner) async fn pick<D: Drill>(
         .await?
         .into_keys()
         .collect();
-    Ok(detail)
+    Ok(outcome)
 }
 
 /// What every random target's recovery shares (`PlanStep::RecoverTarget(s)`).
@@ -157,10 +165,12 @@ pub(in crate::runner) async fn recover_one<D: Drill>(
     index: u32,
     r: &TargetRecovery<'_>,
     server_name: String,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let req = request(cx.state, cx.scenario, index, r, server_name)?;
     let attempt = cx.drill.recover(&req).await?;
-    Ok(record(cx.state, cx.scenario, cx.result, index, attempt))
+    Ok(StepOutcome::TargetRecovered {
+        attempt: record(cx.state, cx.scenario, cx.result, index, attempt),
+    })
 }
 
 /// Recover targets 1..=`count` at once, each into its own instance and serverName.
@@ -169,7 +179,7 @@ pub(in crate::runner) async fn recover_all<D: Drill>(
     count: u32,
     r: &TargetRecovery<'_>,
     server_name_prefix: &str,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let reqs = (1..=count)
         .map(|index| {
             let name = random_target_server_name(server_name_prefix, index);
@@ -177,15 +187,11 @@ pub(in crate::runner) async fn recover_all<D: Drill>(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let attempts = cx.drill.recover_many(&reqs).await?;
-    let lines: Vec<String> = (1..=count)
+    let attempts = (1..=count)
         .zip(attempts)
         .map(|(index, attempt)| record(cx.state, cx.scenario, cx.result, index, attempt))
         .collect();
-    Ok(format!(
-        "{} recoveries at once: {}",
-        count,
-        lines.join("; ")
-    ))
+    Ok(StepOutcome::TargetsRecovered { count, attempts })
 }
 
 fn target(st: &mut DrillState, index: u32) -> Result<&mut RandomTarget, BackendError> {
@@ -197,27 +203,29 @@ fn target(st: &mut DrillState, index: u32) -> Result<&mut RandomTarget, BackendE
         })
 }
 
-/// Keep what a recovery attempt of target `index` gave; returns its log line.
+/// Keep what a recovery attempt of target `index` gave; returns how it went.
 fn record(
     st: &mut DrillState,
     s: &Scenario,
     res: &mut ScenarioResult,
     index: u32,
     attempt: RecoveryAttempt,
-) -> String {
+) -> TargetAttempt {
     let Ok(t) = target(st, index) else {
-        return format!("target {index}: not picked");
+        return TargetAttempt::NotPicked { index };
     };
-    let label = t.result.label();
+    let label = t.result.reference();
     match attempt {
         RecoveryAttempt::Recovered { server, mut rto } => {
             if let Expect::Recovered(r) = &s.expect {
                 rto.budget_seconds = r.rto_budget_seconds;
             }
-            let d = format!(
-                "target {label} recovered from backup {} in {:.2}s ({} WAL segments replayed)",
-                t.backup.backup_id, rto.seconds, rto.wal_segments_replayed
-            );
+            let d = TargetAttempt::Recovered {
+                target: label,
+                backup_id: t.backup.backup_id.clone(),
+                seconds: rto.seconds,
+                wal_segments_replayed: rto.wal_segments_replayed,
+            };
             res.servers.recovery_postgres = Some(server.version.clone());
             t.result.observation = RecoveryObservation::Recovered;
             t.result.rto = Some(rto);
@@ -225,7 +233,6 @@ fn record(
             d
         }
         RecoveryAttempt::Failed { message, rto } => {
-            let first = message.lines().next().unwrap_or_default().to_string();
             t.result.observation = RecoveryObservation::Failed {
                 message: message.clone(),
             };
@@ -233,7 +240,10 @@ fn record(
             t.result.status = Status::Failed {
                 reasons: vec![format!("recovery failed: {message}")],
             };
-            format!("target {label}: recovery failed: {first}")
+            TargetAttempt::Failed {
+                target: label,
+                message,
+            }
         }
     }
 }
@@ -242,7 +252,7 @@ fn record(
 pub(in crate::runner) async fn verify<D: Drill>(
     cx: &mut StepCx<'_, D>,
     index: u32,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let StepCx {
         drill,
         scenario: s,
@@ -260,8 +270,8 @@ pub(in crate::runner) async fn verify<D: Drill>(
     let t = random
         .get_mut((index as usize).wrapping_sub(1))
         .ok_or_else(|| BackendError::infra(format!("random target {index} was not picked")))?;
-    let label = t.result.label();
-    let mut detail = match t.server.take() {
+    let target = t.result.reference();
+    let check = match t.server.take() {
         Some(server) => {
             let at = JudgedAt {
                 target: &t.pick.target,
@@ -284,43 +294,37 @@ pub(in crate::runner) async fn verify<D: Drill>(
                     reasons: v.failures.clone(),
                 }
             };
-            let d = format!(
-                "target {label}: expected {expected} rows, observed {observed}, lost {}: {}{}",
-                v.rows_lost,
-                verdict_word(&t.result.status),
-                v.explanation
-                    .first()
-                    .map_or(String::new(), |e| format!(" ({e})"))
-            );
+            let check = TargetCheck::Verified {
+                rows_expected: expected,
+                rows_observed: observed,
+                rows_lost: v.rows_lost,
+                passed: v.passed(),
+                explanation: v.explanation.first().cloned(),
+            };
             t.result.verification = Some(v);
-            d
+            check
         }
         // Its recovery failed: the verdict is already in its result.
         None => match &t.result.observation {
-            RecoveryObservation::Failed { message } => format!(
-                "target {label}: not verified, recovery failed: {}",
-                message.lines().next().unwrap_or_default()
-            ),
-            _ => format!("target {label}: not verified, not recovered"),
+            RecoveryObservation::Failed { message } => TargetCheck::RecoveryFailed {
+                message: message.clone(),
+            },
+            _ => TargetCheck::NotRecovered,
         },
     };
-    if keep == Keep::Everything {
-        detail.push_str("; kept");
+    let release = if keep == Keep::Everything {
+        Release::Kept
     } else {
         drill.release(&t.instance).await?;
-        detail.push_str(&format!("; {} released", t.instance));
-    }
+        Release::Released(t.instance.clone())
+    };
     res.targets.push(t.result.clone());
     t.reported = true;
-    Ok(detail)
-}
-
-fn verdict_word(s: &Status) -> &'static str {
-    match s {
-        Status::Passed => "PASSED",
-        Status::Failed { .. } => "FAILED",
-        Status::Error { .. } => "ERROR",
-    }
+    Ok(StepOutcome::TargetVerified(TargetVerification {
+        target,
+        check,
+        release,
+    }))
 }
 
 /// At the end of a drill: close the connections of unverified targets and list the targets

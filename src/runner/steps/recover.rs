@@ -10,6 +10,7 @@ use crate::verify::{self, ArchiveFacts, Observed, Verification};
 
 use super::super::backup_choice::{self, Chosen};
 use super::super::events::RecoveryObservation;
+use super::super::outcome::{self, StepOutcome};
 use super::super::sql;
 use super::super::state::StepCx;
 
@@ -27,7 +28,7 @@ pub(in crate::runner) struct Recovery<'a> {
 pub(in crate::runner) async fn recover<D: Drill>(
     cx: &mut StepCx<'_, D>,
     r: Recovery<'_>,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let (st, res) = (&mut *cx.state, &mut *cx.result);
     // As CloudNativePG does: from the archive's catalogue, not from the ledger alone.
     let found = backup_choice::for_target(
@@ -50,7 +51,10 @@ pub(in crate::runner) async fn recover<D: Drill>(
                 message: message.clone(),
             };
             st.recovery_failed = Some(message.clone());
-            return Ok(format!("recovery failed: {message}"));
+            return Ok(StepOutcome::RecoveryFailed {
+                message,
+                fallback: None,
+            });
         }
     };
     res.recovery.backup_step = Some(chosen.step_id.clone());
@@ -82,16 +86,15 @@ pub(in crate::runner) async fn recover<D: Drill>(
             if let Expect::Recovered(e) = &cx.scenario.expect {
                 rto.budget_seconds = e.rto_budget_seconds;
             }
-            let mut d = format!(
-                "PostgreSQL {} recovered from backup {} to {resolved} in {:.2}s ({} WAL segments replayed)",
-                server.version, chosen.backup_id, rto.seconds, rto.wal_segments_replayed
-            );
-            if let Some(why) = &rto.replay_end {
-                d.push_str(&format!("; replay ended: {why}"));
-            }
-            if let Some(f) = &fallback {
-                d.push_str(&format!("; {f}"));
-            }
+            let d = StepOutcome::Recovered(outcome::Recovered {
+                version: server.version.clone(),
+                backup_id: chosen.backup_id.clone(),
+                target: resolved,
+                seconds: rto.seconds,
+                wal_segments_replayed: rto.wal_segments_replayed,
+                replay_end: rto.replay_end.clone(),
+                fallback,
+            });
             res.servers.recovery_postgres = Some(server.version.clone());
             res.recovery.observation = RecoveryObservation::Recovered;
             res.outcome.rto = Some(rto);
@@ -104,11 +107,7 @@ pub(in crate::runner) async fn recover<D: Drill>(
             };
             res.outcome.rto = rto;
             st.recovery_failed = Some(message.clone());
-            format!(
-                "recovery failed: {}{}",
-                message.lines().next().unwrap_or_default(),
-                fallback.map(|f| format!("; {f}")).unwrap_or_default()
-            )
+            StepOutcome::RecoveryFailed { message, fallback }
         }
     })
 }
@@ -116,7 +115,7 @@ pub(in crate::runner) async fn recover<D: Drill>(
 /// Verify the recovered server of a single-target scenario.
 pub(in crate::runner) async fn verify<D: Drill>(
     cx: &mut StepCx<'_, D>,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let (st, res) = (&*cx.state, &mut *cx.result);
     let server = st
         .recovered
@@ -131,17 +130,12 @@ pub(in crate::runner) async fn verify<D: Drill>(
     let v = verify_server(server, cx.scenario, &st.ledger, &st.archive, at).await?;
     res.outcome.rows_expected = Some(v.expected_rows.values().sum());
     res.outcome.rows_observed = Some(v.observed_rows.values().sum());
-    let d = format!(
-        "expected {} rows, observed {}, lost {}{}",
-        res.outcome.rows_expected.unwrap_or(0),
-        res.outcome.rows_observed.unwrap_or(0),
-        v.rows_lost,
-        if v.explanation.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", v.explanation[0])
-        }
-    );
+    let d = StepOutcome::Verified {
+        rows_expected: res.outcome.rows_expected.unwrap_or(0),
+        rows_observed: res.outcome.rows_observed.unwrap_or(0),
+        rows_lost: v.rows_lost,
+        explanation: v.explanation.first().cloned(),
+    };
     res.outcome.verification = Some(v);
     Ok(d)
 }

@@ -1,6 +1,6 @@
 //! Steps on the source server: start it, create and fill tables, ledger-recorded writes,
-//! restore points, checkpoints, WAL switches, failover and stop. Each handler returns the
-//! step log's detail line; none touches object storage or decides a verdict.
+//! restore points, checkpoints, WAL switches, failover and stop. Each handler returns what it
+//! did (a `StepOutcome`); none touches object storage or decides a verdict.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use crate::backend::{BackendError, Drill, SourceSpec};
 use crate::ledger::{FailoverRecord, RestorePointRecord};
 use crate::scenario::SEED_STEP;
 
+use super::super::outcome::{Commit, StepOutcome, Written};
 use super::super::sql;
 use super::super::state::StepCx;
 use super::fault;
@@ -16,30 +17,32 @@ use super::fault;
 pub(in crate::runner) async fn start<D: Drill>(
     cx: &mut StepCx<'_, D>,
     spec: &SourceSpec,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let server = cx.drill.start_source(spec).await?;
     let v = server.version.clone();
     cx.result.servers.source_postgres = Some(v.clone());
     cx.state.source = Some(server);
-    Ok(format!(
-        "PostgreSQL {v} archiving to {}/{}",
-        cx.drill.destination(),
-        spec.server_name
-    ))
+    Ok(StepOutcome::SourceStarted {
+        version: v,
+        destination: cx.drill.destination(),
+        server_name: spec.server_name.clone(),
+    })
 }
 
 pub(in crate::runner) async fn create_tables<D: Drill>(
     cx: &mut StepCx<'_, D>,
     tables: &[String],
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     sql::create_tables(&cx.state.source()?.client, tables).await?;
-    Ok(format!("created {}", tables.join(", ")))
+    Ok(StepOutcome::TablesCreated {
+        tables: tables.to_vec(),
+    })
 }
 
 pub(in crate::runner) async fn load_fixture<D: Drill>(
     cx: &mut StepCx<'_, D>,
     path: &str,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let file = cx.fixtures_dir.join(path);
     let text = std::fs::read_to_string(&file)
         .map_err(|e| BackendError::io(file.display().to_string(), e))?;
@@ -53,15 +56,11 @@ pub(in crate::runner) async fn load_fixture<D: Drill>(
     let client = &cx.state.source()?.client;
     client.batch_execute(&text).await?;
     let snap = sql::snapshot_tables(client, &generated).await?;
-    let d = format!(
-        "loaded {path}: {}",
-        snap.iter()
-            .map(|t| format!("{} ({} rows)", t.table, t.rows))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    cx.state.ledger.fixture_tables = snap;
-    Ok(d)
+    cx.state.ledger.fixture_tables = snap.clone();
+    Ok(StepOutcome::FixtureLoaded {
+        path: path.to_string(),
+        tables: snap,
+    })
 }
 
 pub(in crate::runner) async fn seed<D: Drill>(
@@ -69,15 +68,12 @@ pub(in crate::runner) async fn seed<D: Drill>(
     table: &str,
     first_id: u64,
     rows: u64,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let e = cx
         .state
         .record_write(cx.scenario.seed, SEED_STEP, table, first_id, rows)
         .await?;
-    Ok(format!(
-        "{rows} rows into {table}, txid {} at {} in {}",
-        e.txid, e.commit_lsn, e.segment
-    ))
+    Ok(StepOutcome::Seeded(Commit::from(&e)))
 }
 
 /// A ledger-recorded write; with `own_segment`, WAL is switched after it and its segment
@@ -88,64 +84,65 @@ pub(in crate::runner) async fn write<D: Drill>(
     table: &str,
     ids: std::ops::Range<u64>,
     own_segment: bool,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let rows = ids.end - ids.start;
     let e = cx
         .state
         .record_write(cx.scenario.seed, id, table, ids.start, rows)
         .await?;
-    let mut d = format!(
-        "{rows} row(s) into {table}, txid {} committed at {} in {} ({})",
-        e.txid,
-        e.commit_lsn,
-        e.segment,
-        e.commit_time.format("%H:%M:%S%.6f")
-    );
-    if own_segment {
+    let switched = if own_segment {
         let timeout = cx.archive_timeout();
-        let archived = cx
-            .state
-            .switch_and_wait(id, timeout, Some(&e.segment))
-            .await?;
-        d.push_str(&format!("; switched, {archived} archived"));
-    }
-    Ok(d)
+        Some(
+            cx.state
+                .switch_and_wait(id, timeout, Some(e.segment))
+                .await?,
+        )
+    } else {
+        None
+    };
+    Ok(StepOutcome::Written(Written {
+        commit: Commit::from(&e),
+        switched,
+    }))
 }
 
 pub(in crate::runner) async fn restore_point<D: Drill>(
     cx: &mut StepCx<'_, D>,
     id: &str,
     name: &str,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let lsn = sql::restore_point(&cx.state.source()?.client, name).await?;
     cx.state.ledger.restore_points.push(RestorePointRecord {
         step_id: id.to_string(),
         name: name.to_string(),
         lsn,
     });
-    Ok(format!("restore point `{name}` at {lsn}"))
+    Ok(StepOutcome::RestorePoint {
+        name: name.to_string(),
+        lsn,
+    })
 }
 
 pub(in crate::runner) async fn checkpoint<D: Drill>(
     cx: &mut StepCx<'_, D>,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     sql::checkpoint(&cx.state.source()?.client).await?;
-    Ok("checkpoint done".into())
+    Ok(StepOutcome::Checkpoint)
 }
 
 pub(in crate::runner) async fn switch_wal<D: Drill>(
     cx: &mut StepCx<'_, D>,
     id: &str,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     let timeout = cx.archive_timeout();
-    let seg = cx.state.switch_and_wait(id, timeout, None).await?;
-    Ok(format!("{seg} archived"))
+    let archived = cx.state.switch_and_wait(id, timeout, None).await?;
+    Ok(StepOutcome::Switched { archived })
 }
 
 pub(in crate::runner) async fn failover<D: Drill>(
     cx: &mut StepCx<'_, D>,
     id: &str,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     // Everything so far reaches the archive first, as a primary that keeps archiving.
     let timeout = cx.archive_timeout();
     let seg = cx.state.switch_and_wait(id, timeout, None).await?;
@@ -167,29 +164,31 @@ pub(in crate::runner) async fn failover<D: Drill>(
         timeline: tli,
         switch_lsn: switch,
     });
-    Ok(format!(
-        "{seg} archived; source stopped, recovered from its own archive and promoted onto timeline {tli} at {switch}"
-    ))
+    Ok(StepOutcome::FailedOver {
+        archived: seg,
+        timeline: tli,
+        switch_lsn: switch,
+    })
 }
 
 pub(in crate::runner) async fn flush_archive<D: Drill>(
     cx: &mut StepCx<'_, D>,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     sql::mark(&cx.state.source()?.client).await?;
     let timeout = cx.archive_timeout();
-    let seg = cx
+    let through = cx
         .state
         .switch_and_wait("flush-archive", timeout, None)
         .await?;
-    Ok(format!("marker committed; WAL archived through {seg}"))
+    Ok(StepOutcome::ArchiveFlushed { through })
 }
 
 pub(in crate::runner) async fn stop<D: Drill>(
     cx: &mut StepCx<'_, D>,
-) -> Result<String, BackendError> {
+) -> Result<StepOutcome, BackendError> {
     // Archiving has caught up (flush-archive waited for it): let the watches see it.
     fault::finish_watches(cx.state, Duration::from_secs(5)).await;
     cx.state.source = None;
     cx.drill.stop_source().await?;
-    Ok("source stopped (fast shutdown)".into())
+    Ok(StepOutcome::SourceStopped)
 }
