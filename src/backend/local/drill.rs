@@ -891,12 +891,7 @@ async fn run_to_ready(
             let downloaded = downloaded_bytes(store, req, &log).await.ok();
             rto.bytes_downloaded = downloaded.map_or(0, |(base, wal)| base + wal);
             rto.wal_fetched_bytes = downloaded.map(|(_, wal)| wal);
-            rto.base_backup_bytes = restored_bytes;
-            for p in &mut rto.phases {
-                if p.name == PhaseName::RestoreBaseBackup {
-                    p.bytes = restored_bytes;
-                }
-            }
+            set_restored_bytes(&mut rto, restored_bytes);
             Ok(RecoveryAttempt::Recovered { server, rto })
         }
         // The log holds restore_command output: redact it like any tool output.
@@ -1046,9 +1041,19 @@ async fn downloaded_bytes(
     ))
 }
 
+/// The base backup's restored size, on the recovery and its restore phase.
+pub(super) fn set_restored_bytes(rto: &mut Rto, bytes: Option<u64>) {
+    rto.base_backup_bytes = bytes;
+    for p in &mut rto.phases {
+        if p.name == PhaseName::RestoreBaseBackup {
+            p.bytes = bytes;
+        }
+    }
+}
+
 /// The bytes of the regular files under `dir` (symbolic links not followed); `None` when it
 /// cannot be read.
-fn dir_bytes(dir: &std::path::Path) -> Option<u64> {
+pub(super) fn dir_bytes(dir: &std::path::Path) -> Option<u64> {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
