@@ -88,6 +88,25 @@ fn shipped_fault_scenarios_catch_what_they_expect() {
         .unwrap();
     assert!(adr["rto"]["seconds"].as_f64().unwrap() > 0.0, "{adr}");
     assert_eq!(adr["rto"]["phases"].as_array().unwrap().len(), 4, "{adr}");
+    // Where the time went: the restored data directory (several MB even when empty), the
+    // replayed WAL's LSN distance split over the two replay phases, the slowest phase named.
+    let r = &adr["rto"];
+    let base = r["base_backup_bytes"].as_u64().unwrap();
+    assert!(base > 1_000_000, "{r}");
+    assert_eq!(r["phases"][0]["bytes"].as_u64(), Some(base), "{r}");
+    let replayed = r["wal_replayed_bytes"].as_u64().unwrap();
+    assert!(replayed > 0, "{r}");
+    let per_phase =
+        r["phases"][1]["bytes"].as_u64().unwrap() + r["phases"][2]["bytes"].as_u64().unwrap();
+    assert_eq!(per_phase, replayed, "{r}");
+    assert!(r["wal_fetched_bytes"].as_u64().unwrap() > 0, "{r}");
+    let names: Vec<&serde_json::Value> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["name"])
+        .collect();
+    assert!(names.contains(&&r["slowest_phase"]), "{r}");
     assert_eq!(adr["rows_lost"], 2, "{adr}");
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(summary.contains("adr007-missing-wal-segment"), "{summary}");

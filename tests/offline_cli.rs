@@ -397,3 +397,85 @@ fn serve_s3_says_once_why_it_cannot_start() {
     );
     assert_eq!(msg.matches("os error").count(), 1, "the cause once: {msg}");
 }
+
+// ---- `pgdrill rto-model`: the fit over recorded RTOs, offline.
+
+/// A run's rto.json made from RTO = 5 s + size / 50 MB/s + WAL / 100 MB/s, with noise of a few
+/// tenths of a second, plus one recovery without bytes and one that did not recover.
+const RTO_MODEL_FIXTURE: &str = "tests/fixtures/rto-model";
+
+#[test]
+fn rto_model_recovers_the_rates_and_judges_an_objective() {
+    let out = pgdrill(&[
+        "rto-model",
+        RTO_MODEL_FIXTURE,
+        "--size",
+        "10GB",
+        "--wal",
+        "1GB",
+        "--objective",
+        "5m",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("6 recoveries with bytes in 1 report(s); 1 without bytes left out"),
+        "{t}"
+    );
+    assert!(t.contains("restore rate  50.0 MB/s"), "{t}");
+    assert!(t.contains("replay rate   99.7 MB/s"), "{t}");
+    assert!(t.contains("extrapolated: that size is 5.0×"), "{t}");
+    assert!(t.contains("Objective 300 s (5m 00s): holds"), "{t}");
+
+    // 100 GiB at 50 MB/s is over half an hour: the objective fails, exit 1.
+    let file = format!("{RTO_MODEL_FIXTURE}/rto.json");
+    let out = pgdrill(&[
+        "rto-model",
+        &file,
+        "--size",
+        "100GiB",
+        "--wal",
+        "20GiB",
+        "--objective",
+        "5m",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("does not hold"), "{t}");
+}
+
+#[test]
+fn rto_model_says_why_it_cannot_fit_instead_of_printing_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let same_size: Vec<String> = [1, 2, 3, 4]
+        .iter()
+        .map(|i| {
+            format!(
+                r#"{{"name":"s{i}","rto":{{"seconds":{},"base_backup_bytes":100000000,"wal_replayed_bytes":{}}}}}"#,
+                5 + i,
+                i * 16_000_000
+            )
+        })
+        .collect();
+    let file = dir.path().join("rto.json");
+    std::fs::write(
+        &file,
+        format!(r#"{{"scenarios":[{}]}}"#, same_size.join(",")),
+    )
+    .unwrap();
+    let out = pgdrill(&["rto-model", file.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("every recovery restored about the same size"),
+        "{t}"
+    );
+    assert!(!t.contains("MB/s"), "{t}");
+
+    // A directory holding no report.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = pgdrill(&["rto-model", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("neither rto.json nor gameday.json"));
+}

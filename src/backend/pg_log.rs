@@ -1,8 +1,37 @@
 //! What PostgreSQL's own log says about a recovery, read by every backend: the WAL segments
-//! `restore_command` brought back from the archive and the reason replay ended. Pure text
+//! `restore_command` brought back from the archive, the LSNs replay ran between and the reason
+//! replay ended. Pure text
 //! functions over log lines (`... LOG:  message`); they never read a file or a pod.
 
-use crate::wal::SegmentName;
+use crate::wal::{Lsn, SegmentName};
+
+/// Where replay started, became consistent and ended, as PostgreSQL logged them (`redo starts
+/// at 0/2000028`, `consistent recovery state reached at 0/2000100`, `redo done at 0/4000090`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayLsns {
+    pub redo_start: Option<Lsn>,
+    pub consistent: Option<Lsn>,
+    pub redo_done: Option<Lsn>,
+}
+
+/// The LSNs of replay: the first start of redo and first consistent state (a restarted
+/// recovery logs them again), the last end of redo.
+pub fn replay_lsns(log: &str) -> ReplayLsns {
+    let after = |marker: &'static str| {
+        log.lines().filter_map(move |l| {
+            let rest = l.split(marker).nth(1)?;
+            let end = rest
+                .find(|c: char| !(c.is_ascii_hexdigit() || c == '/'))
+                .unwrap_or(rest.len());
+            Lsn::parse(&rest[..end])
+        })
+    };
+    ReplayLsns {
+        redo_start: after("redo starts at ").next(),
+        consistent: after("consistent recovery state reached at ").next(),
+        redo_done: after("redo done at ").next_back(),
+    }
+}
 
 /// Segments the server logged as `restored log file "X" from archive` (not history files).
 pub fn restored_segments(log: &str) -> Vec<SegmentName> {
@@ -79,6 +108,23 @@ mod tests {
 2026-11-22 10:00:01.500 UTC [9] LOG:  restored log file \"00000002.history\" from archive\n\
 2026-11-22 10:00:01.550 UTC [9] LOG:  redo done at 0/4000090 system usage: CPU: user: 0.00 s\n\
 2026-11-22 10:00:01.900 UTC [8] LOG:  database system is ready to accept connections\n";
+
+    #[test]
+    fn replay_lsns_are_read_from_redo_start_consistency_and_redo_done() {
+        let log = format!("2026-11-22 10:00:01.100 UTC [9] LOG:  redo starts at 0/2000028\n{LOG}");
+        assert_eq!(
+            replay_lsns(&log),
+            ReplayLsns {
+                redo_start: Some(Lsn(0x200_0028)),
+                consistent: Some(Lsn(0x300_0100)),
+                redo_done: Some(Lsn(0x400_0090)),
+            }
+        );
+        // CloudNativePG's JSON lines carry the same messages, quoted.
+        let json = r#"{"record":{"message":"redo starts at 1/A0"}}"#;
+        assert_eq!(replay_lsns(json).redo_start, Some(Lsn((1 << 32) | 0xA0)));
+        assert_eq!(replay_lsns("no recovery here"), ReplayLsns::default());
+    }
 
     #[test]
     fn the_last_replayed_commit_is_read_from_the_end_of_recovery_line() {

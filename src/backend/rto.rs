@@ -13,6 +13,42 @@ pub struct Phase {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub seconds: f64,
+    /// The bytes the phase moved, where it moves data and the backend knows: the restored data
+    /// directory for `restore_base_backup`, the WAL distance (LSNs) replayed for the replay
+    /// phases. `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// One megabyte, as throughput is printed (MB/s): 10^6 bytes.
+pub const MB: f64 = 1_000_000.0;
+
+/// `bytes` over `seconds` in MB/s; `None` without bytes or without time to divide by.
+pub fn mb_per_second(bytes: Option<u64>, seconds: f64) -> Option<f64> {
+    let b = bytes?;
+    (seconds > 0.0).then(|| b as f64 / MB / seconds)
+}
+
+impl Phase {
+    /// A phase from `started_at` to `finished_at` (never negative), its bytes unknown.
+    pub fn new(name: PhaseName, started_at: DateTime<Utc>, finished_at: DateTime<Utc>) -> Self {
+        Phase {
+            name,
+            started_at,
+            finished_at,
+            seconds: (finished_at - started_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as f64
+                / 1e6,
+            bytes: None,
+        }
+    }
+
+    /// Throughput in MB/s, when the phase's bytes are known and it took time.
+    pub fn mb_per_second(&self) -> Option<f64> {
+        mb_per_second(self.bytes, self.seconds)
+    }
 }
 
 /// The phases the backends time. Local: `restore_base_backup`, `replay_until_consistent`,
@@ -85,11 +121,163 @@ pub struct Rto {
     /// was replayed past the backup, or the backend cannot read the server log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_replayed_commit: Option<chrono::DateTime<chrono::Utc>>,
+    /// The base backup's size as restored (the data directory after download and unpack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_backup_bytes: Option<u64>,
+    /// Bytes of the WAL objects `restore_command` fetched from the archive (as stored:
+    /// compressed when the archive is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_fetched_bytes: Option<u64>,
+    /// The WAL distance replayed: from where redo started to where it was done (LSNs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_replayed_bytes: Option<u64>,
+}
+
+impl Rto {
+    /// The phase that took longest: where the time went. `None` without phases.
+    pub fn slowest_phase(&self) -> Option<&Phase> {
+        self.phases
+            .iter()
+            .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
+    }
+
+    /// Seconds spent replaying WAL (and fetching it, which happens during replay): the sum of
+    /// the replay phases. `None` when the backend did not time replay on its own.
+    pub fn replay_seconds(&self) -> Option<f64> {
+        let replay: Vec<f64> = self
+            .phases
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.name,
+                    PhaseName::ReplayUntilConsistent
+                        | PhaseName::ReplayAndPromotion
+                        | PhaseName::ReplayUntilKill
+                        | PhaseName::RestartAndReplay
+                )
+            })
+            .map(|p| p.seconds)
+            .collect();
+        (!replay.is_empty()).then(|| replay.iter().sum())
+    }
+
+    /// Base backup download and unpack, in MB/s of the restored size.
+    pub fn base_backup_mb_per_second(&self) -> Option<f64> {
+        let p = self
+            .phases
+            .iter()
+            .find(|p| p.name == PhaseName::RestoreBaseBackup)?;
+        mb_per_second(self.base_backup_bytes, p.seconds)
+    }
+
+    /// WAL fetched from the archive, in MB/s over the replay phases.
+    pub fn wal_fetched_mb_per_second(&self) -> Option<f64> {
+        mb_per_second(self.wal_fetched_bytes, self.replay_seconds()?)
+    }
+
+    /// WAL replayed, in MB/s of LSN distance over the replay phases.
+    pub fn wal_replayed_mb_per_second(&self) -> Option<f64> {
+        mb_per_second(self.wal_replayed_bytes, self.replay_seconds()?)
+    }
+
+    /// Give the replay phases their LSN distances (start of redo → consistent → redo done), and
+    /// the recovery its WAL replayed. Phases whose ends are not both known keep `None`.
+    pub fn set_replay_bytes(&mut self, lsns: &crate::backend::pg_log::ReplayLsns) {
+        let dist = |a: Option<crate::wal::Lsn>, b: Option<crate::wal::Lsn>| match (a, b) {
+            (Some(a), Some(b)) if b >= a => Some(b.0 - a.0),
+            _ => None,
+        };
+        for p in &mut self.phases {
+            match p.name {
+                PhaseName::ReplayUntilConsistent => {
+                    p.bytes = dist(lsns.redo_start, lsns.consistent)
+                }
+                PhaseName::ReplayAndPromotion => p.bytes = dist(lsns.consistent, lsns.redo_done),
+                _ => {}
+            }
+        }
+        self.wal_replayed_bytes = dist(lsns.redo_start, lsns.redo_done);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn rto(phases: Vec<Phase>) -> Rto {
+        Rto {
+            seconds: phases.iter().map(|p| p.seconds).sum(),
+            phases,
+            wal_segments_replayed: 0,
+            bytes_downloaded: 0,
+            budget_seconds: None,
+            replay_end: None,
+            last_replayed_commit: None,
+            base_backup_bytes: Some(40_000_000),
+            wal_fetched_bytes: Some(3_000_000),
+            wal_replayed_bytes: Some(48_000_000),
+        }
+    }
+
+    #[test]
+    fn throughput_is_bytes_over_the_phases_that_moved_them() {
+        let r = rto(vec![
+            Phase::new(PhaseName::RestoreBaseBackup, at(0), at(4)),
+            Phase::new(PhaseName::ReplayUntilConsistent, at(4), at(5)),
+            Phase::new(PhaseName::ReplayAndPromotion, at(5), at(7)),
+            Phase::new(PhaseName::FirstQuery, at(7), at(8)),
+        ]);
+        assert_eq!(r.base_backup_mb_per_second(), Some(10.0));
+        assert_eq!(r.replay_seconds(), Some(3.0));
+        assert_eq!(r.wal_fetched_mb_per_second(), Some(1.0));
+        assert_eq!(r.wal_replayed_mb_per_second(), Some(16.0));
+        assert_eq!(
+            r.slowest_phase().map(|p| p.name),
+            Some(PhaseName::RestoreBaseBackup)
+        );
+        assert_eq!(r.phases[0].mb_per_second(), None, "bytes unknown");
+    }
+
+    #[test]
+    fn without_replay_phases_or_time_there_is_no_throughput() {
+        // Kube without the Job's log: one recovery_job phase, replay not timed on its own.
+        let r = rto(vec![
+            Phase::new(PhaseName::RecoveryJob, at(0), at(30)),
+            Phase::new(PhaseName::InstanceStart, at(30), at(40)),
+        ]);
+        assert_eq!(r.replay_seconds(), None);
+        assert_eq!(r.wal_replayed_mb_per_second(), None);
+        assert_eq!(r.base_backup_mb_per_second(), None);
+        assert_eq!(
+            r.slowest_phase().map(|p| p.name),
+            Some(PhaseName::RecoveryJob)
+        );
+        assert_eq!(mb_per_second(Some(5), 0.0), None);
+        // A phase that runs backwards is empty, not negative.
+        assert_eq!(Phase::new(PhaseName::FirstQuery, at(5), at(4)).seconds, 0.0);
+    }
+
+    #[test]
+    fn replay_bytes_are_lsn_distances_and_unknown_when_an_end_is() {
+        use crate::backend::pg_log::ReplayLsns;
+        use crate::wal::Lsn;
+        let mut r = rto(vec![
+            Phase::new(PhaseName::ReplayUntilConsistent, at(0), at(1)),
+            Phase::new(PhaseName::ReplayAndPromotion, at(1), at(2)),
+        ]);
+        r.set_replay_bytes(&ReplayLsns {
+            redo_start: Some(Lsn(100)),
+            consistent: Some(Lsn(400)),
+            redo_done: None,
+        });
+        assert_eq!(r.phases[0].bytes, Some(300));
+        assert_eq!(r.phases[1].bytes, None);
+        assert_eq!(r.wal_replayed_bytes, None);
+    }
 
     /// The names rto.json, the JUnit properties and the Markdown tables carry: each reads back
     /// as a phase that prints and serialises as the same name.

@@ -14,7 +14,7 @@ use pgdrill::backend::local::toolchain::{Toolchain, default_home};
 use pgdrill::backend::objstore::S3Target;
 use pgdrill::error::Error;
 
-use super::{audit, clean, gameday, list, render, run, serve_s3, setup, validate};
+use super::{audit, clean, gameday, list, render, rto_model, run, serve_s3, setup, validate};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +57,10 @@ pub enum Command {
     /// home (every local `run` and `gameday` does this first); runs still going are never
     /// touched.
     Clean(clean::CleanArgs),
+    /// Fit RTO ≈ fixed + size/restore_rate + WAL/replay_rate over the recoveries in REPORTS
+    /// (run or game-day directories, or their JSON files); with --size and --wal predict the
+    /// RTO, with --objective say whether it holds (exit 1 when not shown to).
+    RtoModel(rto_model::RtoModelArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

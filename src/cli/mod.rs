@@ -9,6 +9,7 @@ pub mod gameday;
 pub mod interrupt;
 pub mod list;
 pub mod render;
+pub mod rto_model;
 pub mod run;
 pub mod schema;
 pub mod serve_s3;

@@ -52,6 +52,7 @@ fn phases(start_ms: i64, durations_ms: [i64; 4]) -> Vec<Phase> {
                 started_at: at(t),
                 finished_at: at(t + d),
                 seconds: d as f64 / 1000.0,
+                bytes: None,
             };
             t += d;
             p
@@ -192,12 +193,19 @@ fn passed() -> Vec<Event> {
     });
     r.outcome.rto = Some(Rto {
         seconds: 2.1,
-        phases: phases(9_000, [1_200, 600, 200, 100]),
+        phases: phases(9_000, [1_200, 600, 200, 100])
+            .into_iter()
+            .zip([Some(24_000_000), Some(16_000_000), Some(32_000_000), None])
+            .map(|(p, bytes)| Phase { bytes, ..p })
+            .collect(),
         wal_segments_replayed: 3,
         bytes_downloaded: 25_165_824,
         budget_seconds: Some(30.0),
         replay_end: None,
         last_replayed_commit: None,
+        base_backup_bytes: Some(24_000_000),
+        wal_fetched_bytes: Some(2_400_000),
+        wal_replayed_bytes: Some(48_000_000),
     });
     r.log = log;
     let mut out = vec![Event::ScenarioStarted {
@@ -338,6 +346,9 @@ fn failed() -> Vec<Event> {
         budget_seconds: None,
         replay_end: None,
         last_replayed_commit: None,
+        base_backup_bytes: None,
+        wal_fetched_bytes: None,
+        wal_replayed_bytes: None,
     });
     r.status = Status::Failed { reasons };
     r.log = log;
@@ -453,6 +464,9 @@ fn target(
             budget_seconds: None,
             replay_end: None,
             last_replayed_commit: None,
+            base_backup_bytes: None,
+            wal_fetched_bytes: None,
+            wal_replayed_bytes: None,
         }),
         status: Status::Passed,
     }

@@ -276,12 +276,27 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
     .collect()
 }
 
-/// `rto.phase.<name>` (seconds, in the order the phases ran) and `rto.wal_segments_replayed`,
-/// so a CI dashboard shows where a recovery's time went without opening rto.json.
+/// `rto.phase.<name>` (seconds, in the order the phases ran), `rto.wal_segments_replayed`,
+/// `rto.slowest_phase` and, where known, the throughputs `rto.<what>_mb_per_second`, so a CI
+/// dashboard shows where a recovery's time went without opening rto.json.
 fn rto_properties(r: &ScenarioResult) -> Vec<Property> {
     let Some(rto) = &r.outcome.rto else {
         return Vec::new();
     };
+    let rates = [
+        (
+            "rto.base_backup_mb_per_second",
+            rto.base_backup_mb_per_second(),
+        ),
+        (
+            "rto.wal_fetched_mb_per_second",
+            rto.wal_fetched_mb_per_second(),
+        ),
+        (
+            "rto.wal_replayed_mb_per_second",
+            rto.wal_replayed_mb_per_second(),
+        ),
+    ];
     rto.phases
         .iter()
         .map(|p| Property::new(format!("rto.phase.{}", p.name), format!("{:.3}", p.seconds)))
@@ -289,6 +304,15 @@ fn rto_properties(r: &ScenarioResult) -> Vec<Property> {
             "rto.wal_segments_replayed",
             rto.wal_segments_replayed.to_string(),
         )))
+        .chain(
+            rto.slowest_phase()
+                .map(|p| Property::new("rto.slowest_phase", p.name.to_string())),
+        )
+        .chain(
+            rates
+                .into_iter()
+                .filter_map(|(k, v)| Some(Property::new(k, format!("{:.3}", v?)))),
+        )
         .collect()
 }
 

@@ -414,22 +414,72 @@ fn targets_section(md: &mut Md, seed: u64, targets: &[TargetResult]) {
     }
 }
 
+/// MB/s to one decimal, or three below 1 MB/s (a few kilobytes of WAL are not `0.0`).
+fn rate(mb_per_second: f64) -> String {
+    if mb_per_second < 1.0 {
+        format!("{mb_per_second:.3}")
+    } else {
+        format!("{mb_per_second:.1}")
+    }
+}
+
 fn rto_section(md: &mut Md, rto: &Rto) {
     md.line("### Recovery time");
     md.blank();
-    md.line("| Phase | Started | Finished | Seconds |");
-    md.line("|---|---|---|---:|");
+    md.line("| Phase | Started | Finished | Seconds | Bytes | MB/s |");
+    md.line("|---|---|---|---:|---:|---:|");
     for p in &rto.phases {
         md.line(format!(
-            "| {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {:.2} | {} | {} |",
             cell(p.name.as_str()),
             p.started_at.format("%H:%M:%S%.3f"),
             p.finished_at.format("%H:%M:%S%.3f"),
-            p.seconds
+            p.seconds,
+            p.bytes.map(record::bytes).unwrap_or_default(),
+            p.mb_per_second().map(rate).unwrap_or_default(),
         ));
     }
-    md.line(format!("| **RTO** | | | **{:.2}** |", rto.seconds));
+    md.line(format!("| **RTO** | | | **{:.2}** | | |", rto.seconds));
     md.blank();
+    if let Some(p) = rto.slowest_phase().filter(|_| rto.seconds > 0.0) {
+        md.line(format!(
+            "Slowest phase: {} ({:.2} s, {:.0} % of the RTO).",
+            code(p.name.as_str()),
+            p.seconds,
+            100.0 * p.seconds / rto.seconds
+        ));
+        md.blank();
+    }
+    let moved: Vec<String> = [
+        (
+            "base backup restored",
+            rto.base_backup_bytes,
+            rto.base_backup_mb_per_second(),
+        ),
+        (
+            "WAL fetched",
+            rto.wal_fetched_bytes,
+            rto.wal_fetched_mb_per_second(),
+        ),
+        (
+            "WAL replayed",
+            rto.wal_replayed_bytes,
+            rto.wal_replayed_mb_per_second(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(what, b, r)| {
+        let b = record::bytes(b?);
+        Some(match r {
+            Some(r) => format!("{what} {b} at {} MB/s", rate(r)),
+            None => format!("{what} {b}"),
+        })
+    })
+    .collect();
+    if !moved.is_empty() {
+        md.line(format!("Throughput: {}.", moved.join("; ")));
+        md.blank();
+    }
     let budget = match rto.budget_seconds {
         Some(b) if rto.seconds > b => format!(", **over the budget of {b:.1} s**"),
         Some(b) => format!(", within the budget of {b:.1} s"),
@@ -541,7 +591,7 @@ mod tests {
         let md = write(&fixture::events());
         assert!(md.contains(r"`name: pre-migration\|v2`"), "{md}");
         for line in md.lines().filter(|l| l.starts_with("| ")) {
-            // The scenario table has 6 columns, the phase tables 4.
+            // The scenario table and the phase tables have 6 columns, the others 4.
             let cols = line.replace(r"\|", "").matches('|').count();
             assert!(cols == 7 || cols == 5, "{line}");
         }

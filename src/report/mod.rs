@@ -1,5 +1,6 @@
 //! Report writers (JUnit XML, RTO JSON, Markdown summary, live progress) built from run events
-//! only; this module never runs drills, touches backends or sees credentials.
+//! only, and the RTO model fitted over RTO JSON read back; this module never runs drills,
+//! touches backends or sees credentials.
 
 mod dir;
 mod error;
@@ -9,6 +10,7 @@ mod progress;
 mod record;
 mod reporter;
 mod rto;
+pub mod rto_model;
 mod standard;
 mod task;
 

@@ -135,6 +135,17 @@ struct RtoDoc<'a> {
     phases: Vec<PhaseDoc<'a>>,
     wal_segments_replayed: u64,
     bytes_downloaded: u64,
+    /// The phase that took longest.
+    slowest_phase: Option<&'a str>,
+    /// The base backup as restored (download and unpack), and its rate; `null` when unknown.
+    base_backup_bytes: Option<u64>,
+    base_backup_mb_per_second: Option<f64>,
+    /// WAL objects fetched from the archive, at their rate over the replay phases.
+    wal_fetched_bytes: Option<u64>,
+    wal_fetched_mb_per_second: Option<f64>,
+    /// The WAL distance (LSNs) replayed, at its rate over the replay phases.
+    wal_replayed_bytes: Option<u64>,
+    wal_replayed_mb_per_second: Option<f64>,
     /// Why replay ended, in PostgreSQL's words, when it said (a damaged record).
     #[serde(skip_serializing_if = "Option::is_none")]
     replay_end: Option<&'a str>,
@@ -148,6 +159,10 @@ struct PhaseDoc<'a> {
     #[serde(serialize_with = "millis")]
     finished_at: DateTime<Utc>,
     seconds: f64,
+    /// What the phase moved and its rate (MB = 10^6 bytes); `null` where it moves no data or
+    /// the backend does not know.
+    bytes: Option<u64>,
+    mb_per_second: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -177,6 +192,11 @@ fn ms(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
 }
 
+/// Throughput to three decimals (1 kB/s): finer is noise.
+fn rate(mb_per_second: Option<f64>) -> Option<f64> {
+    mb_per_second.map(ms)
+}
+
 fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
     RtoDoc {
         seconds: ms(rto.seconds),
@@ -189,10 +209,19 @@ fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
                 started_at: p.started_at,
                 finished_at: p.finished_at,
                 seconds: ms(p.seconds),
+                bytes: p.bytes,
+                mb_per_second: rate(p.mb_per_second()),
             })
             .collect(),
         wal_segments_replayed: rto.wal_segments_replayed,
         bytes_downloaded: rto.bytes_downloaded,
+        slowest_phase: rto.slowest_phase().map(|p| p.name.as_str()),
+        base_backup_bytes: rto.base_backup_bytes,
+        base_backup_mb_per_second: rate(rto.base_backup_mb_per_second()),
+        wal_fetched_bytes: rto.wal_fetched_bytes,
+        wal_fetched_mb_per_second: rate(rto.wal_fetched_mb_per_second()),
+        wal_replayed_bytes: rto.wal_replayed_bytes,
+        wal_replayed_mb_per_second: rate(rto.wal_replayed_mb_per_second()),
         replay_end: rto.replay_end.as_deref(),
     }
 }
@@ -304,6 +333,11 @@ mod tests {
         assert_eq!(s.as_array().unwrap().len(), 3);
         assert_eq!(s[0]["rto"]["seconds"], 2.1);
         assert_eq!(s[0]["rto"]["phases"].as_array().unwrap().len(), 4);
+        assert_eq!(s[0]["rto"]["slowest_phase"], "restore_base_backup");
+        assert_eq!(s[0]["rto"]["base_backup_mb_per_second"], 20.0);
+        assert_eq!(s[0]["rto"]["wal_replayed_mb_per_second"], 60.0);
+        assert_eq!(s[0]["rto"]["phases"][1]["bytes"], 16_000_000);
+        assert!(s[1]["rto"]["wal_replayed_bytes"].is_null());
         assert_eq!(s[1]["status"], "failed");
         assert_eq!(s[1]["rows_lost"], 2);
         assert_eq!(s[1]["missing"][0]["segment"], "000000010000000000000009");

@@ -685,6 +685,8 @@ fn phase(name: PhaseName, started_at: DateTime<Utc>, finished_at: DateTime<Utc>)
         started_at,
         finished_at,
         seconds: (finished_at - started_at).num_milliseconds() as f64 / 1000.0,
+        // The pods' logs carry LSNs: `ready_rto` gives the replay phases their bytes.
+        bytes: None,
     }
 }
 
@@ -1570,18 +1572,21 @@ mod tests {
                     started_at: at("2026-11-22T02:50:02Z"),
                     finished_at: at("2026-11-22T02:50:10Z"),
                     seconds: 8.0,
+                    bytes: None,
                 },
                 Phase {
                     name: PhaseName::RecoveryJob,
                     started_at: at("2026-11-22T02:50:10Z"),
                     finished_at: at("2026-11-22T02:50:41Z"),
                     seconds: 31.0,
+                    bytes: None,
                 },
                 Phase {
                     name: PhaseName::InstanceStart,
                     started_at: at("2026-11-22T02:50:41Z"),
                     finished_at: at("2026-11-22T02:50:52Z"),
                     seconds: 11.0,
+                    bytes: None,
                 },
             ]
         );

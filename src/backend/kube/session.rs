@@ -491,9 +491,11 @@ fn ready_rto(
         started_at: from,
         finished_at: answered,
         seconds: (answered - from).num_milliseconds().max(0) as f64 / 1000.0,
+        bytes: None,
     });
     let text = log.map(|l| l.text.as_str()).unwrap_or_default();
-    Rto {
+    // The base backup's size and the WAL objects' sizes are not measured here: `None`.
+    let mut rto = Rto {
         seconds: t0.elapsed().as_secs_f64(),
         phases,
         wal_segments_replayed: pg_log::replayed_segment_count(text),
@@ -501,5 +503,10 @@ fn ready_rto(
         budget_seconds: None,
         replay_end: pg_log::replay_end(text),
         last_replayed_commit: pg_log::last_replayed_commit(text),
-    }
+        base_backup_bytes: None,
+        wal_fetched_bytes: None,
+        wal_replayed_bytes: None,
+    };
+    rto.set_replay_bytes(&pg_log::replay_lsns(text));
+    rto
 }

@@ -728,6 +728,8 @@ struct Timing {
     t0: Instant,
     started_at: DateTime<Utc>,
     restored_at: DateTime<Utc>,
+    /// The restored data directory's size, before the server started.
+    restored_bytes: Option<u64>,
 }
 
 /// A restored and configured instance, not started yet.
@@ -817,6 +819,7 @@ impl LocalDrill {
                 inst: Some(Box::new(inst)),
             });
         }
+        let restored_bytes = dir_bytes(&inst.data());
         // A restored PGDATA carries the source's archive_command: point it at the new serverName.
         let script = self.install_archive_command(&inst, &req.server_name, req.compression)?;
         let mut settings = inst.base_settings();
@@ -852,6 +855,7 @@ impl LocalDrill {
                 t0,
                 started_at,
                 restored_at,
+                restored_bytes,
             },
         }))
     }
@@ -871,6 +875,7 @@ async fn run_to_ready(
         t0,
         started_at,
         restored_at,
+        restored_bytes,
     } = timing;
     inst.start(env)?;
     let deadline = Duration::from_secs(req.timeout_seconds);
@@ -883,7 +888,10 @@ async fn run_to_ready(
             let answered_at = Utc::now();
             let rto_seconds = t0.elapsed().as_secs_f64();
             let mut rto = rto_from_log(&log, started_at, restored_at, answered_at, rto_seconds);
-            rto.bytes_downloaded = downloaded_bytes(store, req, &log).await.unwrap_or(0);
+            let downloaded = downloaded_bytes(store, req, &log).await.ok();
+            rto.bytes_downloaded = downloaded.map_or(0, |(base, wal)| base + wal);
+            rto.wal_fetched_bytes = downloaded.map(|(_, wal)| wal);
+            set_restored_bytes(&mut rto, restored_bytes);
             Ok(RecoveryAttempt::Recovered { server, rto })
         }
         // The log holds restore_command output: redact it like any tool output.
@@ -995,12 +1003,7 @@ fn restart_phases(rto: &mut Rto, restored_at: DateTime<Utc>, killed_at: DateTime
         .map(|p| p.started_at)
         .unwrap_or(killed_at)
         .max(killed_at);
-    let phase = |name, a: DateTime<Utc>, b: DateTime<Utc>| Phase {
-        name,
-        started_at: a,
-        finished_at: b,
-        seconds: (b - a).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6,
-    };
+    let phase = Phase::new;
     rto.phases.retain(|p| {
         !matches!(
             p.name,
@@ -1013,12 +1016,13 @@ fn restart_phases(rto: &mut Rto, restored_at: DateTime<Utc>, killed_at: DateTime
         .insert(2, phase(PhaseName::RestartAndReplay, killed_at, ready));
 }
 
-/// Bytes fetched: the base backup's objects plus every WAL object named as restored in the log.
+/// Bytes fetched, as stored in the archive: the base backup's objects, and every WAL object
+/// named as restored in the log.
 async fn downloaded_bytes(
     store: &ObjectStore,
     req: &RecoveryRequest,
     log: &str,
-) -> Result<u64, BackendError> {
+) -> Result<(u64, u64), BackendError> {
     let base = store
         .list(&format!(
             "{}/base/{}/",
@@ -1027,12 +1031,43 @@ async fn downloaded_bytes(
         .await?;
     let wals = store.wal_segments(&req.source_server_name).await?;
     let restored = restored_segments(log);
-    Ok(base.iter().map(|o| o.size).sum::<u64>()
-        + restored
+    Ok((
+        base.iter().map(|o| o.size).sum::<u64>(),
+        restored
             .iter()
             .filter_map(|s| wals.get(s))
             .map(|o| o.size)
-            .sum::<u64>())
+            .sum::<u64>(),
+    ))
+}
+
+/// The base backup's restored size, on the recovery and its restore phase.
+pub(super) fn set_restored_bytes(rto: &mut Rto, bytes: Option<u64>) {
+    rto.base_backup_bytes = bytes;
+    for p in &mut rto.phases {
+        if p.name == PhaseName::RestoreBaseBackup {
+            p.bytes = bytes;
+        }
+    }
+}
+
+/// The bytes of the regular files under `dir` (symbolic links not followed); `None` when it
+/// cannot be read.
+pub(super) fn dir_bytes(dir: &std::path::Path) -> Option<u64> {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).ok()? {
+            let entry = entry.ok()?;
+            let meta = entry.metadata().ok()?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    Some(total)
 }
 
 /// `recovery_target_*` settings for a resolved target.
@@ -1073,12 +1108,7 @@ pub fn rto_from_log(
     answered_at: DateTime<Utc>,
     seconds: f64,
 ) -> Rto {
-    let phase = |name: PhaseName, a: DateTime<Utc>, b: DateTime<Utc>| Phase {
-        name,
-        started_at: a,
-        finished_at: b,
-        seconds: (b - a).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6,
-    };
+    let phase = Phase::new;
     let mut phases = vec![phase(PhaseName::RestoreBaseBackup, started_at, restored_at)];
     let consistent = first_time(log, "consistent recovery state reached").unwrap_or(restored_at);
     let ready =
@@ -1098,7 +1128,7 @@ pub fn rto_from_log(
         ready.max(consistent),
         answered_at.max(ready),
     ));
-    Rto {
+    let mut rto = Rto {
         seconds,
         phases,
         wal_segments_replayed: replayed_segment_count(log),
@@ -1106,7 +1136,12 @@ pub fn rto_from_log(
         budget_seconds: None,
         replay_end: replay_end(log),
         last_replayed_commit: last_replayed_commit(log),
-    }
+        base_backup_bytes: None,
+        wal_fetched_bytes: None,
+        wal_replayed_bytes: None,
+    };
+    rto.set_replay_bytes(&crate::backend::pg_log::replay_lsns(log));
+    rto
 }
 
 /// barman's `end_time`, e.g. `Sun Nov 22 10:00:05 2026` or an ISO timestamp with offset.
@@ -1162,6 +1197,51 @@ mod tests {
         assert!((r.phases[1].seconds - 0.3).abs() < 1e-9);
         assert!((r.phases[2].seconds - 0.6).abs() < 1e-9);
         assert!((r.phases[3].seconds - 0.1).abs() < 1e-9);
+        // No `redo starts` / `redo done` lines: the replay's bytes are unknown, not zero.
+        assert_eq!(r.wal_replayed_bytes, None);
+        assert_eq!(r.phases[1].bytes, None);
+    }
+
+    #[test]
+    fn replay_phases_carry_the_lsn_distance_they_replayed() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let log = format!(
+            "2026-11-22 10:00:01.100 UTC [9] LOG:  redo starts at 0/2000028\n{LOG}\
+2026-11-22 10:00:01.800 UTC [9] LOG:  redo done at 0/4000090 system usage: CPU: user: 0.00 s\n"
+        );
+        let r = rto_from_log(
+            &log,
+            t("2026-11-22T10:00:00Z"),
+            t("2026-11-22T10:00:01Z"),
+            t("2026-11-22T10:00:02Z"),
+            2.0,
+        );
+        let bytes: Vec<_> = r.phases.iter().map(|p| p.bytes).collect();
+        assert_eq!(
+            bytes,
+            [
+                None,
+                Some(0x300_0100 - 0x200_0028),
+                Some(0x400_0090 - 0x300_0100),
+                None
+            ]
+        );
+        assert_eq!(r.wal_replayed_bytes, Some(0x400_0090 - 0x200_0028));
+        // Restore 1 s, replay 0.3 s + 0.6 s, first query 0.1 s.
+        assert_eq!(
+            r.slowest_phase().map(|p| p.name),
+            Some(PhaseName::RestoreBaseBackup)
+        );
+    }
+
+    #[test]
+    fn a_directory_counts_the_bytes_of_its_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("base")).unwrap();
+        std::fs::write(d.path().join("PG_VERSION"), "15\n").unwrap();
+        std::fs::write(d.path().join("base/1"), vec![0u8; 8192]).unwrap();
+        assert_eq!(dir_bytes(d.path()), Some(8195));
+        assert_eq!(dir_bytes(&d.path().join("absent")), None);
     }
 
     #[test]

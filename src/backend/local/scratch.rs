@@ -14,7 +14,7 @@ use crate::backend::{BackendError, RecoveryAttempt, ScratchRequest, ScratchResto
 use crate::scenario::Compression;
 
 use super::barman::Barman;
-use super::drill::{rto_from_log, target_settings};
+use super::drill::{dir_bytes, rto_from_log, set_restored_bytes, target_settings};
 use super::lock::{RunKind, RunLock};
 use super::postgres::{NotReady, PgInstance, StopMode};
 use super::toolchain::Toolchain;
@@ -156,6 +156,7 @@ impl ScratchRestore for LocalScratch {
                 rto: None,
             });
         }
+        let restored_bytes = dir_bytes(&inst.data());
         configure(&self.source, inst, req)?;
         inst.start(&self.source.env())?;
         let ready = inst.wait_ready(deadline.saturating_sub(t0.elapsed())).await;
@@ -163,13 +164,14 @@ impl ScratchRestore for LocalScratch {
         match ready {
             Ok(client) => {
                 let server = Server::from_client(client).await?;
-                let rto = rto_from_log(
+                let mut rto = rto_from_log(
                     &log,
                     started_at,
                     restored_at,
                     Utc::now(),
                     t0.elapsed().as_secs_f64(),
                 );
+                set_restored_bytes(&mut rto, restored_bytes);
                 Ok(RecoveryAttempt::Recovered { server, rto })
             }
             Err(NotReady::Exited(fatal)) => Ok(RecoveryAttempt::Failed {
