@@ -87,6 +87,28 @@ pub struct Verification {
     pub rpo: Option<ObservedRpo>,
     /// Unmet expectations; empty when the drill passed.
     pub failures: Vec<String>,
+    /// What reading the recovered server back cost; set by the runner, which does the reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<VerifyCost>,
+}
+
+/// What a verification read and how long it took, to compare with the recovery it checks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VerifyCost {
+    /// Wall time of reading the tables back and comparing them with the ledger.
+    pub seconds: f64,
+    /// Tables read back row by row.
+    pub tables: u64,
+    pub rows_read: u64,
+    /// Bytes of the row values read (ids, step names, payloads).
+    pub bytes_read: u64,
+}
+
+impl VerifyCost {
+    /// The cost as a share of the recovery's RTO, when there is one.
+    pub fn share_of(&self, rto_seconds: Option<f64>) -> Option<f64> {
+        rto_seconds.filter(|r| *r > 0.0).map(|r| self.seconds / r)
+    }
 }
 
 /// The recovery point a drill observed, from the ledger: between the last write expected at the
@@ -648,6 +670,19 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verification_cost_is_a_share_of_a_positive_rto_only() {
+        let c = VerifyCost {
+            seconds: 2.0,
+            tables: 1,
+            rows_read: 10,
+            bytes_read: 400,
+        };
+        assert_eq!(c.share_of(Some(8.0)), Some(0.25));
+        assert_eq!(c.share_of(Some(0.0)), None);
+        assert_eq!(c.share_of(None), None);
+    }
     use crate::ledger::{FaultRecord, LedgerEntry};
     use crate::scenario::DataLoss;
     use crate::scenario::SEED_STEP;

@@ -187,6 +187,15 @@ fn a_blip_of_read_errors_is_ridden_out_by_the_retries_and_nothing_is_lost() {
         (46.into(), 0.into()),
         "{s}"
     );
+    // What verification read: every row of the one table, and its share of the RTO.
+    let v = &s["verification"];
+    assert_eq!(
+        (v["tables"].clone(), v["rows_read"].clone()),
+        (1.into(), 46.into()),
+        "{v}"
+    );
+    assert!(v["bytes_read"].as_u64().unwrap() >= 46 * 8, "{v}");
+    assert!(v["share_of_rto"].as_f64().is_some_and(|x| x > 0.0), "{v}");
     let f = &fault(&s, "recovery-errors")["read_errors"];
     assert_eq!(
         f["errors_answered"], 2,

@@ -18,7 +18,7 @@ use crate::runner::{
     StepOutcome, TargetAttempt, TargetCheck, TargetRef, TargetResult, TargetVerification, WriteAt,
     Written,
 };
-use crate::verify::{MissingWrite, ObservedRpo, Verification};
+use crate::verify::{MissingWrite, ObservedRpo, Verification, VerifyCost};
 use crate::wal::Lsn;
 
 use super::{ReportError, Reporter};
@@ -189,6 +189,12 @@ fn passed() -> Vec<Event> {
     r.outcome.verification = Some(Verification {
         expected_rows: BTreeMap::from([("events".into(), 25)]),
         observed_rows: BTreeMap::from([("events".into(), 25)]),
+        cost: Some(VerifyCost {
+            seconds: 0.021,
+            tables: 1,
+            rows_read: 25,
+            bytes_read: 1_150,
+        }),
         ..Default::default()
     });
     r.outcome.rto = Some(Rto {
@@ -263,6 +269,7 @@ fn failed() -> Vec<Event> {
     r.outcome.verification = Some(Verification {
         expected_rows: BTreeMap::from([("events".into(), 27)]),
         observed_rows: BTreeMap::from([("events".into(), 25)]),
+        cost: None,
         missing: vec![
             MissingWrite {
                 step_id: "w2".into(),

@@ -270,6 +270,25 @@ fn outcome_lines(md: &mut Md, r: &ScenarioResult) {
             opt(r.outcome.rows_observed)
         ));
     }
+    if let Some(c) = r
+        .outcome
+        .verification
+        .as_ref()
+        .and_then(|v| v.cost.as_ref())
+    {
+        md.line(format!(
+            "- **Verification:** {:.2} s, read {} row(s) ({} bytes) from {} table(s){}",
+            c.seconds,
+            c.rows_read,
+            c.bytes_read,
+            c.tables,
+            c.share_of(r.outcome.rto.as_ref().map(|t| t.seconds))
+                .map_or(String::new(), |s| format!(
+                    ", {:.1} % of the RTO",
+                    s * 100.0
+                ))
+        ));
+    }
     if let Some(rpo) = record::rpo(r) {
         md.line(format!(
             "- **RPO observed:** {:.3} s, {} transaction(s) lost (last expected {}, last present {}){}",

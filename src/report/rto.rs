@@ -66,6 +66,8 @@ struct ScenarioDoc<'a> {
     rows_expected: Option<u64>,
     rows_observed: Option<u64>,
     rows_lost: Option<u64>,
+    /// What verification read and how long it took; `null` when nothing was verified.
+    verification: Option<VerificationDoc<'a>>,
     loss_explanation: &'a [String],
     missing: &'a [MissingWrite],
     /// Recovery point observed from the ledger; `null` when nothing was verified.
@@ -226,6 +228,22 @@ fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
     }
 }
 
+#[derive(Serialize)]
+struct VerificationDoc<'a> {
+    #[serde(flatten)]
+    cost: &'a crate::verify::VerifyCost,
+    /// `seconds` over the recovery's RTO.
+    share_of_rto: Option<f64>,
+}
+
+fn verification_doc(r: &ScenarioResult) -> Option<VerificationDoc<'_>> {
+    let cost = r.outcome.verification.as_ref()?.cost.as_ref()?;
+    Some(VerificationDoc {
+        cost,
+        share_of_rto: cost.share_of(r.outcome.rto.as_ref().map(|t| t.seconds)),
+    })
+}
+
 fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
     ScenarioDoc {
         name: &r.scenario.name,
@@ -244,6 +262,7 @@ fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
         rows_expected: r.outcome.rows_expected,
         rows_observed: r.outcome.rows_observed,
         rows_lost: record::rows_lost(r),
+        verification: verification_doc(r),
         loss_explanation: record::explanation(r),
         missing: r
             .outcome

@@ -6,7 +6,7 @@
 use crate::backend::{BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server};
 use crate::ledger::{Ledger, ResolvedTarget};
 use crate::scenario::{Compression, Expect, ExpectRecovered, Scenario, Target};
-use crate::verify::{self, ArchiveFacts, Observed, Verification};
+use crate::verify::{self, ArchiveFacts, Observed, Verification, VerifyCost};
 
 use super::super::backup_choice::{self, Chosen};
 use super::super::events::RecoveryObservation;
@@ -157,6 +157,7 @@ pub(in crate::runner) async fn verify_server(
     archive: &ArchiveFacts,
     at: JudgedAt<'_>,
 ) -> Result<Verification, BackendError> {
+    let began = std::time::Instant::now();
     let mut observed = Observed::default();
     let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
     for t in &generated {
@@ -193,5 +194,15 @@ pub(in crate::runner) async fn verify_server(
         expect,
         rto_seconds: at.rto_seconds,
     };
-    Ok(verify::verify(&case, &observed))
+    let mut v = verify::verify(&case, &observed);
+    let rows = observed.tables.values().flatten();
+    v.cost = Some(VerifyCost {
+        seconds: began.elapsed().as_secs_f64(),
+        tables: observed.tables.len() as u64,
+        rows_read: observed.tables.values().map(|t| t.len() as u64).sum(),
+        bytes_read: rows
+            .map(|r| (8 + r.step.len() + r.payload.len()) as u64)
+            .sum(),
+    });
+    Ok(v)
 }
