@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: measures, never asserts. Runs a fixed set of drills one at a time (so figures do
 # not depend on --jobs) under /usr/bin/time, then prints per-scenario wall time, RTO and its
-# phases, archive lag and the run's peak memory from the reports pgdrill wrote.
+# phases, archive lag, throughput per phase, the slowest phase, what verification cost and the
+# run's peak memory from the reports pgdrill wrote.
 # Usage: scripts/bench.sh PGDRILL [SCENARIO...]
 set -euo pipefail
 pgdrill=$1; shift
@@ -37,6 +38,18 @@ for s in run["scenarios"]:
           f"{ph.get('restore_base_backup', 0):8.2f} {ph.get('replay_until_consistent', 0):8.2f} "
           f"{ph.get('replay_and_promotion', 0):8.2f} {ph.get('first_query', 0):6.2f} "
           f"{rto.get('wal_segments_replayed', 0):4d} {mean:9.2f} {max(waits, default=0):8.2f}")
+print()
+print(f"{'scenario':32} {'restore MB/s':>12} {'fetch MB/s':>10} {'replay MB/s':>11} {'slowest phase':>24} {'verify s':>9} {'rows read':>9} {'of RTO':>7}")
+def rate(x):
+    return f"{x:.1f}" if isinstance(x, (int, float)) else "-"
+for s in run["scenarios"]:
+    rto = s.get("rto") or {}
+    v = s.get("verification") or {}
+    share = v.get("share_of_rto")
+    print(f"{s['name']:32} {rate(rto.get('base_backup_mb_per_second')):>12} "
+          f"{rate(rto.get('wal_fetched_mb_per_second')):>10} {rate(rto.get('wal_replayed_mb_per_second')):>11} "
+          f"{rto.get('slowest_phase') or '-':>24} {v.get('seconds', 0):9.3f} {v.get('rows_read', 0):9d} "
+          f"{(f'{share * 100:.1f} %' if share is not None else '-'):>7}")
 print(f"run wall time: {run['seconds']:.1f} s" + (f" (/usr/bin/time: {wall.group(1)})" if wall else ""))
 if rss:
     print(f"pgdrill peak RSS: {int(rss.group(1)) / 1024:.1f} MiB (pgdrill itself; PostgreSQL and barman run as other processes)")
