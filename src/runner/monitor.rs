@@ -77,6 +77,14 @@ async fn run(
     // Phase 1: the window is open.
     while Instant::now() < closes {
         if !pause(&mut stop, POLL.min(closes - Instant::now())).await {
+            // Stopped while the window is open (a crash comes next): one last reading, so a
+            // failure that appeared since the last poll is not missed.
+            if seen.failing_after.is_none()
+                && let Ok(now) = archiver_stat(&client).await
+                && now.failed_count > baseline.failed_count
+            {
+                seen.failing_after = Some(started.elapsed());
+            }
             return seen;
         }
         let Ok(now) = archiver_stat(&client).await else {

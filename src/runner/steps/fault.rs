@@ -110,15 +110,16 @@ async fn crash<D: Drill>(
     st: &mut DrillState,
 ) -> Result<StepOutcome, BackendError> {
     let stat = sql::archiver_stat(&st.source()?.client).await?;
-    st.source = None;
-    drill.crash_source(mode).await?;
-    st.crashed = true;
-    // Watches of open windows end here: the window's exposure is the one at the crash.
+    // Watches of open windows end here, before the kill so each takes its last reading from a
+    // live server: the window's exposure is the one at the crash.
     let open = std::mem::take(&mut st.watches);
     for (i, w) in open {
         let seen = w.finish(Duration::ZERO).await;
         record_seen(st, i, seen, Some(&stat));
     }
+    st.source = None;
+    drill.crash_source(mode).await?;
+    st.crashed = true;
     let stand = st.ledger.stand(
         Moment::Crash,
         stat.server_time,
