@@ -94,7 +94,7 @@ test-tiers:
 	  echo "test-tiers: in no tier (name it offline_*, local_* or live_*): $$untiered"; exit 1; fi
 
 # Longer fuzzing of what pgdrill reads from others (tests/offline_fuzz.rs; `make test` runs it
-# for about 24 s with a fixed seed): FUZZ_SECONDS in all, a new seed each run unless FUZZ_SEED
+# for 24 s of fuzzing in all, about 16 s wall, with a fixed seed): FUZZ_SECONDS in all, a new seed each run unless FUZZ_SEED
 # is given. A failure prints the seed, the case, how it was made and where its input was saved.
 FUZZ_SECONDS ?= 300
 FUZZ_SEED    ?= $(shell date +%s)

@@ -846,15 +846,14 @@ mod tests {
             read_errors: Some(crate::ledger::ReadErrors {
                 error: "503 SlowDown".into(),
                 errors_answered: 10,
-                failed_segments: vec![SegmentName::parse("000000010000000000000009").unwrap()],
-                ended_before: SegmentName::parse("000000010000000000000009"),
+                failed_segments: vec![seg("000000010000000000000009")],
+                ended_before: Some(seg("000000010000000000000009")),
                 ended_before_lsn: Some(Lsn(0x0900_0000)),
             }),
             ..Default::default()
         }];
         let mut a = archive();
-        a.segments
-            .insert(SegmentName::parse("000000010000000000000009").unwrap());
+        a.segments.insert(seg("000000010000000000000009"));
         a.audit_gaps.clear();
         a.audit_predicted.clear();
         let expected: Vec<&LedgerEntry> = l.entries.iter().collect();

@@ -898,34 +898,7 @@ impl<'a> Validator<'a> {
     /// base backup, else the first one.
     fn backup_floor(&mut self) -> Option<StepRef<'a>> {
         if let Some(b) = self.s.recovery.backup.as_deref() {
-            let backups: Vec<&str> = self
-                .s
-                .steps
-                .iter()
-                .filter(|st| matches!(st, Step::BaseBackup(_)))
-                .map(Step::id)
-                .collect();
-            return match self.by_id.get(b).copied() {
-                Some(r) if r.kind == "base_backup" => Some(r),
-                found => {
-                    let message = match found {
-                        Some(r) => format!(
-                            "`recovery.backup` names `{b}`, a `{}` step, not a `base_backup` step",
-                            r.kind
-                        ),
-                        None => format!("`recovery.backup` names step `{b}`, which does not exist"),
-                    };
-                    let hint = match closest(b, backups.iter().copied()) {
-                        Some(c) if found.is_none() => format!("did you mean `{c}`?"),
-                        _ if backups.is_empty() => {
-                            "add a `base_backup` step and name it here".to_string()
-                        }
-                        _ => format!("name a base backup step: {}", list(&backups)),
-                    };
-                    self.report("recovery.backup", message, hint);
-                    None
-                }
-            };
+            return self.base_backup_named("recovery.backup", b, "`recovery.backup`");
         }
         self.s.steps.iter().enumerate().find_map(|(index, st)| {
             matches!(st, Step::BaseBackup(_)).then(|| StepRef {
@@ -1164,8 +1137,6 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// `target: random` and its settings: `count` and `parallel` only with it, a sane count,
-    /// writes to pick from, and no expectation that only means something for one target.
     /// The base backup steps that crash the source in the middle (`crash_source`).
     fn interrupted_backups(&self) -> Vec<&'a str> {
         self.s
@@ -1176,9 +1147,13 @@ impl<'a> Validator<'a> {
             .collect()
     }
 
-    /// Checks that `id` (at `path`) names a `base_backup` step; `finished`: one that completes
-    /// (no `crash_source`).
-    fn backup_ref(&mut self, path: &str, id: &str, what: &str, finished: bool) {
+    /// The `base_backup` step `id` (named at `path` by `what`), or a problem reported: no such
+    /// step, or one of another kind.
+    fn base_backup_named(&mut self, path: &str, id: &str, what: &str) -> Option<StepRef<'a>> {
+        let found = self.by_id.get(id).copied();
+        if let Some(r) = found.filter(|r| r.kind == "base_backup") {
+            return Some(r);
+        }
         let backups: Vec<&str> = self
             .s
             .steps
@@ -1186,30 +1161,34 @@ impl<'a> Validator<'a> {
             .filter(|st| matches!(st, Step::BaseBackup(_)))
             .map(Step::id)
             .collect();
-        match self.by_id.get(id).copied() {
-            Some(r) if r.kind == "base_backup" => {
-                if finished && self.interrupted_backups().contains(&id) {
-                    self.report(
-                        path,
-                        format!("{what} names `{id}`, a base backup the source crashes in the middle of (`crash_source`): it never finishes"),
-                        "name a base backup that completes".to_string(),
-                    );
-                }
-            }
-            found => {
-                let message = match found {
-                    Some(r) => format!(
-                        "{what} names `{id}`, a `{}` step, not a `base_backup` step",
-                        r.kind
-                    ),
-                    None => format!("{what} names step `{id}`, which does not exist"),
-                };
-                let hint = match closest(id, backups.iter().copied()) {
-                    Some(c) if found.is_none() => format!("did you mean `{c}`?"),
-                    _ => format!("name a base backup step: {}", list(&backups)),
-                };
-                self.report(path, message, hint);
-            }
+        let message = match found {
+            Some(r) => format!(
+                "{what} names `{id}`, a `{}` step, not a `base_backup` step",
+                r.kind
+            ),
+            None => format!("{what} names step `{id}`, which does not exist"),
+        };
+        let hint = match closest(id, backups.iter().copied()) {
+            Some(c) if found.is_none() => format!("did you mean `{c}`?"),
+            _ if backups.is_empty() => "add a `base_backup` step and name it here".to_string(),
+            _ => format!("name a base backup step: {}", list(&backups)),
+        };
+        self.report(path, message, hint);
+        None
+    }
+
+    /// Checks that `id` (at `path`) names a `base_backup` step; `finished`: one that completes
+    /// (no `crash_source`).
+    fn backup_ref(&mut self, path: &str, id: &str, what: &str, finished: bool) {
+        if self.base_backup_named(path, id, what).is_some()
+            && finished
+            && self.interrupted_backups().contains(&id)
+        {
+            self.report(
+                path,
+                format!("{what} names `{id}`, a base backup the source crashes in the middle of (`crash_source`): it never finishes"),
+                "name a base backup that completes".to_string(),
+            );
         }
     }
 
@@ -1332,6 +1311,8 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// `target: random` and its settings: `count` and `parallel` only with it, a sane count,
+    /// writes to pick from, and no expectation that only means something for one target.
     fn check_random(&mut self) {
         let r = &self.s.recovery;
         let random = r.target == Target::Random;

@@ -937,6 +937,8 @@ async fn run_to_ready_killed(
     inst.start(env)?;
     let deadline = Duration::from_secs(req.timeout_seconds);
     let target = k.restart.after_lsn;
+    // One connection for the whole wait, opened again only if the server drops it.
+    let mut conn: Option<tokio_postgres::Client> = None;
     let replayed = loop {
         if !inst.is_running() {
             // Exited before the point: the usual path reports why.
@@ -946,7 +948,10 @@ async fn run_to_ready_killed(
                 rto: None,
             });
         }
-        if let Ok(c) = inst.connect().await
+        if conn.as_ref().is_none_or(|c| c.is_closed()) {
+            conn = inst.connect().await.ok();
+        }
+        if let Some(c) = &conn
             && let Ok(row) = c
                 .query_one("SELECT pg_last_wal_replay_lsn()::text", &[])
                 .await
@@ -967,6 +972,7 @@ async fn run_to_ready_killed(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    drop(conn);
     let killed_after = timing.t0.elapsed().as_secs_f64();
     let killed_at = Utc::now();
     // Release first: a restore_command stuck on a held read would outlive the postmaster.
