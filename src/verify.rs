@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{FaultRecord, FixtureTable, Ledger, LedgerEntry, row_payload};
+use crate::ledger::{FaultRecord, FixtureTable, Ledger, LedgerEntry, RangeDigest, row_payload};
 use crate::scenario::ExpectRecovered;
 use crate::wal::SegmentName;
 
@@ -26,6 +26,66 @@ pub struct Observed {
     pub fixture_tables: Vec<FixtureTable>,
     /// The recovered server's timeline and the one it left when it promoted.
     pub timeline: Option<RecoveredTimeline>,
+    /// Bulk tables, as the recovered server digested them (their rows are never read back).
+    pub bulk: BTreeMap<String, ObservedBulk>,
+}
+
+/// A bulk table as the recovered server summed it up in one scan: a digest per id range between
+/// the ledger's write boundaries, and exact ids only where a digest differs from the ledger.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObservedBulk {
+    /// Ranges holding at least one row; a range absent here holds none.
+    pub ranges: Vec<ObservedRange>,
+    /// Bytes of the table the server scanned.
+    pub bytes_scanned: u64,
+}
+
+/// One id range `first_id..end` of a bulk table on the recovered server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedRange {
+    pub first_id: u64,
+    pub end: u64,
+    pub digest: RangeDigest,
+    /// Where the digest differs from the ledger's: ids with no row (at most `MAX_IDS_SHOWN`)…
+    pub missing_ids: Vec<u64>,
+    /// …ids whose row is not the one written…
+    pub wrong_ids: Vec<u64>,
+    /// …and, where the ledger wrote nothing in this range, the ids present.
+    pub present_ids: Vec<u64>,
+}
+
+/// At most this many ids name the rows of one bulk-table problem.
+pub const MAX_IDS_SHOWN: usize = 1000;
+
+/// The id boundaries of a bulk table's writes, sorted and distinct: every write's first id and
+/// end, so each write is one range between two bounds and the gaps between writes are others.
+pub fn bulk_bounds(ledger: &Ledger, table: &str) -> Vec<u64> {
+    let set: BTreeSet<u64> = ledger
+        .entries
+        .iter()
+        .filter(|e| e.table == table)
+        .flat_map(|e| [e.first_id, e.first_id + e.rows])
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Whether the digest of `first_id..end` differs from the ledger's, so the exact ids must be
+/// read: a range that is no write, or a write whose rows are there in part or changed.
+pub fn bulk_range_differs(
+    ledger: &Ledger,
+    table: &str,
+    first_id: u64,
+    end: u64,
+    got: &RangeDigest,
+) -> bool {
+    let write = ledger
+        .entries
+        .iter()
+        .find(|e| e.table == table && e.first_id == first_id && e.first_id + e.rows == end);
+    match write {
+        None => got.rows > 0,
+        Some(e) => got.rows > 0 && e.digest.parse::<RangeDigest>().ok().as_ref() != Some(got),
+    }
 }
 
 /// Where a recovered server's WAL history says it came from.
@@ -67,8 +127,12 @@ pub struct MissingWrite {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RowProblem {
     pub table: String,
+    /// The rows' ids; for a bulk table, the first ones only.
     pub ids: Vec<u64>,
     pub what: String,
+    /// Rows concerned, when more than `ids` lists (bulk tables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 /// The comparison and its verdict. `failures` empty means the drill met its expectations.
@@ -102,6 +166,12 @@ pub struct VerifyCost {
     pub rows_read: u64,
     /// Bytes of the row values read (ids, step names, payloads).
     pub bytes_read: u64,
+    /// Rows of bulk tables the recovered server digested itself (never sent to pgdrill).
+    #[serde(default)]
+    pub rows_digested_by_server: u64,
+    /// Bytes of bulk tables the recovered server scanned to digest them.
+    #[serde(default)]
+    pub bytes_scanned_by_server: u64,
 }
 
 impl VerifyCost {
@@ -239,6 +309,12 @@ pub fn verify(case: &Case<'_>, observed: &Observed) -> Verification {
         .chain(observed.tables.keys().map(String::as_str))
         .collect();
     for table in &tables {
+        if let Some(bulk) = observed.bulk.get(*table) {
+            for (e, present) in check_bulk(&mut v, ledger, expected, table, bulk) {
+                v.missing.push(missing_write(ledger, archive, e, present));
+            }
+            continue;
+        }
         let want = expected_ids.get(table).cloned().unwrap_or_default();
         let rows = observed
             .tables
@@ -254,6 +330,7 @@ pub fn verify(case: &Case<'_>, observed: &Observed) -> Verification {
                 table: table.to_string(),
                 ids: extra,
                 what: "present but not expected at this recovery target".into(),
+                rows: None,
             });
         }
         let corrupt: Vec<u64> = rows
@@ -266,6 +343,7 @@ pub fn verify(case: &Case<'_>, observed: &Observed) -> Verification {
                 table: table.to_string(),
                 ids: corrupt,
                 what: "content differs from what was written".into(),
+                rows: None,
             });
         }
         for e in expected.iter().filter(|e| e.table == *table) {
@@ -277,38 +355,11 @@ pub fn verify(case: &Case<'_>, observed: &Observed) -> Verification {
                 v.problems.push(RowProblem {
                     table: table.to_string(),
                     ids: e.ids().filter(|id| !got.contains(id)).collect(),
-                    what: format!(
-                        "write `{}` is only partly present ({present} of {} rows): a transaction was split",
-                        e.step_id, e.rows
-                    ),
+                    what: split_write(e, present),
+                    rows: None,
                 });
             }
-            let removed_by = ledger
-                .faults
-                .iter()
-                .find(|f| f.segments_removed.contains(&e.segment))
-                .map(|f| f.step_id.clone());
-            let in_archive = archive.segments.contains(&e.segment);
-            let unarchived_at_crash = ledger
-                .faults
-                .iter()
-                .find(|f| !in_archive && f.segments_unarchived.contains(&e.segment))
-                .map(|f| f.step_id.clone());
-            let caused_by = cause_of(ledger, e).map(|f| f.step_id.clone());
-            v.missing.push(MissingWrite {
-                caused_by,
-                step_id: e.step_id.clone(),
-                table: e.table.clone(),
-                first_id: e.first_id,
-                rows: e.rows - present,
-                txid: e.txid,
-                commit_lsn: e.commit_lsn.to_string(),
-                segment: e.segment,
-                segment_in_archive: in_archive,
-                audit_gap: archive.audit_gaps.contains(&e.segment.to_string()),
-                removed_by,
-                unarchived_at_crash,
-            });
+            v.missing.push(missing_write(ledger, archive, e, present));
         }
     }
     v.missing.sort_by_key(|m| {
@@ -324,6 +375,149 @@ pub fn verify(case: &Case<'_>, observed: &Observed) -> Verification {
     v.rpo = observed_rpo(expected, &v.missing, expect.rpo_budget_seconds);
     judge(&mut v, ledger, observed, expect, rto_seconds);
     v
+}
+
+fn split_write(e: &LedgerEntry, present: u64) -> String {
+    format!(
+        "write `{}` is only partly present ({present} of {} rows): a transaction was split",
+        e.step_id, e.rows
+    )
+}
+
+/// The write `e`, of which only `present` rows came back, with what is known of why.
+fn missing_write(
+    ledger: &Ledger,
+    archive: &ArchiveFacts,
+    e: &LedgerEntry,
+    present: u64,
+) -> MissingWrite {
+    let removed_by = ledger
+        .faults
+        .iter()
+        .find(|f| f.segments_removed.contains(&e.segment))
+        .map(|f| f.step_id.clone());
+    let in_archive = archive.segments.contains(&e.segment);
+    let unarchived_at_crash = ledger
+        .faults
+        .iter()
+        .find(|f| !in_archive && f.segments_unarchived.contains(&e.segment))
+        .map(|f| f.step_id.clone());
+    MissingWrite {
+        caused_by: cause_of(ledger, e).map(|f| f.step_id.clone()),
+        step_id: e.step_id.clone(),
+        table: e.table.clone(),
+        first_id: e.first_id,
+        rows: e.rows - present,
+        txid: e.txid,
+        commit_lsn: e.commit_lsn.to_string(),
+        segment: e.segment,
+        segment_in_archive: in_archive,
+        audit_gap: archive.audit_gaps.contains(&e.segment.to_string()),
+        removed_by,
+        unarchived_at_crash,
+    }
+}
+
+/// A bulk table: its row counts, the problems its digests and exact ids show, and each
+/// expected write with how many of its rows came back (a write is only present in full when
+/// its digest equals the ledger's).
+fn check_bulk<'a>(
+    v: &mut Verification,
+    ledger: &Ledger,
+    expected: &[&'a LedgerEntry],
+    table: &str,
+    bulk: &ObservedBulk,
+) -> Vec<(&'a LedgerEntry, u64)> {
+    let want: Vec<&'a LedgerEntry> = expected
+        .iter()
+        .copied()
+        .filter(|e| e.table == table)
+        .collect();
+    let want_seq: BTreeSet<u64> = want.iter().map(|e| e.seq).collect();
+    v.expected_rows
+        .insert(table.to_string(), want.iter().map(|e| e.rows).sum());
+    v.observed_rows.insert(
+        table.to_string(),
+        bulk.ranges.iter().map(|r| r.digest.rows).sum(),
+    );
+    let mut problem = |ids: Vec<u64>, rows: u64, what: String| {
+        let rows = (rows > ids.len() as u64).then_some(rows);
+        v.problems.push(RowProblem {
+            table: table.to_string(),
+            ids,
+            what,
+            rows,
+        });
+    };
+    let range_of = |first: u64, end: u64| {
+        bulk.ranges
+            .iter()
+            .find(|r| r.first_id == first && r.end == end)
+    };
+    let mut writes: BTreeSet<(u64, u64)> = BTreeSet::new();
+    let mut found = Vec::new();
+    for e in ledger.entries.iter().filter(|e| e.table == table) {
+        let end = e.first_id + e.rows;
+        writes.insert((e.first_id, end));
+        let r = range_of(e.first_id, end);
+        let present = r.map_or(0, |r| r.digest.rows);
+        if !want_seq.contains(&e.seq) {
+            if present > 0 {
+                let ids = r
+                    .map(|r| r.present_ids.clone())
+                    .filter(|ids| !ids.is_empty())
+                    .unwrap_or_else(|| e.ids().take(MAX_IDS_SHOWN).collect());
+                problem(
+                    ids,
+                    present,
+                    "present but not expected at this recovery target".into(),
+                );
+            }
+            continue;
+        }
+        if let Some(r) = r {
+            if !r.wrong_ids.is_empty() {
+                problem(
+                    r.wrong_ids.clone(),
+                    r.wrong_ids.len() as u64,
+                    "content differs from what was written".into(),
+                );
+            } else if present == e.rows
+                && e.digest.parse::<RangeDigest>().ok().as_ref() != Some(&r.digest)
+            {
+                problem(
+                    Vec::new(),
+                    0,
+                    format!(
+                        "content of write `{}` differs from what was written: the server's digest is {}, the ledger's {}",
+                        e.step_id, r.digest, e.digest
+                    ),
+                );
+            }
+            if present > 0 && present < e.rows {
+                problem(
+                    r.missing_ids.clone(),
+                    e.rows - present,
+                    split_write(e, present),
+                );
+            }
+        }
+        if let Some(e) = want.iter().find(|w| w.seq == e.seq) {
+            if present < e.rows {
+                found.push((*e, present));
+            }
+        }
+    }
+    for r in &bulk.ranges {
+        if r.digest.rows > 0 && !writes.contains(&(r.first_id, r.end)) {
+            problem(
+                r.present_ids.clone(),
+                r.digest.rows,
+                "present but never written by the ledger's writes".into(),
+            );
+        }
+    }
+    found
 }
 
 fn explain(v: &mut Verification) {
@@ -602,13 +796,27 @@ fn judge(
 ) {
     let mut f = Vec::new();
     for p in &v.problems {
-        f.push(format!(
-            "{}: {} row(s) {} (ids {:?})",
-            p.table,
-            p.ids.len(),
-            p.what,
-            p.ids
-        ));
+        let rows = p.rows.unwrap_or(p.ids.len() as u64);
+        f.push(if p.ids.len() as u64 == rows && rows <= 20 {
+            format!("{}: {rows} row(s) {} (ids {:?})", p.table, p.what, p.ids)
+        } else if p.ids.is_empty() {
+            format!("{}: {}", p.table, p.what)
+        } else {
+            let listed = if p.ids.len() as u64 == rows {
+                format!("all {rows} listed in the JSON report")
+            } else {
+                format!(
+                    "the first {} of {rows} listed in the JSON report",
+                    p.ids.len()
+                )
+            };
+            format!(
+                "{}: {rows} row(s) {} (ids {:?}…, {listed})",
+                p.table,
+                p.what,
+                &p.ids[..p.ids.len().min(20)],
+            )
+        });
     }
     let want_loss = expect.data_loss.rows;
     if v.rows_lost != want_loss {
@@ -678,6 +886,7 @@ mod tests {
             tables: 1,
             rows_read: 10,
             bytes_read: 400,
+            ..Default::default()
         };
         assert_eq!(c.share_of(Some(8.0)), Some(0.25));
         assert_eq!(c.share_of(Some(0.0)), None);
@@ -721,6 +930,7 @@ mod tests {
             first_id,
             rows,
             digest: String::new(),
+            row_bytes: None,
             txid: 700 + seq,
             pre_commit_lsn: Lsn(((seg as u64) << 24) + 0x100),
             commit_lsn: Lsn(((seg as u64) << 24) + 0x200),
@@ -1060,5 +1270,200 @@ mod tests {
         );
         assert!(v.problems.iter().any(|p| p.what.contains("partly present")));
         assert_eq!(v.rows_lost, 1);
+    }
+
+    /// A bulk table `blobs`: seed ids 1..1001, w1 1001..1501 (segment 8), w2 1501..2001
+    /// (segment 9, deleted by `drop-w2`).
+    fn bulk_ledger() -> Ledger {
+        let bulk = |seq, step: &str, first, rows, seg, sum: &str| LedgerEntry {
+            table: "blobs".into(),
+            digest: format!("{rows}:{sum}"),
+            row_bytes: Some(1024),
+            ..entry(seq, step, first, rows, seg)
+        };
+        Ledger {
+            entries: vec![
+                bulk(0, SEED_STEP, 1, 1000, 5, "111"),
+                bulk(1, "w1", 1001, 500, 8, "222"),
+                bulk(2, "w2", 1501, 500, 9, "333"),
+            ],
+            ..ledger()
+        }
+    }
+
+    fn range(first_id: u64, end: u64, rows: u64, sum: &str) -> ObservedRange {
+        ObservedRange {
+            first_id,
+            end,
+            digest: RangeDigest {
+                rows,
+                sum: sum.into(),
+            },
+            missing_ids: vec![],
+            wrong_ids: vec![],
+            present_ids: vec![],
+        }
+    }
+
+    fn bulk_observed(ranges: Vec<ObservedRange>) -> Observed {
+        let mut o = Observed::default();
+        o.bulk.insert(
+            "blobs".into(),
+            ObservedBulk {
+                ranges,
+                bytes_scanned: 8192,
+            },
+        );
+        o
+    }
+
+    fn bulk_judge(l: &Ledger, upto: usize, o: &Observed, loss: u64) -> Verification {
+        let expected: Vec<&LedgerEntry> = l.entries.iter().take(upto).collect();
+        let expect = ExpectRecovered {
+            data_loss: DataLoss {
+                rows: loss,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        judge(l, &expected, o, &ArchiveFacts::default(), &expect, None)
+    }
+
+    #[test]
+    fn bulk_bounds_cut_every_write_and_ranges_equal_to_the_ledger_need_no_ids() {
+        let l = bulk_ledger();
+        assert_eq!(bulk_bounds(&l, "blobs"), vec![1, 1001, 1501, 2001]);
+        assert!(bulk_bounds(&l, "events").iter().all(|b| *b <= 28));
+        let d = |rows, sum: &str| RangeDigest {
+            rows,
+            sum: sum.into(),
+        };
+        assert!(!bulk_range_differs(&l, "blobs", 1001, 1501, &d(500, "222")));
+        assert!(bulk_range_differs(&l, "blobs", 1001, 1501, &d(500, "223")));
+        assert!(bulk_range_differs(&l, "blobs", 1001, 1501, &d(499, "222")));
+        // A write with nothing back is a loss, its ids are the write's: no query.
+        assert!(!bulk_range_differs(&l, "blobs", 1001, 1501, &d(0, "0")));
+        // Rows where no write put any.
+        assert!(bulk_range_differs(
+            &l,
+            "blobs",
+            2001,
+            u64::MAX >> 1,
+            &d(1, "5")
+        ));
+        assert!(!bulk_range_differs(&l, "blobs", 0, 1, &d(0, "0")));
+    }
+
+    #[test]
+    fn a_bulk_table_whose_digests_equal_the_ledger_passes_without_a_row_read() {
+        let l = bulk_ledger();
+        let o = bulk_observed(vec![
+            range(1, 1001, 1000, "111"),
+            range(1001, 1501, 500, "222"),
+        ]);
+        let v = bulk_judge(&l, 2, &o, 0);
+        assert!(v.passed(), "{:?}", v.failures);
+        assert_eq!(v.expected_rows["blobs"], 1500);
+        assert_eq!(v.observed_rows["blobs"], 1500);
+    }
+
+    #[test]
+    fn a_lost_bulk_write_is_explained_like_any_write() {
+        let l = bulk_ledger();
+        let o = bulk_observed(vec![
+            range(1, 1001, 1000, "111"),
+            range(1001, 1501, 500, "222"),
+        ]);
+        let v = bulk_judge(&l, 3, &o, 500);
+        assert!(v.passed(), "{:?}", v.failures);
+        assert_eq!(v.rows_lost, 500);
+        assert_eq!(v.missing.len(), 1);
+        let m = &v.missing[0];
+        assert_eq!((m.step_id.as_str(), m.first_id, m.rows), ("w2", 1501, 500));
+        assert_eq!(m.removed_by.as_deref(), Some("drop-w2"));
+        assert!(
+            v.explanation[1].contains("ids 1501..2000"),
+            "{:?}",
+            v.explanation
+        );
+    }
+
+    #[test]
+    fn changed_bulk_rows_are_named_by_id() {
+        let l = bulk_ledger();
+        let mut w1 = range(1001, 1501, 500, "999");
+        w1.wrong_ids = vec![1002, 1400];
+        let o = bulk_observed(vec![range(1, 1001, 1000, "111"), w1]);
+        let v = bulk_judge(&l, 2, &o, 0);
+        assert!(!v.passed());
+        assert_eq!(v.problems.len(), 1);
+        assert_eq!(v.problems[0].ids, vec![1002, 1400]);
+        assert_eq!(v.problems[0].what, "content differs from what was written");
+        assert_eq!(
+            v.failures,
+            vec!["blobs: 2 row(s) content differs from what was written (ids [1002, 1400])"]
+        );
+        // A digest that differs with no id to show still fails, with both digests.
+        let o = bulk_observed(vec![
+            range(1, 1001, 1000, "111"),
+            range(1001, 1501, 500, "9"),
+        ]);
+        let v = bulk_judge(&l, 2, &o, 0);
+        assert_eq!(v.problems.len(), 1);
+        assert!(
+            v.problems[0]
+                .what
+                .contains("digest is 500:9, the ledger's 500:222")
+        );
+    }
+
+    #[test]
+    fn a_split_bulk_write_shows_its_missing_ids_and_counts_the_loss() {
+        let l = bulk_ledger();
+        let mut w1 = range(1001, 1501, 498, "7");
+        w1.missing_ids = vec![1100, 1101];
+        let o = bulk_observed(vec![range(1, 1001, 1000, "111"), w1]);
+        let v = bulk_judge(&l, 2, &o, 2);
+        assert_eq!(v.rows_lost, 2);
+        assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+        assert_eq!(v.problems[0].ids, vec![1100, 1101]);
+        assert!(
+            v.problems[0]
+                .what
+                .contains("only partly present (498 of 500 rows)")
+        );
+    }
+
+    #[test]
+    fn bulk_rows_past_the_target_or_never_written_are_extra_with_their_count() {
+        let l = bulk_ledger();
+        // w2 is not expected at the target but came back whole; its ids are the write's.
+        let mut stray = range(2001, u64::MAX >> 1, 3, "5");
+        stray.present_ids = vec![2001, 2002, 2003];
+        let o = bulk_observed(vec![
+            range(1, 1001, 1000, "111"),
+            range(1001, 1501, 500, "222"),
+            range(1501, 2001, 500, "333"),
+            stray,
+        ]);
+        let v = bulk_judge(&l, 2, &o, 0);
+        assert_eq!(v.problems.len(), 2, "{:?}", v.problems);
+        let extra = &v.problems[0];
+        assert_eq!(extra.rows, None, "every id is listed");
+        assert_eq!(extra.ids.len(), 500);
+        assert_eq!(extra.ids[0], 1501);
+        assert_eq!(
+            extra.what,
+            "present but not expected at this recovery target"
+        );
+        assert_eq!(v.problems[1].ids, vec![2001, 2002, 2003]);
+        assert!(v.failures[0].starts_with(
+            "blobs: 500 row(s) present but not expected at this recovery target (ids [1501, 1502,"
+        ), "{}", v.failures[0]);
+        assert!(
+            v.failures[0].ends_with("1520]…, all 500 listed in the JSON report)"),
+            "{}",
+            v.failures[0]
+        );
     }
 }

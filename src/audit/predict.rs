@@ -247,6 +247,7 @@ mod tests {
             first_id: seq + 1,
             rows: 1,
             digest: String::new(),
+            row_bytes: None,
             txid: 700 + seq,
             pre_commit_lsn: Lsn(u64::from(seg) << 24),
             commit_lsn: Lsn((u64::from(seg) << 24) + 0x100),

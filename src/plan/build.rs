@@ -33,6 +33,9 @@ pub enum PlanStep {
         table: String,
         first_id: u64,
         rows: u64,
+        /// A bulk table's payload bytes per row: the server generates the rows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        row_bytes: Option<u32>,
     },
     BaseBackup {
         id: String,
@@ -56,6 +59,9 @@ pub enum PlanStep {
         table: String,
         first_id: u64,
         rows: u64,
+        /// A bulk table's payload bytes per row: the server generates the rows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        row_bytes: Option<u32>,
         own_segment: bool,
     },
     RestorePoint {
@@ -236,13 +242,21 @@ pub fn build(s: &Scenario) -> Plan {
         *n += rows;
         first
     };
+    let bulk: BTreeMap<&str, u32> = s
+        .seed_data
+        .tables
+        .iter()
+        .filter_map(|t| Some((t.name.as_str(), t.bulk_row_bytes()?)))
+        .collect();
     for t in &s.seed_data.tables {
-        if t.rows > 0 {
-            let first_id = alloc(t.name.as_str(), t.rows);
+        let rows = t.seed_rows();
+        if rows > 0 {
+            let first_id = alloc(t.name.as_str(), rows);
             steps.push(PlanStep::Seed {
                 table: t.name.clone(),
                 first_id,
-                rows: t.rows,
+                rows,
+                row_bytes: t.bulk_row_bytes(),
             });
         }
     }
@@ -259,13 +273,18 @@ pub fn build(s: &Scenario) -> Plan {
                 },
                 None => PlanStep::BaseBackup { id: b.id.clone() },
             },
-            Step::Write(w) => PlanStep::Write {
-                id: w.id.clone(),
-                table: w.table.clone(),
-                first_id: alloc(w.table.as_str(), w.rows),
-                rows: w.rows,
-                own_segment: w.own_segment,
-            },
+            Step::Write(w) => {
+                let row_bytes = bulk.get(w.table.as_str()).copied();
+                let rows = w.planned_rows(row_bytes);
+                PlanStep::Write {
+                    id: w.id.clone(),
+                    table: w.table.clone(),
+                    first_id: alloc(w.table.as_str(), rows),
+                    rows,
+                    row_bytes,
+                    own_segment: w.own_segment,
+                }
+            }
             Step::RestorePoint(r) => PlanStep::RestorePoint {
                 id: r.id.clone(),
                 name: r.name.clone(),

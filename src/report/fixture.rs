@@ -194,6 +194,7 @@ fn passed() -> Vec<Event> {
             tables: 1,
             rows_read: 25,
             bytes_read: 1_150,
+            ..Default::default()
         }),
         ..Default::default()
     });

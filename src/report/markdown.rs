@@ -276,8 +276,19 @@ fn outcome_lines(md: &mut Md, r: &ScenarioResult) {
         .as_ref()
         .and_then(|v| v.cost.as_ref())
     {
+        let server = if c.rows_digested_by_server > 0 {
+            format!(
+                "; the server digested {} bulk row(s) ({} scanned) without sending them",
+                c.rows_digested_by_server,
+                bytesize::ByteSize(c.bytes_scanned_by_server)
+                    .display()
+                    .iec()
+            )
+        } else {
+            String::new()
+        };
         md.line(format!(
-            "- **Verification:** {:.2} s, read {} row(s) ({} bytes) from {} table(s){}",
+            "- **Verification:** {:.2} s, read {} row(s) ({} bytes) from {} table(s){server}{}",
             c.seconds,
             c.rows_read,
             c.bytes_read,

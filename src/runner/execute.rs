@@ -303,14 +303,19 @@ async fn do_step<D: Drill>(
             table,
             first_id,
             rows,
-        } => source::seed(cx, table, *first_id, *rows).await,
+            row_bytes,
+        } => source::seed(cx, table, *first_id, *rows, *row_bytes).await,
         PlanStep::Write {
             id,
             table,
             first_id,
             rows,
+            row_bytes,
             own_segment,
-        } => source::write(cx, id, table, *first_id..*first_id + *rows, *own_segment).await,
+        } => {
+            let ids = *first_id..*first_id + *rows;
+            source::write(cx, id, table, ids, *row_bytes, *own_segment).await
+        }
         PlanStep::RestorePoint { id, name } => source::restore_point(cx, id, name).await,
         PlanStep::Checkpoint { .. } => source::checkpoint(cx).await,
         PlanStep::SwitchWal { id } => source::switch_wal(cx, id).await,

@@ -2,6 +2,7 @@
 //! listen. Never formats reports and never touches processes or object storage directly.
 
 mod backup_choice;
+mod bulk;
 mod events;
 mod execute;
 mod monitor;

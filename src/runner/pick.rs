@@ -242,6 +242,7 @@ mod tests {
             first_id,
             rows: 1,
             digest: String::new(),
+            row_bytes: None,
             txid: 740 + seq,
             pre_commit_lsn: Lsn(lsn - 0x40),
             commit_lsn: Lsn(lsn),

@@ -71,6 +71,7 @@ impl DrillState {
         table: &str,
         first_id: u64,
         rows: u64,
+        row_bytes: Option<u32>,
     ) -> Result<LedgerEntry, BackendError> {
         let seq = self.ledger.entries.len() as u64;
         let client = &mut self.source()?.client;
@@ -81,6 +82,7 @@ impl DrillState {
             table,
             first_id,
             rows,
+            row_bytes,
         };
         let e = sql::write_rows(client, &write).await?;
         self.ledger.entries.push(e.clone());

@@ -95,6 +95,7 @@ mod tests {
             first_id: 1,
             rows: 1,
             digest: String::new(),
+            row_bytes: None,
             txid: 740 + sec as u64,
             pre_commit_lsn: Lsn(lsn - 8),
             commit_lsn: Lsn(lsn),

@@ -886,7 +886,7 @@ expect:
         assert_eq!(s.backup.compression, Compression::Gzip);
         assert_eq!(s.seed_data.tables[1].rows, 0);
         assert_eq!(s.steps.len(), 9);
-        assert!(matches!(&s.steps[2], Step::Write(w) if w.rows == 10 && w.own_segment));
+        assert!(matches!(&s.steps[2], Step::Write(w) if w.rows == Some(10) && w.own_segment));
         assert!(matches!(&s.steps[8], Step::Fault(f) if f.fault().is_some()));
         assert!(
             matches!(&s.recovery.target, Target::Time(t) if t.between == Some(["w1".into(), "w2".into()]))

@@ -149,6 +149,73 @@ pub struct SeedTable {
     /// Rows generated before the first step.
     #[serde(default)]
     pub rows: u64,
+    /// A bulk table of this much payload before the first step, e.g. `1GiB`, `512MiB`,
+    /// `64MB` (rows of `row_bytes` each, instead of `rows`). A bulk table's rows are generated
+    /// by the server and verified by digests the server computes, so a drill of any size
+    /// never holds them in pgdrill's memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<DataSize>,
+    /// Payload bytes per row of a bulk table (64 to 8192); setting it makes the table bulk.
+    /// Default 1024 when `size` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_bytes: Option<u32>,
+}
+
+/// Payload bytes per row of a bulk table unless `row_bytes` says otherwise.
+pub const DEFAULT_ROW_BYTES: u32 = 1024;
+
+impl SeedTable {
+    /// `Some(row_bytes)` for a bulk table (one with `size` or `row_bytes`).
+    pub fn bulk_row_bytes(&self) -> Option<u32> {
+        match (self.size, self.row_bytes) {
+            (_, Some(b)) => Some(b),
+            (Some(_), None) => Some(DEFAULT_ROW_BYTES),
+            (None, None) => None,
+        }
+    }
+
+    /// Rows seeded before the first step: `rows`, or `size` in rows of `row_bytes`.
+    pub fn seed_rows(&self) -> u64 {
+        match (self.size, self.bulk_row_bytes()) {
+            (Some(size), Some(b)) => size.rows_of(b),
+            _ => self.rows,
+        }
+    }
+}
+
+/// An amount of data: `2GiB`, `512MiB`, `64MB`, `1.5GB` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct DataSize(pub bytesize::ByteSize);
+
+impl DataSize {
+    pub fn bytes(self) -> u64 {
+        self.0.as_u64()
+    }
+
+    /// Rows of `row_bytes` payload bytes that hold this much, rounded up.
+    pub fn rows_of(self, row_bytes: u32) -> u64 {
+        self.bytes().div_ceil(u64::from(row_bytes.max(1)))
+    }
+}
+
+impl std::fmt::Display for DataSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.display().iec())
+    }
+}
+
+impl JsonSchema for DataSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DataSize".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An amount of data: `2GiB`, `512MiB`, `64MB`, `1.5GB` or a number of bytes.",
+            "type": ["string", "integer"]
+        })
+    }
 }
 
 /// One step against the source cluster. Written as a one-key map: `- write: { id: w1, ... }`.
@@ -232,17 +299,27 @@ pub struct WriteStep {
     pub id: String,
     /// A table from `seed_data.tables`.
     pub table: String,
-    /// Rows inserted by this write, in one transaction.
-    #[serde(default = "one")]
-    pub rows: u64,
+    /// Rows inserted by this write, in one transaction. Default: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// For a bulk table: this much payload instead of `rows`, e.g. `256MiB`, still one
+    /// transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<DataSize>,
     /// After the commit, `pg_switch_wal()` and wait until the segment holding it is archived,
     /// so the next write lands in the next segment.
     #[serde(default)]
     pub own_segment: bool,
 }
 
-fn one() -> u64 {
-    1
+impl WriteStep {
+    /// Rows this write inserts into a table of `row_bytes` payload bytes per row when bulk.
+    pub fn planned_rows(&self, bulk_row_bytes: Option<u32>) -> u64 {
+        match (self.size, bulk_row_bytes) {
+            (Some(size), Some(b)) => size.rows_of(b),
+            _ => self.rows.unwrap_or(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

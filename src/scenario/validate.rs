@@ -7,8 +7,9 @@ use std::path::{Component, Path};
 
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
 use super::model::{
-    Compression, CorruptMode, ErrorWindow, Expect, FaultStep, LsnTarget, RestorePointStep,
-    Scenario, Step, Target, TimeTarget, WaitArchivedStep, WalSelectorSpec, WriteStep, XidTarget,
+    Compression, CorruptMode, DEFAULT_ROW_BYTES, DataSize, ErrorWindow, Expect, FaultStep,
+    LsnTarget, RestorePointStep, Scenario, SeedTable, Step, Target, TimeTarget, WaitArchivedStep,
+    WalSelectorSpec, WriteStep, XidTarget,
 };
 use super::span::{SpanIndex, step_index};
 use crate::scenario::SEED_STEP;
@@ -21,6 +22,10 @@ pub const MAX_WRITE_ROWS: u64 = 1_000_000;
 /// Most rows one `seed_data` table may start with (row ids of every table fit a `u64`, and the
 /// seeding ends in minutes).
 pub const MAX_SEED_ROWS: u64 = 10_000_000;
+/// Payload bytes per row a bulk table may have.
+pub const ROW_BYTES: std::ops::RangeInclusive<u32> = 64..=8192;
+/// Most payload a bulk table may be seeded with, or one bulk write may insert.
+pub const MAX_BULK_BYTES: u64 = 64 << 30;
 /// Most targets `target: random` may pick (each is a full recovery).
 pub const MAX_RANDOM_TARGETS: u32 = 32;
 /// PostgreSQL identifiers and restore point names are at most 63 bytes.
@@ -360,9 +365,14 @@ impl<'a> Validator<'a> {
                         "a table is seeded with 0 to {MAX_SEED_ROWS} rows, not {}",
                         t.rows
                     ),
-                    "a drill needs a few rows per table; add `write` steps for more".to_string(),
+                    if t.bulk_row_bytes().is_some() {
+                        "give a bulk table its `size` instead, e.g. `size: 1GiB`".to_string()
+                    } else {
+                        "a drill needs a few rows per table; add `write` steps for more, or make it a bulk table with `size: 1GiB`".to_string()
+                    },
                 );
             }
+            self.check_bulk_table(i, t);
         }
         if let Some(sql) = self.s.seed_data.sql.clone() {
             self.check_fixture("seed_data.sql", &sql);
@@ -414,6 +424,12 @@ impl<'a> Validator<'a> {
         let s = self.s;
         let tables = self.table_names();
         let known: HashSet<&str> = tables.iter().copied().collect();
+        let bulk: HashMap<&str, u32> = s
+            .seed_data
+            .tables
+            .iter()
+            .filter_map(|t| Some((t.name.as_str(), t.bulk_row_bytes()?)))
+            .collect();
         let mut seen = SeenSteps::default();
         for (i, step) in s.steps.iter().enumerate() {
             let base = self.step_path(i);
@@ -423,7 +439,7 @@ impl<'a> Validator<'a> {
                 self.check_after_crash(&base, step, c);
             }
             match step {
-                Step::Write(w) => self.check_write(&base, w, &tables, &known),
+                Step::Write(w) => self.check_write(&base, w, &tables, (&known, &bulk)),
                 Step::RestorePoint(rp) => {
                     let first = earlier(&mut seen.points, &rp.name, i);
                     self.check_restore_point(&base, rp, first);
@@ -507,9 +523,85 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A bulk table: a row width in range, `size` or `rows` but not both, a size in range.
+    fn check_bulk_table(&mut self, i: usize, t: &SeedTable) {
+        if let Some(b) = t.row_bytes
+            && !ROW_BYTES.contains(&b)
+        {
+            self.report(
+                &format!("seed_data.tables[{i}].row_bytes"),
+                format!(
+                    "`row_bytes` is {} to {} payload bytes per row, not {b}",
+                    ROW_BYTES.start(),
+                    ROW_BYTES.end()
+                ),
+                format!("leave it out for {DEFAULT_ROW_BYTES}"),
+            );
+        }
+        if let Some(size) = t.size {
+            if t.rows > 0 {
+                self.report(
+                    &format!("seed_data.tables[{i}].size"),
+                    format!("table `{}` sets both `rows` and `size`", t.name),
+                    "a bulk table is seeded by `size`; remove `rows`".to_string(),
+                );
+            }
+            if size.bytes() == 0 || size.bytes() > MAX_BULK_BYTES {
+                self.report(
+                    &format!("seed_data.tables[{i}].size"),
+                    format!(
+                        "a bulk table is seeded with 1 byte to {} of payload, not {size}",
+                        DataSize(bytesize::ByteSize(MAX_BULK_BYTES))
+                    ),
+                    "the size sweep of `make bench` stops at a few GiB; larger runs belong on real hardware".to_string(),
+                );
+            }
+        }
+    }
+
     /// A `write` step: a declared table (one of `tables`, looked up in `known`: thousands of
     /// steps and tables must not cost their product) and a row count in range.
-    fn check_write(&mut self, base: &str, w: &WriteStep, tables: &[&str], known: &HashSet<&str>) {
+    /// `known` holds every table, `bulk_tables` the bulk ones with their row width.
+    fn check_write(
+        &mut self,
+        base: &str,
+        w: &WriteStep,
+        tables: &[&str],
+        (known, bulk_tables): (&HashSet<&str>, &HashMap<&str, u32>),
+    ) {
+        let bulk = bulk_tables.get(w.table.as_str()).copied();
+        if let Some(size) = w.size {
+            if w.rows.is_some() {
+                self.report(
+                    &format!("{base}.size"),
+                    format!("write `{}` sets both `rows` and `size`", w.id),
+                    "keep one of them".to_string(),
+                );
+            }
+            if known.contains(w.table.as_str()) && bulk.is_none() {
+                self.report(
+                    &format!("{base}.size"),
+                    format!(
+                        "`size` needs a bulk table, and `{}` is not one (it has no `size` or `row_bytes` in `seed_data.tables`)",
+                        w.table
+                    ),
+                    format!(
+                        "use `rows`, or declare the table as bulk, e.g. `{{ name: {}, row_bytes: 1024 }}`",
+                        w.table
+                    ),
+                );
+            }
+            if size.bytes() == 0 || size.bytes() > MAX_BULK_BYTES {
+                self.report(
+                    &format!("{base}.size"),
+                    format!(
+                        "a bulk write inserts 1 byte to {} of payload, not {size}",
+                        DataSize(bytesize::ByteSize(MAX_BULK_BYTES))
+                    ),
+                    "split it over several write steps".to_string(),
+                );
+            }
+        }
         if !known.contains(w.table.as_str()) {
             let hint = if tables.is_empty() {
                 format!(
@@ -534,11 +626,17 @@ impl<'a> Validator<'a> {
                 hint,
             );
         }
-        if w.rows == 0 || w.rows > MAX_WRITE_ROWS {
+        let rows = w.rows.unwrap_or(1);
+        let max = if bulk.is_some() {
+            MAX_SEED_ROWS
+        } else {
+            MAX_WRITE_ROWS
+        };
+        if rows == 0 || rows > max {
             self.report(
                 &format!("{base}.rows"),
-                format!("a write inserts 1 to {MAX_WRITE_ROWS} rows, not {}", w.rows),
-                if w.rows == 0 {
+                format!("a write inserts 1 to {max} rows, not {rows}"),
+                if rows == 0 {
                     "remove `rows` for a single row, or set it to 1 or more".to_string()
                 } else {
                     "split the rows over several write steps".to_string()

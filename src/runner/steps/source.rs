@@ -68,11 +68,25 @@ pub(in crate::runner) async fn seed<D: Drill>(
     table: &str,
     first_id: u64,
     rows: u64,
+    row_bytes: Option<u32>,
 ) -> Result<StepOutcome, BackendError> {
     let e = cx
         .state
-        .record_write(cx.scenario.seed, SEED_STEP, table, first_id, rows)
+        .record_write(
+            cx.scenario.seed,
+            SEED_STEP,
+            table,
+            first_id,
+            rows,
+            row_bytes,
+        )
         .await?;
+    if row_bytes.is_some() {
+        // Settle a bulk seed as a long-lived database's old data is settled: frozen, hinted
+        // and analysed before the first base backup, so the WAL after it is the drill's writes
+        // and not autovacuum's first pass over the seed.
+        sql::settle(&cx.state.source()?.client, table).await?;
+    }
     Ok(StepOutcome::Seeded(Commit::from(&e)))
 }
 
@@ -83,12 +97,13 @@ pub(in crate::runner) async fn write<D: Drill>(
     id: &str,
     table: &str,
     ids: std::ops::Range<u64>,
+    row_bytes: Option<u32>,
     own_segment: bool,
 ) -> Result<StepOutcome, BackendError> {
     let rows = ids.end - ids.start;
     let e = cx
         .state
-        .record_write(cx.scenario.seed, id, table, ids.start, rows)
+        .record_write(cx.scenario.seed, id, table, ids.start, rows, row_bytes)
         .await?;
     let switched = if own_segment {
         let timeout = cx.archive_timeout();
