@@ -288,12 +288,14 @@ async fn do_step<D: Drill>(
             server_name,
             compression,
             archive_timeout_seconds,
+            backup_jobs,
         } => {
             let spec = SourceSpec {
                 major: *major,
                 server_name: server_name.clone(),
                 compression: *compression,
                 archive_timeout_seconds: *archive_timeout_seconds,
+                backup_jobs: *backup_jobs,
             };
             source::start(cx, &spec).await
         }
@@ -337,6 +339,7 @@ async fn do_step<D: Drill>(
             server_name,
             backup,
             compression,
+            wal_max_parallel,
         } => {
             let r = Recovery {
                 target,
@@ -346,6 +349,7 @@ async fn do_step<D: Drill>(
                 server_name,
                 backup: backup.as_deref(),
                 compression: *compression,
+                wal_max_parallel: *wal_max_parallel,
             };
             let recovery = recover::recover(cx, r).await?;
             Ok(fault_recovery::observe(cx, recovery))
@@ -364,6 +368,7 @@ async fn do_step<D: Drill>(
             source_server_name,
             server_name,
             compression,
+            wal_max_parallel,
             ..
         } => {
             let r = TargetRecovery {
@@ -371,6 +376,7 @@ async fn do_step<D: Drill>(
                 major: *major,
                 source_server_name,
                 compression: *compression,
+                wal_max_parallel: *wal_max_parallel,
             };
             random::recover_one(cx, *index, &r, server_name.clone()).await
         }
@@ -381,6 +387,7 @@ async fn do_step<D: Drill>(
             source_server_name,
             server_name_prefix,
             compression,
+            wal_max_parallel,
             ..
         } => {
             let r = TargetRecovery {
@@ -388,6 +395,7 @@ async fn do_step<D: Drill>(
                 major: *major,
                 source_server_name,
                 compression: *compression,
+                wal_max_parallel: *wal_max_parallel,
             };
             random::recover_all(cx, *count, &r, server_name_prefix).await
         }
