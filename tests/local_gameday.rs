@@ -289,6 +289,7 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
             "app-pg-restored",
             &inst.socket_dir(),
             Compression::Gzip,
+            None,
             "tl2",
             DEADLINE,
         )

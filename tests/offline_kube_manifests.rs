@@ -290,6 +290,7 @@ fn validator_accepts_typed_resources() {
         }),
         data: Some(res::DataBackupConfiguration {
             compression: Some("gzip".into()),
+            jobs: Some(4),
         }),
     };
     let mut cluster = res::Cluster::new(
@@ -603,15 +604,104 @@ fn settings(flavour: Flavour) -> RenderSettings {
     }
 }
 
+/// Test scenarios whose manifests are validated too: the knobs no shipped scenario turns.
+const EXTRA_SCENARIOS: &[&str] = &["tests/scenarios/parallel-knobs.yaml"];
+
 fn scenario_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("scenarios");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
+    files.extend(EXTRA_SCENARIOS.iter().map(|f| root.join(f)));
     files
+}
+
+#[test]
+fn parallelism_knobs_render_where_cnpg_reads_them() {
+    let registry = registry_or_return!("parallelism_knobs_render_where_cnpg_reads_them");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(EXTRA_SCENARIOS[0]);
+    let scenario = load_file(&file).unwrap().scenario;
+    assert_eq!(scenario.backup.jobs, Some(4));
+    assert_eq!(scenario.recovery.wal_max_parallel, Some(4));
+    let find = |ms: &[Manifest], kind: &str, name: &str| -> Value {
+        ms.iter()
+            .find(|m| m.kind == kind && m.name == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .object
+            .clone()
+    };
+
+    let ms = render_scenario(&scenario, &settings(Flavour::InTree));
+    let source = find(&ms, "Cluster", "source");
+    let recovered = find(&ms, "Cluster", "recovered");
+    assert_valid(registry, &source);
+    assert_valid(registry, &recovered);
+    assert_eq!(
+        source.pointer("/spec/backup/barmanObjectStore/data/jobs"),
+        Some(&json!(4))
+    );
+    assert_eq!(
+        recovered.pointer("/spec/externalClusters/0/barmanObjectStore/wal/maxParallel"),
+        Some(&json!(4))
+    );
+    // The source archives one WAL file at a time still; the recovered cluster backs up nothing.
+    assert_eq!(
+        source.pointer("/spec/backup/barmanObjectStore/wal/maxParallel"),
+        None
+    );
+    assert_eq!(
+        recovered.pointer("/spec/backup/barmanObjectStore/data/jobs"),
+        None
+    );
+    // Out of the CRD's range, the API server would refuse it.
+    let mut zero = recovered.clone();
+    set(
+        &mut zero,
+        "/spec/externalClusters/0/barmanObjectStore/wal/maxParallel",
+        json!(0),
+    );
+    assert_rejected_at(
+        registry,
+        &zero,
+        "/spec/externalClusters/0/barmanObjectStore/wal/maxParallel",
+        "minimum",
+    );
+
+    let ms = render_scenario(&scenario, &settings(Flavour::Plugin));
+    let archive = find(&ms, "ObjectStore", "pgdrill-archive");
+    let origin = find(&ms, "ObjectStore", "pgdrill-origin");
+    let recovered = find(&ms, "Cluster", "recovered");
+    for object in [&archive, &origin, &recovered] {
+        assert_valid(registry, object);
+    }
+    assert_eq!(
+        archive.pointer("/spec/configuration/data/jobs"),
+        Some(&json!(4))
+    );
+    assert_eq!(archive.pointer("/spec/configuration/wal/maxParallel"), None);
+    assert_eq!(
+        origin.pointer("/spec/configuration/wal/maxParallel"),
+        Some(&json!(4))
+    );
+    assert_eq!(
+        origin.pointer("/spec/configuration/destinationPath"),
+        archive.pointer("/spec/configuration/destinationPath"),
+        "the same archive"
+    );
+    assert_eq!(
+        recovered.pointer("/spec/externalClusters/0/plugin/parameters/barmanObjectName"),
+        Some(&json!("pgdrill-origin"))
+    );
+    let origin_at = ms.iter().position(|m| m.name == "pgdrill-origin").unwrap();
+    let recovered_at = ms
+        .iter()
+        .position(|m| m.kind == "Cluster" && m.name == "recovered")
+        .unwrap();
+    assert!(origin_at < recovered_at, "applied before the recovery");
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {

@@ -15,5 +15,5 @@ mod traits;
 pub mod wal_content;
 
 pub use error::BackendError;
-pub use rto::{Phase, PhaseName, Rto};
+pub use rto::{Phase, PhaseName, Rto, WalPrefetch};
 pub use traits::*;

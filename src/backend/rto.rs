@@ -131,6 +131,26 @@ pub struct Rto {
     /// The WAL distance replayed: from where redo started to where it was done (LSNs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_replayed_bytes: Option<u64>,
+    /// What the parallel WAL fetch did, when recovery fetched WAL in parallel
+    /// (`recovery.wal_max_parallel` above 1) and the backend can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_prefetch: Option<WalPrefetch>,
+}
+
+/// Counts of a recovery's parallel WAL fetch (CNPG's `wal.maxParallel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WalPrefetch {
+    /// Segments fetched per request that missed the spool.
+    pub max_parallel: u32,
+    /// `barman-cloud-wal-restore` runs: requested segments and those fetched ahead.
+    pub fetches: u64,
+    /// Requests served from the spool, fetched ahead by an earlier request.
+    pub spool_hits: u64,
+    /// Requests answered "not found" without asking the store: an earlier prefetch found the
+    /// segment missing.
+    pub remembered_missing: u64,
+    /// Fetches that failed (the segment missing, or the store erring).
+    pub failed_fetches: u64,
 }
 
 impl Rto {
@@ -220,6 +240,7 @@ mod tests {
             base_backup_bytes: Some(40_000_000),
             wal_fetched_bytes: Some(3_000_000),
             wal_replayed_bytes: Some(48_000_000),
+            wal_prefetch: None,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct SourceSpec {
     pub compression: Compression,
     /// `archive_timeout` in seconds; `None`: off.
     pub archive_timeout_seconds: Option<u64>,
+    /// Parallel upload jobs of each base backup; `None`: barman-cloud's default (2).
+    pub backup_jobs: Option<u32>,
 }
 
 /// A running server the runner may query.
@@ -74,6 +76,8 @@ pub struct RecoveryRequest {
     pub target: ResolvedTarget,
     pub exclusive: bool,
     pub compression: Compression,
+    /// WAL segments fetched in parallel (CNPG's `wal.maxParallel`); `None`: one at a time.
+    pub wal_max_parallel: Option<u32>,
     pub timeout_seconds: u64,
     /// The recovered instance's name within the drill (local: its directory): `recovered`,
     /// or `recovered-<k>` for random target k.

@@ -316,6 +316,7 @@ mod tests {
                 base_backup_bytes: None,
                 wal_fetched_bytes: None,
                 wal_replayed_bytes: None,
+                wal_prefetch: None,
             }),
             rpo: Some(Rpo::measure(
                 "newest archived WAL",

@@ -19,6 +19,9 @@ pub enum PlanStep {
         compression: Compression,
         #[serde(skip_serializing_if = "Option::is_none")]
         archive_timeout_seconds: Option<u64>,
+        /// Parallel upload jobs of each base backup; `None`: barman-cloud's default.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        backup_jobs: Option<u32>,
     },
     /// Create the generated tables (id, step, payload).
     CreateTables {
@@ -110,6 +113,9 @@ pub enum PlanStep {
         server_name: String,
         backup: Option<String>,
         compression: Compression,
+        /// WAL segments fetched in parallel during recovery; `None`: one at a time.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wal_max_parallel: Option<u32>,
     },
     /// Read the recovered tables and compare with the ledger.
     Verify,
@@ -130,6 +136,9 @@ pub enum PlanStep {
         server_name: String,
         backup: Option<String>,
         compression: Compression,
+        /// WAL segments fetched in parallel during recovery; `None`: one at a time.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wal_max_parallel: Option<u32>,
     },
     /// Recover every random target at once (`parallel: true`), each into its own instance and
     /// serverName `<server_name_prefix>-<index>`.
@@ -141,6 +150,9 @@ pub enum PlanStep {
         server_name_prefix: String,
         backup: Option<String>,
         compression: Compression,
+        /// WAL segments fetched in parallel during recovery; `None`: one at a time.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wal_max_parallel: Option<u32>,
     },
     /// Verify random target `index` against the ledger, then release its instance.
     VerifyTarget {
@@ -228,6 +240,7 @@ pub fn build(s: &Scenario) -> Plan {
         server_name: s.backup.server_name.clone(),
         compression: s.backup.compression,
         archive_timeout_seconds: s.backup.archive_timeout_seconds,
+        backup_jobs: s.backup.jobs,
     }];
     // Always: it also creates pgdrill's marker table, which `FlushArchive` writes to.
     let tables: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
@@ -333,6 +346,7 @@ pub fn build(s: &Scenario) -> Plan {
             server_name,
             backup: s.recovery.backup.clone(),
             compression: s.backup.compression,
+            wal_max_parallel: s.recovery.wal_max_parallel,
         });
         steps.push(PlanStep::Verify);
     }
@@ -370,6 +384,7 @@ fn random_steps(s: &Scenario, server_name: String, steps: &mut Vec<PlanStep>) {
             server_name_prefix: server_name,
             backup: s.recovery.backup.clone(),
             compression: s.backup.compression,
+            wal_max_parallel: s.recovery.wal_max_parallel,
         });
         steps.extend((1..=count).map(|index| PlanStep::VerifyTarget { index, count }));
         return;
@@ -384,6 +399,7 @@ fn random_steps(s: &Scenario, server_name: String, steps: &mut Vec<PlanStep>) {
             server_name: random_target_server_name(&server_name, index),
             backup: s.recovery.backup.clone(),
             compression: s.backup.compression,
+            wal_max_parallel: s.recovery.wal_max_parallel,
         });
         steps.push(PlanStep::VerifyTarget { index, count });
     }

@@ -213,6 +213,7 @@ fn passed() -> Vec<Event> {
         base_backup_bytes: Some(24_000_000),
         wal_fetched_bytes: Some(2_400_000),
         wal_replayed_bytes: Some(48_000_000),
+        wal_prefetch: None,
     });
     r.log = log;
     let mut out = vec![Event::ScenarioStarted {
@@ -357,6 +358,7 @@ fn failed() -> Vec<Event> {
         base_backup_bytes: None,
         wal_fetched_bytes: None,
         wal_replayed_bytes: None,
+        wal_prefetch: None,
     });
     r.status = Status::Failed { reasons };
     r.log = log;
@@ -475,6 +477,7 @@ fn target(
             base_backup_bytes: None,
             wal_fetched_bytes: None,
             wal_replayed_bytes: None,
+            wal_prefetch: None,
         }),
         status: Status::Passed,
     }

@@ -151,6 +151,9 @@ struct RtoDoc<'a> {
     /// Why replay ended, in PostgreSQL's words, when it said (a damaged record).
     #[serde(skip_serializing_if = "Option::is_none")]
     replay_end: Option<&'a str>,
+    /// What the parallel WAL fetch did (`recovery.wal_max_parallel` above 1, local backend).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wal_prefetch: Option<&'a crate::backend::WalPrefetch>,
 }
 
 #[derive(Serialize)]
@@ -225,6 +228,7 @@ fn rto_doc(rto: &Rto) -> RtoDoc<'_> {
         wal_replayed_bytes: rto.wal_replayed_bytes,
         wal_replayed_mb_per_second: rate(rto.wal_replayed_mb_per_second()),
         replay_end: rto.replay_end.as_deref(),
+        wal_prefetch: rto.wal_prefetch.as_ref(),
     }
 }
 

@@ -288,12 +288,14 @@ async fn do_step<D: Drill>(
             server_name,
             compression,
             archive_timeout_seconds,
+            backup_jobs,
         } => {
             let spec = SourceSpec {
                 major: *major,
                 server_name: server_name.clone(),
                 compression: *compression,
                 archive_timeout_seconds: *archive_timeout_seconds,
+                backup_jobs: *backup_jobs,
             };
             source::start(cx, &spec).await
         }
@@ -342,6 +344,7 @@ async fn do_step<D: Drill>(
             server_name,
             backup,
             compression,
+            wal_max_parallel,
         } => {
             let r = Recovery {
                 target,
@@ -351,6 +354,7 @@ async fn do_step<D: Drill>(
                 server_name,
                 backup: backup.as_deref(),
                 compression: *compression,
+                wal_max_parallel: *wal_max_parallel,
             };
             let recovery = recover::recover(cx, r).await?;
             Ok(fault_recovery::observe(cx, recovery))
@@ -369,6 +373,7 @@ async fn do_step<D: Drill>(
             source_server_name,
             server_name,
             compression,
+            wal_max_parallel,
             ..
         } => {
             let r = TargetRecovery {
@@ -376,6 +381,7 @@ async fn do_step<D: Drill>(
                 major: *major,
                 source_server_name,
                 compression: *compression,
+                wal_max_parallel: *wal_max_parallel,
             };
             random::recover_one(cx, *index, &r, server_name.clone()).await
         }
@@ -386,6 +392,7 @@ async fn do_step<D: Drill>(
             source_server_name,
             server_name_prefix,
             compression,
+            wal_max_parallel,
             ..
         } => {
             let r = TargetRecovery {
@@ -393,6 +400,7 @@ async fn do_step<D: Drill>(
                 major: *major,
                 source_server_name,
                 compression: *compression,
+                wal_max_parallel: *wal_max_parallel,
             };
             random::recover_all(cx, *count, &r, server_name_prefix).await
         }

@@ -93,6 +93,10 @@ pub struct BackupSpec {
     /// segments and pgdrill's own switches are archived. ADR 007 runs with 5 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_timeout_seconds: Option<u64>,
+    /// Parallel upload jobs of a base backup (1 to 32): `barman-cloud-backup --jobs`, CNPG's
+    /// `data.jobs`. Default: barman-cloud's own, 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u32>,
 }
 
 impl Default for BackupSpec {
@@ -101,6 +105,7 @@ impl Default for BackupSpec {
             server_name: default_server_name(),
             compression: Compression::default(),
             archive_timeout_seconds: None,
+            jobs: None,
         }
     }
 }
@@ -664,6 +669,11 @@ pub struct Recovery {
     /// data directory (local backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<ReplayRestart>,
+    /// WAL segments recovery fetches in parallel (1 to 32), CNPG's `wal.maxParallel` on the
+    /// store it recovers from: asked for a segment, fetch it and the next N-1 at once into a
+    /// spool and serve later requests from there. Default: one segment per `restore_command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_max_parallel: Option<u32>,
 }
 
 /// An error window over recovery's reads of the archive, armed when recovery starts.
@@ -738,6 +748,7 @@ impl Default for Recovery {
             parallel: false,
             object_store_errors: None,
             restart: None,
+            wal_max_parallel: None,
         }
     }
 }

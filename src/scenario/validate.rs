@@ -34,6 +34,8 @@ const MAX_NAME: usize = 63;
 const MAX_ERROR_WINDOW: u64 = 600;
 /// Longest `archive_timeout` a scenario may set (scale ADR 007's 5 minutes down).
 const MAX_ARCHIVE_TIMEOUT: u64 = 600;
+/// The most parallel base backup jobs or parallel WAL fetches a scenario may ask for.
+const MAX_PARALLEL: u32 = 32;
 
 /// Check everything serde cannot. `fixtures_dir` is where `seed_data.sql` files are looked up.
 pub fn validate(loaded: &LoadedScenario, fixtures_dir: &Path) -> Result<(), ScenarioError> {
@@ -283,6 +285,28 @@ impl<'a> Validator<'a> {
         }
         if let Some(server) = self.s.recovery.server_name.clone() {
             self.check_server_name("recovery.server_name", &server);
+        }
+        self.check_parallel(
+            "backup.jobs",
+            self.s.backup.jobs,
+            "leave it out for barman-cloud's default of 2 upload jobs",
+        );
+        self.check_parallel(
+            "recovery.wal_max_parallel",
+            self.s.recovery.wal_max_parallel,
+            "leave it out to fetch one WAL segment at a time",
+        );
+    }
+
+    fn check_parallel(&mut self, path: &str, v: Option<u32>, default: &str) {
+        if let Some(n) = v
+            && (n == 0 || n > MAX_PARALLEL)
+        {
+            self.report(
+                path,
+                format!("`{path}` is 1 to {MAX_PARALLEL}, not {n}"),
+                format!("{default}, or set a value from 1 to {MAX_PARALLEL}"),
+            );
         }
     }
 
@@ -1865,6 +1889,34 @@ mod tests {
             "postgres: 17\nbackup: { archive_timeout_seconds: 0 }\n",
         );
         insta::assert_snapshot!("archive_timeout_zero", problems(&text));
+    }
+
+    #[test]
+    fn parallelism_out_of_range() {
+        let text = edit(
+            MINIMAL,
+            "postgres: 17\n",
+            "postgres: 17\nbackup: { jobs: 0 }\n",
+        );
+        let text = edit(
+            &text,
+            "target: latest",
+            "target: latest\n  wal_max_parallel: 33",
+        );
+        insta::assert_snapshot!("parallelism_out_of_range", problems(&text));
+        for (jobs, parallel) in [(1, 1), (4, 8), (32, 32)] {
+            let text = edit(
+                MINIMAL,
+                "postgres: 17\n",
+                &format!("postgres: 17\nbackup: {{ jobs: {jobs} }}\n"),
+            );
+            let text = edit(
+                &text,
+                "target: latest",
+                &format!("target: latest\n  wal_max_parallel: {parallel}"),
+            );
+            check(&text).unwrap_or_else(|e| panic!("{jobs}/{parallel}:\n{e}"));
+        }
     }
 
     #[test]

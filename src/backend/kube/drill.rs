@@ -203,7 +203,7 @@ impl Drill for KubeDrill {
     async fn start_source(&mut self, spec: &SourceSpec) -> Result<Server, BackendError> {
         if self.ctx.settings.flavour == super::render::Flavour::Plugin {
             self.session
-                .apply::<ObjectStoreResource>(&self.ctx.object_store(spec.compression))
+                .apply::<ObjectStoreResource>(&self.ctx.object_store(spec))
                 .await?;
         }
         self.session.apply(&self.ctx.source_cluster(spec)).await?;
@@ -310,6 +310,9 @@ impl Drill for KubeDrill {
         let t0 = Instant::now();
         let started_at = Utc::now();
         let manifest = RecoveryManifest::from_request(req);
+        if let Some(store) = self.ctx.origin_object_store(&manifest) {
+            self.session.apply::<ObjectStoreResource>(&store).await?;
+        }
         self.session
             .apply(&self.ctx.recovery_cluster(&manifest))
             .await?;

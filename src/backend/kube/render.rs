@@ -94,6 +94,10 @@ pub const RECOVERED_CLUSTER: &str = "recovered";
 pub const PLUGIN_NAME: &str = "barman-cloud.cloudnative-pg.io";
 /// The `externalClusters` entry the recovery reads from.
 pub const ORIGIN: &str = "origin";
+/// Plugin flavour, with `recovery.wal_max_parallel`: the ObjectStore the recovery reads, the
+/// same archive as [`OBJECT_STORE`] with `wal.maxParallel`, so the source's archiving keeps
+/// its own settings.
+pub const ORIGIN_OBJECT_STORE: &str = "pgdrill-origin";
 
 /// The namespace of one scenario in one run: `pgdrill-<scenario>-<run suffix>`, a DNS label.
 pub fn namespace_name(run_id: &str, scenario: &str) -> String {
@@ -226,12 +230,31 @@ impl DrillContext {
         )
     }
 
-    /// The plugin flavour's ObjectStore (serverName goes on each Cluster's plugin parameters).
-    pub fn object_store(&self, compression: Compression) -> ObjectStore {
+    /// The plugin flavour's ObjectStore (serverName goes on each Cluster's plugin parameters),
+    /// with the source's base backup jobs.
+    pub fn object_store(&self, spec: &SourceSpec) -> ObjectStore {
+        let mut configuration = self.store(None, spec.compression);
+        set_backup_jobs(&mut configuration, spec.backup_jobs);
+        self.object_store_named(OBJECT_STORE, configuration)
+    }
+
+    /// Plugin flavour: the ObjectStore [`ORIGIN_OBJECT_STORE`] the recovery reads, when the
+    /// recovery fetches WAL in parallel; `None` otherwise (it reads [`OBJECT_STORE`]).
+    pub fn origin_object_store(&self, r: &RecoveryManifest) -> Option<ObjectStore> {
+        let n = r.wal_max_parallel?;
+        if self.settings.flavour != Flavour::Plugin {
+            return None;
+        }
+        let mut configuration = self.store(None, r.compression);
+        set_wal_max_parallel(&mut configuration, Some(n));
+        Some(self.object_store_named(ORIGIN_OBJECT_STORE, configuration))
+    }
+
+    fn object_store_named(&self, name: &str, configuration: BarmanObjectStore) -> ObjectStore {
         ObjectStore {
-            metadata: self.meta(OBJECT_STORE),
+            metadata: self.meta(name),
             spec: ObjectStoreSpec {
-                configuration: self.store(None, compression),
+                configuration,
                 instance_sidecar_configuration: Some(InstanceSidecarConfiguration {
                     env: checksum_env(),
                 }),
@@ -298,6 +321,13 @@ impl DrillContext {
                 recovery: None,
             },
         );
+        if let Some(b) = s
+            .backup
+            .as_mut()
+            .and_then(|b| b.barman_object_store.as_mut())
+        {
+            set_backup_jobs(b, spec.backup_jobs);
+        }
         // CNPG's own default is 5min; pgdrill's local source runs without one unless asked.
         if let (Some(t), Some(pg)) = (spec.archive_timeout_seconds, s.postgresql.as_mut()) {
             pg.parameters
@@ -354,7 +384,11 @@ impl DrillContext {
         spec.external_clusters = vec![match self.settings.flavour {
             Flavour::InTree => ExternalCluster {
                 name: ORIGIN.into(),
-                barman_object_store: Some(self.store(Some(&r.source_server_name), r.compression)),
+                barman_object_store: Some({
+                    let mut s = self.store(Some(&r.source_server_name), r.compression);
+                    set_wal_max_parallel(&mut s, r.wal_max_parallel);
+                    s
+                }),
                 plugin: None,
             },
             Flavour::Plugin => ExternalCluster {
@@ -364,7 +398,14 @@ impl DrillContext {
                     name: PLUGIN_NAME.into(),
                     enabled: None,
                     is_wal_archiver: None,
-                    parameters: plugin_parameters(&r.source_server_name),
+                    parameters: object_store_parameters(
+                        if r.wal_max_parallel.is_some() {
+                            ORIGIN_OBJECT_STORE
+                        } else {
+                            OBJECT_STORE
+                        },
+                        &r.source_server_name,
+                    ),
                 }),
             },
         }];
@@ -389,6 +430,8 @@ pub struct RecoveryManifest {
     pub source_server_name: String,
     pub server_name: String,
     pub compression: Compression,
+    /// `wal.maxParallel` of the store the recovery reads.
+    pub wal_max_parallel: Option<u32>,
     pub target: RecoveryTarget,
     /// Fields holding placeholders instead of run-time values (empty during a run).
     pub placeholders: Vec<String>,
@@ -402,6 +445,7 @@ impl RecoveryManifest {
             source_server_name: req.source_server_name.clone(),
             server_name: req.server_name.clone(),
             compression: req.compression,
+            wal_max_parallel: req.wal_max_parallel,
             target: recovery_target(&req.target, req.exclusive, &req.backup.backup_id),
             placeholders: Vec::new(),
         }
@@ -477,7 +521,22 @@ pub(crate) fn barman_store(
         }),
         data: c.map(|c| DataBackupConfiguration {
             compression: Some(c),
+            jobs: None,
         }),
+    }
+}
+
+/// `data.jobs`: parallel upload jobs of a base backup; `None` leaves barman-cloud's default.
+fn set_backup_jobs(store: &mut BarmanObjectStore, jobs: Option<u32>) {
+    if let Some(j) = jobs {
+        store.data.get_or_insert_with(Default::default).jobs = Some(j);
+    }
+}
+
+/// `wal.maxParallel`: WAL files restored (or archived) in parallel; `None`: one at a time.
+fn set_wal_max_parallel(store: &mut BarmanObjectStore, max_parallel: Option<u32>) {
+    if let Some(n) = max_parallel {
+        store.wal.get_or_insert_with(Default::default).max_parallel = Some(n);
     }
 }
 
@@ -603,21 +662,23 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
                 server_name,
                 compression,
                 archive_timeout_seconds,
+                backup_jobs,
             } => {
-                if settings.flavour == Flavour::Plugin {
-                    out.push(Manifest::new(
-                        "setup",
-                        "ObjectStore",
-                        OBJECT_STORE,
-                        &ctx.object_store(*compression),
-                    ));
-                }
                 let spec = SourceSpec {
                     major: *major,
                     server_name: server_name.clone(),
                     compression: *compression,
                     archive_timeout_seconds: *archive_timeout_seconds,
+                    backup_jobs: *backup_jobs,
                 };
+                if settings.flavour == Flavour::Plugin {
+                    out.push(Manifest::new(
+                        "setup",
+                        "ObjectStore",
+                        OBJECT_STORE,
+                        &ctx.object_store(&spec),
+                    ));
+                }
                 out.push(Manifest::new(
                     &step.id(),
                     "Cluster",
@@ -641,6 +702,7 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
                 server_name,
                 backup,
                 compression,
+                wal_max_parallel,
             } => {
                 let which = match backup {
                     Some(b) => format!("Backup {}", backup_name(b)),
@@ -652,9 +714,18 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
                     source_server_name: source_server_name.clone(),
                     server_name: server_name.clone(),
                     compression: *compression,
+                    wal_max_parallel: *wal_max_parallel,
                     target: t,
                     placeholders,
                 };
+                if let Some(store) = ctx.origin_object_store(&r) {
+                    out.push(Manifest::new(
+                        &step.id(),
+                        "ObjectStore",
+                        ORIGIN_OBJECT_STORE,
+                        &store,
+                    ));
+                }
                 out.push(Manifest::new(
                     &step.id(),
                     "Cluster",
@@ -790,6 +861,18 @@ pub(super) mod tests {
     #[test]
     fn plugin_manifests_of_the_exclusive_xid_scenario() {
         let ms = rendered("scenarios/07-pitr-xid-exclusive.yaml", Flavour::Plugin);
+        insta::assert_snapshot!(as_yaml(&ms));
+    }
+
+    #[test]
+    fn in_tree_manifests_with_parallel_backup_and_wal_fetch() {
+        let ms = rendered("tests/scenarios/parallel-knobs.yaml", Flavour::InTree);
+        insta::assert_snapshot!(as_yaml(&ms));
+    }
+
+    #[test]
+    fn plugin_manifests_with_parallel_backup_and_wal_fetch() {
+        let ms = rendered("tests/scenarios/parallel-knobs.yaml", Flavour::Plugin);
         insta::assert_snapshot!(as_yaml(&ms));
     }
 

@@ -185,6 +185,9 @@ pub struct WalBackupConfiguration {
 pub struct DataBackupConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
+    /// Parallel upload jobs of a base backup (barman-cloud's default: 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

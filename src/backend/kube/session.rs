@@ -506,6 +506,7 @@ fn ready_rto(
         base_backup_bytes: None,
         wal_fetched_bytes: None,
         wal_replayed_bytes: None,
+        wal_prefetch: None,
     };
     rto.set_replay_bytes(&pg_log::replay_lsns(text));
     rto

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::backend::BackendError;
+use crate::backend::WalPrefetch;
 use crate::backend::objstore::S3Target;
 use crate::scenario::Compression;
 
@@ -105,18 +106,23 @@ impl Barman {
         .await
     }
 
-    /// `barman-cloud-backup` of the server listening in `socket_dir`.
+    /// `barman-cloud-backup` of the server listening in `socket_dir`, with `jobs` parallel
+    /// uploads (`None`: barman-cloud's default).
     pub async fn backup(
         &self,
         server_name: &str,
         socket_dir: &Path,
         compression: Compression,
+        jobs: Option<u32>,
         name: &str,
         deadline: Duration,
     ) -> Result<ToolOutput, BackendError> {
         let mut a = self.endpoint_args().to_vec();
         if let Some(f) = compression.barman_flag() {
             a.push(f.into());
+        }
+        if let Some(j) = jobs {
+            a.extend(["--jobs".into(), j.to_string()]);
         }
         a.extend([
             "--host".into(),
@@ -212,6 +218,119 @@ impl Barman {
     }
 }
 
+/// Where the parallel `restore_command` keeps what it fetched ahead, and what it logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefetch {
+    /// Segments fetched per request that misses the spool: the requested one and the next
+    /// `max_parallel - 1` (CNPG's `wal.maxParallel`).
+    pub max_parallel: u32,
+    /// The spool directory, inside the recovering instance's own directory.
+    pub spool: PathBuf,
+    /// One line per fetch, spool hit and remembered miss (see [`prefetch_counts`]).
+    pub log: PathBuf,
+}
+
+impl Barman {
+    /// The `restore_command` script that fetches WAL the way CloudNativePG's instance manager
+    /// does with `wal.maxParallel`: asked for segment X, serve it from the spool if a previous
+    /// call fetched it; answer "not found" at once if a previous call's prefetch found it
+    /// missing (once: the marker is consumed); otherwise fetch X and the next N-1 segments in
+    /// parallel into the spool (each under a temporary name, renamed when complete), wait for
+    /// all, and serve X or exit 1. History, `.partial` and `.backup` files go straight to
+    /// `barman-cloud-wal-restore`. Arguments: `%f %p`. No secrets: they come from the
+    /// environment the server runs with.
+    pub fn restore_script(&self, server_name: &str, p: &Prefetch) -> String {
+        let per_log = crate::wal::segments_per_log(crate::wal::DEFAULT_SEGMENT_SIZE);
+        format!(
+            r#"#!/bin/sh
+# pgdrill restore_command for serverName {server}, {n} WAL segments in parallel
+# (written per instance; no secrets here)
+set -u
+restore={restore}
+ep={ep}
+dest={dest}
+server={server}
+spool={spool}
+log={log}
+n={n}
+per_log={per_log}
+f=$1
+p=$2
+segment=yes
+[ ${{#f}} -eq 24 ] || segment=no
+case $f in *[!0-9A-F]*) segment=no ;; esac
+if [ $segment = no ]; then
+  exec "$restore" --endpoint-url "$ep" "$dest" "$server" "$f" "$p"
+fi
+mkdir -p "$spool"
+if [ -f "$spool/$f" ]; then
+  mv -f "$spool/$f" "$p" && echo "spool-hit $f" >>"$log" && exit 0
+fi
+if [ -f "$spool/$f.missing" ]; then
+  rm -f "$spool/$f.missing"
+  echo "remembered-missing $f" >>"$log"
+  exit 1
+fi
+tli=${{f%????????????????}}
+rest=${{f#????????}}
+hi=$((0x${{rest%????????}}))
+lo=$((0x${{rest#????????}}))
+i=0
+while [ $i -lt $n ]; do
+  seg=$(printf '%s%08X%08X' "$tli" "$hi" "$lo")
+  if [ $i -eq 0 ] || {{ [ ! -f "$spool/$seg" ] && [ ! -f "$spool/$seg.missing" ]; }}; then
+    echo "fetch $seg" >>"$log"
+    (
+      "$restore" --endpoint-url "$ep" "$dest" "$server" "$seg" "$spool/.$seg.part"
+      rc=$?
+      if [ $rc -eq 0 ]; then
+        mv -f "$spool/.$seg.part" "$spool/$seg"
+      else
+        rm -f "$spool/.$seg.part"
+        echo "fetch-failed $seg exit $rc" >>"$log"
+        if [ $rc -eq 1 ] && [ "$seg" != "$f" ]; then : >"$spool/$seg.missing"; fi
+      fi
+    ) &
+  fi
+  i=$((i + 1))
+  lo=$((lo + 1))
+  if [ $lo -ge $per_log ]; then lo=0; hi=$((hi + 1)); fi
+done
+wait
+if [ -f "$spool/$f" ]; then
+  mv -f "$spool/$f" "$p" && echo "served $f" >>"$log" && exit 0
+fi
+exit 1
+"#,
+            server = sh_quote(server_name),
+            n = p.max_parallel,
+            restore = sh_quote(&self.tool("barman-cloud-wal-restore").display().to_string()),
+            ep = sh_quote(&self.s3.endpoint),
+            dest = sh_quote(&self.destination),
+            spool = sh_quote(&p.spool.display().to_string()),
+            log = sh_quote(&p.log.display().to_string()),
+        )
+    }
+}
+
+/// What the parallel `restore_command` did, counted from the lines of its log. Pure.
+pub fn prefetch_counts(max_parallel: u32, log: &str) -> WalPrefetch {
+    let mut c = WalPrefetch {
+        max_parallel,
+        ..WalPrefetch::default()
+    };
+    for line in log.lines() {
+        match line.split_whitespace().next() {
+            Some("fetch") => c.fetches += 1,
+            Some("spool-hit") => c.spool_hits += 1,
+            Some("remembered-missing") => c.remembered_missing += 1,
+            Some("fetch-failed") => c.failed_fetches += 1,
+            _ => {}
+        }
+    }
+    c
+}
+
 /// Quote for /bin/sh.
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
@@ -255,10 +374,9 @@ pub struct BarmanBackup {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tool_output_never_carries_credentials() {
-        let b = Barman {
-            bin: PathBuf::from("/x"),
+    fn barman(bin: &Path) -> Barman {
+        Barman {
+            bin: bin.to_path_buf(),
             s3: S3Target {
                 endpoint: "http://127.0.0.1:1".into(),
                 region: "us-east-1".into(),
@@ -273,7 +391,20 @@ mod tests {
             },
             home: PathBuf::from("/tmp"),
             extra_env: vec![],
-        };
+        }
+    }
+
+    fn prefetch(dir: &Path, n: u32) -> Prefetch {
+        Prefetch {
+            max_parallel: n,
+            spool: dir.join("wal-spool"),
+            log: dir.join("restore-wal.log"),
+        }
+    }
+
+    #[test]
+    fn tool_output_never_carries_credentials() {
+        let b = barman(Path::new("/x"));
         let t = b.redact("auth AKIDEXAMPLE:wJalrXUtnFEMI failed");
         assert_eq!(t, "auth <redacted>:<redacted> failed");
         assert!(
@@ -281,6 +412,139 @@ mod tests {
                 .contains("wJalrXUtnFEMI")
         );
         assert!(!b.restore_command("src").contains("wJalrXUtnFEMI"));
+        let script = b.restore_script("src", &prefetch(Path::new("/i"), 4));
+        assert!(!script.contains("wJalrXUtnFEMI") && !script.contains("AKIDEXAMPLE"));
+    }
+
+    #[test]
+    fn the_restore_script_quotes_what_it_is_given() {
+        let b = barman(Path::new("/opt/barman dir/bin"));
+        let script = b.restore_script("it's", &prefetch(Path::new("/runs/a b"), 8));
+        for line in [
+            "restore='/opt/barman dir/bin/barman-cloud-wal-restore'",
+            "ep=http://127.0.0.1:1",
+            "dest=s3://b/p",
+            "server='it'\\''s'",
+            "spool='/runs/a b/wal-spool'",
+            "log='/runs/a b/restore-wal.log'",
+            "n=8",
+            "per_log=256",
+        ] {
+            assert!(
+                script.lines().any(|l| l == line),
+                "no `{line}` in:\n{script}"
+            );
+        }
+        assert!(script.starts_with("#!/bin/sh\n"));
+    }
+
+    /// Run the script with a fake `barman-cloud-wal-restore` serving `store/`, as PostgreSQL
+    /// would: `%f %p`. Returns the exit code.
+    fn restore(dir: &Path, script: &Path, name: &str) -> i32 {
+        std::process::Command::new("/bin/sh")
+            .arg(script)
+            .arg(name)
+            .arg(dir.join("pg_wal").join("RECOVERYXLOG"))
+            .status()
+            .unwrap()
+            .code()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_restore_script_prefetches_serves_from_the_spool_and_remembers_misses() {
+        use crate::wal::{DEFAULT_SEGMENT_SIZE, SegmentName};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["bin", "store", "pg_wal"] {
+            std::fs::create_dir(d.join(sub)).unwrap();
+        }
+        // The fake tool: `--endpoint-url EP DEST SERVER NAME PATH`; exit 1 when missing, as
+        // barman-cloud-wal-restore does; records every name it was asked for.
+        std::fs::write(
+            d.join("bin/barman-cloud-wal-restore"),
+            format!(
+                "#!/bin/sh\necho \"$5\" >>{asked}\n[ -f {store}/\"$5\" ] || exit 1\ncp {store}/\"$5\" \"$6\"\n",
+                asked = d.join("asked").display(),
+                store = d.join("store").display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            d.join("bin/barman-cloud-wal-restore"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let first: SegmentName = "0000000100000002000000FE".parse().unwrap();
+        let mut segs = vec![first];
+        for _ in 0..3 {
+            let next = segs.last().unwrap().next(DEFAULT_SEGMENT_SIZE).unwrap();
+            segs.push(next);
+        }
+        // FE, FF, then the next log file's 00 and 01: the arithmetic src/wal.rs does.
+        assert_eq!(segs[2].to_string(), "000000010000000300000000");
+        for s in &segs[..3] {
+            std::fs::write(d.join("store").join(s.to_string()), s.to_string()).unwrap();
+        }
+        std::fs::write(d.join("store/00000002.history"), "1\t0/3000000\tx\n").unwrap();
+        let b = barman(&d.join("bin"));
+        let script = d.join("restore-wal.sh");
+        std::fs::write(&script, b.restore_script("src", &prefetch(d, 4))).unwrap();
+        let got = |d: &Path| std::fs::read_to_string(d.join("pg_wal/RECOVERYXLOG")).unwrap();
+
+        // A miss: FE fetched with the next three at once; FE served.
+        assert_eq!(restore(d, &script, &segs[0].to_string()), 0);
+        assert_eq!(got(d), segs[0].to_string());
+        let asked = std::fs::read_to_string(d.join("asked")).unwrap();
+        let mut asked: Vec<&str> = asked.lines().collect();
+        asked.sort();
+        let want: Vec<String> = segs.iter().map(ToString::to_string).collect();
+        assert_eq!(asked, want);
+        // FF and 3/00 come from the spool without asking the store again.
+        for s in &segs[1..3] {
+            assert_eq!(restore(d, &script, &s.to_string()), 0);
+            assert_eq!(got(d), s.to_string());
+        }
+        // 3/01 was found missing by the prefetch: "not found" without asking, once.
+        assert_eq!(restore(d, &script, &segs[3].to_string()), 1);
+        let asked_now = std::fs::read_to_string(d.join("asked")).unwrap();
+        assert_eq!(asked_now.lines().count(), 4, "{asked_now}");
+        // A history file goes straight to the tool.
+        assert_eq!(restore(d, &script, "00000002.history"), 0);
+        assert!(got(d).starts_with('1'));
+        // Asked again, 3/01 is fetched (and is still missing).
+        assert_eq!(restore(d, &script, &segs[3].to_string()), 1);
+
+        let log = std::fs::read_to_string(d.join("restore-wal.log")).unwrap();
+        let c = prefetch_counts(4, &log);
+        assert_eq!(
+            (c.fetches, c.spool_hits, c.remembered_missing),
+            (4 + 4, 2, 1),
+            "{log}"
+        );
+        // Nothing half-written is left in the spool.
+        let left: Vec<String> = std::fs::read_dir(d.join("wal-spool"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".part"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn prefetch_counts_read_the_script_log() {
+        let log = "fetch A\nfetch B\nfetch-failed B exit 1\nserved A\nremembered-missing B\nspool-hit C\n";
+        assert_eq!(
+            prefetch_counts(2, log),
+            WalPrefetch {
+                max_parallel: 2,
+                fetches: 2,
+                spool_hits: 1,
+                remembered_missing: 1,
+                failed_fetches: 1,
+            }
+        );
     }
 
     #[test]

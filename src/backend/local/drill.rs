@@ -22,7 +22,7 @@ use crate::scenario::{
 };
 use crate::wal::Lsn;
 
-use super::barman::Barman;
+use super::barman::{Barman, Prefetch, prefetch_counts};
 use super::postgres::{NotReady, PgInstance, StopMode};
 use super::s3layer::{
     ActiveErrors, Behaviour, ErrorScope, FailureBudget, FaultSwitch, HoldRule, Probe,
@@ -266,6 +266,7 @@ impl Drill for LocalDrill {
                 &spec.server_name,
                 &src.socket_dir(),
                 spec.compression,
+                spec.backup_jobs,
                 &name,
                 Duration::from_secs(timeout_seconds),
             )
@@ -426,6 +427,7 @@ impl Drill for LocalDrill {
             &spec.server_name,
             &socket,
             spec.compression,
+            spec.backup_jobs,
             &name,
             deadline,
         );
@@ -775,6 +777,27 @@ impl LocalDrill {
         );
     }
 
+    /// The recovery's `restore_command`: `barman-cloud-wal-restore` itself, or with
+    /// `wal_max_parallel` above 1 the prefetching script written into the instance.
+    fn recovery_restore_command(
+        &self,
+        inst: &PgInstance,
+        req: &RecoveryRequest,
+    ) -> Result<String, BackendError> {
+        let Some(p) = prefetch(inst, req) else {
+            return Ok(self.barman.restore_command(&req.source_server_name));
+        };
+        let script = inst.write_file(
+            RESTORE_SCRIPT,
+            &self.barman.restore_script(&req.source_server_name, &p),
+            0o755,
+        )?;
+        Ok(format!(
+            "{} %f %p",
+            super::sh_quote(&script.display().to_string())
+        ))
+    }
+
     /// Everything before the server starts: the empty-archive check, the restore into the
     /// instance `req.instance`, and its configuration. Takes `&self`: several run at once.
     async fn prepare(&self, req: &RecoveryRequest) -> Result<Prepared, BackendError> {
@@ -831,7 +854,7 @@ impl LocalDrill {
             ),
             (
                 "restore_command",
-                self.barman.restore_command(&req.source_server_name),
+                self.recovery_restore_command(&inst, req)?,
             ),
             ("recovery_target_action", "promote".to_string()),
             ("recovery_target_timeline", "latest".to_string()),
@@ -859,6 +882,20 @@ impl LocalDrill {
             },
         }))
     }
+}
+
+/// The parallel `restore_command`, inside the instance directory.
+const RESTORE_SCRIPT: &str = "bin/restore-wal.sh";
+
+/// Where a recovery with `wal_max_parallel` above 1 spools and logs, under its own instance
+/// directory (teardown removes both); `None` for one segment at a time.
+fn prefetch(inst: &PgInstance, req: &RecoveryRequest) -> Option<Prefetch> {
+    let n = req.wal_max_parallel.filter(|n| *n > 1)?;
+    Some(Prefetch {
+        max_parallel: n,
+        spool: inst.dir().join("wal-spool"),
+        log: inst.dir().join("restore-wal.log"),
+    })
 }
 
 /// Start a prepared instance and wait until it is promoted and answers, within what is left of
@@ -892,6 +929,10 @@ async fn run_to_ready(
             rto.bytes_downloaded = downloaded.map_or(0, |(base, wal)| base + wal);
             rto.wal_fetched_bytes = downloaded.map(|(_, wal)| wal);
             set_restored_bytes(&mut rto, restored_bytes);
+            rto.wal_prefetch = prefetch(inst, req).map(|p| {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                prefetch_counts(p.max_parallel, &log)
+            });
             Ok(RecoveryAttempt::Recovered { server, rto })
         }
         // The log holds restore_command output: redact it like any tool output.
@@ -1145,6 +1186,7 @@ pub fn rto_from_log(
         base_backup_bytes: None,
         wal_fetched_bytes: None,
         wal_replayed_bytes: None,
+        wal_prefetch: None,
     };
     rto.set_replay_bytes(&crate::backend::pg_log::replay_lsns(log));
     rto

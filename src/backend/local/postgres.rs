@@ -130,6 +130,10 @@ impl PgInstance {
         })
     }
 
+    /// The instance directory: data, logs, scripts and spools; teardown removes it whole.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
     pub fn data(&self) -> PathBuf {
         self.dir.join("data")
     }

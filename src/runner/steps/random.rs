@@ -134,6 +134,7 @@ pub(in crate::runner) struct TargetRecovery<'a> {
     pub major: u32,
     pub source_server_name: &'a str,
     pub compression: Compression,
+    pub wal_max_parallel: Option<u32>,
 }
 
 /// The recovery request for target `index` (1-based), archiving as `server_name`.
@@ -154,6 +155,7 @@ fn request(
         target: t.pick.target.clone(),
         exclusive: r.exclusive,
         compression: r.compression,
+        wal_max_parallel: r.wal_max_parallel,
         timeout_seconds: s.timeouts.recovery_seconds,
         instance: t.instance.clone(),
     })

@@ -23,6 +23,7 @@ pub(in crate::runner) struct Recovery<'a> {
     pub server_name: &'a str,
     pub backup: Option<&'a str>,
     pub compression: Compression,
+    pub wal_max_parallel: Option<u32>,
 }
 
 pub(in crate::runner) async fn recover<D: Drill>(
@@ -78,6 +79,7 @@ pub(in crate::runner) async fn recover<D: Drill>(
         target: resolved.clone(),
         exclusive: r.exclusive,
         compression: r.compression,
+        wal_max_parallel: r.wal_max_parallel,
         timeout_seconds: cx.scenario.timeouts.recovery_seconds,
         instance: "recovered".into(),
     };
