@@ -105,8 +105,13 @@ fuzz:
 # Figures, never assertions: wall time, RTO phases, archive lag, peak memory of a fixed set of
 # drills run one at a time (BENCH_SCENARIOS to choose others).
 BENCH_SCENARIOS ?=
+# Then the size sweep (scripts/bench-sweep.sh): BENCH_SWEEP points SIZE:WAL, each a bulk drill
+# recovered by pgdrill and again by hand with the same barman-cloud commands, and the RTO model
+# fitted over them (BENCH_SWEEP= skips it; BENCH_PREDICT the production size to predict).
+BENCH_SWEEP ?= 64MiB:32MiB 64MiB:512MiB 512MiB:128MiB 2GiB:64MiB
 bench: setup
 	bash scripts/bench.sh $(PGDRILL) $(BENCH_SCENARIOS)
+	@if [ -n "$(strip $(BENCH_SWEEP))" ]; then BENCH_SWEEP='$(BENCH_SWEEP)' bash scripts/bench-sweep.sh $(PGDRILL); fi
 
 fmt:
 	$(CARGO) fmt --all

@@ -7,12 +7,15 @@
 # (scripts/raw-recovery.sh: barman-cloud-restore, PostgreSQL replay, no pgdrill) from the same
 # archive. Prints per point the RTO, its phases' throughput, verification against the RTO,
 # pgdrill's peak RSS and pgdrill's recovery as a ratio to the raw one; then the RTO model
-# fitted over the sweep (`pgdrill rto-model`) with a prediction for BENCH_PREDICT.
+# fitted over the sweep (`pgdrill rto-model`) with a prediction for BENCH_PREDICT. Then the
+# knobs CNPG users turn, at BENCH_KNOBS (SIZE:WAL; empty skips): base backup jobs 1 vs 4 and
+# WAL fetched 1 vs 8 at a time during recovery, each pair in one drill.
 # Usage: scripts/bench-sweep.sh PGDRILL
 set -euo pipefail
 pgdrill=$(realpath "$1")
 sweep=${BENCH_SWEEP:-64MiB:32MiB 64MiB:512MiB 512MiB:128MiB 2GiB:64MiB}
 predict=${BENCH_PREDICT:---size 50GiB --wal 8GiB --objective 5m}
+knobs=${BENCH_KNOBS-512MiB:256MiB}
 compression=${BENCH_COMPRESSION:-gzip}
 home=${PGDRILL_HOME:-/var/tmp/pgdrill}
 out=$(mktemp -d "${TMPDIR:-/tmp}/pgdrill-sweep.XXXXXX")
@@ -41,27 +44,28 @@ trap cleanup EXIT
 mkdir -p "$out/s3" "$out/scenarios"
 "$pgdrill" serve-s3 --dir "$out/s3" --port "$port" >"$out/s3.log" 2>&1 &
 s3_pid=$!
-until curl -s -o /dev/null "$endpoint"; do
+for _ in $(seq 100); do  # listening: the named condition, within 10 s
+  curl -s -o /dev/null "$endpoint" && break
   kill -0 "$s3_pid" 2>/dev/null || { cat "$out/s3.log"; exit 1; }
+  sleep 0.1
 done
 
-printf '%-16s %8s %8s %7s %9s %9s %8s %8s %8s %7s %10s\n' point 'drill s' 'RTO s' 'raw s' ratio \
-  'restore' 'replay' 'WAL MB' 'verify s' 'of RTO' 'peak RSS'
-for point in $sweep; do
-  size=${point%%:*} wal=${point##*:}
-  name=sweep-$(echo "$size-$wal" | tr 'A-Z' 'a-z')
-  file=$out/scenarios/$name.yaml
+# drill NAME SIZE WAL JOBS MAX_PARALLEL: one bulk drill, kept; sets $reports and $hwm.
+drill() {
+  local name=$1 size=$2 wal=$3 jobs=$4 maxpar=$5
+  local file=$out/scenarios/$name.yaml
   cat >"$file" <<EOF
 name: $name
-description: bench sweep point, $size of bulk data and $wal of WAL after the base backup
+description: bench point, $size of bulk data and $wal of WAL after the base backup
 postgres: 15
-backup: { compression: $compression }
+backup: { compression: $compression, jobs: $jobs }
 seed_data:
   tables:
     - { name: blobs, size: $size }
 steps:
   - base_backup: { id: base1 }
   - write: { id: w1, table: blobs, size: $wal }
+recovery: { target: latest, wal_max_parallel: $maxpar }
 expect:
   recovered:
     data_loss: { rows: 0 }
@@ -69,39 +73,80 @@ timeouts: { archive_seconds: 3600, backup_seconds: 3600, recovery_seconds: 3600 
 EOF
   reports=$out/reports/$name
   /usr/bin/time -v -o "$out/$name.time" "$pgdrill" run --keep --s3-endpoint "$endpoint" \
-    --report-dir "$reports" "$file" >"$out/$name.log" 2>&1 \
-    || { cat "$out/$name.log"; echo "bench-sweep: $name did not pass"; exit 1; }
+    --report-dir "$reports" "$file" >"$out/$name.log" 2>&1 &
+  local tpid=$! pid h
+  # pgdrill's own peak RSS (VmHWM): /usr/bin/time's maximum also counts the children it
+  # reaped (barman-cloud, PostgreSQL), so read pgdrill's own until it exits.
+  hwm=0
+  while kill -0 "$tpid" 2>/dev/null; do
+    pid=$(pgrep -P "$tpid" -x pgdrill || true)
+    h=$( [ -n "$pid" ] && awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+    [ -n "$h" ] && hwm=$h
+    sleep 1
+  done
+  wait "$tpid" || { cat "$out/$name.log"; echo "bench-sweep: $name did not pass"; exit 1; }
   run=$(basename "$(readlink -f "$reports/latest")")
   kept_runs+=("$run")
+  stop_run "$run"  # the drill's kept servers, before anything else is timed
+}
+
+printf '%-16s %8s %8s %7s %9s %9s %8s %8s %8s %7s %11s %13s\n' point 'drill s' 'RTO s' 'raw s' ratio \
+  'restore' 'replay' 'WAL MB' 'verify s' 'of RTO' 'pgdrill RSS' 'with children'
+for point in $sweep; do
+  size=${point%%:*} wal=${point##*:}
+  name=sweep-$(echo "$size-$wal" | tr 'A-Z' 'a-z')
+  drill "$name" "$size" "$wal" 2 1
   archive=$(grep -o 'archiving to s3://[^ ]*' "$out/$name.log" | head -1 | cut -d' ' -f3)
   dest=${archive%/*} server=${archive##*/}
   read -r backup target < <(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))["scenarios"][0]
 print(s["backup_id"], s["resolved_target"])' "$reports/latest/rto.json")
-  stop_run "$run"  # the drill's kept servers, before the raw recovery is timed
   raw=$(bash "$(dirname "$0")/raw-recovery.sh" "$endpoint" "$dest" "$server" "$backup" "$target" 15 "$out/raw-$name")
-  python3 - "$reports/latest/rto.json" "$out/$name.time" "$raw" "$point" <<'PY'
+  python3 - "$reports/latest/rto.json" "$out/$name.time" "$raw" "$point" "$hwm" <<'PY'
 import json, re, sys
 s = json.load(open(sys.argv[1]))["scenarios"][0]
 timing = open(sys.argv[2]).read()
 raw = dict(kv.split("=") for kv in sys.argv[3].split())
 rto = s["rto"]
 v = s["verification"]
-rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing).group(1)) / 1024
+tree = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing).group(1)) / 1024
+rss = int(sys.argv[5]) / 1024
 def rate(x):
     return f"{x:.1f}" if isinstance(x, (int, float)) else "-"
 raw_rto = float(raw["raw_rto"])
-# restore and replay: MB/s of the base backup restore and of WAL replay
 print(f"{sys.argv[4]:16} {s['seconds']:8.1f} {rto['seconds']:8.2f} {raw_rto:7.2f} {rto['seconds'] / raw_rto:9.3f} "
       f"{rate(rto.get('base_backup_mb_per_second')):>9} {rate(rto.get('wal_replayed_mb_per_second')):>8} "
       f"{(rto.get('wal_replayed_bytes') or 0) / 1e6:8.0f} {v['seconds']:8.2f} {v['share_of_rto'] * 100:6.1f}% "
-      f"{rss:7.1f} MiB")
+      f"{rss:7.1f} MiB {tree:8.1f} MiB")
 PY
 done
 echo
+echo "restore, replay: MB/s of the base backup restore and of WAL replay; pgdrill RSS: its own peak (VmHWM);"
+echo "with children: /usr/bin/time's maximum, which includes the PostgreSQL and barman-cloud processes pgdrill reaped"
 echo "ratio = pgdrill's RTO / the same restore and replay by hand (scripts/raw-recovery.sh), same archive, one after the other"
 echo
+if [ -n "$knobs" ]; then
+  size=${knobs%%:*} wal=${knobs##*:}
+  echo "Knobs at $knobs: base backup jobs (barman-cloud-backup --jobs) and WAL fetched in parallel during recovery (wal_max_parallel)"
+  printf '%-28s %10s %8s %10s %10s %10s\n' drill 'backup s' 'RTO s' 'fetch MB/s' 'fetches' 'spool hits'
+  for setting in "1 1" "4 8"; do
+    read -r jobs maxpar <<<"$setting"
+    name=knobs-jobs$jobs-wal$maxpar
+    drill "$name" "$size" "$wal" "$jobs" "$maxpar"
+    python3 - "$reports/latest/rto.json" "$out/$name.log" "$name" <<'PY'
+import json, re, sys
+s = json.load(open(sys.argv[1]))["scenarios"][0]
+backup = re.search(r"step base1 \(base_backup\) ([0-9.]+)s", open(sys.argv[2]).read()).group(1)
+rto = s["rto"]
+pf = rto.get("wal_prefetch") or {}
+fetch = rto.get("wal_fetched_mb_per_second")
+print(f"{sys.argv[3]:28} {float(backup):10.2f} {rto['seconds']:8.2f} {fetch if fetch is None else round(fetch, 1)!s:>10} "
+      f"{pf.get('fetches', '-')!s:>10} {pf.get('spool_hits', '-')!s:>10}")
+PY
+  done
+  echo
+fi
 echo "RTO model over the sweep: $pgdrill rto-model <the sweep's reports> $predict"
 # shellcheck disable=SC2086
-"$pgdrill" rto-model "$out"/reports/*/latest $predict || true
+"$pgdrill" rto-model "$out"/reports/sweep-*/latest $predict || true

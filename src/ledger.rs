@@ -573,6 +573,19 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
+    use super::RangeDigest;
+
+    #[test]
+    fn range_digests_read_back_what_they_print() {
+        for text in ["4096:-123456789012345678901", "0:0", "7:42"] {
+            let d: RangeDigest = text.parse().unwrap();
+            assert_eq!(d.to_string(), text);
+        }
+        for bad in ["", "12", "x:1", "1:", "1:-", "1:2a", "-1:5"] {
+            assert!(bad.parse::<RangeDigest>().is_err(), "{bad}");
+        }
+    }
+
     use super::*;
     use chrono::TimeZone;
 

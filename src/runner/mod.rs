@@ -19,3 +19,6 @@ pub use events::*;
 pub use execute::{Emitter, cancelled, run_scenario};
 pub use outcome::*;
 pub use run::{RunOptions, RunSummary, run_all};
+/// The ledger-recorded write and the bulk-table reading every backend shares, for the local
+/// tier's tests that check them on a real server.
+pub use sql::{Write, create_tables, read_bulk, write_rows};

@@ -433,6 +433,9 @@ fn type_hint(norm: &str) -> Option<String> {
         "backup.compression" => "one of `gzip`, `bzip2`, `snappy`, `none`",
         "postgres" | "recovery.postgres" => "a major version from 13 to 18, e.g. `17`",
         "steps[].write.rows" | "seed_data.tables[].rows" => "a row count, e.g. `rows: 10`",
+        "steps[].write.size" | "seed_data.tables[].size" => {
+            "an amount of data, e.g. `size: 512MiB`, `2GiB`, `64MB` or a number of bytes"
+        }
         "steps[].write.own_segment" | "recovery.exclusive" => "write `true` or `false`",
         _ => return None,
     };
@@ -873,6 +876,17 @@ expect:
             Ok(_) => panic!("loaded:\n{text}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_size_that_is_no_amount_of_data_is_located_with_a_hint() {
+        let text = edit(MINIMAL, "      rows: 10\n", "      size: lots\n");
+        let e = load_err(&text);
+        assert!(e.starts_with("scenarios/example.yaml:6:13: "), "{e}");
+        assert!(e.contains("e.g. `size: 512MiB`"), "{e}");
+        let text = edit(MINIMAL, "      rows: 10\n", "      size: 1.5GiB\n");
+        let l = load_str(path(), &text).unwrap();
+        assert_eq!(l.scenario.seed_data.tables[0].seed_rows(), 1_572_864);
     }
 
     #[test]

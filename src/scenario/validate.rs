@@ -1993,6 +1993,52 @@ mod tests {
     }
 
     #[test]
+    fn bulk_tables_take_sizes_and_row_widths_in_range() {
+        let bulk = edit(MINIMAL, "      rows: 10\n", "      size: 1GiB\n");
+        check(&bulk).expect("a bulk table by size");
+        let sized_write = edit(&bulk, "      rows: 2\n", "      size: 64MiB\n");
+        check(&sized_write).expect("a bulk write by size");
+        let text = edit(
+            &sized_write,
+            "      size: 64MiB\n",
+            "      size: 64MiB\n      rows: 3\n",
+        );
+        assert!(
+            problems(&text).contains("write `w2` sets both `rows` and `size`"),
+            "{}",
+            problems(&text)
+        );
+        let text = edit(
+            &bulk,
+            "      size: 1GiB\n",
+            "      size: 1GiB\n      rows: 5\n",
+        );
+        assert!(problems(&text).contains("table `events` sets both `rows` and `size`"));
+        let text = edit(
+            &bulk,
+            "      size: 1GiB\n",
+            "      size: 1GiB\n      row_bytes: 16\n",
+        );
+        let p = problems(&text);
+        assert!(
+            p.contains(
+                ":7:18: scenario `minimal`: `row_bytes` is 64 to 8192 payload bytes per row, not 16"
+            ),
+            "{p}"
+        );
+        let text = edit(&bulk, "      size: 1GiB\n", "      size: 65GiB\n");
+        assert!(
+            problems(&text).contains("1 byte to 64.0 GiB of payload, not 65.0 GiB"),
+            "{}",
+            problems(&text)
+        );
+        // `size` on a write needs a bulk table.
+        let text = edit(MINIMAL, "      rows: 2\n", "      size: 1MiB\n");
+        let p = problems(&text);
+        assert!(p.contains(":13:13: scenario `minimal`, step `w2`: `size` needs a bulk table, and `events` is not one"), "{p}");
+    }
+
+    #[test]
     fn no_base_backup() {
         let text = edit(MINIMAL, "  - base_backup: { id: base }\n", "");
         insta::assert_snapshot!("no_base_backup", problems(&text));
