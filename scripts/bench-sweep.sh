@@ -19,6 +19,7 @@ knobs=${BENCH_KNOBS-512MiB:256MiB}
 compression=${BENCH_COMPRESSION:-gzip}
 home=${PGDRILL_HOME:-/var/tmp/pgdrill}
 out=$(mktemp -d "${TMPDIR:-/tmp}/pgdrill-sweep.XXXXXX")
+chmod 755 "$out"  # the raw recovery runs as the PostgreSQL user under it
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 endpoint=http://127.0.0.1:$port
 export AWS_ACCESS_KEY_ID=sweep AWS_SECRET_ACCESS_KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -40,6 +41,7 @@ cleanup() {
   rm -rf "$out"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM  # so that the EXIT trap cleans up
 
 mkdir -p "$out/s3" "$out/scenarios"
 "$pgdrill" serve-s3 --dir "$out/s3" --port "$port" >"$out/s3.log" 2>&1 &
@@ -90,7 +92,7 @@ EOF
   stop_run "$run"  # the drill's kept servers, before anything else is timed
 }
 
-printf '%-16s %8s %8s %7s %9s %9s %8s %8s %8s %7s %11s %13s\n' point 'drill s' 'RTO s' 'raw s' ratio \
+printf '%-16s %8s %8s %7s %9s %9s %9s %8s %8s %8s %7s %11s %13s\n' point 'drill s' 'RTO s' 'raw s' ratio 'check s' \
   'restore' 'replay' 'WAL MB' 'verify s' 'of RTO' 'pgdrill RSS' 'with children'
 for point in $sweep; do
   size=${point%%:*} wal=${point##*:}
@@ -115,7 +117,7 @@ rss = int(sys.argv[5]) / 1024
 def rate(x):
     return f"{x:.1f}" if isinstance(x, (int, float)) else "-"
 raw_rto = float(raw["raw_rto"])
-print(f"{sys.argv[4]:16} {s['seconds']:8.1f} {rto['seconds']:8.2f} {raw_rto:7.2f} {rto['seconds'] / raw_rto:9.3f} "
+print(f"{sys.argv[4]:16} {s['seconds']:8.1f} {rto['seconds']:8.2f} {raw_rto:7.2f} {rto['seconds'] / raw_rto:9.3f} {float(raw['raw_check']):9.2f} "
       f"{rate(rto.get('base_backup_mb_per_second')):>9} {rate(rto.get('wal_replayed_mb_per_second')):>8} "
       f"{(rto.get('wal_replayed_bytes') or 0) / 1e6:8.0f} {v['seconds']:8.2f} {v['share_of_rto'] * 100:6.1f}% "
       f"{rss:7.1f} MiB {tree:8.1f} MiB")
@@ -124,7 +126,8 @@ done
 echo
 echo "restore, replay: MB/s of the base backup restore and of WAL replay; pgdrill RSS: its own peak (VmHWM);"
 echo "with children: /usr/bin/time's maximum, which includes the PostgreSQL and barman-cloud processes pgdrill reaped"
-echo "ratio = pgdrill's RTO / the same restore and replay by hand (scripts/raw-recovery.sh), same archive, one after the other"
+echo "ratio = pgdrill's RTO / the same check, restore and replay by hand (scripts/raw-recovery.sh), same archive, one after the other;"
+echo "check s: barman-cloud-check-wal-archive of the new cluster's archive, which CloudNativePG and pgdrill run first, inside both RTOs"
 echo
 if [ -n "$knobs" ]; then
   size=${knobs%%:*} wal=${knobs##*:}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The physical limit, without pgdrill: the same recovery a drill measured, by hand.
-# barman-cloud-restore of one backup, then PostgreSQL replaying WAL through
+# barman-cloud-check-wal-archive of the new cluster's (empty) archive, as CloudNativePG runs it
+# before a restore, barman-cloud-restore of one backup, then PostgreSQL replaying WAL through
 # barman-cloud-wal-restore to the same target and promoting, then one query. Prints the
 # seconds from the start of the restore to the answer of that query (pgdrill's RTO measures
-# the same span), and the seconds of the restore alone, as `raw_rto=S raw_restore=S`.
+# the same span), the check's and the restore's, as `raw_rto=S raw_check=S raw_restore=S`.
 #
 # Usage: scripts/raw-recovery.sh ENDPOINT DESTINATION SERVER_NAME BACKUP_ID TARGET MAJOR WORKDIR
 #   TARGET: `latest`, `time <timestamp>` or `lsn <lsn>` (rto.json's `resolved_target`).
@@ -30,6 +31,9 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 t0=$(now)
+# As CloudNativePG (and pgdrill) do first: the new cluster's own archive must be empty.
+as_pg "$venv/bin/barman-cloud-check-wal-archive" --endpoint-url "$endpoint" "$dest" "$server-raw-$$"
+t_checked=$(now)
 as_pg "$venv/bin/barman-cloud-restore" --endpoint-url "$endpoint" "$dest" "$server" "$backup" "$data"
 t_restored=$(now)
 {
@@ -58,4 +62,5 @@ until [ "$(as_pg "$bin/psql" -h "$work/sock" -U postgres -d postgres -XAtc 'SELE
   sleep 0.05
 done
 t_ready=$(now)
-awk -v a="$t0" -v b="$t_restored" -v c="$t_ready" 'BEGIN { printf "raw_rto=%.3f raw_restore=%.3f\n", c - a, b - a }'
+awk -v a="$t0" -v k="$t_checked" -v b="$t_restored" -v c="$t_ready" \
+  'BEGIN { printf "raw_rto=%.3f raw_check=%.3f raw_restore=%.3f\n", c - a, k - a, b - k }'

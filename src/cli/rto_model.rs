@@ -30,37 +30,17 @@ pub struct RtoModelArgs {
     objective: Option<u64>,
 }
 
-/// `1234`, `512MiB`, `1.5GB`: a byte count.
+/// `1234`, `512MiB`, `1.5GB`: a byte count, parsed as scenario sizes are.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a number of bytes, e.g. 512MiB or 2GB"))?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "kB" | "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        u => {
-            return Err(format!(
-                "`{s}`: unknown unit `{u}` (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ));
-        }
-    };
-    let v = (n * mult).round();
-    if !v.is_finite() || v >= u64::MAX as f64 {
-        return Err(format!("`{s}`: more bytes than pgdrill can count"));
-    }
-    Ok(v as u64)
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|_| {
+            format!(
+                "`{s}`: expected a number of bytes with an optional unit \
+                 (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 512MiB or 2GB"
+            )
+        })
 }
 
 /// The report file a path names: itself, or the `rto.json` / `gameday.json` in it.
@@ -140,7 +120,7 @@ mod tests {
         assert!(
             parse_bytes("5 parsecs")
                 .unwrap_err()
-                .contains("unknown unit")
+                .contains("expected a number of bytes with an optional unit")
         );
         assert!(parse_bytes("-1GB").is_err());
     }

@@ -379,9 +379,15 @@ pub async fn read_bulk(
         bounds.push(1);
     }
     let sql_bounds: Vec<i64> = bounds.iter().map(|b| *b as i64).collect();
+    // The planner cannot estimate how few buckets there are, and would sort the whole table
+    // (full rows, spilled to disk) to group it; a hash aggregate over a parallel scan reads
+    // it once.
+    client.batch_execute("SET enable_sort = off").await?;
     let rows = client
         .query(&bulk::bucket_digests_sql(table), &[&sql_bounds])
-        .await?;
+        .await;
+    client.batch_execute("RESET enable_sort").await?;
+    let rows = rows?;
     let mut out = ObservedBulk::default();
     for r in rows {
         let bucket = r.get::<_, i32>(0) as usize;

@@ -166,6 +166,30 @@ pub struct SeedTable {
     pub row_bytes: Option<u32>,
 }
 
+impl Scenario {
+    /// Payload bytes of every bulk table's seed and bulk writes, as planned.
+    pub fn bulk_payload_bytes(&self) -> u64 {
+        let widths: BTreeMap<&str, u32> = self
+            .seed_data
+            .tables
+            .iter()
+            .filter_map(|t| Some((t.name.as_str(), t.bulk_row_bytes()?)))
+            .collect();
+        let seeded = self.seed_data.tables.iter().filter_map(|t| {
+            let b = t.bulk_row_bytes()?;
+            Some(t.seed_rows().saturating_mul(u64::from(b)))
+        });
+        let written = self.steps.iter().filter_map(|s| match s {
+            Step::Write(w) => {
+                let b = *widths.get(w.table.as_str())?;
+                Some(w.planned_rows(Some(b)).saturating_mul(u64::from(b)))
+            }
+            _ => None,
+        });
+        seeded.chain(written).fold(0, u64::saturating_add)
+    }
+}
+
 /// Payload bytes per row of a bulk table unless `row_bytes` says otherwise.
 pub const DEFAULT_ROW_BYTES: u32 = 1024;
 

@@ -119,7 +119,7 @@ impl Backend for KubeBackend {
             )));
         }
         let o = &self.opts;
-        let ctx = DrillContext::new(&o.settings, &scenario.name);
+        let ctx = DrillContext::for_scenario(&o.settings, scenario);
         if o.sweep {
             let labels = super::render::labels(&o.settings.run_id, &scenario.name);
             sweep(

@@ -165,6 +165,41 @@ pub(crate) fn label_value(s: &str) -> String {
         .to_string()
 }
 
+/// The storage of a drill's clusters: `configured`, unless the drill's bulk data needs more:
+/// three times its payload (rows take about 1.3 times their payload on disk, and the WAL of
+/// writing them stays until a checkpoint) plus 1 GiB, in whole GiB. A size that is not a
+/// plain Kubernetes quantity is the user's and kept as it is.
+pub fn storage_size(configured: &str, bulk_bytes: u64) -> String {
+    if bulk_bytes == 0 {
+        return configured.to_string();
+    }
+    let need_gib = bulk_bytes.saturating_mul(3).div_ceil(1 << 30) + 1;
+    match quantity_bytes(configured) {
+        Some(have) if have < need_gib << 30 => format!("{need_gib}Gi"),
+        _ => configured.to_string(),
+    }
+}
+
+/// Bytes of a Kubernetes quantity such as `1Gi`, `500Mi`, `2G` or `1073741824`.
+fn quantity_bytes(q: &str) -> Option<u64> {
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (n, unit) = q.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
 /// Everything the object builders need about one drill.
 #[derive(Debug, Clone)]
 pub struct DrillContext {
@@ -180,6 +215,14 @@ impl DrillContext {
             scenario: scenario.to_string(),
             namespace: namespace_name(&settings.run_id, scenario),
         }
+    }
+
+    /// The context of `scenario`'s drill, its clusters' storage raised for its bulk data.
+    pub fn for_scenario(settings: &RenderSettings, scenario: &Scenario) -> Self {
+        let mut ctx = Self::new(settings, &scenario.name);
+        ctx.settings.storage_size =
+            storage_size(&settings.storage_size, scenario.bulk_payload_bytes());
+        ctx
     }
 
     fn meta(&self, name: &str) -> ObjectMeta {
@@ -641,7 +684,7 @@ fn preview_target(target: &Target, exclusive: bool, backup: &str) -> (RecoveryTa
 
 /// Every object a drill of `scenario` applies, in the order it applies them.
 pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Manifest> {
-    let ctx = DrillContext::new(settings, &scenario.name);
+    let ctx = DrillContext::for_scenario(settings, scenario);
     let mut out = vec![
         Manifest::new("setup", "Namespace", &ctx.namespace, &ctx.namespace()),
         Manifest::new(
@@ -968,5 +1011,27 @@ pub(super) mod tests {
         );
         let t = recovery_target(&ResolvedTarget::Immediate, false, "b");
         assert_eq!(t.target_immediate, Some(true));
+    }
+
+    #[test]
+    fn bulk_drills_get_storage_for_their_data() {
+        assert_eq!(storage_size("1Gi", 0), "1Gi");
+        // 384 MiB of bulk data: three times 0.375 GiB rounded up to 2 GiB, plus 1.
+        assert_eq!(storage_size("1Gi", 384 << 20), "3Gi");
+        assert_eq!(storage_size("1Gi", 3 << 30), "10Gi");
+        assert_eq!(storage_size("50Gi", 3 << 30), "50Gi");
+        assert_eq!(storage_size("20G", 8 << 30), "25Gi");
+        assert_eq!(storage_size("custom", 8 << 30), "custom");
+        let s = crate::scenario::load_str(
+            std::path::Path::new("s.yaml"),
+            "name: s\npostgres: 15\nseed_data:\n  tables: [{ name: b, size: 2GiB }]\n\
+             steps:\n  - base_backup: { id: b1 }\n  - write: { id: w1, table: b, size: 1GiB }\n\
+             expect: { recovered: {} }\n",
+        )
+        .unwrap()
+        .scenario;
+        assert_eq!(s.bulk_payload_bytes(), 3 << 30);
+        let ctx = DrillContext::for_scenario(&settings(Flavour::InTree), &s);
+        assert_eq!(ctx.settings.storage_size, "10Gi");
     }
 }
