@@ -502,10 +502,10 @@ fn check_bulk<'a>(
                 );
             }
         }
-        if let Some(e) = want.iter().find(|w| w.seq == e.seq) {
-            if present < e.rows {
-                found.push((*e, present));
-            }
+        if let Some(e) = want.iter().find(|w| w.seq == e.seq)
+            && present < e.rows
+        {
+            found.push((*e, present));
         }
     }
     for r in &bulk.ranges {

@@ -346,24 +346,6 @@ pub async fn read_table(client: &Client, table: &str) -> Result<Vec<ObservedRow>
         .collect())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(ident("events"), "\"events\"");
-        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
-    }
-
-    #[test]
-    fn history_tails_are_read() {
-        let t = "1\t0/5000108\tno recovery target specified\n\n2\t0/7000060\tno recovery target specified\n";
-        assert_eq!(parse_history_tail(t), (Some(2), Some(Lsn(0x0700_0060))));
-        assert_eq!(parse_history_tail(""), (None, None));
-    }
-}
-
 /// Digest a bulk table on `client` in one scan, by the ranges of the ledger's writes, and read
 /// exact ids only for ranges whose digest differs from the ledger's. No payload is read.
 pub async fn read_bulk(
@@ -446,4 +428,22 @@ pub async fn read_bulk(
         .await?;
     out.bytes_scanned = row.get::<_, i64>(0) as u64;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(ident("events"), "\"events\"");
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn history_tails_are_read() {
+        let t = "1\t0/5000108\tno recovery target specified\n\n2\t0/7000060\tno recovery target specified\n";
+        assert_eq!(parse_history_tail(t), (Some(2), Some(Lsn(0x0700_0060))));
+        assert_eq!(parse_history_tail(""), (None, None));
+    }
 }

@@ -274,17 +274,26 @@ impl PgInstance {
     /// postmaster exits. Returns a connected client.
     pub async fn wait_ready(&mut self, deadline: Duration) -> Result<Client, NotReady> {
         let until = Instant::now() + deadline;
+        // One connection, once the server takes them (a hot standby does from consistency on),
+        // asked again on each poll: a new backend per poll would compete with replay for the
+        // CPU, and the RTO would measure pgdrill.
+        let mut held: Option<Client> = None;
         loop {
             if !self.is_running() {
                 return Err(NotReady::Exited(self.fatal_lines()));
             }
-            if let Ok(client) = self.connect().await {
-                let in_recovery = client
+            if held.is_none() {
+                held = self.connect().await.ok();
+            }
+            if let Some(client) = &held {
+                match client
                     .query_one("SELECT pg_is_in_recovery()", &[])
                     .await
-                    .map(|r| r.get::<_, bool>(0));
-                if let Ok(false) = in_recovery {
-                    return Ok(client);
+                    .map(|r| r.get::<_, bool>(0))
+                {
+                    Ok(false) => return Ok(held.take().expect("held")),
+                    Ok(true) => {}
+                    Err(_) => held = None,
                 }
             }
             if Instant::now() >= until {
