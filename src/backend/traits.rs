@@ -5,6 +5,7 @@ use std::future::Future;
 
 use crate::backend::Rto;
 use crate::ledger::{BackupRecord, ResolvedTarget};
+use crate::plan::PlanStep;
 use crate::scenario::{Compression, CrashMode, ErrorWindow, RecoveryReads, Scenario, StoreError};
 use crate::wal::{Lsn, SegmentName};
 
@@ -42,6 +43,28 @@ pub struct SourceSpec {
     pub archive_timeout_seconds: Option<u64>,
     /// Parallel upload jobs of each base backup; `None`: barman-cloud's default (2).
     pub backup_jobs: Option<u32>,
+}
+
+impl SourceSpec {
+    /// The source a plan's `StartSource` step describes; `None` for any other step.
+    pub fn of_step(step: &PlanStep) -> Option<Self> {
+        match step {
+            PlanStep::StartSource {
+                major,
+                server_name,
+                compression,
+                archive_timeout_seconds,
+                backup_jobs,
+            } => Some(Self {
+                major: *major,
+                server_name: server_name.clone(),
+                compression: *compression,
+                archive_timeout_seconds: *archive_timeout_seconds,
+                backup_jobs: *backup_jobs,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A running server the runner may query.

@@ -13,7 +13,8 @@ use crate::verify::MAX_IDS_SHOWN;
 /// Hex characters one SHA-512 gives.
 const CHUNK: u32 = 128;
 
-fn ident(name: &str) -> String {
+/// A quoted SQL identifier (every table name pgdrill writes into SQL goes through it).
+pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

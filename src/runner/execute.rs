@@ -283,20 +283,9 @@ async fn do_step<D: Drill>(
     step: &PlanStep,
 ) -> Result<StepOutcome, BackendError> {
     match step {
-        PlanStep::StartSource {
-            major,
-            server_name,
-            compression,
-            archive_timeout_seconds,
-            backup_jobs,
-        } => {
-            let spec = SourceSpec {
-                major: *major,
-                server_name: server_name.clone(),
-                compression: *compression,
-                archive_timeout_seconds: *archive_timeout_seconds,
-                backup_jobs: *backup_jobs,
-            };
+        PlanStep::StartSource { .. } => {
+            let spec = SourceSpec::of_step(step)
+                .ok_or_else(|| BackendError::infra("a start_source step without a source"))?;
             source::start(cx, &spec).await
         }
         PlanStep::CreateTables { tables } => source::create_tables(cx, tables).await,

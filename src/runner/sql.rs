@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
-use super::bulk;
+use super::bulk::{self, ident};
 use crate::backend::BackendError;
 use crate::ledger::Ledger;
 use crate::ledger::{FixtureTable, LedgerEntry, RangeDigest, row_payload, rows_digest};
@@ -16,10 +16,6 @@ use crate::wal::{Lsn, SegmentName, segment_of_file};
 
 /// pgdrill's own schema on the source (never verified as user data).
 pub const META_SCHEMA: &str = "pgdrill_meta";
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 fn lsn(s: &str) -> Result<Lsn, BackendError> {
     s.parse().map_err(BackendError::infra)

@@ -700,19 +700,9 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
     let plan = plan::build(scenario);
     for step in &plan.steps {
         match step {
-            PlanStep::StartSource {
-                major,
-                server_name,
-                compression,
-                archive_timeout_seconds,
-                backup_jobs,
-            } => {
-                let spec = SourceSpec {
-                    major: *major,
-                    server_name: server_name.clone(),
-                    compression: *compression,
-                    archive_timeout_seconds: *archive_timeout_seconds,
-                    backup_jobs: *backup_jobs,
+            PlanStep::StartSource { .. } => {
+                let Some(spec) = SourceSpec::of_step(step) else {
+                    continue;
                 };
                 if settings.flavour == Flavour::Plugin {
                     out.push(Manifest::new(
