@@ -1148,6 +1148,7 @@ pub fn analyze(
         newest_backup_age_seconds: newest_backup.age_seconds,
         newest_wal: newest_wal.name,
         newest_wal_age_seconds: newest_wal.age_seconds,
+        wal_segments: wal.present.values().map(|p| p.len() as u64).sum(),
         thresholds,
         findings: findings.sorted(),
     }

@@ -111,6 +111,9 @@ pub struct AuditReport {
     pub newest_backup_age_seconds: Option<i64>,
     pub newest_wal: Option<String>,
     pub newest_wal_age_seconds: Option<i64>,
+    /// WAL segments archived, every timeline (compressed or not; `.partial` files not counted).
+    #[serde(default)]
+    pub wal_segments: u64,
     pub thresholds: Thresholds,
     pub findings: Vec<Finding>,
 }

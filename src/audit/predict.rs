@@ -284,6 +284,7 @@ mod tests {
             newest_backup_age_seconds: Some(1),
             newest_wal: None,
             newest_wal_age_seconds: None,
+            wal_segments: 0,
             thresholds: Thresholds::default(),
             findings: Vec::new(),
         }

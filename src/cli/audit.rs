@@ -10,7 +10,12 @@ use pgdrill::audit::run::{AuditError, AuditRequest, audit_archive};
 use pgdrill::audit::{Thresholds, output};
 use pgdrill::error::{Error, exit};
 
+use chrono::Utc;
+use pgdrill::report::metrics;
+use pgdrill::runner::reason::{self, Reason};
+
 use super::args::parse_age;
+use super::metrics::MetricsArgs;
 
 /// Arguments of `pgdrill audit`.
 #[derive(Debug, clap::Args)]
@@ -38,10 +43,14 @@ pub struct AuditArgs {
     /// Fail when the newest archived WAL segment is older (e.g. `10m`).
     #[arg(long, default_value = "10m", value_parser = parse_age)]
     pub max_wal_age: u64,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Read the archive, judge it, print it.
 pub async fn run(a: AuditArgs) -> anyhow::Result<i32> {
+    let destination = a.url.trim_end_matches('/').to_string();
+    let server_name = a.server_name.clone();
     let req = AuditRequest {
         url: a.url,
         server_name: a.server_name,
@@ -53,11 +62,29 @@ pub async fn run(a: AuditArgs) -> anyhow::Result<i32> {
             max_wal_age_seconds: a.max_wal_age,
         },
     };
-    let audited = audit_archive(req).await.map_err(|e| match e {
-        AuditError::Request(m) => Error::Usage(m),
-        AuditError::Read(e) => Error::Infrastructure(e.to_string()),
-    })?;
+    let group = [("server_name", server_name.as_str())];
+    let audited = match audit_archive(req).await {
+        Ok(a) => a,
+        Err(AuditError::Request(m)) => return Err(Error::Usage(m).into()),
+        Err(AuditError::Read(e)) => {
+            // The archive could not be read: that is itself what the metrics must say.
+            let message = e.to_string();
+            let why = reason::of_message(&message).unwrap_or(Reason::ArchiveUnreachable);
+            let x = metrics::audit_unreachable(&server_name, &destination, Utc::now(), why);
+            if let Err(pe) = a.metrics.publish(&x, "pgdrill_audit", &group).await {
+                eprintln!("pgdrill: {pe:#}");
+            }
+            return Err(Error::Infrastructure(message).into());
+        }
+    };
     let report = &audited.report;
+    a.metrics
+        .publish(
+            &metrics::audit(report, &destination),
+            "pgdrill_audit",
+            &group,
+        )
+        .await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {

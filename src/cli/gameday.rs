@@ -17,6 +17,7 @@ use pgdrill::report;
 use pgdrill::runner::Status;
 
 use super::args::{BackendKind, Common, KubeArgs, parse_age};
+use super::metrics::MetricsArgs;
 
 /// Arguments of `pgdrill gameday`.
 #[derive(Debug, clap::Args)]
@@ -58,6 +59,8 @@ pub struct GamedayArgs {
     /// at `--cluster-s3-endpoint` (pgdrill's own audit uses the file's `archive.endpoint`).
     #[command(flatten)]
     pub kube: KubeArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 fn parse_target(s: &str) -> Result<GamedayTarget, Error> {
@@ -137,7 +140,7 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
             let work = tc.home.join("runs").join(&id);
             let restorer = LocalScratch::new(tc.clone(), work, s3, &g.archive.destination)
                 .map_err(|e| Error::Infrastructure(e.to_string()))?;
-            drive(restorer, &loaded, &opts, &report_dir).await
+            drive(restorer, &loaded, &opts, &report_dir, &a.metrics).await
         }
         BackendKind::Kube => {
             let options = a.kube.options(&report::new_run_id(), s3).await?;
@@ -153,7 +156,7 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
             );
             let restorer = KubeScratch::new(options, &g.name, &g.archive.destination);
             create_report_dir(&report_dir)?;
-            drive(restorer, &loaded, &opts, &report_dir).await
+            drive(restorer, &loaded, &opts, &report_dir, &a.metrics).await
         }
     }
 }
@@ -168,6 +171,7 @@ async fn drive<R: ScratchRestore>(
     loaded: &LoadedGameday,
     opts: &GamedayOptions,
     report_dir: &Path,
+    metrics: &MetricsArgs,
 ) -> anyhow::Result<i32> {
     let g = &loaded.gameday;
     let cancel_rx = super::interrupt::cancel_on_ctrl_c();
@@ -179,6 +183,22 @@ async fn drive<R: ScratchRestore>(
     let rec = gameday::run_gameday(restorer, loaded, opts, cancel_rx).await;
     write_reports(report_dir, &rec)?;
     print_summary(&rec, report_dir);
+    let exposition = report::metrics::gameday(&rec, None);
+    std::fs::write(report_dir.join("metrics.prom"), exposition.encode())?;
+    if let Err(e) = metrics
+        .publish(
+            &exposition,
+            "pgdrill_gameday",
+            &[("gameday", g.name.as_str())],
+        )
+        .await
+    {
+        // The verdict stands; a push that failed is an infrastructure problem on top.
+        eprintln!("pgdrill: metrics: {e:#}");
+        if matches!(rec.status, Status::Passed) {
+            return Ok(exit::INFRASTRUCTURE);
+        }
+    }
     Ok(match rec.status {
         _ if *cancelled.borrow() => exit::INTERRUPTED,
         Status::Passed => exit::PASSED,

@@ -8,6 +8,7 @@ pub mod clean;
 pub mod gameday;
 pub mod interrupt;
 pub mod list;
+pub mod metrics;
 pub mod render;
 pub mod rto_model;
 pub mod run;

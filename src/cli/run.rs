@@ -17,7 +17,10 @@ use pgdrill::report::{self, ReporterTask};
 use pgdrill::runner::{self, RunOptions};
 use pgdrill::scenario::{LoadedScenario, load_all};
 
+use anyhow::Context;
+
 use super::args::{BackendKind, Common, KubeArgs};
+use super::metrics::MetricsArgs;
 
 /// Arguments of `pgdrill run`.
 #[derive(Debug, clap::Args)]
@@ -51,6 +54,8 @@ pub struct RunArgs {
     s3: S3Args,
     #[command(flatten)]
     kube: KubeArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -197,13 +202,39 @@ async fn drive<B: Backend + 'static>(
         report_dir: report_dir.to_path_buf(),
     };
     let summary = runner::run_all(backend, loaded, &opts, tx, cancel_rx.clone()).await;
-    let report_errors = reporting.finish().await;
+    let mut report_errors = reporting.finish().await;
     let cancelled = *cancel_rx.borrow();
+    if let Err(e) = publish_metrics(report_dir, args).await {
+        eprintln!("pgdrill: metrics: {e:#}");
+        report_errors.push(report::ReportError::Io {
+            action: "publishing",
+            path: report_dir.join(report::MetricsReporter::FILE),
+            source: std::io::Error::other(format!("{e:#}")),
+        });
+    }
     Outcome {
         summary,
         report_errors,
         cancelled,
     }
+}
+
+/// The run's `metrics.prom` to `--metrics-file` and `--pushgateway` (group: job
+/// `pgdrill_drill` and the backend).
+async fn publish_metrics(report_dir: &Path, args: &RunArgs) -> anyhow::Result<()> {
+    let m = &args.metrics;
+    if m.metrics_file.is_none() && m.pushgateway.is_none() {
+        return Ok(());
+    }
+    let path = report_dir.join(report::MetricsReporter::FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let backend = match args.backend {
+        BackendKind::Local => "local",
+        BackendKind::Kube => "kube",
+    };
+    m.publish_text(&text, "pgdrill_drill", &[("backend", backend)])
+        .await
 }
 
 /// What a finished run left to report.

@@ -331,6 +331,7 @@ mod tests {
             newest_backup_age_seconds: None,
             newest_wal: None,
             newest_wal_age_seconds: None,
+            wal_segments: 0,
             thresholds: Thresholds::default(),
             findings: vec![],
         }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::audit::AuditReport;
 use crate::backend::Rto;
-use crate::runner::Status;
+use crate::runner::{Reason, Status};
 
 use super::plan::{CheckResult, Rpo};
 
@@ -46,6 +46,8 @@ pub struct GamedayRecord {
     pub rpo: Option<Rpo>,
     pub checks: Vec<CheckResult>,
     pub status: Status,
+    /// Stable code of what the failure came down to (`wal_unavailable`, …); `None` when passed.
+    pub reason: Option<Reason>,
     pub kept: Vec<String>,
 }
 

@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::runner::Status;
+use crate::runner::{Reason, Status};
 
 use super::record::{GamedayRecord, RestoreOutcome};
 
-fn case(name: &str, failure: Option<String>) -> TestCase {
+/// A testcase; a failure carries its reason code as its `type`.
+fn case(name: &str, failure: Option<String>, code: Reason) -> TestCase {
     let status = match failure {
         None => TestCaseStatus::success(),
         Some(msg) => {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_type(code.code());
             s.set_message(msg.lines().next().unwrap_or_default().to_string());
             s.set_description(msg);
             s
@@ -36,6 +38,7 @@ pub fn junit(r: &GamedayRecord) -> Result<String, quick_junit::SerializeError> {
         ("target", Some(r.target.clone())),
         ("target.resolved", r.resolved_target.clone()),
         ("seed", Some(r.seed.to_string())),
+        ("failure.reason", r.reason.map(|c| c.code().to_string())),
         ("postgres", r.postgres_version.clone()),
         ("recovered_to", r.recovered_to.map(|t| t.to_rfc3339())),
         (
@@ -78,6 +81,7 @@ pub fn junit(r: &GamedayRecord) -> Result<String, quick_junit::SerializeError> {
             r.resolved_target.as_deref().unwrap_or(&r.target)
         ),
         restore_failure,
+        r.reason.unwrap_or(Reason::Unknown),
     );
     if let Some(rto) = &r.rto {
         restore.set_time(Duration::from_secs_f64(rto.seconds.max(0.0)));
@@ -90,17 +94,19 @@ pub fn junit(r: &GamedayRecord) -> Result<String, quick_junit::SerializeError> {
             "RTO budget",
             (rto.seconds > b)
                 .then(|| format!("RTO {:.1}s is over the budget of {b:.1}s", rto.seconds)),
+            Reason::RtoBudgetExceeded,
         ));
     }
     if let Some(rpo) = &r.rpo
         && rpo.budget_seconds.is_some()
     {
-        add(case("RPO budget", rpo.missed()));
+        add(case("RPO budget", rpo.missed(), Reason::RpoBudgetExceeded));
     }
     for c in &r.checks {
         add(case(
             &format!("check: {}", c.name),
             (!c.passed).then(|| c.message.clone().unwrap_or_default()),
+            Reason::CheckFailed,
         ));
     }
     let mut report = Report::new(format!("pgdrill-gameday-{}", r.name));
@@ -144,6 +150,9 @@ pub fn markdown(r: &GamedayRecord) -> String {
                 "The game day could not run to the end (this says nothing about the backups):\n\n```\n{message}\n```\n"
             );
         }
+    }
+    if let Some(c) = r.reason {
+        let _ = writeln!(o, "Reason code: `{c}`.\n");
     }
     let _ = writeln!(o, "| | |\n|---|---|");
     let rows = [
@@ -348,6 +357,7 @@ mod tests {
                     "check `orphans` failed: expected `0`, got `3`".into(),
                 ],
             },
+            reason: Some(crate::runner::Reason::RtoBudgetExceeded),
             kept: vec![],
         }
     }

@@ -14,6 +14,7 @@ use crate::backend::objstore::S3Target;
 use crate::backend::objstore::parse_s3_url;
 use crate::backend::{BackendError, RecoveryAttempt, ScratchRequest, ScratchRestore};
 use crate::ledger::ResolvedTarget;
+use crate::runner::reason::{self, Reason};
 use crate::runner::{Status, cancelled};
 use crate::wal::segment_of_key;
 
@@ -74,6 +75,7 @@ pub async fn run_gameday<R: ScratchRestore>(
         rpo: None,
         checks: Vec::new(),
         status: Status::Passed,
+        reason: None,
         kept: Vec::new(),
     };
     let mut restorer = restorer;
@@ -83,11 +85,18 @@ pub async fn run_gameday<R: ScratchRestore>(
     };
     rec.kept = restorer.teardown(opts.keep).await;
     rec.status = match outcome {
-        Err(e) => Status::Error {
-            message: e.to_string(),
-        },
+        Err(e) => {
+            let message = e.to_string();
+            rec.reason = Some(reason::of_message(&message).unwrap_or(Reason::Infrastructure));
+            Status::Error { message }
+        }
         Ok(reasons) if reasons.is_empty() => Status::Passed,
-        Ok(reasons) => Status::Failed { reasons },
+        Ok(reasons) => {
+            rec.reason = reasons.first().map(|(code, _)| *code);
+            Status::Failed {
+                reasons: reasons.into_iter().map(|(_, text)| text).collect(),
+            }
+        }
     };
     rec.seconds = t0.elapsed().as_secs_f64();
     rec
@@ -103,13 +112,14 @@ fn newest_wal_time(listing: &crate::audit::ArchiveListing) -> Option<DateTime<Ut
         .max()
 }
 
-/// Returns the failure reasons (empty: passed).
+/// Returns the failure reasons, each with its code, the one that decides the record's code
+/// first (empty: passed).
 async fn execute<R: ScratchRestore>(
     restorer: &mut R,
     loaded: &LoadedGameday,
     opts: &GamedayOptions,
     rec: &mut GamedayRecord,
-) -> Result<Vec<String>, BackendError> {
+) -> Result<Vec<(Reason, String)>, BackendError> {
     let g = &loaded.gameday;
     let (bucket, prefix) = parse_s3_url(&g.archive.destination).map_err(BackendError::infra)?;
     let reader = ArchiveReader::new(&opts.s3, &bucket, &prefix, &g.archive.server_name);
@@ -125,7 +135,12 @@ async fn execute<R: ScratchRestore>(
 
     let choice = match plan::choose(&audit, &g.target, g.backup.as_deref(), opts.seed) {
         Ok(c) => c,
-        Err(why) => return Ok(vec![format!("nothing to restore: {why}")]),
+        Err(why) => {
+            return Ok(vec![(
+                Reason::NoBackup,
+                format!("nothing to restore: {why}"),
+            )]);
+        }
     };
     rec.backup_id = Some(choice.backup_id.clone());
     rec.resolved_target = Some(choice.target.to_string());
@@ -136,7 +151,7 @@ async fn execute<R: ScratchRestore>(
         && let Some(b) = chosen
         && let Some(gap) = &b.first_gap
     {
-        reasons.push(format!(
+        reasons.push((Reason::WalUnavailable, format!(
             "the archive has a gap on recovery's path: segment {} is missing, so a restore of backup {} \
              to latest stops at {} and everything archived after the gap is lost",
             gap.segment,
@@ -144,7 +159,7 @@ async fn execute<R: ScratchRestore>(
             b.recoverable_until
                 .as_ref()
                 .map_or("its end".to_string(), |u| u.segment.clone())
-        ));
+        )));
     }
 
     let req = ScratchRequest {
@@ -162,7 +177,8 @@ async fn execute<R: ScratchRestore>(
     let (server, rto) = match restorer.restore(&req).await? {
         RecoveryAttempt::Failed { message, rto } => {
             rec.rto = rto;
-            reasons.insert(0, format!("restore failed: {message}"));
+            let code = reason::of_message(&message).unwrap_or(Reason::Unknown);
+            reasons.insert(0, (code, format!("restore failed: {message}")));
             rec.restore = RestoreOutcome::Failed { message };
             return Ok(reasons);
         }
@@ -180,9 +196,9 @@ async fn execute<R: ScratchRestore>(
     if let Some(b) = g.rto_budget_seconds
         && rto.seconds > b
     {
-        reasons.push(format!(
-            "RTO {:.1}s is over the budget of {b:.1}s",
-            rto.seconds
+        reasons.push((
+            Reason::RtoBudgetExceeded,
+            format!("RTO {:.1}s is over the budget of {b:.1}s", rto.seconds),
         ));
     }
     rec.rto = Some(rto);
@@ -222,10 +238,13 @@ async fn execute<R: ScratchRestore>(
         };
         let r = plan::judge_check(spec, &query, result, reference);
         if !r.passed {
-            reasons.push(format!(
-                "check `{}` failed: {}",
-                r.name,
-                r.message.as_deref().unwrap_or("")
+            reasons.push((
+                Reason::CheckFailed,
+                format!(
+                    "check `{}` failed: {}",
+                    r.name,
+                    r.message.as_deref().unwrap_or("")
+                ),
             ));
         }
         rec.checks.push(r);
@@ -242,7 +261,7 @@ async fn execute<R: ScratchRestore>(
         _ => None,
     };
     if let Some(missed) = rec.rpo.as_ref().and_then(Rpo::missed) {
-        reasons.push(missed);
+        reasons.push((Reason::RpoBudgetExceeded, missed));
     }
     Ok(reasons)
 }

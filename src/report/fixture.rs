@@ -70,6 +70,15 @@ fn run_info() -> RunInfo {
     }
 }
 
+/// The `ScenarioFinished` event of `r`, with the reason codes the runner would give it.
+fn finished(mut r: ScenarioResult) -> Event {
+    for t in &mut r.targets {
+        t.reason = crate::runner::reason::of_target(t, &r.archive.faults);
+    }
+    r.reason = crate::runner::reason::of_scenario(&r);
+    Event::ScenarioFinished(Box::new(r))
+}
+
 fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
     ScenarioResult {
         scenario: ScenarioInfo {
@@ -101,6 +110,7 @@ fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
         },
         outcome: Outcome::default(),
         status: Status::Passed,
+        reason: None,
         archive: ArchiveFacts::default(),
         log: vec![],
         kept: vec![],
@@ -221,7 +231,7 @@ fn passed() -> Vec<Event> {
         at: at(1_000),
     }];
     out.append(&mut events);
-    out.push(Event::ScenarioFinished(Box::new(r)));
+    out.push(finished(r));
     out
 }
 
@@ -372,7 +382,7 @@ fn failed() -> Vec<Event> {
         at: at(14_000),
     }];
     out.append(&mut events);
-    out.push(Event::ScenarioFinished(Box::new(r)));
+    out.push(finished(r));
     out
 }
 
@@ -407,7 +417,7 @@ fn errored() -> Vec<Event> {
         at: at(35_000),
     }];
     out.append(&mut events);
-    out.push(Event::ScenarioFinished(Box::new(r)));
+    out.push(finished(r));
     out
 }
 
@@ -480,6 +490,7 @@ fn target(
             wal_prefetch: None,
         }),
         status: Status::Passed,
+        reason: None,
     }
 }
 
@@ -695,7 +706,7 @@ pub fn random_events() -> Vec<Event> {
         },
     ];
     out.append(&mut events);
-    out.push(Event::ScenarioFinished(Box::new(r)));
+    out.push(finished(r));
     out.push(Event::RunFinished {
         at: at(15_500),
         seconds: 14.5,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::runner::{Event, ScenarioResult, Status, TargetResult};
+use crate::runner::{Event, Reason, ScenarioResult, Status, TargetResult};
 
 use super::dir::write_file;
 use super::record::{self, RunRecord, Unfinished};
@@ -76,7 +76,7 @@ impl Reporter for JunitReporter {
 
 fn test_case(r: &ScenarioResult) -> TestCase {
     let explanation = record::explanation(r);
-    let status = case_status(&r.status, explanation, "drill failed");
+    let status = case_status(&r.status, r.reason, explanation, "drill failed");
     let mut case = TestCase::new(r.scenario.name.as_str(), status);
     case.set_classname(format!("pgdrill.{}", r.scenario.backend));
     case.set_timestamp(r.scenario.started_at.fixed_offset());
@@ -100,8 +100,21 @@ fn test_case(r: &ScenarioResult) -> TestCase {
 
 /// The JUnit status of a verdict: a failure carries its first reason as the message and every
 /// reason plus the loss explanation as the description; an error its first line and, when it
-/// has more, the whole text.
-fn case_status(status: &Status, explanation: &[String], failed: &str) -> TestCaseStatus {
+/// has more, the whole text. Both carry the stable reason code as their `type`.
+fn case_status(
+    status: &Status,
+    reason: Option<Reason>,
+    explanation: &[String],
+    failed: &str,
+) -> TestCaseStatus {
+    let mut s = plain_case_status(status, explanation, failed);
+    if let (Some(r), TestCaseStatus::NonSuccess { .. }) = (reason, &s) {
+        s.set_type(r.code());
+    }
+    s
+}
+
+fn plain_case_status(status: &Status, explanation: &[String], failed: &str) -> TestCaseStatus {
     match status {
         Status::Passed => TestCaseStatus::success(),
         Status::Failed { reasons } => {
@@ -133,7 +146,7 @@ fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
         .verification
         .as_ref()
         .map_or(&[], |v| v.explanation.as_slice());
-    let status = case_status(&t.status, explanation, "target failed");
+    let status = case_status(&t.status, t.reason, explanation, "target failed");
     let mut case = TestCase::new(format!("{} [{}]", r.scenario.name, t.label()), status);
     case.set_classname(format!("pgdrill.{}", r.scenario.backend));
     if let Some(d) = t.rto.as_ref().and_then(|x| duration(x.seconds)) {
@@ -170,6 +183,7 @@ fn target_case(r: &ScenarioResult, t: &TargetResult) -> TestCase {
                 rpo.map(|x| x.transactions_lost.to_string()),
             ),
             some("observation", Some(record::observation(&t.observation))),
+            some("failure.reason", t.reason.map(|x| x.code().to_string())),
         ]
         .into_iter()
         .flatten(),
@@ -185,6 +199,7 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
     let some = |name: &str, value: Option<String>| value.map(|v| Property::new(name, v));
     [
         some("backend", Some(r.scenario.backend.clone())),
+        some("failure.reason", r.reason.map(|x| x.code().to_string())),
         some("postgres.source", r.servers.source_postgres.clone()),
         some("postgres.recovery", r.servers.recovery_postgres.clone()),
         some("server_name", Some(r.servers.server_name.clone())),

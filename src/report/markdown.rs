@@ -174,17 +174,21 @@ fn verdict_section(md: &mut Md, r: &ScenarioResult) {
     match &r.status {
         Status::Passed => md.line("**Verdict: PASSED.** Every expectation was met."),
         Status::Failed { reasons } => {
-            md.line("**Verdict: FAILED.** Not what the scenario expects:");
+            md.line(format!(
+                "**Verdict: FAILED{}.** Not what the scenario expects:",
+                r.reason.map(|c| format!(" (`{c}`)")).unwrap_or_default()
+            ));
             md.blank();
             for reason in reasons {
                 md.line(item(reason));
             }
         }
         Status::Error { message } => {
-            md.line(
-                "**Verdict: ERROR.** The harness or its infrastructure broke; \
+            md.line(format!(
+                "**Verdict: ERROR{}.** The harness or its infrastructure broke; \
                  this says nothing about recovery:",
-            );
+                r.reason.map(|c| format!(" (`{c}`)")).unwrap_or_default()
+            ));
             md.blank();
             md.line(fenced(message));
         }

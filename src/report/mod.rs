@@ -1,4 +1,4 @@
-//! Report writers (JUnit XML, RTO JSON, Markdown summary, live progress) built from run events
+//! Report writers (JUnit XML, RTO JSON, Markdown summary, Prometheus metrics, live progress) built from run events
 //! only, and the RTO model fitted over RTO JSON read back; this module never runs drills,
 //! touches backends or sees credentials.
 
@@ -6,6 +6,7 @@ mod dir;
 mod error;
 mod junit;
 mod markdown;
+pub mod metrics;
 mod progress;
 mod record;
 mod reporter;
@@ -21,6 +22,7 @@ pub use dir::{LATEST, new_run_id, prepare_run_dir};
 pub use error::ReportError;
 pub use junit::JunitReporter;
 pub use markdown::MarkdownReporter;
+pub use metrics::MetricsReporter;
 pub use progress::ProgressReporter;
 pub use reporter::{Reporter, Reporters};
 pub use rto::RtoJsonReporter;

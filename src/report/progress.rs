@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::runner::{Event, ScenarioResult, Status};
+use crate::runner::{Event, Reason, ScenarioResult, Status};
 
 use super::record::{self, Totals};
 use super::{ReportError, Reporter};
@@ -120,8 +120,9 @@ impl ProgressReporter {
                     .map(String::as_str)
                     .unwrap_or("drill failed");
                 lines.push(format!(
-                    "{p} {} in {:.1}s: {first}",
+                    "{p} {}{} in {:.1}s: {first}",
                     self.paint("FAILED", RED),
+                    code(r.reason),
                     r.scenario.seconds
                 ));
                 // A random-target drill's reasons are its targets' lines, below.
@@ -140,8 +141,9 @@ impl ProgressReporter {
             Status::Error { message } => {
                 let mut msg = message.lines();
                 lines.push(format!(
-                    "{p} {} in {:.1}s: {}",
+                    "{p} {}{} in {:.1}s: {}",
                     self.paint("ERROR", YELLOW),
+                    code(r.reason),
                     r.scenario.seconds,
                     msg.next().unwrap_or("harness error")
                 ));
@@ -268,6 +270,11 @@ impl Reporter for ProgressReporter {
     }
 }
 
+/// ` [wal_unavailable]`: the failure's reason code, as the verdict's suffix.
+fn code(reason: Option<Reason>) -> String {
+    reason.map(|r| format!(" [{r}]")).unwrap_or_default()
+}
+
 fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         s.to_string()
@@ -300,10 +307,10 @@ mod tests {
         ));
         assert!(out.contains("[pitr-after-step] PASSED in 12.3s (RTO 2.1s)\n"));
         assert!(out.contains(
-            "[wal-gap-silent-loss] FAILED in 20.6s: unexpected data loss: 2 rows missing\n"
+            "[wal-gap-silent-loss] FAILED [wal_unavailable] in 20.6s: unexpected data loss: 2 rows missing\n"
         ));
         assert!(out.contains(
-            "[archive-unreachable] ERROR in 4.2s: barman-cloud-backup exited with status 4\n"
+            "[archive-unreachable] ERROR [archive_unreachable] in 4.2s: barman-cloud-backup exited with status 4\n"
         ));
         assert!(out.ends_with("finished in 39.5s: 1 passed, 1 failed, 1 error\n"));
     }

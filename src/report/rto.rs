@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::audit::AuditVerdict;
 use crate::backend::Rto;
 use crate::runner::pick::TargetKind;
-use crate::runner::{Event, RecoveryObservation, ScenarioResult, TargetResult};
+use crate::runner::{Event, Reason, RecoveryObservation, ScenarioResult, TargetResult};
 use crate::verify::{MissingWrite, ObservedRpo};
 
 use super::dir::write_file;
@@ -47,6 +47,8 @@ struct ScenarioDoc<'a> {
     status: &'static str,
     /// The failure's unmet expectations or the error's message; empty when passed.
     reasons: Vec<String>,
+    /// Stable code of what the failure came down to (`wal_unavailable`, …); `null` when passed.
+    reason: Option<Reason>,
     #[serde(serialize_with = "millis")]
     started_at: DateTime<Utc>,
     seconds: f64,
@@ -97,6 +99,7 @@ struct TargetDoc<'a> {
     backup_id: Option<&'a str>,
     status: &'static str,
     reasons: Vec<String>,
+    reason: Option<Reason>,
     observation: &'a RecoveryObservation,
     rto: Option<RtoDoc<'a>>,
     rows_expected: Option<u64>,
@@ -119,6 +122,7 @@ fn target_doc(t: &TargetResult) -> TargetDoc<'_> {
         backup_id: t.backup_id.as_deref(),
         status: record::status_key(&t.status),
         reasons: record::reasons(&t.status),
+        reason: t.reason,
         observation: &t.observation,
         rto: t.rto.as_ref().map(rto_doc),
         rows_expected: t.rows_expected,
@@ -253,6 +257,7 @@ fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
         name: &r.scenario.name,
         status: record::status_key(&r.status),
         reasons: record::reasons(&r.status),
+        reason: r.reason,
         started_at: r.scenario.started_at,
         seconds: ms(r.scenario.seconds),
         seed: r.scenario.seed,

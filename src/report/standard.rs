@@ -1,10 +1,12 @@
-//! The standard set of reporters a run writes: progress lines, `junit.xml`, `rto.json` and
-//! `summary.md`. Only assembles them; each format lives in its own file.
+//! The standard set of reporters a run writes: progress lines, `junit.xml`, `rto.json`,
+//! `summary.md` and `metrics.prom`. Only assembles them; each format lives in its own file.
 
 use std::io::Write;
 use std::path::Path;
 
-use super::{JunitReporter, MarkdownReporter, ProgressReporter, Reporters, RtoJsonReporter};
+use super::{
+    JunitReporter, MarkdownReporter, MetricsReporter, ProgressReporter, Reporters, RtoJsonReporter,
+};
 
 /// Progress on `progress_out`, and `junit.xml`, `rto.json` and `summary.md` in `dir`
 /// (usually the directory [`prepare_run_dir`](super::prepare_run_dir) returned).
@@ -18,6 +20,7 @@ pub fn standard_reporters(
         .with(JunitReporter::new(dir))
         .with(RtoJsonReporter::new(dir))
         .with(MarkdownReporter::new(dir))
+        .with(MetricsReporter::new(dir))
 }
 
 #[cfg(test)]
@@ -30,12 +33,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = fixture::SharedBuf::default();
         let mut all = standard_reporters(dir.path(), Box::new(out.clone()), false);
-        assert_eq!(all.len(), 4);
+        assert_eq!(all.len(), 5);
         fixture::feed(&mut all, &fixture::events()).unwrap();
         for f in [
             JunitReporter::FILE,
             RtoJsonReporter::FILE,
             MarkdownReporter::FILE,
+            MetricsReporter::FILE,
         ] {
             assert!(dir.path().join(f).is_file(), "{f}");
         }

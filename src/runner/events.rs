@@ -13,6 +13,7 @@ use crate::wal::SegmentName;
 
 use super::outcome::{StepOutcome, TargetRef};
 use super::pick::TargetKind;
+use super::reason::Reason;
 
 /// Something that happened during a run, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +95,9 @@ pub struct ScenarioResult {
     #[serde(flatten)]
     pub outcome: Outcome,
     pub status: Status,
+    /// The stable code of what the failure came down to; `None` when the scenario passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
     #[serde(flatten)]
     pub archive: ArchiveFacts,
     /// The step log, one line per step, for JUnit system-out.
@@ -193,6 +197,9 @@ pub struct TargetResult {
     pub verification: Option<Verification>,
     pub rto: Option<Rto>,
     pub status: Status,
+    /// The stable code of what this target's failure came down to; `None` when it passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
 }
 
 impl TargetResult {

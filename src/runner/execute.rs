@@ -102,6 +102,7 @@ pub async fn run_scenario<B: Backend>(
         },
         outcome: Outcome::default(),
         status: Status::Passed,
+        reason: None,
         archive: ArchiveFacts::default(),
         log: Vec::new(),
         kept: Vec::new(),
@@ -184,6 +185,7 @@ pub async fn run_scenario<B: Backend>(
             status
         }
     };
+    res.reason = super::reason::of_scenario(&res);
     res.scenario.seconds = started.elapsed().as_secs_f64();
     res
 }

@@ -8,6 +8,7 @@ mod execute;
 mod monitor;
 mod outcome;
 pub mod pick;
+pub mod reason;
 mod run;
 mod sql;
 mod state;
@@ -18,6 +19,7 @@ pub use crate::backend::{Phase, PhaseName, Rto};
 pub use events::*;
 pub use execute::{Emitter, cancelled, run_scenario};
 pub use outcome::*;
+pub use reason::Reason;
 pub use run::{RunOptions, RunSummary, run_all};
 /// The ledger-recorded write and the bulk-table reading every backend shares, for the local
 /// tier's tests that check them on a real server.

@@ -105,6 +105,7 @@ pub(in crate::runner) async fn pick<D: Drill>(
                 status: Status::Error {
                     message: "not verified: the drill stopped before this target".into(),
                 },
+                reason: None,
             },
             pick: p,
             backup: chosen,
@@ -346,6 +347,9 @@ pub(in crate::runner) fn finish(st: &mut DrillState, res: &mut ScenarioResult) {
 /// observation and the resolved targets for the scenario-level report fields.
 pub(in crate::runner) fn judge(s: &Scenario, res: &mut ScenarioResult) -> Status {
     let count = s.recovery.count.unwrap_or(1) as usize;
+    for t in &mut res.targets {
+        t.reason = crate::runner::reason::of_target(t, &res.archive.faults);
+    }
     res.recovery.resolved_target = Some(
         res.targets
             .iter()
