@@ -550,3 +550,199 @@ async fn ctrl_c_mid_drill_leaves_nothing_on_the_live_cluster() {
         .await;
     assert_prefix_empty(live, &run_id).await;
 }
+
+/// The shell value of `VAR` after `source cluster/lib.sh` (paths of the cluster's builds).
+fn cluster_var(var: &str) -> String {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("source cluster/lib.sh && echo \"${var}\""))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("bash");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `kubectl ARGS` of the cluster's own build, with its admin kubeconfig.
+fn kubectl(live: &Live, args: &[&str]) -> std::process::Output {
+    Command::new(format!("{}/kubectl", cluster_var("K8S_BIN")))
+        .args(args)
+        .env("KUBECONFIG", &live.kubeconfig)
+        .output()
+        .expect("kubectl runs")
+}
+
+/// The overlay a user would write over `deploy/kubernetes/base`, aimed at one archive of the
+/// test's S3 endpoint: the audit every minute, the game day suspended, metrics into `textfile`.
+#[allow(clippy::too_many_arguments)]
+fn cron_overlay(
+    dir: &Path,
+    namespace: &str,
+    image: &str,
+    archive_url: &str,
+    server_name: &str,
+    endpoint: &str,
+    creds: (&str, &str),
+    textfile: &Path,
+) {
+    let (name, tag) = image.rsplit_once(':').unwrap();
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/base");
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             namespace: {namespace}\n\
+             resources:\n  - namespace.yaml\n  - {base}\n\
+             images:\n  - name: pgdrill\n    newName: {name}\n    newTag: \"{tag}\"\n\
+             secretGenerator:\n  - name: aws-creds\n    options: {{ disableNameSuffixHash: true }}\n    \
+             literals: [ACCESS_KEY_ID={key}, ACCESS_SECRET_KEY={secret}]\n\
+             configMapGenerator:\n  - name: pgdrill-archive\n    behavior: replace\n    literals:\n      \
+             - PGDRILL_ARCHIVE_URL={archive_url}\n      - PGDRILL_SERVER_NAME={server_name}\n      \
+             - PGDRILL_S3_ENDPOINT={endpoint}\n      - AWS_DEFAULT_REGION=us-east-1\n\
+             patches:\n  - target: {{ kind: CronJob, name: pgdrill-audit }}\n    patch: |-\n      \
+             - {{ op: replace, path: /spec/schedule, value: \"* * * * *\" }}\n      \
+             - {{ op: replace, path: /spec/jobTemplate/spec/template/spec/volumes/0/hostPath/path, value: {textfile} }}\n  \
+             - target: {{ kind: CronJob, name: pgdrill-gameday }}\n    patch: |-\n      \
+             - {{ op: add, path: /spec/suspend, value: true }}\n",
+            base = base.display(),
+            key = creds.0,
+            secret = creds.1,
+            textfile = textfile.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("namespace.yaml"),
+        format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n"),
+    )
+    .unwrap();
+}
+
+/// Poll (240 s deadline) for a Job the CronJob `cronjob` created, not among `seen`, that
+/// finished; returns its name and whether it succeeded.
+async fn next_cron_job(
+    live: &Live,
+    namespace: &str,
+    cronjob: &str,
+    seen: &[String],
+) -> (String, bool) {
+    use k8s_openapi::api::batch::v1::Job;
+    let api: Api<Job> = Api::namespaced(live.client().await, namespace);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let jobs = api.list(&ListParams::default()).await.expect("list jobs");
+        for j in jobs.items {
+            let name = j.metadata.name.clone().unwrap_or_default();
+            let owned = j
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "CronJob" && o.name == cronjob);
+            let status = j.status.unwrap_or_default();
+            let (ok, failed) = (
+                status.succeeded.unwrap_or(0) > 0,
+                status.failed.unwrap_or(0) > 0,
+            );
+            if owned && !seen.contains(&name) && (ok || failed) {
+                return (name, ok);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new Job of CronJob {cronjob} finished within 240 s"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// `deploy/kubernetes` on the live cluster: the pgdrill image built from this checkout, the
+/// CronJob scheduled by the real controller, audits reading archives local drills made in an S3
+/// endpoint the pods reach, metrics written to the textfile directory. Pointed at a clean
+/// archive its metrics say no gap; pointed at the archive the ADR 007 drill left, the next
+/// scheduled run finds the gap the drill's fault made, fails (exit 1), and its metrics say so.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_cronjob_on_the_live_cluster() {
+    let Some(live) = live() else { return };
+    let archive = test_pg::TestArchive::start_on(live.node_ip(), "kube-live-cron-").await;
+    for (prefix, file) in [
+        ("pgdrill/cron", "scenarios/01-clean-restore-latest.yaml"),
+        ("pgdrill/cron", "scenarios/03-adr007-missing-wal-segment.yaml"),
+    ] {
+        let made = archive.drill(prefix, file, false).await;
+        assert_eq!(
+            made.status,
+            pgdrill::runner::Status::Passed,
+            "{file}: {:?}",
+            made.recovery.observation
+        );
+    }
+    let image = Command::new("bash")
+        .args(["cluster/pgdrill-image.sh", env!("CARGO_BIN_EXE_pgdrill")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cluster/pgdrill-image.sh");
+    assert!(image.status.success(), "{}", cli::text(&image));
+    let image = String::from_utf8_lossy(&image.stdout).trim().to_string();
+
+    let work = tempfile::tempdir().unwrap();
+    let textfile = work.path().join("textfile");
+    std::fs::create_dir(&textfile).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&textfile, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let overlay = work.path().join("overlay");
+    std::fs::create_dir(&overlay).unwrap();
+    let ns = "pgdrill-cron-live";
+    let creds = (
+        archive.creds.access_key.as_str(),
+        archive.creds.secret_key.as_str(),
+    );
+    let mut seen = Vec::new();
+    archive.s3.operations.clear();
+    for (scenario, server, gap) in [
+        ("clean-restore-latest", "app-pg", false),
+        ("adr007-missing-wal-segment", "pg-src", true),
+    ] {
+        let url = format!("s3://pgdrill/pgdrill/cron/{scenario}");
+        cron_overlay(
+            &overlay,
+            ns,
+            &image,
+            &url,
+            server,
+            &archive.s3.endpoint,
+            creds,
+            &textfile,
+        );
+        let applied = kubectl(live, &["apply", "-k", overlay.to_str().unwrap()]);
+        assert!(applied.status.success(), "{}", cli::text(&applied));
+        let (job, ok) = next_cron_job(live, ns, "pgdrill-audit", &seen).await;
+        seen.push(job.clone());
+        let logs = kubectl(live, &["-n", ns, "logs", &format!("job/{job}")]);
+        let logs = cli::text(&logs);
+        assert_eq!(ok, !gap, "Job {job} of {scenario}:\n{logs}");
+        let prom = textfile.join(format!("pgdrill_audit_{server}.prom"));
+        let metrics = std::fs::read_to_string(&prom)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{logs}", prom.display()));
+        let series = |name: &str| {
+            let head = format!("{name}{{server_name=\"{server}\",destination=\"{url}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(head.as_str())?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no {head}in\n{metrics}"))
+        };
+        assert_eq!(series("pgdrill_archive_reachable"), 1.0, "{metrics}");
+        assert_eq!(series("pgdrill_base_backups_completed"), 1.0, "{metrics}");
+        assert_eq!(
+            series("pgdrill_wal_missing_segments"),
+            if gap { 1.0 } else { 0.0 },
+            "{metrics}\n{logs}"
+        );
+        assert_eq!(series("pgdrill_audit_ok"), if gap { 0.0 } else { 1.0 }, "{metrics}");
+    }
+    // The audits only ever read the archives.
+    archive.assert_only_reads("cron/adr007-missing-wal-segment/pg-src/");
+    let deleted = kubectl(live, &["delete", "-k", overlay.to_str().unwrap(), "--wait=false"]);
+    assert!(deleted.status.success(), "{}", cli::text(&deleted));
+    archive.s3.shutdown().await;
+}

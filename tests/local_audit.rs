@@ -110,5 +110,68 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
         "a failed check names {deleted}: {junit}"
     );
 
+    // The same facts as Prometheus metrics, in the file a textfile collector reads.
+    let prom = run_dir.path().join("audit.prom");
+    let (code, text) = audit(
+        s3,
+        creds,
+        "pg-src",
+        &["--metrics-file", prom.to_str().unwrap(), "--max-wal-age", "1d"],
+    );
+    assert_eq!(code, 1, "{text}");
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    let labels = format!(
+        "{{server_name=\"pg-src\",destination=\"s3://pgdrill/{PREFIX}/adr007-missing-wal-segment\"}}"
+    );
+    for (name, value) in [
+        ("pgdrill_archive_reachable", 1.0),
+        ("pgdrill_audit_ok", 0.0),
+        ("pgdrill_wal_missing_segments", 1.0),
+        ("pgdrill_base_backups_completed", 1.0),
+        ("pgdrill_base_backups_failed_consecutive", 0.0),
+    ] {
+        assert_eq!(
+            sample(&metrics, &format!("{name}{labels}")),
+            Some(value),
+            "{name}:\n{metrics}"
+        );
+    }
+    let age = sample(&metrics, &format!("pgdrill_base_backup_age_seconds{labels}"))
+        .expect("backup age");
+    assert!((0.0..3600.0).contains(&age), "{metrics}");
+    assert!(
+        sample(&metrics, &format!("pgdrill_wal_archived_segments{labels}")).unwrap() >= 3.0,
+        "{metrics}"
+    );
+
+    // Credentials the endpoint refuses: the metrics say the archive is unreachable, and why.
+    let wrong = KeyPair {
+        access_key: creds.access_key.clone(),
+        secret_key: "not-the-secret".into(),
+    };
+    let (code, text) = audit(s3, &wrong, "pg-src", &["--metrics-file", prom.to_str().unwrap()]);
+    assert_eq!(code, 3, "an unreadable archive is an infrastructure failure:\n{text}");
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    assert_eq!(
+        sample(&metrics, &format!("pgdrill_archive_reachable{labels}")),
+        Some(0.0),
+        "{metrics}"
+    );
+    let refused = metrics
+        .lines()
+        .find(|l| l.starts_with("pgdrill_archive_error{"))
+        .unwrap_or_else(|| panic!("no pgdrill_archive_error:\n{metrics}\n{text}"));
+    assert!(
+        refused.contains("reason=\"archive_access_denied\""),
+        "{refused}\n{text}"
+    );
+    assert!(!metrics.contains("pgdrill_wal_missing_segments"), "{metrics}");
+
     a.s3.shutdown().await;
+}
+
+/// The value of the sample `series` (name and labels exactly as written) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }

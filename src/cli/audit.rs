@@ -23,8 +23,9 @@ pub struct AuditArgs {
     /// `s3://BUCKET/PATH`: the folder holding the serverName folders (CNPG's destinationPath).
     pub url: String,
     pub server_name: String,
-    /// S3 endpoint (default: AWS). Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-    #[arg(long)]
+    /// S3 endpoint (default, or empty: AWS). Credentials from AWS_ACCESS_KEY_ID /
+    /// AWS_SECRET_ACCESS_KEY.
+    #[arg(long, env = "PGDRILL_S3_ENDPOINT")]
     pub endpoint: Option<String>,
     #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -54,7 +55,7 @@ pub async fn run(a: AuditArgs) -> anyhow::Result<i32> {
     let req = AuditRequest {
         url: a.url,
         server_name: a.server_name,
-        endpoint: a.endpoint,
+        endpoint: a.endpoint.filter(|e| !e.is_empty()),
         region: a.region,
         profile: a.profile,
         thresholds: Thresholds {
