@@ -133,10 +133,14 @@ fn the_longest_scenario_name_still_recovers() {
 #[test]
 fn a_silent_loss_fails_a_drill_that_trusts_the_recovery() {
     let reports = tempfile::tempdir().unwrap();
+    let collector = tempfile::tempdir().unwrap();
+    let textfile = collector.path().join("pgdrill.prom");
     let out = pgdrill(&[
         "run",
         "--report-dir",
         reports.path().to_str().unwrap(),
+        "--metrics-file",
+        textfile.to_str().unwrap(),
         "tests/scenarios/adr007-expects-no-loss.yaml",
     ]);
     assert_eq!(
@@ -163,6 +167,22 @@ fn a_silent_loss_fails_a_drill_that_trusts_the_recovery() {
             .contains("the archive audit found gaps [0000000"),
         "a wrong audit expectation is a failure reason too: {case}"
     );
+    // The loss came down to WAL the archive lacks: one stable code, in JUnit and the metrics.
+    let dir = run_dir(reports.path());
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(xml.contains(r#"type="wal_unavailable""#), "{xml}");
+    let metrics = std::fs::read_to_string(dir.join("metrics.prom")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&textfile).unwrap(),
+        metrics,
+        "--metrics-file gets the run's metrics.prom"
+    );
+    for line in [
+        r#"pgdrill_drill_success{scenario="adr007-naive-expectation",backend="local"} 0.0"#,
+        r#"pgdrill_drill_failure{scenario="adr007-naive-expectation",backend="local",reason="wal_unavailable"} 1.0"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
 }
 
 #[test]

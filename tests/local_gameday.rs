@@ -76,6 +76,17 @@ fn gameday(env: &Env, name: &str, body: &str, extra: &[&str]) -> (i32, String, V
         );
     }
     assert!(!text.contains(&env.creds.secret_key));
+    // The verdict as a metric too, labelled with the game day and the archive.
+    let metrics = std::fs::read_to_string(dir.join("metrics.prom")).expect("metrics.prom");
+    let success = metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("pgdrill_gameday_success{{gameday=\"{name}\",")))
+        .unwrap_or_else(|| panic!("no pgdrill_gameday_success:\n{metrics}"));
+    let passed = out.status.code() == Some(0);
+    assert!(
+        success.ends_with(if passed { "} 1.0" } else { "} 0.0" }),
+        "{success}\n{text}"
+    );
     (out.status.code().unwrap_or(-1), text, rec)
 }
 
@@ -260,6 +271,7 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
         "{rec}"
     );
     assert_eq!(rec["checks"][0]["observed"], "25", "{rec}");
+    assert_eq!(rec["reason"], "wal_unavailable", "{rec}");
     assert!(text.contains("game day: FAILED"), "{text}");
     env.assert_only_reads("adr007-missing-wal-segment/pg-src/");
 
