@@ -572,7 +572,8 @@ fn kubectl(live: &Live, args: &[&str]) -> std::process::Output {
 }
 
 /// The overlay a user would write over `deploy/kubernetes/base`, aimed at one archive of the
-/// test's S3 endpoint: the audit every minute, the game day suspended, metrics into `textfile`.
+/// test's S3 endpoint: the audit every minute, the game day suspended (with `dir/gameday.yaml`
+/// as its file when there is one), metrics into `textfile`.
 #[allow(clippy::too_many_arguments)]
 fn cron_overlay(
     dir: &Path,
@@ -595,7 +596,7 @@ fn cron_overlay(
              images:\n  - name: pgdrill\n    newName: {name}\n    newTag: \"{tag}\"\n\
              secretGenerator:\n  - name: aws-creds\n    options: {{ disableNameSuffixHash: true }}\n    \
              literals: [ACCESS_KEY_ID={key}, ACCESS_SECRET_KEY={secret}]\n\
-             configMapGenerator:\n  - name: pgdrill-archive\n    behavior: replace\n    literals:\n      \
+             configMapGenerator:\n{gameday}  - name: pgdrill-archive\n    behavior: replace\n    literals:\n      \
              - PGDRILL_ARCHIVE_URL={archive_url}\n      - PGDRILL_SERVER_NAME={server_name}\n      \
              - PGDRILL_S3_ENDPOINT={endpoint}\n      - AWS_DEFAULT_REGION=us-east-1\n\
              patches:\n  - target: {{ kind: CronJob, name: pgdrill-audit }}\n    patch: |-\n      \
@@ -607,6 +608,12 @@ fn cron_overlay(
             key = creds.0,
             secret = creds.1,
             textfile = textfile.display(),
+            // The game-day file, once the test has written it.
+            gameday = if dir.join("gameday.yaml").exists() {
+                "  - name: pgdrill-gameday\n    behavior: replace\n    files: [gameday.yaml]\n"
+            } else {
+                ""
+            },
         ),
     )
     .unwrap();
@@ -617,14 +624,9 @@ fn cron_overlay(
     .unwrap();
 }
 
-/// Poll (240 s deadline) for a Job the CronJob `cronjob` created, not among `seen`, that
+/// Poll (240 s deadline) for a Job the CronJob controller created for `cronjob` that
 /// finished; returns its name and whether it succeeded.
-async fn next_cron_job(
-    live: &Live,
-    namespace: &str,
-    cronjob: &str,
-    seen: &[String],
-) -> (String, bool) {
+async fn next_cron_job(live: &Live, namespace: &str, cronjob: &str) -> (String, bool) {
     use k8s_openapi::api::batch::v1::Job;
     let api: Api<Job> = Api::namespaced(live.client().await, namespace);
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -643,13 +645,37 @@ async fn next_cron_job(
                 status.succeeded.unwrap_or(0) > 0,
                 status.failed.unwrap_or(0) > 0,
             );
-            if owned && !seen.contains(&name) && (ok || failed) {
+            if owned && (ok || failed) {
                 return (name, ok);
             }
         }
         assert!(
             Instant::now() < deadline,
             "no new Job of CronJob {cronjob} finished within 240 s"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Poll (deadline `within`) until Job `name` finished; whether it succeeded.
+async fn job_outcome(live: &Live, namespace: &str, name: &str, within: Duration) -> bool {
+    use k8s_openapi::api::batch::v1::Job;
+    let api: Api<Job> = Api::namespaced(live.client().await, namespace);
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(j) = api.get(name).await {
+            let s = j.status.unwrap_or_default();
+            if s.succeeded.unwrap_or(0) > 0 {
+                return true;
+            }
+            if s.failed.unwrap_or(0) > 0 {
+                return false;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Job {name} did not finish within {}s",
+            within.as_secs()
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -666,7 +692,10 @@ async fn audit_cronjob_on_the_live_cluster() {
     let archive = test_pg::TestArchive::start_on(live.node_ip(), "kube-live-cron-").await;
     for (prefix, file) in [
         ("pgdrill/cron", "scenarios/01-clean-restore-latest.yaml"),
-        ("pgdrill/cron", "scenarios/03-adr007-missing-wal-segment.yaml"),
+        (
+            "pgdrill/cron",
+            "scenarios/03-adr007-missing-wal-segment.yaml",
+        ),
     ] {
         let made = archive.drill(prefix, file, false).await;
         assert_eq!(
@@ -697,7 +726,6 @@ async fn audit_cronjob_on_the_live_cluster() {
         archive.creds.access_key.as_str(),
         archive.creds.secret_key.as_str(),
     );
-    let mut seen = Vec::new();
     archive.s3.operations.clear();
     for (scenario, server, gap) in [
         ("clean-restore-latest", "app-pg", false),
@@ -716,8 +744,27 @@ async fn audit_cronjob_on_the_live_cluster() {
         );
         let applied = kubectl(live, &["apply", "-k", overlay.to_str().unwrap()]);
         assert!(applied.status.success(), "{}", cli::text(&applied));
-        let (job, ok) = next_cron_job(live, ns, "pgdrill-audit", &seen).await;
-        seen.push(job.clone());
+        // The first audit is the controller's own schedule; the second, to save a minute,
+        // a Job made from the CronJob's template as `kubectl create job --from` makes it.
+        let (job, ok) = if gap {
+            let job = "audit-now".to_string();
+            let created = kubectl(
+                live,
+                &[
+                    "-n",
+                    ns,
+                    "create",
+                    "job",
+                    &job,
+                    "--from=cronjob/pgdrill-audit",
+                ],
+            );
+            assert!(created.status.success(), "{}", cli::text(&created));
+            let ok = job_outcome(live, ns, &job, Duration::from_secs(240)).await;
+            (job, ok)
+        } else {
+            next_cron_job(live, ns, "pgdrill-audit").await
+        };
         let logs = kubectl(live, &["-n", ns, "logs", &format!("job/{job}")]);
         let logs = cli::text(&logs);
         assert_eq!(ok, !gap, "Job {job} of {scenario}:\n{logs}");
@@ -738,11 +785,81 @@ async fn audit_cronjob_on_the_live_cluster() {
             if gap { 1.0 } else { 0.0 },
             "{metrics}\n{logs}"
         );
-        assert_eq!(series("pgdrill_audit_ok"), if gap { 0.0 } else { 1.0 }, "{metrics}");
+        assert_eq!(
+            series("pgdrill_audit_ok"),
+            if gap { 0.0 } else { 1.0 },
+            "{metrics}"
+        );
     }
     // The audits only ever read the archives.
     archive.assert_only_reads("cron/adr007-missing-wal-segment/pg-src/");
-    let deleted = kubectl(live, &["delete", "-k", overlay.to_str().unwrap(), "--wait=false"]);
+
+    // The game-day CronJob (suspended, as a schedule would start it: a Job from its template)
+    // restores the clean archive into a scratch namespace with its own service account.
+    archive.s3.operations.clear();
+    std::fs::write(
+        overlay.join("gameday.yaml"),
+        format!(
+            "name: cron-live
+archive:
+  destination: s3://pgdrill/pgdrill/cron/clean-restore-latest
+               server_name: app-pg
+  endpoint: {endpoint}
+postgres: 15
+target: latest
+             checks:
+  - {{ name: orders, sql: select count(*) from orders, equals: \"120\" }}
+",
+            endpoint = archive.s3.endpoint
+        ),
+    )
+    .unwrap();
+    let clean = "s3://pgdrill/pgdrill/cron/clean-restore-latest";
+    cron_overlay(
+        &overlay,
+        ns,
+        &image,
+        clean,
+        "app-pg",
+        &archive.s3.endpoint,
+        creds,
+        &textfile,
+    );
+    let applied = kubectl(live, &["apply", "-k", overlay.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", cli::text(&applied));
+    let created = kubectl(
+        live,
+        &[
+            "-n",
+            ns,
+            "create",
+            "job",
+            "gameday-now",
+            "--from=cronjob/pgdrill-gameday",
+        ],
+    );
+    assert!(created.status.success(), "{}", cli::text(&created));
+    let ok = job_outcome(live, ns, "gameday-now", Duration::from_secs(900)).await;
+    let logs = cli::text(&kubectl(live, &["-n", ns, "logs", "job/gameday-now"]));
+    assert!(ok, "the game-day Job passes:\n{logs}");
+    assert!(logs.contains("game day: PASSED"), "{logs}");
+    let prom = textfile.join("pgdrill_gameday_app-pg.prom");
+    let metrics = std::fs::read_to_string(&prom)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{logs}", prom.display()));
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("pgdrill_gameday_success{gameday=\"cron-live\"")
+                && l.ends_with("} 1.0")
+        ),
+        "{metrics}"
+    );
+    archive.assert_only_reads("cron/clean-restore-latest/app-pg/");
+    live.assert_no_namespace_left("pgdrill.io/gameday=cron-live")
+        .await;
+    let deleted = kubectl(
+        live,
+        &["delete", "-k", overlay.to_str().unwrap(), "--wait=false"],
+    );
     assert!(deleted.status.success(), "{}", cli::text(&deleted));
     archive.s3.shutdown().await;
 }

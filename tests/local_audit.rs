@@ -116,7 +116,12 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
         s3,
         creds,
         "pg-src",
-        &["--metrics-file", prom.to_str().unwrap(), "--max-wal-age", "1d"],
+        &[
+            "--metrics-file",
+            prom.to_str().unwrap(),
+            "--max-wal-age",
+            "1d",
+        ],
     );
     assert_eq!(code, 1, "{text}");
     let metrics = std::fs::read_to_string(&prom).unwrap();
@@ -136,8 +141,11 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
             "{name}:\n{metrics}"
         );
     }
-    let age = sample(&metrics, &format!("pgdrill_base_backup_age_seconds{labels}"))
-        .expect("backup age");
+    let age = sample(
+        &metrics,
+        &format!("pgdrill_base_backup_age_seconds{labels}"),
+    )
+    .expect("backup age");
     assert!((0.0..3600.0).contains(&age), "{metrics}");
     assert!(
         sample(&metrics, &format!("pgdrill_wal_archived_segments{labels}")).unwrap() >= 3.0,
@@ -149,8 +157,16 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
         access_key: creds.access_key.clone(),
         secret_key: "not-the-secret".into(),
     };
-    let (code, text) = audit(s3, &wrong, "pg-src", &["--metrics-file", prom.to_str().unwrap()]);
-    assert_eq!(code, 3, "an unreadable archive is an infrastructure failure:\n{text}");
+    let (code, text) = audit(
+        s3,
+        &wrong,
+        "pg-src",
+        &["--metrics-file", prom.to_str().unwrap()],
+    );
+    assert_eq!(
+        code, 3,
+        "an unreadable archive is an infrastructure failure:\n{text}"
+    );
     let metrics = std::fs::read_to_string(&prom).unwrap();
     assert_eq!(
         sample(&metrics, &format!("pgdrill_archive_reachable{labels}")),
@@ -165,7 +181,10 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
         refused.contains("reason=\"archive_access_denied\""),
         "{refused}\n{text}"
     );
-    assert!(!metrics.contains("pgdrill_wal_missing_segments"), "{metrics}");
+    assert!(
+        !metrics.contains("pgdrill_wal_missing_segments"),
+        "{metrics}"
+    );
 
     a.s3.shutdown().await;
 }
