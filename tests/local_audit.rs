@@ -12,6 +12,8 @@ use serde_json::Value;
 
 #[path = "support/junit.rs"]
 mod junit;
+#[path = "support/promtool.rs"]
+mod promtool;
 #[path = "support/test_pg.rs"]
 mod test_pg;
 
@@ -147,6 +149,7 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
     )
     .expect("backup age");
     assert!((0.0..3600.0).contains(&age), "{metrics}");
+    lint(&metrics);
     assert!(
         sample(&metrics, &format!("pgdrill_wal_archived_segments{labels}")).unwrap() >= 3.0,
         "{metrics}"
@@ -187,6 +190,14 @@ async fn audit_finds_the_adr007_gap_and_only_reads() {
     );
 
     a.s3.shutdown().await;
+}
+
+/// `promtool check metrics` finds nothing to say about `metrics`.
+fn lint(metrics: &str) {
+    if let Some(p) = promtool::Promtool::find_or_skip("audit metrics") {
+        let found = p.check_metrics(metrics);
+        assert!(found.is_clean(), "{found:?}\n{metrics}");
+    }
 }
 
 /// The value of the sample `series` (name and labels exactly as written) in `text`.

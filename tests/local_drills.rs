@@ -5,6 +5,8 @@
 mod cli;
 #[path = "support/junit.rs"]
 mod junit;
+#[path = "support/promtool.rs"]
+mod promtool;
 use cli::{pgdrill, run_dir, text};
 use junit::Junit;
 
@@ -182,6 +184,10 @@ fn a_silent_loss_fails_a_drill_that_trusts_the_recovery() {
         r#"pgdrill_drill_failure{scenario="adr007-naive-expectation",backend="local",reason="wal_unavailable"} 1.0"#,
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
+    if let Some(p) = promtool::Promtool::find_or_skip("run metrics") {
+        let found = p.check_metrics(&metrics);
+        assert!(found.is_clean(), "{found:?}\n{metrics}");
     }
 }
 

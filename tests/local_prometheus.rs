@@ -18,7 +18,7 @@ use promtool::Promtool;
 
 const RULES: &str = "deploy/prometheus/pgdrill-rules.yaml";
 const RULES_TEST: &str = "deploy/prometheus/pgdrill-rules.test.yaml";
-const PROMETHEUS_RULE: &str = "deploy/kubernetes/base/prometheusrule.yaml";
+const PROMETHEUS_RULE: &str = "deploy/kubernetes/monitoring/prometheusrule.yaml";
 
 /// ADR 007's six alerts and the two about pgdrill itself.
 const ALERTS: [&str; 8] = [
@@ -312,4 +312,40 @@ pgdrill_undocumented 1
     assert!(findings.problems.is_empty(), "{findings:?}");
     let error = findings.error.unwrap();
     assert!(error.contains("parsing error in line 2"), "{error}");
+}
+
+/// Every `pgdrill_*` metric an alert reads is one pgdrill writes: the names in the rules'
+/// expressions against the names `src/report/metrics.rs` registers (a rename on either side
+/// would leave an alert that can never fire).
+#[test]
+fn every_metric_the_rules_read_is_one_pgdrill_writes() {
+    let source = std::fs::read_to_string("src/report/metrics.rs").unwrap();
+    let written: std::collections::BTreeSet<&str> = source
+        .split('"')
+        .filter(|s| {
+            s.starts_with("pgdrill_") && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+        .collect();
+    assert!(written.len() >= 20, "{written:?}");
+    let rules = yaml(RULES);
+    let mut read = std::collections::BTreeSet::new();
+    for rule in rules["groups"][0]["rules"].as_array().unwrap() {
+        let expr = str_at(rule, "expr");
+        let mut rest = expr;
+        while let Some(i) = rest.find("pgdrill_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            read.insert(name);
+        }
+    }
+    assert!(read.len() >= 10, "{read:?}");
+    for name in &read {
+        assert!(
+            written.contains(name.as_str()),
+            "an alert reads {name}, which pgdrill never writes"
+        );
+    }
 }
