@@ -196,6 +196,7 @@ fn write_reports(dir: &Path, rec: &GamedayRecord) -> anyhow::Result<()> {
         serde_json::to_string_pretty(rec)? + "\n",
     )?;
     std::fs::write(dir.join("gameday.md"), gameday::report::markdown(rec))?;
+    std::fs::write(dir.join("report.html"), report::gameday_html(rec))?;
     Ok(())
 }
 

@@ -1,23 +1,35 @@
-//! The standard set of reporters a run writes: progress lines, `junit.xml`, `rto.json` and
-//! `summary.md`. Only assembles them; each format lives in its own file.
+//! The standard set of reporters a run writes: progress lines, `junit.xml`, `rto.json`,
+//! `summary.md` and `report.html`. Only assembles them; each format lives in its own file.
 
 use std::io::Write;
 use std::path::Path;
 
-use super::{JunitReporter, MarkdownReporter, ProgressReporter, Reporters, RtoJsonReporter};
+use crate::history::Entries;
 
-/// Progress on `progress_out`, and `junit.xml`, `rto.json` and `summary.md` in `dir`
-/// (usually the directory [`prepare_run_dir`](super::prepare_run_dir) returned).
+use super::{
+    HtmlReporter, JunitReporter, MarkdownReporter, ProgressReporter, Reporters, RtoJsonReporter,
+};
+
+/// Progress on `progress_out`, and `junit.xml`, `rto.json`, `summary.md` and `report.html` in
+/// `dir` (usually the directory [`prepare_run_dir`](super::prepare_run_dir) returned).
+/// `earlier`: the runs and game days read before this run, and the game-day age allowed, for
+/// the HTML history section.
 pub fn standard_reporters(
     dir: &Path,
     progress_out: Box<dyn Write + Send>,
     is_terminal: bool,
+    earlier: Option<(Entries, u64)>,
 ) -> Reporters {
+    let html = match earlier {
+        Some((entries, max_age)) => HtmlReporter::new(dir).with_history(entries, max_age),
+        None => HtmlReporter::new(dir),
+    };
     Reporters::new()
         .with(ProgressReporter::new(progress_out, is_terminal))
         .with(JunitReporter::new(dir))
         .with(RtoJsonReporter::new(dir))
         .with(MarkdownReporter::new(dir))
+        .with(html)
 }
 
 #[cfg(test)]
@@ -26,16 +38,17 @@ mod tests {
     use crate::report::fixture;
 
     #[test]
-    fn standard_reporters_write_all_three_files() {
+    fn standard_reporters_write_every_file() {
         let dir = tempfile::tempdir().unwrap();
         let out = fixture::SharedBuf::default();
-        let mut all = standard_reporters(dir.path(), Box::new(out.clone()), false);
-        assert_eq!(all.len(), 4);
+        let mut all = standard_reporters(dir.path(), Box::new(out.clone()), false, None);
+        assert_eq!(all.len(), 5);
         fixture::feed(&mut all, &fixture::events()).unwrap();
         for f in [
             JunitReporter::FILE,
             RtoJsonReporter::FILE,
             MarkdownReporter::FILE,
+            HtmlReporter::FILE,
         ] {
             assert!(dir.path().join(f).is_file(), "{f}");
         }
