@@ -130,10 +130,17 @@ fn real_drills_render_in_a_browser_and_history_counts_them() {
 
     let out = chromium(bin, &page, &["--window-size=390,1400", "--dump-dom"]);
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for name in [CLEAN, GAP] {
         let section = tag_with(&dom, &format!("data-scenario=\"{name}\""));
-        assert!(section.contains(&format!("id=\"scenario-{name}\"")), "{section}");
+        assert!(
+            section.contains(&format!("id=\"scenario-{name}\"")),
+            "{section}"
+        );
         // Both drills pass: 03 passes by catching the loss its scenario expects.
         assert!(section.contains("data-verdict=\"passed\""), "{section}");
         assert!(dom.contains(&format!("<h2>{name} <span")), "{dom}");
@@ -152,8 +159,14 @@ fn real_drills_render_in_a_browser_and_history_counts_them() {
     assert_eq!(segment.len(), 24, "{gap}");
     assert!(tag_with(adr, "data-step=\"w2\"").contains("lost"), "{adr}");
     assert!(tag_with(adr, "data-step=\"w3\"").contains("lost"), "{adr}");
-    assert!(!dom.contains("<li class=\"write lost\" data-step=\"w1\""), "{dom}");
-    assert!(dom.contains("data-phase=\"restore_base_backup\""), "RTO bars: {dom}");
+    assert!(
+        !dom.contains("<li class=\"write lost\" data-step=\"w1\""),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("data-phase=\"restore_base_backup\""),
+        "RTO bars: {dom}"
+    );
     // Phone width: the page does not scroll sideways (the page's script measured it).
     let body = tag_with(&dom, "<body");
     assert!(body.contains("data-overflow=\"false\""), "{body}");
@@ -168,7 +181,11 @@ fn real_drills_render_in_a_browser_and_history_counts_them() {
             &format!("--screenshot={}", shot.display()),
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let png = std::fs::read(&shot).expect("a screenshot was written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     assert!(png.len() > 10_000, "{} bytes", png.len());
@@ -177,7 +194,9 @@ fn real_drills_render_in_a_browser_and_history_counts_them() {
     let again = run_into(root.path(), &["scenarios/01-clean-restore-latest.yaml"]);
     let html = std::fs::read_to_string(again.join("report.html")).unwrap();
     assert!(
-        html.contains(&format!("data-name=\"{CLEAN}\" data-runs=\"2\" data-passes=\"2\"")),
+        html.contains(&format!(
+            "data-name=\"{CLEAN}\" data-runs=\"2\" data-passes=\"2\""
+        )),
         "{html}"
     );
 
