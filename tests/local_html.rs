@@ -199,6 +199,16 @@ fn real_drills_render_in_a_browser_and_history_counts_them() {
         )),
         "{html}"
     );
+    // With the history section too, nothing overflows at phone width.
+    let out = chromium(
+        bin,
+        &again.join("report.html"),
+        &["--window-size=390,1400", "--dump-dom"],
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("id=\"history\""), "{dom}");
+    let body = tag_with(&dom, "<body");
+    assert!(body.contains("data-overflow=\"false\""), "{body}");
 
     let out = pgdrill(&["history", root.path().to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
