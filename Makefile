@@ -30,7 +30,9 @@ all: build
 build:
 	$(CARGO) build --locked
 
-# OS packages the toolchain needs; installed only when missing and only as root with apt.
+# OS packages the toolchain needs, and chromium for tests/local_html.rs (report.html rendered
+# headless; without it that test says it did not run, and fails under CI); installed only when
+# missing and only as root with apt.
 system-deps:
 	@need=""; \
 	command -v pg_config >/dev/null 2>&1 || need="$$need libpq-dev"; \
@@ -41,6 +43,11 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$need"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
 	  else echo "missing:$$need (install them, then re-run make setup)"; exit 1; fi; \
+	fi; \
+	if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing: chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "note: no /usr/bin/chromium: tests/local_html.rs will say it did not run (apt-get install chromium)"; fi; \
 	fi
 
 # barman-cloud in a venv, PostgreSQL binaries for every major the scenarios use, the OS user.

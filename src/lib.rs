@@ -8,6 +8,7 @@ pub mod audit;
 pub mod backend;
 pub mod error;
 pub mod gameday;
+pub mod history;
 pub mod ledger;
 pub mod plan;
 pub mod report;

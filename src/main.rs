@@ -5,8 +5,8 @@ mod cli;
 use clap::Parser;
 
 use cli::{
-    Cli, Command, audit, clean, gameday, list, render, rto_model, run, schema, serve_s3, setup,
-    validate,
+    Cli, Command, audit, clean, gameday, history, list, render, rto_model, run, schema, serve_s3,
+    setup, validate,
 };
 use pgdrill::backend::BackendError;
 use pgdrill::error::{Error, exit};
@@ -60,6 +60,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::ServeS3(a) => serve_s3::run(a).await,
         Command::Clean(a) => clean::run(a).await,
         Command::RtoModel(a) => rto_model::run(a),
+        Command::History(a) => history::run(a),
     }
 }
 

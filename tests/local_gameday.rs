@@ -68,7 +68,7 @@ fn gameday(env: &Env, name: &str, body: &str, extra: &[&str]) -> (i32, String, V
         .unwrap_or_else(|| panic!("no report folder for {name}:\n{text}"));
     let json = std::fs::read_to_string(dir.join("gameday.json")).expect("gameday.json");
     let rec: Value = serde_json::from_str(&json).unwrap();
-    for f in ["gameday.xml", "gameday.md"] {
+    for f in ["gameday.xml", "gameday.md", "report.html"] {
         let t = std::fs::read_to_string(dir.join(f)).expect(f);
         assert!(
             !t.contains(&env.creds.secret_key),

@@ -14,7 +14,9 @@ use pgdrill::backend::local::toolchain::{Toolchain, default_home};
 use pgdrill::backend::objstore::S3Target;
 use pgdrill::error::Error;
 
-use super::{audit, clean, gameday, list, render, rto_model, run, serve_s3, setup, validate};
+use super::{
+    audit, clean, gameday, history, list, render, rto_model, run, serve_s3, setup, validate,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,6 +63,10 @@ pub enum Command {
     /// (run or game-day directories, or their JSON files); with --size and --wal predict the
     /// RTO, with --objective say whether it holds (exit 1 when not shown to).
     RtoModel(rto_model::RtoModelArgs),
+    /// Per scenario (runs) and per archive (game days) across REPORT_DIRS (default `reports`):
+    /// runs, pass rate, last run and success, RTO/RPO trends, and whether the last game day is
+    /// older than --max-gameday-age (ADR 007's quarterly drill).
+    History(history::HistoryArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -183,7 +183,17 @@ async fn drive<R: ScratchRestore>(
     let rec = gameday::run_gameday(restorer, loaded, opts, cancel_rx).await;
     write_reports(report_dir, &rec)?;
     print_summary(&rec, report_dir);
-    let exposition = report::metrics::gameday(&rec, None);
+    // The newest earlier success of this archive, from the game days beside this one.
+    let last_success = report_dir.parent().and_then(|root| {
+        match pgdrill::history::read_report_dirs(&[root.to_path_buf()]) {
+            Ok(entries) => entries.last_gameday_successes().remove(&rec.archive),
+            Err(e) => {
+                eprintln!("pgdrill: metrics without the last success: {e}");
+                None
+            }
+        }
+    });
+    let exposition = report::metrics::gameday(&rec, last_success);
     std::fs::write(report_dir.join("metrics.prom"), exposition.encode())?;
     if let Err(e) = metrics
         .publish(
@@ -216,6 +226,7 @@ fn write_reports(dir: &Path, rec: &GamedayRecord) -> anyhow::Result<()> {
         serde_json::to_string_pretty(rec)? + "\n",
     )?;
     std::fs::write(dir.join("gameday.md"), gameday::report::markdown(rec))?;
+    std::fs::write(dir.join("report.html"), report::gameday_html(rec))?;
     Ok(())
 }
 

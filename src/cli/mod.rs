@@ -6,6 +6,7 @@ pub mod args;
 pub mod audit;
 pub mod clean;
 pub mod gameday;
+pub mod history;
 pub mod interrupt;
 pub mod list;
 pub mod metrics;

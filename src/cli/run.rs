@@ -13,6 +13,7 @@ use pgdrill::backend::local::run::{LocalRun, LocalRunError};
 use pgdrill::backend::objstore::S3Target;
 use pgdrill::backend::{Backend, Keep, support};
 use pgdrill::error::{Error, exit};
+use pgdrill::history;
 use pgdrill::report::{self, ReporterTask};
 use pgdrill::runner::{self, RunOptions};
 use pgdrill::scenario::{LoadedScenario, load_all};
@@ -44,6 +45,9 @@ pub struct RunArgs {
     /// picks), e.g. to replay a failed random target; reports record the seed used.
     #[arg(long)]
     seed: Option<u64>,
+    /// `report.html`'s history section: a game day older than this is overdue (ADR 007).
+    #[arg(long, default_value = "92d", value_parser = super::args::parse_age)]
+    max_gameday_age: u64,
     /// Leave out (and list on stderr) scenarios the backend cannot run, instead of
     /// refusing the whole run; e.g. `--backend kube` on a folder with local-only faults.
     #[arg(long)]
@@ -192,7 +196,8 @@ async fn drive<B: Backend + 'static>(
     let cancel_rx = super::interrupt::cancel_on_ctrl_c();
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
-    let reporters = report::standard_reporters(report_dir, Box::new(stdout), tty);
+    let earlier = earlier_history(&args.report_dir, args.max_gameday_age);
+    let reporters = report::standard_reporters(report_dir, Box::new(stdout), tty, earlier);
     let (tx, reporting) = ReporterTask::spawn(reporters);
     let opts = RunOptions {
         run_id: run_id.to_string(),
@@ -235,6 +240,19 @@ async fn publish_metrics(report_dir: &Path, args: &RunArgs) -> anyhow::Result<()
     };
     m.publish_text(&text, "pgdrill_drill", &[("backend", backend)])
         .await
+}
+
+/// The runs and game days already under the reports root, for `report.html`'s history
+/// section (this run's own directory has no `rto.json` yet, so it is not among them). A root
+/// that cannot be read costs the section, never the run.
+fn earlier_history(root: &Path, max_gameday_age: u64) -> Option<(history::Entries, u64)> {
+    match history::read_report_dirs(&[root.to_path_buf()]) {
+        Ok(entries) => Some((entries, max_gameday_age)),
+        Err(e) => {
+            eprintln!("pgdrill: report.html without history: {e}");
+            None
+        }
+    }
 }
 
 /// What a finished run left to report.

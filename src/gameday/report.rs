@@ -279,14 +279,15 @@ pub fn markdown(r: &GamedayRecord) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::backend::Rto;
     use crate::backend::{Phase, PhaseName};
     use crate::gameday::plan::{CheckResult, Rpo};
     use chrono::{TimeZone, Utc};
 
-    fn record() -> GamedayRecord {
+    /// A failed game day (RTO over budget, one check failed); other formats' tests use it too.
+    pub(crate) fn record() -> GamedayRecord {
         let at = |s: u32| Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, s).unwrap();
         GamedayRecord {
             name: "orders-quarterly".into(),

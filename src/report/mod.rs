@@ -1,9 +1,10 @@
-//! Report writers (JUnit XML, RTO JSON, Markdown summary, Prometheus metrics, live progress) built from run events
+//! Report writers (JUnit XML, RTO JSON, Markdown summary, HTML, Prometheus metrics, live progress) built from run events
 //! only, and the RTO model fitted over RTO JSON read back; this module never runs drills,
 //! touches backends or sees credentials.
 
 mod dir;
 mod error;
+mod html;
 mod junit;
 mod markdown;
 pub mod metrics;
@@ -20,6 +21,7 @@ mod fixture;
 
 pub use dir::{LATEST, new_run_id, prepare_run_dir};
 pub use error::ReportError;
+pub use html::{HtmlReporter, gameday_html, history_html};
 pub use junit::JunitReporter;
 pub use markdown::MarkdownReporter;
 pub use metrics::MetricsReporter;
