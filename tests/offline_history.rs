@@ -78,6 +78,7 @@ fn result(name: &str, started_at: DateTime<Utc>, status: Status, rto_s: f64) -> 
             ..Outcome::default()
         },
         status,
+        reason: None,
         archive: ArchiveFacts::default(),
         log: vec![],
         kept: vec![],
@@ -142,6 +143,7 @@ fn write_gameday(root: &Path, started_at: DateTime<Utc>) {
             None,
         )),
         checks: vec![],
+        reason: None,
         status: Status::Passed,
         kept: vec![],
     };

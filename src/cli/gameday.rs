@@ -184,15 +184,16 @@ async fn drive<R: ScratchRestore>(
     write_reports(report_dir, &rec)?;
     print_summary(&rec, report_dir);
     // The newest earlier success of this archive, from the game days beside this one.
-    let last_success = report_dir.parent().and_then(|root| {
-        match pgdrill::history::read_report_dirs(&[root.to_path_buf()]) {
-            Ok(entries) => entries.last_gameday_successes().remove(&rec.archive),
-            Err(e) => {
-                eprintln!("pgdrill: metrics without the last success: {e}");
-                None
+    let last_success =
+        report_dir.parent().and_then(|root| {
+            match pgdrill::history::read_report_dirs(&[root.to_path_buf()]) {
+                Ok(entries) => entries.last_gameday_successes().remove(&rec.archive),
+                Err(e) => {
+                    eprintln!("pgdrill: metrics without the last success: {e}");
+                    None
+                }
             }
-        }
-    });
+        });
     let exposition = report::metrics::gameday(&rec, last_success);
     std::fs::write(report_dir.join("metrics.prom"), exposition.encode())?;
     if let Err(e) = metrics

@@ -73,9 +73,9 @@ fn run_info() -> RunInfo {
 /// The `ScenarioFinished` event of `r`, with the reason codes the runner would give it.
 fn finished(mut r: ScenarioResult) -> Event {
     for t in &mut r.targets {
-        t.reason = crate::runner::reason::of_target(t, &r.archive.faults);
+        t.reason = crate::runner::failure::of_target(t, &r.archive.faults);
     }
-    r.reason = crate::runner::reason::of_scenario(&r);
+    r.reason = crate::runner::failure::of_scenario(&r);
     Event::ScenarioFinished(Box::new(r))
 }
 

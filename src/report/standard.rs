@@ -47,7 +47,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = fixture::SharedBuf::default();
         let mut all = standard_reporters(dir.path(), Box::new(out.clone()), false, None);
-        assert_eq!(all.len(), 5);
+        assert_eq!(all.len(), 6);
         fixture::feed(&mut all, &fixture::events()).unwrap();
         for f in [
             JunitReporter::FILE,

@@ -185,7 +185,7 @@ pub async fn run_scenario<B: Backend>(
             status
         }
     };
-    res.reason = super::reason::of_scenario(&res);
+    res.reason = super::failure::of_scenario(&res);
     res.scenario.seconds = started.elapsed().as_secs_f64();
     res
 }

@@ -5,6 +5,7 @@ mod backup_choice;
 mod bulk;
 mod events;
 mod execute;
+pub mod failure;
 mod monitor;
 mod outcome;
 pub mod pick;

@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::FaultRecord;
 use crate::verify::Verification;
 
-use super::events::{RecoveryObservation, ScenarioResult, Status, TargetResult};
-
 /// Why a recovery test failed. `Display` and serde give the same snake_case code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -241,69 +239,12 @@ pub fn of_verification(v: &Verification, faults: &[FaultRecord]) -> Option<Reaso
 
 /// The code of a failure's or an error's text that no structure explains: the message's
 /// phrases, else `fallback`.
-fn of_text(text: &str, fallback: Reason) -> Reason {
+pub fn of_text(text: &str, fallback: Reason) -> Reason {
     of_message(text).unwrap_or(fallback)
 }
 
-/// One failed verdict: what recovery observed first, then the data, then the budgets.
-fn of_verdict(
-    status: &Status,
-    observation: &RecoveryObservation,
-    verification: Option<&Verification>,
-    faults: &[FaultRecord],
-) -> Option<Reason> {
-    let reasons = match status {
-        Status::Passed => return None,
-        Status::Error { message } => return Some(of_text(message, Reason::Infrastructure)),
-        Status::Failed { reasons } => reasons,
-    };
-    let joined = reasons.join("\n");
-    Some(match observation {
-        RecoveryObservation::Failed { message } => of_text(message, Reason::Unknown),
-        RecoveryObservation::StepFailed { message, .. } => of_text(message, Reason::BackupFailed),
-        RecoveryObservation::NotAttempted => of_text(&joined, Reason::Unknown),
-        RecoveryObservation::Recovered => {
-            if joined.contains("expected recovery to fail") {
-                Reason::UnexpectedRecovery
-            } else if let Some(r) = verification.and_then(|v| of_verification(v, faults)) {
-                r
-            } else if reasons.iter().any(|r| r.starts_with("RPO ")) {
-                Reason::RpoBudgetExceeded
-            } else if reasons.iter().any(|r| r.starts_with("RTO ")) {
-                Reason::RtoBudgetExceeded
-            } else {
-                Reason::ExpectationUnmet
-            }
-        }
-    })
-}
-
-/// The reason a scenario failed (`None` when it passed). A random-target drill takes its first
-/// failed target's reason.
-pub fn of_scenario(res: &ScenarioResult) -> Option<Reason> {
-    if let Some(t) = res
-        .targets
-        .iter()
-        .find(|t| !matches!(t.status, Status::Passed))
-        && !matches!(res.status, Status::Error { .. })
-    {
-        return of_target(t, &res.archive.faults);
-    }
-    of_verdict(
-        &res.status,
-        &res.recovery.observation,
-        res.outcome.verification.as_ref(),
-        &res.archive.faults,
-    )
-}
-
-/// The reason one random target failed (`None` when it passed).
-pub fn of_target(t: &TargetResult, faults: &[FaultRecord]) -> Option<Reason> {
-    of_verdict(&t.status, &t.observation, t.verification.as_ref(), faults)
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::verify::{MissingWrite, RowProblem};
     use crate::wal::SegmentName;
@@ -386,7 +327,8 @@ mod tests {
         assert_eq!(of_message("syntax error at or near \"SELEC\""), None);
     }
 
-    fn missing(step: &str) -> MissingWrite {
+    /// A write of step `step` missing after recovery, its segment in the archive.
+    pub(in crate::runner) fn missing(step: &str) -> MissingWrite {
         MissingWrite {
             step_id: step.into(),
             table: "t".into(),
@@ -447,95 +389,5 @@ mod tests {
             ..Verification::default()
         };
         assert_eq!(of_verification(&extra, &[]), Some(Reason::Diverged));
-    }
-
-    #[test]
-    fn verdicts_pick_observation_then_data_then_budgets() {
-        let failed = |r: &str| Status::Failed {
-            reasons: vec![r.to_string()],
-        };
-        let rec = RecoveryObservation::Recovered;
-        assert_eq!(of_verdict(&Status::Passed, &rec, None, &[]), None);
-        assert_eq!(
-            of_verdict(
-                &Status::Error {
-                    message: "spawn postgres: No such file".into()
-                },
-                &RecoveryObservation::NotAttempted,
-                None,
-                &[]
-            ),
-            Some(Reason::Infrastructure)
-        );
-        assert_eq!(
-            of_verdict(
-                &failed("expected recovery to fail with `x`, but it succeeded"),
-                &rec,
-                None,
-                &[]
-            ),
-            Some(Reason::UnexpectedRecovery)
-        );
-        assert_eq!(
-            of_verdict(
-                &failed("RTO 130.0s is over the budget of 120.0s"),
-                &rec,
-                None,
-                &[]
-            ),
-            Some(Reason::RtoBudgetExceeded)
-        );
-        assert_eq!(
-            of_verdict(
-                &failed("RPO 30.0s (2 transaction(s) lost) is over"),
-                &rec,
-                None,
-                &[]
-            ),
-            Some(Reason::RpoBudgetExceeded)
-        );
-        assert_eq!(
-            of_verdict(
-                &failed("recovery restored the backup of step `b1`"),
-                &rec,
-                None,
-                &[]
-            ),
-            Some(Reason::ExpectationUnmet)
-        );
-        let v = Verification {
-            missing: vec![MissingWrite {
-                segment_in_archive: false,
-                ..missing("w2")
-            }],
-            ..Verification::default()
-        };
-        assert_eq!(
-            of_verdict(&failed("2 rows missing"), &rec, Some(&v), &[]),
-            Some(Reason::WalUnavailable)
-        );
-        assert_eq!(
-            of_verdict(
-                &failed("recovery failed: boom"),
-                &RecoveryObservation::Failed {
-                    message: "FATAL:  database files are incompatible with server".into()
-                },
-                None,
-                &[]
-            ),
-            Some(Reason::VersionMismatch)
-        );
-        assert_eq!(
-            of_verdict(
-                &failed("x"),
-                &RecoveryObservation::StepFailed {
-                    step: "b1".into(),
-                    message: "exit status 1".into()
-                },
-                None,
-                &[]
-            ),
-            Some(Reason::BackupFailed)
-        );
     }
 }

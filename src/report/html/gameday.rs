@@ -17,7 +17,7 @@ pub fn gameday_html(r: &GamedayRecord) -> String {
     };
     let body = html! {
         section.card.gameday id=(format!("gameday-{}", r.name)) data-gameday=(r.name) data-verdict=(match r.status { crate::runner::Status::Passed => "passed", crate::runner::Status::Failed { .. } => "failed", crate::runner::Status::Error { .. } => "error" }) {
-            h1 { "Game day " (r.name) " " (status_verdict(&r.status, None)) }
+            h1 { "Game day " (r.name) " " (status_verdict(&r.status, r.reason.map(|c| c.code()))) }
             @if !r.description.is_empty() { p.muted { (r.description) } }
             @if !reasons.is_empty() { ul.tight.reasons { @for x in &reasons { li { pre { (x) } } } } }
             div.grid {

@@ -82,7 +82,7 @@ impl HtmlReporter {
                 nav {
                     ul {
                         @for r in &results {
-                            li { a href=(format!("#scenario-{}", r.scenario.name)) { (r.scenario.name) } " " (status_verdict(&r.status, None)) }
+                            li { a href=(format!("#scenario-{}", r.scenario.name)) { (r.scenario.name) } " " (status_verdict(&r.status, r.reason.map(|c| c.code()))) }
                         }
                         @for u in &unfinished {
                             li { a href=(format!("#scenario-{}", u.name)) { (u.name) } " " (page::verdict("not-finished", u.verdict(), None)) }
@@ -106,7 +106,7 @@ impl HtmlReporter {
         let reasons = record::reasons(&r.status);
         html! {
             section.card.scenario id=(format!("scenario-{name}")) data-scenario=(name) data-verdict=(record::status_key(&r.status)) {
-                h2 { (name) " " (status_verdict(&r.status, None)) }
+                h2 { (name) " " (status_verdict(&r.status, r.reason.map(|c| c.code()))) }
                 @if !r.scenario.description.is_empty() { p.muted { (r.scenario.description) } }
                 div.grid {
                     div {
@@ -115,7 +115,7 @@ impl HtmlReporter {
                     }
                     div {
                         h3 { "Verdict" }
-                        p { (status_verdict(&r.status, None)) " expected: " (r.recovery.expected_outcome) }
+                        p { (status_verdict(&r.status, r.reason.map(|c| c.code()))) " expected: " (r.recovery.expected_outcome) }
                         @if !reasons.is_empty() {
                             p.small.muted { @if matches!(r.status, crate::runner::Status::Error { .. }) { "Error:" } @else { "Unmet expectations:" } }
                             ul.tight.reasons { @for x in &reasons { li { pre { (x) } } } }
@@ -340,7 +340,7 @@ fn targets(seed: u64, targets: &[TargetResult]) -> Markup {
         ol.tight.targets {
             @for t in targets {
                 li data-target-index=(t.index) data-verdict=(record::status_key(&t.status)) {
-                    (status_verdict(&t.status, None)) " " code { (t.label()) } " " span.muted { (t.around) }
+                    (status_verdict(&t.status, t.reason.map(|c| c.code()))) " " code { (t.label()) } " " span.muted { (t.around) }
                     br;
                     span.small {
                         (opt(t.rows_expected)) " expected, " (opt(t.rows_observed)) " observed, "

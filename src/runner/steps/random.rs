@@ -348,7 +348,7 @@ pub(in crate::runner) fn finish(st: &mut DrillState, res: &mut ScenarioResult) {
 pub(in crate::runner) fn judge(s: &Scenario, res: &mut ScenarioResult) -> Status {
     let count = s.recovery.count.unwrap_or(1) as usize;
     for t in &mut res.targets {
-        t.reason = crate::runner::reason::of_target(t, &res.archive.faults);
+        t.reason = crate::runner::failure::of_target(t, &res.archive.faults);
     }
     res.recovery.resolved_target = Some(
         res.targets
