@@ -571,7 +571,8 @@ fn kubectl(live: &Live, args: &[&str]) -> std::process::Output {
         .expect("kubectl runs")
 }
 
-/// The overlay a user would write over `deploy/kubernetes/base`, aimed at one archive of the
+/// The overlay a user would write over `deploy/kubernetes/base` (in `dir`, a directory of
+/// `target/`), aimed at one archive of the
 /// test's S3 endpoint: the audit every minute, the game day suspended (with `dir/gameday.yaml`
 /// as its file when there is one), metrics into `textfile`.
 #[allow(clippy::too_many_arguments)]
@@ -586,25 +587,28 @@ fn cron_overlay(
     textfile: &Path,
 ) {
     let (name, tag) = image.rsplit_once(':').unwrap();
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/base");
+    // kustomize takes a base only by a relative path: `dir` is two levels under the crate.
+    let base = "../../deploy/kubernetes/base";
     std::fs::write(
         dir.join("kustomization.yaml"),
         format!(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
              namespace: {namespace}\n\
              resources:\n  - namespace.yaml\n  - {base}\n\
-             images:\n  - name: pgdrill\n    newName: {name}\n    newTag: \"{tag}\"\n\
+             images:\n  - name: ghcr.io/pgdrill/pgdrill\n    newName: {name}\n    newTag: \"{tag}\"\n\
              secretGenerator:\n  - name: aws-creds\n    options: {{ disableNameSuffixHash: true }}\n    \
              literals: [ACCESS_KEY_ID={key}, ACCESS_SECRET_KEY={secret}]\n\
              configMapGenerator:\n{gameday}  - name: pgdrill-archive\n    behavior: replace\n    literals:\n      \
              - PGDRILL_ARCHIVE_URL={archive_url}\n      - PGDRILL_SERVER_NAME={server_name}\n      \
              - PGDRILL_S3_ENDPOINT={endpoint}\n      - AWS_DEFAULT_REGION=us-east-1\n\
              patches:\n  - target: {{ kind: CronJob, name: pgdrill-audit }}\n    patch: |-\n      \
-             - {{ op: replace, path: /spec/schedule, value: \"* * * * *\" }}\n      \
-             - {{ op: replace, path: /spec/jobTemplate/spec/template/spec/volumes/0/hostPath/path, value: {textfile} }}\n  \
+             - {{ op: replace, path: /spec/schedule, value: \"* * * * *\" }}\n  \
              - target: {{ kind: CronJob, name: pgdrill-gameday }}\n    patch: |-\n      \
-             - {{ op: add, path: /spec/suspend, value: true }}\n",
-            base = base.display(),
+             - {{ op: add, path: /spec/suspend, value: true }}\n  \
+             - target: {{ kind: CronJob }}\n    patch: |-\n      \
+             apiVersion: batch/v1\n      kind: CronJob\n      metadata: {{ name: any }}\n      \
+             spec: {{ jobTemplate: {{ spec: {{ template: {{ spec: {{ volumes: \
+             [ {{ name: metrics, hostPath: {{ path: {textfile}, type: Directory }} }} ] }} }} }} }} }}\n",
             key = creds.0,
             secret = creds.1,
             textfile = textfile.display(),
@@ -649,10 +653,13 @@ async fn next_cron_job(live: &Live, namespace: &str, cronjob: &str) -> (String, 
                 return (name, ok);
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no new Job of CronJob {cronjob} finished within 240 s"
-        );
+        if Instant::now() >= deadline {
+            let seen = kubectl(live, &["-n", namespace, "get", "cronjobs,jobs,pods,events"]);
+            panic!(
+                "no Job of CronJob {cronjob} finished within 240 s:\n{}",
+                cli::text(&seen)
+            );
+        }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
@@ -672,11 +679,14 @@ async fn job_outcome(live: &Live, namespace: &str, name: &str, within: Duration)
                 return false;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "Job {name} did not finish within {}s",
-            within.as_secs()
-        );
+        if Instant::now() >= deadline {
+            let seen = kubectl(live, &["-n", namespace, "get", "jobs,pods,events"]);
+            panic!(
+                "Job {name} did not finish within {}s:\n{}",
+                within.as_secs(),
+                cli::text(&seen)
+            );
+        }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
@@ -719,9 +729,26 @@ async fn audit_cronjob_on_the_live_cluster() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&textfile, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let overlay = work.path().join("overlay");
-    std::fs::create_dir(&overlay).unwrap();
+    let overlay_dir = tempfile::Builder::new()
+        .prefix("cron-overlay-")
+        .tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .unwrap();
+    let overlay = overlay_dir.path().to_path_buf();
     let ns = "pgdrill-cron-live";
+    // Whatever happens below, the overlay's objects go (the namespace, the ClusterRole).
+    struct Applied<'a>(&'a Live, PathBuf);
+    impl Drop for Applied<'_> {
+        fn drop(&mut self) {
+            let k = self.1.join("kustomization.yaml");
+            if k.exists() {
+                let _ = kubectl(
+                    self.0,
+                    &["delete", "-k", self.1.to_str().unwrap(), "--wait=false"],
+                );
+            }
+        }
+    }
+    let _applied = Applied(live, overlay.clone());
     let creds = (
         archive.creds.access_key.as_str(),
         archive.creds.secret_key.as_str(),
@@ -800,16 +827,9 @@ async fn audit_cronjob_on_the_live_cluster() {
     std::fs::write(
         overlay.join("gameday.yaml"),
         format!(
-            "name: cron-live
-archive:
-  destination: s3://pgdrill/pgdrill/cron/clean-restore-latest
-               server_name: app-pg
-  endpoint: {endpoint}
-postgres: 15
-target: latest
-             checks:
-  - {{ name: orders, sql: select count(*) from orders, equals: \"120\" }}
-",
+            "name: cron-live\narchive:\n  destination: s3://pgdrill/pgdrill/cron/clean-restore-latest\n  \
+             server_name: app-pg\n  endpoint: {endpoint}\npostgres: 15\ntarget: latest\n\
+             checks:\n  - {{ name: orders, sql: select count(*) from orders, equals: \"120\" }}\n",
             endpoint = archive.s3.endpoint
         ),
     )
@@ -856,10 +876,5 @@ target: latest
     archive.assert_only_reads("cron/clean-restore-latest/app-pg/");
     live.assert_no_namespace_left("pgdrill.io/gameday=cron-live")
         .await;
-    let deleted = kubectl(
-        live,
-        &["delete", "-k", overlay.to_str().unwrap(), "--wait=false"],
-    );
-    assert!(deleted.status.success(), "{}", cli::text(&deleted));
     archive.s3.shutdown().await;
 }
