@@ -7,7 +7,9 @@
 //! WAL record), and in-tree also the version mismatch; the verdicts and JUnit content are
 //! checked, and that no namespace or object of the run is left. A game day restores, through
 //! the kube backend, an archive a local drill made; and Ctrl-C in the middle of a kube drill
-//! leaves nothing behind.
+//! leaves nothing behind. The CronJobs of `deploy/kubernetes/base`, with the pgdrill image built
+//! from this checkout, audit archives local drills made (a clean one, then the ADR 007 gap) and
+//! run a game day with the game-day service account's RBAC.
 //!
 //! The cluster is brought up when it is not (`bash cluster/up.sh`, which builds what is not
 //! cached: long the first time), and left up. Needs root; without it these tests fail when
