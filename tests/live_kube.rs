@@ -666,6 +666,15 @@ async fn next_cron_job(live: &Live, namespace: &str, cronjob: &str) -> (String, 
     }
 }
 
+/// Job `job` made from CronJob `cronjob`'s template (`kubectl create job --from`), as its
+/// schedule would make it; whether it succeeded within `seconds`.
+async fn job_from_cronjob(live: &Live, ns: &str, cronjob: &str, job: &str, seconds: u64) -> bool {
+    let from = format!("--from=cronjob/{cronjob}");
+    let created = kubectl(live, &["-n", ns, "create", "job", job, &from]);
+    assert!(created.status.success(), "{}", cli::text(&created));
+    job_outcome(live, ns, job, Duration::from_secs(seconds)).await
+}
+
 /// Poll (deadline `within`) until Job `name` finished; whether it succeeded.
 async fn job_outcome(live: &Live, namespace: &str, name: &str, within: Duration) -> bool {
     use k8s_openapi::api::batch::v1::Job;
@@ -777,19 +786,7 @@ async fn audit_cronjob_on_the_live_cluster() {
         // a Job made from the CronJob's template as `kubectl create job --from` makes it.
         let (job, ok) = if gap {
             let job = "audit-now".to_string();
-            let created = kubectl(
-                live,
-                &[
-                    "-n",
-                    ns,
-                    "create",
-                    "job",
-                    &job,
-                    "--from=cronjob/pgdrill-audit",
-                ],
-            );
-            assert!(created.status.success(), "{}", cli::text(&created));
-            let ok = job_outcome(live, ns, &job, Duration::from_secs(240)).await;
+            let ok = job_from_cronjob(live, ns, "pgdrill-audit", &job, 240).await;
             (job, ok)
         } else {
             next_cron_job(live, ns, "pgdrill-audit").await
@@ -849,19 +846,7 @@ async fn audit_cronjob_on_the_live_cluster() {
     );
     let applied = kubectl(live, &["apply", "-k", overlay.to_str().unwrap()]);
     assert!(applied.status.success(), "{}", cli::text(&applied));
-    let created = kubectl(
-        live,
-        &[
-            "-n",
-            ns,
-            "create",
-            "job",
-            "gameday-now",
-            "--from=cronjob/pgdrill-gameday",
-        ],
-    );
-    assert!(created.status.success(), "{}", cli::text(&created));
-    let ok = job_outcome(live, ns, "gameday-now", Duration::from_secs(900)).await;
+    let ok = job_from_cronjob(live, ns, "pgdrill-gameday", "gameday-now", 900).await;
     let logs = cli::text(&kubectl(live, &["-n", ns, "logs", "job/gameday-now"]));
     assert!(ok, "the game-day Job passes:\n{logs}");
     assert!(logs.contains("game day: PASSED"), "{logs}");

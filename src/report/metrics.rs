@@ -234,6 +234,126 @@ pub fn audit_unreachable(
     x
 }
 
+/// The metric names (and helps) of one kind of recovery test: drills or game days.
+struct Names {
+    success: Name,
+    timestamp: Name,
+    rto: Name,
+    rpo: Name,
+    last_success: Name,
+    failure: Name,
+}
+
+type Name = (&'static str, &'static str);
+
+const DRILL: Names = Names {
+    success: (
+        "pgdrill_drill_success",
+        "1 when the drill met every expectation of its scenario",
+    ),
+    timestamp: (
+        "pgdrill_drill_timestamp_seconds",
+        "Unix time the drill finished",
+    ),
+    rto: (
+        "pgdrill_drill_rto_seconds",
+        "Recovery time the drill measured",
+    ),
+    rpo: (
+        "pgdrill_drill_rpo_seconds",
+        "Recovery point the drill observed: commit-time distance of the writes lost",
+    ),
+    last_success: (
+        "pgdrill_drill_last_success_timestamp_seconds",
+        "Unix time of the newest passed drill of this scenario",
+    ),
+    failure: (
+        "pgdrill_drill_failure",
+        "1 for the reason code of a failed drill",
+    ),
+};
+
+const GAMEDAY: Names = Names {
+    success: (
+        "pgdrill_gameday_success",
+        "1 when the game day's restore met every check and budget",
+    ),
+    timestamp: (
+        "pgdrill_gameday_timestamp_seconds",
+        "Unix time the game day finished",
+    ),
+    rto: (
+        "pgdrill_gameday_rto_seconds",
+        "Recovery time of the game day's restore",
+    ),
+    rpo: (
+        "pgdrill_gameday_rpo_seconds",
+        "Recovery point of the game day's restore: data lost, in seconds of commits",
+    ),
+    last_success: (
+        "pgdrill_gameday_last_success_timestamp_seconds",
+        "Unix time of the newest successful game day of this archive",
+    ),
+    failure: (
+        "pgdrill_gameday_failure",
+        "1 for the reason code of a failed game day",
+    ),
+};
+
+/// A drill's or a game day's verdict and measures.
+struct Verdict {
+    passed: bool,
+    finished: DateTime<Utc>,
+    rto_seconds: Option<f64>,
+    rpo_seconds: Option<f64>,
+    /// The newest earlier success known.
+    last_success: Option<DateTime<Utc>>,
+    reason: Option<Reason>,
+}
+
+impl Verdict {
+    fn new(status: &Status, started: DateTime<Utc>, seconds: f64, reason: Option<Reason>) -> Self {
+        Self {
+            passed: matches!(status, Status::Passed),
+            finished: started + chrono::Duration::milliseconds((seconds * 1000.0) as i64),
+            rto_seconds: None,
+            rpo_seconds: None,
+            last_success: None,
+            reason,
+        }
+    }
+
+    /// Success, finish time, RTO and RPO when measured, the newest success (this one when it
+    /// passed) and, when it failed, `failure{reason}` = 1.
+    fn set(&self, x: &mut Exposition, l: &Labels, n: &Names) {
+        x.set(n.success.0, n.success.1, l, bool01(self.passed));
+        x.set(n.timestamp.0, n.timestamp.1, l, unix(self.finished));
+        if let Some(v) = self.rto_seconds {
+            x.set(n.rto.0, n.rto.1, l, v);
+        }
+        if let Some(v) = self.rpo_seconds {
+            x.set(n.rpo.0, n.rpo.1, l, v);
+        }
+        let last = if self.passed {
+            Some(
+                self.last_success
+                    .map_or(self.finished, |t| t.max(self.finished)),
+            )
+        } else {
+            self.last_success
+        };
+        if let Some(t) = last {
+            x.set(n.last_success.0, n.last_success.1, l, unix(t));
+        }
+        if !self.passed {
+            let mut with_reason = l.clone();
+            let code = self.reason.unwrap_or(Reason::Unknown);
+            with_reason.push(("reason".into(), code.code().into()));
+            x.set(n.failure.0, n.failure.1, &with_reason, 1.0);
+        }
+    }
+}
+
 /// A game day's verdict; `last_success` is the newest passed game day of this archive known
 /// from earlier records (this one counts when it passed).
 pub fn gameday(r: &GamedayRecord, last_success: Option<DateTime<Utc>>) -> Exposition {
@@ -247,90 +367,15 @@ pub fn gameday(r: &GamedayRecord, last_success: Option<DateTime<Utc>>) -> Exposi
         ("destination", destination),
         ("backend", &r.backend),
     ]);
-    let finished = r.started_at + chrono::Duration::milliseconds((r.seconds * 1000.0) as i64);
-    let passed = matches!(r.status, Status::Passed);
     let mut x = Exposition::default();
-    x.set(
-        "pgdrill_gameday_success",
-        "1 when the game day's restore met every check and budget",
-        &l,
-        bool01(passed),
-    );
-    x.set(
-        "pgdrill_gameday_timestamp_seconds",
-        "Unix time the game day finished",
-        &l,
-        unix(finished),
-    );
-    if let Some(rto) = &r.rto {
-        x.set(
-            "pgdrill_gameday_rto_seconds",
-            "Recovery time of the game day's restore",
-            &l,
-            rto.seconds,
-        );
-    }
-    if let Some(s) = r.rpo.as_ref().and_then(|p| p.seconds) {
-        x.set(
-            "pgdrill_gameday_rpo_seconds",
-            "Recovery point of the game day's restore: data lost, in seconds of commits",
-            &l,
-            s,
-        );
-    }
-    let verdict = Verdict {
-        passed,
-        finished,
+    Verdict {
+        rto_seconds: r.rto.as_ref().map(|t| t.seconds),
+        rpo_seconds: r.rpo.as_ref().and_then(|p| p.seconds),
         last_success,
-        reason: r.reason,
-    };
-    verdict.set(
-        &mut x,
-        &l,
-        (
-            "pgdrill_gameday_last_success_timestamp_seconds",
-            "Unix time of the newest successful game day of this archive",
-        ),
-        (
-            "pgdrill_gameday_failure",
-            "1 for the reason code of a failed game day",
-        ),
-    );
-    x
-}
-
-/// A drill's or a game day's verdict, for its last-success and failure-reason metrics.
-struct Verdict {
-    passed: bool,
-    finished: DateTime<Utc>,
-    /// The newest earlier success known.
-    last_success: Option<DateTime<Utc>>,
-    reason: Option<Reason>,
-}
-
-type Name = (&'static str, &'static str);
-
-impl Verdict {
-    /// The newest success (this one when it passed) and, when it failed, `failure{reason}` = 1.
-    fn set(&self, x: &mut Exposition, l: &Labels, last_success: Name, failure: Name) {
-        let last = if self.passed {
-            Some(
-                self.last_success
-                    .map_or(self.finished, |t| t.max(self.finished)),
-            )
-        } else {
-            self.last_success
-        };
-        if let Some(t) = last {
-            x.set(last_success.0, last_success.1, l, unix(t));
-        }
-        if !self.passed {
-            let mut with_reason = l.clone();
-            let code = self.reason.unwrap_or(Reason::Unknown);
-            with_reason.push(("reason".into(), code.code().into()));
-            x.set(failure.0, failure.1, &with_reason, 1.0);
-        }
+        ..Verdict::new(&r.status, r.started_at, r.seconds, r.reason)
     }
+    .set(&mut x, &l, &GAMEDAY);
+    x
 }
 
 /// Adds one finished drill's metrics.
@@ -339,55 +384,23 @@ fn drill(x: &mut Exposition, r: &ScenarioResult, last_success: Option<DateTime<U
         ("scenario", &r.scenario.name),
         ("backend", &r.scenario.backend),
     ]);
-    let finished = r.scenario.started_at
-        + chrono::Duration::milliseconds((r.scenario.seconds * 1000.0) as i64);
-    let passed = matches!(r.status, Status::Passed);
-    x.set(
-        "pgdrill_drill_success",
-        "1 when the drill met every expectation of its scenario",
-        &l,
-        bool01(passed),
-    );
-    x.set(
-        "pgdrill_drill_timestamp_seconds",
-        "Unix time the drill finished",
-        &l,
-        unix(finished),
-    );
-    if let Some(rto) = &r.outcome.rto {
-        x.set(
-            "pgdrill_drill_rto_seconds",
-            "Recovery time the drill measured",
-            &l,
-            rto.seconds,
-        );
-    }
-    if let Some(rpo) = r.outcome.verification.as_ref().and_then(|v| v.rpo.as_ref()) {
-        x.set(
-            "pgdrill_drill_rpo_seconds",
-            "Recovery point the drill observed: commit-time distance of the writes lost",
-            &l,
-            rpo.seconds,
-        );
-    }
-    let verdict = Verdict {
-        passed,
-        finished,
+    Verdict {
+        rto_seconds: r.outcome.rto.as_ref().map(|t| t.seconds),
+        rpo_seconds: r
+            .outcome
+            .verification
+            .as_ref()
+            .and_then(|v| v.rpo.as_ref())
+            .map(|p| p.seconds),
         last_success,
-        reason: r.reason,
-    };
-    verdict.set(
-        x,
-        &l,
-        (
-            "pgdrill_drill_last_success_timestamp_seconds",
-            "Unix time of the newest passed drill of this scenario",
-        ),
-        (
-            "pgdrill_drill_failure",
-            "1 for the reason code of a failed drill",
-        ),
-    );
+        ..Verdict::new(
+            &r.status,
+            r.scenario.started_at,
+            r.scenario.seconds,
+            r.reason,
+        )
+    }
+    .set(x, &l, &DRILL);
 }
 
 /// Writes `dir/metrics.prom` on `finish`: one set of drill metrics per finished scenario.
