@@ -119,6 +119,8 @@ impl TestArchive {
             // The endpoint belongs to the test: teardown leaves the archive in place.
             external_s3: false,
             faults: Some(self.s3.faults.clone()),
+            azure: None,
+            external_azure: false,
         });
         let loaded = pgdrill::scenario::load_file(std::path::Path::new(file)).expect("scenario");
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
