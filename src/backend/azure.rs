@@ -315,7 +315,7 @@ mod tests {
         );
         let sas = t().env(AzureCredentials::Sas, now).unwrap();
         assert!(sas.0[0].1.starts_with("BlobEndpoint=") && !sas.0[0].1.contains("AccountKey"));
-        assert!(sas.0[0].1.contains("sv=2021-08-06&ss=b&srt=co&sp=racwdl&st=2026-01-02T02%3A59%3A05Z&se=2026-01-03T03%3A04%3A05Z&spr=https%2Chttp&sig="));
+        assert!(sas.0[0].1.contains("sv=2021-08-06&ss=b&srt=co&sp=racwdl&st=2026-01-02T02%3A59%3A05Z&se=2026-01-03T03%3A04%3A05Z&spr=https,http&sig="));
         let real = AzureTarget::external(None, "acct", AZURITE_KEY, "c");
         let ak = real.env(AzureCredentials::AccountKey, now).unwrap();
         let names: Vec<&str> = ak.0.iter().map(|(k, _)| k.as_str()).collect();

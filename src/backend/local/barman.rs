@@ -466,7 +466,7 @@ mod tests {
             b.cloud = Cloud::Azure(env.clone());
             let script = b.archive_script("src", Compression::Gzip);
             assert!(
-                script.contains("'--cloud-provider' 'azure-blob-storage'"),
+                script.contains("--cloud-provider azure-blob-storage"),
                 "{script}"
             );
             assert!(!script.contains("Eby8") && !script.contains("sig="));
@@ -508,7 +508,7 @@ mod tests {
         let script = b.restore_script("it's", &prefetch(Path::new("/runs/a b"), 8));
         for line in [
             "restore='/opt/barman dir/bin/barman-cloud-wal-restore'",
-            "ep=http://127.0.0.1:1",
+            "  exec \"$restore\" --endpoint-url http://127.0.0.1:1 \"$dest\" \"$server\" \"$f\" \"$p\"",
             "dest=s3://b/p",
             "server='it'\\''s'",
             "spool='/runs/a b/wal-spool'",

@@ -77,7 +77,7 @@ impl S3Endpoint {
 pub enum AzureEndpoint {
     /// Azurite, started for this run (data under `<run dir>/azurite`), stopped by
     /// [`AzureEndpoint::shutdown`].
-    Embedded(Azurite),
+    Embedded(Box<Azurite>),
     /// An account pgdrill only uses (`--azure-endpoint`): the container must exist and each
     /// drill deletes its own blobs.
     External(AzureTarget),
@@ -177,9 +177,9 @@ impl LocalRun {
     ) -> Result<(), BackendError> {
         let endpoint = match external {
             Some(t) => AzureEndpoint::External(t),
-            None => AzureEndpoint::Embedded(
+            None => AzureEndpoint::Embedded(Box::new(
                 Azurite::start(&self.toolchain, &self.dir.join("azurite"), container).await?,
-            ),
+            )),
         };
         self.azure = Some(endpoint);
         Ok(())
