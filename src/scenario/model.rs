@@ -63,7 +63,8 @@ pub struct Scenario {
     pub object_store: ObjectStoreSpec,
 }
 
-/// Object-store behaviour faults, from the drill's first request to its last.
+/// The object store a drill archives to, and (S3 on the local backend's embedded endpoint
+/// only) its behaviour faults, from the drill's first request to its last.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectStoreSpec {
