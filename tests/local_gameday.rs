@@ -289,7 +289,7 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
     env.toolchain.run_as.chown(&home).unwrap();
     let barman = Barman {
         bin: env.toolchain.check_barman().unwrap(),
-        s3: env.target.clone(),
+        cloud: pgdrill::backend::local::Cloud::S3(env.target.clone()),
         destination: format!("s3://pgdrill/{PREFIX}/clean-restore-latest"),
         run_as: env.toolchain.run_as.clone(),
         home,

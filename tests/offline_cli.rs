@@ -479,3 +479,39 @@ fn rto_model_says_why_it_cannot_fit_instead_of_printing_numbers() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("neither rto.json nor gameday.json"));
 }
+
+/// An Azure scenario asking for an S3 endpoint behaviour is invalid (file, line, scenario,
+/// key), and a valid Azure scenario is refused by the kube backend with the reason; both
+/// before anything runs.
+#[test]
+fn azure_scenarios_are_checked_before_anything_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/31-azure-clean-restore.yaml"),
+    )
+    .unwrap();
+    let bad = work.path().join("azure-latency.yaml");
+    std::fs::write(
+        &bad,
+        shipped.replace(
+            "object_store: azure ",
+            "object_store: { provider: azure, latency_ms: 20 } ",
+        ),
+    )
+    .unwrap();
+    let out = pgdrill(&["validate", bad.to_str().unwrap()]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("azure-latency.yaml:8:"), "file:line in {msg}");
+    assert!(
+        msg.contains("azure-clean-restore") && msg.contains("`object_store.latency_ms`"),
+        "{msg}"
+    );
+
+    let root = work.path().join("r");
+    let out = run_kube_without_cluster(work.path(), &root, "scenarios/31-azure-clean-restore.yaml");
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("`object_store: azure`"), "{msg}");
+    assert!(!root.exists(), "nothing ran: {msg}");
+}

@@ -1,93 +1,82 @@
-//! Reads a barman-cloud archive for the audit: lists objects and fetches `backup.info` and
-//! `.history` files. Read-only by construction: the only S3 calls in this file are
-//! ListObjectsV2 and GetObject, and no other audit module holds a client.
-
-use chrono::{DateTime, Utc};
+//! Reads a barman-cloud archive for the audit, on S3 or Azure Blob Storage: lists objects
+//! and fetches `backup.info` and `.history` files. Read-only by construction: it holds a
+//! `ReadOnlyStore`, which can only list and get, and no other audit module holds a store.
 
 use crate::backend::BackendError;
-use crate::backend::objstore::{ObjectStore, S3Target, s3_client};
+use crate::backend::azure::AzureTarget;
+use crate::backend::objstore::{ObjectStore, ReadOnlyStore, S3Target};
 
 use super::model::{ArchiveListing, ArchiveObject};
-use crate::backend::objstore::list_all;
 
-/// A read-only view of `<prefix>/<server_name>/` in one bucket.
+/// A read-only view of `<prefix>/<server_name>/` in one bucket or container.
 pub struct ArchiveReader {
-    client: aws_sdk_s3::Client,
-    bucket: String,
-    root: String,
+    store: ReadOnlyStore,
+}
+
+fn root_of(prefix: &str, server_name: &str) -> String {
+    [prefix.trim_matches('/'), server_name.trim_matches('/')]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 impl ArchiveReader {
     /// `target.bucket` is replaced by `bucket`; `prefix` may be empty.
     pub fn new(target: &S3Target, bucket: &str, prefix: &str, server_name: &str) -> Self {
-        let root = [prefix.trim_matches('/'), server_name.trim_matches('/')]
-            .iter()
-            .filter(|p| !p.is_empty())
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("/");
+        let mut target = target.clone();
+        target.bucket = bucket.to_string();
+        let store = ObjectStore::new(&target, &root_of(prefix, server_name));
         Self {
-            client: s3_client(target),
-            bucket: bucket.to_string(),
-            root,
+            store: store.read_only(),
         }
+    }
+
+    /// `<prefix>/<server_name>/` in the container of `target`.
+    pub fn azure(
+        target: &AzureTarget,
+        prefix: &str,
+        server_name: &str,
+    ) -> Result<Self, BackendError> {
+        let store = ObjectStore::azure(target, &root_of(prefix, server_name))?;
+        Ok(Self {
+            store: store.read_only(),
+        })
     }
 
     /// `<store's root>/<server_name>/`, reusing the store's client (drills audit their own archive).
     pub fn for_store(store: &ObjectStore, server_name: &str) -> Self {
-        let (client, bucket, root) = store.parts();
         Self {
-            client: client.clone(),
-            bucket: bucket.to_string(),
-            root: format!("{root}/{}", server_name.trim_matches('/')),
+            store: store.narrowed(server_name).read_only(),
         }
     }
 
-    /// `s3://bucket/prefix/server`.
+    /// `s3://bucket/prefix/server` or `azure://container/prefix/server`.
     pub fn url(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.root)
+        self.store.url()
     }
 
     /// The object's content, decompressed by its barman-cloud suffix.
     async fn get_text(&self, key: &str) -> Result<String, BackendError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| BackendError::s3(format!("reading s3://{}/{key}", self.bucket), e))?;
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| BackendError::io(format!("reading s3://{}/{key}", self.bucket), e.into()))?
-            .into_bytes();
-        let text = decompress(key, &bytes).map_err(|e| {
-            BackendError::io(format!("decompressing s3://{}/{key}", self.bucket), e)
-        })?;
+        let bytes = self.store.get(key).await?;
+        let text = decompress(key, &bytes)
+            .map_err(|e| BackendError::io(format!("decompressing {}/{key}", self.url()), e))?;
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
 
     /// List the archive and read every backup.info and history file.
     pub async fn read(&self) -> Result<ArchiveListing, BackendError> {
-        let prefix = format!("{}/", self.root);
+        let prefix = format!("{}/", self.store.root());
         let mut listing = ArchiveListing::default();
-        let what = format!("listing {}", self.url());
-        let objects = list_all(&self.client, &self.bucket, &prefix, &what).await?;
-        for o in &objects {
-            let Some(key) = o.key() else { continue };
-            let Some(rel) = key.strip_prefix(&prefix) else {
+        for o in self.store.list("").await? {
+            let Some(rel) = o.key.strip_prefix(&prefix) else {
                 continue;
             };
-            let last_modified = o
-                .last_modified()
-                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
             listing.objects.push(ArchiveObject {
                 key: rel.to_string(),
-                size: o.size().unwrap_or(0).max(0) as u64,
-                last_modified,
+                size: o.size,
+                last_modified: o.last_modified,
             });
         }
         listing.objects.sort_by(|a, b| a.key.cmp(&b.key));

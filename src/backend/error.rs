@@ -31,8 +31,9 @@ pub enum BackendError {
         #[source]
         source: tokio_postgres::Error,
     },
-    /// Object storage refused or failed a request (an aws-sdk error). The text is the whole
-    /// chain of causes and their debug form, as the SDK's `DisplayErrorContext` gives it.
+    /// Object storage refused or failed a request (an aws-sdk error, or the `object_store`
+    /// crate's on Azure). The text is the whole chain of causes and their debug form, as the
+    /// SDK's `DisplayErrorContext` gives it.
     #[error("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(&**source))]
     S3 {
         what: String,

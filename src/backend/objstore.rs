@@ -1,8 +1,17 @@
-//! Object storage through `aws-sdk-s3`, scoped to one drill's prefix: fault injection and
+//! Object storage, S3 (`aws-sdk-s3`) or Azure Blob Storage (the `object_store` crate's
+//! `MicrosoftAzure`) behind one type, scoped to one drill's prefix: fault injection and
 //! audits for every backend. It refuses any key outside its prefix, so a drill can never
-//! delete what it did not create.
+//! delete what it did not create; the audit gets a [`ReadOnlyStore`], which can only list
+//! and read.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::ObjectStore as _;
+use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::path::Path as BlobPath;
 
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
@@ -10,6 +19,7 @@ use aws_sdk_s3::config::{
 use aws_smithy_http_client::tls;
 
 use super::BackendError;
+use super::azure::AzureTarget;
 use super::credentials::KeyPair;
 use crate::wal::{SegmentName, segment_of_key};
 
@@ -63,14 +73,60 @@ impl S3Target {
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
-/// A client confined to `s3://bucket/root/`.
+/// A client confined to `s3://bucket/root/` or `azure://container/root/`.
 #[derive(Clone, Debug)]
 pub struct ObjectStore {
-    client: aws_sdk_s3::Client,
-    bucket: String,
+    backing: Backing,
     root: String,
+}
+
+/// The provider's client and its bucket or container.
+#[derive(Clone)]
+enum Backing {
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+    },
+    Azure {
+        client: Arc<MicrosoftAzure>,
+        container: String,
+    },
+}
+
+impl std::fmt::Debug for Backing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backing::S3 { bucket, .. } => write!(f, "S3({bucket})"),
+            Backing::Azure { container, .. } => write!(f, "Azure({container})"),
+        }
+    }
+}
+
+/// A view of an [`ObjectStore`] that can only list and read: what the audit holds.
+#[derive(Clone, Debug)]
+pub struct ReadOnlyStore(ObjectStore);
+
+impl ReadOnlyStore {
+    /// Every object under `root/sub`.
+    pub async fn list(&self, sub: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.0.list(sub).await
+    }
+
+    /// One object's bytes (inside the prefix).
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, BackendError> {
+        self.0.get(key).await
+    }
+
+    pub fn url(&self) -> String {
+        self.0.url()
+    }
+
+    pub fn root(&self) -> &str {
+        &self.0.root
+    }
 }
 
 /// Every object under `prefix` in `bucket`, all pages of ListObjectsV2; `what` names the
@@ -124,23 +180,68 @@ pub fn s3_client(target: &S3Target) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+/// An Azure Blob client for `target` (shared key; the emulator's path-style URLs when the
+/// endpoint is not Azure's own domain).
+pub fn azure_client(target: &AzureTarget) -> Result<MicrosoftAzure, BackendError> {
+    let mut b = MicrosoftAzureBuilder::new()
+        .with_account(&target.account)
+        .with_access_key(&target.key)
+        .with_container_name(&target.container);
+    if !target.is_azure_domain() {
+        b = b
+            .with_endpoint(target.endpoint.clone())
+            .with_allow_http(target.endpoint.starts_with("http://"));
+    }
+    // The builder's errors name settings, never the key.
+    b.build()
+        .map_err(|e| BackendError::s3(format!("an Azure client for {}", target.endpoint), e))
+}
+
 impl ObjectStore {
     pub fn new(target: &S3Target, root: &str) -> Self {
         Self {
-            client: s3_client(target),
-            bucket: target.bucket.clone(),
+            backing: Backing::S3 {
+                client: s3_client(target),
+                bucket: target.bucket.clone(),
+            },
             root: root.trim_matches('/').to_string(),
         }
     }
 
-    /// The client, bucket and root, for read-only consumers such as the audit reader.
-    pub fn parts(&self) -> (&aws_sdk_s3::Client, &str, &str) {
-        (&self.client, &self.bucket, &self.root)
+    /// `azure://container/root` on `target`.
+    pub fn azure(target: &AzureTarget, root: &str) -> Result<Self, BackendError> {
+        Ok(Self {
+            backing: Backing::Azure {
+                client: Arc::new(azure_client(target)?),
+                container: target.container.clone(),
+            },
+            root: root.trim_matches('/').to_string(),
+        })
     }
 
-    /// `s3://bucket/root`
+    /// What the audit holds: list and get only.
+    pub fn read_only(&self) -> ReadOnlyStore {
+        ReadOnlyStore(self.clone())
+    }
+
+    /// The same bucket or container, confined to `root` instead (`root` inside this one's).
+    pub fn narrowed(&self, sub: &str) -> Self {
+        Self {
+            backing: self.backing.clone(),
+            root: format!("{}/{}", self.root, sub.trim_matches('/')),
+        }
+    }
+
+    /// `s3://bucket/root` or `azure://container/root`
     pub fn url(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.root)
+        self.location(&self.root)
+    }
+
+    fn location(&self, key: &str) -> String {
+        match &self.backing {
+            Backing::S3 { bucket, .. } => format!("s3://{bucket}/{key}"),
+            Backing::Azure { container, .. } => format!("azure://{container}/{key}"),
+        }
     }
 
     pub(super) fn scoped(&self, key: &str) -> Result<(), BackendError> {
@@ -149,8 +250,8 @@ impl ObjectStore {
             Ok(())
         } else {
             Err(BackendError::infra(format!(
-                "refusing to touch s3://{}/{key}: outside this drill's prefix {}",
-                self.bucket,
+                "refusing to touch {}: outside this drill's prefix {}",
+                self.location(key),
                 self.url()
             )))
         }
@@ -159,17 +260,98 @@ impl ObjectStore {
     /// Every object under `root/sub`.
     pub async fn list(&self, sub: &str) -> Result<Vec<ObjectInfo>, BackendError> {
         let prefix = format!("{}/{}", self.root, sub.trim_start_matches('/'));
-        let what = format!("listing s3://{}/{prefix}", self.bucket);
-        let objects = list_all(&self.client, &self.bucket, &prefix, &what).await?;
-        Ok(objects
-            .iter()
-            .filter_map(|o| {
-                o.key().map(|k| ObjectInfo {
-                    key: k.to_string(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                })
-            })
-            .collect())
+        let what = format!("listing {}", self.location(&prefix));
+        match &self.backing {
+            Backing::S3 { client, bucket } => {
+                let objects = list_all(client, bucket, &prefix, &what).await?;
+                Ok(objects
+                    .iter()
+                    .filter_map(|o| {
+                        o.key().map(|k| ObjectInfo {
+                            key: k.to_string(),
+                            size: o.size().unwrap_or(0).max(0) as u64,
+                            last_modified: o.last_modified().and_then(|t| {
+                                DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
+                            }),
+                        })
+                    })
+                    .collect())
+            }
+            Backing::Azure { client, .. } => {
+                // object_store lists by whole path segments; filter to the string prefix.
+                let dir = prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                let metas: Vec<object_store::ObjectMeta> = client
+                    .list(Some(&BlobPath::from(dir)))
+                    .try_collect()
+                    .await
+                    .map_err(|e| BackendError::s3(what, e))?;
+                Ok(metas
+                    .into_iter()
+                    .map(|m| ObjectInfo {
+                        key: m.location.to_string(),
+                        size: m.size,
+                        last_modified: Some(m.last_modified),
+                    })
+                    .filter(|o| o.key.starts_with(&prefix))
+                    .collect())
+            }
+        }
+    }
+
+    /// One object's bytes (inside the prefix).
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, BackendError> {
+        self.scoped(key)?;
+        let what = format!("reading {}", self.location(key));
+        match &self.backing {
+            Backing::S3 { client, bucket } => {
+                let out = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| BackendError::s3(&what, e))?;
+                let body = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| BackendError::io(&what, e.into()))?;
+                Ok(body.into_bytes().to_vec())
+            }
+            Backing::Azure { client, .. } => {
+                let got = client
+                    .get(&BlobPath::from(key))
+                    .await
+                    .map_err(|e| BackendError::s3(&what, e))?;
+                let bytes = got.bytes().await.map_err(|e| BackendError::s3(&what, e))?;
+                Ok(bytes.to_vec())
+            }
+        }
+    }
+
+    /// Write one object inside the prefix (replacing it).
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BackendError> {
+        self.scoped(key)?;
+        let what = format!("writing {}", self.location(key));
+        match &self.backing {
+            Backing::S3 { client, bucket } => {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(bytes.into())
+                    .send()
+                    .await
+                    .map_err(|e| BackendError::s3(what, e))?;
+            }
+            Backing::Azure { client, .. } => {
+                client
+                    .put(&BlobPath::from(key), bytes::Bytes::from(bytes).into())
+                    .await
+                    .map_err(|e| BackendError::s3(what, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Archived WAL segments of `server_name`: segment name → object.
@@ -207,13 +389,24 @@ impl ObjectStore {
     /// Delete one object inside the prefix.
     pub async fn delete(&self, key: &str) -> Result<(), BackendError> {
         self.scoped(key)?;
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| BackendError::s3(format!("deleting s3://{}/{key}", self.bucket), e))?;
+        let what = format!("deleting {}", self.location(key));
+        match &self.backing {
+            Backing::S3 { client, bucket } => {
+                client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| BackendError::s3(what, e))?;
+            }
+            Backing::Azure { client, .. } => {
+                client
+                    .delete(&BlobPath::from(key))
+                    .await
+                    .map_err(|e| BackendError::s3(what, e))?;
+            }
+        }
         Ok(())
     }
 
@@ -306,6 +499,14 @@ mod tests {
             secret_key: "s".into(),
         };
         let s = ObjectStore::new(&t, "pgdrill/run1/scn");
+        let a = ObjectStore::azure(
+            &AzureTarget::azurite("http://127.0.0.1:1", "c"),
+            "pgdrill/run1/scn",
+        )
+        .unwrap();
+        assert_eq!(a.url(), "azure://c/pgdrill/run1/scn");
+        let e = a.scoped("pgdrill/run1/other/x").unwrap_err().to_string();
+        assert!(e.contains("azure://c/pgdrill/run1/other/x"), "{e}");
         assert!(s.scoped("pgdrill/run1/scn/src/wals/x").is_ok());
         assert!(s.scoped("pgdrill/run1/scn2/src/wals/x").is_err());
         assert!(s.scoped("pgdrill/run1/scn").is_err());

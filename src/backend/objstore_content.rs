@@ -98,40 +98,6 @@ impl Codec {
 }
 
 impl ObjectStore {
-    /// The content of one object inside the prefix.
-    pub async fn get(&self, key: &str) -> Result<Vec<u8>, BackendError> {
-        self.scoped(key)?;
-        let (client, bucket, _) = self.parts();
-        let out = client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| BackendError::s3(format!("reading s3://{bucket}/{key}"), e))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| BackendError::io(format!("reading s3://{bucket}/{key}"), e.into()))?;
-        Ok(body.into_bytes().to_vec())
-    }
-
-    /// Replace one object inside the prefix.
-    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BackendError> {
-        self.scoped(key)?;
-        let (client, bucket, _) = self.parts();
-        client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(bytes.into())
-            .send()
-            .await
-            .map_err(|e| BackendError::s3(format!("writing s3://{bucket}/{key}"), e))?;
-        Ok(())
-    }
-
     /// The single archived object of one WAL segment (not a `.partial` or `.backup` file).
     pub async fn wal_object(
         &self,

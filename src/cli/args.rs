@@ -246,3 +246,46 @@ mod tests {
         Cli::command().debug_assert();
     }
 }
+
+/// Azure Blob Storage for `object_store: azure` drills and `pgdrill audit` of Azure archives.
+/// The account and key come from `AZURE_STORAGE_ACCOUNT` and `AZURE_STORAGE_KEY` (never a
+/// flag: secrets stay off command lines and out of logs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AzureArgs {
+    /// Use this Azure blob endpoint instead of an embedded Azurite, e.g.
+    /// `https://ACCOUNT.blob.core.windows.net` or `http://HOST:PORT/ACCOUNT`. The container
+    /// must exist; pgdrill writes only under its run prefix.
+    #[arg(long)]
+    pub azure_endpoint: Option<String>,
+    /// The container Azure drills archive to.
+    #[arg(long, default_value = "pgdrill")]
+    pub azure_container: String,
+}
+
+impl AzureArgs {
+    /// The external account (`--azure-endpoint` with `AZURE_STORAGE_ACCOUNT` and
+    /// `AZURE_STORAGE_KEY`), or `None` for the embedded Azurite.
+    pub fn external(&self) -> Result<Option<pgdrill::backend::azure::AzureTarget>, String> {
+        let Some(endpoint) = &self.azure_endpoint else {
+            return Ok(None);
+        };
+        let (account, key) = azure_account_key("--azure-endpoint")?;
+        Ok(Some(pgdrill::backend::azure::AzureTarget::external(
+            Some(endpoint),
+            &account,
+            &key,
+            &self.azure_container,
+        )))
+    }
+}
+
+/// `AZURE_STORAGE_ACCOUNT` and `AZURE_STORAGE_KEY`, both required by `what`.
+pub fn azure_account_key(what: &str) -> Result<(String, String), String> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (get("AZURE_STORAGE_ACCOUNT"), get("AZURE_STORAGE_KEY")) {
+        (Some(a), Some(k)) => Ok((a, k)),
+        _ => Err(format!(
+            "{what} needs AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY in the environment"
+        )),
+    }
+}

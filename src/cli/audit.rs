@@ -20,11 +20,16 @@ use super::metrics::MetricsArgs;
 /// Arguments of `pgdrill audit`.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// `s3://BUCKET/PATH`: the folder holding the serverName folders (CNPG's destinationPath).
+    /// `s3://BUCKET/PATH`, or on Azure `azure://CONTAINER/PATH`,
+    /// `https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH` or an emulator's
+    /// `http://HOST:PORT/ACCOUNT/CONTAINER/PATH`: the folder holding the serverName folders
+    /// (CNPG's destinationPath).
     pub url: String,
     pub server_name: String,
     /// S3 endpoint (default, or empty: AWS). Credentials from AWS_ACCESS_KEY_ID /
-    /// AWS_SECRET_ACCESS_KEY.
+    /// AWS_SECRET_ACCESS_KEY. With `azure://`: the blob endpoint (default
+    /// `https://ACCOUNT.blob.core.windows.net`); the account and key from
+    /// AZURE_STORAGE_ACCOUNT / AZURE_STORAGE_KEY.
     #[arg(long, env = "PGDRILL_S3_ENDPOINT")]
     pub endpoint: Option<String>,
     #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]

@@ -20,7 +20,7 @@ use pgdrill::scenario::{LoadedScenario, load_all};
 
 use anyhow::Context;
 
-use super::args::{BackendKind, Common, KubeArgs};
+use super::args::{AzureArgs, BackendKind, Common, KubeArgs};
 use super::metrics::MetricsArgs;
 
 /// Arguments of `pgdrill run`.
@@ -56,6 +56,8 @@ pub struct RunArgs {
     common: Common,
     #[command(flatten)]
     s3: S3Args,
+    #[command(flatten)]
+    azure: AzureArgs,
     #[command(flatten)]
     kube: KubeArgs,
     #[command(flatten)]
@@ -152,12 +154,26 @@ async fn run_local(
     };
     super::clean::sweep_before(&tc.home, external.as_ref()).await;
     let report_dir = report::prepare_run_dir(&args.report_dir, run_id).map_err(Error::Report)?;
-    let local = LocalRun::start(&tc, run_id, &s3.s3_region, &s3.s3_bucket, external)
+    let azure_external = args.azure.external().map_err(Error::Usage)?;
+    let wants_azure = loaded.iter().any(|l| l.scenario.object_store.is_azure());
+    if wants_azure && azure_external.is_none() {
+        tc.check_azurite()
+            .map_err(|e| Error::Infrastructure(e.to_string()))?;
+    }
+    let mut local = LocalRun::start(&tc, run_id, &s3.s3_region, &s3.s3_bucket, external)
         .await
         .map_err(|e| match e {
             LocalRunError::Backend(e) => Error::Infrastructure(e.to_string()).into(),
             other => anyhow::Error::from(other),
         })?;
+    if wants_azure
+        && let Err(e) = local
+            .start_azure(&args.azure.azure_container, azure_external)
+            .await
+    {
+        let _ = local.finish(Keep::Nothing).await;
+        return Err(Error::Infrastructure(e.to_string()).into());
+    }
     let outcome = drive(Arc::new(local.backend()), loaded, run_id, &report_dir, args).await;
     match local.finish(Keep::from(args.keep)).await {
         Ok(kept) => kept.iter().for_each(|k| println!("{k}")),

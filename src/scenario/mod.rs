@@ -5,6 +5,7 @@ mod discover;
 mod limits;
 mod load;
 mod model;
+mod object_store;
 mod span;
 mod validate;
 

@@ -51,15 +51,29 @@ pub struct Scenario {
     /// e.g. `AWS_REQUEST_CHECKSUM_CALCULATION: when_required`. Never credentials.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// How the object store behaves for this drill (local backend's embedded endpoint only).
-    #[serde(default, skip_serializing_if = "ObjectStoreSpec::is_default")]
+    /// Which object store the drill archives to (`s3`, the default, or `azure`) and, on the
+    /// local backend's embedded S3 endpoint, how it behaves. `object_store: azure` is short for
+    /// `object_store: { provider: azure }`.
+    #[serde(
+        default,
+        skip_serializing_if = "ObjectStoreSpec::is_default",
+        deserialize_with = "super::object_store::deserialize"
+    )]
+    #[schemars(schema_with = "super::object_store::schema")]
     pub object_store: ObjectStoreSpec,
 }
 
-/// Object-store behaviour faults, from the drill's first request to its last.
+/// The object store a drill archives to, and (S3 on the local backend's embedded endpoint
+/// only) its behaviour faults, from the drill's first request to its last.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectStoreSpec {
+    /// The object store: `s3` (default) or `azure` (Azure Blob Storage; locally Azurite).
+    #[serde(default, skip_serializing_if = "Provider::is_s3")]
+    pub provider: Provider,
+    /// Azure settings (with `provider: azure` only): which credentials the tools get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureSpec>,
     /// Reject requests with the flexible-checksum headers of newer AWS SDKs with
     /// `501 NotImplemented`, as Oracle Object Storage does.
     #[serde(default)]
@@ -73,6 +87,70 @@ impl ObjectStoreSpec {
     pub fn is_default(&self) -> bool {
         *self == Self::default()
     }
+
+    /// Whether the drill archives to Azure Blob Storage.
+    pub fn is_azure(&self) -> bool {
+        self.provider == Provider::Azure
+    }
+
+    /// The Azure credential flavour the tools get (default: a connection string).
+    pub fn azure_credentials(&self) -> AzureCredentials {
+        self.azure
+            .as_ref()
+            .map(|a| a.credentials)
+            .unwrap_or_default()
+    }
+
+    /// Behaviour faults of the embedded S3 endpoint, as their keys, when any is set.
+    pub fn s3_behaviour_keys(&self) -> Vec<&'static str> {
+        [
+            ("reject_checksum_headers", self.reject_checksum_headers),
+            ("latency_ms", self.latency_ms.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
+}
+
+/// Which object store a drill archives to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// S3 (locally the embedded endpoint, or `--s3-endpoint`).
+    #[default]
+    S3,
+    /// Azure Blob Storage (barman-cloud's `azure-blob-storage` provider; locally Azurite, or
+    /// `--azure-endpoint`).
+    Azure,
+}
+
+impl Provider {
+    pub fn is_s3(&self) -> bool {
+        *self == Provider::S3
+    }
+}
+
+/// Azure settings of a drill.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AzureSpec {
+    /// Which credentials barman-cloud (and CNPG's `azureCredentials`) get.
+    #[serde(default)]
+    pub credentials: AzureCredentials,
+}
+
+/// The three credential flavours of CNPG's `azureCredentials`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AzureCredentials {
+    /// `AZURE_STORAGE_CONNECTION_STRING` with the account name and key (`connectionString`).
+    #[default]
+    ConnectionString,
+    /// The storage account and its shared key (`storageAccount` + `storageKey`).
+    AccountKey,
+    /// A SAS token pgdrill signs for the drill's container (`storageAccount` + `storageSasToken`).
+    Sas,
 }
 
 pub fn default_seed() -> u64 {

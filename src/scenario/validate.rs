@@ -237,7 +237,70 @@ impl<'a> Validator<'a> {
         self.check_recovery_faults();
         self.check_expect();
         self.check_env();
+        self.check_object_store();
         self.check_timeouts();
+    }
+
+    /// `object_store`: Azure settings only with `provider: azure`, and on Azure none of the
+    /// faults the embedded S3 endpoint injects (it is not in the path to Azurite or Azure).
+    fn check_object_store(&mut self) {
+        let o = &self.s.object_store;
+        if !o.is_azure() {
+            if o.azure.is_some() {
+                self.report_key(
+                    "object_store.azure",
+                    "`object_store.azure` is set but the provider is `s3`".to_string(),
+                    "add `provider: azure`, or remove `azure`".to_string(),
+                );
+            }
+            return;
+        }
+        let hint = "the embedded S3 endpoint injects it, and Azure drills do not go through it: \
+                    run this fault on S3 (remove `provider: azure`)";
+        for key in o.s3_behaviour_keys() {
+            self.report_key(
+                &format!("object_store.{key}"),
+                format!("`object_store.{key}` is an S3 endpoint behaviour; it cannot apply to `provider: azure`"),
+                hint.to_string(),
+            );
+        }
+        let steps: Vec<(usize, &'static str)> = self
+            .s
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, st)| match st {
+                Step::Fault(f) if f.object_store_errors.is_some() => {
+                    Some((i, "fault.object_store_errors"))
+                }
+                Step::BaseBackup(b) if b.crash_source.is_some() => {
+                    Some((i, "base_backup.crash_source"))
+                }
+                _ => None,
+            })
+            .collect();
+        for (i, key) in steps {
+            self.report_key(
+                &format!("{}.{key}", self.step_path(i)),
+                format!(
+                    "`{key}` needs the embedded S3 endpoint; this scenario uses `provider: azure`"
+                ),
+                hint.to_string(),
+            );
+        }
+        let r = &self.s.recovery;
+        for (key, set) in [
+            ("object_store_errors", r.object_store_errors.is_some()),
+            ("restart", r.restart.is_some()),
+        ] {
+            if set {
+                self.report_key(
+                    &format!("recovery.{key}"),
+                    format!("`recovery.{key}` needs the embedded S3 endpoint; this scenario uses `provider: azure`"),
+                    hint.to_string(),
+                );
+            }
+        }
     }
 
     fn check_top(&mut self) {
@@ -1592,6 +1655,10 @@ impl<'a> Validator<'a> {
                     | "AWS_CONFIG_FILE"
                     | "AWS_SHARED_CREDENTIALS_FILE"
                     | "AWS_PROFILE"
+                    | "AZURE_STORAGE_CONNECTION_STRING"
+                    | "AZURE_STORAGE_ACCOUNT"
+                    | "AZURE_STORAGE_KEY"
+                    | "AZURE_STORAGE_SAS_TOKEN"
                     | "HOME"
                     | "PATH"
             ) {
@@ -2244,5 +2311,52 @@ timeouts:
         assert_eq!(p.step.as_deref(), Some("w1"));
         assert_eq!((p.line, p.column), (9, 29));
         assert!(p.hint.is_some());
+    }
+
+    #[test]
+    fn azure_scenarios_refuse_what_only_the_s3_endpoint_can_do() {
+        let azure = edit(MINIMAL, "recovery:\n", "object_store: azure\nrecovery:\n");
+        check(&azure).unwrap();
+        let sas = edit(
+            MINIMAL,
+            "recovery:\n",
+            "object_store: { provider: azure, azure: { credentials: sas } }\nrecovery:\n",
+        );
+        check(&sas).unwrap();
+        let e = problems(&edit(
+            MINIMAL,
+            "recovery:\n",
+            "object_store: { provider: azure, latency_ms: 5, reject_checksum_headers: true }\nrecovery:\n",
+        ));
+        assert!(
+            e.contains("`object_store.latency_ms` is an S3 endpoint behaviour"),
+            "{e}"
+        );
+        assert!(e.contains("`object_store.reject_checksum_headers`"), "{e}");
+        let e = problems(&edit(
+            &azure,
+            "  - write:\n      id: w2",
+            "  - fault: { id: out, object_store_errors: { error: slow_down, seconds: 5 } }\n  - write:\n      id: w2",
+        ));
+        assert!(
+            e.contains("`fault.object_store_errors` needs the embedded S3 endpoint"),
+            "{e}"
+        );
+        assert!(
+            e.contains("minimal") && e.contains("out"),
+            "names scenario and step: {e}"
+        );
+        let e = problems(&edit(
+            MINIMAL,
+            "recovery:\n",
+            "object_store: { azure: { credentials: sas } }\nrecovery:\n",
+        ));
+        assert!(e.contains("the provider is `s3`"), "{e}");
+        let e = problems(&edit(
+            MINIMAL,
+            "recovery:\n",
+            "env: { AZURE_STORAGE_KEY: x }\nrecovery:\n",
+        ));
+        assert!(e.contains("cannot set `AZURE_STORAGE_KEY`"), "{e}");
     }
 }

@@ -110,6 +110,18 @@ impl TestArchive {
         file: &str,
         keep: bool,
     ) -> pgdrill::runner::ScenarioResult {
+        self.drill_into(None, bucket_prefix, file, keep).await
+    }
+
+    /// [`TestArchive::drill`], Azure scenarios archiving to `azure` (an Azurite the test owns:
+    /// teardown leaves the archive in place).
+    pub async fn drill_into(
+        &self,
+        azure: Option<&pgdrill::backend::azure::AzureTarget>,
+        bucket_prefix: &str,
+        file: &str,
+        keep: bool,
+    ) -> pgdrill::runner::ScenarioResult {
         use pgdrill::backend::local::{LocalBackend, LocalOptions};
         let backend = LocalBackend::new(LocalOptions {
             toolchain: self.toolchain.clone(),
@@ -119,6 +131,8 @@ impl TestArchive {
             // The endpoint belongs to the test: teardown leaves the archive in place.
             external_s3: false,
             faults: Some(self.s3.faults.clone()),
+            azure: azure.cloned(),
+            external_azure: false,
         });
         let loaded = pgdrill::scenario::load_file(std::path::Path::new(file)).expect("scenario");
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::backend::{RecoveryRequest, SourceSpec};
 use crate::ledger::ResolvedTarget;
 use crate::plan::{self, PlanStep};
-use crate::scenario::{Compression, Scenario, Target};
+use crate::scenario::{AzureCredentials as AzureFlavour, Compression, Scenario, Target};
 
 use super::resources::*;
 
@@ -88,6 +88,11 @@ pub const RUN_ID_LABEL: &str = "pgdrill.io/run-id";
 pub const SCENARIO_LABEL: &str = "pgdrill.io/scenario";
 pub const PLACEHOLDERS_ANNOTATION: &str = "pgdrill.io/resolved-at-run-time";
 pub const S3_SECRET: &str = "pgdrill-s3";
+/// The Secret `azureCredentials` refer to, for `object_store: azure` drills.
+pub const AZURE_SECRET: &str = "pgdrill-azure";
+/// The storage account an Azure drill's destination names in a preview (`pgdrill render`);
+/// the kube backend does not run Azure drills yet.
+pub const AZURE_ACCOUNT: &str = "pgdrill";
 pub const OBJECT_STORE: &str = "pgdrill-archive";
 pub const SOURCE_CLUSTER: &str = "source";
 pub const RECOVERED_CLUSTER: &str = "recovered";
@@ -206,6 +211,8 @@ pub struct DrillContext {
     pub settings: RenderSettings,
     pub scenario: String,
     pub namespace: String,
+    /// `object_store: azure`: the credential flavour `azureCredentials` carries.
+    pub azure: Option<AzureFlavour>,
 }
 
 impl DrillContext {
@@ -214,6 +221,7 @@ impl DrillContext {
             settings: settings.clone(),
             scenario: scenario.to_string(),
             namespace: namespace_name(&settings.run_id, scenario),
+            azure: None,
         }
     }
 
@@ -222,6 +230,10 @@ impl DrillContext {
         let mut ctx = Self::new(settings, &scenario.name);
         ctx.settings.storage_size =
             storage_size(&settings.storage_size, scenario.bulk_payload_bytes());
+        ctx.azure = scenario
+            .object_store
+            .is_azure()
+            .then(|| scenario.object_store.azure_credentials());
         ctx
     }
 
@@ -236,6 +248,14 @@ impl DrillContext {
 
     /// `s3://bucket/prefix/<scenario>`: the folder holding every serverName of this drill.
     pub fn destination_path(&self) -> String {
+        if self.azure.is_some() {
+            // Azure's form: https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH (the bucket
+            // setting names the container).
+            return format!(
+                "https://{AZURE_ACCOUNT}.blob.core.windows.net/{}/{}/{}",
+                self.settings.bucket, self.settings.bucket_prefix, self.scenario
+            );
+        }
         format!(
             "s3://{}/{}/{}",
             self.settings.bucket, self.settings.bucket_prefix, self.scenario
@@ -264,13 +284,41 @@ impl DrillContext {
         s3_secret(self.meta(S3_SECRET), access_key, secret_key)
     }
 
+    /// The Azure credentials Secret (`object_store: azure`): the keys its flavour needs.
+    pub fn azure_secret(&self, flavour: AzureFlavour, values: &AzureSecretValues) -> Secret {
+        let data = azure_secret_keys(flavour)
+            .into_iter()
+            .map(|k| {
+                let v = match k {
+                    "AZURE_CONNECTION_STRING" => &values.connection_string,
+                    "AZURE_STORAGE_ACCOUNT" => &values.account,
+                    "AZURE_STORAGE_KEY" => &values.key,
+                    _ => &values.sas_token,
+                };
+                (k.to_string(), v.clone())
+            })
+            .collect();
+        Secret {
+            metadata: self.meta(AZURE_SECRET),
+            string_data: Some(data),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        }
+    }
+
     fn store(&self, server_name: Option<&str>, compression: Compression) -> BarmanObjectStore {
-        barman_store(
+        let mut store = barman_store(
             &self.destination_path(),
             &self.settings.cluster_s3_endpoint,
             server_name,
             Some(compression),
-        )
+        );
+        if let Some(flavour) = self.azure {
+            store.endpoint_url = None;
+            store.s3_credentials = None;
+            store.azure_credentials = Some(azure_credentials(flavour));
+        }
+        store
     }
 
     /// The plugin flavour's ObjectStore (serverName goes on each Cluster's plugin parameters),
@@ -520,6 +568,72 @@ pub fn recovery_target(
     t
 }
 
+/// What an Azure credentials Secret may hold; a flavour uses some of them.
+#[derive(Clone)]
+pub struct AzureSecretValues {
+    pub connection_string: String,
+    pub account: String,
+    pub key: String,
+    pub sas_token: String,
+}
+
+impl std::fmt::Debug for AzureSecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "AzureSecretValues(account: {}, <redacted>)",
+            self.account
+        )
+    }
+}
+
+impl AzureSecretValues {
+    /// Placeholders for a preview.
+    pub fn placeholders() -> Self {
+        AzureSecretValues {
+            connection_string: placeholder("AZURE_STORAGE_CONNECTION_STRING at run time"),
+            account: placeholder("AZURE_STORAGE_ACCOUNT at run time"),
+            key: placeholder("AZURE_STORAGE_KEY at run time"),
+            sas_token: placeholder("a SAS token at run time"),
+        }
+    }
+}
+
+/// The Secret keys a flavour's `azureCredentials` refer to.
+fn azure_secret_keys(flavour: AzureFlavour) -> Vec<&'static str> {
+    match flavour {
+        AzureFlavour::ConnectionString => vec!["AZURE_CONNECTION_STRING"],
+        AzureFlavour::AccountKey => vec!["AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY"],
+        AzureFlavour::Sas => vec!["AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_SAS_TOKEN"],
+    }
+}
+
+/// `azureCredentials` for `flavour`, each a key of [`AZURE_SECRET`].
+fn azure_credentials(flavour: AzureFlavour) -> AzureCredentials {
+    let r = |key: &str| {
+        Some(SecretKeySelector {
+            name: AZURE_SECRET.into(),
+            key: key.into(),
+        })
+    };
+    match flavour {
+        AzureFlavour::ConnectionString => AzureCredentials {
+            connection_string: r("AZURE_CONNECTION_STRING"),
+            ..Default::default()
+        },
+        AzureFlavour::AccountKey => AzureCredentials {
+            storage_account: r("AZURE_STORAGE_ACCOUNT"),
+            storage_key: r("AZURE_STORAGE_KEY"),
+            ..Default::default()
+        },
+        AzureFlavour::Sas => AzureCredentials {
+            storage_account: r("AZURE_STORAGE_ACCOUNT"),
+            storage_sas_token: r("AZURE_STORAGE_SAS_TOKEN"),
+            ..Default::default()
+        },
+    }
+}
+
 /// The S3 credentials secret [`barman_store`] refers to, named and labelled by `metadata`.
 pub(crate) fn s3_secret(metadata: ObjectMeta, access_key: &str, secret_key: &str) -> Secret {
     Secret {
@@ -558,6 +672,7 @@ pub(crate) fn barman_store(
             },
             region: None,
         }),
+        azure_credentials: None,
         wal: compression.map(|_| WalBackupConfiguration {
             compression: c.clone(),
             max_parallel: None,
@@ -687,15 +802,23 @@ pub fn render_scenario(scenario: &Scenario, settings: &RenderSettings) -> Vec<Ma
     let ctx = DrillContext::for_scenario(settings, scenario);
     let mut out = vec![
         Manifest::new("setup", "Namespace", &ctx.namespace, &ctx.namespace()),
-        Manifest::new(
-            "setup",
-            "Secret",
-            S3_SECRET,
-            &ctx.s3_secret(
-                &placeholder("AWS_ACCESS_KEY_ID at run time"),
-                &placeholder("AWS_SECRET_ACCESS_KEY at run time"),
+        match ctx.azure {
+            Some(flavour) => Manifest::new(
+                "setup",
+                "Secret",
+                AZURE_SECRET,
+                &ctx.azure_secret(flavour, &AzureSecretValues::placeholders()),
             ),
-        ),
+            None => Manifest::new(
+                "setup",
+                "Secret",
+                S3_SECRET,
+                &ctx.s3_secret(
+                    &placeholder("AWS_ACCESS_KEY_ID at run time"),
+                    &placeholder("AWS_SECRET_ACCESS_KEY at run time"),
+                ),
+            ),
+        },
     ];
     let plan = plan::build(scenario);
     for step in &plan.steps {
@@ -895,6 +1018,96 @@ pub(super) mod tests {
     fn plugin_manifests_of_the_exclusive_xid_scenario() {
         let ms = rendered("scenarios/07-pitr-xid-exclusive.yaml", Flavour::Plugin);
         insta::assert_snapshot!(as_yaml(&ms));
+    }
+
+    #[test]
+    fn in_tree_manifests_of_the_azure_adr007_scenario_with_a_sas_token() {
+        let ms = rendered(
+            "scenarios/32-azure-adr007-missing-wal-segment.yaml",
+            Flavour::InTree,
+        );
+        insta::assert_snapshot!(as_yaml(&ms));
+    }
+
+    #[test]
+    fn plugin_manifests_of_the_azure_scenario_with_account_and_key() {
+        let ms = rendered("scenarios/33-azure-wrong-server-name.yaml", Flavour::Plugin);
+        insta::assert_snapshot!(as_yaml(&ms));
+    }
+
+    #[test]
+    fn azure_flavours_render_their_own_credentials_and_no_s3_settings() {
+        for (file, keys) in [
+            (
+                "scenarios/31-azure-clean-restore.yaml",
+                vec!["connectionString"],
+            ),
+            (
+                "scenarios/32-azure-adr007-missing-wal-segment.yaml",
+                vec!["storageAccount", "storageSasToken"],
+            ),
+            (
+                "scenarios/33-azure-wrong-server-name.yaml",
+                vec!["storageAccount", "storageKey"],
+            ),
+        ] {
+            for flavour in [Flavour::InTree, Flavour::Plugin] {
+                let ms = rendered(file, flavour);
+                let text = as_yaml(&ms);
+                assert!(
+                    !text.contains("s3Credentials") && !text.contains("endpointURL"),
+                    "{file}"
+                );
+                assert!(
+                    !text.contains("pgdrill-s3") && text.contains("name: \"pgdrill-azure\""),
+                    "{file}"
+                );
+                assert!(
+                    text.contains(
+                        "destinationPath: \"https://pgdrill.blob.core.windows.net/pgdrill/"
+                    ),
+                    "{file}"
+                );
+                let secret = ms.iter().find(|m| m.kind == "Secret").expect("secret");
+                let data = secret.object["stringData"].as_object().expect("stringData");
+                assert_eq!(data.len(), keys.len(), "{file}: {data:?}");
+                for m in ms
+                    .iter()
+                    .filter(|m| m.kind == "Cluster" || m.kind == "ObjectStore")
+                {
+                    let found = find_azure_credentials(&m.object);
+                    for creds in &found {
+                        let mut got: Vec<&str> = creds
+                            .as_object()
+                            .unwrap()
+                            .keys()
+                            .map(String::as_str)
+                            .collect();
+                        got.sort();
+                        let mut want = keys.clone();
+                        want.sort();
+                        assert_eq!(got, want, "{file} {}", m.name);
+                    }
+                }
+            }
+        }
+    }
+
+    fn find_azure_credentials(v: &Value) -> Vec<Value> {
+        match v {
+            Value::Object(o) => o
+                .iter()
+                .flat_map(|(k, v)| {
+                    if k == "azureCredentials" {
+                        vec![v.clone()]
+                    } else {
+                        find_azure_credentials(v)
+                    }
+                })
+                .collect(),
+            Value::Array(a) => a.iter().flat_map(find_azure_credentials).collect(),
+            _ => Vec::new(),
+        }
     }
 
     #[test]

@@ -150,6 +150,8 @@ pub struct BarmanObjectStore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_credentials: Option<S3Credentials>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_credentials: Option<AzureCredentials>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal: Option<WalBackupConfiguration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataBackupConfiguration>,
@@ -162,6 +164,21 @@ pub struct S3Credentials {
     pub secret_access_key: SecretKeySelector,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<SecretKeySelector>,
+}
+
+/// `azureCredentials`: a connection string, or the storage account with its key or a SAS
+/// token, each a reference into a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureCredentials {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_string: Option<SecretKeySelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_account: Option<SecretKeySelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_key: Option<SecretKeySelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_sas_token: Option<SecretKeySelector>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

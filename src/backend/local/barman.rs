@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::backend::BackendError;
 use crate::backend::WalPrefetch;
+use crate::backend::azure::AzureEnv;
 use crate::backend::objstore::S3Target;
 use crate::scenario::Compression;
 
@@ -18,8 +19,10 @@ use super::process::{self, RunAs, ToolOutput};
 #[derive(Debug, Clone)]
 pub struct Barman {
     pub bin: PathBuf,
-    pub s3: S3Target,
-    /// `s3://bucket/prefix`
+    /// The object store and the credentials the tools get.
+    pub cloud: Cloud,
+    /// `s3://bucket/prefix`, or an Azure blob URL (`https://ACCOUNT.blob.core.windows.net/…`
+    /// or the emulator's `http://HOST:PORT/ACCOUNT/CONTAINER/…`).
     pub destination: String,
     pub run_as: RunAs,
     /// HOME for the tools, holding the AWS config file.
@@ -28,25 +31,40 @@ pub struct Barman {
     pub extra_env: Vec<(String, String)>,
 }
 
+/// Which provider barman-cloud talks to, with what credentials.
+#[derive(Debug, Clone)]
+pub enum Cloud {
+    S3(S3Target),
+    /// `--cloud-provider azure-blob-storage`; `env` is one `azureCredentials` flavour's
+    /// environment (`AzureTarget::env`).
+    Azure(AzureEnv),
+}
+
 /// The AWS config file barman's boto3 reads: path-style addressing for S3-compatible stores.
 pub const AWS_CONFIG: &str = "[default]\ns3 =\n    addressing_style = path\n";
 
 impl Barman {
     /// Environment for the tools (and for postgres, whose archive/restore commands call them).
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("AWS_ACCESS_KEY_ID".into(), self.s3.access_key.clone()),
-            ("AWS_SECRET_ACCESS_KEY".into(), self.s3.secret_key.clone()),
-            ("AWS_DEFAULT_REGION".into(), self.s3.region.clone()),
-            (
-                "AWS_CONFIG_FILE".into(),
-                self.home.join("aws-config").display().to_string(),
-            ),
-            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-        ]
-        .into_iter()
-        .chain(self.extra_env.iter().cloned())
-        .collect()
+        let creds = match &self.cloud {
+            Cloud::S3(s3) => vec![
+                ("AWS_ACCESS_KEY_ID".into(), s3.access_key.clone()),
+                ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_key.clone()),
+                ("AWS_DEFAULT_REGION".into(), s3.region.clone()),
+            ],
+            Cloud::Azure(env) => env.0.clone(),
+        };
+        creds
+            .into_iter()
+            .chain([
+                (
+                    "AWS_CONFIG_FILE".into(),
+                    self.home.join("aws-config").display().to_string(),
+                ),
+                ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ])
+            .chain(self.extra_env.iter().cloned())
+            .collect()
     }
 
     /// Write the AWS config file into `home`.
@@ -60,9 +78,22 @@ impl Barman {
         self.bin.join(name)
     }
 
-    /// `--endpoint-url URL`
+    /// `--endpoint-url URL` on S3, `--cloud-provider azure-blob-storage` on Azure (the
+    /// destination URL names the endpoint there).
     pub fn endpoint_args(&self) -> [String; 2] {
-        ["--endpoint-url".into(), self.s3.endpoint.clone()]
+        match &self.cloud {
+            Cloud::S3(s3) => ["--endpoint-url".into(), s3.endpoint.clone()],
+            Cloud::Azure(_) => ["--cloud-provider".into(), "azure-blob-storage".into()],
+        }
+    }
+
+    /// [`Barman::endpoint_args`] quoted for a shell script.
+    fn endpoint_words(&self) -> String {
+        self.endpoint_args()
+            .iter()
+            .map(|a| sh_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     async fn run(
@@ -85,9 +116,28 @@ impl Barman {
     /// Remove the credentials from text a tool printed, before it reaches logs or reports.
     pub fn redact(&self, text: &str) -> String {
         let mut t = text.to_string();
-        for secret in [&self.s3.secret_key, &self.s3.access_key] {
-            if !secret.is_empty() {
-                t = t.replace(secret.as_str(), "<redacted>");
+        let secrets: Vec<&str> = match &self.cloud {
+            Cloud::S3(s3) => vec![&s3.secret_key, &s3.access_key],
+            // The whole value, and the parts a tool might print on their own: the key or
+            // the SAS token inside a connection string, the SAS signature.
+            Cloud::Azure(env) => env
+                .0
+                .iter()
+                .flat_map(|(_, v)| {
+                    std::iter::once(v.as_str()).chain(v.split(';').filter_map(|part| {
+                        part.split_once('=')
+                            .filter(|(k, _)| matches!(*k, "AccountKey" | "SharedAccessSignature"))
+                            .map(|(_, v)| v)
+                    }))
+                })
+                .flat_map(|v| {
+                    std::iter::once(v).chain(v.split('&').filter_map(|q| q.strip_prefix("sig=")))
+                })
+                .collect(),
+        };
+        for secret in secrets {
+            if secret.len() >= 8 {
+                t = t.replace(secret, "<redacted>");
             }
         }
         t
@@ -189,10 +239,10 @@ impl Barman {
              # pgdrill archive_command for serverName {server} (written per instance; no secrets here)\n\
              set -eu\n\
              if [ -f .check-empty-wal-archive ]; then\n  \
-               {check} --endpoint-url {ep} {dest} {server}\n  \
+               {check} {ep} {dest} {server}\n  \
                rm -f .check-empty-wal-archive\n\
              fi\n\
-             exec {archive} --endpoint-url {ep} {flag} {dest} {server} \"$1\"\n",
+             exec {archive} {ep} {flag} {dest} {server} \"$1\"\n",
             server = sh_quote(server_name),
             check = sh_quote(
                 &self
@@ -201,7 +251,7 @@ impl Barman {
                     .to_string()
             ),
             archive = sh_quote(&self.tool("barman-cloud-wal-archive").display().to_string()),
-            ep = sh_quote(&self.s3.endpoint),
+            ep = self.endpoint_words(),
             dest = sh_quote(&self.destination),
         )
     }
@@ -209,9 +259,9 @@ impl Barman {
     /// The `restore_command` for recovering from `server_name`.
     pub fn restore_command(&self, server_name: &str) -> String {
         format!(
-            "{} --endpoint-url {} {} {} %f %p",
+            "{} {} {} {} %f %p",
             sh_quote(&self.tool("barman-cloud-wal-restore").display().to_string()),
-            sh_quote(&self.s3.endpoint),
+            self.endpoint_words(),
             sh_quote(&self.destination),
             sh_quote(server_name)
         )
@@ -247,7 +297,6 @@ impl Barman {
 # (written per instance; no secrets here)
 set -u
 restore={restore}
-ep={ep}
 dest={dest}
 server={server}
 spool={spool}
@@ -260,7 +309,7 @@ segment=yes
 [ ${{#f}} -eq 24 ] || segment=no
 case $f in *[!0-9A-F]*) segment=no ;; esac
 if [ $segment = no ]; then
-  exec "$restore" --endpoint-url "$ep" "$dest" "$server" "$f" "$p"
+  exec "$restore" {ep} "$dest" "$server" "$f" "$p"
 fi
 mkdir -p "$spool"
 if [ -f "$spool/$f" ]; then
@@ -281,7 +330,7 @@ while [ $i -lt $n ]; do
   if [ $i -eq 0 ] || {{ [ ! -f "$spool/$seg" ] && [ ! -f "$spool/$seg.missing" ]; }}; then
     echo "fetch $seg" >>"$log"
     (
-      "$restore" --endpoint-url "$ep" "$dest" "$server" "$seg" "$spool/.$seg.part"
+      "$restore" {ep} "$dest" "$server" "$seg" "$spool/.$seg.part"
       rc=$?
       if [ $rc -eq 0 ]; then
         mv -f "$spool/.$seg.part" "$spool/$seg"
@@ -305,7 +354,7 @@ exit 1
             server = sh_quote(server_name),
             n = p.max_parallel,
             restore = sh_quote(&self.tool("barman-cloud-wal-restore").display().to_string()),
-            ep = sh_quote(&self.s3.endpoint),
+            ep = self.endpoint_words(),
             dest = sh_quote(&self.destination),
             spool = sh_quote(&p.spool.display().to_string()),
             log = sh_quote(&p.log.display().to_string()),
@@ -377,13 +426,13 @@ mod tests {
     fn barman(bin: &Path) -> Barman {
         Barman {
             bin: bin.to_path_buf(),
-            s3: S3Target {
+            cloud: Cloud::S3(S3Target {
                 endpoint: "http://127.0.0.1:1".into(),
                 region: "us-east-1".into(),
                 bucket: "b".into(),
                 access_key: "AKIDEXAMPLE".into(),
                 secret_key: "wJalrXUtnFEMI".into(),
-            },
+            }),
             destination: "s3://b/p".into(),
             run_as: RunAs {
                 name: "me".into(),
@@ -399,6 +448,43 @@ mod tests {
             max_parallel: n,
             spool: dir.join("wal-spool"),
             log: dir.join("restore-wal.log"),
+        }
+    }
+
+    #[test]
+    fn azure_tools_name_the_provider_and_their_output_hides_every_secret() {
+        use crate::backend::azure::{AZURITE_KEY, AzureTarget};
+        use crate::scenario::AzureCredentials;
+        let t = AzureTarget::azurite("http://127.0.0.1:10000", "c");
+        for flavour in [
+            AzureCredentials::ConnectionString,
+            AzureCredentials::AccountKey,
+            AzureCredentials::Sas,
+        ] {
+            let env = t.env(flavour, chrono::Utc::now()).unwrap();
+            let mut b = barman(Path::new("/x"));
+            b.cloud = Cloud::Azure(env.clone());
+            let script = b.archive_script("src", Compression::Gzip);
+            assert!(
+                script.contains("--cloud-provider azure-blob-storage"),
+                "{script}"
+            );
+            assert!(!script.contains("Eby8") && !script.contains("sig="));
+            let (name, value) = &env.0[0];
+            assert!(b.env().iter().any(|(k, v)| k == name && v == value));
+            let red = b.redact(&format!("ValueError: bad {value} /"));
+            assert!(
+                !red.contains("Eby8") && !red.contains("sig="),
+                "{flavour:?}: {red}"
+            );
+            if value.contains("AccountKey") {
+                let red = b.redact(&format!("key {AZURITE_KEY} refused"));
+                assert_eq!(red, "key <redacted> refused");
+            } else {
+                let sig = value.split("sig=").nth(1).unwrap().trim_end_matches(';');
+                let red = b.redact(&format!("signature {sig} refused"));
+                assert_eq!(red, "signature <redacted> refused");
+            }
         }
     }
 
@@ -422,7 +508,7 @@ mod tests {
         let script = b.restore_script("it's", &prefetch(Path::new("/runs/a b"), 8));
         for line in [
             "restore='/opt/barman dir/bin/barman-cloud-wal-restore'",
-            "ep=http://127.0.0.1:1",
+            "  exec \"$restore\" --endpoint-url http://127.0.0.1:1 \"$dest\" \"$server\" \"$f\" \"$p\"",
             "dest=s3://b/p",
             "server='it'\\''s'",
             "spool='/runs/a b/wal-spool'",

@@ -10,6 +10,7 @@ use crate::backend::Keep;
 use crate::backend::Phase;
 use crate::backend::PhaseName;
 use crate::backend::Rto;
+use crate::backend::azure::AzureTarget;
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
     Backend, BackendError, Drill, InterruptedBackupOutcome, RecoveryAttempt, RecoveryFaults,
@@ -22,7 +23,7 @@ use crate::scenario::{
 };
 use crate::wal::Lsn;
 
-use super::barman::{Barman, Prefetch, prefetch_counts};
+use super::barman::{Barman, Cloud, Prefetch, prefetch_counts};
 use super::postgres::{NotReady, PgInstance, StopMode};
 use super::s3layer::{
     ActiveErrors, Behaviour, ErrorScope, FailureBudget, FaultSwitch, HoldRule, Probe,
@@ -45,6 +46,10 @@ pub struct LocalOptions {
     pub external_s3: bool,
     /// Behaviour faults of the embedded endpoint; `None` with an external endpoint.
     pub faults: Option<FaultSwitch>,
+    /// The Azure account and container of `object_store: azure` drills, when the run has one.
+    pub azure: Option<AzureTarget>,
+    /// The Azure endpoint is external: teardown deletes the drill's blobs itself.
+    pub external_azure: bool,
 }
 
 pub struct LocalBackend {
@@ -84,7 +89,27 @@ impl Backend for LocalBackend {
             .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
         o.toolchain.run_as.chown(&dir)?;
         let root = format!("{}/{}", o.bucket_prefix.trim_matches('/'), scenario.name);
-        let store = ObjectStore::new(&o.s3, &root);
+        let (store, cloud, destination, external) = if scenario.object_store.is_azure() {
+            let azure = o.azure.as_ref().ok_or_else(|| {
+                BackendError::infra(format!(
+                    "scenario `{}` archives to Azure, but this run has no Azure endpoint",
+                    scenario.name
+                ))
+            })?;
+            let env = azure
+                .env(scenario.object_store.azure_credentials(), Utc::now())
+                .map_err(BackendError::infra)?;
+            (
+                ObjectStore::azure(azure, &root)?,
+                Cloud::Azure(env),
+                azure.destination(&root),
+                o.external_azure,
+            )
+        } else {
+            let store = ObjectStore::new(&o.s3, &root);
+            let destination = store.url();
+            (store, Cloud::S3(o.s3.clone()), destination, o.external_s3)
+        };
         let base_behaviour = Behaviour {
             reject_checksum_headers: scenario.object_store.reject_checksum_headers,
             latency: scenario.object_store.latency_ms.map(Duration::from_millis),
@@ -103,7 +128,8 @@ impl Backend for LocalBackend {
                 .steps
                 .iter()
                 .any(|st| matches!(st, Step::BaseBackup(b) if b.crash_source.is_some()));
-        let fault_scope = if scenario.object_store.is_default() && !windows {
+        let behaviours = !scenario.object_store.s3_behaviour_keys().is_empty();
+        let fault_scope = if !behaviours && !windows {
             None
         } else {
             let switch = o.faults.clone().ok_or_else(|| {
@@ -118,8 +144,8 @@ impl Backend for LocalBackend {
         };
         let barman = Barman {
             bin,
-            s3: o.s3.clone(),
-            destination: store.url(),
+            cloud,
+            destination,
             run_as: o.toolchain.run_as.clone(),
             home: dir.clone(),
             extra_env: scenario
@@ -137,7 +163,7 @@ impl Backend for LocalBackend {
             source: None,
             source_spec: None,
             recovered: Vec::new(),
-            external_s3: o.external_s3,
+            external_s3: external,
             fault_scope,
             recovery_faults: None,
         })

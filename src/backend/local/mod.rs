@@ -1,6 +1,7 @@
 //! The local backend: real PostgreSQL processes, real barman-cloud tools, a real S3 endpoint
 //! on loopback (embedded, or any endpoint given). No containers, no Kubernetes.
 
+pub mod azurite;
 mod barman;
 mod drill;
 pub mod lock;
@@ -15,5 +16,5 @@ pub mod stale;
 pub mod sweep;
 pub mod toolchain;
 
-pub use barman::{Barman, BarmanBackup, sh_quote};
+pub use barman::{Barman, BarmanBackup, Cloud, sh_quote};
 pub use drill::{LocalBackend, LocalDrill, LocalOptions};

@@ -190,7 +190,7 @@ impl ToolOutput {
 /// signal follows the spawning *thread*, and a blocking-pool thread exits when idle. Set in
 /// the child after its switch to the PostgreSQL user (std applies uid/gid before `pre_exec`
 /// closures), since a credential change clears it; if pgdrill died before, the child exits.
-fn die_with_parent(cmd: &mut Command) {
+pub(super) fn die_with_parent(cmd: &mut Command) {
     let parent = rustix::process::getpid();
     // SAFETY: the closure runs between fork and exec and makes only async-signal-safe
     // system calls (prctl, getppid); it allocates nothing.

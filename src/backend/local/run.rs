@@ -1,15 +1,18 @@
 //! One local run's own resources, around its drills: the run directory
 //! (`<home>/runs/<run-id>/`, owned by the PostgreSQL user) and the S3 endpoint, embedded or
-//! external, and the lock that says which process owns them (`lock.rs`; a later run sweeps
+//! external, the Azure endpoint when the run has Azure drills (embedded Azurite or external),
+//! and the lock that says which process owns them (`lock.rs`; a later run sweeps
 //! them if that process dies without tearing down). `finish` is their explicit teardown. Never
 //! touches a drill's directory or objects (each `LocalDrill` removes its own) and never prints.
 
 use std::path::{Path, PathBuf};
 
+use crate::backend::azure::AzureTarget;
 use crate::backend::credentials::KeyPair;
 use crate::backend::objstore::S3Target;
 use crate::backend::{BackendError, Keep};
 
+use super::azurite::Azurite;
 use super::drill::{LocalBackend, LocalOptions};
 use super::lock::{CreatedPrefix, RunKind, RunLock};
 use super::s3layer::FaultSwitch;
@@ -70,6 +73,31 @@ impl S3Endpoint {
     }
 }
 
+/// The Azure Blob Storage a local run's Azure drills archive to.
+pub enum AzureEndpoint {
+    /// Azurite, started for this run (data under `<run dir>/azurite`), stopped by
+    /// [`AzureEndpoint::shutdown`].
+    Embedded(Box<Azurite>),
+    /// An account pgdrill only uses (`--azure-endpoint`): the container must exist and each
+    /// drill deletes its own blobs.
+    External(AzureTarget),
+}
+
+impl AzureEndpoint {
+    pub fn target(&self) -> &AzureTarget {
+        match self {
+            AzureEndpoint::Embedded(a) => &a.target,
+            AzureEndpoint::External(t) => t,
+        }
+    }
+
+    pub async fn shutdown(self) {
+        if let AzureEndpoint::Embedded(a) = self {
+            a.shutdown().await;
+        }
+    }
+}
+
 /// Why a local run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalRunError {
@@ -89,6 +117,7 @@ pub struct LocalRun {
     dir: PathBuf,
     bucket_prefix: String,
     endpoint: S3Endpoint,
+    azure: Option<AzureEndpoint>,
     lock: RunLock,
 }
 
@@ -134,8 +163,26 @@ impl LocalRun {
             dir,
             bucket_prefix,
             endpoint,
+            azure: None,
             lock,
         })
+    }
+
+    /// Give the run an Azure endpoint: `external` when given, else Azurite started under the
+    /// run directory with `container` created.
+    pub async fn start_azure(
+        &mut self,
+        container: &str,
+        external: Option<AzureTarget>,
+    ) -> Result<(), BackendError> {
+        let endpoint = match external {
+            Some(t) => AzureEndpoint::External(t),
+            None => AzureEndpoint::Embedded(Box::new(
+                Azurite::start(&self.toolchain, &self.dir.join("azurite"), container).await?,
+            )),
+        };
+        self.azure = Some(endpoint);
+        Ok(())
     }
 
     /// The backend whose drills live under this run's directory and bucket prefix.
@@ -147,6 +194,8 @@ impl LocalRun {
             bucket_prefix: self.bucket_prefix.clone(),
             external_s3: self.endpoint.is_external(),
             faults: self.endpoint.faults(),
+            azure: self.azure.as_ref().map(|a| a.target().clone()),
+            external_azure: matches!(self.azure, Some(AzureEndpoint::External(_))),
         })
     }
 
@@ -155,6 +204,9 @@ impl LocalRun {
     pub async fn finish(mut self, keep: Keep) -> Result<Vec<String>, RemoveError> {
         let external = self.endpoint.is_external();
         self.endpoint.shutdown().await;
+        if let Some(azure) = self.azure.take() {
+            azure.shutdown().await;
+        }
         if keep == Keep::Nothing {
             return std::fs::remove_dir_all(&self.dir)
                 .map(|()| Vec::new())

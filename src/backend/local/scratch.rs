@@ -51,7 +51,7 @@ impl LocalScratch {
         let lock = RunLock::create(&dir, RunKind::Gameday, Vec::new())?;
         let source = Barman {
             bin,
-            s3,
+            cloud: super::barman::Cloud::S3(s3),
             destination: destination.to_string(),
             run_as: toolchain.run_as.clone(),
             home: dir.clone(),

