@@ -77,6 +77,14 @@ pub enum PhaseName {
     /// from its last restartpoint).
     RestartAndReplay,
     FirstQuery,
+    /// Logical recovery: initdb and start of the fresh target instance.
+    InstanceInit,
+    /// Logical recovery: the dump downloaded from the object store.
+    DownloadDump,
+    /// Logical recovery: the dump restored (`psql` or `pg_restore`).
+    RestoreDump,
+    /// `recovery.command`: the user's restore script, start to exit.
+    RestoreScript,
 }
 
 impl PhaseName {
@@ -93,6 +101,10 @@ impl PhaseName {
             PhaseName::ReplayUntilKill => "replay_until_kill",
             PhaseName::RestartAndReplay => "restart_and_replay",
             PhaseName::FirstQuery => "first_query",
+            PhaseName::InstanceInit => "instance_init",
+            PhaseName::DownloadDump => "download_dump",
+            PhaseName::RestoreDump => "restore_dump",
+            PhaseName::RestoreScript => "restore_script",
         }
     }
 }

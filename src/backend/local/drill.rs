@@ -12,7 +12,9 @@ use crate::backend::PhaseName;
 use crate::backend::Rto;
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
-    Backend, BackendError, Drill, InterruptedBackupOutcome, RecoveryAttempt, RecoveryFaults,
+    Backend, BackendError, Drill, InterruptedBackupOutcome, LogicalBackupDone,
+    LogicalBackupRequest, LogicalRestoreOutcome, LogicalRestoreRequest, RecoveryAttempt,
+    RecoveryFaults,
     RecoveryFaultsSeen, RecoveryRequest, RecoveryRestart, RestartSeen, Server, SourceSpec,
     Unsupported,
 };
@@ -545,6 +547,35 @@ impl Drill for LocalDrill {
             served_segments: r.served_wal.into_iter().collect(),
             restart: armed.restart,
         }
+    }
+
+    async fn logical_backup(
+        &mut self,
+        req: &LogicalBackupRequest,
+    ) -> Result<LogicalBackupDone, BackendError> {
+        let (Some(src), Some(spec)) = (&self.source, &self.source_spec) else {
+            return Err(BackendError::infra(
+                "logical backup before the source started",
+            ));
+        };
+        super::logical::dump(&self.toolchain, src, spec.major, &self.store, req).await
+    }
+
+    async fn logical_restore(
+        &mut self,
+        req: &LogicalRestoreRequest,
+    ) -> Result<LogicalRestoreOutcome, BackendError> {
+        let source_major = self.source_spec.as_ref().map(|s| s.major);
+        super::logical::restore(
+            &self.toolchain,
+            &self.dir,
+            &self.store,
+            &self.barman,
+            source_major,
+            &mut self.recovered,
+            req,
+        )
+        .await
     }
 
     async fn recover(&mut self, req: &RecoveryRequest) -> Result<RecoveryAttempt, BackendError> {

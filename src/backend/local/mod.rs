@@ -4,6 +4,7 @@
 mod barman;
 mod drill;
 pub mod lock;
+mod logical;
 pub mod os_user;
 pub mod postgres;
 pub mod process;

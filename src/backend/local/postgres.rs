@@ -270,6 +270,24 @@ impl PgInstance {
         Ok(client)
     }
 
+    /// Connect over the instance's socket as `postgres` to `dbname`, the server listening on
+    /// `port` (its socket is `.s.PGSQL.<port>`).
+    pub async fn connect_to(&self, port: u16, dbname: &str) -> Result<Client, tokio_postgres::Error> {
+        let (client, conn) = tokio_postgres::Config::new()
+            .host_path(self.socket_dir())
+            .port(port)
+            .user("postgres")
+            .dbname(dbname)
+            .application_name("pgdrill")
+            .connect_timeout(Duration::from_secs(5))
+            .connect(NoTls)
+            .await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
     /// Poll until the server answers and is out of recovery (promoted); fail at once if the
     /// postmaster exits. Returns a connected client.
     pub async fn wait_ready(&mut self, deadline: Duration) -> Result<Client, NotReady> {

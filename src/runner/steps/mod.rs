@@ -6,6 +6,7 @@
 pub(super) mod archive;
 pub(super) mod fault;
 mod fault_content;
+pub(super) mod logical;
 pub(super) mod fault_recovery;
 pub(super) mod random;
 pub(super) mod recover;
