@@ -675,4 +675,39 @@ expect:
         assert_eq!(p, build(&s));
         insta::assert_yaml_snapshot!(p);
     }
+
+    #[test]
+    fn a_logical_backup_allocates_its_in_flight_write_and_recovery_restores_it() {
+        let text = r#"
+name: logical
+postgres: 15
+seed_data:
+  tables: [{ name: events, rows: 4 }]
+steps:
+  - write: { id: w1, table: events, rows: 2 }
+  - logical_backup: { id: d1, format: custom, in_flight: { id: wf, table: events, rows: 3 } }
+  - write: { id: w2, table: events }
+  - fault: { id: cut, truncate_dump: { step: d1, bytes: 100 } }
+recovery:
+  command: ../fixtures/restore.sh
+  postgres: 16
+  env: { PGCONNECT_TIMEOUT: "5" }
+expect:
+  recovered: {}
+"#;
+        let s = crate::scenario::load_str(std::path::Path::new("x.yaml"), text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        let kinds: Vec<&str> = p.steps.iter().map(PlanStep::kind).collect();
+        // No audit of a physical archive a logical restore never reads.
+        assert!(!kinds.contains(&"audit_archive"), "{kinds:?}");
+        assert_eq!(kinds[kinds.len() - 2..], ["recover_logical", "verify"]);
+        let tail: Vec<&PlanStep> = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kind(), "logical_backup" | "recover_logical" | "write" | "fault"))
+            .collect();
+        insta::assert_yaml_snapshot!("logical_backup_and_runbook", tail);
+    }
 }

@@ -2514,4 +2514,105 @@ timeouts:
         assert_eq!((p.line, p.column), (9, 29));
         assert!(p.hint.is_some());
     }
+
+    const LOGICAL: &str = "\
+name: logical
+postgres: 15
+seed_data:
+  tables:
+    - { name: events, rows: 10 }
+steps:
+  - write: { id: w1, table: events }
+  - logical_backup: { id: dump, in_flight: { id: wf, table: events } }
+  - write: { id: w2, table: events }
+recovery:
+  method: logical
+expect:
+  recovered: {}
+";
+
+    #[test]
+    fn a_logical_scenario_needs_no_base_backup() {
+        check(LOGICAL).unwrap();
+        let runbook = edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  command: ../fixtures/restore.sh\n  env: { RESTORE_JOBS: \"2\" }\n  timeout_seconds: 60\n",
+        );
+        check(&runbook).unwrap();
+    }
+
+    #[test]
+    fn logical_recovery_refuses_a_target_other_than_latest() {
+        let text = edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: logical\n  target: { time: { after_step: w1 } }\n",
+        );
+        let e = problems(&text);
+        assert!(e.starts_with("scenarios/example.yaml:12:11: scenario `logical`"), "{e}");
+        assert!(e.contains("makes no sense for it"), "{e}");
+        let e = problems(&edit(LOGICAL, "  method: logical\n", "  method: logical\n  wal_max_parallel: 4\n"));
+        assert!(e.contains("`recovery.wal_max_parallel` is for physical recovery"), "{e}");
+    }
+
+    #[test]
+    fn logical_recovery_needs_a_logical_backup_to_restore() {
+        let text = edit(LOGICAL, "  - logical_backup: { id: dump, in_flight: { id: wf, table: events } }\n", "");
+        let e = problems(&text);
+        assert!(e.contains("no `logical_backup` step: there is nothing to restore"), "{e}");
+        let e = problems(&edit(LOGICAL, "  method: logical\n", "  method: logical\n  backup: w1\n"));
+        assert!(e.contains("`w1` is not a `logical_backup` step"), "{e}");
+        assert!(e.contains("name one of `dump`"), "{e}");
+        let e = problems(&edit(LOGICAL, "  method: logical\n", "  method: logical\n  postgres: 14\n"));
+        assert!(e.contains("restores into the same or a newer major, not 14"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_or_misused_restore_command_is_named() {
+        let e = problems(&edit(LOGICAL, "  method: logical\n", "  command: ../fixtures/nope.sh\n"));
+        assert!(e.contains("restore script `../fixtures/nope.sh` not found"), "{e}");
+        assert!(e.contains("relative to the scenario file"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: physical\n  command: ../fixtures/restore.sh\n",
+        ));
+        assert!(e.contains("`method: physical` does not"), "{e}");
+        let e = problems(&edit(LOGICAL, "  method: logical\n", "  command: ../fixtures/shop.sql\n"));
+        assert!(e.contains("is not executable"), "{e}");
+        let e = problems(&edit(
+            MINIMAL,
+            "  target: latest\n",
+            "  target: latest\n  env: { X: y }\n  timeout_seconds: 5\n",
+        ));
+        assert!(e.contains("`recovery.env` is the environment of `recovery.command`"), "{e}");
+        assert!(e.contains("`recovery.timeout_seconds` is the deadline"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  command: ../fixtures/restore.sh\n  env: { bad-name: x }\n  timeout_seconds: 0\n",
+        ));
+        assert!(e.contains("`bad-name` is not an environment variable name"), "{e}");
+        assert!(e.contains("1 to 3600, not 0"), "{e}");
+    }
+
+    #[test]
+    fn logical_backup_steps_and_dump_faults_are_checked() {
+        let e = problems(&edit(LOGICAL, "{ id: wf, table: events }", "{ id: w1, table: nope, rows: 0 }"));
+        assert!(e.contains("step id `w1` is already used"), "{e}");
+        assert!(e.contains("no table `nope`"), "{e}");
+        assert!(e.contains("at least 1 row"), "{e}");
+        let e = problems(&edit(LOGICAL, "{ id: dump,", "{ id: dump, database: \"Bad-Db\","));
+        assert!(e.contains("`Bad-Db` is not a database name"), "{e}");
+        let text = edit(
+            LOGICAL,
+            "  - write: { id: w2, table: events }\n",
+            "  - fault: { id: f1, truncate_dump: { step: w1 } }\n  - fault: { id: f2, delete_dump: { step: dump } }\n",
+        );
+        let e = problems(&text);
+        assert!(e.contains("`w1` is not a `logical_backup` step before this fault"), "{e}");
+        assert!(e.contains("step `f1`"), "{e}");
+        assert!(!e.contains("step `f2`"), "{e}");
+    }
 }
