@@ -1019,7 +1019,10 @@ mod tests {
         for text in ["710:714:711,713", "705:705:"] {
             assert_eq!(TxSnapshot::parse(text).unwrap().to_string(), text);
         }
-        assert_eq!(TxSnapshot::parse("705:705:").unwrap().xip, Vec::<u64>::new());
+        assert_eq!(
+            TxSnapshot::parse("705:705:").unwrap().xip,
+            Vec::<u64>::new()
+        );
         for bad in ["", "1:2", "3:2:", "1:5:7", "1:5:x", "a:5:"] {
             assert!(TxSnapshot::parse(bad).is_err(), "{bad}");
         }
@@ -1033,15 +1036,24 @@ mod tests {
         let mut l = Ledger::default();
         for (seq, step) in ["w0", "w1", "w2", "w3", "w4"].iter().enumerate() {
             let seq = seq as u64;
-            l.entries
-                .push(entry(seq, step, seq + 1, 1, 0x300_0000 + seq * 0x100, seq as u32));
+            l.entries.push(entry(
+                seq,
+                step,
+                seq + 1,
+                1,
+                0x300_0000 + seq * 0x100,
+                seq as u32,
+            ));
         }
         let d = dump_at("702:704:702");
         let held: Vec<&str> = l.in_dump(&d).iter().map(|e| e.step_id.as_str()).collect();
         assert_eq!(held, ["w0", "w1", "w3"]);
         assert!(d.snapshot.sees(701), "before: finished below xmin");
         assert!(!d.snapshot.sees(702), "during: in progress at the snapshot");
-        assert!(d.snapshot.sees(703), "between xmin and xmax, not in progress");
+        assert!(
+            d.snapshot.sees(703),
+            "between xmin and xmax, not in progress"
+        );
         assert!(!d.snapshot.sees(704), "after: at or past xmax");
         l.dumps.push(d.clone());
         assert_eq!(l.dump(None).unwrap(), &d);
@@ -1050,6 +1062,9 @@ mod tests {
             l.dump(Some("w1")),
             Err(LedgerError::NotALogicalBackup("w1".into()))
         );
-        assert_eq!(Ledger::default().dump(None), Err(LedgerError::NoLogicalBackup));
+        assert_eq!(
+            Ledger::default().dump(None),
+            Err(LedgerError::NoLogicalBackup)
+        );
     }
 }

@@ -55,7 +55,10 @@ fn variant(dir: &Path, shipped: &str, name: &str, edits: &[(&str, &str)]) -> Pat
     }
     // The shipped scripts, wherever the variant lives.
     let fixtures = manifest().join("fixtures");
-    let text = text.replace("../fixtures/restore", &format!("{}/restore", fixtures.display()));
+    let text = text.replace(
+        "../fixtures/restore",
+        &format!("{}/restore", fixtures.display()),
+    );
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, text).unwrap();
     path
@@ -88,11 +91,17 @@ fn shipped_logical_scenarios_pass_and_say_what_the_snapshot_holds() {
     assert_eq!(s34["rows_observed"], 67, "{s34}");
     let case = junit.case("logical-backup-restore");
     assert!(
-        case.property("postgres.recovery").unwrap().starts_with("16."),
+        case.property("postgres.recovery")
+            .unwrap()
+            .starts_with("16."),
         "{}",
         case.text()
     );
-    assert!(case.out().contains("write `w-inflight` (txid"), "{}", case.out());
+    assert!(
+        case.out().contains("write `w-inflight` (txid"),
+        "{}",
+        case.out()
+    );
     assert!(case.out().contains("not in the dump"), "{}", case.out());
     let phases: Vec<&str> = s34["rto"]["phases"]
         .as_array()
@@ -106,7 +115,10 @@ fn shipped_logical_scenarios_pass_and_say_what_the_snapshot_holds() {
     let out35 = junit.case("logical-truncated-dump").out().to_string();
     assert!(out35.contains("unexpected end of file"), "{out35}");
     let missing = junit.case("logical-missing-dump").out().to_string();
-    assert!(missing.contains("backup object missing: s3://"), "{missing}");
+    assert!(
+        missing.contains("backup object missing: s3://"),
+        "{missing}"
+    );
 
     // 36 and 38: "successful" restores with every row missing, caught by the ledger.
     for name in ["logical-wrong-database", "runbook-broken"] {
@@ -120,7 +132,9 @@ fn shipped_logical_scenarios_pass_and_say_what_the_snapshot_holds() {
     // 37 and 38: the script's run and output in JUnit, the credentials nowhere.
     let c37 = junit.case("runbook-restore");
     assert_eq!(
-        c37.property("restore_script").as_deref().map(|p| p.split(" in ").next().unwrap()),
+        c37.property("restore_script")
+            .as_deref()
+            .map(|p| p.split(" in ").next().unwrap()),
         Some("../fixtures/restore.sh: exit 0"),
         "{}",
         c37.text()
@@ -237,10 +251,15 @@ fn a_restore_script_past_its_deadline_is_killed_and_its_secrets_redacted() {
         c.property("failure.reason").as_deref(),
         Some("restore_script_failed")
     );
-    assert!(c.text().contains("did not finish within 3s"), "{}", c.text());
     assert!(
-        c.out()
-            .contains("key=<redacted> pass=<redacted> mode=non-interactive provider=s3 db=restored"),
+        c.text().contains("did not finish within 3s"),
+        "{}",
+        c.text()
+    );
+    assert!(
+        c.out().contains(
+            "key=<redacted> pass=<redacted> mode=non-interactive provider=s3 db=restored"
+        ),
         "{}",
         c.out()
     );

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::scenario::{
-    Compression, CrashMode, DumpCompression, DumpFormat, Fault, RecoveryErrorWindow,
-    ReplayRestart, Scenario, Step, Target,
+    Compression, CrashMode, DumpCompression, DumpFormat, Fault, RecoveryErrorWindow, ReplayRestart,
+    Scenario, Step, Target,
 };
 
 /// One thing the runner does, in order.
@@ -706,7 +706,12 @@ expect:
         let tail: Vec<&PlanStep> = p
             .steps
             .iter()
-            .filter(|s| matches!(s.kind(), "logical_backup" | "recover_logical" | "write" | "fault"))
+            .filter(|s| {
+                matches!(
+                    s.kind(),
+                    "logical_backup" | "recover_logical" | "write" | "fault"
+                )
+            })
             .collect();
         insta::assert_yaml_snapshot!("logical_backup_and_runbook", tail);
     }

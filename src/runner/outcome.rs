@@ -506,7 +506,11 @@ impl Display for StepOutcome {
                         " by {} (exit {}{}, {:.2}s)",
                         s.command,
                         s.exit_code.map_or("none".to_string(), |c| c.to_string()),
-                        if s.timed_out { ", killed at its deadline" } else { "" },
+                        if s.timed_out {
+                            ", killed at its deadline"
+                        } else {
+                            ""
+                        },
                         s.seconds
                     ),
                     None => String::new(),

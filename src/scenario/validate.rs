@@ -1758,7 +1758,10 @@ impl<'a> Validator<'a> {
         } else if bulk.contains_key(w.table.as_str()) {
             self.report(
                 &format!("{p}.table"),
-                format!("`{}` is a bulk table; an in-flight write goes into a plain one", w.table),
+                format!(
+                    "`{}` is a bulk table; an in-flight write goes into a plain one",
+                    w.table
+                ),
                 "name a table without `size` or `row_bytes`".to_string(),
             );
         }
@@ -1921,7 +1924,8 @@ impl<'a> Validator<'a> {
             self.report(
                 "recovery.command",
                 format!("restore script `{cmd}` not found ({})", file.display()),
-                "the path is relative to the scenario file, e.g. `../fixtures/restore.sh`".to_string(),
+                "the path is relative to the scenario file, e.g. `../fixtures/restore.sh`"
+                    .to_string(),
             );
         } else if meta.is_ok_and(|m| {
             use std::os::unix::fs::PermissionsExt;
@@ -1949,6 +1953,21 @@ impl<'a> Validator<'a> {
                     &format!("recovery.env.{k}"),
                     format!("`{k}` is not an environment variable name"),
                     "use upper-case letters, digits and `_`, e.g. `RESTORE_JOBS`".to_string(),
+                );
+            } else if matches!(
+                k.as_str(),
+                "AWS_ACCESS_KEY_ID"
+                    | "AWS_SECRET_ACCESS_KEY"
+                    | "AWS_SESSION_TOKEN"
+                    | "DB_PASS"
+                    | "AZURE_STORAGE_ACCOUNT_KEY"
+                    | "AZURE_STORAGE_SAS_TOKEN"
+                    | "AZURE_STORAGE_CONNECTION_STRING"
+            ) {
+                self.report_key(
+                    &format!("recovery.env.{k}"),
+                    format!("`recovery.env` cannot set `{k}`: pgdrill fills credentials itself"),
+                    "remove it; credentials never belong in scenario files".to_string(),
                 );
             }
         }
@@ -2550,28 +2569,63 @@ expect:
             "  method: logical\n  target: { time: { after_step: w1 } }\n",
         );
         let e = problems(&text);
-        assert!(e.starts_with("scenarios/example.yaml:12:11: scenario `logical`"), "{e}");
+        assert!(
+            e.starts_with("scenarios/example.yaml:12:11: scenario `logical`"),
+            "{e}"
+        );
         assert!(e.contains("makes no sense for it"), "{e}");
-        let e = problems(&edit(LOGICAL, "  method: logical\n", "  method: logical\n  wal_max_parallel: 4\n"));
-        assert!(e.contains("`recovery.wal_max_parallel` is for physical recovery"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: logical\n  wal_max_parallel: 4\n",
+        ));
+        assert!(
+            e.contains("`recovery.wal_max_parallel` is for physical recovery"),
+            "{e}"
+        );
     }
 
     #[test]
     fn logical_recovery_needs_a_logical_backup_to_restore() {
-        let text = edit(LOGICAL, "  - logical_backup: { id: dump, in_flight: { id: wf, table: events } }\n", "");
+        let text = edit(
+            LOGICAL,
+            "  - logical_backup: { id: dump, in_flight: { id: wf, table: events } }\n",
+            "",
+        );
         let e = problems(&text);
-        assert!(e.contains("no `logical_backup` step: there is nothing to restore"), "{e}");
-        let e = problems(&edit(LOGICAL, "  method: logical\n", "  method: logical\n  backup: w1\n"));
+        assert!(
+            e.contains("no `logical_backup` step: there is nothing to restore"),
+            "{e}"
+        );
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: logical\n  backup: w1\n",
+        ));
         assert!(e.contains("`w1` is not a `logical_backup` step"), "{e}");
         assert!(e.contains("name one of `dump`"), "{e}");
-        let e = problems(&edit(LOGICAL, "  method: logical\n", "  method: logical\n  postgres: 14\n"));
-        assert!(e.contains("restores into the same or a newer major, not 14"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: logical\n  postgres: 14\n",
+        ));
+        assert!(
+            e.contains("restores into the same or a newer major, not 14"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_missing_or_misused_restore_command_is_named() {
-        let e = problems(&edit(LOGICAL, "  method: logical\n", "  command: ../fixtures/nope.sh\n"));
-        assert!(e.contains("restore script `../fixtures/nope.sh` not found"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  command: ../fixtures/nope.sh\n",
+        ));
+        assert!(
+            e.contains("restore script `../fixtures/nope.sh` not found"),
+            "{e}"
+        );
         assert!(e.contains("relative to the scenario file"), "{e}");
         let e = problems(&edit(
             LOGICAL,
@@ -2579,31 +2633,52 @@ expect:
             "  method: physical\n  command: ../fixtures/restore.sh\n",
         ));
         assert!(e.contains("`method: physical` does not"), "{e}");
-        let e = problems(&edit(LOGICAL, "  method: logical\n", "  command: ../fixtures/shop.sql\n"));
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  command: ../fixtures/shop.sql\n",
+        ));
         assert!(e.contains("is not executable"), "{e}");
         let e = problems(&edit(
             MINIMAL,
             "  target: latest\n",
             "  target: latest\n  env: { X: y }\n  timeout_seconds: 5\n",
         ));
-        assert!(e.contains("`recovery.env` is the environment of `recovery.command`"), "{e}");
-        assert!(e.contains("`recovery.timeout_seconds` is the deadline"), "{e}");
+        assert!(
+            e.contains("`recovery.env` is the environment of `recovery.command`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`recovery.timeout_seconds` is the deadline"),
+            "{e}"
+        );
         let e = problems(&edit(
             LOGICAL,
             "  method: logical\n",
             "  command: ../fixtures/restore.sh\n  env: { bad-name: x }\n  timeout_seconds: 0\n",
         ));
-        assert!(e.contains("`bad-name` is not an environment variable name"), "{e}");
+        assert!(
+            e.contains("`bad-name` is not an environment variable name"),
+            "{e}"
+        );
         assert!(e.contains("1 to 3600, not 0"), "{e}");
     }
 
     #[test]
     fn logical_backup_steps_and_dump_faults_are_checked() {
-        let e = problems(&edit(LOGICAL, "{ id: wf, table: events }", "{ id: w1, table: nope, rows: 0 }"));
+        let e = problems(&edit(
+            LOGICAL,
+            "{ id: wf, table: events }",
+            "{ id: w1, table: nope, rows: 0 }",
+        ));
         assert!(e.contains("step id `w1` is already used"), "{e}");
         assert!(e.contains("no table `nope`"), "{e}");
         assert!(e.contains("at least 1 row"), "{e}");
-        let e = problems(&edit(LOGICAL, "{ id: dump,", "{ id: dump, database: \"Bad-Db\","));
+        let e = problems(&edit(
+            LOGICAL,
+            "{ id: dump,",
+            "{ id: dump, database: \"Bad-Db\",",
+        ));
         assert!(e.contains("`Bad-Db` is not a database name"), "{e}");
         let text = edit(
             LOGICAL,
@@ -2611,7 +2686,10 @@ expect:
             "  - fault: { id: f1, truncate_dump: { step: w1 } }\n  - fault: { id: f2, delete_dump: { step: dump } }\n",
         );
         let e = problems(&text);
-        assert!(e.contains("`w1` is not a `logical_backup` step before this fault"), "{e}");
+        assert!(
+            e.contains("`w1` is not a `logical_backup` step before this fault"),
+            "{e}"
+        );
         assert!(e.contains("step `f1`"), "{e}");
         assert!(!e.contains("step `f2`"), "{e}");
     }

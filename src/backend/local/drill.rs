@@ -14,9 +14,8 @@ use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
     Backend, BackendError, Drill, InterruptedBackupOutcome, LogicalBackupDone,
     LogicalBackupRequest, LogicalRestoreOutcome, LogicalRestoreRequest, RecoveryAttempt,
-    RecoveryFaults,
-    RecoveryFaultsSeen, RecoveryRequest, RecoveryRestart, RestartSeen, Server, SourceSpec,
-    Unsupported,
+    RecoveryFaults, RecoveryFaultsSeen, RecoveryRequest, RecoveryRestart, RestartSeen, Server,
+    SourceSpec, Unsupported,
 };
 use crate::ledger::{BackupRecord, ResolvedTarget, pg_timestamp};
 use crate::scenario::{

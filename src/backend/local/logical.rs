@@ -60,7 +60,14 @@ pub async fn dump(
     let mut c = src.command(bin.join("pg_dump"));
     c.arg("-h")
         .arg(src.socket_dir())
-        .args(["-p", "5432", "-U", "postgres", "--no-owner", "--no-privileges"])
+        .args([
+            "-p",
+            "5432",
+            "-U",
+            "postgres",
+            "--no-owner",
+            "--no-privileges",
+        ])
         .arg("-d")
         .arg(&req.database)
         .arg("-f")
@@ -268,7 +275,8 @@ pub async fn restore(
         let (run, failure) =
             run_script(toolchain, inst, &tools, store, barman, req, script, t).await?;
         let end = Utc::now();
-        rto.phases.push(Phase::new(PhaseName::RestoreScript, t1, end));
+        rto.phases
+            .push(Phase::new(PhaseName::RestoreScript, t1, end));
         finish(&mut rto);
         let attempt = match failure {
             Some(message) => RecoveryAttempt::Failed {
@@ -348,8 +356,7 @@ pub async fn restore(
             attempt: RecoveryAttempt::Failed {
                 message: format!(
                     "logical restore failed: {}",
-                    redact(barman, &[], &out.failure("").to_string())
-                        .trim_start_matches(": ")
+                    redact(barman, &[], &out.failure("").to_string()).trim_start_matches(": ")
                 ),
                 rto: Some(rto),
             },

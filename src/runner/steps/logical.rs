@@ -6,8 +6,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::backend::{BackendError, Drill, LogicalBackupRequest, LogicalRestoreRequest, RestoreScript};
 use crate::backend::RecoveryAttempt;
+use crate::backend::{
+    BackendError, Drill, LogicalBackupRequest, LogicalRestoreRequest, RestoreScript,
+};
 use crate::ledger::{DumpRecord, FaultRecord, TxSnapshot};
 use crate::plan::{PlannedWrite, RestoreCommand};
 use crate::scenario::{DumpCompression, DumpFormat, Expect, ExpectRecovered, TruncateDump};
@@ -141,7 +143,9 @@ pub(in crate::runner) async fn damage<D: Drill>(
             store.put(&key, before[..keep as usize].to_vec()).await?;
             (
                 Some(keep),
-                format!("truncated logical backup `{step}` ({key}) from {bytes_before} to {keep} bytes"),
+                format!(
+                    "truncated logical backup `{step}` ({key}) from {bytes_before} to {keep} bytes"
+                ),
             )
         }
         None => {
@@ -192,7 +196,8 @@ pub(in crate::runner) async fn recover<D: Drill>(
     let res = &mut *cx.result;
     res.recovery.backup_step = Some(dump.step_id.clone());
     res.recovery.backup_id = Some(dump.key.clone());
-    res.recovery.resolved_target = Some(format!("snapshot {} of `{}`", dump.snapshot, dump.step_id));
+    res.recovery.resolved_target =
+        Some(format!("snapshot {} of `{}`", dump.snapshot, dump.step_id));
     let script = command.map(|c| RestoreScript {
         // Absolute: the script runs in the target instance's directory.
         path: std::path::absolute(cx.scenario_dir.join(&c.path))
@@ -292,14 +297,5 @@ pub(in crate::runner) async fn verify<D: Drill>(
         rows_read: observed.tables.values().map(|t| t.len() as u64).sum(),
         ..VerifyCost::default()
     });
-    res.outcome.rows_expected = Some(v.expected_rows.values().sum());
-    res.outcome.rows_observed = Some(v.observed_rows.values().sum());
-    let d = StepOutcome::Verified {
-        rows_expected: res.outcome.rows_expected.unwrap_or(0),
-        rows_observed: res.outcome.rows_observed.unwrap_or(0),
-        rows_lost: v.rows_lost,
-        explanation: v.explanation.first().cloned(),
-    };
-    res.outcome.verification = Some(v);
-    Ok(d)
+    Ok(recover::record_verification(res, v))
 }

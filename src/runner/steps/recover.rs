@@ -9,7 +9,7 @@ use crate::scenario::{Compression, Expect, ExpectRecovered, Scenario, Target};
 use crate::verify::{self, ArchiveFacts, Observed, Verification, VerifyCost};
 
 use super::super::backup_choice::{self, Chosen};
-use super::super::events::RecoveryObservation;
+use super::super::events::{RecoveryObservation, ScenarioResult};
 use super::super::outcome::{self, StepOutcome};
 use super::super::sql;
 use super::super::state::StepCx;
@@ -130,6 +130,14 @@ pub(in crate::runner) async fn verify<D: Drill>(
         rto_seconds: res.outcome.rto.as_ref().map(|r| r.seconds),
     };
     let v = verify_server(server, cx.scenario, &st.ledger, &st.archive, at).await?;
+    Ok(record_verification(res, v))
+}
+
+/// Keep a single-target verification in the result; what the step reports of it.
+pub(in crate::runner) fn record_verification(
+    res: &mut ScenarioResult,
+    v: Verification,
+) -> StepOutcome {
     res.outcome.rows_expected = Some(v.expected_rows.values().sum());
     res.outcome.rows_observed = Some(v.observed_rows.values().sum());
     let d = StepOutcome::Verified {
@@ -139,7 +147,7 @@ pub(in crate::runner) async fn verify<D: Drill>(
         explanation: v.explanation.first().cloned(),
     };
     res.outcome.verification = Some(v);
-    Ok(d)
+    d
 }
 
 /// The point a recovered server is judged at: its target, the ledger step of the backup it
@@ -207,7 +215,12 @@ pub(in crate::runner) async fn observe(
 ) -> Result<Observed, BackendError> {
     let mut observed = Observed::default();
     let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
-    for t in s.seed_data.tables.iter().filter(|t| !absent.contains(&t.name)) {
+    for t in s
+        .seed_data
+        .tables
+        .iter()
+        .filter(|t| !absent.contains(&t.name))
+    {
         match t.bulk_row_bytes() {
             None => {
                 let rows = sql::read_table(&server.client, &t.name).await?;
