@@ -1526,4 +1526,75 @@ mod tests {
             v.failures[0]
         );
     }
+
+    /// A dump whose snapshot sees the seed and w1 (txids 700, 701), not w2 or w3.
+    fn dump() -> crate::ledger::DumpRecord {
+        crate::ledger::DumpRecord {
+            step_id: "d1".into(),
+            key: "p/logical/d1.sql.gz".into(),
+            database: "postgres".into(),
+            format: crate::scenario::DumpFormat::Plain,
+            compression: crate::scenario::DumpCompression::Gzip,
+            snapshot: crate::ledger::TxSnapshot::parse("702:703:702").unwrap(),
+            bytes: 10,
+            taken_at: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 2).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_logical_restore_is_judged_at_its_snapshot() {
+        let l = ledger();
+        let d = dump();
+        let expected = l.in_dump(&d);
+        let archive = ArchiveFacts::default();
+        // Exactly the snapshot's rows: passes, no explanation.
+        let mut v = judge(
+            &l,
+            &expected,
+            &rows(1..=25),
+            &archive,
+            &ExpectRecovered::default(),
+            None,
+        );
+        explain_logical(&mut v, &l, &d, &[]);
+        assert!(v.passed(), "{v:?}");
+        assert!(v.explanation.is_empty());
+        // w2's row present although its transaction was in flight at the snapshot: an extra row.
+        let v = judge(
+            &l,
+            &expected,
+            &rows(1..=26),
+            &archive,
+            &ExpectRecovered::default(),
+            None,
+        );
+        assert!(!v.passed());
+        assert_eq!(v.problems[0].ids, [26]);
+        // Nothing restored (the table absent): every row of the snapshot lost, explained by
+        // the dump, not by WAL.
+        let mut v = judge(
+            &l,
+            &expected,
+            &Observed::default(),
+            &archive,
+            &ExpectRecovered::default(),
+            None,
+        );
+        explain_logical(&mut v, &l, &d, &["events".to_string()]);
+        assert_eq!(v.rows_lost, 25);
+        assert!(v.missing.iter().all(|m| m.segment_in_archive), "{v:?}");
+        assert!(
+            v.explanation[0].starts_with(
+                "25 rows lost: the restore of logical backup `d1` of database `postgres` at snapshot 702:703:702 (2 later or in-flight write(s) rightly not expected)"
+            ),
+            "{:?}",
+            v.explanation
+        );
+        assert!(
+            v.explanation[0].contains("has no table events"),
+            "{:?}",
+            v.explanation
+        );
+        assert!(v.explanation[2].contains("step `w1`: 1 row(s) of events (id 25), txid 701"));
+    }
 }
