@@ -103,6 +103,28 @@ fn shipped_logical_scenarios_pass_and_say_what_the_snapshot_holds() {
         case.out()
     );
     assert!(case.out().contains("not in the dump"), "{}", case.out());
+    // The in-flight write is in the snapshot's list of transactions in progress.
+    let line = case
+        .out()
+        .lines()
+        .find(|l| l.contains("nightly (logical_backup)"))
+        .unwrap();
+    let snapshot = line
+        .split("at snapshot ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap();
+    let txid = line
+        .split("(txid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap();
+    let xip: Vec<&str> = snapshot.splitn(3, ':').nth(2).unwrap().split(',').collect();
+    assert!(xip.contains(&txid), "{line}");
+    assert_eq!(
+        case.property("recovery.target").as_deref(),
+        Some("logical backup `(the newest)`")
+    );
     let phases: Vec<&str> = s34["rto"]["phases"]
         .as_array()
         .unwrap()

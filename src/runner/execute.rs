@@ -87,7 +87,12 @@ pub async fn run_scenario<B: Backend>(
             backup_id: None,
             backup_step: None,
             backup_fallback: None,
-            recovery_target: if s.recovery.target == Target::Random {
+            recovery_target: if s.recovery.is_logical() {
+                format!(
+                    "logical backup `{}`",
+                    s.recovery.backup.as_deref().unwrap_or("(the newest)")
+                )
+            } else if s.recovery.target == Target::Random {
                 random::describe(s)
             } else {
                 target::describe(&s.recovery.target, s.recovery.exclusive)

@@ -58,6 +58,11 @@ pub(in crate::runner) async fn backup<D: Drill>(
         None => None,
     };
     let snap = cx.drill.monitor_source().await?;
+    if held.is_some() {
+        // A commit after the in-flight write began moves the snapshot's xmax past it, so
+        // the snapshot lists it as in progress (xip) rather than not yet started.
+        sql::mark(&snap).await?;
+    }
     snap.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         .await?;
     let row = snap
