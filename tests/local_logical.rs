@@ -233,32 +233,54 @@ fn logical_failures_carry_their_reason_codes() {
     assert!(c.out().contains("404"), "{}", c.out());
 }
 
-#[test]
-fn a_restore_script_past_its_deadline_is_killed_and_its_secrets_redacted() {
-    let reports = tempfile::tempdir().unwrap();
-    let sdir = reports.path().join("scenarios");
-    let fixtures = reports.path().join("fixtures");
-    std::fs::create_dir(&sdir).unwrap();
-    std::fs::create_dir(&fixtures).unwrap();
-    // Prints its credentials (they must come out redacted), then hangs in a child process:
-    // the whole process group dies at the deadline.
-    let script = fixtures.join("hang.sh");
+/// A scenario (in `root/scenarios/`) whose restore script prints its credentials (they must
+/// come out redacted) and then waits on `sleep <marker>`, a child in its process group, with
+/// deadline `timeout` seconds.
+fn hanging_runbook(root: &Path, name: &str, marker: u32, timeout: u32) -> PathBuf {
+    let sdir = root.join("scenarios");
+    let fixtures = root.join("fixtures");
+    std::fs::create_dir_all(&sdir).unwrap();
+    std::fs::create_dir_all(&fixtures).unwrap();
+    let script = fixtures.join(format!("{name}.sh"));
     std::fs::write(
         &script,
-        "#!/bin/sh\necho \"key=$AWS_SECRET_ACCESS_KEY pass=$DB_PASS mode=$RESTORE_MODE provider=$STORAGE_PROVIDER db=$DB_NAME\"\nsleep 300 &\nwait\n",
+        format!(
+            "#!/bin/sh\necho \"key=$AWS_SECRET_ACCESS_KEY pass=$DB_PASS mode=$RESTORE_MODE provider=$STORAGE_PROVIDER db=$DB_NAME\"\nsleep {marker} &\nwait\n"
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let hang = variant(
+    variant(
         &sdir,
         "37-runbook-restore.yaml",
-        "runbook-hangs",
+        name,
         &[
-            ("../fixtures/restore.sh", "../fixtures/hang.sh"),
-            ("timeout_seconds: 120", "timeout_seconds: 3"),
+            ("../fixtures/restore.sh", &format!("../fixtures/{name}.sh")),
+            (
+                "timeout_seconds: 120",
+                &format!("timeout_seconds: {timeout}"),
+            ),
         ],
-    );
+    )
+}
+
+/// Processes whose command line is exactly `sleep <marker>`.
+fn sleeping(marker: u32) -> usize {
+    let want = format!("sleep {marker} ");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).replace('\0', " ") == want)
+        .count()
+}
+
+#[test]
+fn a_restore_script_past_its_deadline_is_killed_and_its_secrets_redacted() {
+    let reports = tempfile::tempdir().unwrap();
+    let marker = 3011;
+    let hang = hanging_runbook(reports.path(), "runbook-hangs", marker, 3);
     let root = reports.path().join("reports");
     let began = std::time::Instant::now();
     let (code, out, dir) = run(&[hang.to_str().unwrap()], &root);
@@ -267,6 +289,11 @@ fn a_restore_script_past_its_deadline_is_killed_and_its_secrets_redacted() {
         "the hung script was not killed at its deadline"
     );
     assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        sleeping(marker),
+        0,
+        "the script's child outlived its deadline"
+    );
     let junit = Junit::read(&dir.join("junit.xml"));
     let c = junit.case("runbook-hangs");
     assert_eq!(
@@ -285,4 +312,58 @@ fn a_restore_script_past_its_deadline_is_killed_and_its_secrets_redacted() {
         "{}",
         c.out()
     );
+}
+
+#[test]
+fn ctrl_c_during_a_restore_script_kills_its_process_group() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let reports = tempfile::tempdir().unwrap();
+    let marker = 3023;
+    let hang = hanging_runbook(reports.path(), "runbook-interrupted", marker, 600);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .current_dir(manifest())
+        .args(["run", "--report-dir"])
+        .arg(reports.path().join("reports"))
+        .arg(&hang)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("(logical_backup)") {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sleeping(marker) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the restore script never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pgdrill did not exit after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for _ in lines {}
+    assert_eq!(status.code(), Some(130));
+    while sleeping(marker) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the script's child outlived Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
