@@ -149,6 +149,25 @@ pub struct Rto {
     pub wal_prefetch: Option<WalPrefetch>,
 }
 
+impl Rto {
+    /// An RTO made of `phases` alone (their seconds summed), nothing replayed or fetched.
+    pub fn of_phases(phases: Vec<Phase>) -> Self {
+        Rto {
+            seconds: phases.iter().map(|p| p.seconds).sum(),
+            phases,
+            wal_segments_replayed: 0,
+            bytes_downloaded: 0,
+            budget_seconds: None,
+            replay_end: None,
+            last_replayed_commit: None,
+            base_backup_bytes: None,
+            wal_fetched_bytes: None,
+            wal_replayed_bytes: None,
+            wal_prefetch: None,
+        }
+    }
+}
+
 /// Counts of a recovery's parallel WAL fetch (CNPG's `wal.maxParallel`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WalPrefetch {
@@ -242,17 +261,10 @@ mod tests {
 
     fn rto(phases: Vec<Phase>) -> Rto {
         Rto {
-            seconds: phases.iter().map(|p| p.seconds).sum(),
-            phases,
-            wal_segments_replayed: 0,
-            bytes_downloaded: 0,
-            budget_seconds: None,
-            replay_end: None,
-            last_replayed_commit: None,
             base_backup_bytes: Some(40_000_000),
             wal_fetched_bytes: Some(3_000_000),
             wal_replayed_bytes: Some(48_000_000),
-            wal_prefetch: None,
+            ..Rto::of_phases(phases)
         }
     }
 

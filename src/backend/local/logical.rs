@@ -255,19 +255,7 @@ pub async fn restore(
     let t0 = Utc::now();
     let (client, target) = start_target(inst, req.script.is_some(), deadline).await?;
     let t1 = Utc::now();
-    let mut rto = Rto {
-        seconds: 0.0,
-        phases: vec![Phase::new(PhaseName::InstanceInit, t0, t1)],
-        wal_segments_replayed: 0,
-        bytes_downloaded: 0,
-        budget_seconds: None,
-        replay_end: None,
-        last_replayed_commit: None,
-        base_backup_bytes: None,
-        wal_fetched_bytes: None,
-        wal_replayed_bytes: None,
-        wal_prefetch: None,
-    };
+    let mut rto = Rto::of_phases(vec![Phase::new(PhaseName::InstanceInit, t0, t1)]);
     let finish = |rto: &mut Rto| {
         rto.seconds = rto.phases.iter().map(|p| p.seconds).sum();
     };
