@@ -270,6 +270,74 @@ pub struct Ledger {
     /// Failovers of the source onto a new timeline, in order.
     #[serde(default)]
     pub failovers: Vec<FailoverRecord>,
+    /// Logical backups (`pg_dump`), in order, each with the snapshot it was taken at.
+    #[serde(default)]
+    pub dumps: Vec<DumpRecord>,
+}
+
+/// A transaction snapshot as `pg_current_snapshot()` prints it: `xmin:xmax:xip1,xip2,...`.
+/// Transaction ids as the ledger records them (the drill's source starts at epoch 0, so a
+/// full `xid8` and the 32-bit xid agree).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxSnapshot {
+    /// Every transaction below it had finished when the snapshot was taken.
+    pub xmin: u64,
+    /// Every transaction from it on had not started yet.
+    pub xmax: u64,
+    /// Transactions in progress when the snapshot was taken (between xmin and xmax).
+    pub xip: Vec<u64>,
+}
+
+impl TxSnapshot {
+    /// Parse `pg_current_snapshot()::text`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not a snapshot (xmin:xmax:xip,...)");
+        let mut parts = text.trim().splitn(3, ':');
+        let num = |p: Option<&str>| p.and_then(|v| v.parse::<u64>().ok()).ok_or_else(bad);
+        let (xmin, xmax) = (num(parts.next())?, num(parts.next())?);
+        let xip = match parts.next().ok_or_else(bad)? {
+            "" => Vec::new(),
+            list => list
+                .split(',')
+                .map(|v| v.parse::<u64>().map_err(|_| bad()))
+                .collect::<Result<_, _>>()?,
+        };
+        if xmin > xmax || xip.iter().any(|x| *x < xmin || *x >= xmax) {
+            return Err(bad());
+        }
+        Ok(Self { xmin, xmax, xip })
+    }
+
+    /// Whether the effects of committed transaction `txid` are visible in this snapshot:
+    /// it finished before the snapshot (below `xmin`, or below `xmax` and not in progress).
+    pub fn sees(&self, txid: u64) -> bool {
+        txid < self.xmin || (txid < self.xmax && !self.xip.contains(&txid))
+    }
+}
+
+impl fmt::Display for TxSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let xip: Vec<String> = self.xip.iter().map(u64::to_string).collect();
+        write!(f, "{}:{}:{}", self.xmin, self.xmax, xip.join(","))
+    }
+}
+
+/// One logical backup: where it went and the snapshot `pg_dump` read the database at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DumpRecord {
+    pub step_id: String,
+    /// Its object key in the bucket (`<prefix>/logical/<step>.sql.gz`).
+    pub key: String,
+    /// The database dumped.
+    pub database: String,
+    pub format: crate::scenario::DumpFormat,
+    pub compression: crate::scenario::DumpCompression,
+    /// The snapshot the dump was taken at (exported and held while `pg_dump` ran).
+    pub snapshot: TxSnapshot,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Server time when the snapshot was taken.
+    pub taken_at: DateTime<Utc>,
 }
 
 /// The source was failed over: from here on it writes on `timeline`.
@@ -332,6 +400,10 @@ pub enum LedgerError {
     NotABackup(String),
     #[error("no base backup ends before the target {0}")]
     NoBackupBeforeTarget(String),
+    #[error("step `{0}` is not a logical backup in the ledger")]
+    NotALogicalBackup(String),
+    #[error("no logical backup in the ledger")]
+    NoLogicalBackup,
     #[error("transaction {0} is not in the ledger")]
     UnknownXid(u64),
     #[error("`target: random` stands for several targets, picked at run time")]
@@ -356,6 +428,26 @@ pub struct BackupChoice<'a> {
 }
 
 impl Ledger {
+    /// The logical backup recovery restores: the one named, else the newest.
+    pub fn dump(&self, named: Option<&str>) -> Result<&DumpRecord, LedgerError> {
+        match named {
+            Some(id) => self
+                .dumps
+                .iter()
+                .find(|d| d.step_id == id)
+                .ok_or_else(|| LedgerError::NotALogicalBackup(id.to_string())),
+            None => self.dumps.last().ok_or(LedgerError::NoLogicalBackup),
+        }
+    }
+
+    /// The writes a logical backup holds: those whose transaction its snapshot sees.
+    pub fn in_dump(&self, dump: &DumpRecord) -> Vec<&LedgerEntry> {
+        self.entries
+            .iter()
+            .filter(|e| dump.snapshot.sees(e.txid))
+            .collect()
+    }
+
     pub fn entry_for_step(&self, step_id: &str) -> Result<&LedgerEntry, LedgerError> {
         self.entries
             .iter()
@@ -907,5 +999,72 @@ mod tests {
         assert_ne!(row_payload(1, "events", 5), row_payload(2, "events", 5));
         assert_ne!(row_payload(1, "events", 5), row_payload(1, "events", 6));
         assert_ne!(rows_digest(["a", "b"]), rows_digest(["ab"]));
+    }
+
+    fn dump_at(snapshot: &str) -> DumpRecord {
+        DumpRecord {
+            step_id: "d1".into(),
+            key: "run/drill/logical/d1.sql.gz".into(),
+            database: "postgres".into(),
+            format: crate::scenario::DumpFormat::Plain,
+            compression: crate::scenario::DumpCompression::Gzip,
+            snapshot: TxSnapshot::parse(snapshot).unwrap(),
+            bytes: 1,
+            taken_at: t(10, 0),
+        }
+    }
+
+    #[test]
+    fn snapshots_parse_and_print_as_postgres_does() {
+        for text in ["710:714:711,713", "705:705:"] {
+            assert_eq!(TxSnapshot::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(
+            TxSnapshot::parse("705:705:").unwrap().xip,
+            Vec::<u64>::new()
+        );
+        for bad in ["", "1:2", "3:2:", "1:5:7", "1:5:x", "a:5:"] {
+            assert!(TxSnapshot::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_dump_holds_the_writes_its_snapshot_sees() {
+        // txids 700 + seq: w0 (700) and w1 (701) committed before the snapshot; w2 (702) was
+        // in progress when it was exported and committed while pg_dump ran (in xip); w3 (703)
+        // committed in between, after w2 began; w4 (704) began after the snapshot.
+        let mut l = Ledger::default();
+        for (seq, step) in ["w0", "w1", "w2", "w3", "w4"].iter().enumerate() {
+            let seq = seq as u64;
+            l.entries.push(entry(
+                seq,
+                step,
+                seq + 1,
+                1,
+                0x300_0000 + seq * 0x100,
+                seq as u32,
+            ));
+        }
+        let d = dump_at("702:704:702");
+        let held: Vec<&str> = l.in_dump(&d).iter().map(|e| e.step_id.as_str()).collect();
+        assert_eq!(held, ["w0", "w1", "w3"]);
+        assert!(d.snapshot.sees(701), "before: finished below xmin");
+        assert!(!d.snapshot.sees(702), "during: in progress at the snapshot");
+        assert!(
+            d.snapshot.sees(703),
+            "between xmin and xmax, not in progress"
+        );
+        assert!(!d.snapshot.sees(704), "after: at or past xmax");
+        l.dumps.push(d.clone());
+        assert_eq!(l.dump(None).unwrap(), &d);
+        assert_eq!(l.dump(Some("d1")).unwrap(), &d);
+        assert_eq!(
+            l.dump(Some("w1")),
+            Err(LedgerError::NotALogicalBackup("w1".into()))
+        );
+        assert_eq!(
+            Ledger::default().dump(None),
+            Err(LedgerError::NoLogicalBackup)
+        );
     }
 }

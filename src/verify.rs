@@ -520,6 +520,66 @@ fn check_bulk<'a>(
     found
 }
 
+/// The loss explanation of a logical restore: rows are judged at the dump's snapshot, not at
+/// a WAL position, so the first line names the dump and its snapshot, and each missing write
+/// says it committed before that snapshot (the dump should hold it). `absent` lists the tables
+/// the restored database does not have at all.
+pub fn explain_logical(
+    v: &mut Verification,
+    ledger: &Ledger,
+    dump: &crate::ledger::DumpRecord,
+    absent: &[String],
+) {
+    // A logical restore reads no WAL: whether a commit's segment is archived says nothing.
+    for m in &mut v.missing {
+        m.segment_in_archive = true;
+        m.audit_gap = false;
+    }
+    let later = ledger
+        .entries
+        .iter()
+        .filter(|e| !dump.snapshot.sees(e.txid))
+        .count();
+    let context = format!(
+        "logical backup `{}` of database `{}` at snapshot {}{}",
+        dump.step_id,
+        dump.database,
+        dump.snapshot,
+        if later > 0 {
+            format!(" ({later} later or in-flight write(s) rightly not expected)")
+        } else {
+            String::new()
+        }
+    );
+    if v.missing.is_empty() {
+        v.explanation = Vec::new();
+        return;
+    }
+    let mut first = format!(
+        "{} rows lost: the restore of {context} lacks writes its snapshot holds.",
+        v.rows_lost
+    );
+    if !absent.is_empty() {
+        first.push_str(&format!(
+            " The restored database has no table {}: the dump does not hold them (a dump of another database, or a restore into another one).",
+            absent.join(", ")
+        ));
+    }
+    let mut lines = vec![first];
+    for m in &v.missing {
+        let ids = if m.rows == 1 {
+            format!("id {}", m.first_id)
+        } else {
+            format!("ids {}..{}", m.first_id, m.first_id + m.rows - 1)
+        };
+        lines.push(format!(
+            "step `{}`: {} row(s) of {} ({ids}), txid {}, committed before the snapshot (visible in it) but missing",
+            m.step_id, m.rows, m.table, m.txid
+        ));
+    }
+    v.explanation = lines;
+}
+
 fn explain(v: &mut Verification) {
     if v.missing.is_empty() {
         return;
@@ -1465,5 +1525,76 @@ mod tests {
             "{}",
             v.failures[0]
         );
+    }
+
+    /// A dump whose snapshot sees the seed and w1 (txids 700, 701), not w2 or w3.
+    fn dump() -> crate::ledger::DumpRecord {
+        crate::ledger::DumpRecord {
+            step_id: "d1".into(),
+            key: "p/logical/d1.sql.gz".into(),
+            database: "postgres".into(),
+            format: crate::scenario::DumpFormat::Plain,
+            compression: crate::scenario::DumpCompression::Gzip,
+            snapshot: crate::ledger::TxSnapshot::parse("702:703:702").unwrap(),
+            bytes: 10,
+            taken_at: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 2).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_logical_restore_is_judged_at_its_snapshot() {
+        let l = ledger();
+        let d = dump();
+        let expected = l.in_dump(&d);
+        let archive = ArchiveFacts::default();
+        // Exactly the snapshot's rows: passes, no explanation.
+        let mut v = judge(
+            &l,
+            &expected,
+            &rows(1..=25),
+            &archive,
+            &ExpectRecovered::default(),
+            None,
+        );
+        explain_logical(&mut v, &l, &d, &[]);
+        assert!(v.passed(), "{v:?}");
+        assert!(v.explanation.is_empty());
+        // w2's row present although its transaction was in flight at the snapshot: an extra row.
+        let v = judge(
+            &l,
+            &expected,
+            &rows(1..=26),
+            &archive,
+            &ExpectRecovered::default(),
+            None,
+        );
+        assert!(!v.passed());
+        assert_eq!(v.problems[0].ids, [26]);
+        // Nothing restored (the table absent): every row of the snapshot lost, explained by
+        // the dump, not by WAL.
+        let mut v = judge(
+            &l,
+            &expected,
+            &Observed::default(),
+            &archive,
+            &ExpectRecovered::default(),
+            None,
+        );
+        explain_logical(&mut v, &l, &d, &["events".to_string()]);
+        assert_eq!(v.rows_lost, 25);
+        assert!(v.missing.iter().all(|m| m.segment_in_archive), "{v:?}");
+        assert!(
+            v.explanation[0].starts_with(
+                "25 rows lost: the restore of logical backup `d1` of database `postgres` at snapshot 702:703:702 (2 later or in-flight write(s) rightly not expected)"
+            ),
+            "{:?}",
+            v.explanation
+        );
+        assert!(
+            v.explanation[0].contains("has no table events"),
+            "{:?}",
+            v.explanation
+        );
+        assert!(v.explanation[2].contains("step `w1`: 1 row(s) of events (id 25), txid 701"));
     }
 }

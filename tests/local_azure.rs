@@ -1,5 +1,5 @@
 //! Azure Blob Storage on the local backend: the shipped Azure scenarios (31-33, all three
-//! credential flavours) against the Azurite each run starts and stops, and `pgdrill audit` of
+//! credential flavours; 40, fixtures/restore.sh restoring a logical backup from the container) against the Azurite each run starts and stops, and `pgdrill audit` of
 //! an Azure archive (emulator URL) finding the ADR 007 gap. Real PostgreSQL, real
 //! barman-cloud (`azure-blob-storage`), real Azurite; needs `make setup`.
 
@@ -47,13 +47,14 @@ fn shipped_azure_scenarios_pass_on_azurite_and_leave_nothing_running() {
         "scenarios/31-azure-clean-restore.yaml",
         "scenarios/32-azure-adr007-missing-wal-segment.yaml",
         "scenarios/33-azure-wrong-server-name.yaml",
+        "scenarios/40-azure-runbook-restore.yaml",
     ]);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
     let dir = run_dir(reports.path());
     let junit = Junit::read(&dir.join("junit.xml"));
     assert!(junit.failed_or_errored().is_empty(), "{junit}");
-    assert_eq!(junit.cases().count(), 3, "{junit}");
+    assert_eq!(junit.cases().count(), 4, "{junit}");
 
     let clean = junit.case("azure-clean-restore");
     assert_eq!(
@@ -76,7 +77,24 @@ fn shipped_azure_scenarios_pass_on_azurite_and_leave_nothing_running() {
         said.contains("archiving to azure://pgdrill/pgdrill/"),
         "the source archives to the Azure container:\n{said}"
     );
+    // Seed 004's Azure contract: the script downloaded the dump from the container with the
+    // account key pgdrill gave it, and the ledger at the dump's snapshot judged the target
+    // (orders 30 + 4, customers 6: the in-flight write and the later one are not in it).
+    let runbook = junit.case("azure-runbook-restore");
+    assert_eq!(
+        runbook.property("rows.observed").as_deref(),
+        Some("40"),
+        "{runbook}"
+    );
+    assert!(
+        said.contains("by ../fixtures/restore.sh (exit 0"),
+        "the script restored the dump:\n{said}"
+    );
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("restore.sh: downloading azure://pgdrill/pgdrill/"),
+        "the script's output, in the report, says it read the Azure container:\n{summary}"
+    );
     assert!(
         summary.contains("WAL gap: ") && summary.contains("The archive audit reported this gap"),
         "the pre-recovery audit read the Azure archive and found the gap:\n{summary}"

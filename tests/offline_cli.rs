@@ -193,6 +193,14 @@ fn the_kube_backend_refuses_crashes_and_error_windows_before_any_api_call() {
             "scenarios/27-recovering-server-killed.yaml",
             "`recovery.restart` (a kill of the recovering server mid-replay)",
         ),
+        (
+            "scenarios/34-logical-backup-restore.yaml",
+            "`recovery.method: logical` (restoring a logical backup)",
+        ),
+        (
+            "scenarios/37-runbook-restore.yaml",
+            "`recovery.command` (your own restore script)",
+        ),
     ] {
         let reports = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_pgdrill"))

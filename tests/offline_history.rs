@@ -72,6 +72,7 @@ fn result(name: &str, started_at: DateTime<Utc>, status: Status, rto_s: f64) -> 
             expected_outcome: "recovered".into(),
             observation: RecoveryObservation::Recovered,
             audit: None,
+            script: None,
         },
         outcome: Outcome {
             rto: Some(rto(rto_s, started_at)),

@@ -237,7 +237,21 @@ impl ObjectStore {
         self.location(&self.root)
     }
 
-    fn location(&self, key: &str) -> String {
+    /// This store's prefix, without slashes at either end.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The bucket (S3) or container (Azure).
+    pub fn container(&self) -> &str {
+        match &self.backing {
+            Backing::S3 { bucket, .. } => bucket,
+            Backing::Azure { container, .. } => container,
+        }
+    }
+
+    /// `key` as a URL: `s3://bucket/key` or `azure://container/key`.
+    pub fn location(&self, key: &str) -> String {
         match &self.backing {
             Backing::S3 { bucket, .. } => format!("s3://{bucket}/{key}"),
             Backing::Azure { container, .. } => format!("azure://{container}/{key}"),

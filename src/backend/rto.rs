@@ -77,6 +77,14 @@ pub enum PhaseName {
     /// from its last restartpoint).
     RestartAndReplay,
     FirstQuery,
+    /// Logical recovery: initdb and start of the fresh target instance.
+    InstanceInit,
+    /// Logical recovery: the dump downloaded from the object store.
+    DownloadDump,
+    /// Logical recovery: the dump restored (`psql` or `pg_restore`).
+    RestoreDump,
+    /// `recovery.command`: the user's restore script, start to exit.
+    RestoreScript,
 }
 
 impl PhaseName {
@@ -93,6 +101,10 @@ impl PhaseName {
             PhaseName::ReplayUntilKill => "replay_until_kill",
             PhaseName::RestartAndReplay => "restart_and_replay",
             PhaseName::FirstQuery => "first_query",
+            PhaseName::InstanceInit => "instance_init",
+            PhaseName::DownloadDump => "download_dump",
+            PhaseName::RestoreDump => "restore_dump",
+            PhaseName::RestoreScript => "restore_script",
         }
     }
 }
@@ -135,6 +147,25 @@ pub struct Rto {
     /// (`recovery.wal_max_parallel` above 1) and the backend can tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_prefetch: Option<WalPrefetch>,
+}
+
+impl Rto {
+    /// An RTO made of `phases` alone (their seconds summed), nothing replayed or fetched.
+    pub fn of_phases(phases: Vec<Phase>) -> Self {
+        Rto {
+            seconds: phases.iter().map(|p| p.seconds).sum(),
+            phases,
+            wal_segments_replayed: 0,
+            bytes_downloaded: 0,
+            budget_seconds: None,
+            replay_end: None,
+            last_replayed_commit: None,
+            base_backup_bytes: None,
+            wal_fetched_bytes: None,
+            wal_replayed_bytes: None,
+            wal_prefetch: None,
+        }
+    }
 }
 
 /// Counts of a recovery's parallel WAL fetch (CNPG's `wal.maxParallel`).
@@ -230,17 +261,10 @@ mod tests {
 
     fn rto(phases: Vec<Phase>) -> Rto {
         Rto {
-            seconds: phases.iter().map(|p| p.seconds).sum(),
-            phases,
-            wal_segments_replayed: 0,
-            bytes_downloaded: 0,
-            budget_seconds: None,
-            replay_end: None,
-            last_replayed_commit: None,
             base_backup_bytes: Some(40_000_000),
             wal_fetched_bytes: Some(3_000_000),
             wal_replayed_bytes: Some(48_000_000),
-            wal_prefetch: None,
+            ..Rto::of_phases(phases)
         }
     }
 

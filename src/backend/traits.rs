@@ -6,7 +6,10 @@ use std::future::Future;
 use crate::backend::Rto;
 use crate::ledger::{BackupRecord, ResolvedTarget};
 use crate::plan::PlanStep;
-use crate::scenario::{Compression, CrashMode, ErrorWindow, RecoveryReads, Scenario, StoreError};
+use crate::scenario::{
+    Compression, CrashMode, DumpCompression, DumpFormat, ErrorWindow, RecoveryReads, Scenario,
+    StoreError,
+};
 use crate::wal::{Lsn, SegmentName};
 
 use super::BackendError;
@@ -180,6 +183,85 @@ pub struct RestartSeen {
     pub mode: CrashMode,
 }
 
+/// What the runner asks a backend to dump (`logical_backup`).
+#[derive(Debug, Clone)]
+pub struct LogicalBackupRequest {
+    pub step_id: String,
+    /// The database to dump (the drill's own is `postgres`).
+    pub database: String,
+    pub format: DumpFormat,
+    pub compression: DumpCompression,
+    /// A snapshot exported (`pg_export_snapshot()`) by a transaction the runner holds open on
+    /// the source, for `pg_dump --snapshot`; `None` for a database other than the one the
+    /// snapshot belongs to (a snapshot cannot cross databases).
+    pub snapshot: Option<String>,
+    /// The object key to upload to, inside the drill's prefix.
+    pub key: String,
+    pub timeout_seconds: u64,
+}
+
+/// A logical backup, uploaded.
+#[derive(Debug, Clone)]
+pub struct LogicalBackupDone {
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// `pg_dump` alone, in seconds.
+    pub dump_seconds: f64,
+}
+
+/// What the runner asks a backend to restore (`recovery.method: logical`).
+#[derive(Debug, Clone)]
+pub struct LogicalRestoreRequest {
+    /// PostgreSQL major of the fresh target instance.
+    pub major: u32,
+    /// The dump's object key and how it was written.
+    pub key: String,
+    pub format: DumpFormat,
+    pub compression: DumpCompression,
+    /// `None`: pgdrill restores the dump itself. `Some`: the user's script does.
+    pub script: Option<RestoreScript>,
+    pub timeout_seconds: u64,
+    /// The target instance's name within the drill.
+    pub instance: String,
+}
+
+/// `recovery.command`, resolved: the script's absolute path, the scenario's extra environment
+/// and its deadline.
+#[derive(Debug, Clone)]
+pub struct RestoreScript {
+    pub path: std::path::PathBuf,
+    /// The script as the scenario names it, for messages.
+    pub name: String,
+    pub env: Vec<(String, String)>,
+    pub timeout_seconds: u64,
+}
+
+/// What a restore script did: exit status, how long, what it printed (bounded, credentials
+/// redacted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScriptRun {
+    /// The script as the scenario names it.
+    pub command: String,
+    /// Its exit code; `None` when killed (deadline, Ctrl-C) or ended by a signal.
+    pub exit_code: Option<i32>,
+    /// It ran past its deadline and its process group was killed.
+    pub timed_out: bool,
+    pub seconds: f64,
+    /// stdout and stderr, interleaved, at most [`SCRIPT_OUTPUT_LIMIT`] bytes (head and tail).
+    pub output: String,
+    /// Bytes of output left out in the middle.
+    pub output_elided: u64,
+}
+
+/// How much of a restore script's output is kept.
+pub const SCRIPT_OUTPUT_LIMIT: usize = 16 * 1024;
+
+/// How a logical restore ended, and the script's run when there was one.
+pub struct LogicalRestoreOutcome {
+    pub attempt: RecoveryAttempt,
+    pub script: Option<ScriptRun>,
+}
+
 /// A backend: opens one drill per scenario.
 pub trait Backend: Send + Sync {
     type Drill: Drill + Send;
@@ -277,6 +359,32 @@ pub trait Drill {
     /// What the armed recovery faults saw, and disarm them.
     fn recovery_faults_seen(&mut self) -> RecoveryFaultsSeen {
         RecoveryFaultsSeen::default()
+    }
+    /// `pg_dump` the source at the request's snapshot and upload it. Only the local backend
+    /// can; `Backend::supports` refuses logical scenarios elsewhere.
+    fn logical_backup(
+        &mut self,
+        req: &LogicalBackupRequest,
+    ) -> impl Future<Output = Result<LogicalBackupDone, BackendError>> + Send {
+        let _ = req;
+        async {
+            Err(BackendError::infra(
+                "this backend cannot take logical backups: `logical_backup` runs on the local backend only",
+            ))
+        }
+    }
+    /// A fresh instance with a logical backup restored into it, by pgdrill or by the user's
+    /// script. Only the local backend can.
+    fn logical_restore(
+        &mut self,
+        req: &LogicalRestoreRequest,
+    ) -> impl Future<Output = Result<LogicalRestoreOutcome, BackendError>> + Send {
+        let _ = req;
+        async {
+            Err(BackendError::infra(
+                "this backend cannot restore logical backups: `recovery.method: logical` runs on the local backend only",
+            ))
+        }
     }
     /// Bootstrap a new cluster from the archive.
     fn recover(

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::scenario::{
-    Compression, CrashMode, Fault, RecoveryErrorWindow, ReplayRestart, Scenario, Step, Target,
+    Compression, CrashMode, DumpCompression, DumpFormat, Fault, RecoveryErrorWindow, ReplayRestart,
+    Scenario, Step, Target,
 };
 
 /// One thing the runner does, in order.
@@ -159,6 +160,49 @@ pub enum PlanStep {
         index: u32,
         count: u32,
     },
+    /// `pg_dump` of `database` at a snapshot held open while it runs, uploaded as
+    /// `<prefix>/logical/<file>`; `in_flight` is begun before the snapshot and committed after
+    /// it, before the dump starts.
+    LogicalBackup {
+        id: String,
+        format: DumpFormat,
+        compression: DumpCompression,
+        /// `None`: the drill's own database.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        database: Option<String>,
+        file: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        in_flight: Option<PlannedWrite>,
+    },
+    /// A fresh instance of `major` with a logical backup restored into it: by pgdrill, or by
+    /// the scenario's own restore script (`command`).
+    RecoverLogical {
+        /// The `logical_backup` step; `None`: the newest.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        backup: Option<String>,
+        major: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<RestoreCommand>,
+    },
+}
+
+/// A write whose ids are allocated by the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedWrite {
+    pub id: String,
+    pub table: String,
+    pub first_id: u64,
+    pub rows: u64,
+}
+
+/// `recovery.command`: the script (as the scenario file names it, relative to it), its extra
+/// environment and its deadline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RestoreCommand {
+    pub path: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    pub timeout_seconds: u64,
 }
 
 impl PlanStep {
@@ -178,7 +222,8 @@ impl PlanStep {
             | PlanStep::WaitArchived { id, .. }
             | PlanStep::WaitArchiveFailure { id }
             | PlanStep::Fault { id, .. }
-            | PlanStep::Failover { id } => id.clone(),
+            | PlanStep::Failover { id }
+            | PlanStep::LogicalBackup { id, .. } => id.clone(),
             PlanStep::FlushArchive => "flush-archive".into(),
             PlanStep::StopSource => "stop-source".into(),
             PlanStep::AuditArchive { .. } => "audit-archive".into(),
@@ -189,6 +234,7 @@ impl PlanStep {
             PlanStep::RecoverTarget { index, .. } => format!("recover-{index}"),
             PlanStep::RecoverTargets { .. } => "recover-targets".into(),
             PlanStep::VerifyTarget { index, .. } => format!("verify-{index}"),
+            PlanStep::RecoverLogical { .. } => "recover".into(),
         }
     }
 
@@ -218,6 +264,8 @@ impl PlanStep {
             PlanStep::RecoverTarget { .. } => "recover_target",
             PlanStep::RecoverTargets { .. } => "recover_targets",
             PlanStep::VerifyTarget { .. } => "verify_target",
+            PlanStep::LogicalBackup { .. } => "logical_backup",
+            PlanStep::RecoverLogical { .. } => "recover_logical",
         }
     }
 }
@@ -314,6 +362,22 @@ pub fn build(s: &Scenario) -> Plan {
                 fault: f.fault().expect("validated: exactly one fault"),
             },
             Step::Failover(f) => PlanStep::Failover { id: f.id.clone() },
+            Step::LogicalBackup(l) => PlanStep::LogicalBackup {
+                id: l.id.clone(),
+                format: l.format,
+                compression: l.compression,
+                database: l.database.clone(),
+                file: l.file_name(),
+                in_flight: l.in_flight.as_ref().map(|w| {
+                    let rows = w.rows.unwrap_or(1);
+                    PlannedWrite {
+                        id: w.id.clone(),
+                        table: w.table.clone(),
+                        first_id: alloc(w.table.as_str(), rows),
+                        rows,
+                    }
+                }),
+            },
         });
     }
     // A crashed source has nothing left to flush or stop: recovery gets what was archived.
@@ -321,9 +385,12 @@ pub fn build(s: &Scenario) -> Plan {
         steps.push(PlanStep::FlushArchive);
         steps.push(PlanStep::StopSource);
     }
-    steps.push(PlanStep::AuditArchive {
-        server_name: s.backup.server_name.clone(),
-    });
+    // The audit judges the physical archive recovery would read; a logical restore reads none.
+    if !s.recovery.is_logical() {
+        steps.push(PlanStep::AuditArchive {
+            server_name: s.backup.server_name.clone(),
+        });
+    }
     let server_name = s
         .recovery
         .server_name
@@ -335,7 +402,21 @@ pub fn build(s: &Scenario) -> Plan {
             restart: s.recovery.restart.clone(),
         });
     }
-    if s.recovery.target == Target::Random {
+    if s.recovery.is_logical() {
+        steps.push(PlanStep::RecoverLogical {
+            backup: s.recovery.backup.clone(),
+            major: s.recovery.postgres.unwrap_or(s.postgres),
+            command: s.recovery.command.as_ref().map(|path| RestoreCommand {
+                path: path.clone(),
+                env: s.recovery.env.clone(),
+                timeout_seconds: s
+                    .recovery
+                    .timeout_seconds
+                    .unwrap_or(s.timeouts.recovery_seconds),
+            }),
+        });
+        steps.push(PlanStep::Verify);
+    } else if s.recovery.target == Target::Random {
         random_steps(s, server_name, &mut steps);
     } else {
         steps.push(PlanStep::Recover {
@@ -593,5 +674,45 @@ expect:
         let p = build(&s);
         assert_eq!(p, build(&s));
         insta::assert_yaml_snapshot!(p);
+    }
+
+    #[test]
+    fn a_logical_backup_allocates_its_in_flight_write_and_recovery_restores_it() {
+        let text = r#"
+name: logical
+postgres: 15
+seed_data:
+  tables: [{ name: events, rows: 4 }]
+steps:
+  - write: { id: w1, table: events, rows: 2 }
+  - logical_backup: { id: d1, format: custom, in_flight: { id: wf, table: events, rows: 3 } }
+  - write: { id: w2, table: events }
+  - fault: { id: cut, truncate_dump: { step: d1, bytes: 100 } }
+recovery:
+  command: ../fixtures/restore.sh
+  postgres: 16
+  env: { PGCONNECT_TIMEOUT: "5" }
+expect:
+  recovered: {}
+"#;
+        let s = crate::scenario::load_str(std::path::Path::new("x.yaml"), text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        let kinds: Vec<&str> = p.steps.iter().map(PlanStep::kind).collect();
+        // No audit of a physical archive a logical restore never reads.
+        assert!(!kinds.contains(&"audit_archive"), "{kinds:?}");
+        assert_eq!(kinds[kinds.len() - 2..], ["recover_logical", "verify"]);
+        let tail: Vec<&PlanStep> = p
+            .steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.kind(),
+                    "logical_backup" | "recover_logical" | "write" | "fault"
+                )
+            })
+            .collect();
+        insta::assert_yaml_snapshot!("logical_backup_and_runbook", tail);
     }
 }

@@ -3,4 +3,7 @@
 
 mod build;
 
-pub use build::{Plan, PlanStep, build, default_recovery_server_name, random_target_server_name};
+pub use build::{
+    Plan, PlanStep, PlannedWrite, RestoreCommand, build, default_recovery_server_name,
+    random_target_server_name,
+};

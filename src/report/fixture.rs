@@ -107,6 +107,7 @@ fn base_result(name: &str, started_ms: i64, seconds: f64) -> ScenarioResult {
             expected_outcome: "recovered with no data loss".into(),
             observation: RecoveryObservation::Recovered,
             audit: None,
+            script: None,
         },
         outcome: Outcome::default(),
         status: Status::Passed,

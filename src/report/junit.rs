@@ -86,6 +86,9 @@ fn test_case(r: &ScenarioResult) -> TestCase {
     case.add_properties(properties(r));
 
     let mut out = r.log.join("\n");
+    if let Some((line, output)) = record::script_run(r) {
+        out.push_str(&format!("\n\nrestore script {line}; output:\n{output}"));
+    }
     if !explanation.is_empty() {
         if !out.is_empty() {
             out.push_str("\n\n");
@@ -209,6 +212,10 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
         ),
         some("destination", Some(r.servers.destination.clone())),
         some("backup_id", r.recovery.backup_id.clone()),
+        some(
+            "restore_script",
+            record::script_run(r).map(|(line, _)| line),
+        ),
         some("backup.step", r.recovery.backup_step.clone()),
         some("backup.fallback", r.recovery.backup_fallback.clone()),
         some("recovery.target", Some(r.recovery.recovery_target.clone())),

@@ -147,6 +147,12 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
             "- **Archive lag:** {n} wait(s), mean {mean:.2} s, max {max:.2} s"
         ));
     }
+    if let Some((line, output)) = record::script_run(r) {
+        md.blank();
+        md.line(format!("- **Restore script:** {}", code(&line)));
+        md.blank();
+        md.line(fenced(output));
+    }
     if let Some(rto) = &r.outcome.rto {
         md.blank();
         rto_section(md, rto);

@@ -290,6 +290,26 @@ pub(super) fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// `recovery.command`: the script's run in one line (`fixtures/restore.sh: exit 0 in 0.23 s`)
+/// and its captured output (already bounded and redacted by the backend).
+pub fn script_run(r: &ScenarioResult) -> Option<(String, &str)> {
+    let s = r.recovery.script.as_ref()?;
+    let how = match (s.exit_code, s.timed_out) {
+        (_, true) => "killed at its deadline".to_string(),
+        (Some(c), false) => format!("exit {c}"),
+        (None, false) => "ended by a signal".to_string(),
+    };
+    let elided = if s.output_elided > 0 {
+        format!(", {} bytes of output left out", s.output_elided)
+    } else {
+        String::new()
+    };
+    Some((
+        format!("{}: {how} in {:.2} s{elided}", s.command, s.seconds),
+        s.output.as_str(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,6 +154,9 @@ pub struct RecoveryFacts {
     /// The read-only audit of the source archive made just before recovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditVerdict>,
+    /// `recovery.command`: what the restore script did and printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<crate::backend::ScriptRun>,
 }
 
 /// What recovery gave: the rows expected and read back, their verification against the

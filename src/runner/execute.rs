@@ -21,7 +21,7 @@ use super::outcome::StepOutcome;
 use super::state::{DrillState, StepCx};
 use super::steps::random::TargetRecovery;
 use super::steps::recover::Recovery;
-use super::steps::{archive, fault, fault_recovery, random, recover, source};
+use super::steps::{archive, fault, fault_recovery, logical, random, recover, source};
 use super::target;
 
 /// Sends events for one scenario.
@@ -87,7 +87,12 @@ pub async fn run_scenario<B: Backend>(
             backup_id: None,
             backup_step: None,
             backup_fallback: None,
-            recovery_target: if s.recovery.target == Target::Random {
+            recovery_target: if s.recovery.is_logical() {
+                format!(
+                    "logical backup `{}`",
+                    s.recovery.backup.as_deref().unwrap_or("(the newest)")
+                )
+            } else if s.recovery.target == Target::Random {
                 random::describe(s)
             } else {
                 target::describe(&s.recovery.target, s.recovery.exclusive)
@@ -99,6 +104,7 @@ pub async fn run_scenario<B: Backend>(
             },
             observation: RecoveryObservation::NotAttempted,
             audit: None,
+            script: None,
         },
         outcome: Outcome::default(),
         status: Status::Passed,
@@ -125,6 +131,7 @@ pub async fn run_scenario<B: Backend>(
                 drill: &mut drill,
                 scenario: s,
                 fixtures_dir,
+                scenario_dir: loaded.path.parent().unwrap_or(Path::new(".")),
                 state: &mut state,
                 result: &mut res,
             };
@@ -350,7 +357,31 @@ async fn do_step<D: Drill>(
             let recovery = recover::recover(cx, r).await?;
             Ok(fault_recovery::observe(cx, recovery))
         }
+        PlanStep::Verify if cx.state.logical.is_some() => logical::verify(cx).await,
         PlanStep::Verify => recover::verify(cx).await,
+        PlanStep::LogicalBackup {
+            id,
+            format,
+            compression,
+            database,
+            file,
+            in_flight,
+        } => {
+            let d = logical::Dump {
+                id,
+                format: *format,
+                compression: *compression,
+                database: database.as_deref(),
+                file,
+                in_flight: in_flight.as_ref(),
+            };
+            logical::backup(cx, d).await
+        }
+        PlanStep::RecoverLogical {
+            backup,
+            major,
+            command,
+        } => logical::recover(cx, backup.as_deref(), *major, command.as_ref()).await,
         PlanStep::PickTargets {
             count,
             seed,

@@ -143,6 +143,60 @@ pub enum StepOutcome {
         attempts: Vec<TargetAttempt>,
     },
     TargetVerified(TargetVerification),
+    /// `logical_backup`: pg_dump at a held snapshot, uploaded.
+    LogicalBackup(LogicalBackupTaken),
+    /// `recovery.method: logical`: the dump restored into a fresh instance (by pgdrill or by
+    /// the restore script), or the attempt failed.
+    LogicalRecovery(LogicalRecovery),
+    /// `truncate_dump` / `delete_dump`: what happened to a logical backup's object.
+    DumpDamaged {
+        step: String,
+        key: String,
+        /// Size before, and after (`None`: deleted).
+        bytes_before: u64,
+        bytes_after: Option<u64>,
+    },
+}
+
+/// A logical backup taken: where, how big, and the snapshot it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogicalBackupTaken {
+    pub database: String,
+    pub key: String,
+    pub bytes: u64,
+    /// `xmin:xmax:xip` of the exported snapshot pg_dump read at.
+    pub snapshot: String,
+    pub dump_seconds: f64,
+    /// The ledger's writes the snapshot sees.
+    pub writes_in_dump: u64,
+    /// The write held open across the snapshot and committed before pg_dump ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlightCommit>,
+}
+
+/// `logical_backup.in_flight`, committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlightCommit {
+    pub step: String,
+    pub txid: u64,
+    pub rows: u64,
+}
+
+/// A logical recovery: the dump, and how its restore went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogicalRecovery {
+    /// The `logical_backup` step restored.
+    pub backup_step: String,
+    pub key: String,
+    /// The restored server's version, when it restored.
+    pub version: Option<String>,
+    pub seconds: Option<f64>,
+    /// The restore script's run, with `recovery.command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<crate::backend::ScriptRun>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// A committed ledger write, as the step that made it reports it.
@@ -431,6 +485,68 @@ impl Display for StepOutcome {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         use StepOutcome as O;
         match self {
+            O::LogicalBackup(l) => {
+                write!(
+                    f,
+                    "pg_dump of `{}` at snapshot {} ({} ledger writes) to {}, {} bytes in {:.2}s",
+                    l.database, l.snapshot, l.writes_in_dump, l.key, l.bytes, l.dump_seconds
+                )?;
+                if let Some(w) = &l.in_flight {
+                    write!(
+                        f,
+                        "; write `{}` (txid {}) was in flight at the snapshot and committed before pg_dump ran: not in the dump",
+                        w.step, w.txid
+                    )?;
+                }
+                Ok(())
+            }
+            O::LogicalRecovery(r) => {
+                let by = match &r.script {
+                    Some(s) => format!(
+                        " by {} (exit {}{}, {:.2}s)",
+                        s.command,
+                        s.exit_code.map_or("none".to_string(), |c| c.to_string()),
+                        if s.timed_out {
+                            ", killed at its deadline"
+                        } else {
+                            ""
+                        },
+                        s.seconds
+                    ),
+                    None => String::new(),
+                };
+                match (&r.failed, &r.version) {
+                    (Some(m), _) => write!(
+                        f,
+                        "logical restore of `{}`{by} FAILED: {}",
+                        r.backup_step,
+                        m.lines().next().unwrap_or_default()
+                    ),
+                    (None, v) => write!(
+                        f,
+                        "restored `{}` ({}){by} into PostgreSQL {} in {:.2}s",
+                        r.backup_step,
+                        r.key,
+                        v.as_deref().unwrap_or("?"),
+                        r.seconds.unwrap_or(0.0)
+                    ),
+                }
+            }
+            O::DumpDamaged {
+                step,
+                key,
+                bytes_before,
+                bytes_after,
+            } => match bytes_after {
+                Some(n) => write!(
+                    f,
+                    "truncated logical backup `{step}` ({key}) from {bytes_before} to {n} bytes"
+                ),
+                None => write!(
+                    f,
+                    "deleted logical backup `{step}` ({key}, {bytes_before} bytes)"
+                ),
+            },
             O::SourceStarted {
                 version,
                 destination,

@@ -57,11 +57,19 @@ pub enum Reason {
     Infrastructure,
     /// A failure that matches none of the codes above.
     Unknown,
+    /// Restoring a logical backup failed (psql or pg_restore stopped on an error: a truncated
+    /// or damaged dump, a dump the target cannot load).
+    LogicalRestoreFailed,
+    /// The backup object recovery needs is not in the object store (deleted, never uploaded).
+    BackupObjectMissing,
+    /// The scenario's own restore script (`recovery.command`) failed: non-zero exit, a
+    /// signal, or killed at its deadline.
+    RestoreScriptFailed,
 }
 
 impl Reason {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 24] = [
         Reason::WalUnavailable,
         Reason::WalCorrupt,
         Reason::TimelineUnavailable,
@@ -83,6 +91,9 @@ impl Reason {
         Reason::ExpectationUnmet,
         Reason::Infrastructure,
         Reason::Unknown,
+        Reason::LogicalRestoreFailed,
+        Reason::BackupObjectMissing,
+        Reason::RestoreScriptFailed,
     ];
 
     /// The snake_case code.
@@ -109,6 +120,9 @@ impl Reason {
             Reason::ExpectationUnmet => "expectation_unmet",
             Reason::Infrastructure => "infrastructure",
             Reason::Unknown => "unknown",
+            Reason::LogicalRestoreFailed => "logical_restore_failed",
+            Reason::BackupObjectMissing => "backup_object_missing",
+            Reason::RestoreScriptFailed => "restore_script_failed",
         }
     }
 }
@@ -124,7 +138,15 @@ impl std::fmt::Display for Reason {
 pub fn of_message(message: &str) -> Option<Reason> {
     let m = message.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
-    let reason = if has(&["expected empty archive"]) {
+    // pgdrill's own words for logical recovery come first: what a script or psql printed
+    // after them may contain any of the phrases below.
+    let reason = if m.starts_with("restore script ") {
+        Reason::RestoreScriptFailed
+    } else if m.starts_with("backup object missing") {
+        Reason::BackupObjectMissing
+    } else if m.starts_with("logical restore failed") {
+        Reason::LogicalRestoreFailed
+    } else if has(&["expected empty archive"]) {
         Reason::ExpectedEmptyArchive
     } else if has(&["database files are incompatible with server"]) {
         Reason::VersionMismatch
@@ -262,6 +284,36 @@ pub(super) mod tests {
             let back: Reason = serde_json::from_value(serde_json::json!(r.code())).unwrap();
             assert_eq!(back, r);
         }
+    }
+
+    #[test]
+    fn logical_recovery_failures_have_their_own_codes() {
+        for (msg, want) in [
+            (
+                "logical restore failed: (exit 1)\ngzip: stdin: unexpected end of file",
+                Reason::LogicalRestoreFailed,
+            ),
+            (
+                "backup object missing: s3://b/run/x/logical/d1.sql.gz is not in the object store",
+                Reason::BackupObjectMissing,
+            ),
+            // What the script printed must not decide the code (here: a WAL phrase).
+            (
+                "restore script fixtures/restore.sh exited with code 3:\ncould not locate required checkpoint record",
+                Reason::RestoreScriptFailed,
+            ),
+            (
+                "restore script fixtures/restore.sh did not finish within 5s and was killed:\n",
+                Reason::RestoreScriptFailed,
+            ),
+        ] {
+            assert_eq!(of_message(msg), Some(want), "{msg}");
+        }
+        // The phrases only count at the start of pgdrill's own message.
+        assert_ne!(
+            of_message("FATAL: could not find WAL; restore script said nothing"),
+            Some(Reason::RestoreScriptFailed)
+        );
     }
 
     #[test]

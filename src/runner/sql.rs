@@ -114,6 +114,37 @@ pub async fn write_rows(client: &mut Client, w: &Write<'_>) -> Result<LedgerEntr
     let txid: i64 = row.get(0);
     let pre: String = row.get(1);
     tx.commit().await?;
+    let held = HeldWrite {
+        seq: w.seq,
+        step_id: step_id.to_string(),
+        table: table.to_string(),
+        first_id,
+        rows,
+        digest,
+        row_bytes,
+        txid: txid as u64,
+        pre_commit_lsn: pre,
+    };
+    committed(client, held).await
+}
+
+/// A write inserted in an open transaction, not committed yet (`logical_backup.in_flight`).
+pub struct HeldWrite {
+    seq: u64,
+    step_id: String,
+    table: String,
+    first_id: u64,
+    rows: u64,
+    digest: String,
+    row_bytes: Option<u32>,
+    pub txid: u64,
+    pre_commit_lsn: String,
+}
+
+/// The ledger entry of a write just committed: commit LSN, WAL file and commit time read from
+/// the server.
+async fn committed(client: &Client, w: HeldWrite) -> Result<LedgerEntry, BackendError> {
+    let txid = w.txid as i64;
     let row = client
         .query_one(
             "WITH l AS (SELECT pg_current_wal_insert_lsn() AS lsn) \
@@ -126,20 +157,64 @@ pub async fn write_rows(client: &mut Client, w: &Write<'_>) -> Result<LedgerEntr
     let commit_time: Option<DateTime<Utc>> = row.get(2);
     Ok(LedgerEntry {
         seq: w.seq,
-        step_id: step_id.to_string(),
-        table: table.to_string(),
-        first_id,
-        rows,
-        digest,
-        row_bytes,
-        txid: txid as u64,
-        pre_commit_lsn: lsn(&pre)?,
+        step_id: w.step_id,
+        table: w.table,
+        first_id: w.first_id,
+        rows: w.rows,
+        digest: w.digest,
+        row_bytes: w.row_bytes,
+        txid: w.txid,
+        pre_commit_lsn: lsn(&w.pre_commit_lsn)?,
         commit_lsn: lsn(&commit_lsn)?,
         segment: segment(&walfile)?,
         commit_time: commit_time.ok_or_else(|| {
             BackendError::infra("no commit timestamp: track_commit_timestamp must be on")
         })?,
     })
+}
+
+/// Begin a transaction on `client` and insert a (non-bulk) write's rows in it, leaving it
+/// open; [`commit_held`] commits it. Its txid is assigned here.
+pub async fn begin_held(client: &Client, w: &Write<'_>) -> Result<HeldWrite, BackendError> {
+    let (first_id, rows, table) = (w.first_id, w.rows, w.table);
+    let ids: Vec<i64> = (first_id..first_id + rows).map(|i| i as i64).collect();
+    let payloads: Vec<String> = (first_id..first_id + rows)
+        .map(|i| row_payload(w.seed, table, i))
+        .collect();
+    let steps: Vec<&str> = vec![w.step_id; ids.len()];
+    client.batch_execute("BEGIN").await?;
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {} (id, step, payload) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])",
+                ident(table)
+            ),
+            &[&ids, &steps, &payloads],
+        )
+        .await?;
+    let row = client
+        .query_one(
+            "SELECT (txid_current() % 4294967296)::bigint, pg_current_wal_insert_lsn()::text",
+            &[],
+        )
+        .await?;
+    Ok(HeldWrite {
+        seq: w.seq,
+        step_id: w.step_id.to_string(),
+        table: table.to_string(),
+        first_id,
+        rows,
+        digest: rows_digest(payloads.iter().map(String::as_str)),
+        row_bytes: None,
+        txid: row.get::<_, i64>(0) as u64,
+        pre_commit_lsn: row.get(1),
+    })
+}
+
+/// Commit a write [`begin_held`] left open and return its ledger entry.
+pub async fn commit_held(client: &Client, w: HeldWrite) -> Result<LedgerEntry, BackendError> {
+    client.batch_execute("COMMIT").await?;
+    committed(client, w).await
 }
 
 /// `VACUUM (FREEZE, ANALYZE)` of a freshly seeded table.
@@ -325,6 +400,14 @@ pub async fn snapshot_tables(
 }
 
 /// Read a generated table back.
+/// Whether `table` exists in the connected database (a restore may have left it out).
+pub async fn table_exists(client: &Client, table: &str) -> Result<bool, BackendError> {
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&ident(table)])
+        .await?;
+    Ok(row.get(0))
+}
+
 pub async fn read_table(client: &Client, table: &str) -> Result<Vec<ObservedRow>, BackendError> {
     let rows = client
         .query(

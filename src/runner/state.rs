@@ -42,6 +42,8 @@ pub(super) struct DrillState {
     pub(super) keep: Keep,
     /// `target: random`: the picked targets and what became of each.
     pub(super) random: Vec<RandomTarget>,
+    /// The logical backup a logical recovery restored: verification judges at its snapshot.
+    pub(super) logical: Option<crate::ledger::DumpRecord>,
 }
 
 /// One picked `target: random` target and what became of it so far.
@@ -118,6 +120,8 @@ pub(super) struct StepCx<'a, D: Drill> {
     pub(super) drill: &'a mut D,
     pub(super) scenario: &'a Scenario,
     pub(super) fixtures_dir: &'a Path,
+    /// The directory of the scenario file (`recovery.command` is relative to it).
+    pub(super) scenario_dir: &'a Path,
     pub(super) state: &'a mut DrillState,
     pub(super) result: &'a mut ScenarioResult,
 }

@@ -351,6 +351,9 @@ pub enum Step {
     /// (fast), restart it through archive recovery from its own archive, promote at the end
     /// of WAL; it keeps archiving to the same serverName. Local backend only.
     Failover(IdOnly),
+    /// `pg_dump` of the source database at an exported snapshot, uploaded to the drill's
+    /// object store under `<prefix>/logical/`; the ledger records the snapshot.
+    LogicalBackup(LogicalBackupStep),
 }
 
 impl Step {
@@ -364,6 +367,7 @@ impl Step {
             Step::WaitArchiveFailure(s) => &s.id,
             Step::Fault(s) => &s.id,
             Step::Failover(s) => &s.id,
+            Step::LogicalBackup(s) => &s.id,
         }
     }
     pub fn kind(&self) -> &'static str {
@@ -377,6 +381,7 @@ impl Step {
             Step::WaitArchiveFailure(_) => "wait_archive_failure",
             Step::Fault(_) => "fault",
             Step::Failover(_) => "failover",
+            Step::LogicalBackup(_) => "logical_backup",
         }
     }
 }
@@ -398,6 +403,77 @@ pub struct BaseBackupStep {
     /// use it; the backup is left unfinished. Local backend only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash_source: Option<CrashMode>,
+}
+
+/// `logical_backup`: a `pg_dump` like seed 004's CronJob (plain SQL, gzip'd, by default).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogicalBackupStep {
+    pub id: String,
+    /// `plain` (an SQL script, restored with psql) or `custom` (restored with pg_restore).
+    #[serde(default)]
+    pub format: DumpFormat,
+    /// `gzip` (plain: the file is gzip'd, `.sql.gz`; custom: pg_dump's own compression) or
+    /// `none`.
+    #[serde(default)]
+    pub compression: DumpCompression,
+    /// The database to dump. Default: the drill's own (`postgres`). Naming another one is the
+    /// "dump of the wrong database" misconfiguration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// A write that is in progress when the dump's snapshot is taken and commits before
+    /// `pg_dump` reads anything: committed before the dump ran, yet not in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlightWrite>,
+}
+
+/// A write held open across a logical backup's snapshot (`logical_backup.in_flight`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InFlightWrite {
+    /// Its ledger step id (unique among the steps' ids).
+    pub id: String,
+    /// A table from `seed_data.tables` (not a bulk one).
+    pub table: String,
+    /// Rows it inserts. Default: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+}
+
+/// How `pg_dump` writes a logical backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DumpFormat {
+    /// An SQL script (`pg_dump -Fp`), restored with `psql -v ON_ERROR_STOP=1`.
+    #[default]
+    Plain,
+    /// pg_dump's archive format (`pg_dump -Fc`), restored with `pg_restore`.
+    Custom,
+}
+
+/// How a logical backup is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DumpCompression {
+    #[default]
+    Gzip,
+    None,
+}
+
+impl LogicalBackupStep {
+    /// The object's name under `<prefix>/logical/`: `<id>.sql.gz`, `<id>.sql` or `<id>.dump`.
+    pub fn file_name(&self) -> String {
+        dump_file_name(&self.id, self.format, self.compression)
+    }
+}
+
+/// The object name of a logical backup of step `id`.
+pub fn dump_file_name(id: &str, format: DumpFormat, compression: DumpCompression) -> String {
+    match (format, compression) {
+        (DumpFormat::Plain, DumpCompression::Gzip) => format!("{id}.sql.gz"),
+        (DumpFormat::Plain, DumpCompression::None) => format!("{id}.sql"),
+        (DumpFormat::Custom, _) => format!("{id}.dump"),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -474,6 +550,32 @@ pub struct FaultStep {
     /// Delete a timeline's `.history` file from the archive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_history: Option<DeleteHistory>,
+    /// Rewrite a logical backup's object to its first bytes (a dump cut short by a full disk
+    /// or a killed upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncate_dump: Option<TruncateDump>,
+    /// Delete a logical backup's object (retention too short, a wrong lifecycle rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_dump: Option<DumpRef>,
+}
+
+/// `truncate_dump`: which logical backup, and how much of it stays.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TruncateDump {
+    /// A `logical_backup` step id.
+    pub step: String,
+    /// Keep this many bytes. Default: half of the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// A logical backup, by its step.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DumpRef {
+    /// A `logical_backup` step id.
+    pub step: String,
 }
 
 /// How the primary crashes.
@@ -541,6 +643,8 @@ impl FaultStep {
                 .map(Fault::CorruptWal),
             self.delete_backup.clone().map(Fault::DeleteBackup),
             self.delete_history.clone().map(Fault::DeleteHistory),
+            self.truncate_dump.clone().map(Fault::TruncateDump),
+            self.delete_dump.clone().map(|d| Fault::DeleteDump(d.step)),
         ]
         .into_iter()
         .flatten()
@@ -563,6 +667,9 @@ pub enum Fault {
     CorruptWal(CorruptWal),
     DeleteBackup(DeleteBackup),
     DeleteHistory(DeleteHistory),
+    TruncateDump(TruncateDump),
+    /// The `logical_backup` step whose object is deleted.
+    DeleteDump(String),
 }
 
 impl Fault {
@@ -776,6 +883,40 @@ pub struct Recovery {
     /// spool and serve later requests from there. Default: one segment per `restore_command`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_max_parallel: Option<u32>,
+    /// `physical` (default: barman-cloud restore and WAL replay) or `logical` (a fresh
+    /// instance, a `logical_backup` restored into it; `backup:` names that step, default the
+    /// newest). `command:` implies `logical`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<RecoveryMethod>,
+    /// Your own restore script, path relative to the scenario file: run against a fresh
+    /// target instance with seed 004's environment contract (`RESTORE_MODE`,
+    /// `STORAGE_PROVIDER`, `BACKUP_FILE_PATH`, `DB_*`...), then the target is verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// With `command`: variables added to (or overriding) the script's environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// With `command`: the script's deadline. Default: `timeouts.recovery_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// How the recovered cluster is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryMethod {
+    /// A base backup restored and WAL replayed (barman-cloud, CNPG's `bootstrap.recovery`).
+    #[default]
+    Physical,
+    /// A `logical_backup` restored into a fresh instance.
+    Logical,
+}
+
+impl Recovery {
+    /// Whether recovery restores a logical backup (`method: logical` or a `command`).
+    pub fn is_logical(&self) -> bool {
+        self.method == Some(RecoveryMethod::Logical) || self.command.is_some()
+    }
 }
 
 /// An error window over recovery's reads of the archive, armed when recovery starts.
@@ -851,6 +992,10 @@ impl Default for Recovery {
             object_store_errors: None,
             restart: None,
             wal_max_parallel: None,
+            method: None,
+            command: None,
+            env: BTreeMap::new(),
+            timeout_seconds: None,
         }
     }
 }

@@ -8,8 +8,8 @@ use std::path::{Component, Path};
 use super::load::{LoadedScenario, Problem, ScenarioError, closest, list};
 use super::model::{
     Compression, CorruptMode, DEFAULT_ROW_BYTES, DataSize, ErrorWindow, Expect, FaultStep,
-    LsnTarget, RestorePointStep, Scenario, SeedTable, Step, Target, TimeTarget, WaitArchivedStep,
-    WalSelectorSpec, WriteStep, XidTarget,
+    LogicalBackupStep, LsnTarget, Recovery, RecoveryMethod, RestorePointStep, Scenario, SeedTable,
+    Step, Target, TimeTarget, WaitArchivedStep, WalSelectorSpec, WriteStep, XidTarget,
 };
 use super::span::{SpanIndex, step_index};
 use crate::scenario::SEED_STEP;
@@ -87,6 +87,15 @@ struct SeenSteps<'a> {
     crashed_at: Option<usize>,
 }
 
+/// An environment variable name: upper-case letters, digits and `_`, not starting with a digit.
+fn is_env_name(k: &str) -> bool {
+    k.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && k.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
 fn is_lower_name(s: &str) -> bool {
     s.bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -125,6 +134,8 @@ fn faults_set(f: &FaultStep) -> Vec<&'static str> {
         ("corrupt_wal", f.corrupt_wal.is_some()),
         ("delete_backup", f.delete_backup.is_some()),
         ("delete_history", f.delete_history.is_some()),
+        ("truncate_dump", f.truncate_dump.is_some()),
+        ("delete_dump", f.delete_dump.is_some()),
     ])
 }
 
@@ -536,13 +547,15 @@ impl<'a> Validator<'a> {
                 Step::WaitArchived(w) => self.check_wait_archived(&base, i, w),
                 Step::BaseBackup(_) | Step::Checkpoint(_) | Step::SwitchWal(_) => {}
                 Step::Failover(_) => {}
+                Step::LogicalBackup(l) => self.check_logical_backup(&base, l, &known, &bulk),
             }
         }
-        if !self
-            .s
-            .steps
-            .iter()
-            .any(|st| matches!(st, Step::BaseBackup(_)))
+        if !self.s.recovery.is_logical()
+            && !self
+                .s
+                .steps
+                .iter()
+                .any(|st| matches!(st, Step::BaseBackup(_)))
         {
             self.report(
                 "steps",
@@ -798,6 +811,12 @@ impl<'a> Validator<'a> {
             crashed_at.get_or_insert(i);
         }
         self.check_content_fault(base, i, f);
+        if let Some(t) = &f.truncate_dump {
+            self.logical_backup_before(&format!("{base}.truncate_dump.step"), &t.step, i);
+        }
+        if let Some(d) = &f.delete_dump {
+            self.logical_backup_before(&format!("{base}.delete_dump.step"), &d.step, i);
+        }
     }
 
     /// A fault step sets exactly one fault.
@@ -1095,6 +1114,11 @@ impl<'a> Validator<'a> {
     }
 
     fn check_recovery(&mut self) {
+        if self.s.recovery.is_logical() || self.s.recovery.command.is_some() {
+            self.check_logical_recovery();
+            return;
+        }
+        self.check_command_options();
         let floor = self.backup_floor();
         let target = self.s.recovery.target.clone();
         let refs = self.target_refs(&target);
@@ -1634,13 +1658,7 @@ impl<'a> Validator<'a> {
         let keys: Vec<String> = self.s.env.keys().cloned().collect();
         for k in keys {
             let path = format!("env.{k}");
-            let name_ok = k
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
-                && k.chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-            if !name_ok {
+            if !is_env_name(&k) {
                 self.report_key(
                     &path,
                     format!("`{k}` is not an environment variable name"),
@@ -1748,6 +1766,276 @@ impl<'a> Validator<'a> {
                         "quote a distinctive part of the expected error, e.g. `error_contains: \"requested WAL segment\"`".to_string(),
                     );
                 }
+            }
+        }
+    }
+
+    /// A `logical_backup` step: a database name PostgreSQL takes, an in-flight write into a
+    /// plain table under an id of its own.
+    fn check_logical_backup(
+        &mut self,
+        base: &str,
+        l: &LogicalBackupStep,
+        known: &HashSet<&str>,
+        bulk: &HashMap<&str, u32>,
+    ) {
+        let base = format!("{base}.logical_backup");
+        if let Some(db) = &l.database
+            && (!is_sql_identifier(db) || db.len() > MAX_NAME)
+        {
+            self.report(
+                &format!("{base}.database"),
+                format!("`{db}` is not a database name pgdrill can dump"),
+                "use lowercase letters, digits and `_`, e.g. `postgres` (the drill's own)"
+                    .to_string(),
+            );
+        }
+        let Some(w) = &l.in_flight else { return };
+        let p = format!("{base}.in_flight");
+        let others = self
+            .s
+            .steps
+            .iter()
+            .filter_map(|st| match st {
+                Step::LogicalBackup(o) => o.in_flight.as_ref(),
+                _ => None,
+            })
+            .filter(|o| o.id == w.id)
+            .count();
+        if !is_step_id(&w.id) || w.id == SEED_STEP {
+            self.report(
+                &format!("{p}.id"),
+                format!("`{}` cannot be a write's id", w.id),
+                "use lowercase letters, digits, `_` and `-`, e.g. `w-inflight`".to_string(),
+            );
+        } else if self.by_id.contains_key(w.id.as_str()) || others > 1 {
+            self.report(
+                &format!("{p}.id"),
+                format!("step id `{}` is already used", w.id),
+                "give the in-flight write an id of its own: the ledger records it under it"
+                    .to_string(),
+            );
+        }
+        if !known.contains(w.table.as_str()) {
+            self.report(
+                &format!("{p}.table"),
+                format!("no table `{}` in `seed_data.tables`", w.table),
+                "name one of the generated tables".to_string(),
+            );
+        } else if bulk.contains_key(w.table.as_str()) {
+            self.report(
+                &format!("{p}.table"),
+                format!(
+                    "`{}` is a bulk table; an in-flight write goes into a plain one",
+                    w.table
+                ),
+                "name a table without `size` or `row_bytes`".to_string(),
+            );
+        }
+        if w.rows == Some(0) {
+            self.report(
+                &format!("{p}.rows"),
+                "an in-flight write inserts at least 1 row".to_string(),
+                "leave `rows` out for 1".to_string(),
+            );
+        }
+    }
+
+    /// `path` names a `logical_backup` step before step `i`.
+    fn logical_backup_before(&mut self, path: &str, id: &str, i: usize) {
+        let dumps: Vec<&str> = self.s.steps[..i]
+            .iter()
+            .filter(|st| matches!(st, Step::LogicalBackup(_)))
+            .map(Step::id)
+            .collect();
+        if !dumps.contains(&id) {
+            let hint = if dumps.is_empty() {
+                "add a `logical_backup` step before this fault".to_string()
+            } else {
+                format!("name one of {}", list(&dumps))
+            };
+            self.report(
+                path,
+                format!("`{id}` is not a `logical_backup` step before this fault"),
+                hint,
+            );
+        }
+    }
+
+    /// `env` and `timeout_seconds` belong to `recovery.command`.
+    fn check_command_options(&mut self) {
+        let r = &self.s.recovery;
+        if !r.env.is_empty() {
+            self.report_key(
+                "recovery.env",
+                "`recovery.env` is the environment of `recovery.command`, which is not set"
+                    .to_string(),
+                "set `command:` to your restore script, or remove `env`".to_string(),
+            );
+        }
+        if r.timeout_seconds.is_some() {
+            self.report_key(
+                "recovery.timeout_seconds",
+                "`recovery.timeout_seconds` is the deadline of `recovery.command`, which is not set"
+                    .to_string(),
+                "use `timeouts.recovery_seconds` for physical recovery".to_string(),
+            );
+        }
+    }
+
+    /// `method: logical` or `command:`: a logical backup to restore, no physical-only option,
+    /// the script present.
+    fn check_logical_recovery(&mut self) {
+        let r = self.s.recovery.clone();
+        if r.method == Some(RecoveryMethod::Physical) {
+            self.report(
+                "recovery.method",
+                "`recovery.command` restores a logical backup, `method: physical` does not"
+                    .to_string(),
+                "remove `method` or set `method: logical`".to_string(),
+            );
+        }
+        let dumps: Vec<&str> = self
+            .s
+            .steps
+            .iter()
+            .filter(|st| matches!(st, Step::LogicalBackup(_)))
+            .map(Step::id)
+            .collect();
+        let at = if r.command.is_some() {
+            "recovery.command"
+        } else {
+            "recovery.method"
+        };
+        if dumps.is_empty() {
+            self.report(
+                at,
+                "logical recovery, but no `logical_backup` step: there is nothing to restore"
+                    .to_string(),
+                "add `- logical_backup: { id: dump }` after the writes the restore should find"
+                    .to_string(),
+            );
+        }
+        if let Some(b) = &r.backup
+            && !dumps.contains(&b.as_str())
+        {
+            let hint = if dumps.is_empty() {
+                "add a `logical_backup` step".to_string()
+            } else {
+                format!("name one of {}", list(&dumps))
+            };
+            self.report(
+                "recovery.backup",
+                format!("`{b}` is not a `logical_backup` step: a logical recovery restores one"),
+                hint,
+            );
+        }
+        if r.target != Target::Latest {
+            self.report(
+                "recovery.target",
+                "a logical backup restores the database as of its snapshot: a recovery target other than `latest` makes no sense for it".to_string(),
+                "remove `target`, or use `method: physical` for point-in-time recovery".to_string(),
+            );
+        }
+        for (key, set) in [
+            ("exclusive", r.exclusive),
+            ("server_name", r.server_name.is_some()),
+            ("count", r.count.is_some()),
+            ("parallel", r.parallel),
+            ("object_store_errors", r.object_store_errors.is_some()),
+            ("restart", r.restart.is_some()),
+            ("wal_max_parallel", r.wal_max_parallel.is_some()),
+        ] {
+            if set {
+                self.report_key(
+                    &format!("recovery.{key}"),
+                    format!("`recovery.{key}` is for physical recovery; a logical restore replays no WAL"),
+                    "remove it".to_string(),
+                );
+            }
+        }
+        if let Some(v) = r.postgres
+            && v < self.s.postgres
+        {
+            self.report(
+                "recovery.postgres",
+                format!(
+                    "a logical backup of PostgreSQL {} restores into the same or a newer major, not {v}",
+                    self.s.postgres
+                ),
+                format!("use {} or later", self.s.postgres),
+            );
+        }
+        if let Expect::Recovered(e) = &self.s.expect
+            && e.backup.is_some()
+        {
+            self.report(
+                "expect.recovered.backup",
+                "`expect.recovered.backup` names a base backup; a logical recovery restores a logical one".to_string(),
+                "remove it; `recovery.backup` names the logical backup".to_string(),
+            );
+        }
+        match &r.command {
+            Some(cmd) => self.check_command(cmd, &r),
+            None => self.check_command_options(),
+        }
+    }
+
+    /// `recovery.command`: an executable file relative to the scenario file, a sane deadline,
+    /// environment variable names.
+    fn check_command(&mut self, cmd: &str, r: &Recovery) {
+        let dir = self.loaded.path.parent().unwrap_or(Path::new("."));
+        let file = dir.join(cmd);
+        let meta = std::fs::metadata(&file);
+        if cmd.trim().is_empty() || !meta.as_ref().is_ok_and(|m| m.is_file()) {
+            self.report(
+                "recovery.command",
+                format!("restore script `{cmd}` not found ({})", file.display()),
+                "the path is relative to the scenario file, e.g. `../fixtures/restore.sh`"
+                    .to_string(),
+            );
+        } else if meta.is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o111 == 0
+        }) {
+            self.report(
+                "recovery.command",
+                format!("restore script `{cmd}` is not executable"),
+                format!("chmod +x {}", file.display()),
+            );
+        }
+        if let Some(t) = r.timeout_seconds
+            && (t == 0 || t > 3600)
+        {
+            self.report(
+                "recovery.timeout_seconds",
+                format!("`recovery.timeout_seconds` is 1 to 3600, not {t}"),
+                "leave it out for `timeouts.recovery_seconds`".to_string(),
+            );
+        }
+        let keys: Vec<String> = r.env.keys().cloned().collect();
+        for k in keys {
+            if !is_env_name(&k) {
+                self.report_key(
+                    &format!("recovery.env.{k}"),
+                    format!("`{k}` is not an environment variable name"),
+                    "use upper-case letters, digits and `_`, e.g. `RESTORE_JOBS`".to_string(),
+                );
+            } else if matches!(
+                k.as_str(),
+                "AWS_ACCESS_KEY_ID"
+                    | "AWS_SECRET_ACCESS_KEY"
+                    | "AWS_SESSION_TOKEN"
+                    | "DB_PASS"
+                    | "AZURE_STORAGE_ACCOUNT_KEY"
+                    | "AZURE_STORAGE_SAS_TOKEN"
+                    | "AZURE_STORAGE_CONNECTION_STRING"
+            ) {
+                self.report_key(
+                    &format!("recovery.env.{k}"),
+                    format!("`recovery.env` cannot set `{k}`: pgdrill fills credentials itself"),
+                    "remove it; credentials never belong in scenario files".to_string(),
+                );
             }
         }
     }
@@ -2358,5 +2646,165 @@ timeouts:
             "env: { AZURE_STORAGE_KEY: x }\nrecovery:\n",
         ));
         assert!(e.contains("cannot set `AZURE_STORAGE_KEY`"), "{e}");
+    }
+
+    const LOGICAL: &str = "\
+name: logical
+postgres: 15
+seed_data:
+  tables:
+    - { name: events, rows: 10 }
+steps:
+  - write: { id: w1, table: events }
+  - logical_backup: { id: dump, in_flight: { id: wf, table: events } }
+  - write: { id: w2, table: events }
+recovery:
+  method: logical
+expect:
+  recovered: {}
+";
+
+    #[test]
+    fn a_logical_scenario_needs_no_base_backup() {
+        check(LOGICAL).unwrap();
+        let runbook = edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  command: ../fixtures/restore.sh\n  env: { RESTORE_JOBS: \"2\" }\n  timeout_seconds: 60\n",
+        );
+        check(&runbook).unwrap();
+    }
+
+    #[test]
+    fn logical_recovery_refuses_a_target_other_than_latest() {
+        let text = edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: logical\n  target: { time: { after_step: w1 } }\n",
+        );
+        let e = problems(&text);
+        assert!(
+            e.starts_with("scenarios/example.yaml:12:11: scenario `logical`"),
+            "{e}"
+        );
+        assert!(e.contains("makes no sense for it"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: logical\n  wal_max_parallel: 4\n",
+        ));
+        assert!(
+            e.contains("`recovery.wal_max_parallel` is for physical recovery"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn logical_recovery_needs_a_logical_backup_to_restore() {
+        let text = edit(
+            LOGICAL,
+            "  - logical_backup: { id: dump, in_flight: { id: wf, table: events } }\n",
+            "",
+        );
+        let e = problems(&text);
+        assert!(
+            e.contains("no `logical_backup` step: there is nothing to restore"),
+            "{e}"
+        );
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: logical\n  backup: w1\n",
+        ));
+        assert!(e.contains("`w1` is not a `logical_backup` step"), "{e}");
+        assert!(e.contains("name one of `dump`"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: logical\n  postgres: 14\n",
+        ));
+        assert!(
+            e.contains("restores into the same or a newer major, not 14"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_misused_restore_command_is_named() {
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  command: ../fixtures/nope.sh\n",
+        ));
+        assert!(
+            e.contains("restore script `../fixtures/nope.sh` not found"),
+            "{e}"
+        );
+        assert!(e.contains("relative to the scenario file"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  method: physical\n  command: ../fixtures/restore.sh\n",
+        ));
+        assert!(e.contains("`method: physical` does not"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  command: ../fixtures/shop.sql\n",
+        ));
+        assert!(e.contains("is not executable"), "{e}");
+        let e = problems(&edit(
+            MINIMAL,
+            "  target: latest\n",
+            "  target: latest\n  env: { X: y }\n  timeout_seconds: 5\n",
+        ));
+        assert!(
+            e.contains("`recovery.env` is the environment of `recovery.command`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`recovery.timeout_seconds` is the deadline"),
+            "{e}"
+        );
+        let e = problems(&edit(
+            LOGICAL,
+            "  method: logical\n",
+            "  command: ../fixtures/restore.sh\n  env: { bad-name: x }\n  timeout_seconds: 0\n",
+        ));
+        assert!(
+            e.contains("`bad-name` is not an environment variable name"),
+            "{e}"
+        );
+        assert!(e.contains("1 to 3600, not 0"), "{e}");
+    }
+
+    #[test]
+    fn logical_backup_steps_and_dump_faults_are_checked() {
+        let e = problems(&edit(
+            LOGICAL,
+            "{ id: wf, table: events }",
+            "{ id: w1, table: nope, rows: 0 }",
+        ));
+        assert!(e.contains("step id `w1` is already used"), "{e}");
+        assert!(e.contains("no table `nope`"), "{e}");
+        assert!(e.contains("at least 1 row"), "{e}");
+        let e = problems(&edit(
+            LOGICAL,
+            "{ id: dump,",
+            "{ id: dump, database: \"Bad-Db\",",
+        ));
+        assert!(e.contains("`Bad-Db` is not a database name"), "{e}");
+        let text = edit(
+            LOGICAL,
+            "  - write: { id: w2, table: events }\n",
+            "  - fault: { id: f1, truncate_dump: { step: w1 } }\n  - fault: { id: f2, delete_dump: { step: dump } }\n",
+        );
+        let e = problems(&text);
+        assert!(
+            e.contains("`w1` is not a `logical_backup` step before this fault"),
+            "{e}"
+        );
+        assert!(e.contains("step `f1`"), "{e}");
+        assert!(!e.contains("step `f2`"), "{e}");
     }
 }

@@ -77,11 +77,19 @@ fn unsupported(scenario: &Scenario) -> Option<Unsupported> {
     } else if scenario.recovery.restart.is_some() {
         // CNPG's instance manager owns the recovering postmaster inside its Job's pod.
         Some("`recovery.restart` (a kill of the recovering server mid-replay)".to_string())
+    } else if scenario.recovery.command.is_some() {
+        // The script runs beside pgdrill against a target instance it starts itself.
+        Some("`recovery.command` (your own restore script)".to_string())
+    } else if scenario.recovery.is_logical() {
+        // pg_dump and the restore run as local processes against local servers.
+        Some("`recovery.method: logical` (restoring a logical backup)".to_string())
     } else {
         scenario.steps.iter().find_map(|st| match st {
             // A failover restarts the source through archive recovery, which only the local
             // backend can do to its own server (CNPG would fail over by itself).
             Step::Failover(f) => Some(format!("`failover` (step `{}`)", f.id)),
+            // pg_dump runs as a local process against the local source.
+            Step::LogicalBackup(l) => Some(format!("`logical_backup` (step `{}`)", l.id)),
             // The crash is timed by holding barman's STARTED backup.info in the embedded
             // endpoint, and CNPG would restart the pod by itself.
             Step::BaseBackup(b) if b.crash_source.is_some() => Some(format!(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::backend::BackendError;
 use crate::backend::WalPrefetch;
-use crate::backend::azure::AzureEnv;
+use crate::backend::azure::{AzureEnv, AzureTarget};
 use crate::backend::objstore::S3Target;
 use crate::scenario::Compression;
 
@@ -36,8 +36,9 @@ pub struct Barman {
 pub enum Cloud {
     S3(S3Target),
     /// `--cloud-provider azure-blob-storage`; `env` is one `azureCredentials` flavour's
-    /// environment (`AzureTarget::env`).
-    Azure(AzureEnv),
+    /// environment (`AzureTarget::env`), `target` the account it was made from (a restore
+    /// script is given the account and its key, as seed 004's contract says).
+    Azure { env: AzureEnv, target: AzureTarget },
 }
 
 /// The AWS config file barman's boto3 reads: path-style addressing for S3-compatible stores.
@@ -52,7 +53,7 @@ impl Barman {
                 ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_key.clone()),
                 ("AWS_DEFAULT_REGION".into(), s3.region.clone()),
             ],
-            Cloud::Azure(env) => env.0.clone(),
+            Cloud::Azure { env, .. } => env.0.clone(),
         };
         creds
             .into_iter()
@@ -83,7 +84,7 @@ impl Barman {
     pub fn endpoint_args(&self) -> [String; 2] {
         match &self.cloud {
             Cloud::S3(s3) => ["--endpoint-url".into(), s3.endpoint.clone()],
-            Cloud::Azure(_) => ["--cloud-provider".into(), "azure-blob-storage".into()],
+            Cloud::Azure { .. } => ["--cloud-provider".into(), "azure-blob-storage".into()],
         }
     }
 
@@ -120,10 +121,12 @@ impl Barman {
             Cloud::S3(s3) => vec![&s3.secret_key, &s3.access_key],
             // The whole value, and the parts a tool might print on their own: the key or
             // the SAS token inside a connection string, the SAS signature.
-            Cloud::Azure(env) => env
+            Cloud::Azure { env, target } => env
                 .0
                 .iter()
-                .flat_map(|(_, v)| {
+                .map(|(_, v)| v)
+                .chain(std::iter::once(&target.key))
+                .flat_map(|v| {
                     std::iter::once(v.as_str()).chain(v.split(';').filter_map(|part| {
                         part.split_once('=')
                             .filter(|(k, _)| matches!(*k, "AccountKey" | "SharedAccessSignature"))
@@ -463,7 +466,10 @@ mod tests {
         ] {
             let env = t.env(flavour, chrono::Utc::now()).unwrap();
             let mut b = barman(Path::new("/x"));
-            b.cloud = Cloud::Azure(env.clone());
+            b.cloud = Cloud::Azure {
+                env: env.clone(),
+                target: t.clone(),
+            };
             let script = b.archive_script("src", Compression::Gzip);
             assert!(
                 script.contains("--cloud-provider azure-blob-storage"),

@@ -13,9 +13,10 @@ use crate::backend::Rto;
 use crate::backend::azure::AzureTarget;
 use crate::backend::objstore::{ObjectStore, S3Target};
 use crate::backend::{
-    Backend, BackendError, Drill, InterruptedBackupOutcome, RecoveryAttempt, RecoveryFaults,
-    RecoveryFaultsSeen, RecoveryRequest, RecoveryRestart, RestartSeen, Server, SourceSpec,
-    Unsupported,
+    Backend, BackendError, Drill, InterruptedBackupOutcome, LogicalBackupDone,
+    LogicalBackupRequest, LogicalRestoreOutcome, LogicalRestoreRequest, RecoveryAttempt,
+    RecoveryFaults, RecoveryFaultsSeen, RecoveryRequest, RecoveryRestart, RestartSeen, Server,
+    SourceSpec, Unsupported,
 };
 use crate::ledger::{BackupRecord, ResolvedTarget, pg_timestamp};
 use crate::scenario::{
@@ -101,7 +102,10 @@ impl Backend for LocalBackend {
                 .map_err(BackendError::infra)?;
             (
                 ObjectStore::azure(azure, &root)?,
-                Cloud::Azure(env),
+                Cloud::Azure {
+                    env,
+                    target: azure.clone(),
+                },
                 azure.destination(&root),
                 o.external_azure,
             )
@@ -571,6 +575,35 @@ impl Drill for LocalDrill {
             served_segments: r.served_wal.into_iter().collect(),
             restart: armed.restart,
         }
+    }
+
+    async fn logical_backup(
+        &mut self,
+        req: &LogicalBackupRequest,
+    ) -> Result<LogicalBackupDone, BackendError> {
+        let (Some(src), Some(spec)) = (&self.source, &self.source_spec) else {
+            return Err(BackendError::infra(
+                "logical backup before the source started",
+            ));
+        };
+        super::logical::dump(&self.toolchain, src, spec.major, &self.store, req).await
+    }
+
+    async fn logical_restore(
+        &mut self,
+        req: &LogicalRestoreRequest,
+    ) -> Result<LogicalRestoreOutcome, BackendError> {
+        let source_major = self.source_spec.as_ref().map(|s| s.major);
+        super::logical::restore(
+            &self.toolchain,
+            &self.dir,
+            &self.store,
+            &self.barman,
+            source_major,
+            &mut self.recovered,
+            req,
+        )
+        .await
     }
 
     async fn recover(&mut self, req: &RecoveryRequest) -> Result<RecoveryAttempt, BackendError> {

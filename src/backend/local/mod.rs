@@ -5,6 +5,7 @@ pub mod azurite;
 mod barman;
 mod drill;
 pub mod lock;
+mod logical;
 pub mod os_user;
 pub mod postgres;
 pub mod process;

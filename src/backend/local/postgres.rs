@@ -255,11 +255,21 @@ impl PgInstance {
 
     /// Connect over the instance's socket as `postgres`.
     pub async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
+        self.connect_to(5432, "postgres").await
+    }
+
+    /// Connect over the instance's socket as `postgres` to `dbname`, the server listening on
+    /// `port` (its socket is `.s.PGSQL.<port>`).
+    pub async fn connect_to(
+        &self,
+        port: u16,
+        dbname: &str,
+    ) -> Result<Client, tokio_postgres::Error> {
         let (client, conn) = tokio_postgres::Config::new()
             .host_path(self.socket_dir())
-            .port(5432)
+            .port(port)
             .user("postgres")
-            .dbname("postgres")
+            .dbname(dbname)
             .application_name("pgdrill")
             .connect_timeout(Duration::from_secs(5))
             .connect(NoTls)

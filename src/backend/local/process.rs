@@ -256,6 +256,73 @@ pub async fn run(
         )),
     }
 }
+/// How a command run by [`run_logged`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited by itself (`code` is `None` when a signal ended it).
+    Exited { code: Option<i32> },
+    /// The deadline passed; its whole process group was killed.
+    Killed,
+}
+
+/// Run to completion with a deadline, dying with pgdrill, stdout and stderr appended to
+/// `log` (interleaved as written); on timeout the whole group is killed. Dropping the future
+/// (Ctrl-C) kills the group too.
+pub async fn run_logged(
+    mut cmd: Command,
+    what: &str,
+    deadline: Duration,
+    log: &Path,
+) -> Result<Ended, BackendError> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| BackendError::io(log.display().to_string(), e))
+    };
+    cmd.stdout(open()?).stderr(open()?);
+    die_with_parent(&mut cmd);
+    let mut sp = spawn(&mut cmd, what)?;
+    match tokio::time::timeout(deadline, sp.wait()).await {
+        Ok(Ok(st)) => Ok(Ended::Exited { code: st.code() }),
+        Ok(Err(e)) => Err(BackendError::io(what, e)),
+        Err(_) => {
+            signal_group(sp.pgid, libc::SIGKILL);
+            let _ = sp.wait().await;
+            Ok(Ended::Killed)
+        }
+    }
+}
+
+/// At most `limit` bytes of a file: its head and tail, and how many bytes were left out.
+pub fn head_and_tail(path: &Path, limit: usize) -> std::io::Result<(String, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len <= limit as u64 {
+        let mut b = Vec::new();
+        f.read_to_end(&mut b)?;
+        return Ok((String::from_utf8_lossy(&b).into_owned(), 0));
+    }
+    let head_len = limit / 4;
+    let tail_len = limit - head_len;
+    let mut head = vec![0; head_len];
+    f.read_exact(&mut head)?;
+    f.seek(SeekFrom::Start(len - tail_len as u64))?;
+    let mut tail = vec![0; tail_len];
+    f.read_exact(&mut tail)?;
+    let elided = len - limit as u64;
+    Ok((
+        format!(
+            "{}\n[... {elided} bytes left out ...]\n{}",
+            String::from_utf8_lossy(&head),
+            String::from_utf8_lossy(&tail)
+        ),
+        elided,
+    ))
+}
+
 /// Whether pgdrill runs with root's effective user id.
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()

@@ -184,14 +184,17 @@ fn classify(o: &StepOutcome) -> (&'static str, Option<String>) {
         | StepOutcome::ErrorWindowOpened { .. }
         | StepOutcome::ArchiveFailing { .. }
         | StepOutcome::BackupInterrupted(_)
-        | StepOutcome::RecoveryFaultsArmed { .. } => ("fault", None),
+        | StepOutcome::RecoveryFaultsArmed { .. }
+        | StepOutcome::DumpDamaged { .. } => ("fault", None),
+        StepOutcome::LogicalBackup(_) => ("backup", None),
         StepOutcome::Audited { .. } => ("audit", None),
         StepOutcome::Recovered(_)
         | StepOutcome::RecoveredUnderFaults { .. }
         | StepOutcome::RecoveryFailed { .. }
         | StepOutcome::TargetsPicked(_)
         | StepOutcome::TargetRecovered { .. }
-        | StepOutcome::TargetsRecovered { .. } => ("recovery", None),
+        | StepOutcome::TargetsRecovered { .. }
+        | StepOutcome::LogicalRecovery(_) => ("recovery", None),
         StepOutcome::Verified { .. } | StepOutcome::TargetVerified(_) => ("verify", None),
         _ => ("source", None),
     }
@@ -327,6 +330,9 @@ fn facts(r: &ScenarioResult) -> Markup {
                 dt { "Audit" } dd { (a.prediction) }
             }
             @for f in record::fault_lines(r) { dt { "Fault" } dd { (f) } }
+            @if let Some((line, output)) = record::script_run(r) {
+                dt { "Restore script" } dd { code { (line) } pre.script { (output) } }
+            }
             dt { "PostgreSQL" } dd { (opt(r.servers.source_postgres.as_deref())) " → " (opt(r.servers.recovery_postgres.as_deref())) }
             dt { "Seed" } dd { (r.scenario.seed) }
             dt { "Took" } dd { (format!("{:.1} s", r.scenario.seconds)) }

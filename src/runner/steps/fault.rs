@@ -96,6 +96,8 @@ pub(in crate::runner) async fn inject<D: Drill>(
         Fault::DeleteHistory(dh) => {
             super::fault_content::delete_history(drill, id, dh, s, st).await
         }
+        Fault::TruncateDump(t) => super::logical::damage(drill, st, id, &t.step, Some(t)).await,
+        Fault::DeleteDump(step) => super::logical::damage(drill, st, id, step, None).await,
         Fault::Crash(mode) => crash(drill, id, *mode, st).await,
         Fault::ObjectStoreErrors(w) => open_window(drill, id, w, archive_timeout, st).await,
     }

@@ -7,6 +7,7 @@ pub(super) mod archive;
 pub(super) mod fault;
 mod fault_content;
 pub(super) mod fault_recovery;
+pub(super) mod logical;
 pub(super) mod random;
 pub(super) mod recover;
 pub(super) mod source;

@@ -9,7 +9,7 @@ use crate::scenario::{Compression, Expect, ExpectRecovered, Scenario, Target};
 use crate::verify::{self, ArchiveFacts, Observed, Verification, VerifyCost};
 
 use super::super::backup_choice::{self, Chosen};
-use super::super::events::RecoveryObservation;
+use super::super::events::{RecoveryObservation, ScenarioResult};
 use super::super::outcome::{self, StepOutcome};
 use super::super::sql;
 use super::super::state::StepCx;
@@ -130,6 +130,14 @@ pub(in crate::runner) async fn verify<D: Drill>(
         rto_seconds: res.outcome.rto.as_ref().map(|r| r.seconds),
     };
     let v = verify_server(server, cx.scenario, &st.ledger, &st.archive, at).await?;
+    Ok(record_verification(res, v))
+}
+
+/// Keep a single-target verification in the result; what the step reports of it.
+pub(in crate::runner) fn record_verification(
+    res: &mut ScenarioResult,
+    v: Verification,
+) -> StepOutcome {
     res.outcome.rows_expected = Some(v.expected_rows.values().sum());
     res.outcome.rows_observed = Some(v.observed_rows.values().sum());
     let d = StepOutcome::Verified {
@@ -139,7 +147,7 @@ pub(in crate::runner) async fn verify<D: Drill>(
         explanation: v.explanation.first().cloned(),
     };
     res.outcome.verification = Some(v);
-    Ok(d)
+    d
 }
 
 /// The point a recovered server is judged at: its target, the ledger step of the backup it
@@ -160,33 +168,7 @@ pub(in crate::runner) async fn verify_server(
     at: JudgedAt<'_>,
 ) -> Result<Verification, BackendError> {
     let began = std::time::Instant::now();
-    let mut observed = Observed::default();
-    let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
-    for t in &s.seed_data.tables {
-        match t.bulk_row_bytes() {
-            None => {
-                let rows = sql::read_table(&server.client, &t.name).await?;
-                observed.tables.insert(t.name.clone(), rows);
-            }
-            Some(row_bytes) => {
-                let bulk =
-                    sql::read_bulk(&server.client, ledger, s.seed, &t.name, row_bytes).await?;
-                observed.bulk.insert(t.name.clone(), bulk);
-            }
-        }
-    }
-    // Evidence for timeline explanations only: a server that will not say is no failure.
-    observed.timeline =
-        sql::timeline(&server.client)
-            .await
-            .ok()
-            .map(|t| verify::RecoveredTimeline {
-                timeline: t.timeline,
-                parent: t.parent,
-            });
-    if !ledger.fixture_tables.is_empty() {
-        observed.fixture_tables = sql::snapshot_tables(&server.client, &generated).await?;
-    }
+    let observed = observe(server, s, ledger, &[]).await?;
     let backup = ledger.backup_for_step(at.backup_step)?;
     let expected = ledger
         .expected_at(at.target, s.recovery.exclusive, backup)
@@ -222,4 +204,46 @@ pub(in crate::runner) async fn verify_server(
         bytes_scanned_by_server: observed.bulk.values().map(|b| b.bytes_scanned).sum(),
     });
     Ok(v)
+}
+
+/// Read the generated (and fixture) tables of `server` back, all but the `absent` ones.
+pub(in crate::runner) async fn observe(
+    server: &Server,
+    s: &Scenario,
+    ledger: &Ledger,
+    absent: &[String],
+) -> Result<Observed, BackendError> {
+    let mut observed = Observed::default();
+    let generated: Vec<String> = s.seed_data.tables.iter().map(|t| t.name.clone()).collect();
+    for t in s
+        .seed_data
+        .tables
+        .iter()
+        .filter(|t| !absent.contains(&t.name))
+    {
+        match t.bulk_row_bytes() {
+            None => {
+                let rows = sql::read_table(&server.client, &t.name).await?;
+                observed.tables.insert(t.name.clone(), rows);
+            }
+            Some(row_bytes) => {
+                let bulk =
+                    sql::read_bulk(&server.client, ledger, s.seed, &t.name, row_bytes).await?;
+                observed.bulk.insert(t.name.clone(), bulk);
+            }
+        }
+    }
+    // Evidence for timeline explanations only: a server that will not say is no failure.
+    observed.timeline =
+        sql::timeline(&server.client)
+            .await
+            .ok()
+            .map(|t| verify::RecoveredTimeline {
+                timeline: t.timeline,
+                parent: t.parent,
+            });
+    if !ledger.fixture_tables.is_empty() {
+        observed.fixture_tables = sql::snapshot_tables(&server.client, &generated).await?;
+    }
+    Ok(observed)
 }
