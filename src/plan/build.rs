@@ -119,6 +119,10 @@ pub enum PlanStep {
     },
     /// Read the recovered tables and compare with the ledger.
     Verify,
+    /// `verify.amcheck`: `pg_amcheck` of PostgreSQL `major` over the recovered instance.
+    Amcheck {
+        major: u32,
+    },
     /// `target: random`: pick `count` targets from the ledger's recoverable range with `seed`.
     PickTargets {
         count: u32,
@@ -185,6 +189,7 @@ impl PlanStep {
             PlanStep::ArmRecoveryFaults { .. } => "arm-recovery-faults".into(),
             PlanStep::Recover { .. } => "recover".into(),
             PlanStep::Verify => "verify".into(),
+            PlanStep::Amcheck { .. } => "amcheck".into(),
             PlanStep::PickTargets { .. } => "pick-targets".into(),
             PlanStep::RecoverTarget { index, .. } => format!("recover-{index}"),
             PlanStep::RecoverTargets { .. } => "recover-targets".into(),
@@ -214,6 +219,7 @@ impl PlanStep {
             PlanStep::AuditArchive { .. } => "audit_archive",
             PlanStep::Recover { .. } => "recover",
             PlanStep::Verify => "verify",
+            PlanStep::Amcheck { .. } => "amcheck",
             PlanStep::PickTargets { .. } => "pick_targets",
             PlanStep::RecoverTarget { .. } => "recover_target",
             PlanStep::RecoverTargets { .. } => "recover_targets",
@@ -349,6 +355,11 @@ pub fn build(s: &Scenario) -> Plan {
             wal_max_parallel: s.recovery.wal_max_parallel,
         });
         steps.push(PlanStep::Verify);
+        if s.verify.amcheck {
+            steps.push(PlanStep::Amcheck {
+                major: s.recovery.postgres.unwrap_or(s.postgres),
+            });
+        }
     }
     Plan {
         scenario: s.name.clone(),

@@ -225,6 +225,14 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
             r.outcome.rows_observed.map(|n| n.to_string()),
         ),
         some("rows.lost", record::rows_lost(r).map(|n| n.to_string())),
+        some("amcheck", record::amcheck_lines(r).map(|(h, _)| h)),
+        some(
+            "amcheck.findings",
+            r.outcome.amcheck.as_ref().map(|a| match a {
+                crate::backend::amcheck::AmcheckOutcome::Ran(run) => run.findings.len().to_string(),
+                crate::backend::amcheck::AmcheckOutcome::NotRun { .. } => "not_run".to_string(),
+            }),
+        ),
         some(
             "rto.seconds",
             r.outcome.rto.as_ref().map(|t| format!("{:.3}", t.seconds)),

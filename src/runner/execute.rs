@@ -21,7 +21,7 @@ use super::outcome::StepOutcome;
 use super::state::{DrillState, StepCx};
 use super::steps::random::TargetRecovery;
 use super::steps::recover::Recovery;
-use super::steps::{archive, fault, fault_recovery, random, recover, source};
+use super::steps::{amcheck, archive, fault, fault_recovery, random, recover, source};
 use super::target;
 
 /// Sends events for one scenario.
@@ -182,6 +182,7 @@ pub async fn run_scenario<B: Backend>(
                 let unmet = crate::audit::predict::check_expectation(want, &state.ledger, got);
                 status = add_reasons(status, unmet);
             }
+            status = add_reasons(status, amcheck::unmet(s, &res));
             status
         }
     };
@@ -351,6 +352,7 @@ async fn do_step<D: Drill>(
             Ok(fault_recovery::observe(cx, recovery))
         }
         PlanStep::Verify => recover::verify(cx).await,
+        PlanStep::Amcheck { major } => amcheck::check(cx, *major).await,
         PlanStep::PickTargets {
             count,
             seed,

@@ -8,6 +8,7 @@ use std::fmt::{self, Display, Formatter};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::amcheck::AmcheckOutcome;
 use crate::ledger::{ArchiveStand, FixtureTable, LedgerEntry, ResolvedTarget};
 use crate::scenario::{
     BackupPart, CrashMode, ErrorWindow, RecoveryReads, RequestFilter, StoreError,
@@ -102,6 +103,16 @@ pub enum StepOutcome {
         keys: Vec<String>,
     },
     Crashed(Crash),
+    /// `stale_expression_index`: `index` on `table` was built through `function`, which was
+    /// then redefined; `rows` rows have entries the new definition no longer gives.
+    IndexMadeStale {
+        table: String,
+        index: String,
+        function: String,
+        rows: u64,
+    },
+    /// `verify.amcheck`: what `pg_amcheck` found on the recovered instance.
+    Amchecked(AmcheckOutcome),
     /// `object_store_errors`: an error window opened; an archiver watch runs through it.
     ErrorWindowOpened {
         window: ErrorWindow,
@@ -549,6 +560,17 @@ impl Display for StepOutcome {
                 write!(f, "{count} recoveries at once: {}", attempts.join("; "))
             }
             O::TargetVerified(v) => v.fmt(f),
+            O::IndexMadeStale {
+                table,
+                index,
+                function,
+                rows,
+            } => write!(
+                f,
+                "indexed {table} through IMMUTABLE {function}(), then redefined it: {index}'s entries for {rows} row(s) no longer match the table"
+            ),
+            O::Amchecked(AmcheckOutcome::Ran(run)) => f.write_str(&run.summary()),
+            O::Amchecked(AmcheckOutcome::NotRun { why }) => write!(f, "pg_amcheck not run: {why}"),
         }
     }
 }

@@ -53,6 +53,10 @@ pub enum Reason {
     UnexpectedRecovery,
     /// Another expectation of the scenario was not met (the backup restored, the audit).
     ExpectationUnmet,
+    /// Recovered with the right rows, but `pg_amcheck` found corruption the scenario does not
+    /// expect (heap pages, indexes out of step with their tables), or expected corruption is
+    /// not there.
+    AmcheckFindings,
     /// The harness or its infrastructure broke; nothing was learnt about recovery.
     Infrastructure,
     /// A failure that matches none of the codes above.
@@ -61,7 +65,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::WalUnavailable,
         Reason::WalCorrupt,
         Reason::TimelineUnavailable,
@@ -81,6 +85,7 @@ impl Reason {
         Reason::RpoBudgetExceeded,
         Reason::UnexpectedRecovery,
         Reason::ExpectationUnmet,
+        Reason::AmcheckFindings,
         Reason::Infrastructure,
         Reason::Unknown,
     ];
@@ -107,6 +112,7 @@ impl Reason {
             Reason::RpoBudgetExceeded => "rpo_budget_exceeded",
             Reason::UnexpectedRecovery => "unexpected_recovery",
             Reason::ExpectationUnmet => "expectation_unmet",
+            Reason::AmcheckFindings => "amcheck_findings",
             Reason::Infrastructure => "infrastructure",
             Reason::Unknown => "unknown",
         }

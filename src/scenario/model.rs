@@ -54,6 +54,27 @@ pub struct Scenario {
     /// How the object store behaves for this drill (local backend's embedded endpoint only).
     #[serde(default, skip_serializing_if = "ObjectStoreSpec::is_default")]
     pub object_store: ObjectStoreSpec,
+    /// Checks of the recovered instance beyond its rows, run after row verification.
+    #[serde(default, skip_serializing_if = "VerifySpec::is_default")]
+    pub verify: VerifySpec,
+}
+
+/// `verify:`: integrity checks of the recovered instance, after its rows are verified.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySpec {
+    /// Run `pg_amcheck` (the recovered major's) over every database of the recovered
+    /// instance: heap pages, and B-tree indexes against their tables (`--heapallindexed
+    /// --parent-check --rootdescend`). Findings fail the drill unless
+    /// `expect.recovered.amcheck` names their relations.
+    #[serde(default)]
+    pub amcheck: bool,
+}
+
+impl VerifySpec {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Object-store behaviour faults, from the drill's first request to its last.
@@ -396,6 +417,32 @@ pub struct FaultStep {
     /// Delete a timeline's `.history` file from the archive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_history: Option<DeleteHistory>,
+    /// On the source: index a table through a function declared IMMUTABLE, then redefine the
+    /// function, so the existing index entries no longer match their rows (the glibc 2.28
+    /// collation change in miniature). WAL-logged, so every recovery inherits it; row counts
+    /// and digests cannot see it, `pg_amcheck --heapallindexed` can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_expression_index: Option<StaleExpressionIndex>,
+}
+
+/// `stale_expression_index`: the table whose `payload` gets the stale index.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaleExpressionIndex {
+    /// A table from `seed_data.tables`.
+    pub table: String,
+}
+
+impl StaleExpressionIndex {
+    /// The index the fault creates: `<table>_sort_key`.
+    pub fn index_name(&self) -> String {
+        format!("{}_sort_key", self.table)
+    }
+
+    /// The IMMUTABLE function the index is built on: `pgdrill_sort_key_<table>`.
+    pub fn function_name(&self) -> String {
+        format!("pgdrill_sort_key_{}", self.table)
+    }
 }
 
 /// How the primary crashes.
@@ -463,6 +510,9 @@ impl FaultStep {
                 .map(Fault::CorruptWal),
             self.delete_backup.clone().map(Fault::DeleteBackup),
             self.delete_history.clone().map(Fault::DeleteHistory),
+            self.stale_expression_index
+                .clone()
+                .map(Fault::StaleExpressionIndex),
         ]
         .into_iter()
         .flatten()
@@ -485,6 +535,7 @@ pub enum Fault {
     CorruptWal(CorruptWal),
     DeleteBackup(DeleteBackup),
     DeleteHistory(DeleteHistory),
+    StaleExpressionIndex(StaleExpressionIndex),
 }
 
 impl Fault {
@@ -881,6 +932,19 @@ pub struct ExpectRecovered {
     /// catalogue (e.g. the previous one, when the newest was interrupted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// What `pg_amcheck` must find on the recovered instance (`verify.amcheck`). Omitted: no
+    /// finding at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amcheck: Option<ExpectAmcheck>,
+}
+
+/// `expect.recovered.amcheck`: the relations `pg_amcheck` must report corrupt, and no others.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectAmcheck {
+    /// Table or index names (`orders_sort_key`, `public.orders_sort_key`), each of which must
+    /// have at least one finding. `[]`: a clean instance.
+    pub findings: Vec<String>,
 }
 
 /// Findings the pre-recovery archive audit must report, exactly.

@@ -125,6 +125,7 @@ fn faults_set(f: &FaultStep) -> Vec<&'static str> {
         ("corrupt_wal", f.corrupt_wal.is_some()),
         ("delete_backup", f.delete_backup.is_some()),
         ("delete_history", f.delete_history.is_some()),
+        ("stale_expression_index", f.stale_expression_index.is_some()),
     ])
 }
 
@@ -236,6 +237,7 @@ impl<'a> Validator<'a> {
         self.check_random();
         self.check_recovery_faults();
         self.check_expect();
+        self.check_amcheck();
         self.check_env();
         self.check_timeouts();
     }
@@ -532,7 +534,7 @@ impl<'a> Validator<'a> {
     fn check_after_crash(&mut self, base: &str, step: &Step, crashed_at: usize) {
         // A second crash gets its own message in `check_fault`.
         let later_ok = matches!(step, Step::Fault(f)
-            if f.crash.is_some() || matches!(faults_set(f)[..], [one] if one != "object_store_errors"));
+            if f.crash.is_some() || matches!(faults_set(f)[..], [one] if one != "object_store_errors" && one != "stale_expression_index"));
         if !later_ok {
             self.report(
                 base,
@@ -735,6 +737,92 @@ impl<'a> Validator<'a> {
             crashed_at.get_or_insert(i);
         }
         self.check_content_fault(base, i, f);
+        self.check_stale_index(base, i, f);
+    }
+
+    /// `stale_expression_index`: a seed table, each table at most once.
+    fn check_stale_index(&mut self, base: &str, i: usize, f: &FaultStep) {
+        let Some(si) = &f.stale_expression_index else {
+            return;
+        };
+        let path = format!("{base}.stale_expression_index.table");
+        let tables = self.table_names();
+        if !tables.contains(&si.table.as_str()) {
+            let hint = match closest(&si.table, tables.iter().copied()) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None if tables.is_empty() => {
+                    "declare the table in `seed_data.tables` first".to_string()
+                }
+                None => format!("name one of the `seed_data.tables`: {}", list(&tables)),
+            };
+            self.report(
+                &path,
+                format!(
+                    "`stale_expression_index` names table `{}`, which is not one of the `seed_data.tables`",
+                    si.table
+                ),
+                hint,
+            );
+            return;
+        }
+        let earlier = self.s.steps[..i].iter().find_map(|st| match st {
+            Step::Fault(g) if g.stale_expression_index.as_ref() == Some(si) => Some(g.id.clone()),
+            _ => None,
+        });
+        if let Some(first) = earlier {
+            self.report(
+                &path,
+                format!(
+                    "table `{}` already got a stale expression index at step `{first}`",
+                    si.table
+                ),
+                "make each table's index stale once".to_string(),
+            );
+        }
+    }
+
+    /// `verify.amcheck` and `expect.recovered.amcheck`: the expectation needs the check, names
+    /// relations once, and the check runs on one recovered instance (not `target: random`).
+    fn check_amcheck(&mut self) {
+        let on = self.s.verify.amcheck;
+        if on && self.s.recovery.target == Target::Random {
+            self.report(
+                "verify.amcheck",
+                "`verify.amcheck` is not supported with `target: random` yet".to_string(),
+                "run amcheck in a scenario with one recovery target".to_string(),
+            );
+        }
+        let Expect::Recovered(r) = &self.s.expect else {
+            return;
+        };
+        let Some(a) = &r.amcheck else {
+            return;
+        };
+        if !on {
+            self.report(
+                "expect.recovered.amcheck",
+                "`expect.recovered.amcheck` expects pg_amcheck findings, but `verify.amcheck` is off".to_string(),
+                "add `verify: { amcheck: true }` at the top level of the scenario".to_string(),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, name) in a.findings.iter().enumerate() {
+            let p = format!("expect.recovered.amcheck.findings[{i}]");
+            let parts: Vec<&str> = name.split('.').collect();
+            if parts.len() > 3 || parts.iter().any(|x| x.is_empty()) {
+                self.report(
+                    &p,
+                    format!("`{name}` is no relation name"),
+                    "name a table or index: `orders_sort_key`, `public.orders_sort_key` or `postgres.public.orders_sort_key`".to_string(),
+                );
+            } else if !seen.insert(name.as_str()) {
+                self.report(
+                    &p,
+                    format!("`amcheck.findings` lists `{name}` twice"),
+                    "list each relation once".to_string(),
+                );
+            }
+        }
     }
 
     /// A fault step sets exactly one fault.

@@ -96,6 +96,7 @@ pub(in crate::runner) async fn inject<D: Drill>(
         Fault::DeleteHistory(dh) => {
             super::fault_content::delete_history(drill, id, dh, s, st).await
         }
+        Fault::StaleExpressionIndex(si) => super::amcheck::stale_expression_index(id, si, st).await,
         Fault::Crash(mode) => crash(drill, id, *mode, st).await,
         Fault::ObjectStoreErrors(w) => open_window(drill, id, w, archive_timeout, st).await,
     }
