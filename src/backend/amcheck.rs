@@ -275,6 +275,57 @@ pub enum AmcheckOutcome {
     },
 }
 
+impl AmcheckOutcome {
+    /// One line for reports: the tool, how many findings in which relations, how long; or
+    /// why it did not run.
+    pub fn headline(&self) -> String {
+        match self {
+            AmcheckOutcome::NotRun { why } => format!("not run: {why}"),
+            AmcheckOutcome::Ran(run) if run.findings.is_empty() => format!(
+                "{}: no corruption found in heap pages or B-tree indexes ({:.1} s)",
+                run.tool, run.seconds
+            ),
+            AmcheckOutcome::Ran(run) => format!(
+                "{}: {} finding(s) in {} ({:.1} s); row verification cannot see these",
+                run.tool,
+                run.findings.len(),
+                run.relations().join(", "),
+                run.seconds
+            ),
+        }
+    }
+
+    /// Each finding on one line, at most `max`, then a count of the rest; then any line that
+    /// was no finding.
+    pub fn finding_lines(&self, max: usize) -> Vec<String> {
+        let AmcheckOutcome::Ran(run) = self else {
+            return Vec::new();
+        };
+        let mut lines: Vec<String> = run
+            .findings
+            .iter()
+            .take(max)
+            .map(ToString::to_string)
+            .collect();
+        if run.findings.len() > max {
+            lines.push(format!(
+                "… and {} more finding(s)",
+                run.findings.len() - max
+            ));
+        }
+        lines.extend(run.unparsed.iter().map(|l| format!("unparsed: {l}")));
+        lines
+    }
+
+    /// The number of findings, or `not_run` (a JUnit property, a metrics-friendly value).
+    pub fn findings_label(&self) -> String {
+        match self {
+            AmcheckOutcome::Ran(run) => run.findings.len().to_string(),
+            AmcheckOutcome::NotRun { .. } => "not_run".to_string(),
+        }
+    }
+}
+
 /// Why the findings of `run` do not match a scenario's expected relations (`expected`:
 /// relation names; empty: a clean instance): one sentence per mismatch, empty when they match.
 /// `pg_amcheck` failing to check (exit code 1) or printing lines that are no finding is a
@@ -482,6 +533,29 @@ mod tests {
         let odd = run("stray\n", 0);
         assert_eq!(unmet(&odd, &[]).len(), 1);
         assert_eq!(unmet(&run("", 2), &[]).len(), 1);
+    }
+
+    #[test]
+    fn headlines_and_lines() {
+        let not = AmcheckOutcome::NotRun {
+            why: "no pg_amcheck for PostgreSQL 16".into(),
+        };
+        assert_eq!(not.headline(), "not run: no pg_amcheck for PostgreSQL 16");
+        assert_eq!(not.findings_label(), "not_run");
+        assert!(not.finding_lines(5).is_empty());
+        let mixed = AmcheckOutcome::Ran(run(MIXED, 2));
+        assert_eq!(
+            mixed.headline(),
+            "pg_amcheck (PostgreSQL) 15.15: 4 finding(s) in public.orders_sort_key, public.bt_id, public.heapy (1.0 s); row verification cannot see these"
+        );
+        assert_eq!(mixed.findings_label(), "4");
+        let lines = mixed.finding_lines(2);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[2], "… and 2 more finding(s)");
+        assert_eq!(
+            AmcheckOutcome::Ran(run("", 0)).headline(),
+            "pg_amcheck (PostgreSQL) 15.15: no corruption found in heap pages or B-tree indexes (1.0 s)"
+        );
     }
 
     #[test]

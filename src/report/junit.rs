@@ -228,10 +228,7 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
         some("amcheck", record::amcheck_lines(r).map(|(h, _)| h)),
         some(
             "amcheck.findings",
-            r.outcome.amcheck.as_ref().map(|a| match a {
-                crate::backend::amcheck::AmcheckOutcome::Ran(run) => run.findings.len().to_string(),
-                crate::backend::amcheck::AmcheckOutcome::NotRun { .. } => "not_run".to_string(),
-            }),
+            r.outcome.amcheck.as_ref().map(|a| a.findings_label()),
         ),
         some(
             "rto.seconds",

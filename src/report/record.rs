@@ -262,40 +262,8 @@ const AMCHECK_LISTED: usize = 20;
 /// `verify.amcheck`'s headline and its findings, one line each (at most 20, then a count);
 /// `None` when no check was asked for or reached.
 pub(super) fn amcheck_lines(r: &ScenarioResult) -> Option<(String, Vec<String>)> {
-    use crate::backend::amcheck::AmcheckOutcome;
-    Some(match r.outcome.amcheck.as_ref()? {
-        AmcheckOutcome::NotRun { why } => (format!("not run: {why}"), Vec::new()),
-        AmcheckOutcome::Ran(run) => {
-            let headline = if run.findings.is_empty() {
-                format!(
-                    "{}: no corruption found in heap pages or B-tree indexes ({:.1} s)",
-                    run.tool, run.seconds
-                )
-            } else {
-                format!(
-                    "{}: {} finding(s) in {} ({:.1} s); row verification cannot see these",
-                    run.tool,
-                    run.findings.len(),
-                    run.relations().join(", "),
-                    run.seconds
-                )
-            };
-            let mut lines: Vec<String> = run
-                .findings
-                .iter()
-                .take(AMCHECK_LISTED)
-                .map(ToString::to_string)
-                .collect();
-            if run.findings.len() > AMCHECK_LISTED {
-                lines.push(format!(
-                    "… and {} more finding(s)",
-                    run.findings.len() - AMCHECK_LISTED
-                ));
-            }
-            lines.extend(run.unparsed.iter().map(|l| format!("unparsed: {l}")));
-            (headline, lines)
-        }
-    })
+    let a = r.outcome.amcheck.as_ref()?;
+    Some((a.headline(), a.finding_lines(AMCHECK_LISTED)))
 }
 
 pub(super) fn archive_lag(r: &ScenarioResult) -> Option<(usize, f64, f64)> {
