@@ -526,6 +526,35 @@ expect:
     }
 
     #[test]
+    fn amcheck_follows_verification_with_the_recovered_major() {
+        let plain = crate::scenario::load_str(std::path::Path::new("x.yaml"), ADR007)
+            .unwrap()
+            .scenario;
+        assert!(!build(&plain).steps.iter().any(|s| s.kind() == "amcheck"));
+        let text = ADR007
+            .replace(
+                "  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }\n",
+                "  - fault: { id: stale, stale_expression_index: { table: events } }\n",
+            )
+            .replace(
+                "target: { time: { between: [w1, w2] } }",
+                "target: latest\n  postgres: 16\nverify: { amcheck: true }",
+            );
+        let s = crate::scenario::load_str(std::path::Path::new("x.yaml"), &text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        let n = p.steps.len();
+        assert_eq!(p.steps[n - 2], PlanStep::Verify);
+        assert_eq!(p.steps[n - 1], PlanStep::Amcheck { major: 16 });
+        assert_eq!(p.steps[n - 1].id(), "amcheck");
+        assert!(p.steps.iter().any(|st| matches!(
+            st,
+            PlanStep::Fault { fault: Fault::StaleExpressionIndex(si), .. } if si.table == "events"
+        )));
+    }
+
+    #[test]
     fn a_failover_is_a_step_of_its_own_where_the_scenario_puts_it() {
         let text = ADR007.replace(
             "  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }\n",

@@ -1069,6 +1069,33 @@ mod tests {
                 "deleted p/wals/00000002.history.gz",
             ),
             (
+                StepOutcome::IndexMadeStale {
+                    table: "orders".into(),
+                    index: "orders_sort_key".into(),
+                    function: "pgdrill_sort_key_orders".into(),
+                    rows: 100,
+                },
+                "indexed orders through IMMUTABLE pgdrill_sort_key_orders(), then redefined it: orders_sort_key's entries for 100 row(s) no longer match the table",
+            ),
+            (
+                StepOutcome::Amchecked(AmcheckOutcome::NotRun {
+                    why: "no pg_amcheck for PostgreSQL 16".into(),
+                }),
+                "pg_amcheck not run: no pg_amcheck for PostgreSQL 16",
+            ),
+            (
+                StepOutcome::Amchecked(AmcheckOutcome::Ran(
+                    crate::backend::amcheck::AmcheckRun::from_output(
+                        "pg_amcheck (PostgreSQL) 15.15".into(),
+                        vec![],
+                        0,
+                        0.25,
+                        "",
+                    ),
+                )),
+                "pg_amcheck found no corruption (0.2s)",
+            ),
+            (
                 StepOutcome::Crashed(Crash {
                     mode: CrashMode::Immediate,
                     stand: stand(Some("000000010000000000000005"), &["w2"], 0.0512),

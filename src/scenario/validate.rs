@@ -1980,6 +1980,58 @@ mod tests {
     }
 
     #[test]
+    fn amcheck_and_the_stale_index_fault() {
+        let ok = edit(
+            MINIMAL,
+            "  recovered: {}\n",
+            "  recovered:\n    amcheck: { findings: [events_sort_key, public.events] }\nverify: { amcheck: true }\n",
+        );
+        let ok = edit(
+            &ok,
+            "      rows: 2\n",
+            "      rows: 2\n  - fault: { id: stale, stale_expression_index: { table: events } }\n",
+        );
+        check(&ok).unwrap();
+        // The expectation without the check; relation names that are none, or twice; a table
+        // that is not seeded, a table made stale twice, a stale index after a crash.
+        let bad = edit(
+            MINIMAL,
+            "  recovered: {}\n",
+            "  recovered:\n    amcheck: { findings: [a.b.c.d, x, x, .y] }\n",
+        );
+        let bad = edit(
+            &bad,
+            "      rows: 2\n",
+            "      rows: 2\n  - fault: { id: s1, stale_expression_index: { table: evnts } }\n  - fault: { id: s2, stale_expression_index: { table: events } }\n  - fault: { id: s3, stale_expression_index: { table: events } }\n  - fault: { id: boom, crash: immediate }\n  - fault: { id: s4, stale_expression_index: { table: events } }\n",
+        );
+        let p = problems(&bad);
+        for needle in [
+            "`expect.recovered.amcheck` expects pg_amcheck findings, but `verify.amcheck` is off",
+            "`a.b.c.d` is no relation name",
+            "`.y` is no relation name",
+            "`amcheck.findings` lists `x` twice",
+            "`stale_expression_index` names table `evnts`, which is not one of the `seed_data.tables`",
+            "did you mean `events`?",
+            "table `events` already got a stale expression index at step `s2`",
+            "step `s4` (fault) comes after the source crashed at step `boom`",
+        ] {
+            assert!(p.contains(needle), "{needle}\n{p}");
+        }
+        // Random targets get one amcheck each some day; not yet.
+        let random = edit(
+            MINIMAL,
+            "  target: latest\n",
+            "  target: random\n  count: 2\nverify: { amcheck: true }\n",
+        );
+        assert!(
+            problems(&random)
+                .contains("`verify.amcheck` is not supported with `target: random` yet"),
+            "{}",
+            problems(&random)
+        );
+    }
+
+    #[test]
     fn parallelism_out_of_range() {
         let text = edit(
             MINIMAL,
