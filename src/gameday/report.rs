@@ -396,6 +396,52 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn amcheck_findings_are_a_case_of_their_own() {
+        let mut r = record();
+        r.amcheck = Some(AmcheckOutcome::Ran(
+            crate::backend::amcheck::AmcheckRun::from_output(
+                "pg_amcheck (PostgreSQL) 15.15".into(),
+                vec![],
+                2,
+                0.5,
+                "btree index \"orders.public.orders_sort_key\":\n    ERROR:  heap tuple (0,1) from table \"orders\" lacks matching index tuple within index \"orders_sort_key\"\n",
+            ),
+        ));
+        let xml = junit(&r).unwrap();
+        assert!(
+            xml.contains(r#"name="amcheck.findings" value="1""#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"<testcase name="amcheck""#), "{xml}");
+        assert!(xml.contains(r#"type="amcheck_findings""#), "{xml}");
+        assert!(
+            xml.contains(
+                "amcheck: unexpected corruption in btree index orders.public.orders_sort_key"
+            ),
+            "{xml}"
+        );
+        let md = markdown(&r);
+        assert!(md.contains("## Integrity (pg_amcheck)"), "{md}");
+        assert!(
+            md.contains("- btree index orders.public.orders_sort_key: heap tuple (0,1)"),
+            "{md}"
+        );
+        r.amcheck = Some(AmcheckOutcome::NotRun {
+            why: "no pg_amcheck for PostgreSQL 16".into(),
+        });
+        let xml = junit(&r).unwrap();
+        assert!(
+            !xml.contains(r#"<testcase name="amcheck""#),
+            "no case when it did not run: {xml}"
+        );
+        assert!(
+            xml.contains("not run: no pg_amcheck for PostgreSQL 16"),
+            "{xml}"
+        );
+        assert!(markdown(&r).contains("not run: no pg_amcheck for PostgreSQL 16"));
+    }
+
+    #[test]
     fn markdown_and_junit() {
         let r = record();
         insta::assert_snapshot!("gameday_md", markdown(&r));
