@@ -207,6 +207,13 @@ async fn checks(env: &Env, clean: &ScenarioResult, gap: &ScenarioResult, recover
     assert_eq!(rec["rpo"]["reference"], "newest archived WAL");
     assert!(rec["rpo"]["seconds"].as_f64().is_some(), "{rec}");
     assert_eq!(rec["audit"]["gaps"].as_array().unwrap().len(), 0);
+    // pg_amcheck ran by default on the restored instance and found it clean.
+    assert_eq!(rec["amcheck"]["status"], "ran", "{rec}");
+    assert_eq!(
+        rec["amcheck"]["findings"].as_array().unwrap().len(),
+        0,
+        "{rec}"
+    );
     env.assert_only_reads("clean-restore-latest/app-pg/");
 
     // 2. The same archive, a seeded random target: an LSN inside the recoverable window, and

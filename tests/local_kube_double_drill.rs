@@ -481,6 +481,43 @@ async fn clean_restore_through_the_double(flavour: Flavour) {
     rig.stop().await;
 }
 
+/// `verify.amcheck` on the kube backend: this host's `pg_amcheck` reaches the recovered
+/// cluster's primary through a loopback relay of port-forwards (the double's are real
+/// websockets to a real PostgreSQL 15). The double restores nothing, so its "recovered" server
+/// is the source, with the stale index scenario 39 made on it: amcheck must find it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amcheck_runs_through_the_port_forward() {
+    let rig = Rig::start().await;
+    let res = rig
+        .run(
+            Flavour::InTree,
+            "scenarios/39-amcheck-stale-expression-index.yaml",
+        )
+        .await;
+    let calls = rig.double.calls();
+    rig.stop().await;
+    assert!(
+        matches!(res.status, Status::Passed),
+        "{:?}\n{}",
+        res.status,
+        res.log.join("\n")
+    );
+    match &res.outcome.amcheck {
+        Some(pgdrill::backend::amcheck::AmcheckOutcome::Ran(run)) => {
+            assert_eq!(run.exit_code, 2, "{run:?}");
+            assert_eq!(run.relations(), ["public.orders_sort_key"], "{run:?}");
+        }
+        other => panic!("amcheck did not run: {other:?}"),
+    }
+    // The runner connects to the recovered primary once; pg_amcheck's connections (the
+    // maintenance database, then each database it checks) are port-forwards of their own.
+    let forwards = calls
+        .iter()
+        .filter(|c| c.path.ends_with("/pods/recovered-1/portforward"))
+        .count();
+    assert!(forwards >= 3, "{forwards} port-forward(s) to recovered-1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_tree_clean_restore_through_the_api_double() {
     clean_restore_through_the_double(Flavour::InTree).await;

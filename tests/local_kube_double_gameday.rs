@@ -313,6 +313,12 @@ async fn in_tree_game_day_restores_the_chosen_backup_without_archiving() {
 
     assert!(matches!(rec.status, Status::Passed), "{:#?}", rec.status);
     assert_eq!(rec.restore, RestoreOutcome::Recovered);
+    // pg_amcheck ran by default, on this host through the relay of port-forwards.
+    assert!(
+        matches!(&rec.amcheck, Some(pgdrill::backend::amcheck::AmcheckOutcome::Ran(r)) if r.exit_code == 0),
+        "{:?}",
+        rec.amcheck
+    );
     assert_eq!(rec.backend, "kube");
     assert_eq!(rec.backup_id.as_deref(), Some(archive.backup_id.as_str()));
     assert_eq!(rec.resolved_target.as_deref(), Some("latest"));

@@ -144,6 +144,7 @@ fn write_gameday(root: &Path, started_at: DateTime<Utc>) {
             None,
         )),
         checks: vec![],
+        amcheck: None,
         reason: None,
         status: Status::Passed,
         kept: vec![],

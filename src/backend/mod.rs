@@ -2,6 +2,7 @@
 //! interface the runner sees; SQL against the source and recovered servers goes through
 //! `tokio_postgres` clients the drill hands out, so the ledger logic is shared by all backends.
 
+pub mod amcheck;
 pub mod azure;
 pub mod credentials;
 mod error;

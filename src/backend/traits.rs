@@ -13,6 +13,7 @@ use crate::scenario::{
 use crate::wal::{Lsn, SegmentName};
 
 use super::BackendError;
+use super::amcheck::AmcheckOutcome;
 use super::objstore::ObjectStore;
 
 /// `scenario` uses `feature`, which `backend` cannot do yet.
@@ -108,6 +109,24 @@ pub struct RecoveryRequest {
     /// The recovered instance's name within the drill (local: its directory): `recovered`,
     /// or `recovered-<k>` for random target k.
     pub instance: String,
+}
+
+/// What the runner or a game day asks a backend to check with `pg_amcheck`.
+#[derive(Debug, Clone)]
+pub struct AmcheckRequest {
+    /// The recovered instance's name within the drill (`recovered`); a game day's scratch
+    /// restore has one.
+    pub instance: String,
+    /// Its PostgreSQL major: `pg_amcheck` comes from that major's binaries.
+    pub major: u32,
+    pub timeout_seconds: u64,
+}
+
+/// The refusal of a backend that cannot run `pg_amcheck` at all.
+pub fn amcheck_refused(backend: &str) -> AmcheckOutcome {
+    AmcheckOutcome::NotRun {
+        why: format!("the {backend} backend cannot run pg_amcheck"),
+    }
 }
 
 /// How a recovery attempt ended.
@@ -401,6 +420,16 @@ pub trait Drill {
     /// the caller), so a drill recovering many times holds one at a time. Its archive prefix
     /// stays until teardown.
     fn release(&mut self, instance: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Check the recovered instance `req.instance` with `pg_amcheck` (heap and B-tree
+    /// indexes of every database). `NotRun` says honestly why it could not (no `pg_amcheck`
+    /// for that major, a backend that cannot); an error is a check that broke.
+    fn amcheck(
+        &mut self,
+        req: &AmcheckRequest,
+    ) -> impl Future<Output = Result<AmcheckOutcome, BackendError>> + Send {
+        let _ = req;
+        async { Ok(amcheck_refused("this")) }
+    }
     /// Release everything, or with [`Keep::Everything`] leave it in place and say where.
     /// Returns what was kept.
     fn teardown(self, keep: Keep) -> impl Future<Output = Vec<String>> + Send;
@@ -450,6 +479,15 @@ pub trait ScratchRestore {
         &mut self,
         req: &ScratchRequest,
     ) -> impl Future<Output = Result<RecoveryAttempt, BackendError>> + Send;
+    /// Check the restored instance with `pg_amcheck`, as [`Drill::amcheck`] does.
+    fn amcheck(
+        &mut self,
+        req: &AmcheckRequest,
+    ) -> impl Future<Output = Result<AmcheckOutcome, BackendError>> + Send {
+        let _ = req;
+        let name = self.name();
+        async move { Ok(amcheck_refused(name)) }
+    }
     /// Release everything, or with [`Keep::Everything`] leave it and say where.
     fn teardown(self, keep: Keep) -> impl Future<Output = Vec<String>> + Send;
 }

@@ -39,6 +39,15 @@ pub struct Gameday {
     pub scratch: Scratch,
     #[serde(default)]
     pub checks: Vec<CheckSpec>,
+    /// Check the restored instance with `pg_amcheck` (heap pages, B-tree indexes against their
+    /// tables) after the checks. On by default; where the backend has no `pg_amcheck` for
+    /// this major, the record says it did not run and why. `false` turns it off.
+    #[serde(default = "default_amcheck")]
+    pub amcheck: bool,
+}
+
+fn default_amcheck() -> bool {
+    true
 }
 
 fn default_recovery_timeout() -> u64 {

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::audit::AuditReport;
 use crate::backend::Rto;
+use crate::backend::amcheck::AmcheckOutcome;
 use crate::runner::{Reason, Status};
 
 use super::plan::{CheckResult, Rpo};
@@ -45,6 +46,9 @@ pub struct GamedayRecord {
     pub rto: Option<Rto>,
     pub rpo: Option<Rpo>,
     pub checks: Vec<CheckResult>,
+    /// `pg_amcheck` on the restored instance: its findings, or why it did not run (turned
+    /// off, no binaries for this major, a backend that cannot). `None`: never reached.
+    pub amcheck: Option<AmcheckOutcome>,
     pub status: Status,
     /// Stable code of what the failure came down to (`wal_unavailable`, …); `None` when passed.
     pub reason: Option<Reason>,

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
+use crate::backend::amcheck::{self, AmcheckOutcome};
 use crate::runner::{Reason, Status};
+
+/// Most amcheck findings a report lists one by one; the rest are counted.
+pub const AMCHECK_LISTED: usize = 20;
 
 use super::record::{GamedayRecord, RestoreOutcome};
 
@@ -40,6 +44,11 @@ pub fn junit(r: &GamedayRecord) -> Result<String, quick_junit::SerializeError> {
         ("seed", Some(r.seed.to_string())),
         ("failure.reason", r.reason.map(|c| c.code().to_string())),
         ("postgres", r.postgres_version.clone()),
+        ("amcheck", r.amcheck.as_ref().map(AmcheckOutcome::headline)),
+        (
+            "amcheck.findings",
+            r.amcheck.as_ref().map(AmcheckOutcome::findings_label),
+        ),
         ("recovered_to", r.recovered_to.map(|t| t.to_rfc3339())),
         (
             "rto.seconds",
@@ -108,6 +117,21 @@ pub fn junit(r: &GamedayRecord) -> Result<String, quick_junit::SerializeError> {
             (!c.passed).then(|| c.message.clone().unwrap_or_default()),
             Reason::CheckFailed,
         ));
+    }
+    if let Some(a @ AmcheckOutcome::Ran(run)) = &r.amcheck {
+        let unexpected = amcheck::unmet(run, &[]);
+        let mut tc = case(
+            "amcheck",
+            (!unexpected.is_empty()).then(|| {
+                let mut text = unexpected.join("\n");
+                text.push_str("\n\n");
+                text.push_str(&a.finding_lines(AMCHECK_LISTED).join("\n"));
+                text
+            }),
+            Reason::AmcheckFindings,
+        );
+        tc.set_time(Duration::from_secs_f64(run.seconds.max(0.0)));
+        add(tc);
     }
     let mut report = Report::new(format!("pgdrill-gameday-{}", r.name));
     report.add_test_suite(suite);
@@ -247,6 +271,13 @@ pub fn markdown(r: &GamedayRecord) -> String {
         }
         o.push('\n');
     }
+    if let Some(a) = &r.amcheck {
+        let _ = writeln!(o, "## Integrity (pg_amcheck)\n\n{}\n", a.headline());
+        for f in a.finding_lines(AMCHECK_LISTED) {
+            let _ = writeln!(o, "- {f}");
+        }
+        o.push('\n');
+    }
     if let Some(a) = &r.audit {
         let _ = writeln!(o, "## Archive audit\n");
         let _ = writeln!(
@@ -352,6 +383,7 @@ pub(crate) mod tests {
                     message: Some("expected `0`, got `3`".into()),
                 },
             ],
+            amcheck: None,
             status: Status::Failed {
                 reasons: vec![
                     "RTO 12.5s is over the budget of 10.0s".into(),
@@ -361,6 +393,52 @@ pub(crate) mod tests {
             reason: Some(crate::runner::Reason::RtoBudgetExceeded),
             kept: vec![],
         }
+    }
+
+    #[test]
+    fn amcheck_findings_are_a_case_of_their_own() {
+        let mut r = record();
+        r.amcheck = Some(AmcheckOutcome::Ran(
+            crate::backend::amcheck::AmcheckRun::from_output(
+                "pg_amcheck (PostgreSQL) 15.15".into(),
+                vec![],
+                2,
+                0.5,
+                "btree index \"orders.public.orders_sort_key\":\n    ERROR:  heap tuple (0,1) from table \"orders\" lacks matching index tuple within index \"orders_sort_key\"\n",
+            ),
+        ));
+        let xml = junit(&r).unwrap();
+        assert!(
+            xml.contains(r#"name="amcheck.findings" value="1""#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"<testcase name="amcheck""#), "{xml}");
+        assert!(xml.contains(r#"type="amcheck_findings""#), "{xml}");
+        assert!(
+            xml.contains(
+                "amcheck: unexpected corruption in btree index orders.public.orders_sort_key"
+            ),
+            "{xml}"
+        );
+        let md = markdown(&r);
+        assert!(md.contains("## Integrity (pg_amcheck)"), "{md}");
+        assert!(
+            md.contains("- btree index orders.public.orders_sort_key: heap tuple (0,1)"),
+            "{md}"
+        );
+        r.amcheck = Some(AmcheckOutcome::NotRun {
+            why: "no pg_amcheck for PostgreSQL 16".into(),
+        });
+        let xml = junit(&r).unwrap();
+        assert!(
+            !xml.contains(r#"<testcase name="amcheck""#),
+            "no case when it did not run: {xml}"
+        );
+        assert!(
+            xml.contains("not run: no pg_amcheck for PostgreSQL 16"),
+            "{xml}"
+        );
+        assert!(markdown(&r).contains("not run: no pg_amcheck for PostgreSQL 16"));
     }
 
     #[test]

@@ -10,9 +10,12 @@ use tokio::sync::watch;
 use crate::audit::reader::ArchiveReader;
 use crate::audit::{AuditReport, Thresholds, analyze};
 use crate::backend::Keep;
+use crate::backend::amcheck::{self, AmcheckOutcome};
 use crate::backend::objstore::S3Target;
 use crate::backend::objstore::parse_s3_url;
-use crate::backend::{BackendError, RecoveryAttempt, ScratchRequest, ScratchRestore};
+use crate::backend::{
+    AmcheckRequest, BackendError, RecoveryAttempt, ScratchRequest, ScratchRestore,
+};
 use crate::ledger::ResolvedTarget;
 use crate::runner::reason::{self, Reason};
 use crate::runner::{Status, cancelled};
@@ -22,6 +25,9 @@ use super::load::LoadedGameday;
 use super::model::GamedayTarget;
 use super::plan::{self, Rpo};
 use super::record::{GamedayRecord, RestoreOutcome};
+
+/// The name a scratch restore's one instance goes by in an `AmcheckRequest`.
+const SCRATCH_INSTANCE: &str = "scratch";
 
 /// Everything a game day needs besides the restoring backend.
 #[derive(Debug, Clone)]
@@ -74,6 +80,7 @@ pub async fn run_gameday<R: ScratchRestore>(
         rto: None,
         rpo: None,
         checks: Vec::new(),
+        amcheck: None,
         status: Status::Passed,
         reason: None,
         kept: Vec::new(),
@@ -263,5 +270,25 @@ async fn execute<R: ScratchRestore>(
     if let Some(missed) = rec.rpo.as_ref().and_then(Rpo::missed) {
         reasons.push((Reason::RpoBudgetExceeded, missed));
     }
+    let amcheck = if g.amcheck {
+        let req = AmcheckRequest {
+            instance: SCRATCH_INSTANCE.to_string(),
+            major: g.postgres,
+            timeout_seconds: g.recovery_timeout_seconds,
+        };
+        restorer.amcheck(&req).await?
+    } else {
+        AmcheckOutcome::NotRun {
+            why: "turned off in the game-day file (`amcheck: false`)".into(),
+        }
+    };
+    if let AmcheckOutcome::Ran(run) = &amcheck {
+        reasons.extend(
+            amcheck::unmet(run, &[])
+                .into_iter()
+                .map(|u| (Reason::AmcheckFindings, u)),
+        );
+    }
+    rec.amcheck = Some(amcheck);
     Ok(reasons)
 }

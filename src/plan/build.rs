@@ -120,6 +120,10 @@ pub enum PlanStep {
     },
     /// Read the recovered tables and compare with the ledger.
     Verify,
+    /// `verify.amcheck`: `pg_amcheck` of PostgreSQL `major` over the recovered instance.
+    Amcheck {
+        major: u32,
+    },
     /// `target: random`: pick `count` targets from the ledger's recoverable range with `seed`.
     PickTargets {
         count: u32,
@@ -230,6 +234,7 @@ impl PlanStep {
             PlanStep::ArmRecoveryFaults { .. } => "arm-recovery-faults".into(),
             PlanStep::Recover { .. } => "recover".into(),
             PlanStep::Verify => "verify".into(),
+            PlanStep::Amcheck { .. } => "amcheck".into(),
             PlanStep::PickTargets { .. } => "pick-targets".into(),
             PlanStep::RecoverTarget { index, .. } => format!("recover-{index}"),
             PlanStep::RecoverTargets { .. } => "recover-targets".into(),
@@ -260,6 +265,7 @@ impl PlanStep {
             PlanStep::AuditArchive { .. } => "audit_archive",
             PlanStep::Recover { .. } => "recover",
             PlanStep::Verify => "verify",
+            PlanStep::Amcheck { .. } => "amcheck",
             PlanStep::PickTargets { .. } => "pick_targets",
             PlanStep::RecoverTarget { .. } => "recover_target",
             PlanStep::RecoverTargets { .. } => "recover_targets",
@@ -430,6 +436,11 @@ pub fn build(s: &Scenario) -> Plan {
             wal_max_parallel: s.recovery.wal_max_parallel,
         });
         steps.push(PlanStep::Verify);
+        if s.verify.amcheck {
+            steps.push(PlanStep::Amcheck {
+                major: s.recovery.postgres.unwrap_or(s.postgres),
+            });
+        }
     }
     Plan {
         scenario: s.name.clone(),
@@ -593,6 +604,35 @@ expect:
             ids[ids.len() - 4..],
             ["pick-targets", "recover-targets", "verify-1", "verify-2"]
         );
+    }
+
+    #[test]
+    fn amcheck_follows_verification_with_the_recovered_major() {
+        let plain = crate::scenario::load_str(std::path::Path::new("x.yaml"), ADR007)
+            .unwrap()
+            .scenario;
+        assert!(!build(&plain).steps.iter().any(|s| s.kind() == "amcheck"));
+        let text = ADR007
+            .replace(
+                "  - fault: { id: drop-w2, delete_wal: { holding_step: w2 } }\n",
+                "  - fault: { id: stale, stale_expression_index: { table: events } }\n",
+            )
+            .replace(
+                "target: { time: { between: [w1, w2] } }",
+                "target: latest\n  postgres: 16\nverify: { amcheck: true }",
+            );
+        let s = crate::scenario::load_str(std::path::Path::new("x.yaml"), &text)
+            .unwrap()
+            .scenario;
+        let p = build(&s);
+        let n = p.steps.len();
+        assert_eq!(p.steps[n - 2], PlanStep::Verify);
+        assert_eq!(p.steps[n - 1], PlanStep::Amcheck { major: 16 });
+        assert_eq!(p.steps[n - 1].id(), "amcheck");
+        assert!(p.steps.iter().any(|st| matches!(
+            st,
+            PlanStep::Fault { fault: Fault::StaleExpressionIndex(si), .. } if si.table == "events"
+        )));
     }
 
     #[test]

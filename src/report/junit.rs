@@ -232,6 +232,11 @@ fn properties(r: &ScenarioResult) -> Vec<Property> {
             r.outcome.rows_observed.map(|n| n.to_string()),
         ),
         some("rows.lost", record::rows_lost(r).map(|n| n.to_string())),
+        some("amcheck", record::amcheck_lines(r).map(|(h, _)| h)),
+        some(
+            "amcheck.findings",
+            r.outcome.amcheck.as_ref().map(|a| a.findings_label()),
+        ),
         some(
             "rto.seconds",
             r.outcome.rto.as_ref().map(|t| format!("{:.3}", t.seconds)),

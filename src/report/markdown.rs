@@ -141,6 +141,15 @@ fn scenario(md: &mut Md, r: &ScenarioResult) {
         audit_section(md, a);
     }
     item_section(md, "Faults", &record::fault_lines(r));
+    if let Some((headline, findings)) = record::amcheck_lines(r) {
+        md.blank();
+        md.line("### Integrity after recovery (pg_amcheck)");
+        md.blank();
+        md.line(format!("- **amcheck:** {}", one_line(&headline)));
+        for f in &findings {
+            md.line(item(&format!("Finding: {f}")));
+        }
+    }
     if let Some((n, mean, max)) = record::archive_lag(r) {
         md.blank();
         md.line(format!(

@@ -256,6 +256,16 @@ pub(super) fn fault_lines(r: &ScenarioResult) -> Vec<String> {
 }
 
 /// Archive lag over the scenario's waits: (waits, mean seconds, max seconds).
+/// Most findings a report lists one by one; the rest are counted.
+const AMCHECK_LISTED: usize = 20;
+
+/// `verify.amcheck`'s headline and its findings, one line each (at most 20, then a count);
+/// `None` when no check was asked for or reached.
+pub(super) fn amcheck_lines(r: &ScenarioResult) -> Option<(String, Vec<String>)> {
+    let a = r.outcome.amcheck.as_ref()?;
+    Some((a.headline(), a.finding_lines(AMCHECK_LISTED)))
+}
+
 pub(super) fn archive_lag(r: &ScenarioResult) -> Option<(usize, f64, f64)> {
     let n = r.archive.archive_waits.len();
     if n == 0 {

@@ -76,6 +76,10 @@ struct ScenarioDoc<'a> {
     rpo: Option<&'a ObservedRpo>,
     /// The pre-recovery archive audit; `null` when recovery was never reached.
     audit: Option<&'a AuditVerdict>,
+    /// `verify.amcheck`: what `pg_amcheck` found on the recovered instance (`status: ran` with
+    /// its findings, or `not_run` and why); absent when not asked for or never reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amcheck: Option<&'a crate::backend::amcheck::AmcheckOutcome>,
     /// Faults injected, with their measured effect on archiving.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     faults: &'a [crate::ledger::FaultRecord],
@@ -281,6 +285,7 @@ fn scenario_doc(r: &ScenarioResult) -> ScenarioDoc<'_> {
             .unwrap_or(&[]),
         rpo: record::rpo(r),
         audit: r.recovery.audit.as_ref(),
+        amcheck: r.outcome.amcheck.as_ref(),
         faults: &r.archive.faults,
         archive_waits: &r.archive.archive_waits,
         targets: r.targets.iter().map(target_doc).collect(),

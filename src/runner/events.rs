@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditVerdict;
 use crate::backend::Rto;
+use crate::backend::amcheck::AmcheckOutcome;
 use crate::verify::Verification;
 use crate::wal::SegmentName;
 
@@ -167,6 +168,9 @@ pub struct Outcome {
     pub rows_observed: Option<u64>,
     pub verification: Option<Verification>,
     pub rto: Option<Rto>,
+    /// `verify.amcheck`: what `pg_amcheck` found on the recovered instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amcheck: Option<AmcheckOutcome>,
 }
 
 /// What the source's archive went through: the faults injected, with what they did to

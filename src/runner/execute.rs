@@ -21,7 +21,7 @@ use super::outcome::StepOutcome;
 use super::state::{DrillState, StepCx};
 use super::steps::random::TargetRecovery;
 use super::steps::recover::Recovery;
-use super::steps::{archive, fault, fault_recovery, logical, random, recover, source};
+use super::steps::{amcheck, archive, fault, fault_recovery, logical, random, recover, source};
 use super::target;
 
 /// Sends events for one scenario.
@@ -189,6 +189,7 @@ pub async fn run_scenario<B: Backend>(
                 let unmet = crate::audit::predict::check_expectation(want, &state.ledger, got);
                 status = add_reasons(status, unmet);
             }
+            status = add_reasons(status, amcheck::unmet(s, &res));
             status
         }
     };
@@ -382,6 +383,7 @@ async fn do_step<D: Drill>(
             major,
             command,
         } => logical::recover(cx, backup.as_deref(), *major, command.as_ref()).await,
+        PlanStep::Amcheck { major } => amcheck::check(cx, *major).await,
         PlanStep::PickTargets {
             count,
             seed,

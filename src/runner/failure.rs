@@ -8,7 +8,11 @@ use crate::verify::Verification;
 use super::events::{RecoveryObservation, ScenarioResult, Status, TargetResult};
 use super::reason::{Reason, of_text, of_verification};
 
-/// One failed verdict: what recovery observed first, then the data, then the budgets.
+/// How every failure reason about `pg_amcheck`'s findings begins (`backend::amcheck::unmet`).
+const AMCHECK_REASON: &str = "amcheck: ";
+
+/// One failed verdict: what recovery observed first, then the data, then amcheck's findings,
+/// then the budgets.
 fn of_verdict(
     status: &Status,
     observation: &RecoveryObservation,
@@ -30,6 +34,8 @@ fn of_verdict(
                 Reason::UnexpectedRecovery
             } else if let Some(r) = verification.and_then(|v| of_verification(v, faults)) {
                 r
+            } else if reasons.iter().any(|r| r.starts_with(AMCHECK_REASON)) {
+                Reason::AmcheckFindings
             } else if reasons.iter().any(|r| r.starts_with("RPO ")) {
                 Reason::RpoBudgetExceeded
             } else if reasons.iter().any(|r| r.starts_with("RTO ")) {
@@ -70,6 +76,45 @@ mod tests {
     use super::*;
     use crate::runner::reason::tests::missing;
     use crate::verify::MissingWrite;
+
+    #[test]
+    fn amcheck_findings_come_after_the_data_and_before_the_budgets() {
+        let rec = RecoveryObservation::Recovered;
+        let failed = |rs: &[&str]| Status::Failed {
+            reasons: rs.iter().map(|r| r.to_string()).collect(),
+        };
+        let amcheck = "amcheck: unexpected corruption in btree index postgres.public.orders_sort_key: heap tuple (0,1) from table \"orders\" lacks matching index tuple within index \"orders_sort_key\"";
+        assert_eq!(
+            of_verdict(
+                &failed(&["RTO 130.0s is over the budget of 120.0s", amcheck]),
+                &rec,
+                None,
+                &[]
+            ),
+            Some(Reason::AmcheckFindings)
+        );
+        let lost = Verification {
+            missing: vec![MissingWrite {
+                segment_in_archive: false,
+                ..missing("w2")
+            }],
+            ..Verification::default()
+        };
+        assert_eq!(
+            of_verdict(
+                &failed(&["2 rows missing", amcheck]),
+                &rec,
+                Some(&lost),
+                &[]
+            ),
+            Some(Reason::WalUnavailable)
+        );
+        // A reason that merely mentions amcheck elsewhere is no amcheck finding.
+        assert_eq!(
+            of_verdict(&failed(&["the audit: amcheck: x"]), &rec, None, &[]),
+            Some(Reason::ExpectationUnmet)
+        );
+    }
 
     #[test]
     fn verdicts_pick_observation_then_data_then_budgets() {

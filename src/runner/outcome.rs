@@ -8,6 +8,7 @@ use std::fmt::{self, Display, Formatter};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::amcheck::AmcheckOutcome;
 use crate::ledger::{ArchiveStand, FixtureTable, LedgerEntry, ResolvedTarget};
 use crate::scenario::{
     BackupPart, CrashMode, ErrorWindow, RecoveryReads, RequestFilter, StoreError,
@@ -102,6 +103,16 @@ pub enum StepOutcome {
         keys: Vec<String>,
     },
     Crashed(Crash),
+    /// `stale_expression_index`: `index` on `table` was built through `function`, which was
+    /// then redefined; `rows` rows have entries the new definition no longer gives.
+    IndexMadeStale {
+        table: String,
+        index: String,
+        function: String,
+        rows: u64,
+    },
+    /// `verify.amcheck`: what `pg_amcheck` found on the recovered instance.
+    Amchecked(AmcheckOutcome),
     /// `object_store_errors`: an error window opened; an archiver watch runs through it.
     ErrorWindowOpened {
         window: ErrorWindow,
@@ -665,6 +676,17 @@ impl Display for StepOutcome {
                 write!(f, "{count} recoveries at once: {}", attempts.join("; "))
             }
             O::TargetVerified(v) => v.fmt(f),
+            O::IndexMadeStale {
+                table,
+                index,
+                function,
+                rows,
+            } => write!(
+                f,
+                "indexed {table} through IMMUTABLE {function}(), then redefined it: {index}'s entries for {rows} row(s) no longer match the table"
+            ),
+            O::Amchecked(AmcheckOutcome::Ran(run)) => f.write_str(&run.summary()),
+            O::Amchecked(AmcheckOutcome::NotRun { why }) => write!(f, "pg_amcheck not run: {why}"),
         }
     }
 }
@@ -1161,6 +1183,33 @@ mod tests {
                     keys: vec!["p/wals/00000002.history.gz".into()],
                 },
                 "deleted p/wals/00000002.history.gz",
+            ),
+            (
+                StepOutcome::IndexMadeStale {
+                    table: "orders".into(),
+                    index: "orders_sort_key".into(),
+                    function: "pgdrill_sort_key_orders".into(),
+                    rows: 100,
+                },
+                "indexed orders through IMMUTABLE pgdrill_sort_key_orders(), then redefined it: orders_sort_key's entries for 100 row(s) no longer match the table",
+            ),
+            (
+                StepOutcome::Amchecked(AmcheckOutcome::NotRun {
+                    why: "no pg_amcheck for PostgreSQL 16".into(),
+                }),
+                "pg_amcheck not run: no pg_amcheck for PostgreSQL 16",
+            ),
+            (
+                StepOutcome::Amchecked(AmcheckOutcome::Ran(
+                    crate::backend::amcheck::AmcheckRun::from_output(
+                        "pg_amcheck (PostgreSQL) 15.15".into(),
+                        vec![],
+                        0,
+                        0.25,
+                        "",
+                    ),
+                )),
+                "pg_amcheck found no corruption (0.2s)",
             ),
             (
                 StepOutcome::Crashed(Crash {

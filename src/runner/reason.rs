@@ -53,6 +53,10 @@ pub enum Reason {
     UnexpectedRecovery,
     /// Another expectation of the scenario was not met (the backup restored, the audit).
     ExpectationUnmet,
+    /// Recovered with the right rows, but `pg_amcheck` found corruption the scenario does not
+    /// expect (heap pages, indexes out of step with their tables), or expected corruption is
+    /// not there.
+    AmcheckFindings,
     /// The harness or its infrastructure broke; nothing was learnt about recovery.
     Infrastructure,
     /// A failure that matches none of the codes above.
@@ -69,7 +73,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every code, in declaration order (for documentation and exhaustive tests).
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 25] = [
         Reason::WalUnavailable,
         Reason::WalCorrupt,
         Reason::TimelineUnavailable,
@@ -89,6 +93,7 @@ impl Reason {
         Reason::RpoBudgetExceeded,
         Reason::UnexpectedRecovery,
         Reason::ExpectationUnmet,
+        Reason::AmcheckFindings,
         Reason::Infrastructure,
         Reason::Unknown,
         Reason::LogicalRestoreFailed,
@@ -118,6 +123,7 @@ impl Reason {
             Reason::RpoBudgetExceeded => "rpo_budget_exceeded",
             Reason::UnexpectedRecovery => "unexpected_recovery",
             Reason::ExpectationUnmet => "expectation_unmet",
+            Reason::AmcheckFindings => "amcheck_findings",
             Reason::Infrastructure => "infrastructure",
             Reason::Unknown => "unknown",
             Reason::LogicalRestoreFailed => "logical_restore_failed",

@@ -399,6 +399,32 @@ pub async fn snapshot_tables(
     Ok(out)
 }
 
+/// Index `table`'s payload through `function`, declared IMMUTABLE, then redefine `function` so
+/// every existing entry differs from what it now computes (`'v2:' || payload` instead of
+/// `payload`): the index is out of step with its table, as after a collation change. Returns
+/// the rows indexed. Queries by id and seq scans never notice; `pg_amcheck --heapallindexed`
+/// does.
+pub async fn make_index_stale(
+    client: &Client,
+    table: &str,
+    index: &str,
+    function: &str,
+) -> Result<u64, BackendError> {
+    let (t, i, f) = (ident(table), ident(index), ident(function));
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION {f}(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT t $$;\n\
+             CREATE INDEX {i} ON {t} ({f}(payload));\n\
+             CREATE OR REPLACE FUNCTION {f}(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'v2:' || t $$;"
+        ))
+        .await?;
+    let rows: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+        .await?
+        .get(0);
+    Ok(rows as u64)
+}
+
 /// Read a generated table back.
 /// Whether `table` exists in the connected database (a restore may have left it out).
 pub async fn table_exists(client: &Client, table: &str) -> Result<bool, BackendError> {

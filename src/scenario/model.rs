@@ -61,6 +61,27 @@ pub struct Scenario {
     )]
     #[schemars(schema_with = "super::object_store::schema")]
     pub object_store: ObjectStoreSpec,
+    /// Checks of the recovered instance beyond its rows, run after row verification.
+    #[serde(default, skip_serializing_if = "VerifySpec::is_default")]
+    pub verify: VerifySpec,
+}
+
+/// `verify:`: integrity checks of the recovered instance, after its rows are verified.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySpec {
+    /// Run `pg_amcheck` (the recovered major's) over every database of the recovered
+    /// instance: heap pages, and B-tree indexes against their tables (`--heapallindexed
+    /// --parent-check --rootdescend`). Findings fail the drill unless
+    /// `expect.recovered.amcheck` names their relations.
+    #[serde(default)]
+    pub amcheck: bool,
+}
+
+impl VerifySpec {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// The object store a drill archives to, and (S3 on the local backend's embedded endpoint
@@ -557,6 +578,12 @@ pub struct FaultStep {
     /// Delete a logical backup's object (retention too short, a wrong lifecycle rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_dump: Option<DumpRef>,
+    /// On the source: index a table through a function declared IMMUTABLE, then redefine the
+    /// function, so the existing index entries no longer match their rows (the glibc 2.28
+    /// collation change in miniature). WAL-logged, so every recovery inherits it; row counts
+    /// and digests cannot see it, `pg_amcheck --heapallindexed` can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_expression_index: Option<StaleExpressionIndex>,
 }
 
 /// `truncate_dump`: which logical backup, and how much of it stays.
@@ -576,6 +603,26 @@ pub struct TruncateDump {
 pub struct DumpRef {
     /// A `logical_backup` step id.
     pub step: String,
+}
+
+/// `stale_expression_index`: the table whose `payload` gets the stale index.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaleExpressionIndex {
+    /// A table from `seed_data.tables`.
+    pub table: String,
+}
+
+impl StaleExpressionIndex {
+    /// The index the fault creates: `<table>_sort_key`.
+    pub fn index_name(&self) -> String {
+        format!("{}_sort_key", self.table)
+    }
+
+    /// The IMMUTABLE function the index is built on: `pgdrill_sort_key_<table>`.
+    pub fn function_name(&self) -> String {
+        format!("pgdrill_sort_key_{}", self.table)
+    }
 }
 
 /// How the primary crashes.
@@ -645,6 +692,9 @@ impl FaultStep {
             self.delete_history.clone().map(Fault::DeleteHistory),
             self.truncate_dump.clone().map(Fault::TruncateDump),
             self.delete_dump.clone().map(|d| Fault::DeleteDump(d.step)),
+            self.stale_expression_index
+                .clone()
+                .map(Fault::StaleExpressionIndex),
         ]
         .into_iter()
         .flatten()
@@ -670,6 +720,7 @@ pub enum Fault {
     TruncateDump(TruncateDump),
     /// The `logical_backup` step whose object is deleted.
     DeleteDump(String),
+    StaleExpressionIndex(StaleExpressionIndex),
 }
 
 impl Fault {
@@ -1104,6 +1155,19 @@ pub struct ExpectRecovered {
     /// catalogue (e.g. the previous one, when the newest was interrupted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// What `pg_amcheck` must find on the recovered instance (`verify.amcheck`). Omitted: no
+    /// finding at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amcheck: Option<ExpectAmcheck>,
+}
+
+/// `expect.recovered.amcheck`: the relations `pg_amcheck` must report corrupt, and no others.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectAmcheck {
+    /// Table or index names (`orders_sort_key`, `public.orders_sort_key`), each of which must
+    /// have at least one finding. `[]`: a clean instance.
+    pub findings: Vec<String>,
 }
 
 /// Findings the pre-recovery archive audit must report, exactly.

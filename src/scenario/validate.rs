@@ -136,6 +136,7 @@ fn faults_set(f: &FaultStep) -> Vec<&'static str> {
         ("delete_history", f.delete_history.is_some()),
         ("truncate_dump", f.truncate_dump.is_some()),
         ("delete_dump", f.delete_dump.is_some()),
+        ("stale_expression_index", f.stale_expression_index.is_some()),
     ])
 }
 
@@ -247,6 +248,7 @@ impl<'a> Validator<'a> {
         self.check_random();
         self.check_recovery_faults();
         self.check_expect();
+        self.check_amcheck();
         self.check_env();
         self.check_object_store();
         self.check_timeouts();
@@ -608,7 +610,7 @@ impl<'a> Validator<'a> {
     fn check_after_crash(&mut self, base: &str, step: &Step, crashed_at: usize) {
         // A second crash gets its own message in `check_fault`.
         let later_ok = matches!(step, Step::Fault(f)
-            if f.crash.is_some() || matches!(faults_set(f)[..], [one] if one != "object_store_errors"));
+            if f.crash.is_some() || matches!(faults_set(f)[..], [one] if one != "object_store_errors" && one != "stale_expression_index"));
         if !later_ok {
             self.report(
                 base,
@@ -816,6 +818,92 @@ impl<'a> Validator<'a> {
         }
         if let Some(d) = &f.delete_dump {
             self.logical_backup_before(&format!("{base}.delete_dump.step"), &d.step, i);
+        }
+        self.check_stale_index(base, i, f);
+    }
+
+    /// `stale_expression_index`: a seed table, each table at most once.
+    fn check_stale_index(&mut self, base: &str, i: usize, f: &FaultStep) {
+        let Some(si) = &f.stale_expression_index else {
+            return;
+        };
+        let path = format!("{base}.stale_expression_index.table");
+        let tables = self.table_names();
+        if !tables.contains(&si.table.as_str()) {
+            let hint = match closest(&si.table, tables.iter().copied()) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None if tables.is_empty() => {
+                    "declare the table in `seed_data.tables` first".to_string()
+                }
+                None => format!("name one of the `seed_data.tables`: {}", list(&tables)),
+            };
+            self.report(
+                &path,
+                format!(
+                    "`stale_expression_index` names table `{}`, which is not one of the `seed_data.tables`",
+                    si.table
+                ),
+                hint,
+            );
+            return;
+        }
+        let earlier = self.s.steps[..i].iter().find_map(|st| match st {
+            Step::Fault(g) if g.stale_expression_index.as_ref() == Some(si) => Some(g.id.clone()),
+            _ => None,
+        });
+        if let Some(first) = earlier {
+            self.report(
+                &path,
+                format!(
+                    "table `{}` already got a stale expression index at step `{first}`",
+                    si.table
+                ),
+                "make each table's index stale once".to_string(),
+            );
+        }
+    }
+
+    /// `verify.amcheck` and `expect.recovered.amcheck`: the expectation needs the check, names
+    /// relations once, and the check runs on one recovered instance (not `target: random`).
+    fn check_amcheck(&mut self) {
+        let on = self.s.verify.amcheck;
+        if on && self.s.recovery.target == Target::Random {
+            self.report(
+                "verify.amcheck",
+                "`verify.amcheck` is not supported with `target: random` yet".to_string(),
+                "run amcheck in a scenario with one recovery target".to_string(),
+            );
+        }
+        let Expect::Recovered(r) = &self.s.expect else {
+            return;
+        };
+        let Some(a) = &r.amcheck else {
+            return;
+        };
+        if !on {
+            self.report(
+                "expect.recovered.amcheck",
+                "`expect.recovered.amcheck` expects pg_amcheck findings, but `verify.amcheck` is off".to_string(),
+                "add `verify: { amcheck: true }` at the top level of the scenario".to_string(),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, name) in a.findings.iter().enumerate() {
+            let p = format!("expect.recovered.amcheck.findings[{i}]");
+            let parts: Vec<&str> = name.split('.').collect();
+            if parts.len() > 3 || parts.iter().any(|x| x.is_empty()) {
+                self.report(
+                    &p,
+                    format!("`{name}` is no relation name"),
+                    "name a table or index: `orders_sort_key`, `public.orders_sort_key` or `postgres.public.orders_sort_key`".to_string(),
+                );
+            } else if !seen.insert(name.as_str()) {
+                self.report(
+                    &p,
+                    format!("`amcheck.findings` lists `{name}` twice"),
+                    "list each relation once".to_string(),
+                );
+            }
         }
     }
 
@@ -2244,6 +2332,58 @@ mod tests {
             "postgres: 17\nbackup: { archive_timeout_seconds: 0 }\n",
         );
         insta::assert_snapshot!("archive_timeout_zero", problems(&text));
+    }
+
+    #[test]
+    fn amcheck_and_the_stale_index_fault() {
+        let ok = edit(
+            MINIMAL,
+            "  recovered: {}\n",
+            "  recovered:\n    amcheck: { findings: [events_sort_key, public.events] }\nverify: { amcheck: true }\n",
+        );
+        let ok = edit(
+            &ok,
+            "      rows: 2\n",
+            "      rows: 2\n  - fault: { id: stale, stale_expression_index: { table: events } }\n",
+        );
+        check(&ok).unwrap();
+        // The expectation without the check; relation names that are none, or twice; a table
+        // that is not seeded, a table made stale twice, a stale index after a crash.
+        let bad = edit(
+            MINIMAL,
+            "  recovered: {}\n",
+            "  recovered:\n    amcheck: { findings: [a.b.c.d, x, x, .y] }\n",
+        );
+        let bad = edit(
+            &bad,
+            "      rows: 2\n",
+            "      rows: 2\n  - fault: { id: s1, stale_expression_index: { table: evnts } }\n  - fault: { id: s2, stale_expression_index: { table: events } }\n  - fault: { id: s3, stale_expression_index: { table: events } }\n  - fault: { id: boom, crash: immediate }\n  - fault: { id: s4, stale_expression_index: { table: events } }\n",
+        );
+        let p = problems(&bad);
+        for needle in [
+            "`expect.recovered.amcheck` expects pg_amcheck findings, but `verify.amcheck` is off",
+            "`a.b.c.d` is no relation name",
+            "`.y` is no relation name",
+            "`amcheck.findings` lists `x` twice",
+            "`stale_expression_index` names table `evnts`, which is not one of the `seed_data.tables`",
+            "did you mean `events`?",
+            "table `events` already got a stale expression index at step `s2`",
+            "step `s4` (fault) comes after the source crashed at step `boom`",
+        ] {
+            assert!(p.contains(needle), "{needle}\n{p}");
+        }
+        // Random targets get one amcheck each some day; not yet.
+        let random = edit(
+            MINIMAL,
+            "  target: latest\n",
+            "  target: random\n  count: 2\nverify: { amcheck: true }\n",
+        );
+        assert!(
+            problems(&random)
+                .contains("`verify.amcheck` is not supported with `target: random` yet"),
+            "{}",
+            problems(&random)
+        );
     }
 
     #[test]

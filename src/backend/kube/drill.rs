@@ -345,6 +345,13 @@ impl Drill for KubeDrill {
             .await
     }
 
+    async fn amcheck(
+        &mut self,
+        req: &crate::backend::AmcheckRequest,
+    ) -> Result<crate::backend::amcheck::AmcheckOutcome, BackendError> {
+        self.session.amcheck(RECOVERED_CLUSTER, req).await
+    }
+
     async fn recover_many(
         &mut self,
         _reqs: &[RecoveryRequest],

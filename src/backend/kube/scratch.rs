@@ -150,6 +150,13 @@ impl ScratchRestore for KubeScratch {
             .await
     }
 
+    async fn amcheck(
+        &mut self,
+        req: &crate::backend::AmcheckRequest,
+    ) -> Result<crate::backend::amcheck::AmcheckOutcome, BackendError> {
+        self.session.amcheck(SCRATCH_CLUSTER, req).await
+    }
+
     async fn teardown(mut self, keep: Keep) -> Vec<String> {
         self.torn_down = true;
         self.session.abort_tasks();

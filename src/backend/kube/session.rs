@@ -22,7 +22,8 @@ use serde::de::DeserializeOwned;
 use crate::backend::Phase;
 use crate::backend::PhaseName;
 use crate::backend::Rto;
-use crate::backend::{BackendError, RecoveryAttempt, Server, pg_log};
+use crate::backend::amcheck::AmcheckOutcome;
+use crate::backend::{AmcheckRequest, BackendError, RecoveryAttempt, Server, pg_log};
 
 use super::conditions::{self, ClusterState, RecoveryLog};
 use super::render::{MANAGED_BY, RUN_ID_LABEL};
@@ -262,8 +263,63 @@ impl Session {
         }
     }
 
-    /// Connect as the superuser to the cluster's primary through a port-forward.
-    pub(super) async fn connect(&mut self, cluster: &Cluster) -> Result<Server, BackendError> {
+    /// `pg_amcheck` on this host against cluster `name`'s primary: a loopback listener relays
+    /// each of its connections through a port-forward of its own, the superuser's password
+    /// goes in its environment only. `NotRun` when this host has no `pg_amcheck` for the major.
+    pub(super) async fn amcheck(
+        &mut self,
+        name: &str,
+        req: &AmcheckRequest,
+    ) -> Result<AmcheckOutcome, BackendError> {
+        let cluster = self
+            .api::<Cluster>()
+            .get(name)
+            .await
+            .map_err(|e| kerr(&format!("reading cluster {name}"), e))?;
+        let (pod, user, password) = self.primary_and_superuser(&cluster).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| BackendError::io("binding a loopback port for pg_amcheck", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| BackendError::io("the pg_amcheck relay's port", e))?
+            .port();
+        let pods = self.api::<Pod>();
+        let target = pod.clone();
+        let relay = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let (pods, pod) = (pods.clone(), target.clone());
+                conns.spawn(async move {
+                    let Ok(mut pf) = pods.portforward(&pod, &[PG_PORT]).await else {
+                        return;
+                    };
+                    if let Some(mut stream) = pf.take_stream(PG_PORT) {
+                        let _ = tokio::io::copy_bidirectional(&mut tcp, &mut stream).await;
+                    }
+                    drop(pf);
+                });
+            }
+        });
+        let what = format!("cluster {name} (pod {pod}, through a port-forward)");
+        let outcome = crate::backend::local::amcheck::check_remote(
+            "127.0.0.1",
+            port,
+            &user,
+            &password,
+            req,
+            &what,
+        )
+        .await;
+        relay.abort();
+        outcome
+    }
+
+    /// The cluster's primary pod, and its superuser's name and password (never logged).
+    async fn primary_and_superuser(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<(String, String, String), BackendError> {
         let name = cluster.metadata.name.clone().unwrap_or_default();
         let pod = cluster
             .status
@@ -284,7 +340,12 @@ impl Session {
                 .map(|b| String::from_utf8_lossy(&b.0).into_owned())
                 .ok_or_else(|| BackendError::infra(format!("secret {secret_name} has no `{k}`")))
         };
-        let (user, password) = (field("username")?, field("password")?);
+        Ok((pod, field("username")?, field("password")?))
+    }
+
+    /// Connect as the superuser to the cluster's primary through a port-forward.
+    pub(super) async fn connect(&mut self, cluster: &Cluster) -> Result<Server, BackendError> {
+        let (pod, user, password) = self.primary_and_superuser(cluster).await?;
         let mut pf = self
             .api::<Pod>()
             .portforward(&pod, &[PG_PORT])

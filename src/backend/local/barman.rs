@@ -38,7 +38,10 @@ pub enum Cloud {
     /// `--cloud-provider azure-blob-storage`; `env` is one `azureCredentials` flavour's
     /// environment (`AzureTarget::env`), `target` the account it was made from (a restore
     /// script is given the account and its key, as seed 004's contract says).
-    Azure { env: AzureEnv, target: AzureTarget },
+    Azure {
+        env: AzureEnv,
+        target: AzureTarget,
+    },
 }
 
 /// The AWS config file barman's boto3 reads: path-style addressing for S3-compatible stores.

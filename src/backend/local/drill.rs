@@ -705,6 +705,20 @@ impl Drill for LocalDrill {
             .collect())
     }
 
+    async fn amcheck(
+        &mut self,
+        req: &crate::backend::AmcheckRequest,
+    ) -> Result<crate::backend::amcheck::AmcheckOutcome, BackendError> {
+        let inst = self
+            .recovered
+            .iter()
+            .find(|i| i.name == req.instance)
+            .ok_or_else(|| {
+                BackendError::infra(format!("no recovered instance `{}` to check", req.instance))
+            })?;
+        super::amcheck::check(&self.toolchain, inst, req).await
+    }
+
     async fn release(&mut self, instance: &str) -> Result<(), BackendError> {
         let Some(pos) = self.recovered.iter().position(|i| i.name == instance) else {
             return Ok(());

@@ -393,15 +393,15 @@ fn script_env(
         .into_iter()
         .chain(provider)
         .chain([
-        ("BACKUP_FILE_PATH", req.key.clone()),
-        ("DB_NAME", SCRIPT_DB.to_string()),
-        ("DB_USER", SCRIPT_USER.to_string()),
-        ("DB_PASS", t.password.clone()),
-        ("DB_HOST", "127.0.0.1".to_string()),
-        ("DB_PORT", t.port.to_string()),
-    ])
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+            ("BACKUP_FILE_PATH", req.key.clone()),
+            ("DB_NAME", SCRIPT_DB.to_string()),
+            ("DB_USER", SCRIPT_USER.to_string()),
+            ("DB_PASS", t.password.clone()),
+            ("DB_HOST", "127.0.0.1".to_string()),
+            ("DB_PORT", t.port.to_string()),
+        ])
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 /// Run the user's script against the target; its run, and the failure message when it failed.

@@ -1,6 +1,7 @@
 //! The local backend: real PostgreSQL processes, real barman-cloud tools, a real S3 endpoint
 //! on loopback (embedded, or any endpoint given). No containers, no Kubernetes.
 
+pub mod amcheck;
 pub mod azurite;
 mod barman;
 mod drill;

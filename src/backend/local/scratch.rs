@@ -193,6 +193,17 @@ impl ScratchRestore for LocalScratch {
         }
     }
 
+    async fn amcheck(
+        &mut self,
+        req: &crate::backend::AmcheckRequest,
+    ) -> Result<crate::backend::amcheck::AmcheckOutcome, BackendError> {
+        let inst = self
+            .instance
+            .as_ref()
+            .ok_or_else(|| BackendError::infra("no scratch instance to check"))?;
+        super::amcheck::check(&self.toolchain, inst, req).await
+    }
+
     async fn teardown(mut self, keep: Keep) -> Vec<String> {
         let mut kept = Vec::new();
         if let Some(inst) = self.instance.as_mut() {

@@ -162,6 +162,30 @@ impl Toolchain {
         )))
     }
 
+    /// `pg_amcheck` of PostgreSQL `major`: in the server's bin directory, else in the system's
+    /// or `pg_config`'s of that major (an npm-packaged server ships none). `Err` says why not,
+    /// in words a report can show.
+    pub fn pg_amcheck(&self, major: u32) -> Result<PathBuf, String> {
+        let dirs = [
+            self.pg_bin(major).ok(),
+            Some(PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"))),
+            pg_config_bindir().filter(|b| server_major(b) == Some(major)),
+        ];
+        let looked: Vec<PathBuf> = dirs.into_iter().flatten().collect();
+        looked
+            .iter()
+            .map(|d| d.join("pg_amcheck"))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                let mut dirs: Vec<String> = looked.iter().map(|d| d.display().to_string()).collect();
+                dirs.dedup();
+                format!(
+                    "no pg_amcheck for PostgreSQL {major} (looked in {}); install PostgreSQL {major}'s server package, e.g. postgresql-{major}",
+                    dirs.join(", ")
+                )
+            })
+    }
+
     /// Install what is missing. Idempotent; fast when everything is present.
     pub async fn setup(
         &self,

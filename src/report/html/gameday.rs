@@ -81,6 +81,12 @@ pub fn gameday_html(r: &GamedayRecord) -> String {
                     }
                 }
             }
+            @if let Some(a) = &r.amcheck {
+                h3 { "Integrity (pg_amcheck)" }
+                p data-amcheck=(a.findings_label()) { (a.headline()) }
+                @let lines = a.finding_lines(crate::gameday::report::AMCHECK_LISTED);
+                @if !lines.is_empty() { ul.tight { @for f in &lines { li { code { (f) } } } } }
+            }
             @for k in &r.kept { p.small { "kept: " (k) } }
         }
     };

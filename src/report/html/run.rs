@@ -180,6 +180,7 @@ fn classify(o: &StepOutcome) -> (&'static str, Option<String>) {
         | StepOutcome::WalCorrupted(_)
         | StepOutcome::BackupPartDeleted { .. }
         | StepOutcome::HistoryDeleted { .. }
+        | StepOutcome::IndexMadeStale { .. }
         | StepOutcome::Crashed(_)
         | StepOutcome::ErrorWindowOpened { .. }
         | StepOutcome::ArchiveFailing { .. }
@@ -195,7 +196,9 @@ fn classify(o: &StepOutcome) -> (&'static str, Option<String>) {
         | StepOutcome::TargetRecovered { .. }
         | StepOutcome::TargetsRecovered { .. }
         | StepOutcome::LogicalRecovery(_) => ("recovery", None),
-        StepOutcome::Verified { .. } | StepOutcome::TargetVerified(_) => ("verify", None),
+        StepOutcome::Verified { .. }
+        | StepOutcome::TargetVerified(_)
+        | StepOutcome::Amchecked(_) => ("verify", None),
         _ => ("source", None),
     }
 }
@@ -332,6 +335,12 @@ fn facts(r: &ScenarioResult) -> Markup {
             @for f in record::fault_lines(r) { dt { "Fault" } dd { (f) } }
             @if let Some((line, output)) = record::script_run(r) {
                 dt { "Restore script" } dd { code { (line) } pre.script { (output) } }
+            }
+            @if let Some((headline, findings)) = record::amcheck_lines(r) {
+                dt { "amcheck" } dd data-amcheck-findings=(findings.len()) {
+                    (headline)
+                    @if !findings.is_empty() { ul.tight { @for f in &findings { li { code { (f) } } } } }
+                }
             }
             dt { "PostgreSQL" } dd { (opt(r.servers.source_postgres.as_deref())) " → " (opt(r.servers.recovery_postgres.as_deref())) }
             dt { "Seed" } dd { (r.scenario.seed) }

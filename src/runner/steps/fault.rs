@@ -98,6 +98,7 @@ pub(in crate::runner) async fn inject<D: Drill>(
         }
         Fault::TruncateDump(t) => super::logical::damage(drill, st, id, &t.step, Some(t)).await,
         Fault::DeleteDump(step) => super::logical::damage(drill, st, id, step, None).await,
+        Fault::StaleExpressionIndex(si) => super::amcheck::stale_expression_index(id, si, st).await,
         Fault::Crash(mode) => crash(drill, id, *mode, st).await,
         Fault::ObjectStoreErrors(w) => open_window(drill, id, w, archive_timeout, st).await,
     }

@@ -3,6 +3,7 @@
 //! line). Handlers never call `execute`, never format the step log and never decide a
 //! scenario's verdict.
 
+pub(super) mod amcheck;
 pub(super) mod archive;
 pub(super) mod fault;
 mod fault_content;
