@@ -123,7 +123,7 @@ fn shipped_logical_scenarios_pass_and_say_what_the_snapshot_holds() {
     assert!(xip.contains(&txid), "{line}");
     assert_eq!(
         case.property("recovery.target").as_deref(),
-        Some("logical backup `(the newest)`")
+        Some("the newest logical backup")
     );
     let phases: Vec<&str> = s34["rto"]["phases"]
         .as_array()

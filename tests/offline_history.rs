@@ -33,14 +33,7 @@ fn rto(seconds: f64, start: DateTime<Utc>) -> Rto {
             start + Duration::milliseconds((seconds * 1000.0) as i64),
         )],
         wal_segments_replayed: 1,
-        bytes_downloaded: 0,
-        budget_seconds: None,
-        replay_end: None,
-        last_replayed_commit: None,
-        base_backup_bytes: None,
-        wal_fetched_bytes: None,
-        wal_replayed_bytes: None,
-        wal_prefetch: None,
+        ..Default::default()
     }
 }
 

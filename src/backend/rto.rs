@@ -116,7 +116,7 @@ impl fmt::Display for PhaseName {
 }
 
 /// Recovery time, from the start of the restore to the first answered query.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rto {
     pub seconds: f64,
     pub phases: Vec<Phase>,
@@ -155,15 +155,7 @@ impl Rto {
         Rto {
             seconds: phases.iter().map(|p| p.seconds).sum(),
             phases,
-            wal_segments_replayed: 0,
-            bytes_downloaded: 0,
-            budget_seconds: None,
-            replay_end: None,
-            last_replayed_commit: None,
-            base_backup_bytes: None,
-            wal_fetched_bytes: None,
-            wal_replayed_bytes: None,
-            wal_prefetch: None,
+            ..Default::default()
         }
     }
 }

@@ -352,12 +352,7 @@ pub(crate) mod tests {
                 wal_segments_replayed: 3,
                 bytes_downloaded: 0,
                 budget_seconds: Some(10.0),
-                replay_end: None,
-                last_replayed_commit: None,
-                base_backup_bytes: None,
-                wal_fetched_bytes: None,
-                wal_replayed_bytes: None,
-                wal_prefetch: None,
+                ..Default::default()
             }),
             rpo: Some(Rpo::measure(
                 "newest archived WAL",

@@ -363,13 +363,7 @@ fn failed() -> Vec<Event> {
         phases: phases(29_000, [1_500, 1_000, 300, 200]),
         wal_segments_replayed: 1,
         bytes_downloaded: 16_777_216,
-        budget_seconds: None,
-        replay_end: None,
-        last_replayed_commit: None,
-        base_backup_bytes: None,
-        wal_fetched_bytes: None,
-        wal_replayed_bytes: None,
-        wal_prefetch: None,
+        ..Default::default()
     });
     r.status = Status::Failed { reasons };
     r.log = log;
@@ -482,13 +476,7 @@ fn target(
             phases: phases(start, d),
             wal_segments_replayed: 2,
             bytes_downloaded: 8_388_608,
-            budget_seconds: None,
-            replay_end: None,
-            last_replayed_commit: None,
-            base_backup_bytes: None,
-            wal_fetched_bytes: None,
-            wal_replayed_bytes: None,
-            wal_prefetch: None,
+            ..Default::default()
         }),
         status: Status::Passed,
         reason: None,

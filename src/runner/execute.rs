@@ -88,10 +88,10 @@ pub async fn run_scenario<B: Backend>(
             backup_step: None,
             backup_fallback: None,
             recovery_target: if s.recovery.is_logical() {
-                format!(
-                    "logical backup `{}`",
-                    s.recovery.backup.as_deref().unwrap_or("(the newest)")
-                )
+                match s.recovery.backup.as_deref() {
+                    Some(step) => format!("logical backup `{step}`"),
+                    None => "the newest logical backup".to_string(),
+                }
             } else if s.recovery.target == Target::Random {
                 random::describe(s)
             } else {

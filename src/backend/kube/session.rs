@@ -564,10 +564,7 @@ fn ready_rto(
         budget_seconds: None,
         replay_end: pg_log::replay_end(text),
         last_replayed_commit: pg_log::last_replayed_commit(text),
-        base_backup_bytes: None,
-        wal_fetched_bytes: None,
-        wal_replayed_bytes: None,
-        wal_prefetch: None,
+        ..Default::default()
     };
     rto.set_replay_bytes(&pg_log::replay_lsns(text));
     rto

@@ -1256,10 +1256,7 @@ pub fn rto_from_log(
         budget_seconds: None,
         replay_end: replay_end(log),
         last_replayed_commit: last_replayed_commit(log),
-        base_backup_bytes: None,
-        wal_fetched_bytes: None,
-        wal_replayed_bytes: None,
-        wal_prefetch: None,
+        ..Default::default()
     };
     rto.set_replay_bytes(&crate::backend::pg_log::replay_lsns(log));
     rto
