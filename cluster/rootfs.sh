@@ -136,7 +136,7 @@ build_barman() {
   in_overlay barman "
     python3 -m venv --system-site-packages /opt/barman
     /opt/barman/bin/pip install --quiet --disable-pip-version-check --no-input --no-cache-dir \
-      'barman[cloud]==$BARMAN_VERSION' 'python-snappy==$PYTHON_SNAPPY_VERSION'
+      'barman[cloud,azure]==$BARMAN_VERSION' 'python-snappy==$PYTHON_SNAPPY_VERSION'
     for t in /opt/barman/bin/barman-cloud-*; do ln -s \"\$t\" /usr/local/bin/; done
     barman-cloud-backup --version
     rm -rf /root/.cache" base

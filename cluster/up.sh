@@ -5,7 +5,8 @@
 #   containerd (Debian's, its own socket and root) + runc + the CNI bridge on pgdrill0
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
 #   volumes (a hostPath provisioner, the default StorageClass), CoreDNS for cluster.local
-#   pgdrill serve-s3 on the bridge address (object storage the pods reach)
+#   pgdrill serve-s3 on the bridge address (object storage the pods reach), and Azurite's blob
+#   service there too when `make setup` installed it (object_store: azure drills)
 #   the CloudNativePG operator and the barman-cloud plugin, from their release manifests
 #
 # Built by cluster/build.sh (cached). Certificates are made here with openssl. Every process is
@@ -427,6 +428,30 @@ umask 022
 s3_up() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$CLUSTER_NODE_IP:$CLUSTER_S3_PORT/") =~ ^[2-4] ]]; }
 wait_for s3 30 "S3 endpoint answering" s3_up
 done_phase "bucket $CLUSTER_S3_BUCKET; credentials in $S3_ENV"
+
+# ---- Azure Blob Storage for the pods (Azurite, installed by `make setup`) ------------------------
+# barman-cloud reaches an emulator with a connection string only; pgdrill renders one for every
+# credential flavour there (README, "Azure Blob"). The development account's well-known key.
+AZURE_ENV="$RUN/azure.env"
+azurite_main=$(ls -d "$HOME_DIR"/azurite-*/node_modules/azurite/dist/src/blob/main.js 2>/dev/null | sort -V | tail -n 1 || true)
+if [[ -n $azurite_main ]]; then
+  phase "Azure blob endpoint for the pods (Azurite on $CLUSTER_NODE_IP:$CLUSTER_AZURE_PORT)"
+  mkdir -p "$RUN/azurite"
+  start azurite node "$azurite_main" --blobHost "$CLUSTER_NODE_IP" --blobPort "$CLUSTER_AZURE_PORT" \
+    --skipApiVersionCheck --silent --location "$RUN/azurite"
+  umask 077
+  cat >"$AZURE_ENV" <<EOF
+AZURE_STORAGE_ACCOUNT=devstoreaccount1
+AZURE_STORAGE_KEY=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==
+PGDRILL_CLUSTER_AZURE_ENDPOINT=http://$CLUSTER_NODE_IP:$CLUSTER_AZURE_PORT/devstoreaccount1
+EOF
+  umask 022
+  azurite_up() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$CLUSTER_NODE_IP:$CLUSTER_AZURE_PORT/devstoreaccount1?comp=list") =~ ^[2-4] ]]; }
+  wait_for azurite 60 "Azurite answering" azurite_up
+  done_phase "account devstoreaccount1; settings in $AZURE_ENV"
+else
+  info "no Azurite under $HOME_DIR (make setup installs it): no Azure endpoint, Azure drills refused"
+fi
 
 # ---- CloudNativePG -----------------------------------------------------------------------------
 phase "CloudNativePG operator $CNPG_VERSION (releases/cnpg-$CNPG_VERSION.yaml)"

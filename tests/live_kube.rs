@@ -5,7 +5,8 @@
 //! Each flavour runs, through the `pgdrill` binary as a user would: a clean restore to latest,
 //! the ADR 007 gap, a reused serverName, a PITR target (LSN), a content fault (a CRC-damaged
 //! WAL record), and in-tree also the version mismatch; the verdicts and JUnit content are
-//! checked, and that no namespace or object of the run is left. A game day restores, through
+//! checked, and that no namespace or object of the run is left. The Azure scenarios (31-33
+//! in-tree, 31 with the plugin) archive to Azurite on the node's bridge address. A game day restores, through
 //! the kube backend, an archive a local drill made; and Ctrl-C in the middle of a kube drill
 //! leaves nothing behind. The CronJobs of `deploy/kubernetes/base`, with the pgdrill image built
 //! from this checkout, audit archives local drills made (a clean one, then the ADR 007 gap) and
@@ -42,6 +43,9 @@ struct Live {
     kubeconfig: PathBuf,
     /// `AWS_*` and `PGDRILL_CLUSTER_S3_*` from the cluster's `s3.env`.
     s3: HashMap<String, String>,
+    /// `AZURE_STORAGE_*` and `PGDRILL_CLUSTER_AZURE_ENDPOINT` from `azure.env` (Azurite on
+    /// the node's bridge address), when `make setup` installed Azurite.
+    azure: Option<HashMap<String, String>>,
 }
 
 impl Live {
@@ -153,15 +157,21 @@ fn live() -> Option<&'static Live> {
         );
         let home = pgdrill::backend::local::toolchain::default_home();
         let run = home.join("cluster/run");
-        let s3 = std::fs::read_to_string(run.join("s3.env"))
-            .expect("the cluster's s3.env")
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env_file = |text: String| -> HashMap<String, String> {
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let s3 =
+            env_file(std::fs::read_to_string(run.join("s3.env")).expect("the cluster's s3.env"));
+        let azure = std::fs::read_to_string(run.join("azure.env"))
+            .ok()
+            .map(env_file);
         Some(Live {
             kubeconfig: run.join("admin.kubeconfig"),
             s3,
+            azure,
         })
     })
     .as_ref()
@@ -402,6 +412,99 @@ async fn plugin_drills_on_the_live_cluster() {
 /// A game day through the kube backend on an archive a local drill made: the archive lives in
 /// an S3 endpoint this test owns, on the node's bridge address so the recovery pods reach it;
 /// the endpoint's log proves the game day only read it.
+/// Azure Blob Storage on the live cluster: CNPG's pods archive to Azurite on the node's bridge
+/// address through `azureCredentials` (a connection string on an emulator, whatever the
+/// scenario's flavour: barman-cloud accepts nothing else there), pgdrill injects the ADR 007
+/// fault and audits through the same account, and both flavours restore.
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_drills_on_the_live_cluster() {
+    let Some(live) = live() else { return };
+    let Some(azure) = &live.azure else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no azure.env: cluster/up.sh found no Azurite (make setup installs it)"
+        );
+        eprintln!("kube_live: Azure NOT RUN: no Azurite on the cluster (make setup)");
+        return;
+    };
+    let endpoint = azure["PGDRILL_CLUSTER_AZURE_ENDPOINT"].as_str();
+    for (flavour, scenarios) in [
+        (
+            "in-tree",
+            &[
+                "scenarios/31-azure-clean-restore.yaml",
+                "scenarios/32-azure-adr007-missing-wal-segment.yaml",
+                "scenarios/33-azure-wrong-server-name.yaml",
+            ][..],
+        ),
+        ("plugin", &["scenarios/31-azure-clean-restore.yaml"][..]),
+    ] {
+        let reports = tempfile::tempdir().unwrap();
+        let mut args = vec!["--jobs", "1", "--azure-endpoint", endpoint];
+        args.extend_from_slice(scenarios);
+        let out = run_kube(live, flavour, reports.path(), &args)
+            .env("AZURE_STORAGE_ACCOUNT", &azure["AZURE_STORAGE_ACCOUNT"])
+            .env("AZURE_STORAGE_KEY", &azure["AZURE_STORAGE_KEY"])
+            .output()
+            .expect("pgdrill run");
+        let text = cli::text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flavour}: every Azure drill passes:\n{text}"
+        );
+        let dir = run_dir(reports.path());
+        let junit = Junit::read(&dir.join("junit.xml"));
+        let clean = junit.case("azure-clean-restore");
+        assert_eq!(
+            clean.property("backend").as_deref(),
+            Some("kube"),
+            "{clean}"
+        );
+        assert_eq!(
+            clean.property("rows.observed").as_deref(),
+            Some("145"),
+            "{clean}"
+        );
+        assert!(
+            text.contains(&format!("{endpoint}/pgdrill/pgdrill/")) || text.contains("azure://"),
+            "{flavour}: the clusters archive to the Azure container:\n{text}"
+        );
+        if flavour == "in-tree" {
+            let adr = junit.case("azure-adr007-missing-wal-segment");
+            assert_eq!(adr.property("rows.lost").as_deref(), Some("2"), "{adr}");
+            assert!(
+                adr.property("audit.gaps").is_some_and(|g| !g.is_empty()),
+                "{adr}"
+            );
+            let reused = junit.case("azure-wrong-server-name");
+            let observed = reused.property("observation").unwrap_or_default();
+            assert!(observed.contains("Expected empty archive"), "{observed}");
+        }
+        let key = &azure["AZURE_STORAGE_KEY"][..20];
+        for f in ["summary.md", "junit.xml", "rto.json"] {
+            let body = std::fs::read_to_string(dir.join(f)).unwrap();
+            assert!(!body.contains(key), "{f} carries the account key");
+        }
+        assert!(!text.contains(key), "the output carries the account key");
+        // Nothing of the run is left: no namespace, no blob under the run's prefix.
+        let run_id = run_id_of(&dir);
+        live.assert_no_namespace_left(&format!("pgdrill.io/run-id={run_id}"))
+            .await;
+        let target = pgdrill::backend::azure::AzureTarget::external(
+            Some(endpoint),
+            &azure["AZURE_STORAGE_ACCOUNT"],
+            &azure["AZURE_STORAGE_KEY"],
+            "pgdrill",
+        );
+        let store =
+            pgdrill::backend::objstore::ObjectStore::azure(&target, &format!("pgdrill/{run_id}"))
+                .unwrap();
+        let left = store.list("").await.expect("list the run's prefix");
+        assert!(left.is_empty(), "blobs of run {run_id} left: {left:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn game_day_on_the_live_cluster() {
     let Some(live) = live() else { return };

@@ -97,11 +97,13 @@ impl Rig {
                     .into(),
                 image_template: "ghcr.io/cloudnative-pg/postgresql:{major}-system-bookworm".into(),
                 storage_size: "1Gi".into(),
+                azure: None,
             },
             s3: self.target.clone(),
             ready_timeout: DEADLINE,
             poll_interval: Duration::from_millis(100),
             sweep: true,
+            azure: None,
         })
     }
 

@@ -150,6 +150,7 @@ fn settings(flavour: Flavour) -> RenderSettings {
         cluster_s3_endpoint: CLUSTER_S3.into(),
         image_template: "ghcr.io/cloudnative-pg/postgresql:{major}-standard-bookworm".into(),
         storage_size: "1Gi".into(),
+        azure: None,
     }
 }
 
@@ -162,6 +163,7 @@ fn scratch(double: &ApiServerDouble, flavour: Flavour, archive: &Archive) -> Kub
             ready_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(100),
             sweep: true,
+            azure: None,
         },
         GAMEDAY,
         &archive.destination(),
@@ -666,6 +668,7 @@ async fn an_overlapping_scratch_archive_is_refused_before_any_api_call() {
                 ready_timeout: Duration::from_secs(5),
                 poll_interval: Duration::from_millis(100),
                 sweep: true,
+                azure: None,
             },
             GAMEDAY,
             destination,

@@ -520,6 +520,11 @@ fn azure_scenarios_are_checked_before_anything_runs() {
     let out = run_kube_without_cluster(work.path(), &root, "scenarios/31-azure-clean-restore.yaml");
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(2), "{msg}");
-    assert!(msg.contains("`object_store: azure`"), "{msg}");
+    assert!(
+        msg.contains("scenario `azure-clean-restore` archives to Azure")
+            && msg.contains("--azure-endpoint")
+            && msg.contains("31-azure-clean-restore.yaml"),
+        "{msg}"
+    );
     assert!(!root.exists(), "nothing ran: {msg}");
 }

@@ -602,6 +602,7 @@ fn settings(flavour: Flavour) -> RenderSettings {
         cluster_s3_endpoint: "http://localstack.pgdrill-system.svc.cluster.local:4566".into(),
         image_template: "ghcr.io/cloudnative-pg/postgresql:{major}-system-bookworm".into(),
         storage_size: "1Gi".into(),
+        azure: None,
     }
 }
 

@@ -19,7 +19,7 @@ use aws_sdk_s3::config::{
 use aws_smithy_http_client::tls;
 
 use super::BackendError;
-use super::azure::AzureTarget;
+use super::azure::{AzureTarget, SAS_VERSION};
 use super::credentials::KeyPair;
 use crate::wal::{SegmentName, segment_of_key};
 
@@ -497,6 +497,50 @@ pub fn scratch_overlaps_source(
              the restored instance would write into the archive under test"
         )
     })
+}
+
+/// Create `target.container` (an existing one is fine, and nothing in it is touched),
+/// authorised by a SAS signed with the account key; retried until `deadline` while the service
+/// finishes starting.
+pub async fn create_azure_container(
+    target: &AzureTarget,
+    deadline: std::time::Duration,
+) -> Result<(), BackendError> {
+    let sas = target
+        .account_sas(chrono::Utc::now(), 1)
+        .map_err(BackendError::infra)?;
+    let url = format!(
+        "{}/{}?restype=container&{sas}",
+        target.endpoint, target.container
+    );
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    loop {
+        let sent = client
+            .put(&url)
+            .header("x-ms-version", SAS_VERSION)
+            .header("content-length", "0")
+            .send()
+            .await;
+        let failure = match sent {
+            Ok(r) if r.status().is_success() || r.status().as_u16() == 409 => return Ok(()),
+            Ok(r) => format!("HTTP {}", r.status()),
+            // reqwest's error names the URL, which carries the SAS: keep only its kind.
+            Err(e) if e.is_connect() => "connection refused".to_string(),
+            Err(_) => "request failed".to_string(),
+        };
+        if started.elapsed() > deadline {
+            return Err(BackendError::timeout(
+                format!(
+                    "creating container `{}` on {}",
+                    target.container, target.endpoint
+                ),
+                deadline,
+                failure,
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[cfg(test)]

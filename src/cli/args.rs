@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use pgdrill::backend::azure::AzureTarget;
 use pgdrill::backend::kube::KubeOptions;
-use pgdrill::backend::kube::render::{Flavour, RenderSettings};
+use pgdrill::backend::kube::render::{ClusterAzure, Flavour, RenderSettings};
 use pgdrill::backend::local::process::RunAs;
 use pgdrill::backend::local::toolchain::{Toolchain, default_home};
 use pgdrill::backend::objstore::S3Target;
@@ -127,6 +128,10 @@ pub struct KubeArgs {
         default_value = "http://localstack.pgdrill-system.svc.cluster.local:4566"
     )]
     cluster_s3_endpoint: String,
+    /// The Azure blob endpoint as pods in the cluster reach it, for `object_store: azure`
+    /// drills (default: `--azure-endpoint`, when pods and pgdrill reach it by the same URL).
+    #[arg(long)]
+    cluster_azure_endpoint: Option<String>,
     /// PostgreSQL image, `{major}` replaced. Default: CNPG's `system` image (with barman-cloud)
     /// for in-tree, the `standard` image for the plugin flavour.
     #[arg(long)]
@@ -165,23 +170,39 @@ impl KubeArgs {
             cluster_s3_endpoint: self.cluster_s3_endpoint.clone(),
             image_template,
             storage_size: self.storage_size.clone(),
+            azure: None,
         }
     }
 
     /// What the kube backend (drills and game days) needs, with the Kubernetes client of the
     /// current kubeconfig context (or the in-cluster configuration): an infrastructure error
     /// (exit 3) when there is none, so call it before writing any report. `s3` is object
-    /// storage as pgdrill reaches it, with the credentials the clusters get too.
-    pub async fn options(&self, run_id: &str, s3: S3Target) -> Result<KubeOptions, Error> {
+    /// storage as pgdrill reaches it, with the credentials the clusters get too; `azure` the
+    /// Azure account for `object_store: azure` drills, as pgdrill reaches it.
+    pub async fn options(
+        &self,
+        run_id: &str,
+        s3: S3Target,
+        azure: Option<AzureTarget>,
+    ) -> Result<KubeOptions, Error> {
         let client = kube::Client::try_default().await.map_err(|e| {
             Error::Infrastructure(format!(
                 "no usable Kubernetes client (KUBECONFIG / ~/.kube/config, current context): {e}"
             ))
         })?;
+        let mut settings = self.settings(run_id, &s3.bucket);
+        settings.azure = azure.as_ref().map(|t| ClusterAzure {
+            endpoint: self
+                .cluster_azure_endpoint
+                .clone()
+                .unwrap_or_else(|| t.endpoint.clone()),
+            container: t.container.clone(),
+        });
         Ok(KubeOptions {
             client,
-            settings: self.settings(run_id, &s3.bucket),
+            settings,
             s3,
+            azure,
             ready_timeout: Duration::from_secs(self.ready_timeout),
             poll_interval: Duration::from_secs(1),
             sweep: !self.no_sweep,
@@ -253,8 +274,9 @@ mod tests {
 #[derive(Debug, Clone, clap::Args)]
 pub struct AzureArgs {
     /// Use this Azure blob endpoint instead of an embedded Azurite, e.g.
-    /// `https://ACCOUNT.blob.core.windows.net` or `http://HOST:PORT/ACCOUNT`. The container
-    /// must exist; pgdrill writes only under its run prefix.
+    /// `https://ACCOUNT.blob.core.windows.net` or `http://HOST:PORT/ACCOUNT`. On the local
+    /// backend the container must exist (the kube backend creates it when missing); pgdrill
+    /// writes only under its run prefix. On the kube backend the pods must reach it too.
     #[arg(long)]
     pub azure_endpoint: Option<String>,
     /// The container Azure drills archive to.

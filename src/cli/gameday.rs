@@ -143,7 +143,7 @@ pub async fn run(a: GamedayArgs) -> anyhow::Result<i32> {
             drive(restorer, &loaded, &opts, &report_dir, &a.metrics).await
         }
         BackendKind::Kube => {
-            let options = a.kube.options(&report::new_run_id(), s3).await?;
+            let options = a.kube.options(&report::new_run_id(), s3, None).await?;
             let settings = &options.settings;
             println!(
                 "kube: namespace {} ({} flavour); the pods reach the archive at {}",

@@ -187,6 +187,36 @@ async fn run_kube(
     run_id: &str,
     args: &RunArgs,
 ) -> anyhow::Result<i32> {
+    // Azure drills need an account both pgdrill and the pods reach; without one they are
+    // refused before any API call, or left out with --skip-unsupported.
+    let azure = args.azure.external().map_err(Error::Usage)?;
+    let mut loaded = loaded;
+    if azure.is_none() {
+        let (azure_drills, rest): (Vec<_>, Vec<_>) = loaded
+            .into_iter()
+            .partition(|l| l.scenario.object_store.is_azure());
+        let why = |l: &LoadedScenario| {
+            format!(
+                "{}: scenario `{}` archives to Azure: on the kube backend give --azure-endpoint \
+                 (with AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY), an endpoint the pods reach \
+                 too (--cluster-azure-endpoint when they reach it by another URL)",
+                l.path.display(),
+                l.scenario.name
+            )
+        };
+        if let Some(l) = azure_drills.first()
+            && !args.skip_unsupported
+        {
+            return Err(Error::Usage(why(l)).into());
+        }
+        azure_drills
+            .iter()
+            .for_each(|l| eprintln!("pgdrill: skipped {}", why(l)));
+        if rest.is_empty() {
+            return Err(Error::Usage("every scenario was skipped: nothing to run".into()).into());
+        }
+        loaded = rest;
+    }
     let keys = env_credentials("--backend kube")?;
     let s3 = &args.s3;
     let endpoint = s3
@@ -194,7 +224,7 @@ async fn run_kube(
         .clone()
         .unwrap_or_else(|| "http://127.0.0.1:4566".to_string());
     let target = S3Target::new(endpoint, &s3.s3_region, &s3.s3_bucket, keys);
-    let options = args.kube.options(run_id, target).await?;
+    let options = args.kube.options(run_id, target, azure).await?;
     let report_dir = report::prepare_run_dir(&args.report_dir, run_id).map_err(Error::Report)?;
     let backend = Arc::new(KubeBackend::new(options));
     let outcome = drive(backend, loaded, run_id, &report_dir, args).await;

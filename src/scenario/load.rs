@@ -466,17 +466,31 @@ fn missing_hint(parent_norm: &str, field: &str, spans: &SpanIndex) -> String {
 
 /// Levenshtein distance over chars.
 pub(super) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    if a.is_ascii() && b.is_ascii() {
+        return levenshtein(a.as_bytes(), b.as_bytes());
     }
-    prev[b.len()]
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    levenshtein(&a, &b)
+}
+
+/// Two rows, swapped, never reallocated: thousands of misspelt names measure thousands of
+/// candidates.
+fn levenshtein<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    let n = b.len();
+    let mut prev: Vec<usize> = (0..=n).collect();
+    let mut cur = vec![0; n + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for j in 0..n {
+            let sub = prev[j] + usize::from(*ca != b[j]);
+            let del = prev[j + 1] + 1;
+            let ins = cur[j] + 1;
+            cur[j + 1] = if sub < del { sub } else { del }.min(ins);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[n]
 }
 
 /// The candidate closest to `word`, if it is close enough to be a likely typo.

@@ -14,7 +14,8 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
 use crate::backend::Keep;
-use crate::backend::objstore::{ObjectStore, S3Target};
+use crate::backend::azure::AzureTarget;
+use crate::backend::objstore::{ObjectStore, S3Target, create_azure_container};
 use crate::backend::{
     Backend, BackendError, Drill, RecoveryAttempt, RecoveryRequest, Server, SourceSpec, Unsupported,
 };
@@ -23,11 +24,14 @@ use crate::scenario::{CrashMode, ErrorWindow, Scenario};
 
 use super::conditions::{self, BackupState, is_backup_finished, is_hibernated};
 use super::render::{
-    DrillContext, RECOVERED_CLUSTER, RUN_ID_LABEL, RecoveryManifest, RenderSettings,
-    SCENARIO_LABEL, SOURCE_CLUSTER, backup_name,
+    AzureSecretValues, DrillContext, RECOVERED_CLUSTER, RUN_ID_LABEL, RecoveryManifest,
+    RenderSettings, SCENARIO_LABEL, SOURCE_CLUSTER, backup_name,
 };
 use super::resources::{Backup, Cluster, ObjectStore as ObjectStoreResource};
 use super::session::{NAMESPACE_GONE_TIMEOUT, Session, kerr, sweep};
+
+/// How long a missing Azure container may take to be created (the service answering).
+const AZURE_CONTAINER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How the kube backend reaches the cluster and object storage.
 #[derive(Clone)]
@@ -42,6 +46,10 @@ pub struct KubeOptions {
     pub poll_interval: Duration,
     /// Delete namespaces of earlier runs of the same scenario (same labels) before starting.
     pub sweep: bool,
+    /// Azure Blob Storage as this machine reaches it (fault injection, audits, the container
+    /// created when missing), for `object_store: azure` drills; the pods reach it at
+    /// `settings.azure`. `None`: Azure drills fail to open, naming the options.
+    pub azure: Option<AzureTarget>,
 }
 
 pub struct KubeBackend {
@@ -57,17 +65,7 @@ fn unsupported(scenario: &Scenario) -> Option<Unsupported> {
     // the same volume.
     let what = if scenario.recovery.target == crate::scenario::Target::Random {
         Some("`target: random` (several recoveries, each into its own cluster)".to_string())
-    } else if scenario.object_store.is_azure() {
-        // The render functions write `azureCredentials` (snapshot- and CRD-tested), but running
-        // the drill needs
-        // an Azure endpoint both the pods and pgdrill reach, which the kube backend has no
-        // option for yet; the local backend runs Azure drills against Azurite.
-        Some(
-            "`object_store: azure` (needs an Azure endpoint reachable from the pods and from \
-             pgdrill, which the kube backend has no option for yet: run it with --backend local)"
-                .to_string(),
-        )
-    } else if !scenario.object_store.is_default() {
+    } else if !scenario.object_store.is_default() && !scenario.object_store.is_azure() {
         Some("`object_store`".to_string())
     } else if !scenario.env.is_empty() {
         Some("`env`".to_string())
@@ -138,6 +136,13 @@ impl Backend for KubeBackend {
         }
         let o = &self.opts;
         let ctx = DrillContext::for_scenario(&o.settings, scenario);
+        if ctx.azure.is_some() && o.azure.is_none() {
+            return Err(BackendError::infra(format!(
+                "scenario `{}` archives to Azure, but this run has no Azure endpoint: \
+                 --azure-endpoint with AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY",
+                scenario.name
+            )));
+        }
         if o.sweep {
             let labels = super::render::labels(&o.settings.run_id, &scenario.name);
             sweep(
@@ -155,16 +160,20 @@ impl Backend for KubeBackend {
             o.settings.bucket_prefix.trim_matches('/'),
             scenario.name
         );
+        let store = match (ctx.azure, &o.azure) {
+            (None, _) => ObjectStore::new(&o.s3, &root),
+            (Some(_), Some(target)) => ObjectStore::azure(target, &root)?,
+            (Some(_), None) => unreachable!("checked before the namespace was created"),
+        };
         let drill = KubeDrill {
             session,
             ctx,
-            store: ObjectStore::new(&o.s3, &root),
+            store,
             ready_timeout: o.ready_timeout,
             poll: o.poll_interval,
             torn_down: false,
         };
-        let secret = drill.ctx.s3_secret(&o.s3.access_key, &o.s3.secret_key);
-        if let Err(e) = drill.session.apply(&secret).await {
+        if let Err(e) = drill.credentials(o).await {
             drill.teardown(Keep::Nothing).await;
             return Err(e);
         }
@@ -196,6 +205,30 @@ impl Drop for KubeDrill {
 }
 
 impl KubeDrill {
+    /// The credentials Secret the clusters' object store refers to: S3 keys, or the Azure
+    /// flavour's values for the account as the pods reach it (the container created first
+    /// when missing; nothing in it is touched).
+    async fn credentials(&self, o: &KubeOptions) -> Result<(), BackendError> {
+        let (Some(flavour), Some(target)) = (self.ctx.azure, &o.azure) else {
+            let secret = self.ctx.s3_secret(&o.s3.access_key, &o.s3.secret_key);
+            return self.session.apply(&secret).await.map(drop);
+        };
+        create_azure_container(target, AZURE_CONTAINER_DEADLINE).await?;
+        let pods = match &o.settings.azure {
+            Some(a) => AzureTarget {
+                endpoint: a.endpoint.clone(),
+                container: a.container.clone(),
+                ..target.clone()
+            },
+            None => target.clone(),
+        };
+        let values = AzureSecretValues::of(&pods, Utc::now()).map_err(BackendError::infra)?;
+        self.session
+            .apply(&self.ctx.azure_secret(flavour, &values))
+            .await
+            .map(drop)
+    }
+
     /// Why a backup may be stuck: the source's ContinuousArchiving condition when it is False.
     async fn archiving_note(&self) -> String {
         let source = self.session.api::<Cluster>().get_opt(SOURCE_CLUSTER).await;

@@ -6,11 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{EnvVar, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::backend::azure::AzureTarget;
 use crate::backend::{RecoveryRequest, SourceSpec};
 use crate::ledger::ResolvedTarget;
 use crate::plan::{self, PlanStep};
@@ -50,6 +52,30 @@ pub struct RenderSettings {
     /// Image for a PostgreSQL major, `{major}` is replaced.
     pub image_template: String,
     pub storage_size: String,
+    /// Azure Blob Storage as the pods reach it, for `object_store: azure` drills; `None`
+    /// renders a preview against `https://pgdrill.blob.core.windows.net` and the bucket.
+    pub azure: Option<ClusterAzure>,
+}
+
+/// The blob service URL (`https://ACCOUNT.blob.core.windows.net`, or an emulator's
+/// `http://HOST:PORT/ACCOUNT`) and the container, as the pods reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterAzure {
+    pub endpoint: String,
+    pub container: String,
+}
+
+impl ClusterAzure {
+    /// Whether the endpoint is an emulator: barman-cloud accepts only a connection string
+    /// there, so every credential flavour is rendered as one.
+    pub fn is_emulator(&self) -> bool {
+        !self
+            .endpoint
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or(""))
+            .unwrap_or("")
+            .ends_with(".blob.core.windows.net")
+    }
 }
 
 /// One object to apply, with the plan step it belongs to.
@@ -90,8 +116,8 @@ pub const PLACEHOLDERS_ANNOTATION: &str = "pgdrill.io/resolved-at-run-time";
 pub const S3_SECRET: &str = "pgdrill-s3";
 /// The Secret `azureCredentials` refer to, for `object_store: azure` drills.
 pub const AZURE_SECRET: &str = "pgdrill-azure";
-/// The storage account an Azure drill's destination names in a preview (`pgdrill render`);
-/// the kube backend does not run Azure drills yet.
+/// The storage account an Azure drill's destination names in a preview (`pgdrill render`
+/// without an Azure endpoint).
 pub const AZURE_ACCOUNT: &str = "pgdrill";
 pub const OBJECT_STORE: &str = "pgdrill-archive";
 pub const SOURCE_CLUSTER: &str = "source";
@@ -230,10 +256,13 @@ impl DrillContext {
         let mut ctx = Self::new(settings, &scenario.name);
         ctx.settings.storage_size =
             storage_size(&settings.storage_size, scenario.bulk_payload_bytes());
-        ctx.azure = scenario
-            .object_store
-            .is_azure()
-            .then(|| scenario.object_store.azure_credentials());
+        ctx.azure = scenario.object_store.is_azure().then(|| {
+            match &settings.azure {
+                // barman-cloud reaches an emulator with a connection string only.
+                Some(a) if a.is_emulator() => AzureFlavour::ConnectionString,
+                _ => scenario.object_store.azure_credentials(),
+            }
+        });
         ctx
     }
 
@@ -249,11 +278,21 @@ impl DrillContext {
     /// `s3://bucket/prefix/<scenario>`: the folder holding every serverName of this drill.
     pub fn destination_path(&self) -> String {
         if self.azure.is_some() {
-            // Azure's form: https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH (the bucket
-            // setting names the container).
+            // Azure's form: https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH, or the
+            // emulator's http://HOST:PORT/ACCOUNT/CONTAINER/PATH; in a preview the bucket
+            // setting names the container.
+            let (endpoint, container) = match &self.settings.azure {
+                Some(a) => (a.endpoint.clone(), a.container.as_str()),
+                None => (
+                    format!("https://{AZURE_ACCOUNT}.blob.core.windows.net"),
+                    self.settings.bucket.as_str(),
+                ),
+            };
             return format!(
-                "https://{AZURE_ACCOUNT}.blob.core.windows.net/{}/{}/{}",
-                self.settings.bucket, self.settings.bucket_prefix, self.scenario
+                "{}/{container}/{}/{}",
+                endpoint.trim_end_matches('/'),
+                self.settings.bucket_prefix,
+                self.scenario
             );
         }
         format!(
@@ -588,6 +627,17 @@ impl std::fmt::Debug for AzureSecretValues {
 }
 
 impl AzureSecretValues {
+    /// The values for `target` (the account as the pods reach it): its connection string,
+    /// account, key and an account SAS valid for a day from `now`.
+    pub fn of(target: &AzureTarget, now: DateTime<Utc>) -> Result<Self, String> {
+        Ok(AzureSecretValues {
+            connection_string: target.connection_string(),
+            account: target.account.clone(),
+            key: target.key.clone(),
+            sas_token: target.account_sas(now, 24)?,
+        })
+    }
+
     /// Placeholders for a preview.
     pub fn placeholders() -> Self {
         AzureSecretValues {
@@ -981,6 +1031,7 @@ pub(super) mod tests {
             cluster_s3_endpoint: "http://localstack.pgdrill-system.svc.cluster.local:4566".into(),
             image_template: "ghcr.io/cloudnative-pg/postgresql:{major}-system-bookworm".into(),
             storage_size: "1Gi".into(),
+            azure: None,
         }
     }
 
@@ -1091,6 +1142,52 @@ pub(super) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn on_an_emulator_every_flavour_becomes_a_connection_string_to_its_endpoint() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/33-azure-wrong-server-name.yaml");
+        let scenario = crate::scenario::load_file(&path).unwrap().scenario;
+        let mut s = settings(Flavour::InTree);
+        s.azure = Some(ClusterAzure {
+            endpoint: "http://10.244.0.1:10000/devstoreaccount1".into(),
+            container: "drills".into(),
+        });
+        let ms = render_scenario(&scenario, &s);
+        let text = as_yaml(&ms);
+        assert!(
+            text.contains(
+                "destinationPath: \"http://10.244.0.1:10000/devstoreaccount1/drills/pgdrill/"
+            ),
+            "{text}"
+        );
+        for m in ms.iter().filter(|m| m.kind == "Cluster") {
+            for creds in find_azure_credentials(&m.object) {
+                let keys: Vec<&String> = creds.as_object().unwrap().keys().collect();
+                assert_eq!(keys, ["connectionString"], "{}", m.name);
+            }
+        }
+        // On Azure's own domain the scenario's flavour stays.
+        s.azure = Some(ClusterAzure {
+            endpoint: "https://acct.blob.core.windows.net".into(),
+            container: "drills".into(),
+        });
+        let ctx = DrillContext::for_scenario(&s, &scenario);
+        assert_eq!(ctx.azure, Some(AzureFlavour::AccountKey));
+        assert!(
+            ctx.destination_path()
+                .starts_with("https://acct.blob.core.windows.net/drills/pgdrill/")
+        );
+        // The Secret's values for an account: its connection string and a day's SAS.
+        let t = AzureTarget::azurite("http://10.244.0.1:10000", "drills");
+        let v = AzureSecretValues::of(&t, Utc::now()).unwrap();
+        assert!(
+            v.connection_string
+                .contains("BlobEndpoint=http://10.244.0.1:10000/devstoreaccount1;")
+        );
+        assert!(v.sas_token.contains("sig="));
+        assert!(!format!("{v:?}").contains(&t.key[..10]));
     }
 
     fn find_azure_credentials(v: &Value) -> Vec<Value> {

@@ -334,6 +334,7 @@ mod tests {
             }
             .into(),
             storage_size: "20Gi".into(),
+            azure: None,
         }
     }
 

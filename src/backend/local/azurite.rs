@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::backend::BackendError;
-use crate::backend::azure::{AzureTarget, SAS_VERSION};
+use crate::backend::azure::AzureTarget;
+use crate::backend::objstore::create_azure_container;
 
 use super::process::{self, RunAs, Spawned};
 use super::toolchain::Toolchain;
@@ -98,7 +99,7 @@ impl Azurite {
             }
         });
         let target = AzureTarget::azurite(&base, container);
-        create_container(&target).await?;
+        create_azure_container(&target, START_DEADLINE).await?;
         Ok(Azurite {
             spawned,
             closed: Some(closed),
@@ -131,45 +132,5 @@ impl Azurite {
         }
         process::signal_group(self.spawned.pgid, libc::SIGKILL);
         let _ = self.spawned.wait().await;
-    }
-}
-
-/// Create `target.container` (an existing one is fine), authorised by a SAS signed with the
-/// account key; retried until a deadline while the service finishes starting.
-pub async fn create_container(target: &AzureTarget) -> Result<(), BackendError> {
-    let sas = target
-        .account_sas(chrono::Utc::now(), 1)
-        .map_err(BackendError::infra)?;
-    let url = format!(
-        "{}/{}?restype=container&{sas}",
-        target.endpoint, target.container
-    );
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let sent = client
-            .put(&url)
-            .header("x-ms-version", SAS_VERSION)
-            .header("content-length", "0")
-            .send()
-            .await;
-        let failure = match sent {
-            Ok(r) if r.status().is_success() || r.status().as_u16() == 409 => return Ok(()),
-            Ok(r) => format!("HTTP {}", r.status()),
-            // reqwest's error names the URL, which carries the SAS: keep only its kind.
-            Err(e) if e.is_connect() => "connection refused".to_string(),
-            Err(_) => "request failed".to_string(),
-        };
-        if started.elapsed() > START_DEADLINE {
-            return Err(BackendError::timeout(
-                format!(
-                    "creating container `{}` on {}",
-                    target.container, target.endpoint
-                ),
-                START_DEADLINE,
-                failure,
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
