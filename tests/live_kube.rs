@@ -35,7 +35,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde_json::Value;
 
-use cli::run_dir;
+use cli::{rto_json, rto_scenario, run_dir};
 use junit::Junit;
 
 /// What a test needs of the live cluster: its kubeconfig and its S3 endpoint for pods.
@@ -203,19 +203,6 @@ fn run_id_of(dir: &Path) -> String {
     dir.file_name().unwrap().to_string_lossy().into_owned()
 }
 
-fn rto_json(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap()
-}
-
-fn scenario<'a>(rto: &'a Value, name: &str) -> &'a Value {
-    rto["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no scenario {name} in rto.json"))
-}
-
 /// The drills of one flavour, and what the real operator must have produced.
 async fn drills(flavour: &str) {
     let Some(live) = live() else { return };
@@ -265,7 +252,7 @@ async fn drills(flavour: &str) {
     assert_eq!(clean.property("rows.expected").as_deref(), Some("145"));
     assert_eq!(clean.property("rows.observed").as_deref(), Some("145"));
     assert_eq!(clean.property("rows.lost").as_deref(), Some("0"));
-    let phases: Vec<String> = scenario(&rto, "clean-restore-latest")["rto"]["phases"]
+    let phases: Vec<String> = rto_scenario(&rto, "clean-restore-latest")["rto"]["phases"]
         .as_array()
         .unwrap()
         .iter()
@@ -319,7 +306,7 @@ async fn drills(flavour: &str) {
         Some("000000010000000000000005"),
         "{adr}"
     );
-    let adr_json = scenario(&rto, "adr007-missing-wal-segment");
+    let adr_json = rto_scenario(&rto, "adr007-missing-wal-segment");
     let explained = adr_json["loss_explanation"].to_string();
     assert!(
         explained.contains("drop-w2-segment") && explained.contains("000000010000000000000005"),

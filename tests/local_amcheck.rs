@@ -14,7 +14,7 @@ mod test_pg;
 
 use std::process::Command;
 
-use cli::{pgdrill, run_dir, text};
+use cli::{pgdrill, rto_scenario, run_dir, text};
 use junit::Junit;
 use pgdrill::backend::amcheck::AmcheckOutcome;
 use pgdrill::runner::Status;
@@ -24,15 +24,6 @@ const STALE: &str = "scenarios/39-amcheck-stale-expression-index.yaml";
 const UNEXPECTED: &str = "tests/scenarios/amcheck-unexpected-stale-index.yaml";
 const CLEAN: &str = "scenarios/02-pitr-time-between-writes.yaml";
 const PG16: &str = "tests/scenarios/amcheck-pg16.yaml";
-
-fn scenario_json<'a>(rto: &'a Value, name: &str) -> &'a Value {
-    rto["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in rto.json"))
-}
 
 #[test]
 fn amcheck_catches_what_row_counts_cannot() {
@@ -70,7 +61,7 @@ fn amcheck_catches_what_row_counts_cannot() {
             .is_some_and(|a| a.contains("finding(s) in public.orders_sort_key")),
         "{stale}"
     );
-    let doc = scenario_json(&rto, "amcheck-stale-expression-index");
+    let doc = rto_scenario(&rto, "amcheck-stale-expression-index");
     assert_eq!(doc["amcheck"]["status"], "ran", "{doc}");
     assert_eq!(doc["amcheck"]["exit_code"], 2, "{doc}");
     let f = &doc["amcheck"]["findings"][0];
@@ -103,7 +94,7 @@ fn amcheck_catches_what_row_counts_cannot() {
         "{twin}"
     );
     assert_eq!(
-        scenario_json(&rto, "amcheck-unexpected-stale-index")["reason"],
+        rto_scenario(&rto, "amcheck-unexpected-stale-index")["reason"],
         "amcheck_findings"
     );
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
@@ -132,7 +123,7 @@ fn amcheck_catches_what_row_counts_cannot() {
     // PostgreSQL 16: run where a pg_amcheck of that major exists, an honest error otherwise.
     let (toolchain, _dir) = test_pg::run_dir("amcheck-pg16-");
     let pg16 = junit.case("amcheck-pg16");
-    let doc = scenario_json(&rto, "amcheck-pg16");
+    let doc = rto_scenario(&rto, "amcheck-pg16");
     match toolchain.pg_amcheck(16) {
         Ok(_) => {
             assert!(!pg16.is_failure() && !pg16.is_error(), "{pg16}");
@@ -195,17 +186,7 @@ async fn game_days_run_amcheck_by_default() {
             .env_remove("PGDRILL_KEEP")
             .output()
             .expect("pgdrill gameday runs");
-        let dir = std::fs::read_dir(&reports)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("gameday-")
-            })
-            .expect("a game-day report folder");
+        let dir = cli::gameday_dir(&reports, "gameday-", &text(&out));
         let rec = serde_json::from_str(&std::fs::read_to_string(dir.join("gameday.json")).unwrap())
             .unwrap();
         let xml = std::fs::read_to_string(dir.join("gameday.xml")).unwrap();

@@ -12,17 +12,8 @@ use serde_json::Value;
 mod cli;
 #[path = "support/junit.rs"]
 mod junit;
-use cli::run_dir;
+use cli::{rto_scenario, run_dir};
 use junit::Junit;
-
-fn scenario<'a>(rto: &'a Value, name: &str) -> &'a Value {
-    rto["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in rto.json"))
-}
 
 fn fault<'a>(s: &'a Value, step: &str) -> &'a Value {
     s["faults"]
@@ -75,7 +66,7 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
 
     // 1. SIGKILL with two commits in the open segment: exactly those are lost, and each is
     //    attributed to the crash, not to a deletion.
-    let s = scenario(&rto, "crash-unarchived-writes");
+    let s = rto_scenario(&rto, "crash-unarchived-writes");
     assert_eq!(s["rows_lost"], 3, "{s}");
     let crash = fault(s, "kill-primary");
     assert_eq!(
@@ -106,7 +97,7 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
     );
 
     // 2. archive_timeout: w1 reached the archive with no switch; w2 died with the primary.
-    let s = scenario(&rto, "archive-timeout-rpo-bound");
+    let s = rto_scenario(&rto, "archive-timeout-rpo-bound");
     let wait = s["archive_waits"]
         .as_array()
         .unwrap()
@@ -120,7 +111,7 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
 
     // 3. Tail loss: the two deleted segments and the unarchived one, each with its cause; the
     //    audit sees no hole, the archive just ends earlier.
-    let s = scenario(&rto, "tail-loss-after-crash");
+    let s = rto_scenario(&rto, "tail-loss-after-crash");
     assert_eq!(s["audit"]["gaps"].as_array().unwrap().len(), 0, "{s}");
     let causes: Vec<(String, String)> = s["missing"]
         .as_array()
@@ -153,7 +144,7 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
 
     // 4. WAL uploads failing, the archiver seen failing, then a crash inside the window: the
     //    exposure at the crash is what recovery lost.
-    let s = scenario(&rto, "crash-during-outage");
+    let s = rto_scenario(&rto, "crash-during-outage");
     let w = &fault(s, "wal-outage")["archiver"];
     assert!(w["failing_after_seconds"].as_f64().is_some(), "{w}");
     assert!(w["failed_attempts"].as_u64().unwrap() >= 1, "{w}");
@@ -173,7 +164,7 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
 
     // 5. 403 for a while: failures show, the exposure at the window's end is the write made
     //    during it, archiving catches up and nothing is lost.
-    let s = scenario(&rto, "wrong-credentials");
+    let s = rto_scenario(&rto, "wrong-credentials");
     let w = &fault(s, "rotated-keys")["archiver"];
     assert!(w["failing_after_seconds"].as_f64().is_some(), "{w}");
     assert_eq!(w["stand"]["moment"], "window end", "{w}");
@@ -191,7 +182,7 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
         ("object-store-outage", "outage", "503 SlowDown"),
         ("missing-bucket", "bucket-gone", "404 NoSuchBucket"),
     ] {
-        let s = scenario(&rto, name);
+        let s = rto_scenario(&rto, name);
         let f = fault(s, step);
         assert!(f["action"].as_str().unwrap().contains(answer), "{f}");
         let w = &f["archiver"];
@@ -202,7 +193,7 @@ fn archiving_faults_lose_exactly_what_the_ledger_says() {
     }
 
     // 6. Latency: every own-segment write's archive wait is recorded and summarised.
-    let s = scenario(&rto, "object-store-latency");
+    let s = rto_scenario(&rto, "object-store-latency");
     let switches = s["archive_waits"]
         .as_array()
         .unwrap()

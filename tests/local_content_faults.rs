@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 mod cli;
 #[path = "support/junit.rs"]
 mod junit;
-use cli::{pgdrill, run_dir, text};
+use cli::{pgdrill, rto_scenario, run_dir, text};
 use junit::Junit;
 
 /// Run `scenarios` into a fresh report root; returns (exit code, output, run directory).
@@ -18,15 +18,6 @@ fn run(scenarios: &[&str], root: &Path) -> (Option<i32>, String, PathBuf) {
     args.extend_from_slice(scenarios);
     let out = pgdrill(&args);
     (out.status.code(), text(&out), run_dir(root))
-}
-
-fn scenario<'a>(rto: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    rto["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in rto.json: {rto}"))
 }
 
 fn lost_steps(s: &serde_json::Value) -> Vec<(String, String)> {
@@ -126,7 +117,7 @@ fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
         !crc.text().contains("The archive audit reported this gap"),
         "{crc}"
     );
-    let s = scenario(&rto, "corrupt-wal-crc");
+    let s = rto_scenario(&rto, "corrupt-wal-crc");
     assert_eq!(s["rows_lost"], 2, "{s}");
     assert_eq!(
         lost_steps(s),
@@ -158,7 +149,7 @@ fn damaged_wal_content_loses_the_writes_after_it_and_the_audit_cannot_see_it() {
         "{un}"
     );
     assert_eq!(un.property("audit.gaps").as_deref(), Some("none"), "{un}");
-    let s = scenario(&rto, "corrupt-wal-undecompressable");
+    let s = rto_scenario(&rto, "corrupt-wal-undecompressable");
     assert_eq!(
         lost_steps(s),
         [
@@ -245,7 +236,7 @@ fn recovery_chooses_its_backup_from_the_archive_catalogue() {
             .contains(&format!("recovered from backup {used} to latest")),
         "the step log names the backup used: {fb}"
     );
-    let s = scenario(&rto, "backup-info-deleted-fallback");
+    let s = rto_scenario(&rto, "backup-info-deleted-fallback");
     assert_eq!(s["backup_id"], used.as_str(), "{s}");
     assert_eq!(s["backup_step"], "base1", "{s}");
     assert_eq!(s["backup_fallback"], fallback.as_str(), "{s}");
@@ -275,7 +266,7 @@ fn recovery_chooses_its_backup_from_the_archive_catalogue() {
         audit.ends_with("is incomplete in the archive: restore will fail"),
         "the audit flagged it before recovery: {audit}"
     );
-    let s = scenario(&rto, "backup-data-deleted");
+    let s = rto_scenario(&rto, "backup-data-deleted");
     let findings = s["audit"]["findings"].to_string();
     assert!(
         findings.contains("is DONE but base/") && findings.contains("barman still lists it"),
@@ -369,7 +360,7 @@ fn a_deleted_history_file_makes_recovery_diverge_onto_its_own_timeline() {
         Some("6"),
         "{gone}"
     );
-    let s = scenario(&rto, "timeline2-history-deleted");
+    let s = rto_scenario(&rto, "timeline2-history-deleted");
     assert_eq!(
         lost_steps(s),
         [
@@ -395,7 +386,7 @@ fn a_deleted_history_file_makes_recovery_diverge_onto_its_own_timeline() {
         Some("0"),
         "{kept}"
     );
-    let restored = scenario(&rto, "timeline2-history-present")["rto"]["wal_segments_replayed"]
+    let restored = rto_scenario(&rto, "timeline2-history-present")["rto"]["wal_segments_replayed"]
         .as_u64()
         .unwrap();
     assert!(

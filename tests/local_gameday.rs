@@ -4,7 +4,7 @@
 //! timeline-2 archive written by the server a previous recovery promoted. Every game day must
 //! leave the archive under test untouched (the endpoint records every operation).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,8 @@ use pgdrill::runner::{ScenarioResult, Status};
 use pgdrill::scenario::Compression;
 use serde_json::Value;
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/test_pg.rs"]
 mod test_pg;
 
@@ -55,17 +57,7 @@ fn gameday(env: &Env, name: &str, body: &str, extra: &[&str]) -> (i32, String, V
         .expect("pgdrill gameday runs");
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let dir: PathBuf = std::fs::read_dir(&reports)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("gameday-{name}-"))
-        })
-        .unwrap_or_else(|| panic!("no report folder for {name}:\n{text}"));
+    let dir = cli::gameday_dir(&reports, &format!("gameday-{name}-"), &text);
     let json = std::fs::read_to_string(dir.join("gameday.json")).expect("gameday.json");
     let rec: Value = serde_json::from_str(&json).unwrap();
     for f in ["gameday.xml", "gameday.md", "report.html"] {

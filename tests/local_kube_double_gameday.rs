@@ -11,6 +11,8 @@
 //! which order, what is decided from statuses and logs, and that checks run through the
 //! port-forward; never that CloudNativePG restores the archive.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/kube_api_double.rs"]
 mod kube_api_double;
 #[path = "support/test_pg.rs"]
@@ -755,17 +757,7 @@ async fn gameday_command_runs_on_kube_through_a_kubeconfig() {
     assert!(text.contains("game day: PASSED"), "{text}");
     assert!(!text.contains(&archive.creds.secret_key), "{text}");
 
-    let dir = std::fs::read_dir(&reports)
-        .expect("reports")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("gameday-kube-double-")
-        })
-        .unwrap_or_else(|| panic!("no report folder:\n{text}"));
+    let dir = cli::gameday_dir(&reports, "gameday-kube-double-", &text);
     let rec: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("gameday.json")).unwrap()).unwrap();
     assert_eq!(rec["backend"], "kube", "{rec}");

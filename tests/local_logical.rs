@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 mod cli;
 #[path = "support/junit.rs"]
 mod junit;
-use cli::{pgdrill, run_dir, text};
+use cli::{pgdrill, rto_json, rto_scenario, run_dir, text};
 use junit::Junit;
 
 fn manifest() -> &'static Path {
@@ -24,19 +24,6 @@ fn run(scenarios: &[&str], root: &Path) -> (Option<i32>, String, PathBuf) {
     args.extend_from_slice(scenarios);
     let out = pgdrill(&args);
     (out.status.code(), text(&out), run_dir(root))
-}
-
-fn rto_json(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap()
-}
-
-fn scenario<'a>(rto: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    rto["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in rto.json: {rto}"))
 }
 
 /// A shipped scenario rewritten into `dir`: renamed, with `edits` applied and the shipped
@@ -86,7 +73,7 @@ fn shipped_logical_scenarios_pass_and_say_what_the_snapshot_holds() {
 
     // 34: restored into 16; the in-flight write and the later one are not expected, and not
     // there (an extra row would fail the drill).
-    let s34 = scenario(&rto, "logical-backup-restore");
+    let s34 = rto_scenario(&rto, "logical-backup-restore");
     assert_eq!(s34["rows_expected"], 67, "{s34}");
     assert_eq!(s34["rows_observed"], 67, "{s34}");
     let case = junit.case("logical-backup-restore");
@@ -144,7 +131,7 @@ fn shipped_logical_scenarios_pass_and_say_what_the_snapshot_holds() {
 
     // 36 and 38: "successful" restores with every row missing, caught by the ledger.
     for name in ["logical-wrong-database", "runbook-broken"] {
-        let s = scenario(&rto, name);
+        let s = rto_scenario(&rto, name);
         assert_eq!(s["rows_observed"], 0, "{s}");
         assert_eq!(s["rows_lost"], s["rows_expected"], "{s}");
         let expl = s["loss_explanation"].to_string();

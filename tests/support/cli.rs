@@ -38,6 +38,37 @@ pub fn run_dir(root: &Path) -> PathBuf {
     dirs[0].clone()
 }
 
+/// The game-day report folder under `reports` whose name starts with `prefix`
+/// (`gameday-<name>-`); `said` (the command's output) goes into the panic when there is none.
+pub fn gameday_dir(reports: &Path, prefix: &str, said: &str) -> PathBuf {
+    std::fs::read_dir(reports)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{said}", reports.display()))
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {prefix}* report folder in {}:\n{said}",
+                reports.display()
+            )
+        })
+}
+
+/// The `rto.json` a run wrote into `dir`.
+pub fn rto_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("rto.json")).unwrap()).unwrap()
+}
+
+/// Scenario `name`'s entry in an `rto.json`.
+pub fn rto_scenario<'a>(rto: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    rto["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in rto.json: {rto}"))
+}
+
 /// `pgdrill serve-s3` over `dir` on a free loopback port with these keys, once it serves;
 /// (the child, its endpoint URL). Stop it with SIGINT.
 pub fn serve_s3(dir: &Path, access_key: &str, secret_key: &str) -> (Child, String) {

@@ -131,29 +131,6 @@ fn password() -> String {
         .collect()
 }
 
-/// Poll until the server answers on `port` (its socket), failing at once if it exits.
-async fn wait_answering(
-    inst: &mut PgInstance,
-    port: u16,
-    deadline: Duration,
-) -> Result<tokio_postgres::Client, NotReady> {
-    let until = Instant::now() + deadline;
-    loop {
-        if !inst.is_running() {
-            return Err(NotReady::Exited(inst.fatal_lines()));
-        }
-        if let Ok(c) = inst.connect_to(port, "postgres").await
-            && c.simple_query("SELECT 1").await.is_ok()
-        {
-            return Ok(c);
-        }
-        if Instant::now() >= until {
-            return Err(NotReady::Timeout(inst.fatal_lines()));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn not_ready(e: NotReady, deadline: Duration) -> BackendError {
     match e {
         NotReady::Exited(log) => BackendError::Exited {
@@ -199,11 +176,11 @@ async fn start_target(
     };
     inst.append_conf(&settings)?;
     inst.start(&[])?;
-    let client = match &target {
-        Some(t) => wait_answering(inst, t.port, deadline).await,
-        None => inst.wait_ready(deadline).await,
-    }
-    .map_err(|e| not_ready(e, deadline))?;
+    let port = target.as_ref().map_or(5432, |t| t.port);
+    let client = inst
+        .wait_ready_on(port, deadline)
+        .await
+        .map_err(|e| not_ready(e, deadline))?;
     if let Some(t) = &target {
         // The password is a literal in the statement only, sent over the socket.
         client

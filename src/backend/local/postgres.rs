@@ -283,6 +283,16 @@ impl PgInstance {
     /// Poll until the server answers and is out of recovery (promoted); fail at once if the
     /// postmaster exits. Returns a connected client.
     pub async fn wait_ready(&mut self, deadline: Duration) -> Result<Client, NotReady> {
+        self.wait_ready_on(5432, deadline).await
+    }
+
+    /// [`PgInstance::wait_ready`] for a server listening on `port` (its socket is
+    /// `.s.PGSQL.<port>`).
+    pub async fn wait_ready_on(
+        &mut self,
+        port: u16,
+        deadline: Duration,
+    ) -> Result<Client, NotReady> {
         let until = Instant::now() + deadline;
         // One connection, once the server takes them (a hot standby does from consistency on),
         // asked again on each poll: a new backend per poll would compete with replay for the
@@ -293,7 +303,7 @@ impl PgInstance {
                 return Err(NotReady::Exited(self.fatal_lines()));
             }
             if held.is_none() {
-                held = self.connect().await.ok();
+                held = self.connect_to(port, "postgres").await.ok();
             }
             if let Some(client) = &held {
                 match client
